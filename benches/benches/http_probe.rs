@@ -1,0 +1,2 @@
+//! HttpProbe throughput (filled in with the HttpProbe adapter).
+fn main() {}

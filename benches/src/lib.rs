@@ -1,0 +1,1 @@
+//! Criterion benchmarks for `ops`; see `benches/RESULTS.md` for recorded figures.

@@ -1,0 +1,182 @@
+//! [`BackupStore`]: create, list, verify, restore and delete backups, and stream backup
+//! artifacts in and out without buffering them.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncRead;
+
+use crate::Result;
+use crate::checksum::Checksum;
+
+/// A stream of artifact bytes. Readers returned by [`BackupStore::get_artifact`] verify the
+/// recorded checksum and fail the final read with [`crate::ErrorKind::ChecksumMismatch`] when
+/// the bytes do not match, so a consumer that reads to the end never takes corrupt data as good.
+pub type ArtifactReader = Pin<Box<dyn AsyncRead + Send>>;
+
+/// Where a backup is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupState {
+    /// Being taken.
+    Pending,
+    /// Complete: safe to restore from.
+    Complete,
+    /// The provider reports it failed.
+    Failed,
+}
+
+/// What is known about one backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupInfo {
+    /// The store's id for it (a file name, an object name, a backup-run id).
+    pub id: String,
+    /// When it was taken.
+    pub created_at: DateTime<Utc>,
+    /// Its state.
+    pub state: BackupState,
+    /// Its size, where the store knows it.
+    pub size_bytes: Option<u64>,
+    /// Its recorded checksum, where the store keeps one.
+    pub checksum: Option<Checksum>,
+    /// What was backed up (a path, an object, an instance), where known: the target of
+    /// [`RestoreTarget::Original`].
+    pub source: Option<String>,
+    /// Where it lives, for humans (`/var/backups/db-…`, `gs://bucket/backup/…`).
+    pub location: String,
+    /// Labels given when it was made.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Which backups [`BackupStore::list`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupFilter {
+    /// Only ids starting with this.
+    pub prefix: Option<String>,
+    /// Only backups created at or after this.
+    pub created_after: Option<DateTime<Utc>>,
+    /// Only backups created before this.
+    pub created_before: Option<DateTime<Utc>>,
+    /// At most this many (the newest).
+    pub limit: Option<usize>,
+}
+
+impl BackupFilter {
+    /// Whether `info` passes the prefix and time conditions (not the limit).
+    pub fn matches(&self, info: &BackupInfo) -> bool {
+        self.prefix
+            .as_deref()
+            .is_none_or(|p| info.id.starts_with(p))
+            && self.created_after.is_none_or(|t| info.created_at >= t)
+            && self.created_before.is_none_or(|t| info.created_at < t)
+    }
+
+    /// Filters, sorts newest first (ties by id) and applies the limit: the shared tail of every
+    /// `list` implementation.
+    pub fn apply(&self, mut all: Vec<BackupInfo>) -> Vec<BackupInfo> {
+        all.retain(|b| self.matches(b));
+        all.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| b.id.cmp(&a.id))
+        });
+        if let Some(n) = self.limit {
+            all.truncate(n);
+        }
+        all
+    }
+}
+
+/// What [`BackupStore::create`] backs up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateBackup {
+    /// The thing to back up, in the store's terms: a file path, an object name, a database
+    /// instance. Stores that back up one fixed thing may ignore it.
+    pub source: String,
+    /// The id's stem; the store appends a timestamp (`NAME-YYYYMMDD-HHMMSS`). Defaults to the
+    /// source's last path segment.
+    pub name: Option<String>,
+    /// Labels to record.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What [`BackupStore::put_artifact`] stores.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutArtifact {
+    /// The artifact's id; must not exist yet.
+    pub id: String,
+    /// What the bytes are a backup of, if anything (recorded as [`BackupInfo::source`]).
+    pub source: Option<String>,
+    /// Labels to record.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Where [`BackupStore::restore`] puts a backup back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestoreTarget {
+    /// Back where it came from ([`BackupInfo::source`]).
+    Original,
+    /// Somewhere else, in the store's terms (a path, an object name, another instance).
+    Other(String),
+}
+
+/// The result of a restore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreOutcome {
+    /// The backup restored.
+    pub backup_id: String,
+    /// Where it was restored to.
+    pub target: String,
+    /// Bytes written, where known.
+    pub bytes: Option<u64>,
+}
+
+/// What a backup store can do; runbooks and the testkit choose by these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupCapabilities {
+    /// [`BackupStore::create`] from a source.
+    pub create: bool,
+    /// [`BackupStore::put_artifact`] and [`BackupStore::get_artifact`].
+    pub artifacts: bool,
+    /// [`BackupStore::restore`].
+    pub restore: bool,
+    /// [`BackupStore::delete`].
+    pub delete: bool,
+}
+
+/// A place backups are taken into and restored from.
+///
+/// Artifacts are streamed: implementations never hold a whole artifact in memory, record a
+/// checksum while writing, and verify it while reading. A write that fails or is interrupted
+/// never leaves something that lists as a complete backup.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait BackupStore: Send + Sync {
+    /// The store's name, for reports.
+    fn name(&self) -> &str;
+    /// What this store supports.
+    fn capabilities(&self) -> BackupCapabilities;
+    /// Takes a backup of `request.source`.
+    async fn create(&self, request: &CreateBackup) -> Result<BackupInfo>;
+    /// Streams `data` into a new artifact, recording its size and checksum.
+    async fn put_artifact(&self, request: &PutArtifact, data: ArtifactReader)
+    -> Result<BackupInfo>;
+    /// Streams an artifact out, verifying its checksum as it is read.
+    async fn get_artifact(&self, id: &str) -> Result<ArtifactReader>;
+    /// Complete backups matching `filter`, newest first.
+    async fn list(&self, filter: &BackupFilter) -> Result<Vec<BackupInfo>>;
+    /// One backup.
+    async fn describe(&self, id: &str) -> Result<BackupInfo>;
+    /// Restores a backup, verifying it on the way; the target is only replaced once the whole
+    /// backup has been read and verified.
+    async fn restore(&self, id: &str, target: &RestoreTarget) -> Result<RestoreOutcome>;
+    /// Deletes a backup.
+    async fn delete(&self, id: &str) -> Result<()>;
+}

@@ -1,0 +1,107 @@
+//! [`MetricsSource`]: the numbers a runbook decides on (error ratio, latency, utilisation).
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::contracts::TimeWindow;
+use crate::{Error, Result};
+
+/// What to measure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "metric")]
+pub enum Metric {
+    /// Failed requests / all requests (server errors, 5xx), from 0 to 1.
+    ErrorRatio,
+    /// Request latency at a percentile (`50.0`, `95.0`, `99.0`), in milliseconds.
+    LatencyPercentile {
+        /// The percentile, in (0, 100].
+        percentile: f64,
+    },
+    /// CPU utilisation, from 0 to 1.
+    CpuUtilisation,
+    /// Memory utilisation, from 0 to 1.
+    MemoryUtilisation,
+    /// A source-specific metric by name (queue depth, pool use, a PromQL alias).
+    Named {
+        /// The name the source knows it by.
+        name: String,
+    },
+}
+
+/// A metric over a window, optionally for one release (to compare canary with stable).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricQuery {
+    /// What to measure.
+    pub metric: Metric,
+    /// Over which window.
+    pub window: TimeWindow,
+    /// Only this release's traffic, where the source can tell releases apart.
+    pub release: Option<String>,
+    /// Fewer samples than this (requests, points) is [`MetricReading::InsufficientData`].
+    pub min_samples: u64,
+}
+
+impl MetricQuery {
+    /// Rejects a percentile outside (0, 100] and an empty named metric.
+    pub fn validate(&self) -> Result<()> {
+        match &self.metric {
+            Metric::LatencyPercentile { percentile }
+                if !(*percentile > 0.0 && *percentile <= 100.0) =>
+            {
+                Err(Error::invalid_input(
+                    "ops-core",
+                    "metric_query",
+                    "percentile",
+                    "must be in (0, 100]",
+                ))
+            }
+            Metric::Named { name } if name.trim().is_empty() => Err(Error::invalid_input(
+                "ops-core",
+                "metric_query",
+                "name",
+                "must not be empty",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A measured value, or the honest answer that there was too little data to say.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "reading")]
+pub enum MetricReading {
+    /// The value, and how many samples it rests on.
+    Value {
+        /// The value, in the metric's unit.
+        value: f64,
+        /// Requests or points behind it.
+        samples: u64,
+    },
+    /// Too few samples to decide (no traffic yet): never a pass.
+    InsufficientData {
+        /// Samples seen.
+        samples: u64,
+        /// Why, for the report.
+        detail: String,
+    },
+}
+
+impl MetricReading {
+    /// The value, when there is one.
+    pub fn value(&self) -> Option<f64> {
+        match self {
+            MetricReading::Value { value, .. } => Some(*value),
+            MetricReading::InsufficientData { .. } => None,
+        }
+    }
+}
+
+/// A source of metrics.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait MetricsSource: Send + Sync {
+    /// The source's name, for reports.
+    fn name(&self) -> &str;
+    /// Measures one metric; metrics the source does not have are `Unsupported`.
+    async fn read(&self, query: &MetricQuery) -> Result<MetricReading>;
+}

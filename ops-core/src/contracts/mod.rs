@@ -1,0 +1,20 @@
+//! The contracts: what a runbook talks to. Every trait is `Send + Sync`, object-safe and used as
+//! `Arc<dyn Trait>`; with the `mock` feature each has a mockall mock (`MockDeployer`, ...).
+
+mod backup;
+mod common;
+mod deploy;
+mod health;
+mod logs;
+mod metrics;
+mod notify;
+mod secret;
+
+pub use backup::*;
+pub use common::*;
+pub use deploy::*;
+pub use health::*;
+pub use logs::*;
+pub use metrics::*;
+pub use notify::*;
+pub use secret::*;

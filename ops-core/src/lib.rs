@@ -1,0 +1,31 @@
+//! # ops-core
+//!
+//! The contracts, error type, HTTP plumbing and cloud-free adapters of `ops`, a library that
+//! turns operations runbooks (health checks, deploys with rollback, canaries, backups, secret
+//! rotation, emergency shutdown, incidents) into typed, tested code.
+//!
+//! Layers, each using only those above it in this list:
+//! - [`error`], [`clock`], [`checksum`]: the error type, injected time, artifact checksums.
+//! - [`contracts`]: the traits runbooks talk to ([`contracts::Deployer`],
+//!   [`contracts::BackupStore`], [`contracts::HealthProbe`], [`contracts::SecretStore`],
+//!   [`contracts::Notifier`], [`contracts::LogSource`], [`contracts::MetricsSource`]).
+//! - [`retry`]: backoff with jitter, a total time cap, `Retry-After` honoured.
+//! - [`http`]: one reqwest client set-up, status → [`ErrorKind`] mapping, retried sends.
+//! - [`adapters`]: implementations that need no cloud (HTTP and TCP probes, a filesystem backup
+//!   store, environment and file secrets, log and webhook notifiers).
+//! - `testkit` (feature `testkit`): conformance suites every implementation must pass.
+//!
+//! With the `mock` feature, every contract has a mockall mock (`contracts::MockDeployer`, ...).
+
+pub mod adapters;
+pub mod checksum;
+pub mod clock;
+pub mod contracts;
+pub mod error;
+pub mod http;
+pub mod retry;
+pub mod serde_duration;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use error::{Error, ErrorKind, Result};
