@@ -101,3 +101,74 @@ pub async fn timeout<F: Future>(clock: &dyn Clock, limit: Duration, fut: F) -> O
         _ = clock.sleep(limit) => None,
     }
 }
+
+/// A clock whose time moves only when someone sleeps on it: a sleep returns at once and
+/// advances both wall and monotonic time by its length, and every sleep is recorded. For tests
+/// that talk to real sockets, where a paused tokio clock would also fire the I/O timeouts.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use ops_core::clock::{Clock, ManualClock};
+/// use std::time::Duration;
+/// let clock = ManualClock::starting_at(chrono::DateTime::UNIX_EPOCH);
+/// clock.sleep(Duration::from_secs(3)).await;
+/// assert_eq!(clock.sleeps(), vec![Duration::from_secs(3)]);
+/// assert_eq!(clock.now().timestamp(), 3);
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct ManualClock {
+    wall_start: DateTime<Utc>,
+    mono_start: Instant,
+    state: std::sync::Mutex<ManualState>,
+}
+
+#[derive(Debug, Default)]
+struct ManualState {
+    offset: Duration,
+    sleeps: Vec<Duration>,
+}
+
+impl ManualClock {
+    /// A clock whose wall time is `wall_start` until someone sleeps.
+    pub fn starting_at(wall_start: DateTime<Utc>) -> Self {
+        Self {
+            wall_start,
+            mono_start: Instant::now(),
+            state: Default::default(),
+        }
+    }
+
+    /// Every sleep so far, in order.
+    pub fn sleeps(&self) -> Vec<Duration> {
+        self.lock().sleeps.clone()
+    }
+
+    /// Moves time forward without recording a sleep.
+    pub fn advance(&self, by: Duration) {
+        self.lock().offset += by;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ManualState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        let offset = self.lock().offset;
+        self.wall_start + chrono::Duration::from_std(offset).unwrap_or(chrono::Duration::MAX)
+    }
+    fn instant(&self) -> Instant {
+        self.mono_start + self.lock().offset
+    }
+    fn sleep(&self, duration: Duration) -> Sleep {
+        {
+            let mut s = self.lock();
+            s.offset += duration;
+            s.sleeps.push(duration);
+        }
+        Box::pin(tokio::task::yield_now())
+    }
+}

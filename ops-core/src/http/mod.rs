@@ -1,1 +1,385 @@
-//! HTTP
+//! The HTTP plumbing every provider uses: one reqwest client set-up (rustls, timeouts, user
+//! agent, gzip), one retry policy, one status → [`crate::ErrorKind`] mapping.
+//!
+//! ```no_run
+//! # async fn f() -> ops_core::Result<()> {
+//! use ops_core::http::{HttpClient, HttpConfig};
+//! let http = HttpClient::new("example", &HttpConfig::default())?;
+//! let req = http.get("https://api.example.com/v1/things");
+//! let things: serde_json::Value = http.send_json("list_things", req).await?;
+//! # Ok(()) }
+//! ```
+
+mod error_map;
+mod redact;
+mod retry_after;
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
+
+pub use error_map::{error_for_status, error_for_transport, provider_code};
+pub use redact::redact_excerpt;
+pub use retry_after::retry_after;
+
+use crate::clock::{SharedClock, system_clock};
+use crate::retry::{Idempotency, RetryPolicy};
+use crate::{Error, ErrorKind, Result};
+
+/// The most bytes of a response body kept in an error.
+pub const BODY_EXCERPT_LIMIT: usize = 512;
+
+/// The largest response body [`HttpClient::send_bytes`] reads into memory.
+pub const MAX_BUFFERED_BODY: usize = 32 * 1024 * 1024;
+
+/// How the HTTP client is set up.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Time allowed to open a connection.
+    pub connect_timeout: Duration,
+    /// Time allowed for one attempt, body included.
+    pub request_timeout: Duration,
+    /// The `User-Agent` header.
+    pub user_agent: String,
+    /// How failed idempotent requests are retried.
+    pub retry: RetryPolicy,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            user_agent: concat!("ops/", env!("CARGO_PKG_VERSION")).to_string(),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// What a send accepts beyond the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct SendOptions {
+    /// Overrides the idempotency derived from the method and headers.
+    pub idempotency: Option<Idempotency>,
+    /// Non-2xx statuses returned as responses instead of errors (e.g. `308` for resumable
+    /// uploads).
+    pub accept: Vec<u16>,
+    /// What was asked for, named in `NotFound` errors (defaults to the URL path).
+    pub resource: Option<String>,
+}
+
+/// A reqwest client with a provider name, a retry policy and a clock.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    inner: reqwest::Client,
+    provider: Cow<'static, str>,
+    retry: RetryPolicy,
+    request_timeout: Duration,
+    clock: SharedClock,
+}
+
+impl HttpClient {
+    /// A client for `provider` (used in errors), set up from `config`.
+    pub fn new(provider: impl Into<Cow<'static, str>>, config: &HttpConfig) -> Result<Self> {
+        let provider = provider.into();
+        config.retry.validate()?;
+        let inner = reqwest::Client::builder()
+            .use_rustls_tls()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .user_agent(&config.user_agent)
+            .gzip(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| {
+                Error::invalid_input(provider.clone(), "http_client", "config", e.to_string())
+            })?;
+        Ok(Self {
+            inner,
+            provider,
+            retry: config.retry.clone(),
+            request_timeout: config.request_timeout,
+            clock: system_clock(),
+        })
+    }
+
+    /// The same client reading time from `clock` (tests use a paused clock).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The same client with another retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The clock this client uses.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// The provider name errors carry.
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// Starts a request.
+    pub fn request(&self, method: Method, url: impl reqwest::IntoUrl) -> RequestBuilder {
+        self.inner.request(method, url)
+    }
+
+    /// Starts a GET.
+    pub fn get(&self, url: impl reqwest::IntoUrl) -> RequestBuilder {
+        self.inner.get(url)
+    }
+
+    /// Starts a POST.
+    pub fn post(&self, url: impl reqwest::IntoUrl) -> RequestBuilder {
+        self.inner.post(url)
+    }
+
+    /// Sends with default options and returns the response once its status is a success,
+    /// leaving the body to stream. Retries happen before the body is read.
+    pub async fn send(&self, operation: &'static str, request: RequestBuilder) -> Result<Response> {
+        self.send_with(operation, request, &SendOptions::default())
+            .await
+    }
+
+    /// [`HttpClient::send`] with options.
+    ///
+    /// Idempotent requests (GET, HEAD, PUT, DELETE, OPTIONS, or any request with an
+    /// `Idempotency-Key` or `X-Request-Id` header) are retried on retryable errors. Others are
+    /// retried only when throttled or when the connection never opened. A request whose body is
+    /// a stream cannot be replayed and is sent once.
+    pub async fn send_with(
+        &self,
+        operation: &'static str,
+        request: RequestBuilder,
+        options: &SendOptions,
+    ) -> Result<Response> {
+        self.execute(operation, request, options, |resp| async move { Ok(resp) })
+            .await
+    }
+
+    /// Sends and reads the whole body (at most [`MAX_BUFFERED_BODY`]), retrying a body cut
+    /// short as well as the request.
+    pub async fn send_bytes(
+        &self,
+        operation: &'static str,
+        request: RequestBuilder,
+        options: &SendOptions,
+    ) -> Result<(StatusCode, HeaderMap, Vec<u8>)> {
+        let provider = self.provider.clone();
+        let timeout = self.request_timeout;
+        self.execute(operation, request, options, move |resp| {
+            let provider = provider.clone();
+            async move {
+                let status = resp.status();
+                let headers = resp.headers().clone();
+                let body = read_body(resp, &provider, operation, timeout).await?;
+                Ok((status, headers, body))
+            }
+        })
+        .await
+    }
+
+    /// Sends and decodes a JSON body. Truncated bodies are retried (for idempotent requests);
+    /// complete but malformed JSON is a [`ErrorKind::Decode`] error.
+    pub async fn send_json<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        request: RequestBuilder,
+    ) -> Result<T> {
+        let (_, _, body) = self
+            .send_bytes(operation, request, &SendOptions::default())
+            .await?;
+        decode_json(&self.provider, operation, &body)
+    }
+
+    async fn execute<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        request: RequestBuilder,
+        options: &SendOptions,
+        on_success: F,
+    ) -> Result<T>
+    where
+        F: Fn(Response) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let request = request.build().map_err(|e| {
+            error_for_transport(self.provider.clone(), operation, &e, self.request_timeout)
+        })?;
+        let idempotency = options
+            .idempotency
+            .unwrap_or_else(|| idempotency_of(request.method(), request.headers()));
+        let resource = options
+            .resource
+            .clone()
+            .unwrap_or_else(|| request.url().path().to_string());
+        // A streamed body cannot be replayed: one attempt only.
+        let replayable = request.try_clone().is_some();
+        let policy = if replayable {
+            self.retry.clone()
+        } else {
+            RetryPolicy {
+                max_attempts: 1,
+                ..self.retry.clone()
+            }
+        };
+        // Replayable requests are cloned from a template for each attempt; a streamed one is
+        // sent once from `single`.
+        let (template, mut single) = if replayable {
+            (Some(request), None)
+        } else {
+            (None, Some(request))
+        };
+        policy
+            .run(self.clock.as_ref(), idempotency, |_| {
+                let next = match &template {
+                    Some(t) => t.try_clone(),
+                    None => single.take(),
+                };
+                let attempt = next.ok_or_else(|| {
+                    Error::new(
+                        self.provider.clone(),
+                        operation,
+                        ErrorKind::Unsupported {
+                            capability: "replaying a streamed request body".into(),
+                        },
+                    )
+                });
+                let resource = resource.clone();
+                let on_success = &on_success;
+                async move {
+                    let req = attempt?;
+                    let resp = self.inner.execute(req).await.map_err(|e| {
+                        error_for_transport(
+                            self.provider.clone(),
+                            operation,
+                            &e,
+                            self.request_timeout,
+                        )
+                    })?;
+                    let status = resp.status();
+                    if status.is_success() || options.accept.contains(&status.as_u16()) {
+                        return on_success(resp).await;
+                    }
+                    Err(self.status_error(operation, &resource, resp).await)
+                }
+            })
+            .await
+    }
+
+    async fn status_error(&self, operation: &'static str, resource: &str, resp: Response) -> Error {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        // Only the start of the body is needed for the excerpt and the provider code.
+        let body = read_prefix(resp, 16 * 1024).await;
+        let err = error_for_status(
+            self.provider.clone(),
+            operation,
+            resource,
+            status,
+            &headers,
+            &body,
+            self.clock.now(),
+        );
+        tracing::debug!(provider = %self.provider, operation, status = status.as_u16(), error = %err, "request failed");
+        err
+    }
+}
+
+/// Whether a request may be repeated without repeating its effect.
+pub fn idempotency_of(method: &Method, headers: &HeaderMap) -> Idempotency {
+    let keyed = headers.contains_key("idempotency-key") || headers.contains_key("x-request-id");
+    if keyed
+        || matches!(
+            *method,
+            Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+        )
+    {
+        Idempotency::Idempotent
+    } else {
+        Idempotency::NotIdempotent
+    }
+}
+
+/// Decodes JSON, turning failure into a [`ErrorKind::Decode`] error that names the position but
+/// not the body.
+pub fn decode_json<T: DeserializeOwned>(
+    provider: &str,
+    operation: &'static str,
+    body: &[u8],
+) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| {
+        Error::new(
+            provider.to_string(),
+            operation,
+            ErrorKind::Decode {
+                detail: format!("invalid JSON response ({e}; {} bytes)", body.len()),
+            },
+        )
+    })
+}
+
+/// A bearer `Authorization` header value marked sensitive (reqwest then hides it from `Debug`).
+pub fn bearer(token: &str) -> Result<HeaderValue> {
+    let mut v = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+        Error::invalid_input("ops-core", "auth", "token", "not a valid header value")
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+async fn read_body(
+    mut resp: Response,
+    provider: &str,
+    operation: &'static str,
+    timeout: Duration,
+) -> Result<Vec<u8>> {
+    let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0).min(1 << 20) as usize);
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_BUFFERED_BODY {
+                    return Err(Error::new(
+                        provider.to_string(),
+                        operation,
+                        ErrorKind::Decode {
+                            detail: format!("response body larger than {MAX_BUFFERED_BODY} bytes"),
+                        },
+                    ));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => {
+                return Err(error_for_transport(
+                    provider.to_string(),
+                    operation,
+                    &e,
+                    timeout,
+                ));
+            }
+        }
+    }
+}
+
+async fn read_prefix(mut resp: Response, limit: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < limit {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                body.extend_from_slice(&chunk[..chunk.len().min(limit - body.len())])
+            }
+            _ => break,
+        }
+    }
+    body
+}

@@ -1,0 +1,167 @@
+//! Bounded, redacted excerpts of response bodies for error messages.
+//!
+//! Bodies can echo secrets (a Secret Manager `payload.data`, a token endpoint's
+//! `access_token`). Before any of a body reaches an [`crate::Error`]:
+//! - JSON: values under keys that name secrets are replaced with `[REDACTED]`;
+//! - text: `Bearer …` credentials and long opaque runs (keys, tokens) are masked;
+//! - the result is cut to [`super::BODY_EXCERPT_LIMIT`] bytes on a character boundary.
+
+use serde_json::Value;
+
+const MASK: &str = "[REDACTED]";
+
+/// Key fragments (lower case) whose values are never shown.
+const SECRET_KEYS: &[&str] = &[
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "key",
+    "authorization",
+    "credential",
+    "data",
+    "value",
+    "signature",
+    "cookie",
+    "session",
+];
+
+/// A redacted excerpt of `body`, at most `limit` bytes (plus an ellipsis when cut).
+///
+/// ```
+/// use ops_core::http::redact_excerpt;
+/// let body = br#"{"error":"bad","access_token":"ya29.abc"}"#;
+/// let e = redact_excerpt(body, 512);
+/// assert!(e.contains("[REDACTED]") && !e.contains("ya29"));
+/// ```
+pub fn redact_excerpt(body: &[u8], limit: usize) -> String {
+    let text = match serde_json::from_slice::<Value>(body) {
+        Ok(mut v) => {
+            redact_value(&mut v);
+            v.to_string()
+        }
+        Err(_) => redact_text(&String::from_utf8_lossy(body)),
+    };
+    truncate(text.trim(), limit)
+}
+
+fn is_secret_key(k: &str) -> bool {
+    let k = k.to_ascii_lowercase();
+    SECRET_KEYS.iter().any(|s| k.contains(s))
+}
+
+fn redact_value(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map.iter_mut() {
+                if is_secret_key(k) && !child.is_object() && !child.is_array() {
+                    *child = Value::String(MASK.into());
+                } else {
+                    redact_value(child);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_value),
+        Value::String(s) => {
+            let r = redact_text(s);
+            if r != *s {
+                *s = r;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Masks `Bearer <token>` / `Basic <creds>` and opaque runs of 32+ token characters.
+pub(crate) fn redact_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut mask_next = false;
+    for word in s.split_inclusive(char::is_whitespace) {
+        let bare = word.trim_end();
+        let lower = bare.to_ascii_lowercase();
+        if mask_next && !bare.is_empty() {
+            out.push_str(MASK);
+            out.push_str(&word[bare.len()..]);
+            mask_next = false;
+            continue;
+        }
+        if lower == "bearer" || lower == "basic" || lower.ends_with("bearer") {
+            mask_next = true;
+            out.push_str(word);
+            continue;
+        }
+        out.push_str(&mask_opaque_runs(word));
+    }
+    out
+}
+
+fn mask_opaque_runs(word: &str) -> String {
+    let is_tok =
+        |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '_' | '-' | '.');
+    let mut out = String::with_capacity(word.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        // A long run with both letters and digits looks like a key or token, not a word.
+        let opaque = run.len() >= 32
+            && run.chars().any(|c| c.is_ascii_digit())
+            && run.chars().any(|c| c.is_ascii_alphabetic());
+        out.push_str(if opaque { MASK } else { run });
+        run.clear();
+    };
+    for c in word.chars() {
+        if is_tok(c) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
+fn truncate(s: &str, limit: usize) -> String {
+    if s.len() <= limit {
+        return s.to_string();
+    }
+    let mut end = limit;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_secret_fields_are_masked_recursively() {
+        let body = br#"{"error":{"code":403,"message":"denied"},"payload":{"data":"c2VjcmV0"},"items":[{"password":"p@ss"}]}"#;
+        let e = redact_excerpt(body, 1000);
+        assert!(!e.contains("c2VjcmV0") && !e.contains("p@ss"), "{e}");
+        assert!(e.contains("denied") && e.contains("403"));
+    }
+
+    #[test]
+    fn text_credentials_are_masked() {
+        let e = redact_excerpt(
+            b"invalid header Authorization: Bearer abc.def.ghi for user",
+            1000,
+        );
+        assert!(!e.contains("abc.def.ghi"), "{e}");
+        assert!(e.contains("for user"));
+        let key = "AKIAIOSFODNN7EXAMPLEwJalrXUtnFEMIK7MDENGbPxRfiCY";
+        let e = redact_excerpt(format!("bad key {key}!").as_bytes(), 1000);
+        assert!(!e.contains(key), "{e}");
+        assert!(e.ends_with('!'));
+    }
+
+    #[test]
+    fn excerpts_are_bounded_on_char_boundaries() {
+        let body = "é".repeat(1000);
+        let e = redact_excerpt(body.as_bytes(), 101);
+        assert!(e.len() <= 101 + '…'.len_utf8());
+        assert!(e.ends_with('…'));
+    }
+}
