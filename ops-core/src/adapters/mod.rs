@@ -1,1 +1,5 @@
-//! adapters
+//! Implementations of the contracts that need no cloud account.
+
+mod fs_backup;
+
+pub use fs_backup::FsBackupStore;
