@@ -1,5 +1,14 @@
 //! Implementations of the contracts that need no cloud account.
 
+mod env_secret;
+mod file_secret;
 mod fs_backup;
+mod log_notifier;
+mod read_only_secrets;
+mod webhook_notifier;
 
+pub use env_secret::EnvSecretStore;
+pub use file_secret::{FileSecretStore, MAX_SECRET_FILE};
 pub use fs_backup::FsBackupStore;
+pub use log_notifier::LogNotifier;
+pub use webhook_notifier::WebhookNotifier;

@@ -82,7 +82,11 @@ pub fn error_for_transport(
 ) -> Error {
     let (provider, operation) = (provider.into(), operation.into());
     if err.is_builder() {
-        return Error::invalid_input(provider, operation, "request", err.to_string());
+        // reqwest's own text names the URL, which may carry a token (webhook URLs do).
+        let reason = std::error::Error::source(err)
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "invalid request".into());
+        return Error::invalid_input(provider, operation, "request", reason);
     }
     if err.is_timeout() {
         return Error::new(provider, operation, ErrorKind::Timeout { after: timeout });
