@@ -3,12 +3,16 @@
 mod env_secret;
 mod file_secret;
 mod fs_backup;
+mod http_probe;
 mod log_notifier;
 mod read_only_secrets;
+mod tcp_probe;
 mod webhook_notifier;
 
 pub use env_secret::EnvSecretStore;
 pub use file_secret::{FileSecretStore, MAX_SECRET_FILE};
 pub use fs_backup::FsBackupStore;
+pub use http_probe::HttpProbe;
 pub use log_notifier::LogNotifier;
+pub use tcp_probe::TcpProbe;
 pub use webhook_notifier::WebhookNotifier;

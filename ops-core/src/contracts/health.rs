@@ -103,3 +103,28 @@ pub trait HealthProbe: Send + Sync {
     /// Looks and reports.
     async fn check(&self) -> Result<HealthReport>;
 }
+
+/// Runs every probe, at most `concurrency` at once (at least one), and returns their results
+/// in the order given.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use std::sync::Arc;
+/// use ops_core::adapters::TcpProbe;
+/// use ops_core::contracts::{check_all, HealthProbe};
+/// let probes: Vec<Arc<dyn HealthProbe>> = vec![Arc::new(TcpProbe::new("127.0.0.1:9").unwrap())];
+/// let reports = check_all(&probes, 8).await;
+/// assert_eq!(reports.len(), 1);
+/// # }
+/// ```
+pub async fn check_all(
+    probes: &[std::sync::Arc<dyn HealthProbe>],
+    concurrency: usize,
+) -> Vec<Result<HealthReport>> {
+    use futures_util::StreamExt;
+    futures_util::stream::iter(probes.iter().map(|p| p.check()))
+        .buffered(concurrency.max(1))
+        .collect()
+        .await
+}
