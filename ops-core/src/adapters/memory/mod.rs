@@ -1,0 +1,17 @@
+//! In-memory implementations of the contracts a runbook decides with: a deployer, a log source
+//! and a metrics source. They hold real state and real logic (traffic validation, log filters
+//! and paging, error ratios and percentiles), so engine and runbook tests, and rehearsals, run
+//! against them with no cloud; the testkit suites hold them to the same contracts as providers.
+
+mod deployer;
+mod logs;
+mod metrics;
+
+pub use deployer::MemoryDeployer;
+pub use logs::MemoryLogSource;
+pub use metrics::MemoryMetricsSource;
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock leaves consistent data here (every update is one step).
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

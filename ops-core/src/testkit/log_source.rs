@@ -1,0 +1,106 @@
+//! The [`LogSource`] suite.
+
+use super::{expect_kind, expect_ok};
+use crate::ErrorKind;
+use crate::contracts::{LogEntry, LogQuery, LogSeverity, LogSource, TimeWindow};
+
+/// What the source under test holds.
+#[derive(Debug, Clone)]
+pub struct LogFixture {
+    /// A window.
+    pub window: TimeWindow,
+    /// Every entry the source holds in `window`, oldest first (at least 5, mixed severities).
+    pub expected: Vec<LogEntry>,
+}
+
+/// Checks paging, filters and counting against what the source is known to hold.
+pub async fn log_source(source: &dyn LogSource, fixture: &LogFixture) {
+    assert!(
+        fixture.expected.len() >= 5,
+        "the fixture needs at least 5 entries"
+    );
+    // Small pages, followed to the end.
+    let mut q = LogQuery {
+        page_size: 2,
+        ..LogQuery::new(fixture.window)
+    };
+    let mut got = Vec::new();
+    for _ in 0..1000 {
+        let page = expect_ok("query_page", source.query_page(&q).await);
+        assert!(
+            page.entries.len() <= 2,
+            "a page holds at most page_size entries"
+        );
+        got.extend(page.entries);
+        match page.next_page_token {
+            Some(t) => q.page_token = Some(t),
+            None => break,
+        }
+    }
+    let msgs = |v: &[LogEntry]| v.iter().map(|e| e.message.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        msgs(&got),
+        msgs(&fixture.expected),
+        "paging returns every entry once, oldest first"
+    );
+
+    let threshold = LogSeverity::Error;
+    let want: Vec<&LogEntry> = fixture
+        .expected
+        .iter()
+        .filter(|e| e.severity >= threshold)
+        .collect();
+    let n = expect_ok(
+        "count errors",
+        source
+            .count(
+                &LogQuery::new(fixture.window).min_severity(threshold),
+                10_000,
+            )
+            .await,
+    );
+    assert_eq!(n, want.len() as u64, "count honours min_severity");
+    let capped = expect_ok(
+        "count with a cap",
+        source.count(&LogQuery::new(fixture.window), 3).await,
+    );
+    assert_eq!(capped, 3, "count stops at the cap");
+
+    let word = fixture.expected[0]
+        .message
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let q = LogQuery {
+        contains: Some(word.clone()),
+        ..LogQuery::new(fixture.window)
+    };
+    let page = expect_ok("query contains", source.query_page(&q).await);
+    assert!(
+        !page.entries.is_empty() && page.entries.iter().all(|e| e.message.contains(&word)),
+        "contains filters by text"
+    );
+
+    let before = TimeWindow::new(
+        fixture.window.start - chrono::Duration::days(400),
+        fixture.window.start - chrono::Duration::days(399),
+    )
+    .expect("a valid window");
+    let none = expect_ok(
+        "query an empty window",
+        source.query_page(&LogQuery::new(before)).await,
+    );
+    assert!(
+        none.entries.is_empty() && none.next_page_token.is_none(),
+        "nothing outside the window"
+    );
+
+    let bad = LogQuery {
+        page_size: 0,
+        ..LogQuery::new(fixture.window)
+    };
+    expect_kind("page_size 0", source.query_page(&bad).await, |k| {
+        matches!(k, ErrorKind::InvalidInput { .. })
+    });
+}

@@ -1,0 +1,78 @@
+//! The [`MetricsSource`] suite.
+
+use super::{expect_kind, expect_ok};
+use crate::ErrorKind;
+use crate::contracts::{Metric, MetricQuery, MetricReading, MetricsSource};
+
+/// Queries with known answers.
+#[derive(Debug, Clone)]
+pub struct MetricsFixture {
+    /// Each query and the value it must read (within `tolerance`); at least one, and the first
+    /// must have data.
+    pub cases: Vec<(MetricQuery, f64)>,
+    /// Allowed absolute difference.
+    pub tolerance: f64,
+}
+
+/// Checks known values, honest "insufficient data", and validation.
+pub async fn metrics_source(source: &dyn MetricsSource, fixture: &MetricsFixture) {
+    assert!(
+        !fixture.cases.is_empty(),
+        "the fixture needs at least one case"
+    );
+    for (q, want) in &fixture.cases {
+        match expect_ok("read", source.read(q).await) {
+            MetricReading::Value { value, samples } => {
+                assert!(
+                    (value - want).abs() <= fixture.tolerance,
+                    "{:?}: read {value}, expected {want}",
+                    q.metric
+                );
+                assert!(
+                    samples >= q.min_samples,
+                    "a value rests on at least min_samples"
+                );
+            }
+            other => panic!("{:?}: expected {want}, got {other:?}", q.metric),
+        }
+    }
+    let (first, _) = &fixture.cases[0];
+    let starved = MetricQuery {
+        min_samples: u64::MAX,
+        ..first.clone()
+    };
+    let reading = expect_ok(
+        "read with an unreachable min_samples",
+        source.read(&starved).await,
+    );
+    assert!(
+        matches!(reading, MetricReading::InsufficientData { .. }),
+        "too little data is never a value: {reading:?}"
+    );
+    let empty_window = crate::contracts::TimeWindow::new(
+        first.window.start - chrono::Duration::days(400),
+        first.window.start - chrono::Duration::days(399),
+    )
+    .expect("a valid window");
+    let reading = expect_ok(
+        "read of an empty window",
+        source
+            .read(&MetricQuery {
+                window: empty_window,
+                min_samples: 1,
+                ..first.clone()
+            })
+            .await,
+    );
+    assert!(
+        matches!(reading, MetricReading::InsufficientData { samples: 0, .. }),
+        "no data is not zero: {reading:?}"
+    );
+    let bad = MetricQuery {
+        metric: Metric::LatencyPercentile { percentile: 150.0 },
+        ..first.clone()
+    };
+    expect_kind("percentile 150", source.read(&bad).await, |k| {
+        matches!(k, ErrorKind::InvalidInput { .. })
+    });
+}
