@@ -21,6 +21,7 @@ fn client(timeout: Duration) -> (HttpClient, Arc<ManualClock>) {
     ));
     let config = HttpConfig {
         request_timeout: timeout,
+        read_timeout: timeout,
         retry: RetryPolicy {
             max_attempts: 3,
             ..RetryPolicy::default()
@@ -284,4 +285,33 @@ async fn invalid_urls_are_invalid_input() {
     let (http, _) = client(Duration::from_secs(5));
     let e = http.send("get", http.get("not a url")).await.unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::InvalidInput { .. }), "{e}");
+}
+
+#[tokio::test]
+async fn a_slow_but_moving_stream_is_not_cut_off_while_a_buffered_call_is() {
+    // 6 chunks, 100 ms apart: 500 ms in all, never idle for more than 100 ms.
+    let (url, _) = raw_server(vec![Raw::Trickle(6)]).await;
+    let clock = Arc::new(ManualClock::starting_at(
+        "2026-01-01T00:00:00Z".parse().unwrap(),
+    ));
+    let config = HttpConfig {
+        request_timeout: Duration::from_millis(250),
+        read_timeout: Duration::from_secs(2),
+        retry: RetryPolicy::never(),
+        ..HttpConfig::default()
+    };
+    let http = HttpClient::new("test", &config).unwrap().with_clock(clock);
+    let resp = http.send("download", http.get(&url)).await.unwrap();
+    assert_eq!(resp.bytes().await.unwrap().len(), 6);
+
+    let e = http
+        .send_bytes("download", http.get(&url), &Default::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.kind(),
+        &ErrorKind::Timeout {
+            after: Duration::from_millis(250)
+        }
+    );
 }

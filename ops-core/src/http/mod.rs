@@ -40,7 +40,12 @@ pub const MAX_BUFFERED_BODY: usize = 32 * 1024 * 1024;
 pub struct HttpConfig {
     /// Time allowed to open a connection.
     pub connect_timeout: Duration,
-    /// Time allowed for one attempt, body included.
+    /// Longest wait for the next bytes of a response, for every request (a stalled stream
+    /// fails; a long but moving one does not).
+    pub read_timeout: Duration,
+    /// Time allowed for one whole attempt of a buffered call ([`HttpClient::send_bytes`],
+    /// [`HttpClient::send_json`]), body included. Streamed calls ([`HttpClient::send`]) have
+    /// only the read timeout, so large transfers are not cut off.
     pub request_timeout: Duration,
     /// The `User-Agent` header.
     pub user_agent: String,
@@ -52,6 +57,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(60),
             user_agent: concat!("ops/", env!("CARGO_PKG_VERSION")).to_string(),
             retry: RetryPolicy::default(),
@@ -77,6 +83,7 @@ pub struct HttpClient {
     inner: reqwest::Client,
     provider: Cow<'static, str>,
     retry: RetryPolicy,
+    read_timeout: Duration,
     request_timeout: Duration,
     clock: SharedClock,
 }
@@ -89,7 +96,7 @@ impl HttpClient {
         let inner = reqwest::Client::builder()
             .use_rustls_tls()
             .connect_timeout(config.connect_timeout)
-            .timeout(config.request_timeout)
+            .read_timeout(config.read_timeout)
             .user_agent(&config.user_agent)
             .gzip(true)
             .redirect(reqwest::redirect::Policy::none())
@@ -101,6 +108,7 @@ impl HttpClient {
             inner,
             provider,
             retry: config.retry.clone(),
+            read_timeout: config.read_timeout,
             request_timeout: config.request_timeout,
             clock: system_clock(),
         })
@@ -162,8 +170,10 @@ impl HttpClient {
         request: RequestBuilder,
         options: &SendOptions,
     ) -> Result<Response> {
-        self.execute(operation, request, options, |resp| async move { Ok(resp) })
-            .await
+        self.execute(operation, request, options, false, |resp| async move {
+            Ok(resp)
+        })
+        .await
     }
 
     /// Sends and reads the whole body (at most [`MAX_BUFFERED_BODY`]), retrying a body cut
@@ -176,7 +186,7 @@ impl HttpClient {
     ) -> Result<(StatusCode, HeaderMap, Vec<u8>)> {
         let provider = self.provider.clone();
         let timeout = self.request_timeout;
-        self.execute(operation, request, options, move |resp| {
+        self.execute(operation, request, options, true, move |resp| {
             let provider = provider.clone();
             async move {
                 let status = resp.status();
@@ -206,15 +216,23 @@ impl HttpClient {
         operation: &'static str,
         request: RequestBuilder,
         options: &SendOptions,
+        buffered: bool,
         on_success: F,
     ) -> Result<T>
     where
         F: Fn(Response) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
-        let request = request.build().map_err(|e| {
-            error_for_transport(self.provider.clone(), operation, &e, self.request_timeout)
+        let mut request = request.build().map_err(|e| {
+            error_for_transport(self.provider.clone(), operation, &e, self.read_timeout)
         })?;
+        // The deadline a timeout error reports: the whole attempt for buffered calls (unless the
+        // caller set its own), the idle read time for streamed ones.
+        let timeout = if buffered {
+            *request.timeout_mut().get_or_insert(self.request_timeout)
+        } else {
+            request.timeout().copied().unwrap_or(self.read_timeout)
+        };
         let idempotency = options
             .idempotency
             .unwrap_or_else(|| idempotency_of(request.method(), request.headers()));
@@ -259,12 +277,7 @@ impl HttpClient {
                 async move {
                     let req = attempt?;
                     let resp = self.inner.execute(req).await.map_err(|e| {
-                        error_for_transport(
-                            self.provider.clone(),
-                            operation,
-                            &e,
-                            self.request_timeout,
-                        )
+                        error_for_transport(self.provider.clone(), operation, &e, timeout)
                     })?;
                     let status = resp.status();
                     if status.is_success() || options.accept.contains(&status.as_u16()) {

@@ -16,6 +16,8 @@ pub enum Raw {
     Truncated(&'static str),
     /// Sends a complete 200 with this JSON body.
     Json(&'static str),
+    /// Sends a 200 of N bytes, one byte every 100 ms.
+    Trickle(usize),
 }
 
 /// A loopback server that plays `script` one connection at a time (the last entry repeats) and
@@ -55,6 +57,22 @@ pub async fn raw_server(script: Vec<Raw>) -> (String, Arc<AtomicUsize>) {
                         );
                         let _ = sock.write_all(head.as_bytes()).await;
                         let _ = sock.write_all(part.as_bytes()).await;
+                        let _ = sock.shutdown().await;
+                    }
+                    Raw::Trickle(n) => {
+                        use ops_core::clock::Clock;
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {n}\r\nconnection: close\r\n\r\n"
+                        );
+                        let _ = sock.write_all(head.as_bytes()).await;
+                        for _ in 0..n {
+                            ops_core::clock::SystemClock
+                                .sleep(std::time::Duration::from_millis(100))
+                                .await;
+                            if sock.write_all(b"x").await.is_err() {
+                                return;
+                            }
+                        }
                         let _ = sock.shutdown().await;
                     }
                     Raw::Json(body) => {
