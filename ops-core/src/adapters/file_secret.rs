@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::fs;
 
+use super::local_fs::readable_dir;
 use super::read_only_secrets::{CAPABILITIES, CURRENT, check_version, current_version, read_only};
 use crate::contracts::{
     SecretCapabilities, SecretInfo, SecretRead, SecretStore, SecretValue, SecretVersion, VersionRef,
@@ -31,20 +32,7 @@ impl FileSecretStore {
     /// A store over `dir`, which must be a readable directory.
     pub async fn open(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
-        let meta = fs::metadata(&dir)
-            .await
-            .map_err(|e| io_err("open", &dir, &e))?;
-        if !meta.is_dir() {
-            return Err(Error::invalid_input(
-                PROVIDER,
-                "open",
-                "dir",
-                format!("{} is not a directory", dir.display()),
-            ));
-        }
-        let _probe = fs::read_dir(&dir)
-            .await
-            .map_err(|e| io_err("open", &dir, &e))?;
+        readable_dir(PROVIDER, "dir", &dir).await?;
         Ok(Self {
             name: format!("files:{}", dir.display()),
             dir,
@@ -182,12 +170,5 @@ impl SecretStore for FileSecretStore {
 }
 
 fn io_err(op: &'static str, path: &Path, e: &std::io::Error) -> Error {
-    Error::new(
-        PROVIDER,
-        op,
-        ErrorKind::Io {
-            kind: e.kind(),
-            message: format!("{}: {e}", path.display()),
-        },
-    )
+    super::local_fs::io_err(PROVIDER, op, path, e)
 }

@@ -4,6 +4,7 @@ mod env_secret;
 mod file_secret;
 mod fs_backup;
 mod http_probe;
+mod local_fs;
 mod log_notifier;
 mod memory;
 mod read_only_secrets;

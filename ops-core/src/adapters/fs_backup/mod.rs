@@ -17,6 +17,7 @@ use tokio::fs;
 use tokio::io::{AsyncRead, AsyncWriteExt, BufReader};
 
 use self::sidecar::Sidecar;
+use super::local_fs::readable_dir;
 use crate::checksum::{HashingReader, VerifyingReader};
 use crate::clock::{SharedClock, system_clock};
 use crate::contracts::{
@@ -63,20 +64,7 @@ impl FsBackupStore {
         fs::create_dir_all(&root)
             .await
             .map_err(|e| io_err("open", &root, &e))?;
-        let meta = fs::metadata(&root)
-            .await
-            .map_err(|e| io_err("open", &root, &e))?;
-        if !meta.is_dir() {
-            return Err(Error::invalid_input(
-                PROVIDER,
-                "open",
-                "root",
-                format!("{} is not a directory", root.display()),
-            ));
-        }
-        let _probe = fs::read_dir(&root)
-            .await
-            .map_err(|e| io_err("open", &root, &e))?;
+        readable_dir(PROVIDER, "root", &root).await?;
         let name = format!("fs:{}", root.display());
         Ok(Self {
             root,
@@ -522,14 +510,7 @@ fn validate_id(op: &'static str, id: &str) -> Result<()> {
 }
 
 fn io_err(op: &'static str, path: &Path, e: &std::io::Error) -> Error {
-    Error::new(
-        PROVIDER,
-        op,
-        ErrorKind::Io {
-            kind: e.kind(),
-            message: format!("{}: {e}", path.display()),
-        },
-    )
+    super::local_fs::io_err(PROVIDER, op, path, e)
 }
 
 #[cfg(test)]
