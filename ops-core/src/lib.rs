@@ -5,7 +5,8 @@
 //! rotation, emergency shutdown, incidents) into typed, tested code.
 //!
 //! Layers, each using only those above it in this list:
-//! - [`error`], [`clock`], [`checksum`]: the error type, injected time, artifact checksums.
+//! - [`error`], [`clock`], [`checksum`], [`redact`]: the error type, injected time, artifact
+//!   checksums, secret masking.
 //! - [`contracts`]: the traits runbooks talk to ([`contracts::Deployer`],
 //!   [`contracts::BackupStore`], [`contracts::HealthProbe`], [`contracts::SecretStore`],
 //!   [`contracts::Notifier`], [`contracts::LogSource`], [`contracts::MetricsSource`]).
@@ -13,6 +14,8 @@
 //! - [`http`]: one reqwest client set-up, status → [`ErrorKind`] mapping, retried sends.
 //! - [`adapters`]: implementations that need no cloud (HTTP and TCP probes, a filesystem backup
 //!   store, environment and file secrets, log and webhook notifiers).
+//! - [`engine`]: runbooks, steps, the runner (dry runs, retries, sagas, approvals, journal,
+//!   lock, resume, reports).
 //! - `testkit` (feature `testkit`): conformance suites every implementation must pass.
 //!
 //! With the `mock` feature, every contract has a mockall mock (`contracts::MockDeployer`, ...).
@@ -21,8 +24,10 @@ pub mod adapters;
 pub mod checksum;
 pub mod clock;
 pub mod contracts;
+pub mod engine;
 pub mod error;
 pub mod http;
+pub mod redact;
 pub mod retry;
 pub mod serde_duration;
 #[cfg(feature = "testkit")]

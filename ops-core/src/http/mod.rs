@@ -11,7 +11,6 @@
 //! ```
 
 mod error_map;
-mod redact;
 mod retry_after;
 
 use std::borrow::Cow;
@@ -21,8 +20,8 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 
+pub use crate::redact::redact_excerpt;
 pub use error_map::{error_for_status, error_for_transport, provider_code};
-pub use redact::redact_excerpt;
 pub use retry_after::retry_after;
 
 use crate::clock::{SharedClock, system_clock};

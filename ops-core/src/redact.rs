@@ -1,14 +1,15 @@
-//! Bounded, redacted excerpts of response bodies for error messages.
+//! Masking secrets in text and JSON before it reaches an error, a journal or a report.
 //!
-//! Bodies can echo secrets (a Secret Manager `payload.data`, a token endpoint's
-//! `access_token`). Before any of a body reaches an [`crate::Error`]:
+//! Bodies and arguments can carry secrets (a Secret Manager `payload.data`, a token endpoint's
+//! `access_token`, a password argument):
 //! - JSON: values under keys that name secrets are replaced with `[REDACTED]`;
 //! - text: `Bearer …` credentials and long opaque runs (keys, tokens) are masked;
-//! - the result is cut to [`super::BODY_EXCERPT_LIMIT`] bytes on a character boundary.
+//! - excerpts are cut to a byte limit on a character boundary.
 
 use serde_json::Value;
 
-const MASK: &str = "[REDACTED]";
+/// What a masked value becomes.
+pub const MASK: &str = "[REDACTED]";
 
 /// Key fragments (lower case) whose values are never shown.
 const SECRET_KEYS: &[&str] = &[
@@ -29,7 +30,7 @@ const SECRET_KEYS: &[&str] = &[
 /// A redacted excerpt of `body`, at most `limit` bytes (plus an ellipsis when cut).
 ///
 /// ```
-/// use ops_core::http::redact_excerpt;
+/// use ops_core::redact::redact_excerpt;
 /// let body = br#"{"error":"bad","access_token":"ya29.abc"}"#;
 /// let e = redact_excerpt(body, 512);
 /// assert!(e.contains("[REDACTED]") && !e.contains("ya29"));
@@ -37,7 +38,7 @@ const SECRET_KEYS: &[&str] = &[
 pub fn redact_excerpt(body: &[u8], limit: usize) -> String {
     let text = match serde_json::from_slice::<Value>(body) {
         Ok(mut v) => {
-            redact_value(&mut v);
+            redact_json(&mut v);
             v.to_string()
         }
         Err(_) => redact_text(&String::from_utf8_lossy(body)),
@@ -50,18 +51,25 @@ fn is_secret_key(k: &str) -> bool {
     SECRET_KEYS.iter().any(|s| k.contains(s))
 }
 
-fn redact_value(v: &mut Value) {
+/// Masks, in place, every scalar under a key that names a secret, and credentials in strings.
+///
+/// ```
+/// let mut v = serde_json::json!({"user": "ann", "password": "pw"});
+/// ops_core::redact::redact_json(&mut v);
+/// assert_eq!(v, serde_json::json!({"user": "ann", "password": "[REDACTED]"}));
+/// ```
+pub fn redact_json(v: &mut Value) {
     match v {
         Value::Object(map) => {
             for (k, child) in map.iter_mut() {
                 if is_secret_key(k) && !child.is_object() && !child.is_array() {
                     *child = Value::String(MASK.into());
                 } else {
-                    redact_value(child);
+                    redact_json(child);
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(redact_value),
+        Value::Array(items) => items.iter_mut().for_each(redact_json),
         Value::String(s) => {
             let r = redact_text(s);
             if r != *s {
@@ -73,7 +81,7 @@ fn redact_value(v: &mut Value) {
 }
 
 /// Masks `Bearer <token>` / `Basic <creds>` and opaque runs of 32+ token characters.
-pub(crate) fn redact_text(s: &str) -> String {
+pub fn redact_text(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut mask_next = false;
     for word in s.split_inclusive(char::is_whitespace) {

@@ -1,0 +1,91 @@
+//! The run journal: an append-only record of every run, from which a run's report can be
+//! rebuilt and an interrupted run resumed.
+
+mod event;
+mod file;
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use event::{EventKind, JournalEvent};
+pub use file::{FileJournal, FsyncPolicy};
+
+use crate::Result;
+
+/// Which events [`Journal::events`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalFilter {
+    /// Only this run.
+    pub run_id: Option<String>,
+    /// Only this runbook.
+    pub runbook: Option<String>,
+    /// Only this target.
+    pub target: Option<String>,
+    /// Only events at or after this time.
+    pub since: Option<DateTime<Utc>>,
+}
+
+impl JournalFilter {
+    /// Only the events of `run_id`.
+    pub fn run(run_id: impl Into<String>) -> Self {
+        Self {
+            run_id: Some(run_id.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Whether `e` passes.
+    pub fn matches(&self, e: &JournalEvent) -> bool {
+        self.run_id.as_deref().is_none_or(|r| e.run_id == r)
+            && self.runbook.as_deref().is_none_or(|r| e.runbook == r)
+            && self.target.as_deref().is_none_or(|t| e.target == t)
+            && self.since.is_none_or(|s| e.at >= s)
+    }
+}
+
+/// Where runs are recorded. Appends must be durable to the degree the implementation
+/// promises before `append` returns; reads return events in append order.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait Journal: Send + Sync {
+    /// Records one event.
+    async fn append(&self, event: &JournalEvent) -> Result<()>;
+    /// The recorded events matching `filter`, in append order.
+    async fn events(&self, filter: &JournalFilter) -> Result<Vec<JournalEvent>>;
+}
+
+/// A journal in memory (tests, dry runs, and rehearsals that keep no record).
+#[derive(Debug, Default)]
+pub struct MemoryJournal {
+    events: Mutex<Vec<JournalEvent>>,
+}
+
+impl MemoryJournal {
+    /// An empty journal.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl Journal for MemoryJournal {
+    async fn append(&self, event: &JournalEvent) -> Result<()> {
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(event.clone());
+        Ok(())
+    }
+
+    async fn events(&self, filter: &JournalFilter) -> Result<Vec<JournalEvent>> {
+        let events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(events
+            .iter()
+            .filter(|e| filter.matches(e))
+            .cloned()
+            .collect())
+    }
+}

@@ -1,0 +1,139 @@
+//! A runbook: steps, parallel groups and approval gates, in order, for one target.
+
+use std::collections::HashSet;
+
+use crate::engine::Step;
+use crate::{Error, Result};
+
+/// A point where the run waits for an [`crate::engine::Approver`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gate {
+    /// Its name (unique in the runbook).
+    pub name: String,
+    /// What the approver is asked.
+    pub prompt: String,
+}
+
+/// One entry of a runbook.
+#[derive(Debug, Clone)]
+pub enum Item {
+    /// A step.
+    Step(Step),
+    /// Steps run at the same time; the group fails if any fails.
+    Parallel(Vec<Step>),
+    /// An approval gate.
+    Gate(Gate),
+}
+
+/// Steps to run, in order, against one target.
+///
+/// ```
+/// use ops_core::engine::{Action, Runbook, Step};
+/// let rb = Runbook::new("restart", "api")
+///     .step(Step::read("check", |_| Ok(Action::new("probe", serde_json::Value::Null, async { Ok(true) }))))
+///     .gate("go-ahead", "Restart api now?");
+/// assert_eq!(rb.names(), vec!["check", "go-ahead"]);
+/// assert!(rb.validate().is_ok());
+/// ```
+#[derive(Debug, Clone)]
+pub struct Runbook {
+    pub(crate) name: String,
+    pub(crate) target: String,
+    pub(crate) items: Vec<Item>,
+}
+
+impl Runbook {
+    /// An empty runbook `name` acting on `target`.
+    pub fn new(name: impl Into<String>, target: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            target: target.into(),
+            items: Vec::new(),
+        }
+    }
+
+    /// Appends a step.
+    pub fn step(mut self, step: Step) -> Self {
+        self.items.push(Item::Step(step));
+        self
+    }
+
+    /// Appends steps that run at the same time.
+    pub fn parallel(mut self, steps: Vec<Step>) -> Self {
+        self.items.push(Item::Parallel(steps));
+        self
+    }
+
+    /// Appends an approval gate.
+    pub fn gate(mut self, name: impl Into<String>, prompt: impl Into<String>) -> Self {
+        self.items.push(Item::Gate(Gate {
+            name: name.into(),
+            prompt: prompt.into(),
+        }));
+        self
+    }
+
+    /// The runbook's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The target it acts on.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The entries.
+    pub fn items(&self) -> &[Item] {
+        &self.items
+    }
+
+    /// Every step and gate name, in order (parallel steps in their group's order).
+    pub fn names(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for item in &self.items {
+            match item {
+                Item::Step(s) => out.push(s.name.clone()),
+                Item::Parallel(steps) => out.extend(steps.iter().map(|s| s.name.clone())),
+                Item::Gate(g) => out.push(g.name.clone()),
+            }
+        }
+        out
+    }
+
+    /// Rejects an empty name or target, no steps, an empty parallel group, and names used
+    /// twice (the journal keys everything by name).
+    pub fn validate(&self) -> Result<()> {
+        let invalid =
+            |field: &str, reason: String| Error::invalid_input("engine", "runbook", field, reason);
+        if self.name.trim().is_empty() {
+            return Err(invalid("name", "must not be empty".into()));
+        }
+        if self.target.trim().is_empty() {
+            return Err(invalid("target", "must not be empty".into()));
+        }
+        if self.items.is_empty() {
+            return Err(invalid("steps", "a runbook needs at least one step".into()));
+        }
+        if self
+            .items
+            .iter()
+            .any(|i| matches!(i, Item::Parallel(s) if s.is_empty()))
+        {
+            return Err(invalid(
+                "steps",
+                "a parallel group needs at least one step".into(),
+            ));
+        }
+        let mut seen = HashSet::new();
+        for name in self.names() {
+            if name.trim().is_empty() {
+                return Err(invalid("steps", "a step or gate has an empty name".into()));
+            }
+            if !seen.insert(name.clone()) {
+                return Err(invalid("steps", format!("{name} is used twice")));
+            }
+        }
+        Ok(())
+    }
+}

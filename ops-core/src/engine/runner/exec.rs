@@ -1,0 +1,643 @@
+//! One run's execution: steps, gates, compensations, pause and cancellation, all journaled.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use tracing::Instrument;
+
+use super::Runner;
+use super::resume::Resumption;
+use crate::engine::context::RunState;
+use crate::engine::{
+    ApprovalDecision, ApprovalRequest, ErrorRecord, EventKind, Gate, Item, JournalEvent, Mode,
+    PlannedAction, ProgressEvent, RunControl, RunOutcome, RunReport, Runbook, Step, StepContext,
+    StepStatus,
+};
+use crate::{Error, ErrorKind, Result};
+
+/// Why the run stops early.
+enum Stop {
+    /// A step or gate failed: compensate, outcome failed.
+    Failed(Error),
+    /// The caller cancelled: compensate, outcome cancelled.
+    Cancelled,
+    /// The journal could not be written: stop without claiming anything more.
+    Fatal(Error),
+}
+
+/// What a step did.
+enum Done {
+    /// It ran (or had run before a resume): part of the saga.
+    Ran,
+    /// Recorded only (dry run).
+    Planned,
+}
+
+pub(super) struct Exec<'a> {
+    runner: &'a Runner,
+    runbook: &'a Runbook,
+    control: RunControl,
+    state: Arc<RunState>,
+    seq: AtomicU64,
+    events: Mutex<Vec<JournalEvent>>,
+    index: HashMap<String, usize>,
+    journal_failure: Mutex<Option<Error>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn redacted(mut v: serde_json::Value) -> serde_json::Value {
+    crate::redact::redact_json(&mut v);
+    v
+}
+
+impl<'a> Exec<'a> {
+    pub fn new(
+        runner: &'a Runner,
+        runbook: &'a Runbook,
+        mode: Mode,
+        control: &RunControl,
+        run_id: String,
+        history: Vec<JournalEvent>,
+        outputs: HashMap<String, serde_json::Value>,
+    ) -> Self {
+        let seq = history.iter().map(|e| e.seq + 1).max().unwrap_or(0);
+        let state = Arc::new(RunState {
+            run_id,
+            runbook: runbook.name.clone(),
+            target: runbook.target.clone(),
+            mode,
+            clock: runner.clock.clone(),
+            cancel: control.cancel.clone(),
+            outputs: Mutex::new(outputs),
+            evidence: Mutex::new(Vec::new()),
+        });
+        let index = runbook
+            .names()
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| (n, i))
+            .collect();
+        Self {
+            runner,
+            runbook,
+            control: control.clone(),
+            state,
+            seq: AtomicU64::new(seq),
+            events: Mutex::new(history),
+            index,
+            journal_failure: Mutex::new(None),
+        }
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.state.run_id
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.state.mode
+    }
+
+    fn dry(&self) -> bool {
+        self.state.mode == Mode::DryRun
+    }
+
+    fn ctx(&self, step: &str, attempt: u32) -> StepContext {
+        StepContext {
+            run: self.state.clone(),
+            step: Arc::from(step),
+            attempt,
+        }
+    }
+
+    fn emit(&self, event: ProgressEvent) {
+        if let Some(sink) = &self.runner.progress {
+            sink.emit(event);
+        }
+    }
+
+    fn finished(&self, step: &str, status: StepStatus) {
+        self.emit(ProgressEvent::StepFinished {
+            index: self.index[step],
+            step: step.to_string(),
+            status,
+        });
+    }
+
+    async fn record(&self, kind: EventKind) -> Result<()> {
+        let event = JournalEvent {
+            seq: self.seq.fetch_add(1, Ordering::SeqCst),
+            run_id: self.state.run_id.clone(),
+            runbook: self.state.runbook.clone(),
+            target: self.state.target.clone(),
+            at: self.runner.clock.now(),
+            kind,
+        };
+        self.runner.journal.append(&event).await?;
+        lock(&self.events).push(event);
+        Ok(())
+    }
+
+    /// Records from inside a retried attempt: a journal failure is kept aside and the attempt
+    /// fails with an error that is never retried.
+    async fn record_in_attempt(&self, kind: EventKind) -> Result<()> {
+        match self.record(kind).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                lock(&self.journal_failure).get_or_insert(e);
+                Err(Error::new("engine", "journal", ErrorKind::Cancelled))
+            }
+        }
+    }
+
+    async fn flush_evidence(&self) -> Result<()> {
+        let pending: Vec<_> = lock(&self.state.evidence).drain(..).collect();
+        for (step, key, value) in pending {
+            self.record(EventKind::Evidence { step, key, value })
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn run(&self, resumption: Resumption) -> Result<RunReport> {
+        self.record(EventKind::RunStarted {
+            mode: self.mode(),
+            steps: self.runbook.names(),
+            resumed: resumption.resumed,
+        })
+        .await?;
+        self.emit(ProgressEvent::RunStarted {
+            run_id: self.state.run_id.clone(),
+            runbook: self.state.runbook.clone(),
+            total: self.index.len(),
+        });
+        let (outcome, error) = self.body(&resumption).await?;
+        self.record(EventKind::RunFinished {
+            outcome,
+            error: error.as_ref().map(ErrorRecord::from),
+        })
+        .await?;
+        self.emit(ProgressEvent::RunFinished { outcome });
+        RunReport::from_events(&lock(&self.events))
+    }
+
+    async fn body(&self, r: &Resumption) -> Result<(RunOutcome, Option<Error>)> {
+        if let Some(declined) = self.confirm_in_flight(r).await? {
+            return Ok((RunOutcome::Failed, Some(declined)));
+        }
+        let mut completed: Vec<&Step> = Vec::new();
+        let mut stop = None;
+        for item in &self.runbook.items {
+            if let Err(s) = self.boundary().await {
+                stop = Some(s);
+                break;
+            }
+            let result = match item {
+                Item::Step(step) => self.step_or_skip(step, r).await.map(|done| {
+                    if let Done::Ran = done {
+                        completed.push(step);
+                    }
+                }),
+                Item::Parallel(steps) => {
+                    let results = join_all(steps.iter().map(|s| self.step_or_skip(s, r))).await;
+                    let mut first: Option<Stop> = None;
+                    for (step, res) in steps.iter().zip(results) {
+                        match res {
+                            Ok(Done::Ran) => completed.push(step),
+                            Ok(Done::Planned) => {}
+                            // A journal failure outranks the others: nothing more may be claimed.
+                            Err(s) if first.is_none() || matches!(s, Stop::Fatal(_)) => {
+                                first = Some(s)
+                            }
+                            Err(_) => {}
+                        }
+                    }
+                    first.map_or(Ok(()), Err)
+                }
+                Item::Gate(gate) if r.done.contains(&gate.name) => self.skip(&gate.name).await,
+                Item::Gate(gate) => self.gate(gate).await,
+            };
+            if let Err(s) = result {
+                stop = Some(s);
+                break;
+            }
+        }
+        let done = if self.dry() {
+            RunOutcome::Planned
+        } else {
+            RunOutcome::Succeeded
+        };
+        match stop {
+            None => Ok((done, None)),
+            Some(Stop::Fatal(e)) => Err(e),
+            Some(Stop::Failed(e)) => {
+                self.compensate(&completed).await?;
+                Ok((RunOutcome::Failed, Some(e)))
+            }
+            Some(Stop::Cancelled) => {
+                self.compensate(&completed).await?;
+                Ok((
+                    RunOutcome::Cancelled,
+                    Some(Error::new("engine", "run", ErrorKind::Cancelled)),
+                ))
+            }
+        }
+    }
+
+    /// At a step boundary: stop if cancelled, wait while paused.
+    async fn boundary(&self) -> std::result::Result<(), Stop> {
+        let cancel = &self.state.cancel;
+        if cancel.is_cancelled() {
+            return Err(Stop::Cancelled);
+        }
+        if !self.control.is_paused() {
+            return Ok(());
+        }
+        self.record(EventKind::RunPaused)
+            .await
+            .map_err(Stop::Fatal)?;
+        self.emit(ProgressEvent::Paused);
+        let mut paused = self.control.paused.subscribe();
+        while *paused.borrow_and_update() {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Err(Stop::Cancelled),
+                changed = paused.changed() => if changed.is_err() { break },
+            }
+        }
+        self.record(EventKind::RunResumed)
+            .await
+            .map_err(Stop::Fatal)?;
+        self.emit(ProgressEvent::Resumed);
+        Ok(())
+    }
+
+    async fn skip(&self, name: &str) -> std::result::Result<(), Stop> {
+        self.record(EventKind::StepSkipped {
+            step: name.to_string(),
+            reason: "completed before the run was resumed".into(),
+        })
+        .await
+        .map_err(Stop::Fatal)?;
+        self.finished(name, StepStatus::Succeeded);
+        Ok(())
+    }
+
+    async fn step_or_skip(&self, step: &Step, r: &Resumption) -> std::result::Result<Done, Stop> {
+        if r.done.contains(&step.name) {
+            self.skip(&step.name).await?;
+            return Ok(Done::Ran);
+        }
+        self.step(step).await
+    }
+
+    async fn step(&self, step: &Step) -> std::result::Result<Done, Stop> {
+        self.emit(ProgressEvent::StepStarted {
+            index: self.index[&step.name],
+            step: step.name.clone(),
+        });
+        if self.dry() && step.kind.mutates() {
+            return self.plan(step).await;
+        }
+        let span = tracing::info_span!("step", step = %step.name, kind = ?step.kind);
+        self.execute(step).instrument(span).await
+    }
+
+    /// Dry run of a mutation: record what would be called; the action's future is dropped
+    /// without being polled, so nothing runs.
+    async fn plan(&self, step: &Step) -> std::result::Result<Done, Stop> {
+        let action = match (step.build)(&self.ctx(&step.name, 1)) {
+            Ok(a) => PlannedAction {
+                step: step.name.clone(),
+                call: a.call,
+                args: redacted(a.args),
+            },
+            // Arguments that come from an earlier mutation cannot be known in a dry run.
+            Err(e) if e.operation() == "step_output" => PlannedAction {
+                step: step.name.clone(),
+                call: "(depends on an earlier planned step)".into(),
+                args: serde_json::json!({ "detail": e.to_string() }),
+            },
+            Err(e) => return self.fail(step, 1, Duration::ZERO, e).await,
+        };
+        self.record(EventKind::StepPlanned { action })
+            .await
+            .map_err(Stop::Fatal)?;
+        self.finished(&step.name, StepStatus::Planned);
+        Ok(Done::Planned)
+    }
+
+    async fn execute(&self, step: &Step) -> std::result::Result<Done, Stop> {
+        let clock = self.runner.clock.as_ref();
+        let start = clock.instant();
+        let mut policy = step.retry.clone();
+        if let Some(deadline) = step.deadline {
+            policy.max_elapsed = policy.max_elapsed.min(deadline);
+        }
+        let retried: Mutex<Option<EventKind>> = Mutex::new(None);
+        let attempts = AtomicU32::new(0);
+        let work = policy.run_observed(
+            clock,
+            step.idempotency(),
+            |attempt| {
+                attempts.store(attempt, Ordering::SeqCst);
+                let built = (step.build)(&self.ctx(&step.name, attempt));
+                let retry_event = lock(&retried).take();
+                async move {
+                    if let Some(event) = retry_event {
+                        self.record_in_attempt(event).await?;
+                    }
+                    self.record_in_attempt(EventKind::StepStarted {
+                        step: step.name.clone(),
+                        attempt,
+                        kind: step.kind,
+                    })
+                    .await?;
+                    built?.run.await
+                }
+            },
+            |ev| {
+                *lock(&retried) = Some(EventKind::StepRetried {
+                    step: step.name.clone(),
+                    attempt: ev.attempt,
+                    wait: ev.wait,
+                    error: ev.error.into(),
+                });
+                self.emit(ProgressEvent::StepRetrying {
+                    step: step.name.clone(),
+                    attempt: ev.attempt,
+                    wait: ev.wait,
+                });
+            },
+        );
+        let bounded = async {
+            match step.deadline {
+                Some(limit) => crate::clock::timeout(clock, limit, work)
+                    .await
+                    .unwrap_or_else(|| {
+                        Err(Error::new(
+                            "engine",
+                            "step",
+                            ErrorKind::Timeout { after: limit },
+                        ))
+                    }),
+                None => work.await,
+            }
+        };
+        let outcome = tokio::select! {
+            biased;
+            _ = self.state.cancel.cancelled() => None,
+            r = bounded => Some(r),
+        };
+        let duration = clock.instant().saturating_duration_since(start);
+        let attempts = attempts.load(Ordering::SeqCst).max(1);
+        self.flush_evidence().await.map_err(Stop::Fatal)?;
+        if let Some(e) = lock(&self.journal_failure).take() {
+            return Err(Stop::Fatal(e));
+        }
+        match outcome {
+            None => {
+                self.record(EventKind::StepCancelled {
+                    step: step.name.clone(),
+                })
+                .await
+                .map_err(Stop::Fatal)?;
+                self.finished(&step.name, StepStatus::Cancelled);
+                Err(Stop::Cancelled)
+            }
+            Some(Ok(value)) => {
+                lock(&self.state.outputs).insert(step.name.clone(), value.clone());
+                self.record(EventKind::StepSucceeded {
+                    step: step.name.clone(),
+                    attempts,
+                    duration,
+                    output: redacted(value),
+                })
+                .await
+                .map_err(Stop::Fatal)?;
+                self.finished(&step.name, StepStatus::Succeeded);
+                Ok(Done::Ran)
+            }
+            Some(Err(e)) => self.fail(step, attempts, duration, e).await,
+        }
+    }
+
+    async fn fail(
+        &self,
+        step: &Step,
+        attempts: u32,
+        duration: Duration,
+        e: Error,
+    ) -> std::result::Result<Done, Stop> {
+        tracing::warn!(step = %step.name, error = %e, "step failed");
+        self.record(EventKind::StepFailed {
+            step: step.name.clone(),
+            attempts,
+            duration,
+            error: (&e).into(),
+        })
+        .await
+        .map_err(Stop::Fatal)?;
+        self.finished(&step.name, StepStatus::Failed);
+        Err(Stop::Failed(e))
+    }
+
+    async fn ask(
+        &self,
+        gate: &str,
+        prompt: &str,
+    ) -> std::result::Result<std::result::Result<(), Error>, Stop> {
+        self.record(EventKind::ApprovalRequested {
+            gate: gate.to_string(),
+            prompt: prompt.to_string(),
+        })
+        .await
+        .map_err(Stop::Fatal)?;
+        self.emit(ProgressEvent::AwaitingApproval {
+            gate: gate.to_string(),
+        });
+        let request = ApprovalRequest {
+            run_id: self.state.run_id.clone(),
+            runbook: self.state.runbook.clone(),
+            target: self.state.target.clone(),
+            gate: gate.to_string(),
+            prompt: prompt.to_string(),
+        };
+        let limit = self.runner.approval_timeout;
+        let decision = tokio::select! {
+            biased;
+            _ = self.state.cancel.cancelled() => return Err(Stop::Cancelled),
+            d = crate::clock::timeout(self.runner.clock.as_ref(), limit, self.runner.approver.decide(&request)) => d,
+        };
+        let (event, result) = match decision {
+            Some(Ok(ApprovalDecision::Approved { by, comment })) => (
+                EventKind::ApprovalGranted {
+                    gate: gate.to_string(),
+                    by,
+                    comment,
+                },
+                Ok(()),
+            ),
+            Some(Ok(ApprovalDecision::Denied { by, reason })) => (
+                EventKind::ApprovalDenied {
+                    gate: gate.to_string(),
+                    by: by.clone(),
+                    reason: reason.clone(),
+                },
+                Err(Error::new(
+                    "engine",
+                    "approval",
+                    ErrorKind::Conflict {
+                        detail: format!("{gate} denied by {by}: {reason}"),
+                    },
+                )),
+            ),
+            Some(Err(e)) => (
+                EventKind::ApprovalDenied {
+                    gate: gate.to_string(),
+                    by: "approver".into(),
+                    reason: e.to_string(),
+                },
+                Err(e),
+            ),
+            None => (
+                EventKind::ApprovalDenied {
+                    gate: gate.to_string(),
+                    by: "timeout".into(),
+                    reason: format!("no decision within {limit:?}"),
+                },
+                Err(Error::new(
+                    "engine",
+                    "approval",
+                    ErrorKind::Timeout { after: limit },
+                )),
+            ),
+        };
+        self.record(event).await.map_err(Stop::Fatal)?;
+        Ok(result)
+    }
+
+    async fn gate(&self, gate: &Gate) -> std::result::Result<(), Stop> {
+        self.emit(ProgressEvent::StepStarted {
+            index: self.index[&gate.name],
+            step: gate.name.clone(),
+        });
+        if self.dry() {
+            let action = PlannedAction {
+                step: gate.name.clone(),
+                call: "approval".into(),
+                args: serde_json::json!({ "prompt": gate.prompt }),
+            };
+            self.record(EventKind::StepPlanned { action })
+                .await
+                .map_err(Stop::Fatal)?;
+            self.finished(&gate.name, StepStatus::Planned);
+            return Ok(());
+        }
+        match self.ask(&gate.name, &gate.prompt).await {
+            Ok(Ok(())) => {
+                self.finished(&gate.name, StepStatus::Succeeded);
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                self.finished(&gate.name, StepStatus::Failed);
+                Err(Stop::Failed(e))
+            }
+            Err(Stop::Cancelled) => {
+                self.record(EventKind::StepCancelled {
+                    step: gate.name.clone(),
+                })
+                .await
+                .map_err(Stop::Fatal)?;
+                self.finished(&gate.name, StepStatus::Cancelled);
+                Err(Stop::Cancelled)
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// On resume: a non-idempotent mutation that was in flight when the run stopped may or may
+    /// not have taken effect. Re-running it needs the approver's yes (gate `rerun:STEP`).
+    async fn confirm_in_flight(&self, r: &Resumption) -> Result<Option<Error>> {
+        let steps = self.runbook.items.iter().flat_map(|i| match i {
+            Item::Step(s) => std::slice::from_ref(s),
+            Item::Parallel(s) => s.as_slice(),
+            Item::Gate(_) => &[],
+        });
+        for step in steps.filter(|s| r.in_flight.contains(&s.name)) {
+            if step.kind != (crate::engine::StepKind::Mutate { idempotent: false }) {
+                continue; // reads and idempotent mutations simply run again
+            }
+            let prompt = format!(
+                "Step {} was in flight when run {} stopped; it may or may not have taken effect. Run it again?",
+                step.name, self.state.run_id
+            );
+            match self.ask(&format!("rerun:{}", step.name), &prompt).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(Stop::Cancelled) => {
+                    return Ok(Some(Error::new(
+                        "engine",
+                        "resume",
+                        ErrorKind::Conflict {
+                            detail: format!(
+                                "re-running in-flight step {} was not approved: check its effect and finish by hand",
+                                step.name
+                            ),
+                        },
+                    )));
+                }
+                Err(Stop::Fatal(e)) | Err(Stop::Failed(e)) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Undoes completed steps, last first. A failed compensation is recorded and the rest still
+    /// run. Not cancellable: a cancelled run is exactly when they must finish.
+    async fn compensate(&self, completed: &[&Step]) -> Result<()> {
+        if self.dry() {
+            return Ok(());
+        }
+        for step in completed.iter().rev() {
+            let Some(build) = &step.compensation else {
+                continue;
+            };
+            self.emit(ProgressEvent::Compensating {
+                step: step.name.clone(),
+            });
+            let call = Mutex::new(String::from("(not built)"));
+            let result = step
+                .retry
+                .run(self.runner.clock.as_ref(), step.idempotency(), |attempt| {
+                    let built = build(&self.ctx(&step.name, attempt));
+                    if let Ok(a) = &built {
+                        *lock(&call) = a.call.clone();
+                    }
+                    async move { built?.run.await }
+                })
+                .await;
+            let call = lock(&call).clone();
+            let event = match result {
+                Ok(_) => EventKind::CompensationSucceeded {
+                    step: step.name.clone(),
+                    call,
+                },
+                Err(e) => {
+                    tracing::error!(step = %step.name, error = %e, "compensation failed: the step's effect remains");
+                    EventKind::CompensationFailed {
+                        step: step.name.clone(),
+                        call,
+                        error: (&e).into(),
+                    }
+                }
+            };
+            self.record(event).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,197 @@
+//! Steps: named units of work that read or mutate, with retry, deadline and compensation.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::engine::{StepContext, StepKind};
+use crate::retry::{Idempotency, RetryPolicy};
+use crate::{Error, ErrorKind, Result};
+
+/// The future an [`Action`] runs.
+pub type ActionFuture = Pin<Box<dyn Future<Output = Result<serde_json::Value>> + Send + 'static>>;
+
+/// One call a step makes: what it is (for plans and journals) and the future that makes it.
+/// The future is lazy: a dry run records `call` and `args` and drops it unpolled, so a planned
+/// mutation cannot run.
+pub struct Action {
+    pub(crate) call: String,
+    pub(crate) args: serde_json::Value,
+    pub(crate) run: ActionFuture,
+}
+
+impl Action {
+    /// A call named `call` (e.g. `Deployer::set_traffic`) with `args` (secret-named fields are
+    /// masked before they are journaled; keep secret values out of them regardless), made by
+    /// `fut`, whose output is kept as the step's output.
+    pub fn new<T, F>(call: impl Into<String>, args: serde_json::Value, fut: F) -> Self
+    where
+        T: Serialize,
+        F: Future<Output = Result<T>> + Send + 'static,
+    {
+        let call = call.into();
+        let run = Box::pin(async move {
+            let out = fut.await?;
+            serde_json::to_value(out).map_err(|e| {
+                Error::new(
+                    "engine",
+                    "step_output",
+                    ErrorKind::Decode {
+                        detail: e.to_string(),
+                    },
+                )
+            })
+        });
+        Self { call, args, run }
+    }
+
+    /// The call's name.
+    pub fn call(&self) -> &str {
+        &self.call
+    }
+
+    /// The call's arguments.
+    pub fn args(&self) -> &serde_json::Value {
+        &self.args
+    }
+}
+
+impl fmt::Debug for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Action")
+            .field("call", &self.call)
+            .field("args", &self.args)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an attempt's [`Action`] from the run's context (earlier steps' outputs). Called once
+/// per attempt.
+pub type BuildAction = Arc<dyn Fn(&StepContext) -> Result<Action> + Send + Sync>;
+
+/// A named unit of work.
+///
+/// ```
+/// use ops_core::engine::{Action, Step};
+/// use std::time::Duration;
+/// let step = Step::mutate("shift-traffic", |ctx| {
+///     let to = ctx.output::<String>("pick-release")?;
+///     Ok(Action::new("Deployer::set_traffic", serde_json::json!({ "to": to }), async move {
+///         Ok(format!("traffic on {to}"))
+///     }))
+/// })
+/// .idempotent()
+/// .deadline(Duration::from_secs(300));
+/// assert_eq!(step.name(), "shift-traffic");
+/// ```
+#[derive(Clone)]
+pub struct Step {
+    pub(crate) name: String,
+    pub(crate) kind: StepKind,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) deadline: Option<Duration>,
+    pub(crate) build: BuildAction,
+    pub(crate) compensation: Option<BuildAction>,
+}
+
+impl Step {
+    /// A step that only reads. It runs in dry runs and re-runs freely on resume.
+    pub fn read<F>(name: impl Into<String>, build: F) -> Self
+    where
+        F: Fn(&StepContext) -> Result<Action> + Send + Sync + 'static,
+    {
+        Self::with_kind(name, StepKind::Read, build)
+    }
+
+    /// A step that changes something. In a dry run it is recorded, not run. Not idempotent
+    /// unless marked with [`Step::idempotent`].
+    pub fn mutate<F>(name: impl Into<String>, build: F) -> Self
+    where
+        F: Fn(&StepContext) -> Result<Action> + Send + Sync + 'static,
+    {
+        Self::with_kind(name, StepKind::Mutate { idempotent: false }, build)
+    }
+
+    fn with_kind<F>(name: impl Into<String>, kind: StepKind, build: F) -> Self
+    where
+        F: Fn(&StepContext) -> Result<Action> + Send + Sync + 'static,
+    {
+        Self {
+            name: name.into(),
+            kind,
+            retry: RetryPolicy::never(),
+            deadline: None,
+            build: Arc::new(build),
+            compensation: None,
+        }
+    }
+
+    /// Marks a mutation as safe to run twice (retried after ambiguous failures, re-run on
+    /// resume after a crash).
+    pub fn idempotent(mut self) -> Self {
+        if let StepKind::Mutate { .. } = self.kind {
+            self.kind = StepKind::Mutate { idempotent: true };
+        }
+        self
+    }
+
+    /// Retries failed attempts by `policy` (default: no retry).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// A deadline for each attempt.
+    pub fn attempt_timeout(mut self, limit: Duration) -> Self {
+        self.retry.attempt_timeout = Some(limit);
+        self
+    }
+
+    /// A deadline for the whole step, retries included; retries never outlive it.
+    pub fn deadline(mut self, limit: Duration) -> Self {
+        self.deadline = Some(limit);
+        self
+    }
+
+    /// What undoes this step when a later step fails or the run is cancelled (saga).
+    pub fn compensate<F>(mut self, build: F) -> Self
+    where
+        F: Fn(&StepContext) -> Result<Action> + Send + Sync + 'static,
+    {
+        self.compensation = Some(Arc::new(build));
+        self
+    }
+
+    /// The step's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Read or mutate.
+    pub fn kind(&self) -> StepKind {
+        self.kind
+    }
+
+    pub(crate) fn idempotency(&self) -> Idempotency {
+        match self.kind {
+            StepKind::Read | StepKind::Mutate { idempotent: true } => Idempotency::Idempotent,
+            StepKind::Mutate { idempotent: false } => Idempotency::NotIdempotent,
+        }
+    }
+}
+
+impl fmt::Debug for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Step")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("retry", &self.retry)
+            .field("deadline", &self.deadline)
+            .field("compensated", &self.compensation.is_some())
+            .finish()
+    }
+}
