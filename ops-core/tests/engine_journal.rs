@@ -180,3 +180,18 @@ async fn a_journal_path_that_is_a_directory_fails_naming_the_path() {
     assert!(matches!(err.kind(), ErrorKind::Io { .. }));
     assert!(err.to_string().contains("dir.jsonl"), "{err}");
 }
+
+#[tokio::test]
+async fn memory_and_file_journals_pass_the_suite() {
+    ops_core::testkit::journal(&MemoryJournal::new(), "mem").await;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, policy) in [
+        ("every", FsyncPolicy::EveryEvent),
+        ("never", FsyncPolicy::Never),
+    ] {
+        let j = FileJournal::open(dir.path().join(format!("{name}.jsonl")), policy)
+            .await
+            .unwrap();
+        ops_core::testkit::journal(&j, name).await;
+    }
+}

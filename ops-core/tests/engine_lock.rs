@@ -248,3 +248,9 @@ async fn two_runs_on_one_target_never_overlap() {
         .into_result()
         .unwrap();
 }
+
+#[tokio::test]
+async fn the_file_lock_passes_the_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    ops_core::testkit::run_lock(&locks(dir.path()).await, "suite-key").await;
+}

@@ -658,3 +658,63 @@ async fn bad_runbooks_are_rejected_before_running() {
         .unwrap_err();
     assert!(matches!(again.kind(), ErrorKind::AlreadyExists { .. }));
 }
+
+#[tokio::test(start_paused = true)]
+async fn progress_events_follow_the_run() {
+    let (sink, mut rx) = progress_channel();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let rb = Runbook::new("rb", "svc")
+        .step(flaky("a", StepKind::Read, calls, 1, unavailable).retry(policy(2)))
+        .gate("g", "ok?");
+    let report = runner(Arc::new(MemoryJournal::new()))
+        .with_progress(sink)
+        .with_approver(Arc::new(AutoApprove::default()))
+        .run(&rb, Mode::Execute)
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        seen.push(e);
+    }
+    let wait = match &seen[2] {
+        ProgressEvent::StepRetrying { wait, .. } => *wait,
+        other => panic!("expected a retry, got {other:?}"),
+    };
+    assert_eq!(
+        seen,
+        vec![
+            ProgressEvent::RunStarted {
+                run_id: report.run_id.clone(),
+                runbook: "rb".into(),
+                total: 2
+            },
+            ProgressEvent::StepStarted {
+                index: 0,
+                step: "a".into()
+            },
+            ProgressEvent::StepRetrying {
+                step: "a".into(),
+                attempt: 1,
+                wait
+            },
+            ProgressEvent::StepFinished {
+                index: 0,
+                step: "a".into(),
+                status: StepStatus::Succeeded
+            },
+            ProgressEvent::StepStarted {
+                index: 1,
+                step: "g".into()
+            },
+            ProgressEvent::AwaitingApproval { gate: "g".into() },
+            ProgressEvent::StepFinished {
+                index: 1,
+                step: "g".into(),
+                status: StepStatus::Succeeded
+            },
+            ProgressEvent::RunFinished {
+                outcome: RunOutcome::Succeeded
+            },
+        ]
+    );
+}

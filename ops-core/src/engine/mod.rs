@@ -38,6 +38,7 @@ pub use control::RunControl;
 pub use journal::MockJournal;
 pub use journal::{
     EventKind, FileJournal, FsyncPolicy, Journal, JournalEvent, JournalFilter, MemoryJournal,
+    NullJournal,
 };
 #[cfg(feature = "mock")]
 pub use lock::MockRunLock;

@@ -17,17 +17,21 @@
 mod backup_store;
 mod deployer;
 mod health_probe;
+mod journal;
 mod log_source;
 mod metrics_source;
 mod notifier;
+mod run_lock;
 mod secret_store;
 
 pub use backup_store::{BackupFixture, backup_store};
 pub use deployer::{DeployerFixture, deployer};
 pub use health_probe::health_probe;
+pub use journal::journal;
 pub use log_source::{LogFixture, log_source};
 pub use metrics_source::{MetricsFixture, metrics_source};
 pub use notifier::notifier;
+pub use run_lock::run_lock;
 pub use secret_store::{SecretFixture, secret_store};
 
 use crate::{Error, ErrorKind, Result};

@@ -89,3 +89,19 @@ impl Journal for MemoryJournal {
             .collect())
     }
 }
+
+/// A journal that keeps nothing: a run still returns its report, but cannot be resumed or
+/// reported later. For benchmarks and throwaway rehearsals.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NullJournal;
+
+#[async_trait]
+impl Journal for NullJournal {
+    async fn append(&self, _: &JournalEvent) -> Result<()> {
+        Ok(())
+    }
+
+    async fn events(&self, _: &JournalFilter) -> Result<Vec<JournalEvent>> {
+        Ok(Vec::new())
+    }
+}

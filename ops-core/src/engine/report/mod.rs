@@ -3,6 +3,7 @@
 
 mod markdown;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -181,17 +182,23 @@ impl RunReport {
             error: None,
         };
         let run_id = r.run_id.clone();
+        let index: HashMap<String, usize> =
+            names.into_iter().enumerate().map(|(i, n)| (n, i)).collect();
         for e in events.iter().filter(|e| e.run_id == run_id) {
-            r.apply(e);
+            r.apply(&index, e);
         }
         Ok(r)
     }
 
-    fn step_mut(&mut self, name: &str) -> Option<&mut StepReport> {
-        self.steps.iter_mut().find(|s| s.name == name)
-    }
-
-    fn apply(&mut self, e: &JournalEvent) {
+    fn apply(&mut self, index: &HashMap<String, usize>, e: &JournalEvent) {
+        // Rebuilding a long run's report must stay linear in its events: steps by index.
+        fn at<'s>(
+            steps: &'s mut [StepReport],
+            index: &HashMap<String, usize>,
+            name: &str,
+        ) -> Option<&'s mut StepReport> {
+            index.get(name).map(|&i| &mut steps[i])
+        }
         match &e.kind {
             EventKind::RunStarted { resumed, .. } => {
                 if *resumed {
@@ -202,14 +209,14 @@ impl RunReport {
                 }
             }
             EventKind::StepStarted { step, .. } => {
-                if let Some(s) = self.step_mut(step) {
+                if let Some(s) = at(&mut self.steps, index, step) {
                     s.status = StepStatus::Running;
                     s.attempts += 1;
                 }
             }
             EventKind::StepRetried { .. } => {}
             EventKind::StepSucceeded { step, duration, .. } => {
-                if let Some(s) = self.step_mut(step) {
+                if let Some(s) = at(&mut self.steps, index, step) {
                     s.status = StepStatus::Succeeded;
                     s.duration = Some(*duration);
                     s.error = None;
@@ -221,32 +228,32 @@ impl RunReport {
                 error,
                 ..
             } => {
-                if let Some(s) = self.step_mut(step) {
+                if let Some(s) = at(&mut self.steps, index, step) {
                     s.status = StepStatus::Failed;
                     s.duration = Some(*duration);
                     s.error = Some(error.clone());
                 }
             }
             EventKind::StepPlanned { action } => {
-                if let Some(s) = self.step_mut(&action.step) {
+                if let Some(s) = at(&mut self.steps, index, &action.step) {
                     s.status = StepStatus::Planned;
                 }
                 self.planned.push(action.clone());
             }
             EventKind::StepSkipped { step, .. } => {
-                if let Some(s) = self.step_mut(step)
+                if let Some(s) = at(&mut self.steps, index, step)
                     && s.status != StepStatus::Succeeded
                 {
                     s.status = StepStatus::Skipped;
                 }
             }
             EventKind::StepCancelled { step } => {
-                if let Some(s) = self.step_mut(step) {
+                if let Some(s) = at(&mut self.steps, index, step) {
                     s.status = StepStatus::Cancelled;
                 }
             }
             EventKind::CompensationSucceeded { step, call } => {
-                if let Some(s) = self.step_mut(step) {
+                if let Some(s) = at(&mut self.steps, index, step) {
                     s.status = StepStatus::Compensated;
                 }
                 self.compensations.push(CompensationRecord {
@@ -256,7 +263,7 @@ impl RunReport {
                 });
             }
             EventKind::CompensationFailed { step, call, error } => {
-                if let Some(s) = self.step_mut(step) {
+                if let Some(s) = at(&mut self.steps, index, step) {
                     s.status = StepStatus::CompensationFailed;
                 }
                 self.compensations.push(CompensationRecord {
@@ -266,12 +273,12 @@ impl RunReport {
                 });
             }
             EventKind::ApprovalRequested { gate, .. } => {
-                if let Some(s) = self.step_mut(gate) {
+                if let Some(s) = at(&mut self.steps, index, gate) {
                     s.status = StepStatus::Running;
                 }
             }
             EventKind::ApprovalGranted { gate, by, comment } => {
-                if let Some(s) = self.step_mut(gate) {
+                if let Some(s) = at(&mut self.steps, index, gate) {
                     s.status = StepStatus::Succeeded;
                 }
                 self.approvals.push(ApprovalRecord {
@@ -283,7 +290,7 @@ impl RunReport {
                 });
             }
             EventKind::ApprovalDenied { gate, by, reason } => {
-                if let Some(s) = self.step_mut(gate) {
+                if let Some(s) = at(&mut self.steps, index, gate) {
                     s.status = StepStatus::Failed;
                 }
                 self.approvals.push(ApprovalRecord {

@@ -115,14 +115,15 @@ impl<'a> Exec<'a> {
         }
     }
 
-    fn emit(&self, event: ProgressEvent) {
+    /// Sends a progress event, built only when someone listens.
+    fn emit(&self, event: impl FnOnce() -> ProgressEvent) {
         if let Some(sink) = &self.runner.progress {
-            sink.emit(event);
+            sink.emit(event());
         }
     }
 
     fn finished(&self, step: &str, status: StepStatus) {
-        self.emit(ProgressEvent::StepFinished {
+        self.emit(|| ProgressEvent::StepFinished {
             index: self.index[step],
             step: step.to_string(),
             status,
@@ -171,7 +172,7 @@ impl<'a> Exec<'a> {
             resumed: resumption.resumed,
         })
         .await?;
-        self.emit(ProgressEvent::RunStarted {
+        self.emit(|| ProgressEvent::RunStarted {
             run_id: self.state.run_id.clone(),
             runbook: self.state.runbook.clone(),
             total: self.index.len(),
@@ -182,7 +183,7 @@ impl<'a> Exec<'a> {
             error: error.as_ref().map(ErrorRecord::from),
         })
         .await?;
-        self.emit(ProgressEvent::RunFinished { outcome });
+        self.emit(|| ProgressEvent::RunFinished { outcome });
         RunReport::from_events(&lock(&self.events))
     }
 
@@ -261,7 +262,7 @@ impl<'a> Exec<'a> {
         self.record(EventKind::RunPaused)
             .await
             .map_err(Stop::Fatal)?;
-        self.emit(ProgressEvent::Paused);
+        self.emit(|| ProgressEvent::Paused);
         let mut paused = self.control.paused.subscribe();
         while *paused.borrow_and_update() {
             tokio::select! {
@@ -273,7 +274,7 @@ impl<'a> Exec<'a> {
         self.record(EventKind::RunResumed)
             .await
             .map_err(Stop::Fatal)?;
-        self.emit(ProgressEvent::Resumed);
+        self.emit(|| ProgressEvent::Resumed);
         Ok(())
     }
 
@@ -297,7 +298,7 @@ impl<'a> Exec<'a> {
     }
 
     async fn step(&self, step: &Step) -> std::result::Result<Done, Stop> {
-        self.emit(ProgressEvent::StepStarted {
+        self.emit(|| ProgressEvent::StepStarted {
             index: self.index[&step.name],
             step: step.name.clone(),
         });
@@ -368,7 +369,7 @@ impl<'a> Exec<'a> {
                     wait: ev.wait,
                     error: ev.error.into(),
                 });
-                self.emit(ProgressEvent::StepRetrying {
+                self.emit(|| ProgressEvent::StepRetrying {
                     step: step.name.clone(),
                     attempt: ev.attempt,
                     wait: ev.wait,
@@ -458,7 +459,7 @@ impl<'a> Exec<'a> {
         })
         .await
         .map_err(Stop::Fatal)?;
-        self.emit(ProgressEvent::AwaitingApproval {
+        self.emit(|| ProgressEvent::AwaitingApproval {
             gate: gate.to_string(),
         });
         let request = ApprovalRequest {
@@ -523,7 +524,7 @@ impl<'a> Exec<'a> {
     }
 
     async fn gate(&self, gate: &Gate) -> std::result::Result<(), Stop> {
-        self.emit(ProgressEvent::StepStarted {
+        self.emit(|| ProgressEvent::StepStarted {
             index: self.index[&gate.name],
             step: gate.name.clone(),
         });
@@ -607,7 +608,7 @@ impl<'a> Exec<'a> {
             let Some(build) = &step.compensation else {
                 continue;
             };
-            self.emit(ProgressEvent::Compensating {
+            self.emit(|| ProgressEvent::Compensating {
                 step: step.name.clone(),
             });
             let call = Mutex::new(String::from("(not built)"));
