@@ -16,6 +16,8 @@
 //!   store, environment and file secrets, log and webhook notifiers).
 //! - [`engine`]: runbooks, steps, the runner (dry runs, retries, sagas, approvals, journal,
 //!   lock, resume, reports).
+//! - [`runbooks`]: the seed procedures (daily health check, deploy and verify, rollouts, …)
+//!   as typed, configurable engine runbooks.
 //! - `testkit` (feature `testkit`): conformance suites every implementation must pass.
 //!
 //! With the `mock` feature, every contract has a mockall mock (`contracts::MockDeployer`, ...).
@@ -29,6 +31,7 @@ pub mod error;
 pub mod http;
 pub mod redact;
 pub mod retry;
+pub mod runbooks;
 pub mod serde_duration;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -123,7 +123,17 @@ pub async fn check_all(
     concurrency: usize,
 ) -> Vec<Result<HealthReport>> {
     use futures_util::StreamExt;
-    futures_util::stream::iter(probes.iter().map(|p| p.check()))
+    type Check = std::pin::Pin<Box<dyn std::future::Future<Output = Result<HealthReport>> + Send>>;
+    // Boxed, owned futures: a closure type inside the returned future trips rustc's
+    // higher-ranked lifetime inference when callers need that future to be `Send`.
+    let checks: Vec<Check> = probes
+        .iter()
+        .map(|p| {
+            let p = std::sync::Arc::clone(p);
+            Box::pin(async move { p.check().await }) as Check
+        })
+        .collect();
+    futures_util::stream::iter(checks)
         .buffered(concurrency.max(1))
         .collect()
         .await

@@ -134,6 +134,9 @@ pub struct RunReport {
     pub compensations: Vec<CompensationRecord>,
     /// Evidence attached by steps.
     pub evidence: Vec<EvidenceRecord>,
+    /// Each succeeded step's output (secret-named fields masked), by step name.
+    #[serde(default)]
+    pub outputs: std::collections::BTreeMap<String, serde_json::Value>,
     /// The error that ended the run.
     pub error: Option<ErrorRecord>,
 }
@@ -179,6 +182,7 @@ impl RunReport {
             approvals: Vec::new(),
             compensations: Vec::new(),
             evidence: Vec::new(),
+            outputs: Default::default(),
             error: None,
         };
         let run_id = r.run_id.clone();
@@ -215,7 +219,13 @@ impl RunReport {
                 }
             }
             EventKind::StepRetried { .. } => {}
-            EventKind::StepSucceeded { step, duration, .. } => {
+            EventKind::StepSucceeded {
+                step,
+                duration,
+                output,
+                ..
+            } => {
+                self.outputs.insert(step.clone(), output.clone());
                 if let Some(s) = at(&mut self.steps, index, step) {
                     s.status = StepStatus::Succeeded;
                     s.duration = Some(*duration);
@@ -315,6 +325,13 @@ impl RunReport {
                 self.error = error.clone();
             }
         }
+    }
+
+    /// A succeeded step's output, decoded (`None` when it has none or another shape).
+    pub fn output<T: serde::de::DeserializeOwned>(&self, step: &str) -> Option<T> {
+        self.outputs
+            .get(step)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
     }
 
     /// Whether the run succeeded (or, for a dry run, planned completely).

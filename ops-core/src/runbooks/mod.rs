@@ -1,0 +1,36 @@
+//! The seed runbooks as typed workflows. Each has a config (TOML, documented defaults,
+//! validated with the field named), builds an engine [`crate::engine::Runbook`] over the
+//! contracts only — so it can be dry-run, journaled, locked and resumed — and returns a typed
+//! summary alongside the [`crate::engine::RunReport`].
+
+mod config;
+mod health_check;
+
+use serde::{Deserialize, Serialize};
+
+pub use config::{RunbookConfig, human_duration};
+pub use health_check::{HealthCheck, HealthCheckConfig, HealthSummary};
+
+use crate::contracts::HealthStatus;
+
+/// One thing a runbook checked, and what it found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// What was checked.
+    pub check: String,
+    /// How it looks.
+    pub status: HealthStatus,
+    /// Why, for people.
+    pub detail: String,
+}
+
+impl Finding {
+    /// A finding.
+    pub fn new(check: impl Into<String>, status: HealthStatus, detail: impl Into<String>) -> Self {
+        Self {
+            check: check.into(),
+            status,
+            detail: detail.into(),
+        }
+    }
+}
