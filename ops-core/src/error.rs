@@ -74,6 +74,14 @@ pub enum ErrorKind {
         /// The capability that is missing.
         capability: String,
     },
+    /// A check after a change failed (health, error logs, metrics): the change did not hold.
+    #[error("verification failed: {check}: {detail}")]
+    VerificationFailed {
+        /// What was checked.
+        check: String,
+        /// What was found.
+        detail: String,
+    },
     /// Data did not match its recorded checksum.
     #[error("checksum mismatch: expected {expected}, got {actual}")]
     ChecksumMismatch {
@@ -176,6 +184,7 @@ impl ErrorKind {
             ErrorKind::InvalidInput { .. } => "invalid_input",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Unsupported { .. } => "unsupported",
+            ErrorKind::VerificationFailed { .. } => "verification_failed",
             ErrorKind::ChecksumMismatch { .. } => "checksum_mismatch",
             ErrorKind::Provider { .. } => "provider",
             ErrorKind::Io { .. } => "io",

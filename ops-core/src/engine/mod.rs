@@ -48,6 +48,6 @@ pub use progress::{ProgressEvent, ProgressSink, progress_channel};
 pub use report::{
     ApprovalRecord, CompensationRecord, EvidenceRecord, RunReport, StepReport, StepStatus,
 };
-pub use runbook::{Gate, Item, Runbook};
+pub use runbook::{Gate, GateCondition, Item, Runbook};
 pub use runner::Runner;
 pub use step::{Action, ActionFuture, BuildAction, Step};

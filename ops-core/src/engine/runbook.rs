@@ -5,13 +5,29 @@ use std::collections::HashSet;
 use crate::engine::Step;
 use crate::{Error, Result};
 
+/// Decides from earlier outputs whether a conditional gate asks at all.
+pub type GateCondition =
+    std::sync::Arc<dyn Fn(&crate::engine::StepContext) -> Result<bool> + Send + Sync>;
+
 /// A point where the run waits for an [`crate::engine::Approver`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Gate {
     /// Its name (unique in the runbook).
     pub name: String,
     /// What the approver is asked.
     pub prompt: String,
+    /// When set, the gate asks only if this returns true (it is recorded as skipped otherwise).
+    pub condition: Option<GateCondition>,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("name", &self.name)
+            .field("prompt", &self.prompt)
+            .field("conditional", &self.condition.is_some())
+            .finish()
+    }
 }
 
 /// One entry of a runbook.
@@ -69,8 +85,37 @@ impl Runbook {
         self.items.push(Item::Gate(Gate {
             name: name.into(),
             prompt: prompt.into(),
+            condition: None,
         }));
         self
+    }
+
+    /// Appends a gate that asks only when `condition` holds, judged from earlier outputs when the
+    /// run reaches it (in dry runs too, since reads run there).
+    pub fn gate_if<F>(
+        mut self,
+        name: impl Into<String>,
+        prompt: impl Into<String>,
+        condition: F,
+    ) -> Self
+    where
+        F: Fn(&crate::engine::StepContext) -> Result<bool> + Send + Sync + 'static,
+    {
+        let condition: GateCondition = std::sync::Arc::new(condition);
+        self.items.push(Item::Gate(Gate {
+            name: name.into(),
+            prompt: prompt.into(),
+            condition: Some(condition),
+        }));
+        self
+    }
+
+    /// Appends a step when `step` is `Some` (for optional parts of a runbook).
+    pub fn maybe_step(self, step: Option<Step>) -> Self {
+        match step {
+            Some(s) => self.step(s),
+            None => self,
+        }
     }
 
     /// The runbook's name.

@@ -3,12 +3,15 @@
 //! contracts only — so it can be dry-run, journaled, locked and resumed — and returns a typed
 //! summary alongside the [`crate::engine::RunReport`].
 
+mod common;
 mod config;
+mod deploy;
 mod health_check;
 
 use serde::{Deserialize, Serialize};
 
 pub use config::{RunbookConfig, human_duration};
+pub use deploy::{DeployAndVerify, DeployStart, DeployVerifyConfig};
 pub use health_check::{HealthCheck, HealthCheckConfig, HealthSummary};
 
 use crate::contracts::HealthStatus;

@@ -528,6 +528,32 @@ impl<'a> Exec<'a> {
             index: self.index[&gate.name],
             step: gate.name.clone(),
         });
+        if let Some(condition) = &gate.condition {
+            match condition(&self.ctx(&gate.name, 1)) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.record(EventKind::StepSkipped {
+                        step: gate.name.clone(),
+                        reason: "condition not met".into(),
+                    })
+                    .await
+                    .map_err(Stop::Fatal)?;
+                    self.finished(&gate.name, StepStatus::Skipped);
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.record(EventKind::ApprovalDenied {
+                        gate: gate.name.clone(),
+                        by: "engine".into(),
+                        reason: e.to_string(),
+                    })
+                    .await
+                    .map_err(Stop::Fatal)?;
+                    self.finished(&gate.name, StepStatus::Failed);
+                    return Err(Stop::Failed(e));
+                }
+            }
+        }
         if self.dry() {
             let action = PlannedAction {
                 step: gate.name.clone(),

@@ -1,0 +1,116 @@
+//! Pieces several runbooks share: verification against probes and error logs, notification
+//! steps, and traffic helpers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::Finding;
+use crate::contracts::{
+    HealthProbe, HealthStatus, LogQuery, LogSeverity, LogSource, Notification, Notifier,
+    TimeWindow, check_all,
+};
+use crate::engine::{Action, Step};
+use crate::{Error, ErrorKind, Result};
+
+/// `VerificationFailed` naming `check`.
+pub(crate) fn failed(check: &str, detail: impl Into<String>) -> Error {
+    Error::new(
+        "runbook",
+        "verify",
+        ErrorKind::VerificationFailed {
+            check: check.to_string(),
+            detail: detail.into(),
+        },
+    )
+}
+
+/// Probes everything; `VerificationFailed` listing what is not healthy.
+pub(crate) async fn require_healthy(probes: &[Arc<dyn HealthProbe>]) -> Result<Vec<Finding>> {
+    let mut findings = Vec::new();
+    for (p, r) in probes.iter().zip(check_all(probes, 8).await) {
+        findings.push(match r {
+            Ok(r) => Finding::new(p.name(), r.status, format!("{} checks", r.checks.len())),
+            Err(e) => Finding::new(p.name(), HealthStatus::Unhealthy, e.to_string()),
+        });
+    }
+    let bad: Vec<String> = findings
+        .iter()
+        .filter(|f| f.status != HealthStatus::Healthy)
+        .map(|f| format!("{} is {}", f.check, f.status))
+        .collect();
+    if bad.is_empty() {
+        Ok(findings)
+    } else {
+        Err(failed("health", bad.join(", ")))
+    }
+}
+
+/// Counts ERROR entries of `release` since `since`, every `poll`, until `watch` has passed;
+/// `VerificationFailed` as soon as there are more than `max`.
+pub(crate) async fn watch_errors(
+    logs: &dyn LogSource,
+    clock: &crate::clock::SharedClock,
+    release: &str,
+    since: DateTime<Utc>,
+    watch: Duration,
+    poll: Duration,
+    max: u64,
+) -> Result<u64> {
+    let end = clock.instant() + watch;
+    loop {
+        let window = TimeWindow::new(since, clock.now())?;
+        let q = LogQuery {
+            release: Some(release.to_string()),
+            ..LogQuery::new(window).min_severity(LogSeverity::Error)
+        };
+        let n = logs.count(&q, max + 1).await?;
+        if n > max {
+            return Err(failed(
+                "error logs",
+                format!(
+                    "{n} ERROR entries from {release} since {} (at most {max} allowed)",
+                    since.to_rfc3339()
+                ),
+            ));
+        }
+        let left = end.saturating_duration_since(clock.instant());
+        if left.is_zero() {
+            return Ok(n);
+        }
+        clock.sleep(left.min(poll)).await;
+    }
+}
+
+/// A step that waits (stabilisation, bake time); cancellation stops it at once.
+pub(crate) fn wait_step(name: &str, length: Duration) -> Step {
+    Step::read(name, move |ctx| {
+        let clock = ctx.clock().clone();
+        Ok(Action::new(
+            "wait",
+            json!({ "seconds": length.as_secs_f64() }),
+            async move {
+                clock.sleep(length).await;
+                Ok(length.as_secs_f64())
+            },
+        ))
+    })
+}
+
+/// A step that sends `build(ctx)`'s notification (planned in dry runs).
+pub(crate) fn notify_step<F>(name: &str, notifier: Arc<dyn Notifier>, build: F) -> Step
+where
+    F: Fn(&crate::engine::StepContext) -> Result<Notification> + Send + Sync + 'static,
+{
+    Step::mutate(name, move |ctx| {
+        let note = build(ctx)?;
+        let notifier = notifier.clone();
+        Ok(Action::new(
+            "Notifier::send",
+            json!({ "severity": note.severity, "event": note.event, "title": note.title }),
+            async move { notifier.send(&note).await },
+        ))
+    })
+}
