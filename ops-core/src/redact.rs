@@ -11,21 +11,31 @@ use serde_json::Value;
 /// What a masked value becomes.
 pub const MASK: &str = "[REDACTED]";
 
-/// Key fragments (lower case) whose values are never shown.
+/// Key fragments (lower case) whose values are never shown. Generic words (`key`, `value`,
+/// `data`) are not here: they name ordinary data too (metrics, outputs); a long opaque token in
+/// any string is masked by the text rule instead.
 const SECRET_KEYS: &[&str] = &[
     "token",
     "secret",
     "password",
     "passwd",
-    "key",
+    "passphrase",
     "authorization",
     "credential",
-    "data",
-    "value",
-    "signature",
+    "private_key",
+    "privatekey",
+    "api_key",
+    "apikey",
+    "access_key",
+    "client_secret",
     "cookie",
     "session",
+    "signature",
 ];
+
+/// Extra keys masked in HTTP bodies, where an API may echo a stored value back (Secret Manager's
+/// `payload.data`, an env var's `value`).
+const BODY_KEYS: &[&str] = &["data", "value", "key", "payload"];
 
 /// A redacted excerpt of `body`, at most `limit` bytes (plus an ellipsis when cut).
 ///
@@ -38,7 +48,7 @@ const SECRET_KEYS: &[&str] = &[
 pub fn redact_excerpt(body: &[u8], limit: usize) -> String {
     let text = match serde_json::from_slice::<Value>(body) {
         Ok(mut v) => {
-            redact_json(&mut v);
+            redact_keys(&mut v, &[SECRET_KEYS, BODY_KEYS]);
             v.to_string()
         }
         Err(_) => redact_text(&String::from_utf8_lossy(body)),
@@ -46,30 +56,34 @@ pub fn redact_excerpt(body: &[u8], limit: usize) -> String {
     truncate(text.trim(), limit)
 }
 
-fn is_secret_key(k: &str) -> bool {
+fn is_secret_key(k: &str, lists: &[&[&str]]) -> bool {
     let k = k.to_ascii_lowercase();
-    SECRET_KEYS.iter().any(|s| k.contains(s))
+    lists.iter().flat_map(|l| l.iter()).any(|s| k.contains(s))
 }
 
 /// Masks, in place, every scalar under a key that names a secret, and credentials in strings.
 ///
 /// ```
-/// let mut v = serde_json::json!({"user": "ann", "password": "pw"});
+/// let mut v = serde_json::json!({"user": "ann", "password": "pw", "value": 3});
 /// ops_core::redact::redact_json(&mut v);
-/// assert_eq!(v, serde_json::json!({"user": "ann", "password": "[REDACTED]"}));
+/// assert_eq!(v, serde_json::json!({"user": "ann", "password": "[REDACTED]", "value": 3}));
 /// ```
 pub fn redact_json(v: &mut Value) {
+    redact_keys(v, &[SECRET_KEYS]);
+}
+
+fn redact_keys(v: &mut Value, lists: &[&[&str]]) {
     match v {
         Value::Object(map) => {
             for (k, child) in map.iter_mut() {
-                if is_secret_key(k) && !child.is_object() && !child.is_array() {
+                if is_secret_key(k, lists) && !child.is_object() && !child.is_array() {
                     *child = Value::String(MASK.into());
                 } else {
-                    redact_json(child);
+                    redact_keys(child, lists);
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(redact_json),
+        Value::Array(items) => items.iter_mut().for_each(|i| redact_keys(i, lists)),
         Value::String(s) => {
             let r = redact_text(s);
             if r != *s {

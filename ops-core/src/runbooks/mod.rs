@@ -7,12 +7,17 @@ mod common;
 mod config;
 mod deploy;
 mod health_check;
+mod rollout;
 
 use serde::{Deserialize, Serialize};
 
 pub use config::{RunbookConfig, human_duration};
 pub use deploy::{DeployAndVerify, DeployStart, DeployVerifyConfig};
 pub use health_check::{HealthCheck, HealthCheckConfig, HealthSummary};
+pub use rollout::{
+    Analysis, MetricResult, OnFailure, OnInconclusive, Rollout, RolloutConfig, RolloutMetric,
+    Stage, Strategy, Thresholds, Verdict,
+};
 
 use crate::contracts::HealthStatus;
 

@@ -12,9 +12,9 @@ use super::Runner;
 use super::resume::Resumption;
 use crate::engine::context::RunState;
 use crate::engine::{
-    ApprovalDecision, ApprovalRequest, ErrorRecord, EventKind, Gate, Item, JournalEvent, Mode,
-    PlannedAction, ProgressEvent, RunControl, RunOutcome, RunReport, Runbook, Step, StepContext,
-    StepStatus,
+    Action, ApprovalDecision, ApprovalRequest, ErrorRecord, EventKind, Gate, Item, JournalEvent,
+    Mode, PlannedAction, ProgressEvent, RunControl, RunOutcome, RunReport, Runbook, Step,
+    StepContext, StepStatus,
 };
 use crate::{Error, ErrorKind, Result};
 
@@ -305,8 +305,18 @@ impl<'a> Exec<'a> {
         if self.dry() && step.kind.mutates() {
             return self.plan(step).await;
         }
+        // In a dry run, a read that needs a planned mutation's output cannot run: plan it. The
+        // action built to find out is the one the first attempt runs (building has effects:
+        // evidence).
+        let mut first = None;
+        if self.dry() {
+            match (step.build)(&self.ctx(&step.name, 1)) {
+                Err(e) if e.operation() == "step_output" => return self.plan(step).await,
+                built => first = Some(built),
+            }
+        }
         let span = tracing::info_span!("step", step = %step.name, kind = ?step.kind);
-        self.execute(step).instrument(span).await
+        self.execute(step, first).instrument(span).await
     }
 
     /// Dry run of a mutation: record what would be called; the action's future is dropped
@@ -333,7 +343,12 @@ impl<'a> Exec<'a> {
         Ok(Done::Planned)
     }
 
-    async fn execute(&self, step: &Step) -> std::result::Result<Done, Stop> {
+    async fn execute(
+        &self,
+        step: &Step,
+        first: Option<Result<Action>>,
+    ) -> std::result::Result<Done, Stop> {
+        let first = Mutex::new(first);
         let clock = self.runner.clock.as_ref();
         let start = clock.instant();
         let mut policy = step.retry.clone();
@@ -347,7 +362,13 @@ impl<'a> Exec<'a> {
             step.idempotency(),
             |attempt| {
                 attempts.store(attempt, Ordering::SeqCst);
-                let built = (step.build)(&self.ctx(&step.name, attempt));
+                let prebuilt = if attempt == 1 {
+                    lock(&first).take()
+                } else {
+                    None
+                };
+                let built =
+                    prebuilt.unwrap_or_else(|| (step.build)(&self.ctx(&step.name, attempt)));
                 let retry_event = lock(&retried).take();
                 async move {
                     if let Some(event) = retry_event {
@@ -541,6 +562,8 @@ impl<'a> Exec<'a> {
                     self.finished(&gate.name, StepStatus::Skipped);
                     return Ok(());
                 }
+                // A dry run cannot know a condition on a planned step's output: plan the gate.
+                Err(e) if self.dry() && e.operation() == "step_output" => {}
                 Err(e) => {
                     self.record(EventKind::ApprovalDenied {
                         gate: gate.name.clone(),

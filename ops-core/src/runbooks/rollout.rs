@@ -1,0 +1,631 @@
+//! Progressive rollout: canary (1 → 5 → 25 → 100 %) or blue-green (0 → 10 → 100 %) on any
+//! [`Deployer`], with metric analysis at every stage and an automatic abort to the stable
+//! release.
+//!
+//! Replaces the seeds' staged canary: `update-traffic --to-revisions=NEW=1,OLD=99`, wait, look
+//! at the error rate and p95 latency dashboards (warn above 1 % / 500 ms, abort above 5 % /
+//! 2 s), repeat at 5 % and 25 %, then 100 %; and on trouble `--to-revisions=OLD=100`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::RunbookConfig;
+use super::common::{failed, notify_step, wait_step};
+use super::config::{human_duration, invalid, ordered, positive};
+use crate::contracts::{
+    DeployRequest, Deployer, Metric, MetricQuery, MetricReading, MetricsSource, Notification,
+    NotificationEvent, Notifier, Release, Severity, TimeWindow, TrafficSplit,
+};
+use crate::engine::{Action, Mode, RunReport, Runbook, Runner, Step, StepContext};
+use crate::{Error, Result};
+
+/// Canary or blue-green.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Small, growing shares: 1 → 5 → 25 → 100 %.
+    #[default]
+    Canary,
+    /// Deploy beside the stable release, try 10 %, then switch: 0 → 10 → 100 %.
+    BlueGreen,
+}
+
+/// One traffic stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    /// The new release's share, 0 to 100.
+    pub percent: u8,
+    /// How long to wait before analysing (0: no analysis at this stage).
+    #[serde(with = "human_duration")]
+    pub bake: Duration,
+}
+
+impl Stage {
+    /// A stage.
+    pub const fn new(percent: u8, bake: Duration) -> Self {
+        Self { percent, bake }
+    }
+}
+
+/// Warning and abort levels of one metric.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    /// Above this: reported as a warning, the rollout goes on.
+    pub warn: f64,
+    /// Above this: the stage fails.
+    pub abort: f64,
+}
+
+/// What to do when an analysis has too little data to judge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnInconclusive {
+    /// Wait `inconclusive_wait` and look again, up to `max_inconclusive_waits` times, then fail.
+    #[default]
+    Wait,
+    /// Ask a human (an approval gate) whether to go on.
+    Pause,
+    /// Fail the stage (and abort).
+    Fail,
+}
+
+/// What to do when an analysis fails.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFailure {
+    /// Abort: all traffic back to the stable release.
+    #[default]
+    Abort,
+    /// Ask a human whether to go on anyway (a denial aborts).
+    Pause,
+}
+
+/// The metrics a rollout analyses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutMetric {
+    /// 5xx / all requests of the new release.
+    ErrorRate,
+    /// p95 latency of the new release, in ms.
+    LatencyP95,
+}
+
+/// Settings of a progressive rollout.
+///
+/// ```toml
+/// strategy = "canary"                     # or "blue-green"
+/// stages = [                              # default for canary; blue-green: 0, 10/30m, 100
+///   { percent = 1, bake = "15m" },
+///   { percent = 5, bake = "30m" },
+///   { percent = 25, bake = "60m" },
+///   { percent = 100, bake = "0s" },
+/// ]
+/// error_rate = { warn = 0.01, abort = 0.05 }
+/// latency_p95_ms = { warn = 500, abort = 2000 }
+/// min_requests = 100                      # fewer: inconclusive, never a pass
+/// on_inconclusive = "wait"                # or "pause", "fail"
+/// inconclusive_wait = "5m"
+/// max_inconclusive_waits = 3
+/// on_failure = "abort"                    # or "pause"
+/// approve_between_stages = false
+/// dry_run_metrics = []                    # e.g. ["latency_p95"]: evaluated, never acted on
+/// hotfix_bake = "5m"                      # hotfix: straight to 100 %, one analysis
+/// deploy_deadline = "10m"
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RolloutConfig {
+    /// Canary or blue-green.
+    pub strategy: Strategy,
+    /// The stages; `None` takes the strategy's default.
+    pub stages: Option<Vec<Stage>>,
+    /// Error-rate thresholds (ratios).
+    pub error_rate: Thresholds,
+    /// p95 latency thresholds (ms).
+    pub latency_p95_ms: Thresholds,
+    /// Fewer requests than this in a stage's window is inconclusive.
+    pub min_requests: u64,
+    /// What to do with too little data.
+    pub on_inconclusive: OnInconclusive,
+    /// How long to wait before looking again (with `wait`).
+    #[serde(with = "human_duration")]
+    pub inconclusive_wait: Duration,
+    /// How many times to wait before failing (with `wait`).
+    pub max_inconclusive_waits: u32,
+    /// What to do when an analysis fails.
+    pub on_failure: OnFailure,
+    /// Ask a human before each next stage.
+    pub approve_between_stages: bool,
+    /// Metrics evaluated and reported but never acted on (trialling thresholds).
+    pub dry_run_metrics: Vec<RolloutMetric>,
+    /// The bake before the one analysis of a hotfix.
+    #[serde(with = "human_duration")]
+    pub hotfix_bake: Duration,
+    /// Longest wait for the new release to become ready.
+    #[serde(with = "human_duration")]
+    pub deploy_deadline: Duration,
+}
+
+impl Default for RolloutConfig {
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::Canary,
+            stages: None,
+            error_rate: Thresholds {
+                warn: 0.01,
+                abort: 0.05,
+            },
+            latency_p95_ms: Thresholds {
+                warn: 500.0,
+                abort: 2000.0,
+            },
+            min_requests: 100,
+            on_inconclusive: OnInconclusive::Wait,
+            inconclusive_wait: Duration::from_secs(300),
+            max_inconclusive_waits: 3,
+            on_failure: OnFailure::Abort,
+            approve_between_stages: false,
+            dry_run_metrics: Vec::new(),
+            hotfix_bake: Duration::from_secs(300),
+            deploy_deadline: Duration::from_secs(600),
+        }
+    }
+}
+
+impl RolloutConfig {
+    /// The stages in force: the configured ones or the strategy's default.
+    pub fn stages(&self) -> Vec<Stage> {
+        let m = |n: u64| Duration::from_secs(n * 60);
+        self.stages.clone().unwrap_or_else(|| match self.strategy {
+            Strategy::Canary => vec![
+                Stage::new(1, m(15)),
+                Stage::new(5, m(30)),
+                Stage::new(25, m(60)),
+                Stage::new(100, m(0)),
+            ],
+            Strategy::BlueGreen => vec![
+                Stage::new(0, m(0)),
+                Stage::new(10, m(30)),
+                Stage::new(100, m(0)),
+            ],
+        })
+    }
+}
+
+impl RunbookConfig for RolloutConfig {
+    fn validate(&self) -> Result<()> {
+        let stages = self.stages();
+        if stages.is_empty() {
+            return Err(invalid("stages", "needs at least one stage"));
+        }
+        for (i, s) in stages.iter().enumerate() {
+            if s.percent > 100 {
+                return Err(invalid(
+                    &format!("stages[{i}].percent"),
+                    format!("{} is over 100", s.percent),
+                ));
+            }
+            if i > 0 && s.percent <= stages[i - 1].percent {
+                return Err(invalid(
+                    &format!("stages[{i}].percent"),
+                    "stages must increase",
+                ));
+            }
+        }
+        if stages.last().map(|s| s.percent) != Some(100) {
+            return Err(invalid("stages", "the last stage must be 100 %"));
+        }
+        for (field, t) in [
+            ("error_rate", self.error_rate),
+            ("latency_p95_ms", self.latency_p95_ms),
+        ] {
+            if !(t.warn >= 0.0 && t.abort.is_finite()) {
+                return Err(invalid(field, "thresholds must be finite and not negative"));
+            }
+            ordered(&format!("{field}.warn"), t.warn, t.abort)?;
+        }
+        if self.error_rate.abort > 1.0 {
+            return Err(invalid("error_rate.abort", "is a ratio: at most 1"));
+        }
+        if self.min_requests == 0 {
+            return Err(invalid(
+                "min_requests",
+                "must be at least 1: no data is never a pass",
+            ));
+        }
+        positive("inconclusive_wait", self.inconclusive_wait)?;
+        positive("hotfix_bake", self.hotfix_bake)?;
+        positive("deploy_deadline", self.deploy_deadline)
+    }
+}
+
+/// How one metric or one stage judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Within the warning level.
+    Pass,
+    /// Above warning, below abort.
+    Warn,
+    /// Too little data to judge.
+    Inconclusive,
+    /// Above the abort level.
+    Fail,
+}
+
+/// One metric's reading at a stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricResult {
+    /// Which.
+    pub metric: RolloutMetric,
+    /// Its value, when there was enough data.
+    pub value: Option<f64>,
+    /// Samples behind it.
+    pub samples: u64,
+    /// Its verdict.
+    pub verdict: Verdict,
+    /// Evaluated only: does not count towards the stage's verdict.
+    pub dry_run: bool,
+}
+
+/// A stage's analysis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    /// The stage's share.
+    pub percent: u8,
+    /// The worst verdict of the metrics that count.
+    pub verdict: Verdict,
+    /// Every metric.
+    pub metrics: Vec<MetricResult>,
+    /// Extra waits for data.
+    pub waits: u32,
+    /// Whether a human must decide (pause policies).
+    pub needs_human: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StageStart {
+    percent: u8,
+    at: DateTime<Utc>,
+}
+
+/// A progressive rollout of `version`.
+///
+/// ```
+/// use ops_core::runbooks::{RolloutConfig, RunbookConfig, Strategy};
+/// let c = RolloutConfig::from_toml("strategy = \"blue-green\"").unwrap();
+/// assert_eq!(c.stages().iter().map(|s| s.percent).collect::<Vec<_>>(), vec![0, 10, 100]);
+/// assert!(RolloutConfig::from_toml("stages = [{ percent = 50, bake = \"1m\" }, { percent = 25, bake = \"1m\" }]").is_err());
+/// ```
+#[derive(Clone)]
+pub struct Rollout {
+    config: RolloutConfig,
+    version: String,
+    deployer: Arc<dyn Deployer>,
+    metrics: Arc<dyn MetricsSource>,
+    notifier: Option<Arc<dyn Notifier>>,
+    hotfix: bool,
+}
+
+impl Rollout {
+    /// Rolls `version` out through `deployer`, judging stages by `metrics`.
+    pub fn new(
+        version: impl Into<String>,
+        deployer: Arc<dyn Deployer>,
+        metrics: Arc<dyn MetricsSource>,
+        config: RolloutConfig,
+    ) -> Self {
+        Self {
+            config,
+            version: version.into(),
+            deployer,
+            metrics,
+            notifier: None,
+            hotfix: false,
+        }
+    }
+
+    /// Skips the canary stages: straight to 100 %, one analysis after `hotfix_bake`.
+    pub fn hotfix(mut self) -> Self {
+        self.hotfix = true;
+        self
+    }
+
+    /// Where to announce start, abort and completion.
+    pub fn notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    fn stages(&self) -> Vec<Stage> {
+        if self.hotfix {
+            vec![Stage::new(100, self.config.hotfix_bake)]
+        } else {
+            self.config.stages()
+        }
+    }
+
+    /// The engine runbook.
+    pub fn runbook(&self) -> Result<Runbook> {
+        self.config.validate()?;
+        let target = self.deployer.target().to_string();
+        let (version, key) = (
+            self.version.clone(),
+            format!("rollout/{target}/{}", self.version),
+        );
+        let name = if self.hotfix {
+            "hotfix-rollout"
+        } else {
+            "progressive-rollout"
+        };
+        let d = self.deployer.clone();
+        let mut rb = Runbook::new(name, &target).step(Step::read("stable", move |_| {
+            let d = d.clone();
+            Ok(Action::new("Deployer::current", json!({}), async move {
+                let state = d.current().await?;
+                state.primary_release().map(str::to_string).ok_or_else(|| {
+                    Error::invalid_input(
+                        "runbook",
+                        "rollout",
+                        "target",
+                        "no release serves traffic: use deploy-and-verify for a first deploy",
+                    )
+                })
+            }))
+        }));
+        if let Some(n) = self.notifier.clone() {
+            let (t, v, k, n2) = (target.clone(), version.clone(), key.clone(), n.clone());
+            let (t2, v2, k2) = (target.clone(), version.clone(), key.clone());
+            rb = rb.step(
+                notify_step("announce", n, move |_| {
+                    Ok(
+                        Notification::new(Severity::Info, format!("Rolling out {v} to {t}"))
+                            .dedup_key(&k),
+                    )
+                })
+                .compensate(move |ctx| {
+                    let stable: String = ctx.output("stable")?;
+                    let note = Notification::new(
+                        Severity::Error,
+                        format!("Rollout of {v2} to {t2} aborted; all traffic is back on {stable}"),
+                    )
+                    .event(NotificationEvent::Update)
+                    .dedup_key(&k2);
+                    let n = n2.clone();
+                    Ok(Action::new(
+                        "Notifier::send",
+                        json!({ "title": note.title }),
+                        async move { n.send(&note).await },
+                    ))
+                }),
+            );
+        }
+        let (d, d2) = (self.deployer.clone(), self.deployer.clone());
+        let request = DeployRequest {
+            deadline: self.config.deploy_deadline,
+            ..DeployRequest::new(&version)
+        };
+        rb = rb.step(
+            Step::mutate("deploy", move |_| {
+                let (d, req) = (d.clone(), request.clone());
+                Ok(Action::new("Deployer::deploy", json!(req), async move {
+                    d.deploy(&req).await
+                }))
+            })
+            // Abort: all traffic to the stable release.
+            .compensate(move |ctx| {
+                let split = TrafficSplit::all_to(ctx.output::<String>("stable")?)?;
+                let d = d2.clone();
+                Ok(Action::new(
+                    "Deployer::set_traffic",
+                    json!(split),
+                    async move { d.set_traffic(&split).await },
+                ))
+            }),
+        );
+        let stages = self.stages();
+        for (i, stage) in stages.iter().copied().enumerate() {
+            let p = stage.percent;
+            let d = self.deployer.clone();
+            rb = rb.step(
+                Step::mutate(format!("traffic-{p}"), move |ctx| {
+                    let canary: Release = ctx.output("deploy")?;
+                    let stable: String = ctx.output("stable")?;
+                    let split = TrafficSplit::new([(canary.id.clone(), p), (stable, 100 - p)])?;
+                    let (d, at) = (d.clone(), ctx.clock().now());
+                    Ok(Action::new(
+                        "Deployer::set_traffic",
+                        json!(split),
+                        async move {
+                            d.set_traffic(&split).await?;
+                            Ok(StageStart { percent: p, at })
+                        },
+                    ))
+                })
+                .idempotent(),
+            );
+            if !stage.bake.is_zero() {
+                rb = rb.step(wait_step(&format!("bake-{p}"), stage.bake));
+                if p > 0 {
+                    let (metrics, config) = (self.metrics.clone(), self.config.clone());
+                    let analyze = format!("analyze-{p}");
+                    rb = rb.step(Step::read(analyze.clone(), move |ctx| {
+                        let canary: Release = ctx.output("deploy")?;
+                        let start: StageStart = ctx.output(&format!("traffic-{p}"))?;
+                        let (metrics, config, ctx) = (metrics.clone(), config.clone(), ctx.clone());
+                        Ok(Action::new(
+                            "MetricsSource::read",
+                            json!({ "release": canary.id, "percent": p }),
+                            async move {
+                                analyse(&ctx, metrics.as_ref(), &config, &canary.id, start).await
+                            },
+                        ))
+                    }));
+                    let a = analyze.clone();
+                    rb = rb.gate_if(
+                        format!("confirm-{p}"),
+                        format!("The analysis at {p} % needs a decision: go on?"),
+                        move |ctx| Ok(ctx.output::<Analysis>(&a)?.needs_human),
+                    );
+                }
+            }
+            if self.config.approve_between_stages && i + 1 < stages.len() {
+                let next = stages[i + 1].percent;
+                rb = rb.gate(
+                    format!("approve-{next}"),
+                    format!("Go to {next} % of traffic on {version}?"),
+                );
+            }
+        }
+        if let Some(n) = self.notifier.clone() {
+            rb = rb.step(notify_step("announce-result", n, move |ctx| {
+                let canary: Release = ctx.output("deploy")?;
+                Ok(Notification::new(
+                    Severity::Info,
+                    format!(
+                        "Rolled out {version} to {target}: {} takes all traffic",
+                        canary.id
+                    ),
+                )
+                .event(NotificationEvent::Resolve)
+                .dedup_key(&key))
+            }));
+        }
+        Ok(rb)
+    }
+
+    /// Runs it.
+    pub async fn run(&self, runner: &Runner, mode: Mode) -> Result<RunReport> {
+        runner.run(&self.runbook()?, mode).await
+    }
+}
+
+fn judge(value: f64, t: Thresholds) -> Verdict {
+    if value > t.abort {
+        Verdict::Fail
+    } else if value > t.warn {
+        Verdict::Warn
+    } else {
+        Verdict::Pass
+    }
+}
+
+async fn measure(
+    metrics: &dyn MetricsSource,
+    config: &RolloutConfig,
+    release: &str,
+    window: TimeWindow,
+) -> Result<Vec<MetricResult>> {
+    let mut out = Vec::new();
+    for (metric, query, t) in [
+        (
+            RolloutMetric::ErrorRate,
+            Metric::ErrorRatio,
+            config.error_rate,
+        ),
+        (
+            RolloutMetric::LatencyP95,
+            Metric::LatencyPercentile { percentile: 95.0 },
+            config.latency_p95_ms,
+        ),
+    ] {
+        let q = MetricQuery {
+            metric: query,
+            window,
+            release: Some(release.to_string()),
+            min_samples: config.min_requests,
+        };
+        let (value, samples, verdict) = match metrics.read(&q).await? {
+            MetricReading::Value { value, samples } => (Some(value), samples, judge(value, t)),
+            MetricReading::InsufficientData { samples, .. } => {
+                (None, samples, Verdict::Inconclusive)
+            }
+        };
+        out.push(MetricResult {
+            metric,
+            value,
+            samples,
+            verdict,
+            dry_run: config.dry_run_metrics.contains(&metric),
+        });
+    }
+    Ok(out)
+}
+
+async fn analyse(
+    ctx: &StepContext,
+    metrics: &dyn MetricsSource,
+    config: &RolloutConfig,
+    release: &str,
+    start: StageStart,
+) -> Result<Analysis> {
+    let clock = ctx.clock();
+    let mut waits = 0;
+    loop {
+        let window = TimeWindow::new(start.at, clock.now())?;
+        let results = measure(metrics, config, release, window).await?;
+        let verdict = results
+            .iter()
+            .filter(|m| !m.dry_run)
+            .map(|m| m.verdict)
+            .max()
+            .unwrap_or(Verdict::Pass);
+        for m in &results {
+            ctx.evidence(format!("{:?} at {} %", m.metric, start.percent), m);
+        }
+        let describe = || {
+            results
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{:?}={}",
+                        m.metric,
+                        m.value.map_or("n/a".into(), |v| format!("{v:.4}"))
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let analysis = |needs_human| Analysis {
+            percent: start.percent,
+            verdict,
+            metrics: results.clone(),
+            waits,
+            needs_human,
+        };
+        match verdict {
+            Verdict::Pass | Verdict::Warn => return Ok(analysis(false)),
+            Verdict::Fail => {
+                return match config.on_failure {
+                    OnFailure::Abort => Err(failed(
+                        &format!("analysis at {} %", start.percent),
+                        describe(),
+                    )),
+                    OnFailure::Pause => Ok(analysis(true)),
+                };
+            }
+            Verdict::Inconclusive => match config.on_inconclusive {
+                OnInconclusive::Wait if waits < config.max_inconclusive_waits => {
+                    waits += 1;
+                    clock.sleep(config.inconclusive_wait).await;
+                }
+                OnInconclusive::Pause => return Ok(analysis(true)),
+                _ => {
+                    return Err(failed(
+                        &format!("analysis at {} %", start.percent),
+                        format!(
+                            "too little traffic to judge after {waits} extra waits ({})",
+                            describe()
+                        ),
+                    ));
+                }
+            },
+        }
+    }
+}
