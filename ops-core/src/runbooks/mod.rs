@@ -7,6 +7,7 @@ mod common;
 mod config;
 mod deploy;
 mod health_check;
+mod rollback;
 mod rollout;
 
 use serde::{Deserialize, Serialize};
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 pub use config::{RunbookConfig, human_duration};
 pub use deploy::{DeployAndVerify, DeployStart, DeployVerifyConfig};
 pub use health_check::{HealthCheck, HealthCheckConfig, HealthSummary};
+pub use rollback::{AUTO_ROLLBACK, Rollback, RollbackChoice, RollbackConfig, RollbackTo};
 pub use rollout::{
     Analysis, MetricResult, OnFailure, OnInconclusive, Rollout, RolloutConfig, RolloutMetric,
     Stage, Strategy, Thresholds, Verdict,
