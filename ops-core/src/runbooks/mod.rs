@@ -3,6 +3,7 @@
 //! contracts only — so it can be dry-run, journaled, locked and resumed — and returns a typed
 //! summary alongside the [`crate::engine::RunReport`].
 
+mod backup;
 mod common;
 mod config;
 mod deploy;
@@ -12,6 +13,10 @@ mod rollout;
 
 use serde::{Deserialize, Serialize};
 
+pub use backup::{
+    BackupAndVerify, BackupSource, BackupVerifyConfig, OpenArtifact, PrunePlan, RestoreTest,
+    Retention,
+};
 pub use config::{RunbookConfig, human_duration};
 pub use deploy::{DeployAndVerify, DeployStart, DeployVerifyConfig};
 pub use health_check::{HealthCheck, HealthCheckConfig, HealthSummary};

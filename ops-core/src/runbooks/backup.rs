@@ -1,0 +1,416 @@
+//! Backup and verify: take a backup, prove it reads back (checksum, optional restore test),
+//! then prune old backups by a grandfather-father-son policy.
+//!
+//! Replaces the seeds' `gsutil cp app.db gs://…/backup/app-$(date +%Y%m%d-%H%M%S).db`,
+//! `pg_dump -Fc`, `gcloud sql backups create`, the "verify the backup" step, and the
+//! retention clean-up.
+
+use std::collections::{BTreeSet, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::io::AsyncReadExt;
+
+use super::RunbookConfig;
+use super::config::invalid;
+use crate::contracts::{
+    ArtifactReader, BackupFilter, BackupInfo, BackupState, BackupStore, CreateBackup, PutArtifact,
+};
+use crate::engine::{Action, Mode, RunReport, Runbook, Runner, Step};
+use crate::{Error, ErrorKind, Result};
+
+/// How many backups to keep: the newest of each of the last N hours, days, ISO weeks and months.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retention {
+    /// Hours (default 24).
+    pub hourly: u32,
+    /// Days (default 7).
+    pub daily: u32,
+    /// ISO weeks (default 4).
+    pub weekly: u32,
+    /// Months (default 12).
+    pub monthly: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            hourly: 24,
+            daily: 7,
+            weekly: 4,
+            monthly: 12,
+        }
+    }
+}
+
+impl Retention {
+    /// The ids to keep among `backups`: the newest complete backup of each of the newest
+    /// `hourly` hours, `daily` days, `weekly` weeks and `monthly` months, plus `always`.
+    ///
+    /// ```
+    /// use ops_core::runbooks::Retention;
+    /// let keep = Retention { hourly: 1, daily: 0, weekly: 0, monthly: 0 }.keep(&[], "new");
+    /// assert!(keep.contains("new"));
+    /// ```
+    pub fn keep(&self, backups: &[BackupInfo], always: &str) -> BTreeSet<String> {
+        let mut complete: Vec<&BackupInfo> = backups
+            .iter()
+            .filter(|b| b.state == BackupState::Complete)
+            .collect();
+        complete.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| b.id.cmp(&a.id))
+        });
+        let mut keep = BTreeSet::from([always.to_string()]);
+        let buckets: [(u32, fn(&DateTime<Utc>) -> String); 4] = [
+            (self.hourly, |t| t.format("%Y%m%d%H").to_string()),
+            (self.daily, |t| t.format("%Y%m%d").to_string()),
+            (self.weekly, |t| t.format("%G-W%V").to_string()),
+            (self.monthly, |t| t.format("%Y%m").to_string()),
+        ];
+        for (n, bucket) in buckets {
+            let mut seen = HashSet::new();
+            for b in &complete {
+                if seen.len() >= n as usize {
+                    break;
+                }
+                if seen.insert(bucket(&b.created_at)) {
+                    keep.insert(b.id.clone());
+                }
+            }
+        }
+        keep
+    }
+}
+
+/// Settings of backup-and-verify.
+///
+/// ```toml
+/// prune = true
+/// prune_prefix = "app-"     # only backups whose id starts with this are pruned (default: the new id's stem + "-")
+/// [retention]
+/// hourly = 24
+/// daily = 7
+/// weekly = 4
+/// monthly = 12
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupVerifyConfig {
+    /// What to keep when pruning.
+    pub retention: Retention,
+    /// Prune after a verified backup (default true).
+    pub prune: Option<bool>,
+    /// Which backups pruning may touch.
+    pub prune_prefix: Option<String>,
+}
+
+impl BackupVerifyConfig {
+    fn prunes(&self) -> bool {
+        self.prune.unwrap_or(true)
+    }
+}
+
+impl RunbookConfig for BackupVerifyConfig {
+    fn validate(&self) -> Result<()> {
+        let r = self.retention;
+        if r.hourly + r.daily + r.weekly + r.monthly == 0 {
+            return Err(invalid(
+                "retention",
+                "keeps nothing: at least one of hourly, daily, weekly, monthly must be above 0",
+            ));
+        }
+        if self.prune_prefix.as_deref().is_some_and(str::is_empty) {
+            return Err(invalid(
+                "prune_prefix",
+                "must not be empty (it would prune every backup in the store)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Opens the stream of bytes to back up (a file, a `pg_dump` process).
+pub type OpenArtifact =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<ArtifactReader>> + Send>> + Send + Sync>;
+
+/// What to back up.
+#[derive(Clone)]
+pub enum BackupSource {
+    /// The store backs up a source itself ([`BackupStore::create`]).
+    Create(CreateBackup),
+    /// A stream put into the store as `STEM-YYYYMMDD-HHMMSS[.EXT]`.
+    Artifact {
+        /// The id's stem.
+        stem: String,
+        /// The id's extension (`db`, `dump`), if any.
+        extension: Option<String>,
+        /// What the bytes are a backup of.
+        source: Option<String>,
+        /// Opens the stream.
+        open: OpenArtifact,
+    },
+}
+
+/// A provider's deeper check of a backup (restore into a scratch database and compare row
+/// counts; `PRAGMA integrity_check` on a SQLite copy).
+#[async_trait]
+pub trait RestoreTest: Send + Sync {
+    /// Its name, for reports.
+    fn name(&self) -> &str;
+    /// Checks `backup`; `Ok` says what was found, an error says why it is not usable.
+    async fn check(&self, store: &dyn BackupStore, backup: &BackupInfo) -> Result<String>;
+}
+
+/// Takes, verifies and prunes backups.
+#[derive(Clone)]
+pub struct BackupAndVerify {
+    config: BackupVerifyConfig,
+    store: Arc<dyn BackupStore>,
+    source: BackupSource,
+    restore_test: Option<Arc<dyn RestoreTest>>,
+    target: String,
+}
+
+/// What pruning will delete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrunePlan {
+    /// Backups kept.
+    pub keep: Vec<String>,
+    /// Backups to delete.
+    pub delete: Vec<String>,
+}
+
+impl BackupAndVerify {
+    /// Backs `source` up into `store`; `target` names what is backed up, for locks and reports.
+    pub fn new(
+        target: impl Into<String>,
+        store: Arc<dyn BackupStore>,
+        source: BackupSource,
+        config: BackupVerifyConfig,
+    ) -> Self {
+        Self {
+            config,
+            store,
+            source,
+            restore_test: None,
+            target: target.into(),
+        }
+    }
+
+    /// Adds a restore test after the checksum check.
+    pub fn restore_test(mut self, test: Arc<dyn RestoreTest>) -> Self {
+        self.restore_test = Some(test);
+        self
+    }
+
+    fn stem(&self) -> String {
+        match &self.source {
+            BackupSource::Create(c) => c.name.clone().unwrap_or_else(|| {
+                c.source
+                    .rsplit(['/', '\\'])
+                    .next()
+                    .unwrap_or(&c.source)
+                    .to_string()
+            }),
+            BackupSource::Artifact { stem, .. } => stem.clone(),
+        }
+    }
+
+    /// The engine runbook.
+    pub fn runbook(&self) -> Result<Runbook> {
+        self.config.validate()?;
+        let (store, source) = (self.store.clone(), self.source.clone());
+        let mut rb = Runbook::new("backup-and-verify", &self.target).step(Step::mutate(
+            "backup",
+            move |ctx| {
+                let store = store.clone();
+                match source.clone() {
+                    BackupSource::Create(req) => {
+                        Ok(Action::new("BackupStore::create", json!(req), async move {
+                            store.create(&req).await
+                        }))
+                    }
+                    BackupSource::Artifact {
+                        stem,
+                        extension,
+                        source,
+                        open,
+                    } => {
+                        let stamp = ctx.clock().now().format("%Y%m%d-%H%M%S");
+                        let id = match extension {
+                            Some(ext) => format!("{stem}-{stamp}.{ext}"),
+                            None => format!("{stem}-{stamp}"),
+                        };
+                        let req = PutArtifact {
+                            id,
+                            source,
+                            labels: Default::default(),
+                        };
+                        Ok(Action::new(
+                            "BackupStore::put_artifact",
+                            json!(req),
+                            async move {
+                                let data = open().await?;
+                                store.put_artifact(&req, data).await
+                            },
+                        ))
+                    }
+                }
+            },
+        ));
+        let store = self.store.clone();
+        rb = rb.step(Step::read("verify-checksum", move |ctx| {
+            let info: BackupInfo = ctx.output("backup")?;
+            let store = store.clone();
+            Ok(Action::new(
+                "BackupStore::get_artifact",
+                json!({ "id": info.id }),
+                async move { verify(store.as_ref(), &info).await },
+            ))
+        }));
+        if let Some(test) = self.restore_test.clone() {
+            let store = self.store.clone();
+            rb = rb.step(Step::read("restore-test", move |ctx| {
+                let info: BackupInfo = ctx.output("backup")?;
+                let (store, test) = (store.clone(), test.clone());
+                Ok(Action::new(
+                    format!("RestoreTest::{}", test.name()),
+                    json!({ "id": info.id }),
+                    async move {
+                        test.check(store.as_ref(), &info).await.map_err(|e| {
+                            super::common::failed(
+                                &format!("restore test {}", test.name()),
+                                e.to_string(),
+                            )
+                        })
+                    },
+                ))
+            }));
+        }
+        if self.config.prunes() {
+            let (store, retention) = (self.store.clone(), self.config.retention);
+            let prefix = self
+                .config
+                .prune_prefix
+                .clone()
+                .unwrap_or_else(|| format!("{}-", self.stem()));
+            rb = rb.step(Step::read("plan-prune", move |ctx| {
+                let info: BackupInfo = ctx.output("backup")?;
+                let (store, prefix) = (store.clone(), prefix.clone());
+                Ok(Action::new(
+                    "BackupStore::list",
+                    json!({ "prefix": prefix }),
+                    async move {
+                        let all = store
+                            .list(&BackupFilter {
+                                prefix: Some(prefix),
+                                ..Default::default()
+                            })
+                            .await?;
+                        let keep = retention.keep(&all, &info.id);
+                        let delete = all
+                            .iter()
+                            .map(|b| b.id.clone())
+                            .filter(|id| !keep.contains(id))
+                            .collect();
+                        Ok(PrunePlan {
+                            keep: keep.into_iter().collect(),
+                            delete,
+                        })
+                    },
+                ))
+            }));
+            let store = self.store.clone();
+            rb = rb.step(
+                Step::mutate("prune", move |ctx| {
+                    let plan: PrunePlan = ctx.output("plan-prune")?;
+                    let store = store.clone();
+                    Ok(Action::new(
+                        "BackupStore::delete",
+                        json!({ "ids": plan.delete }),
+                        async move {
+                            for id in &plan.delete {
+                                match store.delete(id).await {
+                                    Ok(()) => {}
+                                    // Already gone (a retry, another pruner): the goal is met.
+                                    Err(e) if matches!(e.kind(), ErrorKind::NotFound { .. }) => {}
+                                    Err(e) => return Err(e),
+                                }
+                            }
+                            Ok(plan.delete.len())
+                        },
+                    ))
+                })
+                .idempotent(),
+            );
+        }
+        Ok(rb)
+    }
+
+    /// Runs it; the backup's info is `None` when no backup was taken.
+    pub async fn run(
+        &self,
+        runner: &Runner,
+        mode: Mode,
+    ) -> Result<(RunReport, Option<BackupInfo>)> {
+        let report = runner.run(&self.runbook()?, mode).await?;
+        let info = report.output("backup");
+        Ok((report, info))
+    }
+}
+
+/// Reads the whole backup back through the store's verifying reader.
+async fn verify(store: &dyn BackupStore, info: &BackupInfo) -> Result<u64> {
+    if info.state != BackupState::Complete {
+        return Err(super::common::failed(
+            "backup state",
+            format!("{} is {:?}", info.id, info.state),
+        ));
+    }
+    if !store.capabilities().artifacts {
+        // Managed backups (Cloud SQL): the provider's own completion is the check available.
+        let now = store.describe(&info.id).await?;
+        return if now.state == BackupState::Complete {
+            Ok(now.size_bytes.unwrap_or(0))
+        } else {
+            Err(super::common::failed(
+                "backup state",
+                format!("{:?}", now.state),
+            ))
+        };
+    }
+    let mut reader = store.get_artifact(&info.id).await?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .await
+            .map_err(|e| crate::error::from_io(store.name().to_string(), "verify", e))?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    if let Some(size) = info.size_bytes
+        && size != total
+    {
+        return Err(Error::new(
+            store.name().to_string(),
+            "verify",
+            ErrorKind::ChecksumMismatch {
+                expected: format!("{size} bytes"),
+                actual: format!("{total} bytes"),
+            },
+        ));
+    }
+    Ok(total)
+}

@@ -1,0 +1,385 @@
+//! Backup and verify against a real filesystem store: GFS pruning, corruption caught before
+//! anything is pruned, restore tests, streamed artifacts, dry runs and configuration.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ops_core::adapters::FsBackupStore;
+use ops_core::clock::ManualClock;
+use ops_core::contracts::*;
+use ops_core::engine::{Mode, RunOutcome, Runner, StepStatus};
+use ops_core::runbooks::*;
+use ops_core::{ErrorKind, Result};
+
+fn t0() -> DateTime<Utc> {
+    "2026-09-01T00:30:00Z".parse().unwrap()
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    db: PathBuf,
+    clock: Arc<ManualClock>,
+    store: Arc<FsBackupStore>,
+}
+
+/// A store with `hours` hourly backups `app-…` already in it (the newest `hours` hours before
+/// now), and an `app` database file to back up.
+async fn fixture(hours: u32) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("backups");
+    let db = dir.path().join("app");
+    std::fs::write(&db, b"SQLite format 3\0 live data").unwrap();
+    let clock = Arc::new(ManualClock::starting_at(t0()));
+    let store = Arc::new(
+        FsBackupStore::open(&root)
+            .await
+            .unwrap()
+            .without_fsync()
+            .with_clock(clock.clone()),
+    );
+    for _ in 0..hours {
+        store
+            .create(&CreateBackup {
+                source: db.display().to_string(),
+                name: None,
+                labels: Default::default(),
+            })
+            .await
+            .unwrap();
+        clock.advance(Duration::from_secs(3600));
+    }
+    Fixture {
+        _dir: dir,
+        root,
+        db,
+        clock,
+        store,
+    }
+}
+
+fn ids(store_root: &PathBuf) -> BTreeSet<String> {
+    std::fs::read_dir(store_root)
+        .unwrap()
+        .filter_map(|e| {
+            e.unwrap()
+                .file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".meta.json"))
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+fn create_source(f: &Fixture) -> BackupSource {
+    BackupSource::Create(CreateBackup {
+        source: f.db.display().to_string(),
+        name: None,
+        labels: Default::default(),
+    })
+}
+
+fn runner(f: &Fixture) -> Runner {
+    Runner::new().with_clock(f.clock.clone())
+}
+
+#[test]
+fn gfs_keeps_the_newest_of_each_recent_hour_day_week_and_month() {
+    // A backup every 6 hours for 60 days, newest first.
+    let start: DateTime<Utc> = "2026-03-01T00:00:00Z".parse().unwrap();
+    let backups: Vec<BackupInfo> = (0..240)
+        .map(|i| BackupInfo {
+            id: format!("b{i:03}"),
+            created_at: start + chrono::Duration::hours(6 * i),
+            state: BackupState::Complete,
+            size_bytes: Some(1),
+            checksum: None,
+            source: None,
+            location: String::new(),
+            labels: Default::default(),
+        })
+        .collect();
+    let keep = Retention {
+        hourly: 3,
+        daily: 3,
+        weekly: 2,
+        monthly: 2,
+    }
+    .keep(&backups, "new");
+    // hourly: b239 b238 b237 (distinct hours); daily: newest of the last 3 days b239 b235 b231;
+    // weekly: newest of 2 ISO weeks; monthly: newest of April and of March.
+    for id in ["new", "b239", "b238", "b237", "b235", "b231"] {
+        assert!(keep.contains(id), "{id} kept: {keep:?}");
+    }
+    let march_last = backups
+        .iter()
+        .filter(|b| b.created_at.format("%Y%m").to_string() == "202603")
+        .map(|b| b.id.clone())
+        .max()
+        .unwrap();
+    assert!(keep.contains(&march_last), "the newest of March is kept");
+    assert!(keep.len() <= 1 + 3 + 3 + 2 + 2);
+    assert!(!keep.contains("b000"));
+    // Incomplete backups never count as kept generations.
+    let mut pending = backups[239].clone();
+    pending.id = "pending".into();
+    pending.state = BackupState::Pending;
+    assert!(
+        !Retention::default()
+            .keep(&[pending], "new")
+            .contains("pending")
+    );
+}
+
+#[tokio::test]
+async fn a_verified_backup_is_kept_and_old_ones_pruned() {
+    let f = fixture(30).await;
+    let config = BackupVerifyConfig {
+        retention: Retention {
+            hourly: 5,
+            daily: 0,
+            weekly: 0,
+            monthly: 0,
+        },
+        ..Default::default()
+    };
+    let (report, info) = BackupAndVerify::new("app", f.store.clone(), create_source(&f), config)
+        .run(&runner(&f), Mode::Execute)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.outcome,
+        Some(RunOutcome::Succeeded),
+        "{}",
+        report.summary()
+    );
+    let info = info.unwrap();
+    assert!(info.id.starts_with("app-20260902-"), "{}", info.id);
+    let left = ids(&f.root);
+    assert_eq!(left.len(), 5, "{left:?}");
+    assert!(left.contains(&info.id), "the new backup is kept");
+    let plan: PrunePlan = report.output("plan-prune").unwrap();
+    assert_eq!(plan.delete.len(), 26);
+    assert_eq!(report.output::<u64>("verify-checksum"), Some(26));
+}
+
+/// A store whose bytes rot between being written and being read back.
+struct Rotting {
+    inner: FsBackupStore,
+    root: PathBuf,
+}
+
+#[async_trait]
+impl BackupStore for Rotting {
+    fn name(&self) -> &str {
+        "rotting"
+    }
+    fn capabilities(&self) -> BackupCapabilities {
+        self.inner.capabilities()
+    }
+    async fn create(&self, r: &CreateBackup) -> Result<BackupInfo> {
+        self.inner.create(r).await
+    }
+    async fn put_artifact(&self, r: &PutArtifact, d: ArtifactReader) -> Result<BackupInfo> {
+        self.inner.put_artifact(r, d).await
+    }
+    async fn get_artifact(&self, id: &str) -> Result<ArtifactReader> {
+        let path = self.root.join(id);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[3] ^= 0x40;
+        std::fs::write(&path, bytes).unwrap();
+        self.inner.get_artifact(id).await
+    }
+    async fn list(&self, f: &BackupFilter) -> Result<Vec<BackupInfo>> {
+        self.inner.list(f).await
+    }
+    async fn describe(&self, id: &str) -> Result<BackupInfo> {
+        self.inner.describe(id).await
+    }
+    async fn restore(&self, id: &str, t: &RestoreTarget) -> Result<RestoreOutcome> {
+        self.inner.restore(id, t).await
+    }
+    async fn delete(&self, id: &str) -> Result<()> {
+        self.inner.delete(id).await
+    }
+}
+
+#[tokio::test]
+async fn a_corrupt_backup_fails_verification_and_nothing_is_pruned() {
+    let f = fixture(10).await;
+    let before = ids(&f.root);
+    let rotting = Arc::new(Rotting {
+        inner: (*f.store).clone(),
+        root: f.root.clone(),
+    });
+    let config = BackupVerifyConfig {
+        retention: Retention {
+            hourly: 1,
+            daily: 0,
+            weekly: 0,
+            monthly: 0,
+        },
+        ..Default::default()
+    };
+    let (report, _) = BackupAndVerify::new("app", rotting, create_source(&f), config)
+        .run(&runner(&f), Mode::Execute)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Some(RunOutcome::Failed));
+    assert_eq!(report.error.as_ref().unwrap().kind, "checksum_mismatch");
+    let status = |s: &str| report.steps.iter().find(|x| x.name == s).unwrap().status;
+    assert_eq!(status("prune"), StepStatus::NotReached);
+    let after = ids(&f.root);
+    assert!(
+        before.is_subset(&after) && after.len() == before.len() + 1,
+        "every old backup is still there, and the bad one for inspection"
+    );
+}
+
+struct Integrity {
+    ok: bool,
+}
+
+#[async_trait]
+impl RestoreTest for Integrity {
+    fn name(&self) -> &str {
+        "integrity_check"
+    }
+    async fn check(&self, store: &dyn BackupStore, backup: &BackupInfo) -> Result<String> {
+        let mut bytes = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(
+            &mut store.get_artifact(&backup.id).await?,
+            &mut bytes,
+        )
+        .await
+        .unwrap();
+        if self.ok && bytes.starts_with(b"SQLite format 3\0") {
+            Ok("ok".into())
+        } else {
+            Err(ops_core::Error::new(
+                "sqlite",
+                "integrity_check",
+                ErrorKind::Decode {
+                    detail: "database disk image is malformed".into(),
+                },
+            ))
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_restore_test_can_veto_pruning() {
+    let f = fixture(3).await;
+    let (ok, _) = BackupAndVerify::new(
+        "app",
+        f.store.clone(),
+        create_source(&f),
+        BackupVerifyConfig::default(),
+    )
+    .restore_test(Arc::new(Integrity { ok: true }))
+    .run(&runner(&f), Mode::Execute)
+    .await
+    .unwrap();
+    assert!(ok.is_success());
+    assert_eq!(ok.output::<String>("restore-test").as_deref(), Some("ok"));
+
+    let g = fixture(30).await;
+    let before = ids(&g.root).len();
+    let config = BackupVerifyConfig {
+        retention: Retention {
+            hourly: 1,
+            daily: 0,
+            weekly: 0,
+            monthly: 0,
+        },
+        ..Default::default()
+    };
+    let (bad, _) = BackupAndVerify::new("app", g.store.clone(), create_source(&g), config)
+        .restore_test(Arc::new(Integrity { ok: false }))
+        .run(&runner(&g), Mode::Execute)
+        .await
+        .unwrap();
+    assert_eq!(bad.outcome, Some(RunOutcome::Failed));
+    assert!(bad.error.as_ref().unwrap().message.contains("malformed"));
+    assert_eq!(ids(&g.root).len(), before + 1, "nothing pruned");
+}
+
+#[tokio::test]
+async fn a_streamed_artifact_is_named_by_stem_time_and_extension() {
+    let f = fixture(0).await;
+    let open: OpenArtifact = Arc::new(|| {
+        Box::pin(async {
+            Ok(Box::pin(std::io::Cursor::new(vec![7u8; 1_000_000])) as ArtifactReader)
+        })
+    });
+    let source = BackupSource::Artifact {
+        stem: "orders".into(),
+        extension: Some("dump".into()),
+        source: Some("postgres://db/orders".into()),
+        open,
+    };
+    let (report, info) = BackupAndVerify::new(
+        "orders",
+        f.store.clone(),
+        source,
+        BackupVerifyConfig::default(),
+    )
+    .run(&runner(&f), Mode::Execute)
+    .await
+    .unwrap();
+    assert!(report.is_success(), "{}", report.summary());
+    let info = info.unwrap();
+    assert_eq!(info.id, "orders-20260901-003000.dump");
+    assert_eq!(info.size_bytes, Some(1_000_000));
+    assert_eq!(info.source.as_deref(), Some("postgres://db/orders"));
+}
+
+#[tokio::test]
+async fn a_dry_run_writes_and_deletes_nothing() {
+    let f = fixture(5).await;
+    let before = ids(&f.root);
+    let (report, info) = BackupAndVerify::new(
+        "app",
+        f.store.clone(),
+        create_source(&f),
+        BackupVerifyConfig::default(),
+    )
+    .run(&runner(&f), Mode::DryRun)
+    .await
+    .unwrap();
+    assert_eq!(report.outcome, Some(RunOutcome::Planned));
+    assert!(info.is_none());
+    assert_eq!(report.planned[0].call, "BackupStore::create");
+    assert_eq!(ids(&f.root), before);
+}
+
+#[test]
+fn config_rejects_keeping_nothing_and_an_empty_prefix() {
+    let c = BackupVerifyConfig::from_toml("[retention]\nhourly = 6").unwrap();
+    assert_eq!(
+        (
+            c.retention.hourly,
+            c.retention.daily,
+            c.retention.weekly,
+            c.retention.monthly
+        ),
+        (6, 7, 4, 12)
+    );
+    for (toml, field) in [
+        (
+            "[retention]\nhourly = 0\ndaily = 0\nweekly = 0\nmonthly = 0",
+            "retention",
+        ),
+        ("prune_prefix = \"\"", "prune_prefix"),
+        ("[retention]\nhourly = -1", "retention.hourly"),
+    ] {
+        match BackupVerifyConfig::from_toml(toml).unwrap_err().kind() {
+            ErrorKind::InvalidInput { field: f, .. } => assert_eq!(f, field, "{toml}"),
+            other => panic!("{toml}: {other:?}"),
+        }
+    }
+}
