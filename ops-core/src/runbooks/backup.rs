@@ -69,7 +69,8 @@ impl Retention {
                 .then_with(|| b.id.cmp(&a.id))
         });
         let mut keep = BTreeSet::from([always.to_string()]);
-        let buckets: [(u32, fn(&DateTime<Utc>) -> String); 4] = [
+        type Bucket = fn(&DateTime<Utc>) -> String;
+        let buckets: [(u32, Bucket); 4] = [
             (self.hourly, |t| t.format("%Y%m%d%H").to_string()),
             (self.daily, |t| t.format("%Y%m%d").to_string()),
             (self.weekly, |t| t.format("%G-W%V").to_string()),
