@@ -8,6 +8,7 @@ mod common;
 mod config;
 mod deploy;
 mod health_check;
+mod restore;
 mod rollback;
 mod rollout;
 
@@ -20,6 +21,7 @@ pub use backup::{
 pub use config::{RunbookConfig, human_duration};
 pub use deploy::{DeployAndVerify, DeployStart, DeployVerifyConfig};
 pub use health_check::{HealthCheck, HealthCheckConfig, HealthSummary};
+pub use restore::{Restore, RestoreConfig};
 pub use rollback::{AUTO_ROLLBACK, Rollback, RollbackChoice, RollbackConfig, RollbackTo};
 pub use rollout::{
     Analysis, MetricResult, OnFailure, OnInconclusive, Rollout, RolloutConfig, RolloutMetric,

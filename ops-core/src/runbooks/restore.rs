@@ -1,0 +1,277 @@
+//! Restore: back up the current state first, optionally stop traffic, restore, verify, resume.
+//!
+//! Replaces the seeds' `gsutil cp gs://…/app.db gs://…/backup/pre-restore-….db`, `gcloud run
+//! services update --max-instances=0`, `gsutil cp gs://…/backup/app-….db gs://…/app.db`,
+//! `curl …/health`, and putting traffic back; and `pg_restore` after a safety dump.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::RunbookConfig;
+use super::common::{failed, notify_step, require_healthy};
+use super::config::invalid;
+use crate::Result;
+use crate::contracts::{
+    BackupInfo, BackupState, BackupStore, CreateBackup, Deployer, HealthProbe, Notification,
+    NotificationEvent, Notifier, RestoreTarget, ServiceState, Severity, TrafficSplit,
+};
+use crate::engine::{Action, Mode, RunReport, Runbook, Runner, Step, StepContext};
+
+/// Settings of a restore.
+///
+/// ```toml
+/// stop_traffic = false          # stop serving while restoring (needs a deployer)
+/// pre_restore_prefix = "pre-restore"
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RestoreConfig {
+    /// Stop serving while restoring (default false).
+    pub stop_traffic: bool,
+    /// The stem of the safety backup's name (default `pre-restore`).
+    pub pre_restore_prefix: String,
+}
+
+impl Default for RestoreConfig {
+    fn default() -> Self {
+        Self {
+            stop_traffic: false,
+            pre_restore_prefix: "pre-restore".into(),
+        }
+    }
+}
+
+impl RunbookConfig for RestoreConfig {
+    fn validate(&self) -> Result<()> {
+        if self.pre_restore_prefix.trim().is_empty() {
+            return Err(invalid("pre_restore_prefix", "must not be empty"));
+        }
+        Ok(())
+    }
+}
+
+/// Restores backup `backup_id` from `store` into `target`, after backing up what is there now.
+#[derive(Clone)]
+pub struct Restore {
+    config: RestoreConfig,
+    store: Arc<dyn BackupStore>,
+    backup_id: String,
+    target: RestoreTarget,
+    current: CreateBackup,
+    deployer: Option<Arc<dyn Deployer>>,
+    probes: Vec<Arc<dyn HealthProbe>>,
+    notifier: Option<Arc<dyn Notifier>>,
+}
+
+impl Restore {
+    /// Restores `backup_id` into `target`; `current` says how to back up what is there now.
+    pub fn new(
+        store: Arc<dyn BackupStore>,
+        backup_id: impl Into<String>,
+        target: RestoreTarget,
+        current: CreateBackup,
+        config: RestoreConfig,
+    ) -> Self {
+        Self {
+            config,
+            store,
+            backup_id: backup_id.into(),
+            target,
+            current,
+            deployer: None,
+            probes: Vec::new(),
+            notifier: None,
+        }
+    }
+
+    /// The service whose traffic to stop while restoring (with `stop_traffic`).
+    pub fn deployer(mut self, deployer: Arc<dyn Deployer>) -> Self {
+        self.deployer = Some(deployer);
+        self
+    }
+
+    /// A probe that must be healthy after the restore.
+    pub fn probe(mut self, probe: Arc<dyn HealthProbe>) -> Self {
+        self.probes.push(probe);
+        self
+    }
+
+    /// Where to announce it.
+    pub fn notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    /// The engine runbook.
+    pub fn runbook(&self) -> Result<Runbook> {
+        self.config.validate()?;
+        let stop = match (self.config.stop_traffic, &self.deployer) {
+            (true, Some(d)) => Some(d.clone()),
+            (true, None) => return Err(invalid("stop_traffic", "needs a deployer")),
+            (false, _) => None,
+        };
+        let what = self.current.source.clone();
+        let stem = self
+            .current
+            .name
+            .clone()
+            .unwrap_or_else(|| what.rsplit(['/', '\\']).next().unwrap_or(&what).to_string());
+        let (store, id) = (self.store.clone(), self.backup_id.clone());
+        // The target (lock key, journal) is the data's short name, not its path.
+        let mut rb = Runbook::new("restore", &stem).step(Step::read("describe", move |_| {
+            let (store, id) = (store.clone(), id.clone());
+            Ok(Action::new(
+                "BackupStore::describe",
+                json!({ "id": id }),
+                async move {
+                    let info = store.describe(&id).await?;
+                    if info.state != BackupState::Complete {
+                        return Err(failed(
+                            "backup",
+                            format!("{id} is {:?}, not complete", info.state),
+                        ));
+                    }
+                    Ok(info)
+                },
+            ))
+        }));
+        let key = format!("restore/{what}/{}", self.backup_id);
+        if let Some(n) = self.notifier.clone() {
+            let (n2, w, w2, b, b2, k, k2) = (
+                n.clone(),
+                what.clone(),
+                what.clone(),
+                self.backup_id.clone(),
+                self.backup_id.clone(),
+                key.clone(),
+                key.clone(),
+            );
+            rb = rb.step(
+                notify_step("announce", n, move |_| {
+                    Ok(
+                        Notification::new(Severity::Warning, format!("Restoring {w} from {b}"))
+                            .dedup_key(&k),
+                    )
+                })
+                .compensate(move |ctx| {
+                    let note = Notification::new(
+                        Severity::Error,
+                        format!("Restore of {w2} from {b2} failed; {}", where_is_safety(ctx)),
+                    )
+                    .event(NotificationEvent::Update)
+                    .dedup_key(&k2);
+                    let n = n2.clone();
+                    Ok(Action::new(
+                        "Notifier::send",
+                        json!({ "title": note.title }),
+                        async move { n.send(&note).await },
+                    ))
+                }),
+            );
+        }
+        let (store, mut safety) = (self.store.clone(), self.current.clone());
+        safety.name = Some(format!("{}-{stem}", self.config.pre_restore_prefix));
+        rb = rb.step(Step::mutate("pre-restore-backup", move |ctx| {
+            let (store, safety, ctx) = (store.clone(), safety.clone(), ctx.clone());
+            Ok(Action::new(
+                "BackupStore::create",
+                json!(safety),
+                async move {
+                    let info = store.create(&safety).await?;
+                    ctx.evidence(
+                        "pre-restore backup",
+                        json!({ "id": info.id, "location": info.location }),
+                    );
+                    Ok(info)
+                },
+            ))
+        }));
+        if let Some(d) = stop.clone() {
+            let d2 = d.clone();
+            rb = rb.step(Step::read("save-traffic", move |_| {
+                let d = d.clone();
+                Ok(Action::new("Deployer::current", json!({}), async move {
+                    d.current().await
+                }))
+            }));
+            let d3 = d2.clone();
+            rb = rb.step(
+                Step::mutate("stop-traffic", move |_| {
+                    let d = d2.clone();
+                    Ok(Action::new(
+                        "Deployer::stop_serving",
+                        json!({}),
+                        async move { d.stop_serving().await },
+                    ))
+                })
+                .compensate(move |ctx| resume(ctx, d3.clone())),
+            );
+        }
+        let (store, id, target) = (
+            self.store.clone(),
+            self.backup_id.clone(),
+            self.target.clone(),
+        );
+        rb = rb.step(Step::mutate("restore", move |_| {
+            let (store, id, target) = (store.clone(), id.clone(), target.clone());
+            Ok(Action::new(
+                "BackupStore::restore",
+                json!({ "id": id, "target": target }),
+                async move { store.restore(&id, &target).await },
+            ))
+        }));
+        if !self.probes.is_empty() {
+            let probes = self.probes.clone();
+            rb = rb.step(Step::read("verify", move |_| {
+                let probes = probes.clone();
+                Ok(Action::new(
+                    "HealthProbe::check",
+                    json!({ "probes": probes.len() }),
+                    async move { require_healthy(&probes).await },
+                ))
+            }));
+        }
+        if let Some(d) = stop {
+            rb = rb.step(
+                Step::mutate("resume-traffic", move |ctx| resume(ctx, d.clone())).idempotent(),
+            );
+        }
+        if let Some(n) = self.notifier.clone() {
+            let (b, w) = (self.backup_id.clone(), what.clone());
+            rb = rb.step(notify_step("announce-result", n, move |ctx| {
+                Ok(Notification::new(
+                    Severity::Info,
+                    format!("Restored {w} from {b}; {}", where_is_safety(ctx)),
+                )
+                .event(NotificationEvent::Resolve)
+                .dedup_key(&key))
+            }));
+        }
+        Ok(rb)
+    }
+
+    /// Runs it.
+    pub async fn run(&self, runner: &Runner, mode: Mode) -> Result<RunReport> {
+        runner.run(&self.runbook()?, mode).await
+    }
+}
+
+fn where_is_safety(ctx: &StepContext) -> String {
+    match ctx.output::<BackupInfo>("pre-restore-backup") {
+        Ok(info) => format!("the pre-restore backup is {} at {}", info.id, info.location),
+        Err(_) => "no pre-restore backup was taken (nothing was changed)".into(),
+    }
+}
+
+/// Puts back the traffic split saved before stopping.
+fn resume(ctx: &StepContext, d: Arc<dyn Deployer>) -> Result<Action> {
+    let saved: ServiceState = ctx.output("save-traffic")?;
+    let split = TrafficSplit::from_allocations(saved.traffic.clone())?;
+    Ok(Action::new(
+        "Deployer::set_traffic",
+        json!(split),
+        async move { d.set_traffic(&split).await },
+    ))
+}
