@@ -130,3 +130,25 @@ async fn file_store_bad_input_is_typed() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn memory_store_passes_the_suite_with_every_capability() {
+    let store = ops_core::adapters::MemorySecretStore::new("mem");
+    store
+        .add_version("api-key", &SecretValue::from("k-0000-1111"))
+        .await
+        .unwrap();
+    testkit::secret_store(&store, &fixture(&[("api-key", "k-0000-1111")])).await;
+    // A destroyed version cannot come back.
+    let v = store.list_versions("scratch").await.unwrap();
+    let destroyed = v
+        .iter()
+        .find(|v| v.state == ops_core::contracts::VersionState::Destroyed)
+        .unwrap();
+    let err = store
+        .enable_version("scratch", &destroyed.id)
+        .await
+        .unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Conflict { .. }), "{err}");
+    assert!(!format!("{store:?}").contains("k-0000"));
+}

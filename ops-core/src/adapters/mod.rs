@@ -16,6 +16,6 @@ pub use file_secret::{FileSecretStore, MAX_SECRET_FILE};
 pub use fs_backup::FsBackupStore;
 pub use http_probe::HttpProbe;
 pub use log_notifier::LogNotifier;
-pub use memory::{MemoryDeployer, MemoryLogSource, MemoryMetricsSource};
+pub use memory::{MemoryDeployer, MemoryLogSource, MemoryMetricsSource, MemorySecretStore};
 pub use tcp_probe::TcpProbe;
 pub use webhook_notifier::WebhookNotifier;

@@ -11,6 +11,7 @@ mod health_check;
 mod restore;
 mod rollback;
 mod rollout;
+mod shutdown;
 
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +28,7 @@ pub use rollout::{
     Analysis, MetricResult, OnFailure, OnInconclusive, Rollout, RolloutConfig, RolloutMetric,
     Stage, Strategy, Thresholds, Verdict,
 };
+pub use shutdown::{DisabledSecrets, EmergencyShutdown, ShutdownConfig};
 
 use crate::contracts::HealthStatus;
 

@@ -6,10 +6,12 @@
 mod deployer;
 mod logs;
 mod metrics;
+mod secrets;
 
 pub use deployer::MemoryDeployer;
 pub use logs::MemoryLogSource;
 pub use metrics::MemoryMetricsSource;
+pub use secrets::MemorySecretStore;
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock leaves consistent data here (every update is one step).
