@@ -11,6 +11,7 @@ mod health_check;
 mod restore;
 mod rollback;
 mod rollout;
+mod rotate;
 mod shutdown;
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,10 @@ pub use rollback::{AUTO_ROLLBACK, Rollback, RollbackChoice, RollbackConfig, Roll
 pub use rollout::{
     Analysis, MetricResult, OnFailure, OnInconclusive, Rollout, RolloutConfig, RolloutMetric,
     Stage, Strategy, Thresholds, Verdict,
+};
+pub use rotate::{
+    AddedVersion, AgeAuditConfig, AgedSecret, GenerateSecret, RotateConfig, RotateSecret,
+    ValidateSecret, secret_age_audit,
 };
 pub use shutdown::{DisabledSecrets, EmergencyShutdown, ShutdownConfig};
 
