@@ -3,6 +3,7 @@
 //! contracts only — so it can be dry-run, journaled, locked and resumed — and returns a typed
 //! summary alongside the [`crate::engine::RunReport`].
 
+mod alerts;
 mod backup;
 mod common;
 mod config;
@@ -16,6 +17,7 @@ mod shutdown;
 
 use serde::{Deserialize, Serialize};
 
+pub use alerts::{Alert, AlertRule, AlertsConfig, Silence, ThresholdAlerts, evaluate_alerts};
 pub use backup::{
     BackupAndVerify, BackupSource, BackupVerifyConfig, OpenArtifact, PrunePlan, RestoreTest,
     Retention,
