@@ -1,9 +1,9 @@
 //! Threshold alerts: a table of metrics with warning and critical levels, evaluated into
 //! alerts, with maintenance silences that expire.
 //!
-//! Replaces the seeds' alert table (error rate > 1 % / 5 %, p95 latency > 500 ms / 2 s, CPU
-//! > 70 / 90 %, memory > 80 / 95 %, database connections > 80 / 95 % of the pool, queue depth)
-//! and "silence alerts during the maintenance window".
+//! Replaces the seeds' alert table (error rate above 1 % / 5 %, p95 latency above 500 ms / 2 s,
+//! CPU above 70 / 90 %, memory above 80 / 95 %, database connections above 80 / 95 % of the
+//! pool, queue depth) and "silence alerts during the maintenance window".
 
 use std::sync::Arc;
 use std::time::Duration;
