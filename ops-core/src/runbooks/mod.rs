@@ -10,6 +10,7 @@ mod config;
 mod deploy;
 mod health_check;
 mod restore;
+mod rightsize;
 mod rollback;
 mod rollout;
 mod rotate;
@@ -26,6 +27,7 @@ pub use config::{RunbookConfig, human_duration};
 pub use deploy::{DeployAndVerify, DeployStart, DeployVerifyConfig};
 pub use health_check::{HealthCheck, HealthCheckConfig, HealthSummary};
 pub use restore::{Restore, RestoreConfig};
+pub use rightsize::{Decision, RightSize, RightSizeConfig, RightSizeSummary, Utilisation};
 pub use rollback::{AUTO_ROLLBACK, Rollback, RollbackChoice, RollbackConfig, RollbackTo};
 pub use rollout::{
     Analysis, MetricResult, OnFailure, OnInconclusive, Rollout, RolloutConfig, RolloutMetric,
