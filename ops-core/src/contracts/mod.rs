@@ -1,6 +1,7 @@
 //! The contracts: what a runbook talks to. Every trait is `Send + Sync`, object-safe and used as
 //! `Arc<dyn Trait>`; with the `mock` feature each has a mockall mock (`MockDeployer`, ...).
 
+mod audit;
 mod backup;
 mod common;
 mod deploy;
@@ -10,6 +11,7 @@ mod metrics;
 mod notify;
 mod secret;
 
+pub use audit::*;
 pub use backup::*;
 pub use common::*;
 pub use deploy::*;

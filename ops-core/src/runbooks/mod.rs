@@ -14,6 +14,7 @@ mod rightsize;
 mod rollback;
 mod rollout;
 mod rotate;
+mod security_audit;
 mod shutdown;
 
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,7 @@ pub use rotate::{
     AddedVersion, AgeAuditConfig, AgedSecret, GenerateSecret, RotateConfig, RotateSecret,
     ValidateSecret, secret_age_audit,
 };
+pub use security_audit::{SecurityAudit, SecurityReport};
 pub use shutdown::{DisabledSecrets, EmergencyShutdown, ShutdownConfig};
 
 use crate::contracts::HealthStatus;
