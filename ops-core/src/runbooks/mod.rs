@@ -8,6 +8,7 @@ mod backup;
 mod common;
 mod config;
 mod deploy;
+mod fingerprint;
 mod health_check;
 mod restore;
 mod rightsize;
@@ -16,6 +17,7 @@ mod rollout;
 mod rotate;
 mod security_audit;
 mod shutdown;
+mod weekly_review;
 
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +28,7 @@ pub use backup::{
 };
 pub use config::{RunbookConfig, human_duration};
 pub use deploy::{DeployAndVerify, DeployStart, DeployVerifyConfig};
+pub use fingerprint::{ErrorGroup, ErrorGrouper, fingerprint};
 pub use health_check::{HealthCheck, HealthCheckConfig, HealthSummary};
 pub use restore::{Restore, RestoreConfig};
 pub use rightsize::{Decision, RightSize, RightSizeConfig, RightSizeSummary, Utilisation};
@@ -40,6 +43,10 @@ pub use rotate::{
 };
 pub use security_audit::{SecurityAudit, SecurityReport};
 pub use shutdown::{DisabledSecrets, EmergencyShutdown, ShutdownConfig};
+pub use weekly_review::{
+    ChangeCounts, DEPLOY_RUNBOOKS, ErrorSummary, ROLLBACK_RUNBOOKS, WeeklyReview,
+    WeeklyReviewConfig,
+};
 
 use crate::contracts::HealthStatus;
 

@@ -1,0 +1,329 @@
+//! Weekly review: the week's errors grouped by fingerprint, deploy and rollback counts from
+//! the journal, and an optional archive of the ERROR entries.
+//!
+//! Replaces the seeds' `gcloud logging read 'severity>=ERROR' --freshness=7d | … | sort | uniq
+//! -c | sort -rn | head`, counting the week's deploys and rollbacks, and the weekly log archive
+//! to Cloud Storage.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+
+use super::RunbookConfig;
+use super::config::{human_duration, invalid, positive};
+use super::fingerprint::{ErrorGroup, ErrorGrouper};
+use crate::contracts::{
+    BackupStore, LogQuery, LogSeverity, LogSource, PutArtifact, TimeWindow, log_entries,
+};
+use crate::engine::{
+    Action, EventKind, Journal, JournalFilter, Mode, RunOutcome, RunReport, Runbook, Runner, Step,
+};
+use crate::{Error, ErrorKind, Result};
+
+/// Runbooks counted as deploys.
+pub const DEPLOY_RUNBOOKS: &[&str] =
+    &["deploy-and-verify", "progressive-rollout", "hotfix-rollout"];
+/// Runbooks counted as rollbacks.
+pub const ROLLBACK_RUNBOOKS: &[&str] = &["rollback", "auto-rollback", "emergency-rollback"];
+
+/// Settings of the weekly review.
+///
+/// ```toml
+/// window = "7d"
+/// top = 10                  # error groups listed
+/// max_entries = 1000000     # ERROR entries read at most
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WeeklyReviewConfig {
+    /// The period reviewed (default 7 days).
+    #[serde(with = "human_duration")]
+    pub window: Duration,
+    /// Error groups listed (default 10).
+    pub top: usize,
+    /// ERROR entries read at most (default 1,000,000).
+    pub max_entries: usize,
+}
+
+impl Default for WeeklyReviewConfig {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(7 * 86_400),
+            top: 10,
+            max_entries: 1_000_000,
+        }
+    }
+}
+
+impl RunbookConfig for WeeklyReviewConfig {
+    fn validate(&self) -> Result<()> {
+        positive("window", self.window)?;
+        if self.top == 0 {
+            return Err(invalid("top", "must be at least 1"));
+        }
+        if self.max_entries == 0 {
+            return Err(invalid("max_entries", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// The week's errors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorSummary {
+    /// ERROR entries read.
+    pub total: u64,
+    /// Distinct fingerprints.
+    pub distinct: usize,
+    /// The largest groups.
+    pub top: Vec<ErrorGroup>,
+    /// Whether `max_entries` cut the reading short.
+    pub truncated: bool,
+}
+
+/// The week's changes, from the journal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeCounts {
+    /// Deploy runs that succeeded.
+    pub deploys: u32,
+    /// Deploy runs that failed or were cancelled.
+    pub deploys_failed: u32,
+    /// Rollback runs (any outcome).
+    pub rollbacks: u32,
+}
+
+/// The weekly review of one target.
+#[derive(Clone)]
+pub struct WeeklyReview {
+    config: WeeklyReviewConfig,
+    target: String,
+    logs: Arc<dyn LogSource>,
+    journal: Option<Arc<dyn Journal>>,
+    archive: Option<Arc<dyn BackupStore>>,
+}
+
+impl WeeklyReview {
+    /// Reviews `target`'s week in `logs`.
+    pub fn new(
+        target: impl Into<String>,
+        logs: Arc<dyn LogSource>,
+        config: WeeklyReviewConfig,
+    ) -> Self {
+        Self {
+            config,
+            target: target.into(),
+            logs,
+            journal: None,
+            archive: None,
+        }
+    }
+
+    /// Counts deploys and rollbacks in `journal`.
+    pub fn journal(mut self, journal: Arc<dyn Journal>) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// Archives the week's ERROR entries as JSON lines into `store`.
+    pub fn archive(mut self, store: Arc<dyn BackupStore>) -> Self {
+        self.archive = Some(store);
+        self
+    }
+
+    fn query(ctx: &crate::engine::StepContext, window: Duration) -> Result<LogQuery> {
+        Ok(
+            LogQuery::new(TimeWindow::ending_at(ctx.clock().now(), window)?)
+                .min_severity(LogSeverity::Error),
+        )
+    }
+
+    /// The engine runbook.
+    pub fn runbook(&self) -> Result<Runbook> {
+        self.config.validate()?;
+        let (logs, c) = (self.logs.clone(), self.config.clone());
+        let mut rb =
+            Runbook::new("weekly-review", &self.target).step(Step::read("errors", move |ctx| {
+                let (logs, c) = (logs.clone(), c.clone());
+                let q = Self::query(ctx, c.window)?;
+                Ok(Action::new(
+                    "LogSource::query_page",
+                    json!({ "window": q.window, "min_severity": "ERROR" }),
+                    async move {
+                        let mut grouper = ErrorGrouper::new();
+                        let mut entries = Box::pin(log_entries(logs.as_ref(), q, c.max_entries));
+                        while let Some(e) = entries.next().await {
+                            let e = e?;
+                            grouper.add(&e.message, Some(e.timestamp));
+                        }
+                        Ok(ErrorSummary {
+                            total: grouper.total(),
+                            distinct: grouper.distinct(),
+                            top: grouper.top(c.top),
+                            truncated: grouper.total() >= c.max_entries as u64,
+                        })
+                    },
+                ))
+            }));
+        if let Some(journal) = self.journal.clone() {
+            let (target, window) = (self.target.clone(), self.config.window);
+            rb = rb.step(Step::read("changes", move |ctx| {
+                let (journal, target) = (journal.clone(), target.clone());
+                let since =
+                    ctx.clock().now() - chrono::Duration::from_std(window).unwrap_or_default();
+                Ok(Action::new(
+                    "Journal::events",
+                    json!({ "target": target, "since": since }),
+                    async move { count_changes(journal.as_ref(), &target, since).await },
+                ))
+            }));
+        }
+        if let Some(store) = self.archive.clone() {
+            let (logs, c, target) = (self.logs.clone(), self.config.clone(), self.target.clone());
+            rb = rb.step(Step::mutate("archive", move |ctx| {
+                let (logs, store, c) = (logs.clone(), store.clone(), c.clone());
+                let q = Self::query(ctx, c.window)?;
+                let id = format!(
+                    "errors-{target}-{}.jsonl",
+                    ctx.clock().now().format("%Y%m%d")
+                );
+                let req = PutArtifact {
+                    id,
+                    source: Some(format!("logs of {target}")),
+                    labels: Default::default(),
+                };
+                Ok(Action::new(
+                    "BackupStore::put_artifact",
+                    json!(req),
+                    async move { archive(logs, store, q, c.max_entries, req).await },
+                ))
+            }));
+        }
+        Ok(rb)
+    }
+
+    /// Runs it; returns the error summary, change counts (with a journal) and a Markdown review.
+    pub async fn run(&self, runner: &Runner, mode: Mode) -> Result<(RunReport, Option<String>)> {
+        let report = runner.run(&self.runbook()?, mode).await?;
+        let md = report
+            .output::<ErrorSummary>("errors")
+            .map(|e| render(&self.target, &e, report.output("changes")));
+        Ok((report, md))
+    }
+}
+
+async fn count_changes(
+    journal: &dyn Journal,
+    target: &str,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<ChangeCounts> {
+    let events = journal
+        .events(&JournalFilter {
+            target: Some(target.to_string()),
+            since: Some(since),
+            ..Default::default()
+        })
+        .await?;
+    let mut runs: HashMap<&str, (&str, Option<RunOutcome>)> = HashMap::new();
+    for e in &events {
+        let entry = runs
+            .entry(e.run_id.as_str())
+            .or_insert((e.runbook.as_str(), None));
+        if let EventKind::RunFinished { outcome, .. } = e.kind {
+            entry.1 = Some(outcome);
+        }
+    }
+    let mut c = ChangeCounts::default();
+    for (runbook, outcome) in runs.values() {
+        if DEPLOY_RUNBOOKS.contains(runbook) {
+            match outcome {
+                Some(RunOutcome::Succeeded) => c.deploys += 1,
+                Some(RunOutcome::Failed | RunOutcome::Cancelled) => c.deploys_failed += 1,
+                _ => {}
+            }
+        } else if ROLLBACK_RUNBOOKS.contains(runbook)
+            && outcome.is_some_and(|o| o != RunOutcome::Planned)
+        {
+            c.rollbacks += 1;
+        }
+    }
+    Ok(c)
+}
+
+/// Streams the entries as JSON lines into the store through a pipe (never the whole week in
+/// memory). If reading the logs fails part-way, the partial archive is deleted.
+async fn archive(
+    logs: Arc<dyn LogSource>,
+    store: Arc<dyn BackupStore>,
+    q: LogQuery,
+    cap: usize,
+    req: PutArtifact,
+) -> Result<u64> {
+    let (mut writer, reader) = tokio::io::duplex(64 * 1024);
+    let produce = async move {
+        let mut entries = Box::pin(log_entries(logs.as_ref(), q, cap));
+        let mut n = 0u64;
+        while let Some(e) = entries.next().await {
+            let mut line = serde_json::to_vec(&e?).map_err(|e| {
+                Error::new(
+                    "runbook",
+                    "archive",
+                    ErrorKind::Decode {
+                        detail: e.to_string(),
+                    },
+                )
+            })?;
+            line.push(b'\n');
+            writer
+                .write_all(&line)
+                .await
+                .map_err(|e| Error::io("runbook", "archive", &e))?;
+            n += 1;
+        }
+        writer
+            .shutdown()
+            .await
+            .map_err(|e| Error::io("runbook", "archive", &e))?;
+        Ok::<u64, Error>(n)
+    };
+    let (produced, stored) = tokio::join!(produce, store.put_artifact(&req, Box::pin(reader)));
+    match (produced, stored) {
+        (Ok(n), Ok(_)) => Ok(n),
+        (Err(e), Ok(info)) => {
+            let _ = store.delete(&info.id).await;
+            Err(e)
+        }
+        (_, Err(e)) => Err(e),
+    }
+}
+
+fn render(target: &str, e: &ErrorSummary, changes: Option<ChangeCounts>) -> String {
+    let mut md = format!(
+        "# Weekly review: `{target}`\n\n- ERROR entries: {} ({} distinct)\n",
+        e.total, e.distinct
+    );
+    if e.truncated {
+        md.push_str("- (reading stopped at the configured maximum)\n");
+    }
+    if let Some(c) = changes {
+        md.push_str(&format!(
+            "- Deploys: {} succeeded, {} failed\n- Rollbacks: {}\n",
+            c.deploys, c.deploys_failed, c.rollbacks
+        ));
+    }
+    md.push_str("\n## Top errors\n\n| Count | Error | Example |\n|---|---|---|\n");
+    for g in &e.top {
+        let cell = |s: &str| s.replace('|', "\\|");
+        md.push_str(&format!(
+            "| {} | `{}` | {} |\n",
+            g.count,
+            cell(&g.fingerprint),
+            cell(&g.example)
+        ));
+    }
+    md
+}
