@@ -21,29 +21,74 @@ use serde::{Deserialize, Serialize};
 pub fn fingerprint(message: &str, out: &mut String) {
     out.clear();
     let b = message.as_bytes();
-    let mut i = 0;
     let mut plain_from = 0;
-    while i < b.len() {
-        let c = b[i];
-        // Tokens start only at a word boundary, so `user42` keeps its letters.
-        let at_boundary = i == 0 || !b[i - 1].is_ascii_alphanumeric();
-        if at_boundary && c.is_ascii_hexdigit() {
-            let (len, token) = token_at(&b[i..]);
-            if len > 0 {
-                out.push_str(&message[plain_from..i]);
+    let mut i = 0;
+    // Every token holds a digit: jump from digit to digit, and look for a token where the
+    // word holding it starts. Plain words are copied without a second look.
+    while let Some(d) = b[i..].iter().position(u8::is_ascii_digit) {
+        let digit = i + d;
+        let word = start_of(b, digit, plain_from, |c| c.is_ascii_alphanumeric());
+        let try_at = |s: usize| {
+            let (len, token) = token_at(&b[s..]);
+            (len > 0 && s + len > digit).then_some((s, len, token))
+        };
+        // A UUID's digits may sit after a '-': then also try from where the '-' run starts.
+        let wide = if word > plain_from && b[word - 1] == b'-' {
+            start_of(b, digit, plain_from, |c| {
+                c.is_ascii_alphanumeric() || c == b'-'
+            })
+        } else {
+            word
+        };
+        let found = if wide < word {
+            try_at(wide).or_else(|| try_at(word))
+        } else {
+            try_at(word)
+        };
+        match found {
+            Some((s, len, token)) => {
+                out.push_str(&message[plain_from..s]);
                 out.push_str(token);
-                i += len;
-                plain_from = i;
-                continue;
+                plain_from = s + len;
+                i = plain_from;
+            }
+            // A digit inside a name (`user42`): skip the rest of that word.
+            None => {
+                i = digit
+                    + b[digit..]
+                        .iter()
+                        .take_while(|c| c.is_ascii_alphanumeric())
+                        .count()
             }
         }
-        i += 1;
     }
     out.push_str(&message[plain_from..]);
 }
 
+/// Where the run of bytes matching `part` that contains `at` starts (not before `floor`).
+fn start_of(b: &[u8], at: usize, floor: usize, part: impl Fn(u8) -> bool) -> usize {
+    let mut s = at;
+    while s > floor && part(b[s - 1]) {
+        s -= 1;
+    }
+    s
+}
+
 /// The variable token at the start of `b`, if any: its length and placeholder.
 fn token_at(b: &[u8]) -> (usize, &'static str) {
+    // Most tokens are plain numbers: settle those before trying the longer shapes.
+    let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    if digits > 0 {
+        let next = b.get(digits).copied().unwrap_or(b' ');
+        // 8+ digits may be a hex id that happens to have no letters: same fingerprint as one that has.
+        let maybe_longer = digits >= 8
+            || next.is_ascii_hexdigit()
+            || next == b'-'
+            || (digits == 1 && (next == b'x' || next == b'X'));
+        if !maybe_longer {
+            return (number_len(b, digits), "<n>");
+        }
+    }
     if let Some(n) = uuid_len(b) {
         return (n, "<uuid>");
     }
@@ -61,16 +106,19 @@ fn token_at(b: &[u8]) -> (usize, &'static str) {
         return (hex, "<hex>");
     }
     // A digit run is a number wherever it ends (`5000ms` → `<n>ms`).
-    let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
     if digits > 0 {
-        // `1.5`, `10.0.0.1`: one number.
-        let mut n = digits;
-        while n + 1 < b.len() && b[n] == b'.' && b[n + 1].is_ascii_digit() {
-            n += 1 + b[n + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
-        }
-        return (n, "<n>");
+        return (number_len(b, digits), "<n>");
     }
     (0, "")
+}
+
+/// `digits` digits, then `.digits` groups (`1.5`, `10.0.0.1`): one number.
+fn number_len(b: &[u8], digits: usize) -> usize {
+    let mut n = digits;
+    while n + 1 < b.len() && b[n] == b'.' && b[n + 1].is_ascii_digit() {
+        n += 1 + b[n + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+    }
+    n
 }
 
 /// Whether the token of length `n` ends at a word boundary (ids must not eat into words).
@@ -158,7 +206,9 @@ pub struct ErrorGroup {
 /// Counts messages by fingerprint.
 #[derive(Debug, Default)]
 pub struct ErrorGrouper {
-    groups: HashMap<String, ErrorGroup>,
+    // foldhash: several times faster than SipHash on short keys, and randomly seeded, so
+    // crafted log lines cannot cheaply flood it.
+    groups: HashMap<String, ErrorGroup, foldhash::fast::RandomState>,
     buf: String,
     total: u64,
 }
@@ -215,6 +265,89 @@ impl ErrorGrouper {
     pub fn distinct(&self) -> usize {
         self.groups.len()
     }
+
+    /// Adds another grouper's counts (the example kept is this one's, when both have one).
+    pub fn merge(&mut self, other: ErrorGrouper) {
+        self.total += other.total;
+        for (key, g) in other.groups {
+            match self.groups.get_mut(&key) {
+                Some(mine) => {
+                    mine.count += g.count;
+                    mine.first_seen = min_opt(mine.first_seen, g.first_seen);
+                    mine.last_seen = max_opt(mine.last_seen, g.last_seen);
+                }
+                None => {
+                    self.groups.insert(key, g);
+                }
+            }
+        }
+    }
+}
+
+fn min_opt<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn max_opt<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Groups the lines of `text` on `threads` threads (split at line boundaries, then merged).
+/// `message_of` picks a line's message, or `None` to skip the line (not an error).
+///
+/// ```
+/// use ops_core::runbooks::group_lines;
+/// let text = "t1 ERROR disk 91% full\nt2 INFO ok\nt3 ERROR disk 97% full\n";
+/// let g = group_lines(text, 2, |l| l.split_once(' ').and_then(|(_, r)| r.strip_prefix("ERROR ")));
+/// assert_eq!(g.top(1)[0].fingerprint, "disk <n>% full");
+/// assert_eq!(g.total(), 2);
+/// ```
+pub fn group_lines<F>(text: &str, threads: usize, message_of: F) -> ErrorGrouper
+where
+    F: Fn(&str) -> Option<&str> + Sync,
+{
+    let group = |part: &str| {
+        let mut g = ErrorGrouper::new();
+        for line in part.lines() {
+            if let Some(m) = message_of(line) {
+                g.add(m, None);
+            }
+        }
+        g
+    };
+    let threads = threads.max(1);
+    if threads == 1 || text.len() < 1 << 20 {
+        return group(text);
+    }
+    // Cut at the newline after each even share, so no line is split.
+    let mut parts = Vec::with_capacity(threads);
+    let mut start = 0;
+    for k in 1..threads {
+        let target = (text.len() * k / threads).max(start);
+        let end = text[target..]
+            .find('\n')
+            .map_or(text.len(), |i| target + i + 1);
+        parts.push(&text[start..end]);
+        start = end;
+    }
+    parts.push(&text[start..]);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|p| scope.spawn(move || group(p)))
+            .collect();
+        let mut all = ErrorGrouper::new();
+        for h in handles {
+            all.merge(h.join().expect("grouping threads do not panic"));
+        }
+        all
+    })
 }
 
 #[cfg(test)]
@@ -245,6 +378,17 @@ mod tests {
         );
         assert_eq!(fp("id=5f3c9a01b2"), "id=<hex>");
         assert_eq!(fp("naïve 12 café"), "naïve <n> café");
+        assert_eq!(
+            fp("req deadbeef-0000-4abc-9def-0123456789ab done"),
+            "req <uuid> done",
+            "a UUID that starts with letters"
+        );
+        assert_eq!(fp("order-1234 and a-5"), "order-<n> and a-<n>");
+        assert_eq!(
+            fp("webhook 123456789012"),
+            fp("webhook 12345678901a"),
+            "an id is an id, letters or not"
+        );
         assert_eq!(fp(""), "");
     }
 
@@ -267,5 +411,29 @@ mod tests {
         assert_eq!((top[0].first_seen, top[0].last_seen), (t(1), t(5)));
         assert_eq!((g.total(), g.distinct()), (3, 2));
         assert_eq!(g.top(1).len(), 1);
+    }
+
+    #[test]
+    fn parallel_grouping_equals_sequential() {
+        let text: String = (0..200_000)
+            .map(|i| format!("t ERROR job {i} failed on node-{}\n", i % 7))
+            .collect();
+        fn pick(l: &str) -> Option<&str> {
+            l.strip_prefix("t ERROR ")
+        }
+        let one = group_lines(&text, 1, pick);
+        let two = group_lines(&text, 2, pick);
+        assert_eq!((one.total(), two.total()), (200_000, 200_000));
+        assert_eq!(
+            one.top(10)
+                .iter()
+                .map(|g| (&g.fingerprint, g.count))
+                .collect::<Vec<_>>(),
+            two.top(10)
+                .iter()
+                .map(|g| (&g.fingerprint, g.count))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(one.distinct(), 1);
     }
 }

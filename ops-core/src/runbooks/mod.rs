@@ -28,7 +28,7 @@ pub use backup::{
 };
 pub use config::{RunbookConfig, human_duration};
 pub use deploy::{DeployAndVerify, DeployStart, DeployVerifyConfig};
-pub use fingerprint::{ErrorGroup, ErrorGrouper, fingerprint};
+pub use fingerprint::{ErrorGroup, ErrorGrouper, fingerprint, group_lines};
 pub use health_check::{HealthCheck, HealthCheckConfig, HealthSummary};
 pub use restore::{Restore, RestoreConfig};
 pub use rightsize::{Decision, RightSize, RightSizeConfig, RightSizeSummary, Utilisation};
