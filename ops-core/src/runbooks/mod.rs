@@ -10,6 +10,7 @@ mod config;
 mod deploy;
 mod fingerprint;
 mod health_check;
+mod incident;
 mod restore;
 mod rightsize;
 mod rollback;
@@ -30,6 +31,9 @@ pub use config::{RunbookConfig, human_duration};
 pub use deploy::{DeployAndVerify, DeployStart, DeployVerifyConfig};
 pub use fingerprint::{ErrorGroup, ErrorGrouper, fingerprint, group_lines};
 pub use health_check::{HealthCheck, HealthCheckConfig, HealthSummary};
+pub use incident::{
+    Incident, IncidentConfig, IncidentResponse, Priority, PriorityPolicy, TimelineEntry,
+};
 pub use restore::{Restore, RestoreConfig};
 pub use rightsize::{Decision, RightSize, RightSizeConfig, RightSizeSummary, Utilisation};
 pub use rollback::{AUTO_ROLLBACK, Rollback, RollbackChoice, RollbackConfig, RollbackTo};
