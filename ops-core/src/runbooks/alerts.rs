@@ -231,6 +231,23 @@ pub async fn evaluate_alerts(
 }
 
 /// Evaluates the table and notifies the alerts that fire and are not silenced.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> ops_core::Result<()> {
+/// use std::sync::Arc;
+/// use ops_core::adapters::MemoryMetricsSource;
+/// use ops_core::clock::{Clock, SystemClock};
+/// use ops_core::contracts::{Metric, Severity};
+/// use ops_core::engine::{Mode, Runner};
+/// use ops_core::runbooks::{AlertsConfig, ThresholdAlerts};
+/// let m = Arc::new(MemoryMetricsSource::new("m"));
+/// m.record_sample(SystemClock.now() - chrono::Duration::minutes(1), None, Metric::CpuUtilisation, 0.93)?;
+/// let (_, alerts) = ThresholdAlerts::new("api", m, AlertsConfig::default()).run(&Runner::new(), Mode::Execute).await?;
+/// let cpu = alerts.unwrap().into_iter().find(|a| a.rule == "cpu").unwrap();
+/// assert_eq!(cpu.severity, Some(Severity::Critical));
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct ThresholdAlerts {
     config: AlertsConfig,

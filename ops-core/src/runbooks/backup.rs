@@ -171,6 +171,25 @@ pub trait RestoreTest: Send + Sync {
 }
 
 /// Takes, verifies and prunes backups.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> ops_core::Result<()> {
+/// use std::sync::Arc;
+/// use ops_core::adapters::FsBackupStore;
+/// use ops_core::contracts::CreateBackup;
+/// use ops_core::engine::{Mode, Runner};
+/// use ops_core::runbooks::{BackupAndVerify, BackupSource, BackupVerifyConfig};
+/// let dir = tempfile::tempdir().unwrap();
+/// std::fs::write(dir.path().join("app.db"), b"SQLite format 3\0").unwrap();
+/// let store = Arc::new(FsBackupStore::open(dir.path().join("backups")).await?);
+/// let source = BackupSource::Create(CreateBackup {
+///     source: dir.path().join("app.db").display().to_string(), name: Some("app".into()), labels: Default::default() });
+/// let (report, backup) = BackupAndVerify::new("app", store, source, BackupVerifyConfig::default())
+///     .run(&Runner::new(), Mode::Execute).await?;
+/// assert!(report.is_success() && backup.unwrap().id.starts_with("app-"));
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct BackupAndVerify {
     config: BackupVerifyConfig,

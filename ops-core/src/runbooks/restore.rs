@@ -53,6 +53,28 @@ impl RunbookConfig for RestoreConfig {
 }
 
 /// Restores backup `backup_id` from `store` into `target`, after backing up what is there now.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> ops_core::Result<()> {
+/// use std::sync::Arc;
+/// use ops_core::adapters::FsBackupStore;
+/// use ops_core::contracts::{BackupStore, CreateBackup, RestoreTarget};
+/// use ops_core::engine::{Mode, Runner};
+/// use ops_core::runbooks::{Restore, RestoreConfig};
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = dir.path().join("app.db");
+/// std::fs::write(&db, b"good").unwrap();
+/// let store = Arc::new(FsBackupStore::open(dir.path().join("backups")).await?);
+/// let current = CreateBackup { source: db.display().to_string(), name: Some("app".into()), labels: Default::default() };
+/// let good = store.create(&current).await?;
+/// std::fs::write(&db, b"broken").unwrap();
+/// let report = Restore::new(store, good.id, RestoreTarget::Original, current, RestoreConfig::default())
+///     .run(&Runner::new(), Mode::Execute).await?;
+/// assert!(report.is_success());
+/// assert_eq!(std::fs::read(&db).unwrap(), b"good");
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Restore {
     config: RestoreConfig,

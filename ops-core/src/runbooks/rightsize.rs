@@ -145,6 +145,29 @@ pub struct RightSizeSummary {
 }
 
 /// Right-sizes one service.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> ops_core::Result<()> {
+/// use std::sync::Arc;
+/// use ops_core::adapters::{MemoryDeployer, MemoryMetricsSource};
+/// use ops_core::clock::{Clock, SystemClock};
+/// use ops_core::contracts::{DeployRequest, Deployer, Metric, ScaleSpec};
+/// use ops_core::engine::{Mode, Runner};
+/// use ops_core::runbooks::{Decision, RightSize, RightSizeConfig};
+/// let d = Arc::new(MemoryDeployer::new("api"));
+/// d.deploy(&DeployRequest::new("api:1")).await?;
+/// d.scale(&ScaleSpec { max_instances: Some(4), ..Default::default() }).await?;
+/// let m = Arc::new(MemoryMetricsSource::new("m"));
+/// for i in 0..3 {
+///     let at = SystemClock.now() - chrono::Duration::minutes(5 * i);
+///     m.record_sample(at, None, Metric::CpuUtilisation, 0.9)?;
+///     m.record_sample(at, None, Metric::MemoryUtilisation, 0.5)?;
+/// }
+/// let (_, summary) = RightSize::new(d, m, RightSizeConfig::default()).run(&Runner::new(), Mode::Execute).await?;
+/// assert_eq!(summary.unwrap().decision, Decision::ScaleUp { from: 4, to: 6 });
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct RightSize {
     config: RightSizeConfig,

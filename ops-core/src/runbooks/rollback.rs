@@ -81,6 +81,23 @@ pub struct RollbackChoice {
 ///
 /// Without a compensation on purpose: a rollback whose verification fails stays where it is and
 /// is reported, rather than flapping back to the release it left.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> ops_core::Result<()> {
+/// use std::sync::Arc;
+/// use ops_core::adapters::MemoryDeployer;
+/// use ops_core::contracts::{DeployRequest, Deployer, InitialTraffic};
+/// use ops_core::engine::{Mode, Runner};
+/// use ops_core::runbooks::{Rollback, RollbackConfig, RollbackTo};
+/// let d = Arc::new(MemoryDeployer::new("api"));
+/// d.deploy(&DeployRequest::new("api:1")).await?;
+/// d.deploy(&DeployRequest { traffic: InitialTraffic::All, ..DeployRequest::new("api:2") }).await?;
+/// let report = Rollback::new(RollbackTo::Previous, d.clone(), RollbackConfig::default()).run(&Runner::new(), Mode::Execute).await?;
+/// assert!(report.is_success());
+/// assert_eq!(d.current().await?.primary_release(), Some("api-00001"));
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Rollback {
     config: RollbackConfig,

@@ -72,6 +72,24 @@ pub struct AddedVersion {
 }
 
 /// Rotates one secret and the services that use it.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> ops_core::Result<()> {
+/// use std::sync::Arc;
+/// use ops_core::adapters::MemorySecretStore;
+/// use ops_core::contracts::{SecretStore, SecretValue, VersionState};
+/// use ops_core::engine::{Mode, Runner};
+/// use ops_core::runbooks::{GenerateSecret, RotateConfig, RotateSecret};
+/// let store = Arc::new(MemorySecretStore::new("sm"));
+/// store.add_version("api-key", &"old".into()).await?;
+/// let generate: GenerateSecret = Arc::new(|| Box::pin(async { Ok(SecretValue::from("new-random-value")) }));
+/// let report = RotateSecret::new(store.clone(), "api-key", generate, RotateConfig::default())
+///     .run(&Runner::new(), Mode::Execute).await?; // waits the 24 h grace period
+/// assert!(report.is_success());
+/// assert_eq!(store.list_versions("api-key").await?[1].state, VersionState::Disabled);
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct RotateSecret {
     config: RotateConfig,

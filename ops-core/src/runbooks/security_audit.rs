@@ -55,6 +55,21 @@ impl SecurityReport {
 }
 
 /// Runs every auditor and the secret age audit.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> ops_core::Result<()> {
+/// use std::sync::Arc;
+/// use ops_core::adapters::MemorySecretStore;
+/// use ops_core::contracts::SecretStore;
+/// use ops_core::engine::{Mode, Runner};
+/// use ops_core::runbooks::{AgeAuditConfig, SecurityAudit};
+/// let secrets = Arc::new(MemorySecretStore::new("sm"));
+/// secrets.add_version("fresh", &"x".into()).await?;
+/// let (_, found) = SecurityAudit::new("project", AgeAuditConfig::default()).secrets(secrets).run(&Runner::new(), Mode::Execute).await?;
+/// assert!(found.unwrap().findings.is_empty(), "a fresh secret is not a finding");
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct SecurityAudit {
     target: String,

@@ -69,6 +69,23 @@ pub struct DisabledSecrets {
 type SecretsToDisable = (Arc<dyn SecretStore>, Vec<(String, String)>);
 
 /// An emergency shutdown of one service.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> ops_core::Result<()> {
+/// use std::sync::Arc;
+/// use ops_core::adapters::MemoryDeployer;
+/// use ops_core::contracts::{DeployRequest, Deployer};
+/// use ops_core::engine::{Mode, Runner};
+/// use ops_core::runbooks::{EmergencyShutdown, ShutdownConfig};
+/// let d = Arc::new(MemoryDeployer::new("api"));
+/// d.deploy(&DeployRequest::new("api:1")).await?;
+/// let (report, incident) = EmergencyShutdown::new("data leak", d.clone(), ShutdownConfig::default())
+///     .run(&Runner::new(), Mode::Execute).await?;
+/// assert!(report.is_success() && !d.current().await?.serving);
+/// assert!(incident.unwrap().contains("data leak"));
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct EmergencyShutdown {
     config: ShutdownConfig,

@@ -98,6 +98,25 @@ pub struct ChangeCounts {
 }
 
 /// The weekly review of one target.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> ops_core::Result<()> {
+/// use std::sync::Arc;
+/// use ops_core::adapters::MemoryLogSource;
+/// use ops_core::clock::{Clock, SystemClock};
+/// use ops_core::contracts::{LogEntry, LogSeverity};
+/// use ops_core::engine::{Mode, Runner};
+/// use ops_core::runbooks::{WeeklyReview, WeeklyReviewConfig};
+/// let logs = Arc::new(MemoryLogSource::new("api"));
+/// for order in [17, 42] {
+///     logs.push(LogEntry { timestamp: SystemClock.now() - chrono::Duration::hours(1), severity: LogSeverity::Error,
+///         message: format!("order {order} failed"), payload: None, release: None, labels: Default::default() });
+/// }
+/// let (_, review) = WeeklyReview::new("api", logs, WeeklyReviewConfig::default()).run(&Runner::new(), Mode::Execute).await?;
+/// assert!(review.unwrap().contains("| 2 | `order <n> failed` |"));
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct WeeklyReview {
     config: WeeklyReviewConfig,
