@@ -225,3 +225,41 @@ async fn an_incident_survives_a_restart_as_json() {
     let back: Incident = serde_json::from_str(&saved).unwrap();
     assert_eq!(back, inc);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dry_run_records_what_it_would_send_and_sends_nothing() {
+    let mut silent = MockNotifier::new();
+    silent.expect_name().return_const("pager".to_string());
+    silent.expect_send().never();
+    let mut lead = MockNotifier::new();
+    lead.expect_name().return_const("lead".to_string());
+    lead.expect_send().never();
+    let r = IncidentResponse::new(IncidentConfig::default())
+        .level("on-call", Arc::new(silent))
+        .level("team-lead", Arc::new(lead))
+        .with_clock(Arc::new(SimulatedClock::starting_at(
+            "2026-02-14T03:00:00Z".parse().unwrap(),
+        )))
+        .dry_run();
+    let mut inc = r.declare("Drill", Priority::P0, "Game day").await.unwrap();
+    SystemClock.sleep(Duration::from_secs(6 * 60)).await;
+    assert_eq!(
+        r.tick(&mut inc).await.unwrap(),
+        vec!["escalated to team-lead"]
+    );
+    r.resolve(&mut inc, "Drill over").await.unwrap();
+    let rehearsed: Vec<&str> = inc
+        .timeline
+        .iter()
+        .map(|e| e.text.as_str())
+        .filter(|t| t.starts_with("(dry run)"))
+        .collect();
+    assert_eq!(
+        rehearsed,
+        vec![
+            "(dry run) would send Trigger \"[P0] Drill\" to on-call",
+            "(dry run) would send Trigger \"[P0] Drill — ESCALATED, unacknowledged\" to team-lead",
+            "(dry run) would send Resolve \"[P0] Drill: resolved\" to on-call, team-lead",
+        ]
+    );
+}

@@ -243,6 +243,7 @@ pub struct IncidentResponse {
     config: IncidentConfig,
     levels: Vec<(String, Arc<dyn Notifier>)>,
     clock: SharedClock,
+    dry_run: bool,
 }
 
 impl IncidentResponse {
@@ -252,7 +253,15 @@ impl IncidentResponse {
             config,
             levels: Vec::new(),
             clock: system_clock(),
+            dry_run: false,
         }
+    }
+
+    /// Rehearses: every notification is recorded in the timeline as what would be sent, and
+    /// none is sent.
+    pub fn dry_run(mut self) -> Self {
+        self.dry_run = true;
+        self
     }
 
     /// Adds the next escalation level.
@@ -278,10 +287,27 @@ impl IncidentResponse {
     /// hide the others); the first failure is returned, the rest are logged.
     async fn notify(
         &self,
-        inc: &Incident,
+        inc: &mut Incident,
         levels: std::ops::RangeInclusive<usize>,
         note: &Notification,
     ) -> Result<()> {
+        if self.dry_run {
+            let to: Vec<&str> = self
+                .levels
+                .iter()
+                .take(levels.end() + 1)
+                .skip(*levels.start())
+                .map(|(n, _)| n.as_str())
+                .collect();
+            let line = format!(
+                "(dry run) would send {:?} \"{}\" to {}",
+                note.event,
+                note.title,
+                to.join(", ")
+            );
+            inc.log(self.clock.now(), line);
+            return Ok(());
+        }
         let mut first: Option<Error> = None;
         for (name, n) in self
             .levels
@@ -333,7 +359,7 @@ impl IncidentResponse {
             .body(impact)
             .field("incident", &inc.id)
             .dedup_key(inc.key());
-        self.notify(&inc, 0..=0, &note).await?;
+        self.notify(&mut inc, 0..=0, &note).await?;
         Ok(inc)
     }
 
