@@ -114,3 +114,41 @@ where
         ))
     })
 }
+
+/// The `announce` step: tells that a run starts, and — as its compensation, which runs after the
+/// others (last-first) — how a failed run ended. `failure` writes that title from the context.
+pub(crate) fn announce_step<S, F>(
+    notifier: Arc<dyn Notifier>,
+    key: String,
+    start: S,
+    failure: F,
+) -> Step
+where
+    S: Fn(&crate::engine::StepContext) -> Result<Notification> + Send + Sync + 'static,
+    F: Fn(&crate::engine::StepContext) -> String + Send + Sync + 'static,
+{
+    let n2 = notifier.clone();
+    notify_step("announce", notifier, start).compensate(move |ctx| {
+        let note = Notification::new(crate::contracts::Severity::Error, failure(ctx))
+            .event(crate::contracts::NotificationEvent::Update)
+            .dedup_key(&key);
+        let n = n2.clone();
+        Ok(Action::new(
+            "Notifier::send",
+            json!({ "title": note.title }),
+            async move { n.send(&note).await },
+        ))
+    })
+}
+
+/// A step that fails with `VerificationFailed` unless every probe is healthy.
+pub(crate) fn verify_step(name: &str, probes: Vec<Arc<dyn HealthProbe>>) -> Step {
+    Step::read(name, move |_| {
+        let probes = probes.clone();
+        Ok(Action::new(
+            "HealthProbe::check",
+            json!({ "probes": probes.len() }),
+            async move { require_healthy(&probes).await },
+        ))
+    })
+}

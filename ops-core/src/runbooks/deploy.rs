@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::RunbookConfig;
-use super::common::{notify_step, require_healthy, wait_step, watch_errors};
+use super::common::{announce_step, notify_step, verify_step, wait_step, watch_errors};
 use super::config::{human_duration, positive};
 use crate::contracts::{
     DeployRequest, Deployer, HealthProbe, InitialTraffic, LogSource, Notification,
@@ -159,35 +159,24 @@ impl DeployAndVerify {
             }));
         if let Some(n) = self.notifier.clone() {
             let (t, v, k) = (target.clone(), version.clone(), key.clone());
-            let (t2, v2, k2) = (target.clone(), version.clone(), key.clone());
-            let n2 = n.clone();
-            rb = rb.step(
-                notify_step("announce", n, move |_| {
+            let (t2, v2) = (target.clone(), version.clone());
+            rb = rb.step(announce_step(
+                n,
+                key.clone(),
+                move |_| {
                     Ok(
                         Notification::new(Severity::Info, format!("Deploying {v} to {t}"))
                             .dedup_key(&k),
                     )
-                })
-                // Runs after the rollback (compensations go last-first): tells how it ended.
-                .compensate(move |ctx| {
+                },
+                move |ctx| {
                     let start: Option<DeployStart> = ctx.output("current").ok();
                     let back = start
                         .and_then(|s| s.state.primary_release().map(str::to_string))
                         .unwrap_or_else(|| "nothing".into());
-                    let note = Notification::new(
-                        Severity::Error,
-                        format!("Deploy of {v2} to {t2} failed; traffic is back on {back}"),
-                    )
-                    .event(NotificationEvent::Update)
-                    .dedup_key(&k2);
-                    let n = n2.clone();
-                    Ok(Action::new(
-                        "Notifier::send",
-                        json!({ "title": note.title }),
-                        async move { n.send(&note).await },
-                    ))
-                }),
-            );
+                    format!("Deploy of {v2} to {t2} failed; traffic is back on {back}")
+                },
+            ));
         }
         let (d, d2) = (self.deployer.clone(), self.deployer.clone());
         let request = DeployRequest {
@@ -228,15 +217,7 @@ impl DeployAndVerify {
         );
         rb = rb.step(wait_step("stabilize", self.config.stabilization));
         if !self.probes.is_empty() {
-            let probes = self.probes.clone();
-            rb = rb.step(Step::read("health", move |_| {
-                let probes = probes.clone();
-                Ok(Action::new(
-                    "HealthProbe::check",
-                    json!({ "probes": probes.len() }),
-                    async move { require_healthy(&probes).await },
-                ))
-            }));
+            rb = rb.step(verify_step("health", self.probes.clone()));
         }
         if let Some(logs) = self.logs.clone() {
             let c = self.config.clone();

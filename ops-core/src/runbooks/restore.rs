@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::RunbookConfig;
-use super::common::{failed, notify_step, require_healthy};
+use super::common::{announce_step, failed, notify_step, verify_step};
 use super::config::invalid;
 use crate::Result;
 use crate::contracts::{
@@ -161,37 +161,19 @@ impl Restore {
         }));
         let key = format!("restore/{what}/{}", self.backup_id);
         if let Some(n) = self.notifier.clone() {
-            let (n2, w, w2, b, b2, k, k2) = (
-                n.clone(),
-                what.clone(),
-                what.clone(),
-                self.backup_id.clone(),
-                self.backup_id.clone(),
+            let (w, b, k) = (what.clone(), self.backup_id.clone(), key.clone());
+            let (w2, b2) = (what.clone(), self.backup_id.clone());
+            rb = rb.step(announce_step(
+                n,
                 key.clone(),
-                key.clone(),
-            );
-            rb = rb.step(
-                notify_step("announce", n, move |_| {
+                move |_| {
                     Ok(
                         Notification::new(Severity::Warning, format!("Restoring {w} from {b}"))
                             .dedup_key(&k),
                     )
-                })
-                .compensate(move |ctx| {
-                    let note = Notification::new(
-                        Severity::Error,
-                        format!("Restore of {w2} from {b2} failed; {}", where_is_safety(ctx)),
-                    )
-                    .event(NotificationEvent::Update)
-                    .dedup_key(&k2);
-                    let n = n2.clone();
-                    Ok(Action::new(
-                        "Notifier::send",
-                        json!({ "title": note.title }),
-                        async move { n.send(&note).await },
-                    ))
-                }),
-            );
+                },
+                move |ctx| format!("Restore of {w2} from {b2} failed; {}", where_is_safety(ctx)),
+            ));
         }
         let (store, mut safety) = (self.store.clone(), self.current.clone());
         safety.name = Some(format!("{}-{stem}", self.config.pre_restore_prefix));
@@ -245,15 +227,7 @@ impl Restore {
             ))
         }));
         if !self.probes.is_empty() {
-            let probes = self.probes.clone();
-            rb = rb.step(Step::read("verify", move |_| {
-                let probes = probes.clone();
-                Ok(Action::new(
-                    "HealthProbe::check",
-                    json!({ "probes": probes.len() }),
-                    async move { require_healthy(&probes).await },
-                ))
-            }));
+            rb = rb.step(verify_step("verify", self.probes.clone()));
         }
         if let Some(d) = stop {
             rb = rb.step(

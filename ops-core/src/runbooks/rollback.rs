@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::RunbookConfig;
-use super::common::{notify_step, require_healthy, wait_step};
+use super::common::{notify_step, verify_step, wait_step};
 use super::config::{human_duration, invalid};
 use crate::contracts::{
     Deployer, HealthProbe, Notification, Notifier, ReleaseState, Severity, TrafficSplit,
@@ -207,15 +207,7 @@ impl Rollback {
         );
         if self.kind != Kind::Emergency && !self.probes.is_empty() {
             rb = rb.step(wait_step("stabilize", self.config.stabilization));
-            let probes = self.probes.clone();
-            rb = rb.step(Step::read("verify", move |_| {
-                let probes = probes.clone();
-                Ok(Action::new(
-                    "HealthProbe::check",
-                    json!({ "probes": probes.len() }),
-                    async move { require_healthy(&probes).await },
-                ))
-            }));
+            rb = rb.step(verify_step("verify", self.probes.clone()));
         }
         if let Some(n) = self.notifier.clone() {
             let severity = if self.kind == Kind::Emergency {

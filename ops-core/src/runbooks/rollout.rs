@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::RunbookConfig;
-use super::common::{failed, notify_step, wait_step};
+use super::common::{announce_step, failed, notify_step, wait_step};
 use super::config::{human_duration, invalid, ordered, positive};
 use crate::contracts::{
     DeployRequest, Deployer, Metric, MetricQuery, MetricReading, MetricsSource, Notification,
@@ -380,31 +380,24 @@ impl Rollout {
             }))
         }));
         if let Some(n) = self.notifier.clone() {
-            let (t, v, k, n2) = (target.clone(), version.clone(), key.clone(), n.clone());
-            let (t2, v2, k2) = (target.clone(), version.clone(), key.clone());
-            rb = rb.step(
-                notify_step("announce", n, move |_| {
+            let (t, v, k) = (target.clone(), version.clone(), key.clone());
+            let (t2, v2) = (target.clone(), version.clone());
+            rb = rb.step(announce_step(
+                n,
+                key.clone(),
+                move |_| {
                     Ok(
                         Notification::new(Severity::Info, format!("Rolling out {v} to {t}"))
                             .dedup_key(&k),
                     )
-                })
-                .compensate(move |ctx| {
-                    let stable: String = ctx.output("stable")?;
-                    let note = Notification::new(
-                        Severity::Error,
-                        format!("Rollout of {v2} to {t2} aborted; all traffic is back on {stable}"),
-                    )
-                    .event(NotificationEvent::Update)
-                    .dedup_key(&k2);
-                    let n = n2.clone();
-                    Ok(Action::new(
-                        "Notifier::send",
-                        json!({ "title": note.title }),
-                        async move { n.send(&note).await },
-                    ))
-                }),
-            );
+                },
+                move |ctx| {
+                    let stable: String = ctx
+                        .output("stable")
+                        .unwrap_or_else(|_| "the stable release".into());
+                    format!("Rollout of {v2} to {t2} aborted; all traffic is back on {stable}")
+                },
+            ));
         }
         let (d, d2) = (self.deployer.clone(), self.deployer.clone());
         let request = DeployRequest {
