@@ -29,6 +29,9 @@ use crate::{Error, ErrorKind, Result};
 const PROVIDER: &str = "fs-backup";
 const SIDECAR_SUFFIX: &str = ".meta.json";
 const COPY_BUFFER: usize = 256 * 1024;
+/// A data file without a sidecar older than this is a crashed write's leftover. A put in
+/// progress has one only for the moment between linking its data and its sidecar.
+const ORPHAN_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A [`BackupStore`] over a local directory. Cheap to clone.
 ///
@@ -219,6 +222,54 @@ impl FsBackupStore {
         }
     }
 
+    /// Links the written data into place. A data file already there without a sidecar is
+    /// either what a crashed put left (taken over once older than [`ORPHAN_AFTER`]) or another
+    /// put of the same id between its two links (a conflict): it is never removed while it may
+    /// still be in use.
+    async fn place_data(
+        &self,
+        op: &'static str,
+        id: &str,
+        tmp: &Path,
+        data_path: &Path,
+    ) -> Result<()> {
+        match fs::hard_link(tmp, data_path).await {
+            Ok(()) => {
+                let _ = fs::remove_file(tmp).await;
+                return Ok(());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                let _ = fs::remove_file(tmp).await;
+                return Err(io_err(op, data_path, &e));
+            }
+        }
+        let refuse = |kind| async move {
+            let _ = fs::remove_file(tmp).await;
+            Err(Error::new(PROVIDER, op, kind))
+        };
+        if fs::try_exists(self.sidecar_path(id)).await.unwrap_or(false) {
+            return refuse(ErrorKind::AlreadyExists {
+                resource: id.to_string(),
+            })
+            .await;
+        }
+        let age = fs::metadata(data_path)
+            .await
+            .and_then(|m| m.modified())
+            .map(|t| self.clock.now() - chrono::DateTime::<chrono::Utc>::from(t));
+        let stale = age.is_ok_and(|a| a.to_std().is_ok_and(|a| a > ORPHAN_AFTER));
+        if !stale {
+            return refuse(ErrorKind::Conflict {
+                detail: format!("another write of {id} is in progress"),
+            })
+            .await;
+        }
+        tracing::warn!(store = %self.name, id, "replacing the data of a write that was interrupted");
+        let _ = fs::remove_file(data_path).await;
+        self.link_into_place(op, id, tmp, data_path).await
+    }
+
     async fn sync_dir(&self, op: &'static str) -> Result<()> {
         if self.fsync {
             let dir = fs::File::open(&self.root)
@@ -253,12 +304,7 @@ impl FsBackupStore {
         sidecar.source = source;
         sidecar.labels = labels;
         let data_path = self.data_path(id);
-        // A data file without a sidecar is what a crashed put leaves; it never listed, so it is
-        // replaced.
-        if !fs::try_exists(self.sidecar_path(id)).await.unwrap_or(false) {
-            let _ = fs::remove_file(&data_path).await;
-        }
-        self.link_into_place(op, id, &tmp, &data_path).await?;
+        self.place_data(op, id, &tmp, &data_path).await?;
         let committed = async {
             let sidecar_tmp = self.temp_path(id);
             let mut f = fs::File::create(&sidecar_tmp)

@@ -161,6 +161,14 @@ async fn crash_leftovers_never_list_and_do_not_block_a_new_put() {
     // What a crash can leave: a temp file, a data file without sidecar, a torn sidecar.
     std::fs::write(dir.path().join(".tmp-x-0000000000000001"), b"half").unwrap();
     std::fs::write(dir.path().join("orphan"), b"no sidecar").unwrap();
+    // Left by a crash long ago (a fresh one could be a write in progress).
+    let long_ago = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(dir.path().join("orphan"))
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
     std::fs::write(dir.path().join("torn"), b"data").unwrap();
     std::fs::write(
         dir.path().join("torn.meta.json"),
@@ -241,5 +249,31 @@ async fn restore_to_original_needs_a_recorded_source() {
     assert!(
         matches!(err.kind(), ErrorKind::InvalidInput { .. }),
         "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_put_never_removes_the_data_of_another_put_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path()).await;
+    // Another writer has linked its data and not yet its sidecar.
+    std::fs::write(dir.path().join("db.bak"), b"the other writer's bytes").unwrap();
+    let err = s
+        .put_artifact(&put("db.bak"), Box::pin(&b"mine"[..]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Conflict { .. }), "{err}");
+    assert_eq!(
+        std::fs::read(dir.path().join("db.bak")).unwrap(),
+        b"the other writer's bytes",
+        "left alone"
+    );
+    let leftovers: Vec<String> = entries(dir.path())
+        .into_iter()
+        .filter(|n| n.starts_with(".tmp"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "our temp file is cleaned up: {leftovers:?}"
     );
 }
