@@ -38,7 +38,7 @@ pub use control::RunControl;
 pub use journal::MockJournal;
 pub use journal::{
     EventKind, FileJournal, FsyncPolicy, Journal, JournalEvent, JournalFilter, MemoryJournal,
-    NullJournal,
+    NullJournal, RunSummary, run_summaries,
 };
 #[cfg(feature = "mock")]
 pub use lock::MockRunLock;

@@ -3,7 +3,6 @@
 //! Replaces the seeds' `gcloud run revisions list` → pick the last good one →
 //! `update-traffic --to-revisions=GOOD=100` → `curl …/health`, and Vercel's `vercel rollback`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +16,8 @@ use crate::contracts::{
     Deployer, HealthProbe, Notification, Notifier, ReleaseState, Severity, TrafficSplit,
 };
 use crate::engine::{
-    Action, EventKind, Journal, JournalFilter, Mode, RunOutcome, RunReport, Runbook, Runner, Step,
+    Action, Journal, JournalFilter, Mode, RunOutcome, RunReport, Runbook, Runner, Step,
+    run_summaries,
 };
 use crate::{Error, ErrorKind, Result};
 
@@ -294,20 +294,9 @@ async fn automatic_in_a_row(journal: &dyn Journal, target: &str) -> Result<u32> 
             ..Default::default()
         })
         .await?;
-    let mut order: Vec<&str> = Vec::new();
-    let mut runs: HashMap<&str, (&str, Option<RunOutcome>)> = HashMap::new();
-    for e in &events {
-        let entry = runs.entry(e.run_id.as_str()).or_insert_with(|| {
-            order.push(e.run_id.as_str());
-            (e.runbook.as_str(), None)
-        });
-        if let EventKind::RunFinished { outcome, .. } = e.kind {
-            entry.1 = Some(outcome);
-        }
-    }
     let mut n = 0;
-    for run in order.iter().rev() {
-        match runs[run] {
+    for run in run_summaries(&events).iter().rev() {
+        match (run.runbook.as_str(), run.outcome) {
             (AUTO_ROLLBACK, Some(RunOutcome::Succeeded)) => n += 1,
             (_, Some(RunOutcome::Succeeded)) => break,
             _ => {}

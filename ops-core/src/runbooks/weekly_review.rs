@@ -5,7 +5,6 @@
 //! -c | sort -rn | head`, counting the week's deploys and rollbacks, and the weekly log archive
 //! to Cloud Storage.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +20,8 @@ use crate::contracts::{
     BackupStore, LogQuery, LogSeverity, LogSource, PutArtifact, TimeWindow, log_entries,
 };
 use crate::engine::{
-    Action, EventKind, Journal, JournalFilter, Mode, RunOutcome, RunReport, Runbook, Runner, Step,
+    Action, Journal, JournalFilter, Mode, RunOutcome, RunReport, Runbook, Runner, Step,
+    run_summaries,
 };
 use crate::{Error, ErrorKind, Result};
 
@@ -247,24 +247,16 @@ async fn count_changes(
             ..Default::default()
         })
         .await?;
-    let mut runs: HashMap<&str, (&str, Option<RunOutcome>)> = HashMap::new();
-    for e in &events {
-        let entry = runs
-            .entry(e.run_id.as_str())
-            .or_insert((e.runbook.as_str(), None));
-        if let EventKind::RunFinished { outcome, .. } = e.kind {
-            entry.1 = Some(outcome);
-        }
-    }
     let mut c = ChangeCounts::default();
-    for (runbook, outcome) in runs.values() {
-        if DEPLOY_RUNBOOKS.contains(runbook) {
+    for run in run_summaries(&events) {
+        let (runbook, outcome) = (run.runbook.as_str(), run.outcome);
+        if DEPLOY_RUNBOOKS.contains(&runbook) {
             match outcome {
                 Some(RunOutcome::Succeeded) => c.deploys += 1,
                 Some(RunOutcome::Failed | RunOutcome::Cancelled) => c.deploys_failed += 1,
                 _ => {}
             }
-        } else if ROLLBACK_RUNBOOKS.contains(runbook)
+        } else if ROLLBACK_RUNBOOKS.contains(&runbook)
             && outcome.is_some_and(|o| o != RunOutcome::Planned)
         {
             c.rollbacks += 1;

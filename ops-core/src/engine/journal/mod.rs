@@ -105,3 +105,53 @@ impl Journal for NullJournal {
         Ok(Vec::new())
     }
 }
+
+/// One run, as its journal events tell it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// The run.
+    pub run_id: String,
+    /// Its runbook.
+    pub runbook: String,
+    /// Its target.
+    pub target: String,
+    /// When it first started.
+    pub started_at: DateTime<Utc>,
+    /// How it ended; `None` while it runs, after a crash, or while a resumption is under way.
+    pub outcome: Option<crate::engine::RunOutcome>,
+}
+
+/// The runs in `events` (in append order), in the order they started.
+///
+/// ```
+/// use ops_core::engine::{run_summaries, EventKind, JournalEvent, Mode, RunOutcome};
+/// let e = |seq, kind| JournalEvent { seq, run_id: "r1".into(), runbook: "deploy".into(),
+///     target: "api".into(), at: chrono::DateTime::UNIX_EPOCH, kind };
+/// let events = [
+///     e(0, EventKind::RunStarted { mode: Mode::Execute, steps: vec![], resumed: false }),
+///     e(1, EventKind::RunFinished { outcome: RunOutcome::Succeeded, error: None }),
+/// ];
+/// assert_eq!(run_summaries(&events)[0].outcome, Some(RunOutcome::Succeeded));
+/// ```
+pub fn run_summaries(events: &[JournalEvent]) -> Vec<RunSummary> {
+    let mut runs: Vec<RunSummary> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for e in events {
+        let i = *index.entry(e.run_id.as_str()).or_insert_with(|| {
+            runs.push(RunSummary {
+                run_id: e.run_id.clone(),
+                runbook: e.runbook.clone(),
+                target: e.target.clone(),
+                started_at: e.at,
+                outcome: None,
+            });
+            runs.len() - 1
+        });
+        match &e.kind {
+            EventKind::RunFinished { outcome, .. } => runs[i].outcome = Some(*outcome),
+            EventKind::RunStarted { resumed: true, .. } => runs[i].outcome = None,
+            _ => {}
+        }
+    }
+    runs
+}
