@@ -181,12 +181,14 @@ impl HealthCheck {
                     "HealthProbe::check",
                     json!({ "probes": probes.len() }),
                     async move {
-                        Ok(check_all(&probes, n)
-                            .await
-                            .into_iter()
-                            .zip(&probes)
-                            .map(|(r, p)| probe_finding(p.name(), r))
-                            .collect::<Vec<_>>())
+                        Ok(CheckOutput::of(
+                            check_all(&probes, n)
+                                .await
+                                .into_iter()
+                                .zip(&probes)
+                                .map(|(r, p)| probe_finding(p.name(), r))
+                                .collect(),
+                        ))
                     },
                 ))
             }));
@@ -197,7 +199,7 @@ impl HealthCheck {
                 Ok(Action::new(
                     "Deployer::current",
                     json!({ "target": d.target() }),
-                    async move { Ok(vec![deployment_finding(d.current().await)]) },
+                    async move { Ok(CheckOutput::of(vec![deployment_finding(d.current().await)])) },
                 ))
             }));
         }
@@ -207,7 +209,12 @@ impl HealthCheck {
                 Ok(Action::new(
                     "HealthProbe::check",
                     json!({ "probe": db.name() }),
-                    async move { Ok(vec![probe_finding("database", db.check().await)]) },
+                    async move {
+                        Ok(CheckOutput::of(vec![probe_finding(
+                            "database",
+                            db.check().await,
+                        )]))
+                    },
                 ))
             }));
         }
@@ -222,14 +229,12 @@ impl HealthCheck {
                     json!({ "min_severity": "ERROR", "window": window }),
                     async move {
                         let q = LogQuery::new(window).min_severity(LogSeverity::Error);
-                        Ok(vec![error_finding(
-                            &config,
-                            logs.count(
-                                &q,
-                                config.error_critical_above.saturating_mul(10).max(1000),
-                            )
-                            .await,
-                        )])
+                        let cap = config.error_critical_above.saturating_mul(10).max(1000);
+                        let count = logs.count(&q, cap).await;
+                        Ok(CheckOutput {
+                            count: count.as_ref().ok().copied(),
+                            findings: vec![error_finding(&config, count)],
+                        })
                     },
                 ))
             }));
@@ -241,9 +246,11 @@ impl HealthCheck {
                     "LogSource::count",
                     json!({ "window": window }),
                     async move {
-                        Ok(vec![activity_finding(
-                            logs.count(&LogQuery::new(window), 1_000_000).await,
-                        )])
+                        let count = logs.count(&LogQuery::new(window), 1_000_000).await;
+                        Ok(CheckOutput {
+                            count: count.as_ref().ok().copied(),
+                            findings: vec![activity_finding(count)],
+                        })
                     },
                 ))
             }));
@@ -294,6 +301,23 @@ impl HealthCheck {
         let report = runner.run(&self.runbook()?, mode).await?;
         let summary = report.output(VERDICT);
         Ok((report, summary))
+    }
+}
+
+/// What each check step outputs: its findings, and the number it counted (errors, log
+/// entries) when it counts one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CheckOutput {
+    findings: Vec<Finding>,
+    count: Option<u64>,
+}
+
+impl CheckOutput {
+    fn of(findings: Vec<Finding>) -> Self {
+        Self {
+            findings,
+            count: None,
+        }
     }
 }
 
@@ -411,22 +435,19 @@ fn summarize(ctx: &StepContext, steps: &[String]) -> HealthSummary {
     let mut findings = Vec::new();
     let (mut error_count, mut activity) = (None, None);
     for step in steps {
-        let found: Vec<Finding> = ctx
-            .output(step)
-            .unwrap_or_else(|e| vec![Finding::new(step, HealthStatus::Unhealthy, e.to_string())]);
-        for f in &found {
-            let n = f
-                .detail
-                .split_whitespace()
-                .next()
-                .and_then(|w| w.parse::<u64>().ok());
-            match (step.as_str(), f.status) {
-                (ERRORS, _) => error_count = n,
-                (ACTIVITY, _) => activity = n,
-                _ => {}
-            }
+        let out: CheckOutput = ctx.output(step).unwrap_or_else(|e| {
+            CheckOutput::of(vec![Finding::new(
+                step,
+                HealthStatus::Unhealthy,
+                e.to_string(),
+            )])
+        });
+        match step.as_str() {
+            ERRORS => error_count = out.count,
+            ACTIVITY => activity = out.count,
+            _ => {}
         }
-        findings.extend(found);
+        findings.extend(out.findings);
     }
     let verdict = findings
         .iter()
