@@ -303,7 +303,9 @@ impl<'a> Exec<'a> {
             step: step.name.clone(),
         });
         if self.dry() && step.kind.mutates() {
-            return self.plan(step).await;
+            return self
+                .plan(step, (step.build)(&self.ctx(&step.name, 1)))
+                .await;
         }
         // In a dry run, a read that needs a planned mutation's output cannot run: plan it. The
         // action built to find out is the one the first attempt runs (building has effects:
@@ -311,7 +313,8 @@ impl<'a> Exec<'a> {
         let mut first = None;
         if self.dry() {
             match (step.build)(&self.ctx(&step.name, 1)) {
-                Err(e) if e.operation() == "step_output" => return self.plan(step).await,
+                // Planned from the build that failed: no second build.
+                Err(e) if e.operation() == "step_output" => return self.plan(step, Err(e)).await,
                 built => first = Some(built),
             }
         }
@@ -321,8 +324,8 @@ impl<'a> Exec<'a> {
 
     /// Dry run of a mutation: record what would be called; the action's future is dropped
     /// without being polled, so nothing runs.
-    async fn plan(&self, step: &Step) -> std::result::Result<Done, Stop> {
-        let action = match (step.build)(&self.ctx(&step.name, 1)) {
+    async fn plan(&self, step: &Step, built: Result<Action>) -> std::result::Result<Done, Stop> {
+        let action = match built {
             Ok(a) => PlannedAction {
                 step: step.name.clone(),
                 call: a.call,
