@@ -14,6 +14,7 @@ mod error_map;
 mod retry_after;
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -76,8 +77,14 @@ pub struct SendOptions {
     pub resource: Option<String>,
 }
 
+/// A provider's reading of its own error bodies: the [`ErrorKind`] for a non-success response,
+/// or `None` to use the shared status mapping ([`error_for_status`]). One per provider, like
+/// OpenDAL's `parse_error`.
+pub type ErrorParser =
+    Arc<dyn Fn(StatusCode, &HeaderMap, &[u8]) -> Option<ErrorKind> + Send + Sync>;
+
 /// A reqwest client with a provider name, a retry policy and a clock.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HttpClient {
     inner: reqwest::Client,
     provider: Cow<'static, str>,
@@ -85,6 +92,19 @@ pub struct HttpClient {
     read_timeout: Duration,
     request_timeout: Duration,
     clock: SharedClock,
+    error_parser: Option<ErrorParser>,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("provider", &self.provider)
+            .field("retry", &self.retry)
+            .field("read_timeout", &self.read_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("error_parser", &self.error_parser.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl HttpClient {
@@ -110,7 +130,14 @@ impl HttpClient {
             read_timeout: config.read_timeout,
             request_timeout: config.request_timeout,
             clock: system_clock(),
+            error_parser: None,
         })
+    }
+
+    /// The same client reading error bodies with `parser` first (see [`ErrorParser`]).
+    pub fn with_error_parser(mut self, parser: ErrorParser) -> Self {
+        self.error_parser = Some(parser);
+        self
     }
 
     /// The same client reading time from `clock` (tests use a paused clock).
@@ -293,15 +320,22 @@ impl HttpClient {
         let headers = resp.headers().clone();
         // Only the start of the body is needed for the excerpt and the provider code.
         let body = read_prefix(resp, 16 * 1024).await;
-        let err = error_for_status(
-            self.provider.clone(),
-            operation,
-            resource,
-            status,
-            &headers,
-            &body,
-            self.clock.now(),
-        );
+        let parsed = self
+            .error_parser
+            .as_ref()
+            .and_then(|parse| parse(status, &headers, &body));
+        let err = match parsed {
+            Some(kind) => Error::new(self.provider.clone(), operation, kind),
+            None => error_for_status(
+                self.provider.clone(),
+                operation,
+                resource,
+                status,
+                &headers,
+                &body,
+                self.clock.now(),
+            ),
+        };
         tracing::debug!(provider = %self.provider, operation, status = status.as_u16(), error = %err, "request failed");
         err
     }

@@ -1,0 +1,200 @@
+//! Cloud Run Admin API v2 resources, as far as this crate reads them. The revision template is
+//! kept as raw JSON: a write sends back every field it did not mean to change.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// `TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST`.
+pub const LATEST: &str = "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST";
+/// `TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION`.
+pub const BY_REVISION: &str = "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION";
+/// Ingress that admits nothing: how this crate stops a service (see `stop_serving`).
+pub const INGRESS_NONE: &str = "INGRESS_TRAFFIC_NONE";
+/// Ingress that admits everything.
+pub const INGRESS_ALL: &str = "INGRESS_TRAFFIC_ALL";
+/// The service annotation that remembers the ingress in force before a stop.
+pub const INGRESS_BEFORE_STOP: &str = "ops.rs/ingress-before-stop";
+
+/// A `Service`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Service {
+    /// `projects/P/locations/L/services/S`.
+    pub name: String,
+    /// Concurrency token.
+    #[serde(default)]
+    pub etag: Option<String>,
+    /// The public URL.
+    #[serde(default)]
+    pub uri: Option<String>,
+    /// Who may reach it.
+    #[serde(default)]
+    pub ingress: Option<String>,
+    /// Service annotations.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// The template new revisions are made from (raw JSON).
+    #[serde(default)]
+    pub template: serde_json::Value,
+    /// Desired traffic.
+    #[serde(default)]
+    pub traffic: Vec<TrafficTarget>,
+    /// Traffic in force.
+    #[serde(default)]
+    pub traffic_statuses: Vec<TrafficTarget>,
+    /// Service-level scaling.
+    #[serde(default)]
+    pub scaling: Option<ServiceScaling>,
+    /// Full name of the newest ready revision.
+    #[serde(default)]
+    pub latest_ready_revision: Option<String>,
+    /// Full name of the newest revision.
+    #[serde(default)]
+    pub latest_created_revision: Option<String>,
+    /// The service's overall condition.
+    #[serde(default)]
+    pub terminal_condition: Option<Condition>,
+    /// Other conditions.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// Whether a change is still being rolled out.
+    #[serde(default)]
+    pub reconciling: bool,
+}
+
+/// A `TrafficTarget` / `TrafficTargetStatus`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficTarget {
+    /// `…_LATEST` or `…_REVISION`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Revision name (short) for `…_REVISION`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// Percent of requests.
+    #[serde(default)]
+    pub percent: u8,
+    /// A tag giving the target its own URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// The tag's URL (statuses only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+}
+
+impl TrafficTarget {
+    /// `percent` to the revision `name`.
+    pub fn to_revision(name: &str, percent: u8) -> Self {
+        Self {
+            kind: Some(BY_REVISION.into()),
+            revision: Some(name.into()),
+            percent,
+            ..Self::default()
+        }
+    }
+
+    /// `percent` to whatever revision is newest.
+    pub fn to_latest(percent: u8) -> Self {
+        Self {
+            kind: Some(LATEST.into()),
+            percent,
+            ..Self::default()
+        }
+    }
+
+    /// Whether this follows the latest revision.
+    pub fn is_latest(&self) -> bool {
+        self.kind.as_deref() == Some(LATEST)
+    }
+}
+
+/// `ServiceScaling`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceScaling {
+    /// Minimum instances over all revisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_instance_count: Option<u32>,
+    /// Maximum instances over all revisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_instance_count: Option<u32>,
+    /// `AUTOMATIC` or `MANUAL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling_mode: Option<String>,
+}
+
+/// A `Condition`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// `Ready`, `RoutesReady`, `ConfigurationsReady`, …
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// `CONDITION_SUCCEEDED`, `CONDITION_FAILED`, `CONDITION_PENDING`, `CONDITION_RECONCILING`.
+    #[serde(default)]
+    pub state: String,
+    /// What is wrong, if anything.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+impl Condition {
+    /// `CONDITION_SUCCEEDED`.
+    pub fn succeeded(&self) -> bool {
+        self.state == "CONDITION_SUCCEEDED"
+    }
+
+    /// `CONDITION_FAILED`.
+    pub fn failed(&self) -> bool {
+        self.state == "CONDITION_FAILED"
+    }
+}
+
+/// A `Revision`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Revision {
+    /// `projects/P/locations/L/services/S/revisions/R`.
+    pub name: String,
+    /// When it was created.
+    #[serde(default)]
+    pub create_time: Option<DateTime<Utc>>,
+    /// Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Its containers (the first one's image is the version).
+    #[serde(default)]
+    pub containers: Vec<Container>,
+    /// Readiness.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+}
+
+/// The part of a `Container` read here.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Container {
+    /// The image reference.
+    #[serde(default)]
+    pub image: String,
+}
+
+/// A page of `revisions.list`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionPage {
+    /// The revisions.
+    #[serde(default)]
+    pub revisions: Vec<Revision>,
+    /// The next page, if any.
+    #[serde(default)]
+    pub next_page_token: Option<String>,
+}
+
+/// The last segment of a resource name (`…/revisions/api-00002-abc` → `api-00002-abc`).
+pub fn short_name(name: &str) -> &str {
+    name.rsplit('/').next().unwrap_or(name)
+}
