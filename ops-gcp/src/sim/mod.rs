@@ -1,1 +1,323 @@
-//! sim
+//! A stateful simulator of the Google APIs this crate calls (Cloud Run Admin v2, Cloud Logging
+//! v2 `entries:list`, Cloud Monitoring v3 `timeSeries.list`), served over real HTTP on
+//! loopback, with fault injection.
+//!
+//! - Services have revisions, traffic and ingress; writes return operations that finish
+//!   `operation_delay` later on the simulator's clock (share a `ManualClock` with the client
+//!   and polling advances it; with the system clock it is real time).
+//! - Requests follow the traffic: each revision serves its share of `requests_per_second`, and
+//!   an image's [`Behaviour`] decides its 5xx ratio, latency and utilisation. Cloud Monitoring
+//!   reports those requests; Cloud Logging has one ERROR entry per failed request.
+//! - [`GcpSim::inject`] makes the next requests matching a path fail (status with
+//!   Retry-After, a stall, truncated JSON).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> ops_core::Result<()> {
+//! use ops_core::contracts::{Deployer, DeployRequest, InitialTraffic};
+//! use ops_gcp::sim::GcpSim;
+//!
+//! let sim = GcpSim::start().await;
+//! sim.create_service("api", "registry.example/api:1.0");
+//! let run = ops_gcp::CloudRun::new(sim.client()?, "api")?;
+//! let release = run
+//!     .deploy(&DeployRequest { traffic: InitialTraffic::All, ..DeployRequest::new("registry.example/api:1.1") })
+//!     .await?;
+//! assert_eq!(run.current().await?.primary_release(), Some(release.id.as_str()));
+//! # Ok(()) }
+//! ```
+
+mod cloud_run;
+mod http;
+mod telemetry;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ops_core::Result;
+use ops_core::clock::{SharedClock, system_clock};
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer};
+
+use crate::auth::TokenProvider;
+use crate::client::{Endpoints, GcpClient, GcpConfig};
+pub use telemetry::MAX_GENERATED_ENTRIES;
+
+/// How revisions running an image behave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Behaviour {
+    /// Share of requests answered with a 5xx (0 to 1).
+    pub error_ratio: f64,
+    /// Request latency, in milliseconds.
+    pub latency_ms: f64,
+    /// CPU utilisation (0 to 1).
+    pub cpu: f64,
+    /// Memory utilisation (0 to 1).
+    pub memory: f64,
+    /// The container never starts: the deploy operation fails and the revision is failed.
+    pub fails_to_start: bool,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Self {
+            error_ratio: 0.001,
+            latency_ms: 80.0,
+            cpu: 0.35,
+            memory: 0.45,
+            fails_to_start: false,
+        }
+    }
+}
+
+impl Behaviour {
+    /// A healthy image.
+    pub fn healthy() -> Self {
+        Self::default()
+    }
+
+    /// An image failing `ratio` of its requests.
+    pub fn failing(ratio: f64) -> Self {
+        Self {
+            error_ratio: ratio,
+            ..Self::default()
+        }
+    }
+
+    /// An image whose container never starts.
+    pub fn crashing() -> Self {
+        Self {
+            fails_to_start: true,
+            ..Self::default()
+        }
+    }
+}
+
+/// What an injected fault does to a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this status and a Google error body (and `Retry-After` seconds).
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// `Retry-After`, in seconds.
+        retry_after: Option<u64>,
+    },
+    /// Answer nothing for this long (the client's timeout fires first).
+    Delay(Duration),
+    /// A 200 whose JSON body is cut short.
+    TruncatedJson,
+}
+
+#[derive(Debug, Clone)]
+struct Injected {
+    method: Option<String>,
+    path_contains: String,
+    remaining: u32,
+    fault: Fault,
+}
+
+/// The simulator's state, behind the router.
+#[derive(Debug)]
+struct SimState {
+    project: String,
+    region: String,
+    clock: SharedClock,
+    operation_delay: Duration,
+    requests_per_second: f64,
+    services: BTreeMap<String, cloud_run::SimService>,
+    revisions: BTreeMap<String, cloud_run::SimRevision>,
+    operations: Vec<cloud_run::SimOperation>,
+    traffic_history: Vec<(DateTime<Utc>, BTreeMap<String, u8>)>,
+    behaviours: BTreeMap<String, Behaviour>,
+    custom_logs: Vec<telemetry::CustomLog>,
+    faults: Vec<Injected>,
+    requests: Vec<String>,
+    mutations: u64,
+}
+
+impl SimState {
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    fn take_fault(&mut self, method: &str, path: &str) -> Option<Fault> {
+        let i = self.faults.iter().position(|f| {
+            f.remaining > 0
+                && f.method.as_deref().is_none_or(|m| m == method)
+                && path.contains(&f.path_contains)
+        })?;
+        self.faults[i].remaining -= 1;
+        let fault = self.faults[i].fault.clone();
+        if self.faults[i].remaining == 0 {
+            self.faults.remove(i);
+        }
+        Some(fault)
+    }
+}
+
+/// Builds a [`GcpSim`].
+#[derive(Debug)]
+pub struct GcpSimBuilder {
+    project: String,
+    region: String,
+    clock: SharedClock,
+    operation_delay: Duration,
+    requests_per_second: f64,
+}
+
+impl GcpSimBuilder {
+    /// The simulated project (default `sim-project`).
+    pub fn project(mut self, project: impl Into<String>) -> Self {
+        self.project = project.into();
+        self
+    }
+
+    /// The simulated region (default `europe-west1`).
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.region = region.into();
+        self
+    }
+
+    /// The clock the simulator's time follows (share it with the client).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// How long operations run (default 2 s).
+    pub fn operation_delay(mut self, delay: Duration) -> Self {
+        self.operation_delay = delay;
+        self
+    }
+
+    /// Requests per second over all of a service's revisions (default 20).
+    pub fn requests_per_second(mut self, rps: f64) -> Self {
+        self.requests_per_second = rps;
+        self
+    }
+
+    /// Starts the HTTP server.
+    pub async fn start(self) -> GcpSim {
+        let server = MockServer::start().await;
+        let state = Arc::new(Mutex::new(SimState {
+            project: self.project,
+            region: self.region,
+            clock: self.clock,
+            operation_delay: self.operation_delay,
+            requests_per_second: self.requests_per_second,
+            services: BTreeMap::new(),
+            revisions: BTreeMap::new(),
+            operations: Vec::new(),
+            traffic_history: Vec::new(),
+            behaviours: BTreeMap::new(),
+            custom_logs: Vec::new(),
+            faults: Vec::new(),
+            requests: Vec::new(),
+            mutations: 0,
+        }));
+        Mock::given(any())
+            .respond_with(http::Router(state.clone()))
+            .mount(&server)
+            .await;
+        GcpSim { server, state }
+    }
+}
+
+/// A running simulator. Dropping it stops the server.
+#[derive(Debug)]
+pub struct GcpSim {
+    server: MockServer,
+    state: Arc<Mutex<SimState>>,
+}
+
+impl GcpSim {
+    /// A simulator with the defaults, on the system clock.
+    pub async fn start() -> GcpSim {
+        Self::builder().start().await
+    }
+
+    /// A builder.
+    pub fn builder() -> GcpSimBuilder {
+        GcpSimBuilder {
+            project: "sim-project".into(),
+            region: "europe-west1".into(),
+            clock: system_clock(),
+            operation_delay: Duration::from_secs(2),
+            requests_per_second: 20.0,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, SimState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The server's base URL.
+    pub fn uri(&self) -> String {
+        self.server.uri()
+    }
+
+    /// A config pointing every API at the simulator.
+    pub fn config(&self) -> Result<GcpConfig> {
+        let state = self.state();
+        let mut config = GcpConfig::new(state.project.clone(), state.region.clone());
+        config.endpoints = Endpoints::all_at(&self.server.uri())?;
+        Ok(config)
+    }
+
+    /// A client for the simulator (a static token, the simulator's clock).
+    pub fn client(&self) -> Result<GcpClient> {
+        let clock = self.state().clock.clone();
+        let auth = TokenProvider::static_token("sim-token").with_clock(clock.clone());
+        Ok(GcpClient::new(self.config()?, Arc::new(auth))?.with_clock(clock))
+    }
+
+    /// Creates a ready service serving `image` with all traffic; returns its full name.
+    pub fn create_service(&self, service: &str, image: &str) -> String {
+        self.state().create_service(service, image)
+    }
+
+    /// How revisions running `image` behave from now on.
+    pub fn set_behaviour(&self, image: &str, behaviour: Behaviour) {
+        self.state().behaviours.insert(image.to_string(), behaviour);
+    }
+
+    /// Adds a log entry (`severity` is a Cloud Logging level name such as `ERROR`).
+    pub fn push_log(
+        &self,
+        timestamp: DateTime<Utc>,
+        severity: &str,
+        text: &str,
+        revision: Option<&str>,
+    ) {
+        self.state().custom_logs.push(telemetry::CustomLog {
+            timestamp,
+            severity: severity.to_string(),
+            text: text.to_string(),
+            revision: revision.map(str::to_owned),
+        });
+    }
+
+    /// The next `times` requests whose path contains `path_contains` (and, if given, whose
+    /// method is `method`) get `fault` instead of an answer.
+    pub fn inject(&self, method: Option<&str>, path_contains: &str, times: u32, fault: Fault) {
+        self.state().faults.push(Injected {
+            method: method.map(str::to_owned),
+            path_contains: path_contains.to_string(),
+            remaining: times,
+            fault,
+        });
+    }
+
+    /// Every request so far, as `METHOD /path`.
+    pub fn requests(&self) -> Vec<String> {
+        self.state().requests.clone()
+    }
+
+    /// Writes that changed a service (validate-only and refused writes not counted).
+    pub fn mutations(&self) -> u64 {
+        self.state().mutations
+    }
+}

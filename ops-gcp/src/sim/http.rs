@@ -1,0 +1,138 @@
+//! Routing the simulator's HTTP requests, authentication, and injected faults.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use wiremock::{Request, Respond, ResponseTemplate};
+
+use super::{Fault, SimState};
+
+/// A response before it becomes a wiremock template.
+#[derive(Debug, Clone)]
+pub(super) struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: Value) -> Self {
+        Self { status, body }
+    }
+}
+
+/// Google's error envelope.
+pub(super) fn google_error(status: u16, name: &str, message: &str) -> Reply {
+    Reply::json(
+        status,
+        json!({"error": {"code": status, "message": message, "status": name}}),
+    )
+}
+
+/// The single wiremock responder: every request goes through the shared state.
+pub(super) struct Router(pub Arc<Mutex<SimState>>);
+
+impl Respond for Router {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let method = req.method.as_str().to_string();
+        let path = req.url.path().to_string();
+        state.requests.push(format!("{method} {path}"));
+        if let Some(fault) = state.take_fault(&method, &path) {
+            return fault_response(&fault);
+        }
+        let authorized = req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("Bearer ") && v.len() > 7);
+        if !authorized {
+            return template(google_error(
+                401,
+                "UNAUTHENTICATED",
+                "Request is missing required authentication credential.",
+            ));
+        }
+        let query: BTreeMap<String, String> = req.url.query_pairs().into_owned().collect();
+        let body: Value = if req.body.is_empty() {
+            Value::Null
+        } else {
+            match serde_json::from_slice(&req.body) {
+                Ok(v) => v,
+                Err(_) => {
+                    return template(google_error(400, "INVALID_ARGUMENT", "Invalid JSON payload received."));
+                }
+            }
+        };
+        template(route(&mut state, &method, &path, &query, &body))
+    }
+}
+
+fn route(
+    state: &mut SimState,
+    method: &str,
+    path: &str,
+    query: &BTreeMap<String, String>,
+    body: &Value,
+) -> Reply {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (method, segments.as_slice()) {
+        ("POST", ["v2", "entries:list"]) => state.list_entries(body),
+        ("GET", ["v3", "projects", project, "timeSeries"]) => {
+            if *project != state.project {
+                return google_error(403, "PERMISSION_DENIED", "Permission monitoring.timeSeries.list denied.");
+            }
+            state.list_time_series(query)
+        }
+        (_, ["v2", "projects", p, "locations", l, rest @ ..]) => {
+            if *p != state.project || *l != state.region {
+                return google_error(404, "NOT_FOUND", &format!("Location '{l}' of project '{p}' is not simulated."));
+            }
+            let name = path.trim_start_matches("/v2/").to_string();
+            match (method, rest) {
+                ("GET", ["services", _]) => state.get_service(&name),
+                ("PATCH", ["services", _]) => state.patch_service(&name, query, body),
+                ("GET", ["services", _, "revisions"]) => {
+                    state.list_revisions(name.trim_end_matches("/revisions"), query)
+                }
+                ("GET", ["services", _, "revisions", _]) => state.get_revision(&name),
+                ("GET", ["operations", _]) => state.get_operation(&name),
+                _ => google_error(404, "NOT_FOUND", &format!("{method} {path} is not simulated")),
+            }
+        }
+        _ => google_error(404, "NOT_FOUND", &format!("{method} {path} is not simulated")),
+    }
+}
+
+fn template(reply: Reply) -> ResponseTemplate {
+    ResponseTemplate::new(reply.status)
+        .insert_header("content-type", "application/json; charset=UTF-8")
+        .set_body_string(reply.body.to_string())
+}
+
+fn fault_response(fault: &Fault) -> ResponseTemplate {
+    match fault {
+        Fault::Status { status, retry_after } => {
+            let name = match status {
+                400 => "INVALID_ARGUMENT",
+                401 => "UNAUTHENTICATED",
+                403 => "PERMISSION_DENIED",
+                404 => "NOT_FOUND",
+                409 => "ABORTED",
+                429 => "RESOURCE_EXHAUSTED",
+                503 => "UNAVAILABLE",
+                _ => "INTERNAL",
+            };
+            let mut t = template(google_error(*status, name, "injected fault"));
+            if let Some(secs) = retry_after {
+                t = t.insert_header("retry-after", secs.to_string().as_str());
+            }
+            t
+        }
+        Fault::Delay(d) => ResponseTemplate::new(504).set_delay(*d + Duration::from_millis(1)),
+        Fault::TruncatedJson => ResponseTemplate::new(200)
+            .insert_header("content-type", "application/json")
+            .set_body_string("{\"name\": \"projects/"),
+    }
+}
