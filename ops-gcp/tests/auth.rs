@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use ops_core::ErrorKind;
 use ops_core::clock::ManualClock;
 use ops_core::http::{HttpClient, HttpConfig};
-use ops_gcp::auth::{TOKEN_GRANT_TYPE, ServiceAccount, TokenProvider};
+use ops_gcp::auth::{ServiceAccount, TOKEN_GRANT_TYPE, TokenProvider};
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
@@ -40,7 +40,9 @@ fn token_response(token: &str) -> ResponseTemplate {
 }
 
 fn form(req: &Request) -> std::collections::HashMap<String, String> {
-    url::form_urlencoded::parse(&req.body).into_owned().collect()
+    url::form_urlencoded::parse(&req.body)
+        .into_owned()
+        .collect()
 }
 
 #[tokio::test]
@@ -79,9 +81,15 @@ async fn the_assertion_is_a_signed_jwt_for_the_key_and_token_uri() {
     assert_eq!(header["alg"], "RS256");
     assert_eq!(header["kid"], "0123456789abcdef");
     let claims = decode(parts[1]);
-    assert_eq!(claims["iss"], "ops-test@sim-project.iam.gserviceaccount.com");
+    assert_eq!(
+        claims["iss"],
+        "ops-test@sim-project.iam.gserviceaccount.com"
+    );
     assert_eq!(claims["aud"], token_uri.as_str());
-    assert_eq!(claims["scope"], "https://www.googleapis.com/auth/cloud-platform");
+    assert_eq!(
+        claims["scope"],
+        "https://www.googleapis.com/auth/cloud-platform"
+    );
     assert_eq!(claims["iat"], t0().timestamp());
     assert_eq!(claims["exp"], t0().timestamp() + 3600);
 
@@ -91,7 +99,10 @@ async fn the_assertion_is_a_signed_jwt_for_the_key_and_token_uri() {
     );
     let signed = format!("{}.{}", parts[0], parts[1]);
     public
-        .verify(signed.as_bytes(), &URL_SAFE_NO_PAD.decode(parts[2]).unwrap())
+        .verify(
+            signed.as_bytes(),
+            &URL_SAFE_NO_PAD.decode(parts[2]).unwrap(),
+        )
         .expect("the signature verifies with the key's public half");
 }
 
@@ -191,13 +202,21 @@ async fn a_token_endpoint_outage_is_retried() {
         .await;
     let provider =
         TokenProvider::new(Arc::new(account(&server, clock.clone()))).with_clock(clock.clone());
-    assert_eq!(provider.token().await.unwrap().secret(), "ya29.after-outage");
-    assert_eq!(clock.sleeps(), vec![Duration::from_secs(2)], "Retry-After honoured");
+    assert_eq!(
+        provider.token().await.unwrap().secret(),
+        "ya29.after-outage"
+    );
+    assert_eq!(
+        clock.sleeps(),
+        vec![Duration::from_secs(2)],
+        "Retry-After honoured"
+    );
 }
 
 #[test]
 fn bad_key_files_are_typed_errors_without_the_key() {
-    let not_sa = key_json("https://oauth2.example/token").replace("service_account", "authorized_user");
+    let not_sa =
+        key_json("https://oauth2.example/token").replace("service_account", "authorized_user");
     let err = ServiceAccount::from_json(&not_sa).unwrap_err();
     assert!(matches!(err.kind(), ErrorKind::InvalidInput { field, .. } if field == "key"));
     let broken = key_json("https://oauth2.example/token").replace("MII", "XXX");

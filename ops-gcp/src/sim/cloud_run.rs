@@ -103,7 +103,13 @@ impl SimState {
         name
     }
 
-    fn new_revision(&mut self, service: &str, image: &str, labels: Value, settles_at: DateTime<Utc>) -> String {
+    fn new_revision(
+        &mut self,
+        service: &str,
+        image: &str,
+        labels: Value,
+        settles_at: DateTime<Utc>,
+    ) -> String {
         let behaviour = self.behaviour(image);
         let svc = self.services.get_mut(service).expect("service exists");
         let suffix: String = (0..3).map(|_| fastrand::lowercase()).collect();
@@ -172,7 +178,9 @@ impl SimState {
                 continue;
             }
             for (rev, pct) in effective_traffic(svc) {
-                *split.entry(format!("{}/revisions/{rev}", svc.name)).or_default() += pct;
+                *split
+                    .entry(format!("{}/revisions/{rev}", svc.name))
+                    .or_default() += pct;
             }
         }
         self.traffic_history.push((at, split));
@@ -258,7 +266,11 @@ impl SimState {
         self.settle();
         match self.services.get(name) {
             Some(svc) => Reply::json(200, self.render_service(svc)),
-            None => google_error(404, "NOT_FOUND", &format!("Resource '{name}' was not found")),
+            None => google_error(
+                404,
+                "NOT_FOUND",
+                &format!("Resource '{name}' was not found"),
+            ),
         }
     }
 
@@ -266,19 +278,38 @@ impl SimState {
         self.settle();
         match self.revisions.get(name) {
             Some(rev) => Reply::json(200, self.render_revision(rev)),
-            None => google_error(404, "NOT_FOUND", &format!("Resource '{name}' was not found")),
+            None => google_error(
+                404,
+                "NOT_FOUND",
+                &format!("Resource '{name}' was not found"),
+            ),
         }
     }
 
-    pub(super) fn list_revisions(&mut self, service: &str, query: &BTreeMap<String, String>) -> Reply {
+    pub(super) fn list_revisions(
+        &mut self,
+        service: &str,
+        query: &BTreeMap<String, String>,
+    ) -> Reply {
         self.settle();
         if !self.services.contains_key(service) {
-            return google_error(404, "NOT_FOUND", &format!("Resource '{service}' was not found"));
+            return google_error(
+                404,
+                "NOT_FOUND",
+                &format!("Resource '{service}' was not found"),
+            );
         }
-        let mut revs: Vec<&SimRevision> =
-            self.revisions.values().filter(|r| r.service == service).collect();
+        let mut revs: Vec<&SimRevision> = self
+            .revisions
+            .values()
+            .filter(|r| r.service == service)
+            .collect();
         revs.sort_by(|a, b| b.created.cmp(&a.created).then(b.name.cmp(&a.name)));
-        let size = query.get("pageSize").and_then(|s| s.parse().ok()).unwrap_or(100usize).clamp(1, 1000);
+        let size = query
+            .get("pageSize")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(100usize)
+            .clamp(1, 1000);
         let offset: usize = match query.get("pageToken") {
             Some(t) => match t.strip_prefix("rev-page-").and_then(|n| n.parse().ok()) {
                 Some(n) => n,
@@ -286,7 +317,12 @@ impl SimState {
             },
             None => 0,
         };
-        let page: Vec<Value> = revs.iter().skip(offset).take(size).map(|r| self.render_revision(r)).collect();
+        let page: Vec<Value> = revs
+            .iter()
+            .skip(offset)
+            .take(size)
+            .map(|r| self.render_revision(r))
+            .collect();
         let mut body = json!({ "revisions": page });
         if offset + size < revs.len() {
             body["nextPageToken"] = json!(format!("rev-page-{}", offset + size));
@@ -297,7 +333,11 @@ impl SimState {
     pub(super) fn get_operation(&mut self, name: &str) -> Reply {
         self.settle();
         let Some(op) = self.operations.iter().find(|o| o.name == name).cloned() else {
-            return google_error(404, "NOT_FOUND", &format!("Operation '{name}' was not found"));
+            return google_error(
+                404,
+                "NOT_FOUND",
+                &format!("Operation '{name}' was not found"),
+            );
         };
         let svc = self.services.get(&op.service).expect("service exists");
         Reply::json(200, self.render_operation(&op, svc))
@@ -323,15 +363,28 @@ impl SimState {
     }
 
     /// `services.patch`: etag check, validation, then the change with an operation.
-    pub(super) fn patch_service(&mut self, name: &str, query: &BTreeMap<String, String>, body: &Value) -> Reply {
+    pub(super) fn patch_service(
+        &mut self,
+        name: &str,
+        query: &BTreeMap<String, String>,
+        body: &Value,
+    ) -> Reply {
         self.settle();
         let Some(svc) = self.services.get(name).cloned() else {
-            return google_error(404, "NOT_FOUND", &format!("Resource '{name}' was not found"));
+            return google_error(
+                404,
+                "NOT_FOUND",
+                &format!("Resource '{name}' was not found"),
+            );
         };
         if let Some(etag) = body.get("etag").and_then(Value::as_str)
             && etag != svc.etag()
         {
-            return google_error(409, "ABORTED", "Conflict for resource: the etag does not match; read the service again");
+            return google_error(
+                409,
+                "ABORTED",
+                "Conflict for resource: the etag does not match; read the service again",
+            );
         }
         let mask: Vec<&str> = match query.get("updateMask") {
             Some(m) => m.split(',').collect(),
@@ -346,17 +399,30 @@ impl SimState {
             let value = body.get(*field).cloned().unwrap_or(Value::Null);
             match *field {
                 "template" => {
-                    let image = value.pointer("/containers/0/image").and_then(Value::as_str).unwrap_or("");
+                    let image = value
+                        .pointer("/containers/0/image")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
                     if image.is_empty() {
-                        return bad_request("template.containers[0].image", "Image must be specified.");
+                        return bad_request(
+                            "template.containers[0].image",
+                            "Image must be specified.",
+                        );
                     }
                     if value != svc.template {
-                        new_image = Some((image.to_string(), value.get("labels").cloned().unwrap_or(json!({}))));
+                        new_image = Some((
+                            image.to_string(),
+                            value.get("labels").cloned().unwrap_or(json!({})),
+                        ));
                     }
                     next.template = value;
                 }
                 "traffic" => {
-                    if let Err(reply) = self.check_traffic(&svc, &value, new_image.is_some() || mask.contains(&"template")) {
+                    if let Err(reply) = self.check_traffic(
+                        &svc,
+                        &value,
+                        new_image.is_some() || mask.contains(&"template"),
+                    ) {
                         return reply;
                     }
                     next.traffic = value.as_array().cloned().unwrap_or_default();
@@ -370,27 +436,45 @@ impl SimState {
                 }
                 "scaling" => {
                     let max = value.get("maxInstanceCount").and_then(Value::as_u64);
-                    let min = value.get("minInstanceCount").and_then(Value::as_u64).unwrap_or(0);
+                    let min = value
+                        .get("minInstanceCount")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0);
                     if max == Some(0) {
-                        return bad_request("scaling.maxInstanceCount", "max instance count must be greater than 0");
+                        return bad_request(
+                            "scaling.maxInstanceCount",
+                            "max instance count must be greater than 0",
+                        );
                     }
                     if max.is_some_and(|m| m < min) {
-                        return bad_request("scaling.minInstanceCount", "min instance count must not exceed max instance count");
+                        return bad_request(
+                            "scaling.minInstanceCount",
+                            "min instance count must not exceed max instance count",
+                        );
                     }
                     next.scaling = value;
                 }
-                other => return bad_request("update_mask", &format!("Unknown field in update mask: {other}")),
+                other => {
+                    return bad_request(
+                        "update_mask",
+                        &format!("Unknown field in update mask: {other}"),
+                    );
+                }
             }
         }
         if query.get("validateOnly").map(String::as_str) == Some("true") {
-            return Reply::json(200, json!({
-                "name": format!("projects/{}/locations/{}/operations/validate-{}", self.project, self.region, fastrand::u32(..)),
-                "done": true,
-                "response": {"@type": "type.googleapis.com/google.cloud.run.v2.Service", "name": name},
-            }));
+            return Reply::json(
+                200,
+                json!({
+                    "name": format!("projects/{}/locations/{}/operations/validate-{}", self.project, self.region, fastrand::u32(..)),
+                    "done": true,
+                    "response": {"@type": "type.googleapis.com/google.cloud.run.v2.Service", "name": name},
+                }),
+            );
         }
         next.generation += 1;
-        let done_at = self.now() + chrono::Duration::from_std(self.operation_delay).unwrap_or_default();
+        let done_at =
+            self.now() + chrono::Duration::from_std(self.operation_delay).unwrap_or_default();
         self.services.insert(name.to_string(), next);
         let new_revision = new_image.map(|(image, labels)| {
             let short = self.new_revision(name, &image, labels, done_at);
@@ -416,12 +500,22 @@ impl SimState {
         if self.operation_delay.is_zero() {
             self.settle();
         }
-        let op = self.operations.iter().find(|o| o.name == op.name).cloned().expect("pushed");
+        let op = self
+            .operations
+            .iter()
+            .find(|o| o.name == op.name)
+            .cloned()
+            .expect("pushed");
         let svc = self.services.get(name).expect("exists");
         Reply::json(200, self.render_operation(&op, svc))
     }
 
-    fn check_traffic(&self, svc: &SimService, traffic: &Value, new_template: bool) -> Result<(), Reply> {
+    fn check_traffic(
+        &self,
+        svc: &SimService,
+        traffic: &Value,
+        new_template: bool,
+    ) -> Result<(), Reply> {
         let Some(targets) = traffic.as_array() else {
             return Err(bad_request("traffic", "Traffic must be a list."));
         };
@@ -434,19 +528,32 @@ impl SimState {
                 let full = format!("{}/revisions/{rev}", svc.name);
                 match self.revisions.get(&full) {
                     None => {
-                        return Err(bad_request("traffic", &format!("Revision named '{rev}' does not exist.")))
+                        return Err(bad_request(
+                            "traffic",
+                            &format!("Revision named '{rev}' does not exist."),
+                        ));
                     }
                     Some(r) if pct > 0 && r.fails => {
-                        return Err(google_error(400, "FAILED_PRECONDITION", &format!("Revision '{rev}' is not ready and cannot serve traffic.")))
+                        return Err(google_error(
+                            400,
+                            "FAILED_PRECONDITION",
+                            &format!("Revision '{rev}' is not ready and cannot serve traffic."),
+                        ));
                     }
                     _ => {}
                 }
             } else if t["type"] != LATEST {
-                return Err(bad_request("traffic.type", "Traffic target type must be set."));
+                return Err(bad_request(
+                    "traffic.type",
+                    "Traffic target type must be set.",
+                ));
             }
         }
         if sum != 100 && !(targets.is_empty() && new_template) {
-            return Err(bad_request("traffic", &format!("Traffic percents must sum to 100, got {sum}.")));
+            return Err(bad_request(
+                "traffic",
+                &format!("Traffic percents must sum to 100, got {sum}."),
+            ));
         }
         Ok(())
     }
@@ -463,7 +570,10 @@ pub(super) fn effective_traffic(svc: &SimService) -> Vec<(String, u8)> {
         let rev = if t["type"] == LATEST {
             svc.latest_ready.clone()
         } else {
-            t.get("revision").and_then(Value::as_str).unwrap_or("").to_string()
+            t.get("revision")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
         };
         match out.iter_mut().find(|(r, _)| *r == rev) {
             Some((_, p)) => *p += pct,

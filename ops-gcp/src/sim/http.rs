@@ -61,7 +61,11 @@ impl Respond for Router {
             match serde_json::from_slice(&req.body) {
                 Ok(v) => v,
                 Err(_) => {
-                    return template(google_error(400, "INVALID_ARGUMENT", "Invalid JSON payload received."));
+                    return template(google_error(
+                        400,
+                        "INVALID_ARGUMENT",
+                        "Invalid JSON payload received.",
+                    ));
                 }
             }
         };
@@ -81,13 +85,21 @@ fn route(
         ("POST", ["v2", "entries:list"]) => state.list_entries(body),
         ("GET", ["v3", "projects", project, "timeSeries"]) => {
             if *project != state.project {
-                return google_error(403, "PERMISSION_DENIED", "Permission monitoring.timeSeries.list denied.");
+                return google_error(
+                    403,
+                    "PERMISSION_DENIED",
+                    "Permission monitoring.timeSeries.list denied.",
+                );
             }
             state.list_time_series(query)
         }
         (_, ["v2", "projects", p, "locations", l, rest @ ..]) => {
             if *p != state.project || *l != state.region {
-                return google_error(404, "NOT_FOUND", &format!("Location '{l}' of project '{p}' is not simulated."));
+                return google_error(
+                    404,
+                    "NOT_FOUND",
+                    &format!("Location '{l}' of project '{p}' is not simulated."),
+                );
             }
             let name = path.trim_start_matches("/v2/").to_string();
             match (method, rest) {
@@ -98,10 +110,18 @@ fn route(
                 }
                 ("GET", ["services", _, "revisions", _]) => state.get_revision(&name),
                 ("GET", ["operations", _]) => state.get_operation(&name),
-                _ => google_error(404, "NOT_FOUND", &format!("{method} {path} is not simulated")),
+                _ => google_error(
+                    404,
+                    "NOT_FOUND",
+                    &format!("{method} {path} is not simulated"),
+                ),
             }
         }
-        _ => google_error(404, "NOT_FOUND", &format!("{method} {path} is not simulated")),
+        _ => google_error(
+            404,
+            "NOT_FOUND",
+            &format!("{method} {path} is not simulated"),
+        ),
     }
 }
 
@@ -113,7 +133,10 @@ fn template(reply: Reply) -> ResponseTemplate {
 
 fn fault_response(fault: &Fault) -> ResponseTemplate {
     match fault {
-        Fault::Status { status, retry_after } => {
+        Fault::Status {
+            status,
+            retry_after,
+        } => {
             let name = match status {
                 400 => "INVALID_ARGUMENT",
                 401 => "UNAUTHENTICATED",

@@ -15,7 +15,9 @@ use crate::monitoring::{CPU_UTILIZATIONS, MEMORY_UTILIZATIONS, REQUEST_COUNT, RE
 pub const MAX_GENERATED_ENTRIES: usize = 2000;
 
 /// Latency bucket bounds (ms) of the simulated distributions.
-const LATENCY_BOUNDS: [f64; 12] = [1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0];
+const LATENCY_BOUNDS: [f64; 12] = [
+    1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
+];
 /// Utilisation bucket bounds.
 const UTILISATION_BOUNDS: [f64; 9] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 
@@ -49,7 +51,11 @@ impl SimState {
             }
             let secs = (b - a).num_milliseconds() as f64 / 1000.0;
             for (rev, pct) in split {
-                let image = self.revisions.get(rev).map(|r| r.image.as_str()).unwrap_or("");
+                let image = self
+                    .revisions
+                    .get(rev)
+                    .map(|r| r.image.as_str())
+                    .unwrap_or("");
                 let behaviour = self.behaviour(image);
                 let requests = self.requests_per_second * secs * f64::from(*pct) / 100.0;
                 let s = out.entry(rev.clone()).or_default();
@@ -71,14 +77,34 @@ impl SimState {
                 .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
                 .map(|t| t.with_timezone(&Utc))
         };
-        let (Some(start), Some(end)) = (parse_time("interval.startTime"), parse_time("interval.endTime")) else {
-            return google_error(400, "INVALID_ARGUMENT", "Field interval.endTime had an invalid value: an interval needs startTime and endTime");
+        let (Some(start), Some(end)) = (
+            parse_time("interval.startTime"),
+            parse_time("interval.endTime"),
+        ) else {
+            return google_error(
+                400,
+                "INVALID_ARGUMENT",
+                "Field interval.endTime had an invalid value: an interval needs startTime and endTime",
+            );
         };
-        if query.contains_key("aggregation.alignmentPeriod") != query.contains_key("aggregation.perSeriesAligner") {
-            return google_error(400, "INVALID_ARGUMENT", "The alignment period and the per-series aligner must be given together.");
+        if query.contains_key("aggregation.alignmentPeriod")
+            != query.contains_key("aggregation.perSeriesAligner")
+        {
+            return google_error(
+                400,
+                "INVALID_ARGUMENT",
+                "The alignment period and the per-series aligner must be given together.",
+            );
         }
-        let (Some(metric), Some(service)) = (quoted_after(filter, "metric.type="), quoted_after(filter, "resource.labels.service_name=")) else {
-            return google_error(400, "INVALID_ARGUMENT", "The filter must name metric.type and resource.labels.service_name.");
+        let (Some(metric), Some(service)) = (
+            quoted_after(filter, "metric.type="),
+            quoted_after(filter, "resource.labels.service_name="),
+        ) else {
+            return google_error(
+                400,
+                "INVALID_ARGUMENT",
+                "The filter must name metric.type and resource.labels.service_name.",
+            );
         };
         let revision = quoted_after(filter, "resource.labels.revision_name=");
         let svc_name = self.service_name(&service);
@@ -86,7 +112,11 @@ impl SimState {
             .served(start, end)
             .into_iter()
             .filter(|(rev, _)| rev.starts_with(&format!("{svc_name}/revisions/")))
-            .filter(|(rev, _)| revision.as_deref().is_none_or(|r| rev.ends_with(&format!("/{r}"))))
+            .filter(|(rev, _)| {
+                revision
+                    .as_deref()
+                    .is_none_or(|r| rev.ends_with(&format!("/{r}")))
+            })
             .collect();
         let resource = |rev: Option<&str>| {
             let mut labels = json!({"project_id": self.project, "location": self.region,
@@ -138,7 +168,10 @@ impl SimState {
             // The API leaves out empty fields.
             return Reply::json(200, json!({}));
         }
-        Reply::json(200, json!({ "timeSeries": series, "unit": if metric == REQUEST_LATENCIES { "ms" } else { "1" } }))
+        Reply::json(
+            200,
+            json!({ "timeSeries": series, "unit": if metric == REQUEST_LATENCIES { "ms" } else { "1" } }),
+        )
     }
 
     /// `entries:list`: generated error entries plus hand-added ones, filtered and paged.
@@ -147,9 +180,16 @@ impl SimState {
         let project_ok = body
             .get("resourceNames")
             .and_then(Value::as_array)
-            .is_some_and(|r| r.iter().any(|n| n.as_str() == Some(&format!("projects/{}", self.project))));
+            .is_some_and(|r| {
+                r.iter()
+                    .any(|n| n.as_str() == Some(&format!("projects/{}", self.project)))
+            });
         if !project_ok {
-            return google_error(400, "INVALID_ARGUMENT", "resourceNames must name the project");
+            return google_error(
+                400,
+                "INVALID_ARGUMENT",
+                "resourceNames must name the project",
+            );
         }
         let filter = body.get("filter").and_then(Value::as_str).unwrap_or("");
         let ts = |key: &str| {
@@ -177,23 +217,39 @@ impl SimState {
             let span = (end - start).num_milliseconds().max(1);
             for k in 0..n {
                 let at = start + chrono::Duration::milliseconds(span * k as i64 / n.max(1) as i64);
-                entries.push((at, "ERROR".into(), format!("upstream request failed with 500 on {short}"), Some(short.clone())));
+                entries.push((
+                    at,
+                    "ERROR".into(),
+                    format!("upstream request failed with 500 on {short}"),
+                    Some(short.clone()),
+                ));
             }
         }
         for c in &self.custom_logs {
             if c.timestamp >= start && c.timestamp < end {
-                entries.push((c.timestamp, c.severity.clone(), c.text.clone(), c.revision.clone()));
+                entries.push((
+                    c.timestamp,
+                    c.severity.clone(),
+                    c.text.clone(),
+                    c.revision.clone(),
+                ));
             }
         }
         entries.retain(|(_, sev, msg, rev)| {
             severity_rank(sev) >= min_severity
-                && revision.as_deref().is_none_or(|r| rev.as_deref() == Some(r))
+                && revision
+                    .as_deref()
+                    .is_none_or(|r| rev.as_deref() == Some(r))
                 && text.as_deref().is_none_or(|t| msg.contains(t))
         });
         entries.sort_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)));
         entries.truncate(MAX_GENERATED_ENTRIES);
 
-        let size = body.get("pageSize").and_then(Value::as_u64).unwrap_or(50).clamp(1, 1000) as usize;
+        let size = body
+            .get("pageSize")
+            .and_then(Value::as_u64)
+            .unwrap_or(50)
+            .clamp(1, 1000) as usize;
         let offset: usize = match body.get("pageToken").and_then(Value::as_str) {
             Some(t) => match t.strip_prefix("log-page-").and_then(|n| n.parse().ok()) {
                 Some(n) => n,
@@ -238,7 +294,10 @@ impl SimState {
 
 /// A distribution with every value in the bucket holding `value`.
 fn distribution(value: f64, count: u64, bounds: &[f64]) -> Value {
-    let bucket = bounds.iter().position(|b| value < *b).unwrap_or(bounds.len());
+    let bucket = bounds
+        .iter()
+        .position(|b| value < *b)
+        .unwrap_or(bounds.len());
     let mut counts = vec!["0".to_string(); bucket + 1];
     counts[bucket] = count.to_string();
     json!({
