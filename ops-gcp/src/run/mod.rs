@@ -1,4 +1,4 @@
-//! Cloud Run Admin API v2 behind [`Deployer`] and [`HealthProbe`].
+//! Cloud Run Admin API v2 behind [`Deployer`] and [`HealthProbe`](ops_core::contracts::HealthProbe).
 //!
 //! | runbook step (gcloud) | call |
 //! |---|---|
