@@ -586,3 +586,29 @@ async fn health_reads_the_conditions() {
         rev.detail
     );
 }
+
+#[tokio::test]
+async fn route_all_to_latest_sends_one_latest_target() {
+    let server = MockServer::start().await;
+    get_service_returns(
+        &server,
+        service("api-00002-xyz", "api-00002-xyz",
+            json!([{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": "api-00001-abc", "percent": 100}]),
+            "\"etag-8\""),
+    )
+    .await;
+    let done = service("api-00002-xyz", "api-00002-xyz", latest_100(), "\"etag-9\"");
+    Mock::given(method("PATCH"))
+        .and(path(SERVICE_PATH))
+        .and(query_param("updateMask", "traffic"))
+        .and(body_json(json!({
+            "traffic": [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}],
+            "etag": "\"etag-8\""
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(operation("op-1", true, Some(done))))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let state = run(&server, clock()).route_all_to_latest().await.unwrap();
+    assert_eq!(state.primary_release(), Some("api-00002-xyz"));
+}

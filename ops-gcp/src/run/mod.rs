@@ -6,6 +6,7 @@
 //! | `gcloud run revisions list` | [`Deployer::releases`] |
 //! | `gcloud run deploy --image … [--no-traffic]` | [`Deployer::deploy`] |
 //! | `gcloud run services update-traffic --to-revisions=A=90,B=10` | [`Deployer::set_traffic`] |
+//! | `gcloud run services update-traffic --to-latest` | [`CloudRun::route_all_to_latest`] |
 //! | `--min-instances / --max-instances / --cpu / --memory` | [`Deployer::scale`] |
 //! | emergency stop | [`Deployer::stop_serving`] |
 //!
@@ -339,6 +340,20 @@ impl CloudRun {
             body: json!({ "ingress": INGRESS_NONE, "annotations": annotations,
                           "etag": svc.etag }),
         }
+    }
+
+    /// Sends all traffic to whatever revision is newest and ready, now and after later
+    /// deploys (`gcloud run services update-traffic --to-latest`). Reopens a stopped service.
+    pub async fn route_all_to_latest(&self) -> Result<ServiceState> {
+        let svc = self.service().await?;
+        // Planned as 100 % to a placeholder, then that target follows LATEST; tags stay.
+        let mut patch = self.plan_traffic(&svc, &TrafficSplit::all_to("latest")?);
+        patch.body["traffic"][0] = json!(TrafficTarget::to_latest(100));
+        let svc = self
+            .apply(patch, false, self.operation_deadline, "route_all_to_latest")
+            .await?
+            .unwrap_or_default();
+        Ok(state_of(&self.service, &svc))
     }
 
     async fn checked_traffic_plan(&self, split: &TrafficSplit) -> Result<(Service, Patch)> {
