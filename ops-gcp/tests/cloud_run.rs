@@ -25,6 +25,15 @@ async fn get_service_returns(server: &MockServer, body: serde_json::Value) {
         .await;
 }
 
+/// The service at rest: one ready revision with all traffic, etag 7.
+async fn serves_stable(server: &MockServer) {
+    get_service_returns(
+        server,
+        service("api-00001-abc", "api-00001-abc", latest_100(), "\"etag-7\""),
+    )
+    .await;
+}
+
 fn run(server: &MockServer, clock: std::sync::Arc<ops_core::clock::ManualClock>) -> CloudRun {
     CloudRun::new(client(server, clock), "api").unwrap()
 }
@@ -32,11 +41,7 @@ fn run(server: &MockServer, clock: std::sync::Arc<ops_core::clock::ManualClock>)
 #[tokio::test]
 async fn current_reads_traffic_scale_and_etag() {
     let server = MockServer::start().await;
-    get_service_returns(
-        &server,
-        service("api-00001-abc", "api-00001-abc", latest_100(), "\"etag-7\""),
-    )
-    .await;
+    serves_stable(&server).await;
     let state = run(&server, clock()).current().await.unwrap();
     assert!(state.serving);
     assert_eq!(state.primary_release(), Some("api-00001-abc"));
@@ -56,11 +61,7 @@ async fn current_reads_traffic_scale_and_etag() {
 async fn deploy_pins_traffic_keeps_the_template_and_awaits_the_operation() {
     let server = MockServer::start().await;
     let clock = clock();
-    get_service_returns(
-        &server,
-        service("api-00001-abc", "api-00001-abc", latest_100(), "\"etag-7\""),
-    )
-    .await;
+    serves_stable(&server).await;
     let mut template = template(IMAGE_2);
     template["labels"] = json!({"release": "r42"});
     Mock::given(method("PATCH"))
@@ -123,11 +124,7 @@ async fn deploy_pins_traffic_keeps_the_template_and_awaits_the_operation() {
 #[tokio::test]
 async fn deploy_with_all_traffic_follows_latest() {
     let server = MockServer::start().await;
-    get_service_returns(
-        &server,
-        service("api-00001-abc", "api-00001-abc", latest_100(), "\"etag-7\""),
-    )
-    .await;
+    serves_stable(&server).await;
     let done = service("api-00002-xyz", "api-00002-xyz", latest_100(), "\"etag-8\"");
     Mock::given(method("PATCH"))
         .and(path(SERVICE_PATH))
@@ -161,11 +158,7 @@ async fn deploy_with_all_traffic_follows_latest() {
 #[tokio::test]
 async fn a_failed_operation_is_a_typed_error_with_its_message() {
     let server = MockServer::start().await;
-    get_service_returns(
-        &server,
-        service("api-00001-abc", "api-00001-abc", latest_100(), "\"etag-7\""),
-    )
-    .await;
+    serves_stable(&server).await;
     let mut failed = operation("op-1", true, None);
     failed["error"] = json!({"code": 9, "message": "Revision 'api-00002-xyz' is not ready and cannot serve traffic. The user-provided container failed to start and listen on the port defined provided by the PORT=8080 environment variable."});
     Mock::given(method("PATCH"))
@@ -188,11 +181,7 @@ async fn a_failed_operation_is_a_typed_error_with_its_message() {
 async fn an_operation_past_its_deadline_is_a_timeout() {
     let server = MockServer::start().await;
     let clock = clock();
-    get_service_returns(
-        &server,
-        service("api-00001-abc", "api-00001-abc", latest_100(), "\"etag-7\""),
-    )
-    .await;
+    serves_stable(&server).await;
     Mock::given(method("PATCH"))
         .and(path(SERVICE_PATH))
         .respond_with(ResponseTemplate::new(200).set_body_json(operation("op-1", false, None)))
@@ -320,11 +309,7 @@ async fn traffic_to_an_unknown_revision_is_refused_before_any_write() {
 #[tokio::test]
 async fn an_etag_mismatch_is_a_conflict_and_is_not_retried() {
     let server = MockServer::start().await;
-    get_service_returns(
-        &server,
-        service("api-00001-abc", "api-00001-abc", latest_100(), "\"etag-7\""),
-    )
-    .await;
+    serves_stable(&server).await;
     Mock::given(method("PATCH"))
         .and(path(SERVICE_PATH))
         .respond_with(ResponseTemplate::new(409).set_body_json(google_error(
@@ -404,11 +389,7 @@ async fn stop_serving_closes_ingress_and_set_traffic_reopens_it() {
 #[tokio::test]
 async fn scale_sets_service_level_instance_counts() {
     let server = MockServer::start().await;
-    get_service_returns(
-        &server,
-        service("api-00001-abc", "api-00001-abc", latest_100(), "\"etag-7\""),
-    )
-    .await;
+    serves_stable(&server).await;
     let mut scaled = service("api-00001-abc", "api-00001-abc", latest_100(), "\"etag-8\"");
     scaled["scaling"] = json!({"minInstanceCount": 1, "maxInstanceCount": 4});
     Mock::given(method("PATCH"))
@@ -459,11 +440,7 @@ async fn changing_cpu_while_traffic_is_split_is_refused() {
 #[tokio::test]
 async fn validate_uses_validate_only() {
     let server = MockServer::start().await;
-    get_service_returns(
-        &server,
-        service("api-00001-abc", "api-00001-abc", latest_100(), "\"etag-7\""),
-    )
-    .await;
+    serves_stable(&server).await;
     Mock::given(method("PATCH"))
         .and(path(SERVICE_PATH))
         .and(query_param("updateMask", "template,traffic"))
@@ -489,11 +466,7 @@ async fn read_with(fault: ResponseTemplate, times: u64) -> (ops_core::Result<Ser
         .up_to_n_times(times)
         .mount(&server)
         .await;
-    get_service_returns(
-        &server,
-        service("api-00001-abc", "api-00001-abc", latest_100(), "\"etag-7\""),
-    )
-    .await;
+    serves_stable(&server).await;
     let result = run(&server, clock()).current().await;
     (result, server.received_requests().await.unwrap().len())
 }
@@ -550,11 +523,7 @@ async fn reads_time_out_and_reject_malformed_json() {
 #[tokio::test]
 async fn a_write_that_failed_on_the_server_is_not_repeated() {
     let server = MockServer::start().await;
-    get_service_returns(
-        &server,
-        service("api-00001-abc", "api-00001-abc", latest_100(), "\"etag-7\""),
-    )
-    .await;
+    serves_stable(&server).await;
     Mock::given(method("PATCH"))
         .respond_with(error(500, "INTERNAL"))
         .expect(1)
