@@ -56,6 +56,7 @@ pub mod client;
 pub mod logging;
 pub mod monitoring;
 pub mod run;
+pub mod secrets;
 #[cfg(feature = "sim")]
 pub mod sim;
 
@@ -64,3 +65,4 @@ pub use client::{Endpoints, GcpClient, GcpConfig};
 pub use logging::CloudLogging;
 pub use monitoring::CloudMonitoring;
 pub use run::CloudRun;
+pub use secrets::SecretManager;

@@ -67,6 +67,7 @@ async fn deploy_pins_traffic_keeps_the_template_and_awaits_the_operation() {
     Mock::given(method("PATCH"))
         .and(path(SERVICE_PATH))
         .and(query_param("updateMask", "template,traffic"))
+        .and(query_param("forceNewRevision", "true"))
         .and(query_param_is_missing("validateOnly"))
         .and(header("authorization", bearer().as_str()))
         .and(header("content-type", "application/json"))

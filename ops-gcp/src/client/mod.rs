@@ -3,6 +3,7 @@
 
 mod error;
 mod operation;
+mod paging;
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use url::Url;
 
 pub use error::{RpcStatus, operation_error_kind, parse_error};
 pub use operation::{Operation, OperationPolling};
+pub use paging::collect_pages;
 
 use crate::auth::TokenProvider;
 
@@ -30,6 +32,16 @@ pub struct Endpoints {
     pub logging: Url,
     /// Cloud Monitoring API (`https://monitoring.googleapis.com/`).
     pub monitoring: Url,
+    /// Secret Manager API (`https://secretmanager.googleapis.com/`).
+    pub secret_manager: Url,
+    /// Cloud Storage JSON API (`https://storage.googleapis.com/`).
+    pub storage: Url,
+    /// Cloud SQL Admin API (`https://sqladmin.googleapis.com/`).
+    pub sql_admin: Url,
+    /// Resource Manager API (`https://cloudresourcemanager.googleapis.com/`).
+    pub resource_manager: Url,
+    /// IAM API (`https://iam.googleapis.com/`).
+    pub iam: Url,
 }
 
 impl Default for Endpoints {
@@ -39,6 +51,11 @@ impl Default for Endpoints {
             run: url("https://run.googleapis.com/"),
             logging: url("https://logging.googleapis.com/"),
             monitoring: url("https://monitoring.googleapis.com/"),
+            secret_manager: url("https://secretmanager.googleapis.com/"),
+            storage: url("https://storage.googleapis.com/"),
+            sql_admin: url("https://sqladmin.googleapis.com/"),
+            resource_manager: url("https://cloudresourcemanager.googleapis.com/"),
+            iam: url("https://iam.googleapis.com/"),
         }
     }
 }
@@ -55,7 +72,12 @@ impl Endpoints {
         Ok(Self {
             run: url.clone(),
             logging: url.clone(),
-            monitoring: url,
+            monitoring: url.clone(),
+            secret_manager: url.clone(),
+            storage: url.clone(),
+            sql_admin: url.clone(),
+            resource_manager: url.clone(),
+            iam: url,
         })
     }
 }

@@ -10,7 +10,8 @@
 //! | `--min-instances / --max-instances / --cpu / --memory` | [`Deployer::scale`] |
 //! | emergency stop | [`Deployer::stop_serving`] |
 //!
-//! Every write carries the service's `etag`: if someone else changed the service since it was
+//! A deploy always makes a new revision (`forceNewRevision`), so redeploying the serving image
+//! (to pick up a rotated secret) restarts it. Every write carries the service's `etag`: if someone else changed the service since it was
 //! read, Cloud Run refuses and the call fails with [`ErrorKind::Conflict`]; nothing is
 //! overwritten. Writes return a long-running operation, awaited to `done` within a deadline.
 //! [`Deployer::validate`] sends the same write with `validateOnly=true`.
@@ -47,7 +48,7 @@ use model::{
     short_name,
 };
 
-use crate::client::{GcpClient, Operation, OperationPolling};
+use crate::client::{GcpClient, Operation, OperationPolling, collect_pages};
 
 /// The most revisions [`Deployer::releases`] reads (Cloud Run keeps at most 1000).
 const MAX_REVISIONS: usize = 1000;
@@ -81,6 +82,8 @@ pub struct CloudRun {
 struct Patch {
     mask: &'static str,
     body: Value,
+    /// A new revision even when the template is unchanged (a redeploy of the same image).
+    force_new_revision: bool,
 }
 
 impl CloudRun {
@@ -154,16 +157,11 @@ impl CloudRun {
     }
 
     async fn all_revisions(&self) -> Result<Vec<Revision>> {
-        let mut all = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
+        collect_pages(MAX_REVISIONS, |token| async move {
             let page = self.revisions_page(token.as_deref()).await?;
-            all.extend(page.revisions);
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(t) if all.len() < MAX_REVISIONS => token = Some(t),
-                _ => return Ok(all),
-            }
-        }
+            Ok((page.revisions, page.next_page_token))
+        })
+        .await
     }
 
     /// Sends `patch` and, unless validating, awaits the operation and returns the service.
@@ -176,6 +174,10 @@ impl CloudRun {
     ) -> Result<Option<Service>> {
         let mut url = self.service_url()?;
         url.query_pairs_mut().append_pair("updateMask", patch.mask);
+        if patch.force_new_revision {
+            url.query_pairs_mut()
+                .append_pair("forceNewRevision", "true");
+        }
         if validate_only {
             url.query_pairs_mut().append_pair("validateOnly", "true");
         }
@@ -237,6 +239,7 @@ impl CloudRun {
         Ok(Patch {
             mask: "template,traffic",
             body: json!({ "template": template, "traffic": traffic, "etag": svc.etag }),
+            force_new_revision: true,
         })
     }
 
@@ -263,11 +266,13 @@ impl CloudRun {
                 mask: "traffic,ingress,annotations",
                 body: json!({ "traffic": traffic, "ingress": ingress,
                               "annotations": annotations, "etag": svc.etag }),
+                force_new_revision: false,
             };
         }
         Patch {
             mask: "traffic",
             body: json!({ "traffic": traffic, "etag": svc.etag }),
+            force_new_revision: false,
         }
     }
 
@@ -328,7 +333,11 @@ impl CloudRun {
             ["template", "traffic"] => "template,traffic",
             _ => "scaling,template,traffic",
         };
-        Ok(Patch { mask, body })
+        Ok(Patch {
+            mask,
+            body,
+            force_new_revision: false,
+        })
     }
 
     fn plan_stop(&self, svc: &Service) -> Patch {
@@ -339,6 +348,7 @@ impl CloudRun {
             mask: "ingress,annotations",
             body: json!({ "ingress": INGRESS_NONE, "annotations": annotations,
                           "etag": svc.etag }),
+            force_new_revision: false,
         }
     }
 

@@ -409,7 +409,8 @@ impl SimState {
                             "Image must be specified.",
                         );
                     }
-                    if value != svc.template {
+                    let forced = query.get("forceNewRevision").map(String::as_str) == Some("true");
+                    if forced || value != svc.template {
                         new_image = Some((
                             image.to_string(),
                             value.get("labels").cloned().unwrap_or(json!({})),

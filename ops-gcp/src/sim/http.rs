@@ -93,6 +93,16 @@ fn route(
             }
             state.list_time_series(query)
         }
+        (_, ["v1", "projects", p, "secrets", rest @ ..]) => {
+            if *p != state.project {
+                return google_error(
+                    403,
+                    "PERMISSION_DENIED",
+                    "Permission denied on resource project.",
+                );
+            }
+            state.secret_route(method, rest, query, body)
+        }
         (_, ["v2", "projects", p, "locations", l, rest @ ..]) => {
             if *p != state.project || *l != state.region {
                 return google_error(

@@ -1,4 +1,5 @@
-//! A stateful simulator of the Google APIs this crate calls (Cloud Run Admin v2, Cloud Logging
+//! A stateful simulator of the Google APIs this crate calls (Cloud Run Admin v2, Secret Manager
+//! v1, Cloud Logging
 //! v2 `entries:list`, Cloud Monitoring v3 `timeSeries.list`), served over real HTTP on
 //! loopback, with fault injection.
 //!
@@ -29,6 +30,7 @@
 
 mod cloud_run;
 mod http;
+mod secret_manager;
 mod telemetry;
 
 use std::collections::BTreeMap;
@@ -133,6 +135,7 @@ struct SimState {
     traffic_history: Vec<(DateTime<Utc>, BTreeMap<String, u8>)>,
     behaviours: BTreeMap<String, Behaviour>,
     custom_logs: Vec<telemetry::CustomLog>,
+    secrets: BTreeMap<String, secret_manager::SimSecret>,
     faults: Vec<Injected>,
     requests: Vec<String>,
     mutations: u64,
@@ -214,6 +217,7 @@ impl GcpSimBuilder {
             traffic_history: Vec::new(),
             behaviours: BTreeMap::new(),
             custom_logs: Vec::new(),
+            secrets: BTreeMap::new(),
             faults: Vec::new(),
             requests: Vec::new(),
             mutations: 0,
@@ -298,6 +302,11 @@ impl GcpSim {
             text: text.to_string(),
             revision: revision.map(str::to_owned),
         });
+    }
+
+    /// Stores a new enabled version of `secret` (creating the secret); returns its number.
+    pub fn put_secret(&self, secret: &str, value: &[u8]) -> u32 {
+        self.state().put_secret(secret, value)
     }
 
     /// The next `times` requests whose path contains `path_contains` (and, if given, whose
