@@ -203,6 +203,17 @@ impl GcpClient {
         decode_json(self.http.provider(), operation, &body)
     }
 
+    /// `req` with a current bearer token (for uploads, downloads and other non-JSON calls).
+    pub async fn authorize(&self, req: RequestBuilder) -> Result<RequestBuilder> {
+        let token = self.auth.token().await?;
+        Ok(req.header(AUTHORIZATION, bearer(token.secret())?))
+    }
+
+    /// The HTTP client underneath.
+    pub fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
     /// GET and decode.
     pub async fn get<T: DeserializeOwned>(
         &self,

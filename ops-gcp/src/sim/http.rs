@@ -14,11 +14,32 @@ use super::{Fault, SimState};
 pub(super) struct Reply {
     pub status: u16,
     pub body: Value,
+    /// A non-JSON body (object media), sent instead of `body`.
+    pub raw: Option<Vec<u8>>,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Reply {
     pub fn json(status: u16, body: Value) -> Self {
-        Self { status, body }
+        Self {
+            status,
+            body,
+            raw: None,
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn raw(status: u16, bytes: Vec<u8>) -> Self {
+        Self {
+            raw: Some(bytes),
+            ..Self::json(status, Value::Null)
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_string(), value.into()));
+        self
     }
 }
 
@@ -55,6 +76,9 @@ impl Respond for Router {
             ));
         }
         let query: BTreeMap<String, String> = req.url.query_pairs().into_owned().collect();
+        if path.starts_with("/upload/storage/v1/") || path.starts_with("/storage/v1/") {
+            return template(state.storage_route(&method, req, &query));
+        }
         let body: Value = if req.body.is_empty() {
             Value::Null
         } else {
@@ -136,9 +160,19 @@ fn route(
 }
 
 fn template(reply: Reply) -> ResponseTemplate {
-    ResponseTemplate::new(reply.status)
-        .insert_header("content-type", "application/json; charset=UTF-8")
-        .set_body_string(reply.body.to_string())
+    let mut t = match reply.raw {
+        Some(bytes) => {
+            ResponseTemplate::new(reply.status).set_body_raw(bytes, "application/octet-stream")
+        }
+        None if reply.body.is_null() => ResponseTemplate::new(reply.status),
+        None => ResponseTemplate::new(reply.status)
+            .insert_header("content-type", "application/json; charset=UTF-8")
+            .set_body_string(reply.body.to_string()),
+    };
+    for (k, v) in reply.headers {
+        t = t.insert_header(k.as_str(), v.as_str());
+    }
+    t
 }
 
 fn fault_response(fault: &Fault) -> ResponseTemplate {

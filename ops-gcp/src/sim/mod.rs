@@ -31,6 +31,7 @@
 mod cloud_run;
 mod http;
 mod secret_manager;
+mod storage;
 mod telemetry;
 
 use std::collections::BTreeMap;
@@ -136,6 +137,12 @@ struct SimState {
     behaviours: BTreeMap<String, Behaviour>,
     custom_logs: Vec<telemetry::CustomLog>,
     secrets: BTreeMap<String, secret_manager::SimSecret>,
+    objects: BTreeMap<(String, String), storage::SimObject>,
+    sessions: BTreeMap<String, storage::SimSession>,
+    finished_sessions: BTreeMap<String, (String, String)>,
+    next_generation: u64,
+    cut_upload_after: Option<usize>,
+    base_uri: String,
     faults: Vec<Injected>,
     requests: Vec<String>,
     mutations: u64,
@@ -204,7 +211,11 @@ impl GcpSimBuilder {
 
     /// Starts the HTTP server.
     pub async fn start(self) -> GcpSim {
-        let server = MockServer::start().await;
+        // Uploads can be large: the simulator keeps its own request log, not wiremock's.
+        let server = MockServer::builder()
+            .disable_request_recording()
+            .start()
+            .await;
         let state = Arc::new(Mutex::new(SimState {
             project: self.project,
             region: self.region,
@@ -218,10 +229,17 @@ impl GcpSimBuilder {
             behaviours: BTreeMap::new(),
             custom_logs: Vec::new(),
             secrets: BTreeMap::new(),
+            objects: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            finished_sessions: BTreeMap::new(),
+            next_generation: 1_700_000_000_000_000,
+            cut_upload_after: None,
+            base_uri: String::new(),
             faults: Vec::new(),
             requests: Vec::new(),
             mutations: 0,
         }));
+        state.lock().unwrap_or_else(|e| e.into_inner()).base_uri = server.uri();
         Mock::given(any())
             .respond_with(http::Router(state.clone()))
             .mount(&server)
@@ -307,6 +325,48 @@ impl GcpSim {
     /// Stores a new enabled version of `secret` (creating the secret); returns its number.
     pub fn put_secret(&self, secret: &str, value: &[u8]) -> u32 {
         self.state().put_secret(secret, value)
+    }
+
+    /// Stores an object (as if uploaded); returns its generation.
+    pub fn put_object(&self, bucket: &str, name: &str, data: &[u8]) -> u64 {
+        self.state()
+            .put_object(bucket, name, data.to_vec(), serde_json::json!({}))
+    }
+
+    /// The bytes of an object, if it exists.
+    pub fn object_data(&self, bucket: &str, name: &str) -> Option<Vec<u8>> {
+        self.state()
+            .objects
+            .get(&(bucket.to_string(), name.to_string()))
+            .map(|o| o.data.clone())
+    }
+
+    /// Names of the objects in `bucket`.
+    pub fn object_names(&self, bucket: &str) -> Vec<String> {
+        self.state()
+            .objects
+            .keys()
+            .filter(|(b, _)| b == bucket)
+            .map(|(_, n)| n.clone())
+            .collect()
+    }
+
+    /// Flips one byte of a stored object without changing its recorded CRC32C (bit rot).
+    pub fn corrupt_object(&self, bucket: &str, name: &str) {
+        if let Some(o) = self
+            .state()
+            .objects
+            .get_mut(&(bucket.to_string(), name.to_string()))
+            && let Some(b) = o.data.get_mut(0)
+        {
+            *b ^= 0xff;
+        }
+    }
+
+    /// The next resumable upload loses its connection once it has sent `bytes` bytes: the
+    /// session keeps whole 256 KiB units up to there and the chunk fails with a 503.
+    pub fn cut_next_upload_after(&self, bytes: usize) {
+        self.state().cut_upload_after = Some(bytes);
     }
 
     /// The next `times` requests whose path contains `path_contains` (and, if given, whose

@@ -1,0 +1,444 @@
+//! Uploads: one multipart request for small objects, the resumable protocol for the rest.
+//!
+//! The resumable upload reads the source one chunk ahead (two chunks in memory, whatever the
+//! size), sends chunks that are multiples of 256 KiB, and when a chunk fails (connection cut,
+//! timeout, 5xx) asks the session how far it got (`Content-Range: bytes */*`) and sends the
+//! rest from there: the source is never read twice. The CRC32C of the whole stream goes with
+//! the last chunk (`X-Goog-Hash`) and is compared with the finished object's.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ops_core::checksum::{Checksum, Hasher};
+use ops_core::contracts::ArtifactReader;
+use ops_core::http::SendOptions;
+use ops_core::retry::Idempotency;
+use ops_core::{Error, ErrorKind, Result};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use tokio::io::AsyncReadExt;
+
+use super::CloudStorage;
+use super::wire::{Object, encode_crc32c};
+
+/// Resumable chunks must be multiples of this.
+pub const CHUNK_GRANULE: usize = 256 * 1024;
+
+/// Consecutive failed attempts on one chunk before giving up.
+const MAX_CHUNK_FAILURES: u32 = 6;
+
+enum ChunkOutcome {
+    /// The server has everything before this offset.
+    Persisted(u64),
+    /// The upload is complete.
+    Done(Box<Object>),
+}
+
+impl CloudStorage {
+    /// Streams `data` into the new object `name` (which must not exist yet).
+    pub(super) async fn upload(
+        &self,
+        name: &str,
+        metadata: &BTreeMap<String, String>,
+        mut data: ArtifactReader,
+    ) -> Result<Object> {
+        let mut hasher = Hasher::new();
+        let first = read_chunk(&mut data, self.chunk_size, &mut hasher).await?;
+        let object = if first.len() < self.chunk_size {
+            self.multipart(name, metadata, first, hasher.checksum())
+                .await?
+        } else {
+            self.resumable(name, metadata, first, &mut data, &mut hasher)
+                .await?
+        };
+        let expected = hasher.checksum();
+        if object.checksum() != Some(expected) || object.size() != Some(hasher.len()) {
+            // Never keep an object that is not what was sent.
+            let _ = self
+                .delete_object(&object.name, Some(&object.generation))
+                .await;
+            return Err(Error::new(
+                "gcp",
+                "upload",
+                ErrorKind::ChecksumMismatch {
+                    expected: format!("{expected} ({} bytes)", hasher.len()),
+                    actual: format!(
+                        "{} ({} bytes)",
+                        object.checksum().map_or("none".into(), |c| c.to_string()),
+                        object.size().map_or("?".into(), |n| n.to_string())
+                    ),
+                },
+            ));
+        }
+        Ok(object)
+    }
+
+    fn object_resource(name: &str, metadata: &BTreeMap<String, String>) -> serde_json::Value {
+        json!({ "name": name, "contentType": "application/octet-stream", "metadata": metadata })
+    }
+
+    async fn multipart(
+        &self,
+        name: &str,
+        metadata: &BTreeMap<String, String>,
+        data: Vec<u8>,
+        checksum: Checksum,
+    ) -> Result<Object> {
+        let mut resource = Self::object_resource(name, metadata);
+        // The server checks the bytes against this and refuses a mismatch.
+        resource["crc32c"] = json!(encode_crc32c(checksum));
+        let boundary = format!("ops-{:016x}", fastrand::u64(..));
+        let mut body = Vec::with_capacity(data.len() + 512);
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{resource}\r\n\
+                 --{boundary}\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(&data);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let mut url = self.upload_url()?;
+        url.query_pairs_mut()
+            .append_pair("uploadType", "multipart")
+            .append_pair("ifGenerationMatch", "0");
+        let req = self
+            .client
+            .http()
+            .request(Method::POST, url)
+            .header(
+                CONTENT_TYPE,
+                format!("multipart/related; boundary={boundary}"),
+            )
+            .body(body);
+        let req = self.client.authorize(req).await?;
+        let (_, _, body) = self
+            .client
+            .http()
+            .send_bytes("upload", req, &self.options(name))
+            .await?;
+        ops_core::http::decode_json("gcp", "upload", &body)
+    }
+
+    async fn resumable(
+        &self,
+        name: &str,
+        metadata: &BTreeMap<String, String>,
+        first: Vec<u8>,
+        data: &mut ArtifactReader,
+        hasher: &mut Hasher,
+    ) -> Result<Object> {
+        let session = self.start_session(name, metadata).await?;
+        let result = self.send_chunks(&session, first, data, hasher).await;
+        if result.is_err() {
+            // Nothing was finalized: dropping the session leaves no object behind.
+            self.cancel_session(&session).await;
+        }
+        result
+    }
+
+    async fn start_session(
+        &self,
+        name: &str,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<String> {
+        let mut url = self.upload_url()?;
+        url.query_pairs_mut()
+            .append_pair("uploadType", "resumable")
+            .append_pair("ifGenerationMatch", "0");
+        let req = self
+            .client
+            .http()
+            .request(Method::POST, url)
+            .header("x-upload-content-type", "application/octet-stream")
+            .json(&Self::object_resource(name, metadata));
+        let req = self.client.authorize(req).await?;
+        // Opening a session changes nothing: safe to retry.
+        let options = SendOptions {
+            idempotency: Some(Idempotency::Idempotent),
+            ..self.options(name)
+        };
+        let (_, headers, _) = self
+            .client
+            .http()
+            .send_bytes("start_upload", req, &options)
+            .await?;
+        headers
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                decode_error("start_upload", "no Location header for the upload session")
+            })
+    }
+
+    async fn send_chunks(
+        &self,
+        session: &str,
+        first: Vec<u8>,
+        data: &mut ArtifactReader,
+        hasher: &mut Hasher,
+    ) -> Result<Object> {
+        let mut offset = 0u64;
+        let mut current = Bytes::from(first);
+        loop {
+            let next = read_chunk(data, self.chunk_size, hasher).await?;
+            let last = next.len() < self.chunk_size;
+            let end = offset + current.len() as u64;
+            // `current` is full-size; it is the last chunk only when nothing follows.
+            if next.is_empty() {
+                return self
+                    .finish(session, current, offset, hasher.checksum())
+                    .await;
+            }
+            match self
+                .send_chunk(session, current, offset, None, None)
+                .await?
+            {
+                ChunkOutcome::Persisted(n) if n == end => offset = end,
+                ChunkOutcome::Persisted(n) => {
+                    return Err(decode_error(
+                        "upload_chunk",
+                        &format!("the session kept {n} bytes, expected {end}"),
+                    ));
+                }
+                ChunkOutcome::Done(_) => {
+                    return Err(decode_error(
+                        "upload_chunk",
+                        "the session finished before the last chunk",
+                    ));
+                }
+            }
+            current = Bytes::from(next);
+            if last {
+                return self
+                    .finish(session, current, offset, hasher.checksum())
+                    .await;
+            }
+        }
+    }
+
+    async fn finish(
+        &self,
+        session: &str,
+        chunk: Bytes,
+        offset: u64,
+        checksum: Checksum,
+    ) -> Result<Object> {
+        let total = offset + chunk.len() as u64;
+        match self
+            .send_chunk(session, chunk, offset, Some(total), Some(checksum))
+            .await?
+        {
+            ChunkOutcome::Done(object) => Ok(*object),
+            ChunkOutcome::Persisted(n) => Err(decode_error(
+                "upload_chunk",
+                &format!("the session kept {n} of {total} bytes and did not finish"),
+            )),
+        }
+    }
+
+    /// Sends `chunk` (starting at `offset`) until the server has all of it, resuming from what
+    /// it kept after a failure.
+    async fn send_chunk(
+        &self,
+        session: &str,
+        chunk: Bytes,
+        offset: u64,
+        total: Option<u64>,
+        checksum: Option<Checksum>,
+    ) -> Result<ChunkOutcome> {
+        let end = offset + chunk.len() as u64;
+        let mut from = offset;
+        let mut failures = 0u32;
+        let mut wait = Duration::from_millis(500);
+        loop {
+            let part = chunk.slice((from - offset) as usize..);
+            let attempt = self.put_range(session, part, from, total, checksum).await;
+            let outcome = match attempt {
+                Ok(o) => o,
+                Err(e) if e.is_retryable() || matches!(e.kind(), ErrorKind::Io { .. }) => {
+                    failures += 1;
+                    if failures >= MAX_CHUNK_FAILURES {
+                        return Err(e);
+                    }
+                    tracing::warn!(error = %e, offset = from, "upload chunk failed; asking the session where to resume");
+                    self.client
+                        .clock()
+                        .sleep(e.retry_after().unwrap_or(wait))
+                        .await;
+                    wait = (wait * 2).min(Duration::from_secs(30));
+                    match self.query_session(session, total).await {
+                        Ok(o) => o,
+                        // The status query failed too: count it and try the chunk again.
+                        Err(q) if q.is_retryable() => continue,
+                        Err(q) => return Err(q),
+                    }
+                }
+                Err(e) => return Err(e),
+            };
+            match outcome {
+                ChunkOutcome::Persisted(n) if n >= end => return Ok(ChunkOutcome::Persisted(n)),
+                ChunkOutcome::Persisted(n) if n >= offset => {
+                    if n > from {
+                        failures = 0;
+                    }
+                    from = n;
+                }
+                ChunkOutcome::Persisted(n) => {
+                    return Err(decode_error(
+                        "upload_chunk",
+                        &format!(
+                            "the session lost data: it has {n} bytes, {offset} were acknowledged"
+                        ),
+                    ));
+                }
+                done @ ChunkOutcome::Done(_) => return Ok(done),
+            }
+        }
+    }
+
+    async fn put_range(
+        &self,
+        session: &str,
+        part: Bytes,
+        from: u64,
+        total: Option<u64>,
+        checksum: Option<Checksum>,
+    ) -> Result<ChunkOutcome> {
+        let total_text = total.map_or("*".to_string(), |t| t.to_string());
+        let range = if part.is_empty() {
+            format!("bytes */{total_text}")
+        } else {
+            format!("bytes {from}-{}/{total_text}", from + part.len() as u64 - 1)
+        };
+        let mut req = self
+            .client
+            .http()
+            .request(Method::PUT, session)
+            .header("content-range", range)
+            .header(CONTENT_LENGTH, part.len());
+        if let Some(c) = checksum {
+            req = req.header("x-goog-hash", format!("crc32c={}", encode_crc32c(c)));
+        }
+        let req = self.client.authorize(req.body(part)).await?;
+        self.session_response("upload_chunk", req).await
+    }
+
+    /// Asks an interrupted session how many bytes it kept.
+    async fn query_session(&self, session: &str, total: Option<u64>) -> Result<ChunkOutcome> {
+        let total_text = total.map_or("*".to_string(), |t| t.to_string());
+        let req = self
+            .client
+            .http()
+            .request(Method::PUT, session)
+            .header("content-range", format!("bytes */{total_text}"))
+            .header(CONTENT_LENGTH, 0);
+        let req = self.client.authorize(req).await?;
+        self.session_response("upload_status", req)
+            .await
+            .map_err(|e| match e.kind() {
+                ErrorKind::NotFound { .. } => Error::new(
+                    "gcp",
+                    "upload_status",
+                    ErrorKind::Io {
+                        kind: std::io::ErrorKind::ConnectionAborted,
+                        message: "the upload session expired or was cancelled; the source \
+                                  cannot be replayed"
+                            .into(),
+                    },
+                ),
+                _ => e,
+            })
+    }
+
+    /// Sends one session request; the retries are [`Self::send_chunk`]'s, which resume rather
+    /// than repeat.
+    async fn session_response(
+        &self,
+        operation: &'static str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<ChunkOutcome> {
+        let options = SendOptions {
+            idempotency: Some(Idempotency::NotIdempotent),
+            accept: vec![308],
+            resource: Some("upload session".into()),
+        };
+        let (status, headers, body) = self
+            .client
+            .http()
+            .clone()
+            .with_retry(ops_core::retry::RetryPolicy {
+                max_attempts: 1,
+                ..Default::default()
+            })
+            .send_bytes(operation, req, &options)
+            .await?;
+        if status == StatusCode::PERMANENT_REDIRECT {
+            // `Range: bytes=0-N` means N + 1 bytes are kept; no header means none.
+            let kept = headers
+                .get("range")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|r| r.strip_prefix("bytes=0-"))
+                .and_then(|n| n.parse::<u64>().ok())
+                .map_or(0, |n| n + 1);
+            return Ok(ChunkOutcome::Persisted(kept));
+        }
+        let object: Object = ops_core::http::decode_json("gcp", operation, &body)?;
+        Ok(ChunkOutcome::Done(Box::new(object)))
+    }
+
+    async fn cancel_session(&self, session: &str) {
+        let req = self.client.http().request(Method::DELETE, session);
+        let Ok(req) = self.client.authorize(req).await else {
+            return;
+        };
+        let options = SendOptions {
+            accept: vec![499],
+            ..SendOptions::default()
+        };
+        if let Err(e) = self
+            .client
+            .http()
+            .send_bytes("cancel_upload", req, &options)
+            .await
+        {
+            tracing::debug!(error = %e, "cancelling the upload session failed; it expires on its own");
+        }
+    }
+}
+
+/// Reads until `size` bytes or the end of `data`, hashing what it reads.
+async fn read_chunk(
+    data: &mut ArtifactReader,
+    size: usize,
+    hasher: &mut Hasher,
+) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; size];
+    let mut filled = 0;
+    while filled < size {
+        let n = data
+            .read(&mut buf[filled..])
+            .await
+            .map_err(|e| ops_core::error::from_io("gcp", "read_source", e))?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    buf.truncate(filled);
+    hasher.update(&buf);
+    Ok(buf)
+}
+
+fn decode_error(operation: &'static str, detail: &str) -> Error {
+    Error::new(
+        "gcp",
+        operation,
+        ErrorKind::Decode {
+            detail: detail.to_string(),
+        },
+    )
+}

@@ -1,0 +1,132 @@
+//! Cloud Storage JSON shapes and the CRC32C encoding it uses (base64 of the big-endian value).
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+use ops_core::checksum::Checksum;
+use ops_core::contracts::{BackupInfo, BackupState};
+use serde::Deserialize;
+
+/// The metadata key holding a backup's source.
+pub const SOURCE_KEY: &str = "ops-source";
+
+/// An `Object` resource (the fields read here).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Object {
+    /// The object name.
+    pub name: String,
+    /// Its generation (int64 as a string).
+    #[serde(default)]
+    pub generation: String,
+    /// Size in bytes (uint64 as a string).
+    #[serde(default)]
+    pub size: Option<String>,
+    /// base64 of the big-endian CRC32C.
+    #[serde(default)]
+    pub crc32c: Option<String>,
+    /// When it was created.
+    #[serde(default)]
+    pub time_created: Option<DateTime<Utc>>,
+    /// Custom metadata.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl Object {
+    /// Its checksum, if the server gave a valid one.
+    pub fn checksum(&self) -> Option<Checksum> {
+        self.crc32c.as_deref().and_then(decode_crc32c)
+    }
+
+    /// Its size.
+    pub fn size(&self) -> Option<u64> {
+        self.size.as_deref().and_then(|s| s.parse().ok())
+    }
+
+    /// As a backup whose id is the name without `prefix`.
+    pub fn info(&self, prefix: &str, location: &str) -> BackupInfo {
+        let mut labels = self.metadata.clone();
+        let source = labels.remove(SOURCE_KEY);
+        BackupInfo {
+            id: self
+                .name
+                .strip_prefix(prefix)
+                .unwrap_or(&self.name)
+                .to_string(),
+            created_at: self.time_created.unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+            state: BackupState::Complete,
+            size_bytes: self.size(),
+            checksum: self.checksum(),
+            source,
+            location: format!("{location}{}", self.name),
+            labels,
+        }
+    }
+}
+
+/// `Objects` (a page of `objects.list`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectPage {
+    /// The objects.
+    #[serde(default)]
+    pub items: Vec<Object>,
+    /// The next page.
+    #[serde(default)]
+    pub next_page_token: Option<String>,
+}
+
+/// A `RewriteResponse`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RewriteResponse {
+    /// Whether the copy finished.
+    #[serde(default)]
+    pub done: bool,
+    /// Pass back to continue.
+    #[serde(default)]
+    pub rewrite_token: Option<String>,
+    /// The new object, once done.
+    #[serde(default)]
+    pub resource: Option<Object>,
+}
+
+/// Cloud Storage's encoding of a CRC32C.
+pub fn encode_crc32c(c: Checksum) -> String {
+    STANDARD.encode(c.crc32c_value().to_be_bytes())
+}
+
+/// The inverse of [`encode_crc32c`].
+pub fn decode_crc32c(s: &str) -> Option<Checksum> {
+    let bytes: [u8; 4] = STANDARD.decode(s).ok()?.try_into().ok()?;
+    Some(Checksum::crc32c(u32::from_be_bytes(bytes)))
+}
+
+/// The `crc32c=` part of an `X-Goog-Hash` header (`crc32c=n03x6A==,md5=…`).
+pub fn crc32c_from_goog_hash(header: &str) -> Option<Checksum> {
+    header
+        .split(',')
+        .find_map(|part| part.trim().strip_prefix("crc32c="))
+        .and_then(decode_crc32c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32c_encodings_match_the_reference() {
+        // The CRC32C of "123456789" is 0xe3069283, which Cloud Storage writes as "4waSgw==".
+        let c = Checksum::of(b"123456789");
+        assert_eq!(encode_crc32c(c), "4waSgw==");
+        assert_eq!(decode_crc32c("4waSgw=="), Some(c));
+        assert_eq!(
+            crc32c_from_goog_hash("crc32c=4waSgw==,md5=JfnnlDI7RTiF9RgfG2JNCw=="),
+            Some(c)
+        );
+        assert_eq!(decode_crc32c("not base64!"), None);
+    }
+}
