@@ -315,7 +315,7 @@ impl SimState {
                     "The Content-Range does not match the data or skips bytes.",
                 );
             }
-            if total.is_none() && req.body.len() % crate::storage::CHUNK_GRANULE != 0 {
+            if total.is_none() && !req.body.len().is_multiple_of(crate::storage::CHUNK_GRANULE) {
                 return gcs_error(
                     400,
                     "invalid",

@@ -91,7 +91,7 @@ impl CloudStorage {
     /// Resumable chunks of `size` bytes (a positive multiple of 256 KiB). Memory use is about
     /// twice this.
     pub fn with_chunk_size(mut self, size: usize) -> Result<Self> {
-        if size == 0 || size % CHUNK_GRANULE != 0 {
+        if size == 0 || !size.is_multiple_of(CHUNK_GRANULE) {
             return Err(Error::invalid_input(
                 "gcp",
                 "cloud_storage",
