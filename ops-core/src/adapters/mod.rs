@@ -8,6 +8,8 @@ mod local_fs;
 mod log_notifier;
 mod memory;
 mod read_only_secrets;
+#[cfg(feature = "sqlite")]
+mod sqlite_check;
 mod tcp_probe;
 mod webhook_notifier;
 
@@ -17,5 +19,7 @@ pub use fs_backup::FsBackupStore;
 pub use http_probe::HttpProbe;
 pub use log_notifier::LogNotifier;
 pub use memory::{MemoryDeployer, MemoryLogSource, MemoryMetricsSource, MemorySecretStore};
+#[cfg(feature = "sqlite")]
+pub use sqlite_check::SqliteIntegrityCheck;
 pub use tcp_probe::TcpProbe;
 pub use webhook_notifier::WebhookNotifier;

@@ -17,6 +17,10 @@
 //! (`ifGenerationMatch=0`), and a restore replaces the target only if it is still the
 //! generation that was copied aside first, so it never clobbers a write it did not see.
 //! Backup ids are object names below the store's prefix.
+//!
+//! The seed's `PRAGMA integrity_check` on a downloaded copy is
+//! `ops_core::adapters::SqliteIntegrityCheck` (feature `sqlite`), a `RestoreTest` that
+//! `BackupAndVerify` runs after each backup.
 
 mod download;
 mod upload;
