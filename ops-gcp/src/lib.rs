@@ -59,6 +59,7 @@ pub mod run;
 pub mod secrets;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod sql;
 pub mod storage;
 
 pub use client::{Endpoints, GcpClient, GcpConfig};
@@ -67,4 +68,5 @@ pub use logging::CloudLogging;
 pub use monitoring::CloudMonitoring;
 pub use run::CloudRun;
 pub use secrets::SecretManager;
+pub use sql::CloudSql;
 pub use storage::CloudStorage;

@@ -117,6 +117,16 @@ fn route(
             }
             state.list_time_series(query)
         }
+        (_, ["v1", "projects", p, "instances" | "operations", _, ..]) => {
+            if *p != state.project {
+                return google_error(
+                    403,
+                    "PERMISSION_DENIED",
+                    "The client is not authorized to make this request.",
+                );
+            }
+            state.sql_route(method, &segments[3..], query, body)
+        }
         (_, ["v1", "projects", p, "secrets", rest @ ..]) => {
             if *p != state.project {
                 return google_error(

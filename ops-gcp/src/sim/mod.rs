@@ -31,6 +31,7 @@
 mod cloud_run;
 mod http;
 mod secret_manager;
+mod sql;
 mod storage;
 mod telemetry;
 
@@ -143,6 +144,10 @@ struct SimState {
     next_generation: u64,
     cut_upload_after: Option<usize>,
     base_uri: String,
+    sql_instances: BTreeMap<String, sql::SimInstance>,
+    sql_ops: Vec<sql::SimSqlOp>,
+    next_sql_id: u64,
+    fail_next_sql_backup: bool,
     faults: Vec<Injected>,
     requests: Vec<String>,
     mutations: u64,
@@ -235,6 +240,10 @@ impl GcpSimBuilder {
             next_generation: 1_700_000_000_000_000,
             cut_upload_after: None,
             base_uri: String::new(),
+            sql_instances: BTreeMap::new(),
+            sql_ops: Vec::new(),
+            next_sql_id: 1_763_000_000_000,
+            fail_next_sql_backup: false,
             faults: Vec::new(),
             requests: Vec::new(),
             mutations: 0,
@@ -367,6 +376,25 @@ impl GcpSim {
     /// session keeps whole 256 KiB units up to there and the chunk fails with a 503.
     pub fn cut_next_upload_after(&self, bytes: usize) {
         self.state().cut_upload_after = Some(bytes);
+    }
+
+    /// Creates a Cloud SQL instance (daily backups at 03:00, PITR, 7 kept) with `runs`
+    /// successful automated backups, one a day.
+    pub fn create_sql_instance(&self, instance: &str, runs: u32) {
+        self.state().create_sql_instance(instance, runs)
+    }
+
+    /// The next on-demand Cloud SQL backup fails.
+    pub fn fail_next_sql_backup(&self) {
+        self.state().fail_next_sql_backup = true;
+    }
+
+    /// The `(instance, backup run)` an instance was last restored from.
+    pub fn sql_restored_from(&self, instance: &str) -> Option<(String, u64)> {
+        self.state()
+            .sql_instances
+            .get(instance)
+            .and_then(|i| i.restored_from.clone())
     }
 
     /// The next `times` requests whose path contains `path_contains` (and, if given, whose
