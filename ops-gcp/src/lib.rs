@@ -51,6 +51,7 @@
 //! # fn main() {}
 //! ```
 
+pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod logging;
@@ -62,6 +63,7 @@ pub mod sim;
 pub mod sql;
 pub mod storage;
 
+pub use audit::ProjectAudit;
 pub use client::{Endpoints, GcpClient, GcpConfig};
 
 pub use logging::CloudLogging;
