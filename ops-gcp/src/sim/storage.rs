@@ -280,49 +280,33 @@ impl SimState {
 
     fn upload_chunk(&mut self, req: &Request, query: &BTreeMap<String, String>) -> Reply {
         let id = query.get("upload_id").cloned().unwrap_or_default();
-        let Some(session) = self.sessions.get(&id).cloned() else {
-            return gcs_error(404, "notFound", "No such upload session.");
-        };
-        let range = req
-            .headers
-            .get("content-range")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+        let range = req.headers.get("content-range").and_then(|v| v.to_str().ok()).unwrap_or("");
         let Some(spec) = range.strip_prefix("bytes ") else {
             return gcs_error(400, "invalid", "Content-Range is required.");
         };
         let (span, total) = spec.split_once('/').unwrap_or((spec, "*"));
         let total: Option<usize> = total.parse().ok();
-        let kept = session.data.len();
-        let keep_going = |kept: usize| {
-            let mut r = Reply::raw(308, Vec::new());
-            if kept > 0 {
-                r = r.header("range", format!("bytes=0-{}", kept - 1));
+        let Some(kept) = self.sessions.get(&id).map(|s| s.data.len()) else {
+            // A finished session answers status queries with its object.
+            if span == "*"
+                && let Some((bucket, name)) = self.finished_sessions.get(&id)
+                && let Some(o) = self.objects.get(&(bucket.clone(), name.clone()))
+            {
+                return Reply::json(200, self.render_object(bucket, name, o));
             }
-            r
+            return gcs_error(404, "notFound", "No such upload session.");
         };
         if span != "*" {
-            let Some((start, end)) = span
-                .split_once('-')
-                .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)))
-            else {
+            let Some((start, end)) = span.split_once('-').and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?))) else {
                 return gcs_error(400, "invalid", "Bad Content-Range.");
             };
             if end + 1 - start != req.body.len() || start > kept {
-                return gcs_error(
-                    400,
-                    "invalid",
-                    "The Content-Range does not match the data or skips bytes.",
-                );
+                return gcs_error(400, "invalid", "The Content-Range does not match the data or skips bytes.");
             }
             if total.is_none() && !req.body.len().is_multiple_of(crate::storage::CHUNK_GRANULE) {
-                return gcs_error(
-                    400,
-                    "invalid",
-                    "Chunks other than the last must be multiples of 256 KiB.",
-                );
+                return gcs_error(400, "invalid", "Chunks other than the last must be multiples of 256 KiB.");
             }
-            let fresh = &req.body[kept - start..];
+            let fresh = &req.body[(kept - start).min(req.body.len())..];
             let mut accepted = fresh.len();
             let mut cut = false;
             if let Some(limit) = self.cut_upload_after
@@ -330,57 +314,36 @@ impl SimState {
             {
                 // The connection "drops": the server kept whole 256 KiB units up to the limit.
                 let granule = crate::storage::CHUNK_GRANULE;
-                accepted = ((limit.max(kept) / granule) * granule)
-                    .saturating_sub(kept)
-                    .min(fresh.len());
+                accepted = ((limit.max(kept) / granule) * granule).saturating_sub(kept).min(fresh.len());
                 self.cut_upload_after = None;
                 cut = true;
             }
             let s = self.sessions.get_mut(&id).expect("exists");
             s.data.extend_from_slice(&fresh[..accepted]);
             if cut {
-                return gcs_error(
-                    503,
-                    "backendError",
-                    "The connection was reset mid-upload (simulated).",
-                );
+                return gcs_error(503, "backendError", "The connection was reset mid-upload (simulated).");
             }
         }
-        let s = self.sessions.get(&id).expect("exists").clone();
-        match total {
-            Some(t) if s.data.len() == t => {
-                let claimed = req
-                    .headers
-                    .get("x-goog-hash")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|h| h.strip_prefix("crc32c="))
-                    .map(str::to_owned);
-                let reply = self.finalize(
-                    &s.bucket,
-                    &s.name,
-                    s.data,
-                    s.metadata,
-                    s.if_generation,
-                    claimed,
-                );
-                self.sessions.remove(&id);
-                // A finished session answers status queries with the object.
-                if reply.status == 200 {
-                    self.finished_sessions
-                        .insert(id, (s.bucket.clone(), s.name.clone()));
-                }
-                reply
+        let kept = self.sessions.get(&id).map_or(0, |s| s.data.len());
+        if total != Some(kept) {
+            let mut r = Reply::raw(308, Vec::new());
+            if kept > 0 {
+                r = r.header("range", format!("bytes=0-{}", kept - 1));
             }
-            _ => {
-                if span == "*"
-                    && let Some((bucket, name)) = self.finished_sessions.get(&id)
-                    && let Some(o) = self.objects.get(&(bucket.clone(), name.clone()))
-                {
-                    return Reply::json(200, self.render_object(bucket, name, o));
-                }
-                keep_going(s.data.len())
-            }
+            return r;
         }
+        let s = self.sessions.remove(&id).expect("exists");
+        let claimed = req
+            .headers
+            .get("x-goog-hash")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|h| h.strip_prefix("crc32c="))
+            .map(str::to_owned);
+        let reply = self.finalize(&s.bucket, &s.name, s.data, s.metadata, s.if_generation, claimed);
+        if reply.status == 200 {
+            self.finished_sessions.insert(id, (s.bucket, s.name));
+        }
+        reply
     }
 
     fn list_objects(&self, bucket: &str, query: &BTreeMap<String, String>) -> Reply {
