@@ -24,14 +24,22 @@ async fn main() -> ops_core::Result<()> {
     let mut config = GcpConfig::new("bench-project", "europe-west1");
     config.endpoints = Endpoints::all_at(&base)?;
     let client = GcpClient::new(config, Arc::new(TokenProvider::static_token("bench-token")))?;
-    let store = CloudStorage::new(client, "bench-bucket", "bench/")?.with_chunk_size(chunk_mib * 1024 * 1024)?;
+    let store = CloudStorage::new(client, "bench-bucket", "bench/")?
+        .with_chunk_size(chunk_mib * 1024 * 1024)?;
     let source = tokio::fs::File::open(&file)
         .await
         .map_err(|e| ops_core::error::from_io("bench", "open", e))?;
     let id = format!("upload-{}", std::process::id());
     let started = Instant::now();
     let info = store
-        .put_artifact(&PutArtifact { id, source: None, labels: Default::default() }, Box::pin(source))
+        .put_artifact(
+            &PutArtifact {
+                id,
+                source: None,
+                labels: Default::default(),
+            },
+            Box::pin(source),
+        )
         .await?;
     let secs = started.elapsed().as_secs_f64();
     let bytes = info.size_bytes.unwrap_or(0) as f64;

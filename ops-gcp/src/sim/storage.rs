@@ -280,7 +280,11 @@ impl SimState {
 
     fn upload_chunk(&mut self, req: &Request, query: &BTreeMap<String, String>) -> Reply {
         let id = query.get("upload_id").cloned().unwrap_or_default();
-        let range = req.headers.get("content-range").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let range = req
+            .headers
+            .get("content-range")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         let Some(spec) = range.strip_prefix("bytes ") else {
             return gcs_error(400, "invalid", "Content-Range is required.");
         };
@@ -297,14 +301,25 @@ impl SimState {
             return gcs_error(404, "notFound", "No such upload session.");
         };
         if span != "*" {
-            let Some((start, end)) = span.split_once('-').and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?))) else {
+            let Some((start, end)) = span
+                .split_once('-')
+                .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)))
+            else {
                 return gcs_error(400, "invalid", "Bad Content-Range.");
             };
             if end + 1 - start != req.body.len() || start > kept {
-                return gcs_error(400, "invalid", "The Content-Range does not match the data or skips bytes.");
+                return gcs_error(
+                    400,
+                    "invalid",
+                    "The Content-Range does not match the data or skips bytes.",
+                );
             }
             if total.is_none() && !req.body.len().is_multiple_of(crate::storage::CHUNK_GRANULE) {
-                return gcs_error(400, "invalid", "Chunks other than the last must be multiples of 256 KiB.");
+                return gcs_error(
+                    400,
+                    "invalid",
+                    "Chunks other than the last must be multiples of 256 KiB.",
+                );
             }
             let fresh = &req.body[(kept - start).min(req.body.len())..];
             let mut accepted = fresh.len();
@@ -314,14 +329,20 @@ impl SimState {
             {
                 // The connection "drops": the server kept whole 256 KiB units up to the limit.
                 let granule = crate::storage::CHUNK_GRANULE;
-                accepted = ((limit.max(kept) / granule) * granule).saturating_sub(kept).min(fresh.len());
+                accepted = ((limit.max(kept) / granule) * granule)
+                    .saturating_sub(kept)
+                    .min(fresh.len());
                 self.cut_upload_after = None;
                 cut = true;
             }
             let s = self.sessions.get_mut(&id).expect("exists");
             s.data.extend_from_slice(&fresh[..accepted]);
             if cut {
-                return gcs_error(503, "backendError", "The connection was reset mid-upload (simulated).");
+                return gcs_error(
+                    503,
+                    "backendError",
+                    "The connection was reset mid-upload (simulated).",
+                );
             }
         }
         let kept = self.sessions.get(&id).map_or(0, |s| s.data.len());
@@ -339,7 +360,14 @@ impl SimState {
             .and_then(|v| v.to_str().ok())
             .and_then(|h| h.strip_prefix("crc32c="))
             .map(str::to_owned);
-        let reply = self.finalize(&s.bucket, &s.name, s.data, s.metadata, s.if_generation, claimed);
+        let reply = self.finalize(
+            &s.bucket,
+            &s.name,
+            s.data,
+            s.metadata,
+            s.if_generation,
+            claimed,
+        );
         if reply.status == 200 {
             self.finished_sessions.insert(id, (s.bucket, s.name));
         }
