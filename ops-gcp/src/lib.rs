@@ -1,6 +1,14 @@
-//! Google Cloud provider for `ops`: Cloud Run ([`CloudRun`], a `Deployer` and `HealthProbe`),
-//! Cloud Logging ([`CloudLogging`], a `LogSource`) and Cloud Monitoring ([`CloudMonitoring`],
-//! a `MetricsSource`), with Application Default Credentials ([`auth`]).
+//! Google Cloud provider for `ops`, with Application Default Credentials ([`auth`]):
+//!
+//! | service | type | contract |
+//! |---|---|---|
+//! | Cloud Run Admin v2 | [`CloudRun`] | `Deployer`, `HealthProbe` |
+//! | Cloud Logging v2 | [`CloudLogging`] | `LogSource` |
+//! | Cloud Monitoring v3 | [`CloudMonitoring`] | `MetricsSource` |
+//! | Cloud Storage JSON v1 | [`CloudStorage`] | `BackupStore` (objects) |
+//! | Cloud SQL Admin v1 | [`CloudSql`] | `BackupStore` (managed backups) |
+//! | Secret Manager v1 | [`SecretManager`] | `SecretStore` |
+//! | Resource Manager v3, IAM v1 | [`ProjectAudit`] | `SecurityAuditor` |
 //!
 //! Layout, the same in every provider crate: [`client`] (configuration, the authenticated
 //! client, the one error mapping, long-running operations), one module per service, and `sim`

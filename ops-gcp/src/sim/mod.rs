@@ -1,7 +1,6 @@
-//! A stateful simulator of the Google APIs this crate calls (Cloud Run Admin v2, Secret Manager
-//! v1, Cloud Logging
-//! v2 `entries:list`, Cloud Monitoring v3 `timeSeries.list`), served over real HTTP on
-//! loopback, with fault injection.
+//! A stateful simulator of the Google APIs this crate calls (Cloud Run Admin v2, Cloud Logging
+//! v2 `entries:list`, Cloud Monitoring v3 `timeSeries.list`, Secret Manager v1, Cloud Storage
+//! JSON v1, Cloud SQL Admin v1), served over real HTTP on loopback, with fault injection.
 //!
 //! - Services have revisions, traffic and ingress; writes return operations that finish
 //!   `operation_delay` later on the simulator's clock (share a `ManualClock` with the client
@@ -9,6 +8,10 @@
 //! - Requests follow the traffic: each revision serves its share of `requests_per_second`, and
 //!   an image's [`Behaviour`] decides its 5xx ratio, latency and utilisation. Cloud Monitoring
 //!   reports those requests; Cloud Logging has one ERROR entry per failed request.
+//! - Objects have generations and CRC32C; resumable sessions can be cut mid-upload
+//!   ([`GcpSim::cut_next_upload_after`]) and objects rot ([`GcpSim::corrupt_object`]). Secret
+//!   versions have states and etags. Cloud SQL backup runs and restores are operations that
+//!   finish `operation_delay` later.
 //! - [`GcpSim::inject`] makes the next requests matching a path fail (status with
 //!   Retry-After, a stall, truncated JSON).
 //!
