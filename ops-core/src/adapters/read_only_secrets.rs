@@ -12,6 +12,7 @@ pub(super) const CAPABILITIES: SecretCapabilities = SecretCapabilities {
     write: false,
     enable_disable: false,
     destroy: false,
+    history: false,
 };
 
 /// `Ok` for `Latest` and `current`; `NotFound` for any other version.

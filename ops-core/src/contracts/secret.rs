@@ -152,6 +152,10 @@ pub struct SecretCapabilities {
     pub enable_disable: bool,
     /// Versions can be destroyed.
     pub destroy: bool,
+    /// Earlier versions are kept. Stores without versions (Vercel environment variables,
+    /// GitHub Actions secrets) list only the current value, as one version, and a write
+    /// replaces it.
+    pub history: bool,
 }
 
 /// Versioned secrets. Calls a store cannot do fail with [`crate::ErrorKind::Unsupported`].

@@ -223,6 +223,7 @@ impl SecretStore for SecretManager {
             write: true,
             enable_disable: true,
             destroy: true,
+            history: true,
         }
     }
 

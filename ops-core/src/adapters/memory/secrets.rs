@@ -119,6 +119,7 @@ impl SecretStore for MemorySecretStore {
             write: true,
             enable_disable: true,
             destroy: true,
+            history: true,
         }
     }
 
