@@ -1,0 +1,286 @@
+//! A stateful fake of the Vercel REST API on loopback: a project with deployments that move
+//! QUEUED → BUILDING → READY (or ERROR) over time, a production pointer that promote and
+//! rollback move, pause, environment variables, build events, and fault injection.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> ops_core::Result<()> {
+//! use std::time::Duration;
+//! use ops_core::contracts::{Deployer, DeployRequest, InitialTraffic, TrafficSplit};
+//! use ops_vercel::sim::VercelSim;
+//!
+//! let sim = VercelSim::builder().build_time(Duration::from_millis(50)).start().await;
+//! let site = sim.deployer(Duration::from_millis(10))?;
+//! let old = site.current().await?.primary_release().unwrap().to_string();
+//! let new = site.deploy(&DeployRequest { traffic: InitialTraffic::All, ..DeployRequest::new("main") }).await?;
+//! assert_eq!(site.current().await?.primary_release(), Some(new.id.as_str()));
+//! site.set_traffic(&TrafficSplit::all_to(old.as_str())?).await?; // instant rollback
+//! assert_eq!(site.current().await?.primary_release(), Some(old.as_str()));
+//! # Ok(()) }
+//! ```
+
+mod routes;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ops_core::Result;
+use ops_core::clock::{SharedClock, system_clock};
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer};
+
+use crate::client::{VercelClient, VercelConfig};
+use crate::deployer::{GitRepo, VercelDeployer};
+
+/// The token the simulator accepts.
+pub const SIM_TOKEN: &str = "vercel-sim-token";
+/// The simulated team.
+pub const SIM_TEAM: &str = "team_sim0000000000000000";
+/// The simulated project's id.
+pub const SIM_PROJECT_ID: &str = "prj_sim00000000000000000000";
+
+/// What an injected fault does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this status and a Vercel error body; a 429 carries the rate-limit headers
+    /// with a reset `retry_after` seconds ahead.
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// Seconds until the limit resets (429) or `Retry-After` (others).
+        retry_after: Option<u64>,
+    },
+    /// Answer nothing for this long.
+    Delay(Duration),
+    /// A 200 whose JSON is cut short.
+    TruncatedJson,
+}
+
+#[derive(Debug, Clone)]
+struct SimDeployment {
+    id: String,
+    url: String,
+    target: Option<String>,
+    created: DateTime<Utc>,
+    meta: BTreeMap<String, String>,
+    fails: bool,
+    /// Was production at some point (eligible for instant rollback).
+    was_production: bool,
+    /// Its finished build was looked at once for automatic promotion.
+    settled: bool,
+}
+
+#[derive(Clone)]
+struct SimEnv {
+    id: String,
+    key: String,
+    value: String,
+    kind: String,
+    target: Vec<String>,
+    created: DateTime<Utc>,
+    updated: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for SimEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SimEnv({})", self.key)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Injected {
+    method: Option<String>,
+    path_contains: String,
+    remaining: u32,
+    fault: Fault,
+}
+
+#[derive(Debug)]
+struct State {
+    clock: SharedClock,
+    build_time: Duration,
+    name: String,
+    paused: bool,
+    production: Option<String>,
+    deployments: Vec<SimDeployment>,
+    envs: Vec<SimEnv>,
+    failing_refs: BTreeSet<String>,
+    faults: Vec<Injected>,
+    requests: Vec<String>,
+    mutations: u64,
+}
+
+/// Builds a [`VercelSim`].
+#[derive(Debug)]
+pub struct VercelSimBuilder {
+    clock: SharedClock,
+    build_time: Duration,
+    name: String,
+}
+
+impl VercelSimBuilder {
+    /// The clock deployments progress on (share it with the client).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// How long a build takes (default 30 s).
+    pub fn build_time(mut self, d: Duration) -> Self {
+        self.build_time = d;
+        self
+    }
+
+    /// The project's name (default `site`).
+    pub fn project(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Starts the server with one READY production deployment of `main`.
+    pub async fn start(self) -> VercelSim {
+        let server = MockServer::builder()
+            .disable_request_recording()
+            .start()
+            .await;
+        let now = self.clock.now();
+        let mut state = State {
+            clock: self.clock,
+            build_time: self.build_time,
+            name: self.name,
+            paused: false,
+            production: None,
+            deployments: Vec::new(),
+            envs: Vec::new(),
+            failing_refs: BTreeSet::new(),
+            faults: Vec::new(),
+            requests: Vec::new(),
+            mutations: 0,
+        };
+        let first = state.new_deployment(
+            Some("production".into()),
+            "main",
+            Some(&"0".repeat(40)),
+            now - chrono::Duration::days(1),
+        );
+        state.production = Some(first.clone());
+        if let Some(d) = state.deployments.iter_mut().find(|d| d.id == first) {
+            d.was_production = true;
+        }
+        let state = Arc::new(Mutex::new(state));
+        Mock::given(any())
+            .respond_with(routes::Router(state.clone()))
+            .mount(&server)
+            .await;
+        VercelSim { server, state }
+    }
+}
+
+/// A running simulator.
+#[derive(Debug)]
+pub struct VercelSim {
+    server: MockServer,
+    state: Arc<Mutex<State>>,
+}
+
+impl VercelSim {
+    /// A simulator with the defaults, on the system clock.
+    pub async fn start() -> Self {
+        Self::builder().start().await
+    }
+
+    /// A builder.
+    pub fn builder() -> VercelSimBuilder {
+        VercelSimBuilder {
+            clock: system_clock(),
+            build_time: Duration::from_secs(30),
+            name: "site".into(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The base URL.
+    pub fn uri(&self) -> String {
+        self.server.uri()
+    }
+
+    /// A config for the simulator (its token and team).
+    pub fn config(&self) -> Result<VercelConfig> {
+        VercelConfig::new(SIM_TOKEN)
+            .team(SIM_TEAM)
+            .base_url(&self.server.uri())
+    }
+
+    /// A client on the simulator's clock.
+    pub fn client(&self) -> Result<VercelClient> {
+        let clock = self.state().clock.clone();
+        Ok(VercelClient::new(self.config()?)?.with_clock(clock))
+    }
+
+    /// A deployer for the simulated project (repository `acme/site`), polling every `poll`.
+    pub fn deployer(&self, poll: Duration) -> Result<VercelDeployer> {
+        let name = self.state().name.clone();
+        let git = GitRepo {
+            org: "acme".into(),
+            repo: "site".into(),
+            branch: "main".into(),
+        };
+        Ok(VercelDeployer::new(self.client()?, name, Some(git))?
+            .with_polling(poll, Duration::from_secs(60)))
+    }
+
+    /// Deployments of `git_ref` fail their build from now on.
+    pub fn fail_builds_of(&self, git_ref: &str) {
+        self.state().failing_refs.insert(git_ref.to_string());
+    }
+
+    /// Sets an environment variable directly (test set-up).
+    pub fn put_env(&self, key: &str, value: &str, targets: &[&str]) {
+        let mut s = self.state();
+        let now = s.clock.now();
+        let id = format!("env_{:016x}", fastrand::u64(..));
+        s.envs.push(SimEnv {
+            id,
+            key: key.into(),
+            value: value.into(),
+            kind: "encrypted".into(),
+            target: targets.iter().map(|t| t.to_string()).collect(),
+            created: now,
+            updated: now,
+        });
+    }
+
+    /// The current value of an environment variable for `target`.
+    pub fn env_value(&self, key: &str, target: &str) -> Option<String> {
+        self.state()
+            .envs
+            .iter()
+            .find(|e| e.key == key && e.target.iter().any(|t| t == target))
+            .map(|e| e.value.clone())
+    }
+
+    /// The next `times` requests whose path contains `path_contains` get `fault`.
+    pub fn inject(&self, method: Option<&str>, path_contains: &str, times: u32, fault: Fault) {
+        self.state().faults.push(Injected {
+            method: method.map(str::to_owned),
+            path_contains: path_contains.into(),
+            remaining: times,
+            fault,
+        });
+    }
+
+    /// Every request so far, as `METHOD /path`.
+    pub fn requests(&self) -> Vec<String> {
+        self.state().requests.clone()
+    }
+
+    /// Writes that changed something.
+    pub fn mutations(&self) -> u64 {
+        self.state().mutations
+    }
+}

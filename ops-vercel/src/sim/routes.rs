@@ -1,0 +1,501 @@
+//! The simulator's request handling.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use wiremock::{Request, Respond, ResponseTemplate};
+
+use super::{Fault, SIM_PROJECT_ID, SIM_TEAM, SIM_TOKEN, SimDeployment, SimEnv, State};
+
+pub(super) struct Router(pub Arc<Mutex<State>>);
+
+fn error(status: u16, code: &str, message: &str) -> (u16, Value) {
+    (status, json!({"error": {"code": code, "message": message}}))
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+impl State {
+    pub(super) fn new_deployment(
+        &mut self,
+        target: Option<String>,
+        git_ref: &str,
+        sha: Option<&str>,
+        created: DateTime<Utc>,
+    ) -> String {
+        let suffix: String = (0..24).map(|_| fastrand::alphanumeric()).collect();
+        let id = format!("dpl_{suffix}");
+        let host: String = suffix.to_lowercase().chars().take(9).collect();
+        let mut meta = BTreeMap::new();
+        meta.insert("githubCommitRef".to_string(), git_ref.to_string());
+        meta.insert("githubOrg".to_string(), "acme".to_string());
+        meta.insert("githubRepo".to_string(), "site".to_string());
+        if let Some(s) = sha {
+            meta.insert("githubCommitSha".to_string(), s.to_string());
+        }
+        self.deployments.push(SimDeployment {
+            id: id.clone(),
+            url: format!("{}-{host}-acme.vercel.app", self.name),
+            target,
+            created,
+            meta,
+            fails: self.failing_refs.contains(git_ref),
+            was_production: false,
+            settled: false,
+        });
+        id
+    }
+
+    fn ready_state(&self, d: &SimDeployment) -> &'static str {
+        let now = self.clock.now();
+        let age = (now - d.created).to_std().unwrap_or_default();
+        if age < self.build_time / 10 {
+            "QUEUED"
+        } else if age < self.build_time {
+            "BUILDING"
+        } else if d.fails {
+            "ERROR"
+        } else {
+            "READY"
+        }
+    }
+
+    /// A production deployment becomes production once, when its build finishes (Vercel's
+    /// automatic domain assignment); a later rollback is not undone.
+    fn settle(&mut self) {
+        let finished: Vec<(String, bool)> = self
+            .deployments
+            .iter()
+            .filter(|d| !d.settled && matches!(self.ready_state(d), "READY" | "ERROR"))
+            .map(|d| (d.id.clone(), d.target.as_deref() == Some("production") && self.ready_state(d) == "READY"))
+            .collect();
+        for (id, promote) in finished {
+            if let Some(d) = self.deployments.iter_mut().find(|d| d.id == id) {
+                d.settled = true;
+            }
+            if promote {
+                self.make_production(&id);
+            }
+        }
+    }
+
+    fn make_production(&mut self, id: &str) {
+        self.production = Some(id.to_string());
+        if let Some(d) = self.deployments.iter_mut().find(|d| d.id == id) {
+            d.was_production = true;
+        }
+    }
+
+    fn render(&self, d: &SimDeployment) -> Value {
+        let state = self.ready_state(d);
+        let mut v = json!({
+            "id": d.id, "uid": d.id, "name": self.name, "url": d.url, "projectId": SIM_PROJECT_ID,
+            "readyState": state, "state": state, "target": d.target, "type": "LAMBDAS",
+            "created": ms(d.created), "createdAt": ms(d.created),
+            "buildingAt": ms(d.created) + (self.build_time / 10).as_millis() as i64,
+            "creator": {"uid": "usr_sim", "username": "ops"},
+            "inspectorUrl": format!("https://vercel.com/acme/{}/{}", self.name, d.id),
+            "meta": d.meta, "source": "git", "isRollbackCandidate": d.was_production,
+        });
+        if state == "READY" {
+            v["ready"] = json!(ms(d.created) + self.build_time.as_millis() as i64);
+        }
+        if state == "ERROR" {
+            v["errorCode"] = json!("BUILD_FAILED");
+            v["errorMessage"] = json!("Command \"npm run build\" exited with 1");
+        }
+        if self.production.as_deref() == Some(d.id.as_str()) {
+            v["alias"] = json!([
+                format!("{}.acme.dev", self.name),
+                format!("www.{}.acme.dev", self.name)
+            ]);
+        }
+        v
+    }
+
+    fn project(&self) -> Value {
+        let prod = self
+            .production
+            .as_ref()
+            .and_then(|p| self.deployments.iter().find(|d| &d.id == p));
+        json!({
+            "id": SIM_PROJECT_ID, "name": self.name, "accountId": SIM_TEAM, "framework": "nextjs",
+            "paused": self.paused, "createdAt": 1_700_000_000_000i64,
+            "targets": {"production": prod.map(|d| self.render(d))},
+            "latestDeployments": self.deployments.iter().rev().take(5).map(|d| self.render(d)).collect::<Vec<_>>(),
+        })
+    }
+
+    fn find(&self, id: &str) -> Option<&SimDeployment> {
+        self.deployments.iter().find(|d| d.id == id || d.url == id)
+    }
+
+    fn route(
+        &mut self,
+        method: &str,
+        path: &str,
+        query: &BTreeMap<String, String>,
+        body: &Value,
+    ) -> (u16, Value) {
+        self.settle();
+        let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let project_ok = |p: &str| p == SIM_PROJECT_ID || p == self.name;
+        match (method, seg.as_slice()) {
+            ("GET", ["v9", "projects", p]) if project_ok(p) => (200, self.project()),
+            ("GET", ["v7", "deployments"]) => {
+                if query.get("projectId").is_some_and(|p| !project_ok(p)) {
+                    return (
+                        200,
+                        json!({"deployments": [], "pagination": {"count": 0, "next": null, "prev": null}}),
+                    );
+                }
+                let limit: usize = query
+                    .get("limit")
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(20)
+                    .clamp(1, 100);
+                let until: Option<i64> = query.get("until").and_then(|u| u.parse().ok());
+                let mut list: Vec<&SimDeployment> = self
+                    .deployments
+                    .iter()
+                    .filter(|d| until.is_none_or(|u| ms(d.created) < u))
+                    .collect();
+                list.sort_by_key(|d| std::cmp::Reverse(d.created));
+                let more = list.len() > limit;
+                list.truncate(limit);
+                let next = if more {
+                    list.last().map(|d| json!(ms(d.created)))
+                } else {
+                    None
+                };
+                let prev = list.first().map(|d| json!(ms(d.created)));
+                (
+                    200,
+                    json!({"deployments": list.iter().map(|d| self.render(d)).collect::<Vec<_>>(),
+                             "pagination": {"count": list.len(), "next": next, "prev": prev}}),
+                )
+            }
+            ("POST", ["v13", "deployments"]) => {
+                if body.get("name").and_then(Value::as_str).is_none() {
+                    return error(
+                        400,
+                        "bad_request",
+                        "Invalid request: missing required property `name`.",
+                    );
+                }
+                let target = body
+                    .get("target")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                if target
+                    .as_deref()
+                    .is_some_and(|t| t != "production" && t != "staging")
+                {
+                    return error(
+                        400,
+                        "bad_request",
+                        "Invalid request: `target` should be one of production, staging.",
+                    );
+                }
+                let now = self.clock.now();
+                let id = if let Some(from) = body.get("deploymentId").and_then(Value::as_str) {
+                    let Some(src) = self.find(from).cloned() else {
+                        return error(404, "not_found", "The deployment to redeploy was not found");
+                    };
+                    let r = src.meta.get("githubCommitRef").cloned().unwrap_or_default();
+                    self.new_deployment(
+                        target,
+                        &r,
+                        src.meta.get("githubCommitSha").map(String::as_str),
+                        now,
+                    )
+                } else if let Some(g) = body.get("gitSource") {
+                    if g["org"] != "acme" || g["repo"] != "site" {
+                        return error(
+                            400,
+                            "incorrect_git_source_info",
+                            "The repository could not be found or is not connected to this project.",
+                        );
+                    }
+                    let r = g
+                        .get("ref")
+                        .and_then(Value::as_str)
+                        .unwrap_or("main")
+                        .to_string();
+                    let sha = g
+                        .get("sha")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| format!("{:040x}", fastrand::u128(..)));
+                    self.new_deployment(target, &r, Some(&sha), now)
+                } else {
+                    return error(400, "missing_files", "Missing files or gitSource");
+                };
+                self.mutations += 1;
+                let d = self.find(&id).cloned().expect("created");
+                (200, self.render(&d))
+            }
+            ("GET", ["v13", "deployments", id]) => match self.find(id).cloned() {
+                Some(d) => (200, self.render(&d)),
+                None => error(404, "not_found", "Deployment was not found"),
+            },
+            ("GET", ["v3", "deployments", id, "events"]) => {
+                let Some(d) = self.find(id).cloned() else {
+                    return error(404, "not_found", "Deployment was not found");
+                };
+                let t = ms(d.created);
+                let mut events = vec![
+                    json!({"type": "command", "created": t + 1, "text": "Running \"npm run build\"", "deploymentId": d.id, "id": "e1", "serial": "1"}),
+                    json!({"type": "stdout", "created": t + 2, "text": "> next build", "deploymentId": d.id, "id": "e2", "serial": "2"}),
+                ];
+                if self.ready_state(&d) == "ERROR" {
+                    events.push(json!({"type": "stderr", "created": t + 3, "text": "Type error: Property 'user' does not exist on type 'Session'.", "level": "error", "deploymentId": d.id, "id": "e3", "serial": "3"}));
+                    events.push(json!({"type": "stderr", "created": t + 4, "text": "Error: Command \"npm run build\" exited with 1", "level": "error", "deploymentId": d.id, "id": "e4", "serial": "4"}));
+                }
+                (200, json!(events))
+            }
+            ("POST", ["v10", "projects", p, "promote", id]) if project_ok(p) => {
+                match self.find(id).cloned() {
+                    Some(d) if self.ready_state(&d) == "READY" => {
+                        self.make_production(&d.id);
+                        self.mutations += 1;
+                        (201, json!({}))
+                    }
+                    Some(_) => error(400, "deployment_not_ready", "The deployment is not ready"),
+                    None => error(404, "not_found", "Deployment was not found"),
+                }
+            }
+            ("POST", ["v1", "projects", p, "rollback", id]) if project_ok(p) => {
+                match self.find(id).cloned() {
+                    Some(d) if d.was_production && self.ready_state(&d) == "READY" => {
+                        self.production = Some(d.id);
+                        self.mutations += 1;
+                        (201, json!({}))
+                    }
+                    Some(_) => error(
+                        400,
+                        "invalid_rollback_candidate",
+                        "This deployment is not eligible for rollback: it was never a production deployment.",
+                    ),
+                    None => error(404, "not_found", "Deployment was not found"),
+                }
+            }
+            ("POST", ["v1", "projects", p, verb @ ("pause" | "unpause")]) if project_ok(p) => {
+                self.paused = *verb == "pause";
+                self.mutations += 1;
+                (200, json!({}))
+            }
+            ("GET", ["v10", "projects", p, "env"]) if project_ok(p) => (
+                200,
+                json!({"envs": self.envs.iter().map(|e| env_json(e, false)).collect::<Vec<_>>()}),
+            ),
+            ("GET", ["v1", "projects", p, "env", id]) if project_ok(p) => {
+                match self.envs.iter().find(|e| e.id == *id) {
+                    Some(e) => (200, env_json(e, true)),
+                    None => error(404, "not_found", "Environment variable not found"),
+                }
+            }
+            ("POST", ["v10", "projects", p, "env"]) if project_ok(p) => {
+                let (Some(key), Some(value)) = (
+                    body.get("key").and_then(Value::as_str),
+                    body.get("value").and_then(Value::as_str),
+                ) else {
+                    return error(
+                        400,
+                        "bad_request",
+                        "Invalid request: missing required property `key` or `value`.",
+                    );
+                };
+                let target: Vec<String> = body
+                    .get("target")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|t| t.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let kind = body
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("encrypted")
+                    .to_string();
+                let upsert = query.get("upsert").map(String::as_str) == Some("true");
+                let now = self.clock.now();
+                let existing = self
+                    .envs
+                    .iter()
+                    .position(|e| e.key == key && e.target.iter().any(|t| target.contains(t)));
+                let e = match existing {
+                    Some(_) if !upsert => {
+                        return error(
+                            400,
+                            "ENV_ALREADY_EXISTS",
+                            &format!(
+                                "A variable with the name `{key}` already exists for the target."
+                            ),
+                        );
+                    }
+                    Some(i) => {
+                        let e = &mut self.envs[i];
+                        e.value = value.to_string();
+                        // Each write is a distinct moment, even on a paused clock.
+                        e.updated = now.max(e.updated + chrono::Duration::milliseconds(1));
+                        e.clone()
+                    }
+                    None => {
+                        let e = SimEnv {
+                            id: format!("env_{:016x}", fastrand::u64(..)),
+                            key: key.into(),
+                            value: value.into(),
+                            kind,
+                            target,
+                            created: now,
+                            updated: now,
+                        };
+                        self.envs.push(e.clone());
+                        e
+                    }
+                };
+                self.mutations += 1;
+                (201, json!({"created": env_json(&e, false), "failed": []}))
+            }
+            ("DELETE", ["v9", "projects", p, "env", id]) if project_ok(p) => {
+                match self.envs.iter().position(|e| e.id == *id) {
+                    Some(i) => {
+                        let e = self.envs.remove(i);
+                        self.mutations += 1;
+                        (200, env_json(&e, false))
+                    }
+                    None => error(404, "not_found", "Environment variable not found"),
+                }
+            }
+            (_, ["v9" | "v10" | "v1", "projects", ..]) => {
+                error(404, "not_found", "Project not found")
+            }
+            _ => error(
+                404,
+                "not_found",
+                &format!("{method} {path} is not simulated"),
+            ),
+        }
+    }
+}
+
+fn env_json(e: &SimEnv, decrypted: bool) -> Value {
+    let mut v = json!({
+        "id": e.id, "key": e.key, "type": e.kind, "target": e.target,
+        "createdAt": ms(e.created), "updatedAt": ms(e.updated), "configurationId": null,
+        "createdBy": "usr_sim", "updatedBy": "usr_sim", "decrypted": decrypted,
+    });
+    // Listing shows an opaque value; reading one variable decrypts it.
+    v["value"] = if decrypted {
+        json!(e.value)
+    } else {
+        json!("eyJ2IjoiZW5jcnlwdGVkIn0")
+    };
+    v
+}
+
+impl Respond for Router {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let method = req.method.as_str().to_string();
+        let path = req.url.path().to_string();
+        s.requests.push(format!("{method} {path}"));
+        let now = s.clock.now();
+        if let Some(i) = s.faults.iter().position(|f| {
+            f.remaining > 0
+                && f.method.as_deref().is_none_or(|m| m == method)
+                && path.contains(&f.path_contains)
+        }) {
+            s.faults[i].remaining -= 1;
+            let fault = s.faults[i].fault.clone();
+            if s.faults[i].remaining == 0 {
+                s.faults.remove(i);
+            }
+            return match fault {
+                Fault::Status {
+                    status,
+                    retry_after,
+                } => {
+                    let (code, msg) = match status {
+                        429 => ("rate_limited", "Rate limit exceeded"),
+                        401 => ("unauthorized", "Not authorized"),
+                        403 => ("forbidden", "Not authorized"),
+                        404 => ("not_found", "Not found"),
+                        409 => ("conflict", "Conflict"),
+                        _ => ("internal_server_error", "An unexpected error occurred."),
+                    };
+                    let mut t =
+                        json_template(status, json!({"error": {"code": code, "message": msg}}));
+                    if let Some(secs) = retry_after {
+                        if status == 429 {
+                            t = t
+                                .insert_header("x-ratelimit-limit", "100")
+                                .insert_header("x-ratelimit-remaining", "0")
+                                .insert_header(
+                                    "x-ratelimit-reset",
+                                    (now.timestamp() + secs as i64).to_string().as_str(),
+                                );
+                        } else {
+                            t = t.insert_header("retry-after", secs.to_string().as_str());
+                        }
+                    }
+                    t
+                }
+                Fault::Delay(d) => ResponseTemplate::new(504).set_delay(d),
+                Fault::TruncatedJson => ResponseTemplate::new(200)
+                    .insert_header("content-type", "application/json")
+                    .set_body_string("{\"deployments\": [{\"uid\": \"dpl_"),
+            };
+        }
+        let auth = req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if auth.is_empty() {
+            return json_template(
+                401,
+                json!({"error": {"code": "unauthorized", "message": "Not authorized"}}),
+            );
+        }
+        if auth != format!("Bearer {SIM_TOKEN}") {
+            return json_template(
+                403,
+                json!({"error": {"code": "forbidden", "message": "Not authorized", "invalidToken": true}}),
+            );
+        }
+        let query: BTreeMap<String, String> = req.url.query_pairs().into_owned().collect();
+        if query.get("teamId").map(String::as_str) != Some(SIM_TEAM) {
+            return json_template(
+                404,
+                json!({"error": {"code": "not_found", "message": "Project not found"}}),
+            );
+        }
+        let body: Value = if req.body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&req.body).unwrap_or(Value::Null)
+        };
+        let (status, out) = s.route(&method, &path, &query, &body);
+        json_template(status, out)
+            .insert_header("x-ratelimit-limit", "100")
+            .insert_header("x-ratelimit-remaining", "99")
+            .insert_header(
+                "x-ratelimit-reset",
+                (now.timestamp() + 60).to_string().as_str(),
+            )
+    }
+}
+
+fn json_template(status: u16, body: Value) -> ResponseTemplate {
+    ResponseTemplate::new(status)
+        .insert_header("content-type", "application/json; charset=utf-8")
+        .set_body_string(body.to_string())
+}
