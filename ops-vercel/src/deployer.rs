@@ -114,7 +114,10 @@ impl VercelDeployer {
     }
 
     async fn list(&self) -> Result<Vec<Deployment>> {
-        let project = self.project().await?;
+        self.list_in(&self.project().await?).await
+    }
+
+    async fn list_in(&self, project: &Project) -> Result<Vec<Deployment>> {
         let mut all = Vec::new();
         let mut until: Option<i64> = None;
         loop {
@@ -267,7 +270,7 @@ impl VercelDeployer {
     async fn state_of(&self, p: &Project) -> Result<ServiceState> {
         let prod = p.production();
         let latest_ready = self
-            .list()
+            .list_in(p)
             .await?
             .into_iter()
             .filter(|d| d.ready_state == "READY")
@@ -295,9 +298,10 @@ impl VercelDeployer {
         if request.traffic == InitialTraffic::All {
             body["target"] = json!("production");
         }
-        if !request.labels.is_empty() {
-            body["meta"] = json!(request.labels);
-        }
+        // The version asked for travels with the deployment, so listings show it back.
+        let mut meta = request.labels.clone();
+        meta.insert(crate::model::VERSION_META.into(), request.version.clone());
+        body["meta"] = json!(meta);
         if request.version.starts_with("dpl_") {
             body["deploymentId"] = json!(request.version);
             return Ok(body);

@@ -6,6 +6,41 @@
 //! Vercel's error bodies (`{"error":{"code","message"}}`) become typed errors with the code
 //! kept; `429` and the `x-ratelimit-reset` header are honoured by the shared retry policy.
 //!
+//! Deploy → verify → roll back, against the simulator (against Vercel, only the client
+//! changes: `VercelClient::new(VercelConfig::from_env()?)`):
+//!
+//! ```
+//! # #[cfg(feature = "sim")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> ops_core::Result<()> {
+//! use std::time::Duration;
+//! use ops_core::contracts::{Deployer, DeployRequest, HealthProbe, HealthStatus, InitialTraffic, TrafficSplit};
+//! use ops_vercel::VercelHealth;
+//! use ops_vercel::sim::VercelSim;
+//!
+//! let sim = VercelSim::builder().build_time(Duration::from_millis(40)).start().await;
+//! let site = sim.deployer(Duration::from_millis(10))?;
+//! let stable = site.current().await?.primary_release().unwrap().to_string();
+//!
+//! // Deploy the branch to production and wait for its build.
+//! let release = site
+//!     .deploy(&DeployRequest { traffic: InitialTraffic::All, ..DeployRequest::new("release-42") })
+//!     .await?;
+//! assert_eq!(site.current().await?.primary_release(), Some(release.id.as_str()));
+//!
+//! // Verify: production READY and the site answering (the simulator serves it at `/`).
+//! let probe = VercelHealth::new(site.clone(), Some(sim.uri()));
+//! let report = probe.check().await?;
+//! assert_eq!(report.status, HealthStatus::Healthy, "{:?}", report.checks);
+//!
+//! // Instant rollback to the deployment that served before.
+//! site.set_traffic(&TrafficSplit::all_to(stable.as_str())?).await?;
+//! assert_eq!(site.current().await?.primary_release(), Some(stable.as_str()));
+//! # Ok(()) }
+//! # #[cfg(not(feature = "sim"))]
+//! # fn main() {}
+//! ```
+//!
 //! Layout, as in every provider crate: [`client`] (configuration, the one error mapping),
 //! one module per API area, and `sim`.
 

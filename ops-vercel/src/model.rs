@@ -7,6 +7,9 @@ use chrono::{DateTime, Utc};
 use ops_core::contracts::{Release, ReleaseState};
 use serde::{Deserialize, Serialize};
 
+/// The deployment `meta` key holding the version a deploy asked for.
+pub const VERSION_META: &str = "opsVersion";
+
 /// A deployment (`/v7/deployments` items and `/v13/deployments/{id}`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(from = "RawDeployment")]
@@ -89,9 +92,11 @@ impl Deployment {
         self.created_at.and_then(DateTime::from_timestamp_millis)
     }
 
-    /// What was deployed: the commit, else the branch, else the id.
+    /// What was deployed: the version this crate asked for, else the commit, else the
+    /// branch, else the id.
     pub fn version(&self) -> String {
         [
+            VERSION_META,
             "githubCommitSha",
             "gitlabCommitSha",
             "bitbucketCommitSha",

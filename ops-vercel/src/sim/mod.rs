@@ -1,6 +1,7 @@
 //! A stateful fake of the Vercel REST API on loopback: a project with deployments that move
 //! QUEUED → BUILDING → READY (or ERROR) over time, a production pointer that promote and
-//! rollback move, pause, environment variables, build events, and fault injection.
+//! rollback move, pause, environment variables, build events, and fault injection. `GET /`
+//! answers as the site itself, for health probes.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]

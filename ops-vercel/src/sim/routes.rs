@@ -71,7 +71,12 @@ impl State {
             .deployments
             .iter()
             .filter(|d| !d.settled && matches!(self.ready_state(d), "READY" | "ERROR"))
-            .map(|d| (d.id.clone(), d.target.as_deref() == Some("production") && self.ready_state(d) == "READY"))
+            .map(|d| {
+                (
+                    d.id.clone(),
+                    d.target.as_deref() == Some("production") && self.ready_state(d) == "READY",
+                )
+            })
             .collect();
         for (id, promote) in finished {
             if let Some(d) = self.deployments.iter_mut().find(|d| d.id == id) {
@@ -235,6 +240,15 @@ impl State {
                 } else {
                     return error(400, "missing_files", "Missing files or gitSource");
                 };
+                if let Some(extra) = body.get("meta").and_then(Value::as_object)
+                    && let Some(d) = self.deployments.iter_mut().find(|d| d.id == id)
+                {
+                    for (k, v) in extra {
+                        if let Some(v) = v.as_str() {
+                            d.meta.insert(k.clone(), v.to_string());
+                        }
+                    }
+                }
                 self.mutations += 1;
                 let d = self.find(&id).cloned().expect("created");
                 (200, self.render(&d))
@@ -453,6 +467,11 @@ impl Respond for Router {
                     .insert_header("content-type", "application/json")
                     .set_body_string("{\"deployments\": [{\"uid\": \"dpl_"),
             };
+        }
+        if method == "GET" && path == "/" {
+            // The simulated site itself, for health probes.
+            return ResponseTemplate::new(200)
+                .set_body_string("<!doctype html><title>site</title>");
         }
         let auth = req
             .headers
