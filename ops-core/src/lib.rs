@@ -33,6 +33,7 @@ pub mod redact;
 pub mod retry;
 pub mod runbooks;
 pub mod serde_duration;
+pub mod sim;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 

@@ -102,29 +102,8 @@ impl Behaviour {
     }
 }
 
-/// What an injected fault does to a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fault {
-    /// Answer with this status and a Google error body (and `Retry-After` seconds).
-    Status {
-        /// The HTTP status.
-        status: u16,
-        /// `Retry-After`, in seconds.
-        retry_after: Option<u64>,
-    },
-    /// Answer nothing for this long (the client's timeout fires first).
-    Delay(Duration),
-    /// A 200 whose JSON body is cut short.
-    TruncatedJson,
-}
-
-#[derive(Debug, Clone)]
-struct Injected {
-    method: Option<String>,
-    path_contains: String,
-    remaining: u32,
-    fault: Fault,
-}
+pub use ops_core::sim::Fault;
+use ops_core::sim::FaultPlan;
 
 /// The simulator's state, behind the router.
 #[derive(Debug)]
@@ -151,7 +130,7 @@ struct SimState {
     sql_ops: Vec<sql::SimSqlOp>,
     next_sql_id: u64,
     fail_next_sql_backup: bool,
-    faults: Vec<Injected>,
+    faults: FaultPlan,
     requests: Vec<String>,
     mutations: u64,
 }
@@ -162,17 +141,7 @@ impl SimState {
     }
 
     fn take_fault(&mut self, method: &str, path: &str) -> Option<Fault> {
-        let i = self.faults.iter().position(|f| {
-            f.remaining > 0
-                && f.method.as_deref().is_none_or(|m| m == method)
-                && path.contains(&f.path_contains)
-        })?;
-        self.faults[i].remaining -= 1;
-        let fault = self.faults[i].fault.clone();
-        if self.faults[i].remaining == 0 {
-            self.faults.remove(i);
-        }
-        Some(fault)
+        self.faults.take(method, path)
     }
 }
 
@@ -247,7 +216,7 @@ impl GcpSimBuilder {
             sql_ops: Vec::new(),
             next_sql_id: 1_763_000_000_000,
             fail_next_sql_backup: false,
-            faults: Vec::new(),
+            faults: FaultPlan::default(),
             requests: Vec::new(),
             mutations: 0,
         }));
@@ -403,12 +372,9 @@ impl GcpSim {
     /// The next `times` requests whose path contains `path_contains` (and, if given, whose
     /// method is `method`) get `fault` instead of an answer.
     pub fn inject(&self, method: Option<&str>, path_contains: &str, times: u32, fault: Fault) {
-        self.state().faults.push(Injected {
-            method: method.map(str::to_owned),
-            path_contains: path_contains.to_string(),
-            remaining: times,
-            fault,
-        });
+        self.state()
+            .faults
+            .inject(method, path_contains, times, fault);
     }
 
     /// Every request so far, as `METHOD /path`.

@@ -42,22 +42,8 @@ pub const SIM_TEAM: &str = "team_sim0000000000000000";
 /// The simulated project's id.
 pub const SIM_PROJECT_ID: &str = "prj_sim00000000000000000000";
 
-/// What an injected fault does.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fault {
-    /// Answer with this status and a Vercel error body; a 429 carries the rate-limit headers
-    /// with a reset `retry_after` seconds ahead.
-    Status {
-        /// The HTTP status.
-        status: u16,
-        /// Seconds until the limit resets (429) or `Retry-After` (others).
-        retry_after: Option<u64>,
-    },
-    /// Answer nothing for this long.
-    Delay(Duration),
-    /// A 200 whose JSON is cut short.
-    TruncatedJson,
-}
+pub use ops_core::sim::Fault;
+use ops_core::sim::FaultPlan;
 
 #[derive(Debug, Clone)]
 struct SimDeployment {
@@ -90,14 +76,6 @@ impl std::fmt::Debug for SimEnv {
     }
 }
 
-#[derive(Debug, Clone)]
-struct Injected {
-    method: Option<String>,
-    path_contains: String,
-    remaining: u32,
-    fault: Fault,
-}
-
 #[derive(Debug)]
 struct State {
     clock: SharedClock,
@@ -108,7 +86,7 @@ struct State {
     deployments: Vec<SimDeployment>,
     envs: Vec<SimEnv>,
     failing_refs: BTreeSet<String>,
-    faults: Vec<Injected>,
+    faults: FaultPlan,
     requests: Vec<String>,
     mutations: u64,
 }
@@ -156,7 +134,7 @@ impl VercelSimBuilder {
             deployments: Vec::new(),
             envs: Vec::new(),
             failing_refs: BTreeSet::new(),
-            faults: Vec::new(),
+            faults: FaultPlan::default(),
             requests: Vec::new(),
             mutations: 0,
         };
@@ -267,12 +245,9 @@ impl VercelSim {
 
     /// The next `times` requests whose path contains `path_contains` get `fault`.
     pub fn inject(&self, method: Option<&str>, path_contains: &str, times: u32, fault: Fault) {
-        self.state().faults.push(Injected {
-            method: method.map(str::to_owned),
-            path_contains: path_contains.into(),
-            remaining: times,
-            fault,
-        });
+        self.state()
+            .faults
+            .inject(method, path_contains, times, fault);
     }
 
     /// Every request so far, as `METHOD /path`.

@@ -422,16 +422,7 @@ impl Respond for Router {
         let path = req.url.path().to_string();
         s.requests.push(format!("{method} {path}"));
         let now = s.clock.now();
-        if let Some(i) = s.faults.iter().position(|f| {
-            f.remaining > 0
-                && f.method.as_deref().is_none_or(|m| m == method)
-                && path.contains(&f.path_contains)
-        }) {
-            s.faults[i].remaining -= 1;
-            let fault = s.faults[i].fault.clone();
-            if s.faults[i].remaining == 0 {
-                s.faults.remove(i);
-            }
+        if let Some(fault) = s.faults.take(&method, &path) {
             return match fault {
                 Fault::Status {
                     status,
