@@ -1,0 +1,341 @@
+//! The Prometheus HTTP API client and its one error mapping.
+
+use async_trait::async_trait;
+use ops_core::contracts::{Metric, MetricQuery, MetricReading, MetricsSource, TimeWindow};
+use ops_core::http::{HttpClient, HttpConfig, SendOptions, decode_json};
+use ops_core::redact::redact_text;
+use ops_core::{Error, ErrorKind, Result};
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use url::Url;
+
+use crate::queries::PromQueries;
+
+/// One series' value at a time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Unix time (seconds) and value; `NaN` and infinities as Prometheus gives them.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A Prometheus server.
+#[derive(Debug, Clone)]
+pub struct Prometheus {
+    http: HttpClient,
+    base: Url,
+    queries: Arc<PromQueries>,
+    bearer: Option<Arc<SecretString>>,
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    status: String,
+    #[serde(default)]
+    data: Option<Data>,
+    #[serde(default, rename = "errorType")]
+    error_type: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Data {
+    #[serde(rename = "resultType")]
+    result_type: String,
+    result: serde_json::Value,
+}
+
+/// `status: error` bodies (HTTP 400, 422, 503) by `errorType`.
+pub fn parse_error(status: StatusCode, _: &HeaderMap, body: &[u8]) -> Option<ErrorKind> {
+    let e: Envelope = serde_json::from_slice(body).ok()?;
+    if e.status != "error" {
+        return None;
+    }
+    let message = redact_text(e.error.as_deref().unwrap_or(""));
+    Some(match e.error_type.as_deref().unwrap_or("") {
+        "bad_data" => ErrorKind::InvalidInput {
+            field: "query".into(),
+            reason: message,
+        },
+        "timeout" => ErrorKind::Timeout {
+            after: std::time::Duration::ZERO,
+        },
+        "canceled" => ErrorKind::Cancelled,
+        "unavailable" => ErrorKind::Unavailable { retry_after: None },
+        other => ErrorKind::Provider {
+            status: status.as_u16(),
+            code: Some(other.to_string()),
+            body_excerpt: message,
+        },
+    })
+}
+
+impl Prometheus {
+    /// The server at `base` (e.g. `http://prometheus:9090`), reading metrics with `queries`.
+    pub fn new(base: &str, queries: PromQueries) -> Result<Self> {
+        let mut url = Url::parse(base)
+            .map_err(|e| Error::invalid_input("prometheus", "config", "base_url", e.to_string()))?;
+        if !url.path().ends_with('/') {
+            let p = format!("{}/", url.path());
+            url.set_path(&p);
+        }
+        let http = HttpClient::new("prometheus", &HttpConfig::default())?
+            .with_error_parser(Arc::new(parse_error));
+        Ok(Self {
+            name: format!("prometheus:{}", url.host_str().unwrap_or("")),
+            http,
+            base: url,
+            queries: Arc::new(queries),
+            bearer: None,
+        })
+    }
+
+    /// The same client sending `Authorization: Bearer TOKEN` (a proxy or managed Prometheus).
+    pub fn with_bearer(mut self, token: impl Into<String>) -> Self {
+        self.bearer = Some(Arc::new(SecretString::from(token.into())));
+        self
+    }
+
+    /// The same client on another HTTP client (its clock, timeouts, retries).
+    pub fn with_http(mut self, http: HttpClient) -> Self {
+        self.http = http.with_error_parser(Arc::new(parse_error));
+        self
+    }
+
+    async fn api(&self, path: &str, params: &[(&str, String)]) -> Result<Data> {
+        let mut url = self
+            .base
+            .join(path)
+            .map_err(|e| Error::invalid_input("prometheus", "url", "path", e.to_string()))?;
+        url.query_pairs_mut()
+            .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
+        let mut req = self.http.get(url);
+        if let Some(t) = &self.bearer {
+            req = req.header(
+                reqwest::header::AUTHORIZATION,
+                ops_core::http::bearer(t.expose_secret())?,
+            );
+        }
+        let options = SendOptions {
+            resource: Some("query".into()),
+            ..SendOptions::default()
+        };
+        let (_, _, body) = self.http.send_bytes("query", req, &options).await?;
+        let e: Envelope = decode_json("prometheus", "query", &body)?;
+        if e.status != "success" {
+            let kind = parse_error(StatusCode::OK, &HeaderMap::new(), &body).unwrap_or(
+                ErrorKind::Decode {
+                    detail: "status is not success".into(),
+                },
+            );
+            return Err(Error::new("prometheus", "query", kind));
+        }
+        e.data.ok_or_else(|| {
+            Error::new(
+                "prometheus",
+                "query",
+                ErrorKind::Decode {
+                    detail: "no data".into(),
+                },
+            )
+        })
+    }
+
+    /// An instant query at `time` (unix seconds).
+    pub async fn query(&self, promql: &str, time: f64) -> Result<Vec<Sample>> {
+        let data = self
+            .api(
+                "api/v1/query",
+                &[("query", promql.to_string()), ("time", format!("{time}"))],
+            )
+            .await?;
+        samples(&data)
+    }
+
+    /// A range query over `window` every `step_secs`.
+    pub async fn query_range(
+        &self,
+        promql: &str,
+        window: &TimeWindow,
+        step_secs: u64,
+    ) -> Result<Vec<Sample>> {
+        let params = [
+            ("query", promql.to_string()),
+            ("start", window.start.timestamp().to_string()),
+            ("end", window.end.timestamp().to_string()),
+            ("step", format!("{}s", step_secs.max(1))),
+        ];
+        let data = self.api("api/v1/query_range", &params).await?;
+        samples(&data)
+    }
+
+    /// One value from an instant query; `None` when nothing or `NaN` came back.
+    async fn single(&self, promql: &str, time: f64) -> Result<Option<f64>> {
+        let series = self.query(promql, time).await?;
+        match series.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(one.points.last().map(|p| p.1).filter(|v| v.is_finite())),
+            many => Err(Error::invalid_input(
+                "prometheus",
+                "query",
+                "query",
+                format!(
+                    "returned {} series; aggregate it to one (sum, avg, max): {promql}",
+                    many.len()
+                ),
+            )),
+        }
+    }
+}
+
+fn number(v: &serde_json::Value) -> Result<f64> {
+    let s = v
+        .as_str()
+        .ok_or_else(|| decode("a sample value is not a string"))?;
+    match s {
+        "NaN" => Ok(f64::NAN),
+        "+Inf" => Ok(f64::INFINITY),
+        "-Inf" => Ok(f64::NEG_INFINITY),
+        s => s
+            .parse()
+            .map_err(|_| decode("a sample value is not a number")),
+    }
+}
+
+fn point(v: &serde_json::Value) -> Result<(f64, f64)> {
+    let pair = v
+        .as_array()
+        .filter(|a| a.len() == 2)
+        .ok_or_else(|| decode("a sample is not [time, value]"))?;
+    Ok((
+        pair[0]
+            .as_f64()
+            .ok_or_else(|| decode("a sample time is not a number"))?,
+        number(&pair[1])?,
+    ))
+}
+
+fn decode(detail: &str) -> Error {
+    Error::new(
+        "prometheus",
+        "query",
+        ErrorKind::Decode {
+            detail: detail.to_string(),
+        },
+    )
+}
+
+/// `vector`, `matrix`, `scalar` results as samples.
+fn samples(data: &Data) -> Result<Vec<Sample>> {
+    let labels = |s: &serde_json::Value| -> BTreeMap<String, String> {
+        serde_json::from_value(s.get("metric").cloned().unwrap_or_default()).unwrap_or_default()
+    };
+    match data.result_type.as_str() {
+        "scalar" | "string" => Ok(vec![Sample {
+            labels: BTreeMap::new(),
+            points: vec![point(&data.result)?],
+        }]),
+        "vector" => data
+            .result
+            .as_array()
+            .ok_or_else(|| decode("a vector result is not a list"))?
+            .iter()
+            .map(|s| {
+                Ok(Sample {
+                    labels: labels(s),
+                    points: vec![point(s.get("value").unwrap_or(&serde_json::Value::Null))?],
+                })
+            })
+            .collect(),
+        "matrix" => data
+            .result
+            .as_array()
+            .ok_or_else(|| decode("a matrix result is not a list"))?
+            .iter()
+            .map(|s| {
+                let values = s
+                    .get("values")
+                    .and_then(|v| v.as_array())
+                    .ok_or_else(|| decode("a matrix series has no values"))?;
+                Ok(Sample {
+                    labels: labels(s),
+                    points: values.iter().map(point).collect::<Result<_>>()?,
+                })
+            })
+            .collect(),
+        other => Err(decode(&format!("unknown result type {other}"))),
+    }
+}
+
+#[async_trait]
+impl MetricsSource for Prometheus {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn read(&self, q: &MetricQuery) -> Result<MetricReading> {
+        q.validate()?;
+        let secs = q.window.duration().as_secs().max(1);
+        let release = q.release.as_deref();
+        let (template, quantile) = match &q.metric {
+            Metric::ErrorRatio => (self.queries.error_ratio.clone(), None),
+            Metric::LatencyPercentile { percentile } => {
+                (self.queries.latency.clone(), Some(percentile / 100.0))
+            }
+            Metric::CpuUtilisation => (self.queries.cpu.clone(), None),
+            Metric::MemoryUtilisation => (self.queries.memory.clone(), None),
+            Metric::Named { name } => (
+                self.queries.named.get(name).cloned().unwrap_or_default(),
+                None,
+            ),
+        };
+        if template.trim().is_empty() {
+            return Err(Error::unsupported(
+                "prometheus",
+                "read",
+                format!("{:?}: no query configured for it", q.metric),
+            ));
+        }
+        let time = q.window.end.timestamp() as f64;
+        let value = self
+            .single(&PromQueries::fill(&template, secs, release, quantile), time)
+            .await?;
+        // Requests back request metrics; gauges rest on the one reading.
+        let request_metric = matches!(
+            q.metric,
+            Metric::ErrorRatio | Metric::LatencyPercentile { .. }
+        );
+        let samples = if !request_metric || self.queries.requests.trim().is_empty() {
+            u64::from(value.is_some())
+        } else {
+            let n = self
+                .single(
+                    &PromQueries::fill(&self.queries.requests, secs, release, None),
+                    time,
+                )
+                .await?;
+            n.map_or(0, |n| n.round().max(0.0) as u64)
+        };
+        Ok(match value {
+            Some(value) if samples >= q.min_samples.max(1) => {
+                MetricReading::Value { value, samples }
+            }
+            _ => MetricReading::InsufficientData {
+                samples,
+                detail: format!(
+                    "{samples} samples for {:?}{} (need {})",
+                    q.metric,
+                    release.map(|r| format!(" of {r}")).unwrap_or_default(),
+                    q.min_samples.max(1)
+                ),
+            },
+        })
+    }
+}
