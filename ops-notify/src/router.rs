@@ -1,0 +1,361 @@
+//! [`NotifyRouter`]: severity → channels (the seeds' escalation matrix as configuration), a
+//! concurrent fan-out where one channel down never hides the others, and escalation to the
+//! next level when an incident is not acknowledged in time.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ops_core::clock::{SharedClock, system_clock};
+use ops_core::contracts::{Notification, NotificationEvent, Notifier, Receipt, Severity};
+use ops_core::runbooks::{RunbookConfig, human_duration};
+use ops_core::{Error, ErrorKind, Result};
+use serde::{Deserialize, Serialize};
+
+/// Routes and escalation.
+///
+/// ```toml
+/// escalate_from = "error"          # severities that escalate when not acknowledged
+/// [routes]
+/// critical = ["pagerduty", "slack-incidents", "email-oncall"]
+/// error = ["slack-alerts"]
+/// warning = ["slack-alerts"]
+/// info = ["slack-deployments"]
+///
+/// [[escalation]]                   # not acknowledged 15 minutes after the trigger
+/// after = "15m"
+/// channels = ["pagerduty-secondary"]
+/// [[escalation]]
+/// after = "30m"
+/// channels = ["email-management"]
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouterConfig {
+    /// Channels per severity (`critical`, `error`, `warning`, `info`).
+    pub routes: BTreeMap<Severity, Vec<String>>,
+    /// Levels notified, in order, while an incident stays unacknowledged.
+    pub escalation: Vec<EscalationLevel>,
+    /// The least severity that escalates.
+    pub escalate_from: Severity,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self {
+            routes: BTreeMap::new(),
+            escalation: Vec::new(),
+            escalate_from: Severity::Error,
+        }
+    }
+}
+
+/// One escalation level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationLevel {
+    /// Time since the trigger after which this level is notified.
+    #[serde(with = "human_duration")]
+    pub after: Duration,
+    /// The channels it notifies.
+    pub channels: Vec<String>,
+}
+
+impl RunbookConfig for RouterConfig {
+    fn validate(&self) -> Result<()> {
+        let invalid =
+            |field: &str, reason: &str| Error::invalid_input("notify", "router", field, reason);
+        if self.routes.values().all(Vec::is_empty) {
+            return Err(invalid(
+                "routes",
+                "route at least one severity to a channel",
+            ));
+        }
+        let mut last = Duration::ZERO;
+        for (i, l) in self.escalation.iter().enumerate() {
+            if l.after <= last {
+                return Err(invalid(
+                    &format!("escalation[{i}].after"),
+                    "must be later than the level before",
+                ));
+            }
+            if l.channels.is_empty() {
+                return Err(invalid(
+                    &format!("escalation[{i}].channels"),
+                    "must name a channel",
+                ));
+            }
+            last = l.after;
+        }
+        Ok(())
+    }
+}
+
+/// One channel's outcome.
+#[derive(Debug)]
+pub struct Delivery {
+    /// The channel's name.
+    pub channel: String,
+    /// Its receipt, or why it failed.
+    pub outcome: Result<Receipt>,
+}
+
+/// What a fan-out did, channel by channel.
+#[derive(Debug, Default)]
+pub struct RouteReport {
+    /// One entry per channel.
+    pub deliveries: Vec<Delivery>,
+}
+
+impl RouteReport {
+    /// Channels that took the notification.
+    pub fn delivered(&self) -> Vec<&str> {
+        self.deliveries
+            .iter()
+            .filter(|d| d.outcome.is_ok())
+            .map(|d| d.channel.as_str())
+            .collect()
+    }
+
+    /// Channels that failed, with why.
+    pub fn failed(&self) -> Vec<(&str, &Error)> {
+        self.deliveries
+            .iter()
+            .filter_map(|d| d.outcome.as_ref().err().map(|e| (d.channel.as_str(), e)))
+            .collect()
+    }
+}
+
+#[derive(Default)]
+struct Incident {
+    channels: Vec<String>,
+    acknowledged: bool,
+    escalation: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Routes notifications to named channels.
+#[derive(Clone)]
+pub struct NotifyRouter {
+    config: Arc<RouterConfig>,
+    channels: Arc<BTreeMap<String, Arc<dyn Notifier>>>,
+    clock: SharedClock,
+    incidents: Arc<Mutex<HashMap<String, Incident>>>,
+    name: String,
+}
+
+impl std::fmt::Debug for NotifyRouter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotifyRouter")
+            .field("config", &self.config)
+            .field("channels", &self.channels.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+async fn fan_out(
+    channels: &BTreeMap<String, Arc<dyn Notifier>>,
+    names: &[String],
+    n: &Notification,
+) -> RouteReport {
+    let sends = names.iter().map(|name| {
+        let channel = channels.get(name).cloned();
+        let name = name.clone();
+        async move {
+            let outcome = match channel {
+                Some(c) => c.send(n).await,
+                None => Err(Error::invalid_input(
+                    "notify",
+                    "route",
+                    "channel",
+                    format!("no channel named {name}"),
+                )),
+            };
+            if let Err(e) = &outcome {
+                tracing::warn!(channel = %name, error = %e, "a notification channel failed");
+            }
+            Delivery {
+                channel: name,
+                outcome,
+            }
+        }
+    });
+    RouteReport {
+        deliveries: futures_util::future::join_all(sends).await,
+    }
+}
+
+impl NotifyRouter {
+    /// A router over `channels` (by name). Every channel the config names must exist.
+    pub fn new(
+        config: RouterConfig,
+        channels: BTreeMap<String, Arc<dyn Notifier>>,
+    ) -> Result<Self> {
+        config.validate()?;
+        let named = config
+            .routes
+            .values()
+            .flatten()
+            .chain(config.escalation.iter().flat_map(|l| &l.channels));
+        for name in named {
+            if !channels.contains_key(name) {
+                return Err(Error::invalid_input(
+                    "notify",
+                    "router",
+                    "channels",
+                    format!("the config names {name}, which is not given"),
+                ));
+            }
+        }
+        Ok(Self {
+            config: Arc::new(config),
+            channels: Arc::new(channels),
+            clock: system_clock(),
+            incidents: Arc::new(Mutex::new(HashMap::new())),
+            name: "router".into(),
+        })
+    }
+
+    /// The same router waiting on `clock` (escalation timers).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Incident>> {
+        self.incidents.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends to every channel for this notification, concurrently, and says how each did.
+    /// Updates, acknowledgements and resolutions of a known incident go where its trigger (and
+    /// any escalation) went.
+    pub async fn send_all(&self, n: &Notification) -> Result<RouteReport> {
+        n.validate()?;
+        let known = n
+            .dedup_key
+            .as_ref()
+            .and_then(|k| self.lock().get(k).map(|i| i.channels.clone()));
+        let targets = match (n.event, known) {
+            (NotificationEvent::Trigger, _) | (_, None) => self
+                .config
+                .routes
+                .get(&n.severity)
+                .cloned()
+                .unwrap_or_default(),
+            (_, Some(channels)) => channels,
+        };
+        if targets.is_empty() {
+            return Err(Error::invalid_input(
+                "notify",
+                "route",
+                "severity",
+                format!("no channel is routed for {}", n.severity),
+            ));
+        }
+        let report = fan_out(&self.channels, &targets, n).await;
+        if let Some(key) = n.dedup_key.clone() {
+            match n.event {
+                NotificationEvent::Trigger => self.opened(key, targets, n),
+                NotificationEvent::Acknowledge | NotificationEvent::Resolve => {
+                    self.acknowledge(&key)
+                }
+                NotificationEvent::Update => {}
+            }
+        }
+        Ok(report)
+    }
+
+    /// Stops escalation of the incident `dedup_key` (someone has it).
+    pub fn acknowledge(&self, dedup_key: &str) {
+        if let Some(i) = self.lock().get_mut(dedup_key) {
+            i.acknowledged = true;
+            if let Some(h) = i.escalation.take() {
+                h.abort();
+            }
+        }
+    }
+
+    fn opened(&self, key: String, channels: Vec<String>, n: &Notification) {
+        let escalates =
+            n.severity >= self.config.escalate_from && !self.config.escalation.is_empty();
+        let mut incidents = self.lock();
+        let incident = incidents.entry(key.clone()).or_default();
+        for c in channels {
+            if !incident.channels.contains(&c) {
+                incident.channels.push(c);
+            }
+        }
+        if !escalates || incident.escalation.is_some() || incident.acknowledged {
+            return;
+        }
+        let router = self.clone();
+        let n = n.clone();
+        incident.escalation = Some(tokio::spawn(async move { router.escalate(key, n).await }));
+    }
+
+    async fn escalate(&self, key: String, n: Notification) {
+        let mut waited = Duration::ZERO;
+        for (level, l) in self.config.escalation.iter().enumerate() {
+            self.clock.sleep(l.after - waited).await;
+            waited = l.after;
+            if self.lock().get(&key).is_none_or(|i| i.acknowledged) {
+                return;
+            }
+            let note = Notification {
+                title: format!(
+                    "[not acknowledged after {}] {}",
+                    ops_core::runbooks::human_duration::format(l.after),
+                    n.title
+                ),
+                ..n.clone()
+            };
+            tracing::warn!(dedup_key = %key, level = level + 1, "escalating an unacknowledged incident");
+            let report = fan_out(&self.channels, &l.channels, &note).await;
+            if let Some(i) = self.lock().get_mut(&key) {
+                for c in report.delivered() {
+                    if !i.channels.iter().any(|x| x == c) {
+                        i.channels.push(c.to_string());
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Notifier for NotifyRouter {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Succeeds when at least one channel took the notification (the receipt says which);
+    /// fails with the first error when none did.
+    async fn send(&self, n: &Notification) -> Result<Receipt> {
+        let report = self.send_all(n).await?;
+        let delivered = report.delivered();
+        if delivered.is_empty() {
+            let first = report.deliveries.into_iter().find_map(|d| d.outcome.err());
+            return Err(first.unwrap_or_else(|| {
+                Error::new(
+                    "notify",
+                    "route",
+                    ErrorKind::Unavailable { retry_after: None },
+                )
+            }));
+        }
+        let failed: Vec<String> = report
+            .failed()
+            .iter()
+            .map(|(c, e)| format!("{c}: {}", e.kind().name()))
+            .collect();
+        let mut summary = format!("delivered to {}", delivered.join(", "));
+        if !failed.is_empty() {
+            summary.push_str(&format!("; failed: {}", failed.join(", ")));
+        }
+        Ok(Receipt {
+            notifier: self.name.clone(),
+            id: Some(summary),
+            dedup_key: n.dedup_key.clone(),
+        })
+    }
+}
