@@ -17,7 +17,7 @@ fn key(i: &Incident) -> String {
     format!("incident/{}", i.id)
 }
 
-/// "🔴 [P0] Checkout is down": what is affected, who leads, where to follow.
+/// "🔴 \[P0\] Checkout is down": what is affected, who leads, where to follow.
 pub fn incident_declared(i: &Incident, commander: &str, status_page: Option<&str>) -> Notification {
     let mut n = Notification::new(
         severity(i.priority),
