@@ -334,3 +334,84 @@ async fn refused_mail_is_typed() {
         .unwrap_err();
     assert!(matches!(err.kind(), ErrorKind::Unavailable { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn the_remaining_faults_are_typed() {
+    let sim = SlackSim::start().await;
+    let api = slack_api(&sim);
+    let n = Notification::new(Severity::Info, "deploy finished");
+    sim.inject("/api/chat.postMessage", 1, Fault::TruncatedJson);
+    assert!(matches!(
+        api.send(&n).await.unwrap_err().kind(),
+        ErrorKind::Decode { .. }
+    ));
+    sim.inject(
+        "/api/chat.postMessage",
+        1,
+        Fault::Status {
+            status: 200,
+            retry_after: None,
+        },
+    );
+    assert!(
+        matches!(
+            api.send(&n).await.unwrap_err().kind(),
+            ErrorKind::Unavailable { .. }
+        ),
+        "ok:false internal_error"
+    );
+    sim.inject(
+        "/services/",
+        1,
+        Fault::Status {
+            status: 500,
+            retry_after: None,
+        },
+    );
+    let hook = SlackWebhook::new("s", sim.webhook_url())
+        .unwrap()
+        .with_http(http());
+    assert!(
+        hook.send(&n).await.is_err(),
+        "a 500 on a webhook post is not repeated blindly"
+    );
+    assert!(sim.webhook_posts().is_empty());
+
+    let pd_sim = PagerDutySim::start().await;
+    pd_sim.inject(
+        1,
+        Fault::Status {
+            status: 500,
+            retry_after: None,
+        },
+    );
+    let key = incident("incident/INC-5", NotificationEvent::Trigger);
+    pagerduty(&pd_sim).send(&key).await.unwrap();
+    assert_eq!(
+        pd_sim.alerts().len(),
+        1,
+        "a keyed trigger is retried after a 500, and counted once"
+    );
+    pd_sim.inject(1, Fault::Delay(std::time::Duration::from_secs(3)));
+    let slow = PagerDuty::new("pd", ops_notify::sim::pagerduty_key(), "api")
+        .unwrap()
+        .with_base(
+            &pd_sim.uri(),
+            HttpClient::new(
+                "pd",
+                &HttpConfig {
+                    request_timeout: std::time::Duration::from_millis(200),
+                    ..HttpConfig::default()
+                },
+            )
+            .unwrap()
+            .with_clock(Arc::new(ManualClock::starting_at(
+                "2026-11-23T09:00:00Z".parse().unwrap(),
+            ))),
+        )
+        .unwrap();
+    assert!(
+        slow.send(&key).await.is_ok(),
+        "a timed-out keyed trigger is retried"
+    );
+}
