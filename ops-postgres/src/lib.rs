@@ -1,4 +1,9 @@
-//! PostgreSQL provider for `ops`: health, streamed logical backups, maintenance, and a shared
-//! journal and run lock.
-//!
-//! This crate is a placeholder; the services land in later work (see the project's issues).
+//! PostgreSQL provider for `ops`: connection pool over rustls ([`Postgres`]), one error mapping
+//! by SQLSTATE, and a throwaway test cluster (feature `cluster`).
+
+#[cfg(feature = "cluster")]
+pub mod cluster;
+mod connect;
+pub mod error;
+
+pub use connect::{PgConfig, Postgres};

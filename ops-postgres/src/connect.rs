@@ -1,0 +1,179 @@
+//! Connecting: a URL kept secret, TLS with rustls, a small pool.
+
+use std::fmt;
+use std::sync::Arc;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use ops_core::{Error, Result};
+use secrecy::{ExposeSecret, SecretString};
+use tokio_postgres::config::SslMode;
+
+use crate::error::pg_error;
+
+/// How to reach a database. `Debug` never shows the password.
+#[derive(Clone)]
+pub struct PgConfig {
+    url: SecretString,
+    parsed: tokio_postgres::Config,
+    /// Connections in the pool.
+    pub pool_size: usize,
+}
+
+impl fmt::Debug for PgConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgConfig")
+            .field("hosts", &self.parsed.get_hosts().len())
+            .field("dbname", &self.parsed.get_dbname())
+            .field("user", &self.parsed.get_user())
+            .field("ssl_mode", &self.parsed.get_ssl_mode())
+            .field("pool_size", &self.pool_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgConfig {
+    /// From a URL (`postgres://user:password@host:5432/db?sslmode=require`) or key-value string.
+    pub fn new(url: impl Into<String>) -> Result<Self> {
+        let url = url.into();
+        let parsed: tokio_postgres::Config = url.parse().map_err(|_| {
+            Error::invalid_input(
+                "postgres",
+                "config",
+                "url",
+                "not a PostgreSQL connection string",
+            )
+        })?;
+        Ok(Self {
+            url: SecretString::from(url),
+            parsed,
+            pool_size: 4,
+        })
+    }
+
+    /// `DATABASE_URL` from the environment.
+    pub fn from_env() -> Result<Self> {
+        let url = std::env::var("DATABASE_URL").map_err(|_| {
+            Error::invalid_input(
+                "postgres",
+                "config",
+                "DATABASE_URL",
+                "is not set: postgres://user:password@host:5432/db",
+            )
+        })?;
+        Self::new(url)
+    }
+
+    /// The parsed settings.
+    pub fn settings(&self) -> &tokio_postgres::Config {
+        &self.parsed
+    }
+
+    /// The same server, another database.
+    pub fn with_dbname(&self, dbname: &str) -> Self {
+        let mut c = self.clone();
+        c.parsed.dbname(dbname);
+        c
+    }
+
+    /// The connection string, for tools (`pg_dump -d`). A secret: never log it.
+    pub fn expose_url(&self) -> &str {
+        self.url.expose_secret()
+    }
+}
+
+fn tls() -> tokio_postgres_rustls::MakeRustlsConnect {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_postgres_rustls::MakeRustlsConnect::new(config)
+}
+
+/// A pool of connections to one database.
+#[derive(Clone)]
+pub struct Postgres {
+    pool: Pool,
+    config: Arc<PgConfig>,
+}
+
+impl fmt::Debug for Postgres {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Postgres")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Postgres {
+    /// A pool for `config` (no connection is made until first use).
+    pub fn new(config: PgConfig) -> Result<Self> {
+        let manager = Manager::from_config(
+            config.parsed.clone(),
+            tls(),
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size.max(1))
+            .build()
+            .map_err(|e| Error::invalid_input("postgres", "pool", "config", e.to_string()))?;
+        Ok(Self {
+            pool,
+            config: Arc::new(config),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PgConfig {
+        &self.config
+    }
+
+    /// A pooled connection.
+    pub async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(e) => pg_error("connect", &e),
+            other => Error::new(
+                "postgres",
+                "connect",
+                ops_core::ErrorKind::Unavailable { retry_after: None },
+            )
+            .with_operation(format!("connect: {other}")),
+        })
+    }
+
+    /// A connection of its own, outside the pool (session state such as advisory locks).
+    pub async fn dedicated(&self) -> Result<tokio_postgres::Client> {
+        let (client, connection) = if self.config.parsed.get_ssl_mode() == SslMode::Disable {
+            let (c, conn) = self
+                .config
+                .parsed
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(|e| pg_error("connect", &e))?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "a dedicated PostgreSQL connection closed");
+                }
+            });
+            return Ok(c);
+        } else {
+            self.config
+                .parsed
+                .connect(tls())
+                .await
+                .map_err(|e| pg_error("connect", &e))?
+        };
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "a dedicated PostgreSQL connection closed");
+            }
+        });
+        Ok(client)
+    }
+}
