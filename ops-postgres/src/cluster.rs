@@ -213,6 +213,11 @@ impl TestCluster {
         Ok(PgConfig::new(&self.url)?.with_dbname(db))
     }
 
+    /// A new pool for the existing database `name` (a second runner, as on another machine).
+    pub fn database_pool(&self, name: &str) -> Result<Postgres> {
+        Postgres::new(self.config(name)?)
+    }
+
     /// Creates an empty database `name` and returns a pool for it.
     pub async fn database(&self, name: &str) -> Result<Postgres> {
         let admin = Postgres::new(PgConfig::new(&self.url)?)?;

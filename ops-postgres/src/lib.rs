@@ -1,9 +1,14 @@
 //! PostgreSQL provider for `ops`: connection pool over rustls ([`Postgres`]), one error mapping
-//! by SQLSTATE, and a throwaway test cluster (feature `cluster`).
+//! by SQLSTATE, the run journal ([`PgJournal`]) and run locks ([`PgRunLock`]) shared by
+//! runners on several machines, and a throwaway test cluster (feature `cluster`).
 
 #[cfg(feature = "cluster")]
 pub mod cluster;
 mod connect;
 pub mod error;
+mod journal;
+mod lock;
 
 pub use connect::{PgConfig, Postgres};
+pub use journal::PgJournal;
+pub use lock::PgRunLock;
