@@ -1,7 +1,7 @@
 //! The ops-core journal and run-lock suites against a real PostgreSQL, as for the embedded
 //! FileJournal and FileRunLock; plus what only a database gives: a dead holder's lock is freed.
 
-use chrono::Utc;
+use ops_core::clock::{Clock, SystemClock};
 use ops_core::engine::{JournalFilter, LockHolder, LockWait, RunLock};
 use ops_core::testkit;
 use ops_postgres::cluster::TestCluster;
@@ -32,7 +32,7 @@ async fn the_lock_passes_the_suite_and_a_dead_holder_lets_go() {
 
     // A runner takes the lock and dies without releasing it (its sessions close).
     let doomed = PgRunLock::new(db.clone()).await.unwrap();
-    let holder = LockHolder::this_process("run-doomed", "rollout", Utc::now());
+    let holder = LockHolder::this_process("run-doomed", "rollout", SystemClock.now());
     doomed
         .acquire("rollout/web", &holder, LockWait::Fail)
         .await
@@ -40,7 +40,7 @@ async fn the_lock_passes_the_suite_and_a_dead_holder_lets_go() {
     let other = PgRunLock::new(cluster.database_pool("ops_lock_suite").unwrap())
         .await
         .unwrap();
-    let next = LockHolder::this_process("run-next", "rollout", Utc::now());
+    let next = LockHolder::this_process("run-next", "rollout", SystemClock.now());
     let err = other
         .acquire("rollout/web", &next, LockWait::Fail)
         .await
