@@ -6,9 +6,11 @@
 pub mod cluster;
 mod connect;
 pub mod error;
+mod health;
 mod journal;
 mod lock;
 
 pub use connect::{PgConfig, Postgres};
+pub use health::{PgHealth, PgHealthConfig};
 pub use journal::PgJournal;
 pub use lock::PgRunLock;
