@@ -2,15 +2,19 @@
 //! by SQLSTATE, the run journal ([`PgJournal`]) and run locks ([`PgRunLock`]) shared by
 //! runners on several machines, and a throwaway test cluster (feature `cluster`).
 
+mod backup;
 #[cfg(feature = "cluster")]
 pub mod cluster;
 mod connect;
+mod dump;
 pub mod error;
 mod health;
 mod journal;
 mod lock;
 
+pub use backup::{PgBackups, PgRestoreTest, row_counts};
 pub use connect::{PgConfig, Postgres};
+pub use dump::{PgTools, dump_into, restore_from};
 pub use health::{PgHealth, PgHealthConfig};
 pub use journal::PgJournal;
 pub use lock::PgRunLock;

@@ -1,0 +1,309 @@
+//! Logical backups with the PostgreSQL tools, streamed: `pg_dump -Fc` straight into any
+//! [`BackupStore`] (memory constant in the database's size; the store checksums on the way),
+//! `pg_restore` straight from it, in one transaction. A dump whose process fails is never a backup: its exit status
+//! is checked before the stream ends, so the store's write fails and nothing is kept.
+//!
+//! Connection details go to the tools as arguments and the password as `PGPASSWORD`, never on
+//! a command line another user could read.
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use ops_core::contracts::{ArtifactReader, BackupInfo, BackupStore, PutArtifact};
+use ops_core::{Error, ErrorKind, Result};
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+use tokio::process::{Child, ChildStdout, Command};
+use tokio_postgres::config::{Host, SslMode};
+
+use crate::connect::PgConfig;
+
+/// The most stderr kept from a tool (for the error).
+const STDERR_KEEP: usize = 4096;
+
+/// Where the client tools are and how to reach a server with them.
+#[derive(Debug, Clone)]
+pub struct PgTools {
+    bin: PathBuf,
+}
+
+impl PgTools {
+    /// Tools in `bin` (which holds `pg_dump` and `pg_restore`).
+    pub fn new(bin: impl Into<PathBuf>) -> Result<Self> {
+        let bin = bin.into();
+        if !bin.join("pg_dump").is_file() || !bin.join("pg_restore").is_file() {
+            return Err(Error::invalid_input(
+                "postgres",
+                "tools",
+                "bin",
+                format!("{} has no pg_dump / pg_restore", bin.display()),
+            ));
+        }
+        Ok(Self { bin })
+    }
+
+    /// The tools found on PATH or in /usr/lib/postgresql/*/bin.
+    pub fn find() -> Result<Self> {
+        let mut dirs: Vec<PathBuf> = std::env::var("PATH")
+            .map(|p| std::env::split_paths(&p).collect())
+            .unwrap_or_default();
+        let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.path().join("bin"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        versions.sort();
+        dirs.extend(versions.into_iter().rev());
+        dirs.into_iter()
+            .find(|d| d.join("pg_dump").is_file() && d.join("pg_restore").is_file())
+            .map(|bin| Self { bin })
+            .ok_or_else(|| {
+                Error::unsupported(
+                    "postgres",
+                    "tools",
+                    "pg_dump and pg_restore (install postgresql-client)",
+                )
+            })
+    }
+
+    fn command(&self, tool: &str, db: &PgConfig) -> Command {
+        let s = db.settings();
+        let mut cmd = Command::new(self.bin.join(tool));
+        if let Some(h) = s.get_hosts().first() {
+            match h {
+                Host::Tcp(name) => cmd.arg("--host").arg(name),
+                Host::Unix(path) => cmd.arg("--host").arg(path),
+            };
+        }
+        if let Some(p) = s.get_ports().first() {
+            cmd.arg("--port").arg(p.to_string());
+        }
+        if let Some(u) = s.get_user() {
+            cmd.arg("--username").arg(u);
+        }
+        cmd.arg("--no-password");
+        if let Some(pw) = s.get_password() {
+            cmd.env("PGPASSWORD", String::from_utf8_lossy(pw).to_string());
+        }
+        cmd.env(
+            "PGSSLMODE",
+            match s.get_ssl_mode() {
+                SslMode::Disable => "disable",
+                SslMode::Require => "require",
+                _ => "prefer",
+            },
+        );
+        cmd.env("PGCONNECT_TIMEOUT", "10");
+        cmd.kill_on_drop(true);
+        cmd
+    }
+}
+
+fn tool_error(tool: &str, what: String) -> Error {
+    Error::new(
+        "postgres",
+        "tool",
+        ErrorKind::VerificationFailed {
+            check: tool.to_string(),
+            detail: ops_core::redact::redact_text(&what),
+        },
+    )
+}
+
+/// Collects the head of a tool's stderr in the background.
+fn drain_stderr(child: &mut Child) -> Arc<Mutex<String>> {
+    let kept = Arc::new(Mutex::new(String::new()));
+    if let Some(mut err) = child.stderr.take() {
+        let sink = kept.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 1024];
+            while let Ok(n) = err.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
+                if s.len() < STDERR_KEEP {
+                    s.push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            }
+        });
+    }
+    kept
+}
+
+type Exit =
+    Pin<Box<dyn std::future::Future<Output = std::io::Result<std::process::ExitStatus>> + Send>>;
+
+/// `pg_dump`'s stdout, whose end is reported only once the process exited successfully.
+struct DumpStream {
+    out: ChildStdout,
+    exit: Exit,
+    stderr: Arc<Mutex<String>>,
+    started: bool,
+    /// How the process ended, once known: later reads at the end say it again.
+    exited: Option<std::result::Result<(), String>>,
+}
+
+impl AsyncRead for DumpStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.out).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) if buf.filled().len() == before => {
+                match &self.exited {
+                    Some(Ok(())) => return Poll::Ready(Ok(())),
+                    Some(Err(why)) => {
+                        return Poll::Ready(Err(tool_error("pg_dump", why.clone()).into()));
+                    }
+                    None => {}
+                }
+                // End of output: only a clean exit makes it the end of a backup.
+                match self.exit.as_mut().poll(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Ok(s)) if s.success() && self.started => {
+                        self.exited = Some(Ok(()));
+                        Poll::Ready(Ok(()))
+                    }
+                    Poll::Ready(Ok(s)) => {
+                        let stderr = self
+                            .stderr
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .trim()
+                            .to_string();
+                        let why = format!("pg_dump {s}: {stderr}");
+                        self.exited = Some(Err(why.clone()));
+                        Poll::Ready(Err(tool_error("pg_dump", why).into()))
+                    }
+                    Poll::Ready(Err(e)) => {
+                        self.exited = Some(Err(e.to_string()));
+                        Poll::Ready(Err(e))
+                    }
+                }
+            }
+            Poll::Ready(Ok(())) => {
+                if !self.started {
+                    let head = &buf.filled()[before..];
+                    if !head.starts_with(b"PGDMP") && head.len() >= 5 {
+                        return Poll::Ready(Err(tool_error(
+                            "pg_dump",
+                            "the output is not a custom-format dump".into(),
+                        )
+                        .into()));
+                    }
+                    self.started = true;
+                }
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+}
+
+/// Streams `pg_dump -Fc` of `db` into `store` as `request`.
+pub async fn dump_into(
+    tools: &PgTools,
+    db: &PgConfig,
+    store: &dyn BackupStore,
+    request: &PutArtifact,
+) -> Result<BackupInfo> {
+    let dbname = db.settings().get_dbname().unwrap_or("postgres").to_string();
+    let mut cmd = tools.command("pg_dump", db);
+    cmd.args(["--format=custom", "--compress=6", "--dbname"])
+        .arg(&dbname);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| ops_core::error::from_io("postgres", "pg_dump", e))?;
+    let stderr = drain_stderr(&mut child);
+    let out = child
+        .stdout
+        .take()
+        .ok_or_else(|| tool_error("pg_dump", "no stdout".into()))?;
+    let exit: Exit = Box::pin(async move { child.wait().await });
+    let reader: ArtifactReader = Box::pin(DumpStream {
+        out,
+        exit,
+        stderr,
+        started: false,
+        exited: None,
+    });
+    let info = store.put_artifact(request, reader).await?;
+    tracing::info!(db = %dbname, backup = %info.id, bytes = ?info.size_bytes, "pg_dump streamed into the store");
+    Ok(info)
+}
+
+/// Streams the backup `id` from `store` into `pg_restore` for `target`.
+pub async fn restore_from(
+    tools: &PgTools,
+    target: &PgConfig,
+    store: &dyn BackupStore,
+    id: &str,
+    clean: bool,
+) -> Result<u64> {
+    let dbname = target
+        .settings()
+        .get_dbname()
+        .unwrap_or("postgres")
+        .to_string();
+    let mut reader = store.get_artifact(id).await?;
+    let mut cmd = tools.command("pg_restore", target);
+    // One transaction: if the backup fails its checksum at the end of the stream, pg_restore
+    // is killed before it commits, and the target is as it was.
+    cmd.args([
+        "--no-owner",
+        "--exit-on-error",
+        "--single-transaction",
+        "--dbname",
+    ])
+    .arg(&dbname);
+    if clean {
+        cmd.args(["--clean", "--if-exists"]);
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| ops_core::error::from_io("postgres", "pg_restore", e))?;
+    let stderr = drain_stderr(&mut child);
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| tool_error("pg_restore", "no stdin".into()))?;
+    // A checksum failure surfaces here, and pg_restore is stopped before it commits more.
+    let copied = tokio::io::copy(&mut reader, &mut stdin).await;
+    drop(stdin);
+    let copied = match copied {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = child.kill().await;
+            return Err(ops_core::error::from_io("postgres", "restore_read", e));
+        }
+    };
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| ops_core::error::from_io("postgres", "pg_restore", e))?;
+    if !status.success() {
+        let why = stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .trim()
+            .to_string();
+        return Err(tool_error(
+            "pg_restore",
+            format!("pg_restore {status}: {why}"),
+        ));
+    }
+    Ok(copied)
+}
