@@ -9,7 +9,6 @@
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use ops_core::contracts::{ArtifactReader, BackupInfo, BackupStore, PutArtifact};
@@ -114,35 +113,37 @@ fn tool_error(tool: &str, what: String) -> Error {
     )
 }
 
-/// Collects the head of a tool's stderr in the background.
-fn drain_stderr(child: &mut Child) -> Arc<Mutex<String>> {
-    let kept = Arc::new(Mutex::new(String::new()));
-    if let Some(mut err) = child.stderr.take() {
-        let sink = kept.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 1024];
-            while let Ok(n) = err.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
-                if s.len() < STDERR_KEEP {
-                    s.push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
+/// Reads a tool's stderr to the end in the background, keeping its head.
+fn drain_stderr(child: &mut Child) -> tokio::task::JoinHandle<String> {
+    let err = child.stderr.take();
+    tokio::spawn(async move {
+        let mut kept = String::new();
+        let Some(mut err) = err else { return kept };
+        let mut buf = vec![0u8; 1024];
+        while let Ok(n) = err.read(&mut buf).await {
+            if n == 0 {
+                break;
             }
-        });
-    }
-    kept
+            if kept.len() < STDERR_KEEP {
+                kept.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+        kept
+    })
 }
 
-type Exit =
-    Pin<Box<dyn std::future::Future<Output = std::io::Result<std::process::ExitStatus>> + Send>>;
+/// The process's exit status and all it said on stderr.
+type Exit = Pin<
+    Box<
+        dyn std::future::Future<Output = (std::io::Result<std::process::ExitStatus>, String)>
+            + Send,
+    >,
+>;
 
 /// `pg_dump`'s stdout, whose end is reported only once the process exited successfully.
 struct DumpStream {
     out: ChildStdout,
     exit: Exit,
-    stderr: Arc<Mutex<String>>,
     started: bool,
     /// How the process ended, once known: later reads at the end say it again.
     exited: Option<std::result::Result<(), String>>,
@@ -167,22 +168,16 @@ impl AsyncRead for DumpStream {
                 // End of output: only a clean exit makes it the end of a backup.
                 match self.exit.as_mut().poll(cx) {
                     Poll::Pending => Poll::Pending,
-                    Poll::Ready(Ok(s)) if s.success() && self.started => {
+                    Poll::Ready((Ok(s), _)) if s.success() && self.started => {
                         self.exited = Some(Ok(()));
                         Poll::Ready(Ok(()))
                     }
-                    Poll::Ready(Ok(s)) => {
-                        let stderr = self
-                            .stderr
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .trim()
-                            .to_string();
-                        let why = format!("pg_dump {s}: {stderr}");
+                    Poll::Ready((Ok(s), stderr)) => {
+                        let why = format!("pg_dump {s}: {}", stderr.trim());
                         self.exited = Some(Err(why.clone()));
                         Poll::Ready(Err(tool_error("pg_dump", why).into()))
                     }
-                    Poll::Ready(Err(e)) => {
+                    Poll::Ready((Err(e), _)) => {
                         self.exited = Some(Err(e.to_string()));
                         Poll::Ready(Err(e))
                     }
@@ -229,11 +224,14 @@ pub async fn dump_into(
         .stdout
         .take()
         .ok_or_else(|| tool_error("pg_dump", "no stdout".into()))?;
-    let exit: Exit = Box::pin(async move { child.wait().await });
+    // The exit status with everything said on stderr, so a failure carries the whole reason.
+    let exit: Exit = Box::pin(async move {
+        let status = child.wait().await;
+        (status, stderr.await.unwrap_or_default())
+    });
     let reader: ArtifactReader = Box::pin(DumpStream {
         out,
         exit,
-        stderr,
         started: false,
         exited: None,
     });
@@ -295,11 +293,7 @@ pub async fn restore_from(
         .await
         .map_err(|e| ops_core::error::from_io("postgres", "pg_restore", e))?;
     if !status.success() {
-        let why = stderr
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .trim()
-            .to_string();
+        let why = stderr.await.unwrap_or_default().trim().to_string();
         return Err(tool_error(
             "pg_restore",
             format!("pg_restore {status}: {why}"),
