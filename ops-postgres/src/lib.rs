@@ -11,6 +11,7 @@ pub mod error;
 mod health;
 mod journal;
 mod lock;
+mod maintenance;
 
 pub use backup::{PgBackups, PgRestoreTest, row_counts};
 pub use connect::{PgConfig, Postgres};
@@ -18,3 +19,6 @@ pub use dump::{PgTools, dump_into, restore_from};
 pub use health::{PgHealth, PgHealthConfig};
 pub use journal::PgJournal;
 pub use lock::PgRunLock;
+pub use maintenance::{
+    MaintenanceConfig, PgMaintenance, RetentionRule, Sizes, SlowStatement, SlowStatements,
+};
