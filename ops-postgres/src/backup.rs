@@ -201,3 +201,138 @@ impl RestoreTest for PgRestoreTest {
         self.0.verify(store, &backup.id).await
     }
 }
+
+/// A [`BackupStore`] for databases on one server: `create` dumps a database into the inner
+/// store, `restore` loads a backup into a database, and the artifacts themselves live in the
+/// inner store (a directory, Cloud Storage, …). With it the backup and restore runbooks work
+/// on PostgreSQL, including the restore runbook's pre-restore backup.
+pub struct PgBackupStore {
+    server: Postgres,
+    tools: PgTools,
+    inner: Arc<dyn BackupStore>,
+    clock: SharedClock,
+    name: String,
+}
+
+impl std::fmt::Debug for PgBackupStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgBackupStore")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgBackupStore {
+    /// Databases on `server` (any database of its connection), artifacts in `inner`.
+    pub fn new(server: Postgres, tools: PgTools, inner: Arc<dyn BackupStore>) -> Self {
+        let name = format!("postgres via {}", inner.name());
+        Self {
+            server,
+            tools,
+            inner,
+            clock: system_clock(),
+            name,
+        }
+    }
+
+    /// The same store on `clock` (backup names).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn backups_of(&self, db: &str) -> Result<PgBackups> {
+        ops_core::contracts::validate_name("postgres", "backup", "database", db)?;
+        Ok(PgBackups::new(
+            Postgres::new(self.server.config().with_dbname(db))?,
+            self.tools.clone(),
+        )
+        .with_clock(self.clock.clone()))
+    }
+}
+
+#[async_trait]
+impl BackupStore for PgBackupStore {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn capabilities(&self) -> ops_core::contracts::BackupCapabilities {
+        ops_core::contracts::BackupCapabilities {
+            create: true,
+            artifacts: true,
+            restore: true,
+            delete: self.inner.capabilities().delete,
+        }
+    }
+
+    /// Dumps the database `request.source`.
+    async fn create(&self, request: &ops_core::contracts::CreateBackup) -> Result<BackupInfo> {
+        let db = request
+            .source
+            .strip_prefix("postgres:")
+            .unwrap_or(&request.source);
+        self.backups_of(db)?
+            .backup(
+                self.inner.as_ref(),
+                request.name.clone(),
+                request.labels.clone(),
+            )
+            .await
+    }
+
+    async fn put_artifact(
+        &self,
+        request: &PutArtifact,
+        data: ops_core::contracts::ArtifactReader,
+    ) -> Result<BackupInfo> {
+        self.inner.put_artifact(request, data).await
+    }
+
+    async fn get_artifact(&self, id: &str) -> Result<ops_core::contracts::ArtifactReader> {
+        self.inner.get_artifact(id).await
+    }
+
+    async fn list(&self, filter: &ops_core::contracts::BackupFilter) -> Result<Vec<BackupInfo>> {
+        self.inner.list(filter).await
+    }
+
+    async fn describe(&self, id: &str) -> Result<BackupInfo> {
+        self.inner.describe(id).await
+    }
+
+    /// `Original` replaces the database the backup came from (its objects are dropped and
+    /// recreated, in one transaction); `Other(db)` loads into an empty database.
+    async fn restore(
+        &self,
+        id: &str,
+        target: &ops_core::contracts::RestoreTarget,
+    ) -> Result<RestoreOutcome> {
+        let info = self.inner.describe(id).await?;
+        let (db, clean) = match target {
+            ops_core::contracts::RestoreTarget::Original => {
+                let source = info
+                    .source
+                    .as_deref()
+                    .and_then(|s| s.strip_prefix("postgres:"))
+                    .ok_or_else(|| {
+                        Error::invalid_input(
+                            "postgres",
+                            "restore",
+                            "target",
+                            "the backup names no source database; give one",
+                        )
+                    })?;
+                (source.to_string(), true)
+            }
+            ops_core::contracts::RestoreTarget::Other(db) => (db.clone(), false),
+        };
+        self.backups_of(&db)?
+            .restore(self.inner.as_ref(), id, &db, clean)
+            .await
+    }
+
+    async fn delete(&self, id: &str) -> Result<()> {
+        self.inner.delete(id).await
+    }
+}

@@ -13,7 +13,7 @@ mod journal;
 mod lock;
 mod maintenance;
 
-pub use backup::{PgBackups, PgRestoreTest, row_counts};
+pub use backup::{PgBackupStore, PgBackups, PgRestoreTest, row_counts};
 pub use connect::{PgConfig, Postgres};
 pub use dump::{PgTools, dump_into, restore_from};
 pub use health::{PgHealth, PgHealthConfig};

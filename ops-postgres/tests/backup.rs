@@ -156,3 +156,78 @@ async fn a_corrupted_backup_is_refused_before_the_target_is_touched() {
         "nothing of a corrupted backup is committed: {counts:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_restore_runbook_takes_a_pre_restore_backup_on_postgres() {
+    use ops_core::contracts::{CreateBackup, RestoreTarget};
+    use ops_core::engine::{Mode, RunOutcome, Runner};
+    use ops_core::runbooks::{Restore, RestoreConfig};
+    use std::sync::Arc;
+
+    let cluster = TestCluster::start().unwrap_or_else(|e| panic!("{e}"));
+    let db = seeded(&cluster, "live").await;
+    let dir = tempfile::tempdir().unwrap();
+    let inner = Arc::new(FsBackupStore::open(dir.path()).await.unwrap());
+    let store = Arc::new(ops_postgres::PgBackupStore::new(
+        cluster.database_pool("postgres").unwrap(),
+        tools(),
+        inner.clone(),
+    ));
+    let good = store
+        .create(&CreateBackup {
+            source: "live".into(),
+            name: Some("live-good.dump".into()),
+            labels: BTreeMap::new(),
+        })
+        .await
+        .unwrap();
+
+    // A bad migration later.
+    db.client()
+        .await
+        .unwrap()
+        .batch_execute("DELETE FROM orders WHERE id % 2 = 0")
+        .await
+        .unwrap();
+    assert_eq!(row_counts(&db).await.unwrap()["public.orders"], 2500);
+
+    let current = CreateBackup {
+        source: "live".into(),
+        name: None,
+        labels: BTreeMap::new(),
+    };
+    let report = Restore::new(
+        store.clone(),
+        good.id.clone(),
+        RestoreTarget::Original,
+        current,
+        RestoreConfig::default(),
+    )
+    .run(&Runner::new(), Mode::Execute)
+    .await
+    .unwrap();
+    assert_eq!(
+        report.outcome,
+        Some(RunOutcome::Succeeded),
+        "{}",
+        report.to_markdown()
+    );
+    assert_eq!(
+        row_counts(&db).await.unwrap()["public.orders"],
+        5000,
+        "the good backup is back"
+    );
+    let safety: ops_core::contracts::BackupInfo = report.output("pre-restore-backup").unwrap();
+    let kept = inner.describe(&safety.id).await.unwrap();
+    assert!(
+        kept.size_bytes.unwrap() > 0,
+        "the state before the restore was kept"
+    );
+    // And it holds the bad state: restoring it elsewhere shows the deleted rows missing.
+    let check = cluster.database("live_check").await.unwrap();
+    store
+        .restore(&safety.id, &RestoreTarget::Other("live_check".into()))
+        .await
+        .unwrap();
+    assert_eq!(row_counts(&check).await.unwrap()["public.orders"], 2500);
+}
