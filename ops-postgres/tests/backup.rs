@@ -231,3 +231,29 @@ async fn the_restore_runbook_takes_a_pre_restore_backup_on_postgres() {
         .unwrap();
     assert_eq!(row_counts(&check).await.unwrap()["public.orders"], 2500);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_backup_store_passes_the_backup_store_suite() {
+    use ops_core::contracts::{CreateBackup, RestoreTarget};
+    use std::sync::Arc;
+    let cluster = TestCluster::start().unwrap_or_else(|e| panic!("{e}"));
+    seeded(&cluster, "suite_src").await;
+    cluster.database("suite_restore").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let inner = Arc::new(FsBackupStore::open(dir.path()).await.unwrap());
+    let store = ops_postgres::PgBackupStore::new(
+        cluster.database_pool("postgres").unwrap(),
+        tools(),
+        inner,
+    );
+    let fixture = ops_core::testkit::BackupFixture {
+        create_source: Some(CreateBackup {
+            source: "suite_src".into(),
+            name: None,
+            labels: BTreeMap::new(),
+        }),
+        restore_target: Some(RestoreTarget::Other("suite_restore".into())),
+        ..ops_core::testkit::BackupFixture::new("suite")
+    };
+    ops_core::testkit::backup_store(&store, &fixture).await;
+}
