@@ -14,6 +14,9 @@
 
 use std::time::Duration;
 
+#[cfg(feature = "sim-server")]
+pub use server::SimServer;
+
 /// What an injected fault does to a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
@@ -70,5 +73,72 @@ impl FaultPlan {
             self.faults.remove(i);
         }
         Some(fault)
+    }
+}
+
+#[cfg(feature = "sim-server")]
+mod server {
+    use std::sync::{Arc, Mutex, MutexGuard};
+
+    use wiremock::matchers::any;
+    use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+    /// How a simulator answers: with its state locked, one request at a time.
+    pub type Handler<S> = fn(&mut S, &Request) -> ResponseTemplate;
+
+    struct Route<S> {
+        state: Arc<Mutex<S>>,
+        handler: Handler<S>,
+    }
+
+    impl<S: Send + 'static> Respond for Route<S> {
+        fn respond(&self, req: &Request) -> ResponseTemplate {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            (self.handler)(&mut state, req)
+        }
+    }
+
+    /// A loopback HTTP server whose every request goes to one handler over shared state. It
+    /// keeps no request log of its own (uploads can be large); simulators keep what they need.
+    pub struct SimServer<S> {
+        server: MockServer,
+        state: Arc<Mutex<S>>,
+    }
+
+    impl<S> std::fmt::Debug for SimServer<S> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("SimServer")
+                .field("uri", &self.server.uri())
+                .finish_non_exhaustive()
+        }
+    }
+
+    impl<S: Send + 'static> SimServer<S> {
+        /// Serves `state` through `handler`.
+        pub async fn start(state: S, handler: Handler<S>) -> Self {
+            let server = MockServer::builder()
+                .disable_request_recording()
+                .start()
+                .await;
+            let state = Arc::new(Mutex::new(state));
+            Mock::given(any())
+                .respond_with(Route {
+                    state: state.clone(),
+                    handler,
+                })
+                .mount(&server)
+                .await;
+            Self { server, state }
+        }
+
+        /// The state, locked.
+        pub fn state(&self) -> MutexGuard<'_, S> {
+            self.state.lock().unwrap_or_else(|e| e.into_inner())
+        }
+
+        /// The base URL (`http://127.0.0.1:PORT`).
+        pub fn uri(&self) -> String {
+            self.server.uri()
+        }
     }
 }

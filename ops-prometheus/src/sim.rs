@@ -1,13 +1,10 @@
 //! A fake Prometheus: instant and range queries answered from configured values (exact query
 //! text), an empty vector for anything else, `bad_data` for an empty query, and faults.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-
-use ops_core::sim::{Fault, FaultPlan};
+use ops_core::sim::{Fault, FaultPlan, SimServer};
 use serde_json::{Value, json};
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use std::collections::BTreeMap;
+use wiremock::{Request, ResponseTemplate};
 
 /// Series answering one query: labels and value.
 pub type Series = Vec<(BTreeMap<String, String>, f64)>;
@@ -24,11 +21,8 @@ struct State {
 /// A running fake Prometheus.
 #[derive(Debug)]
 pub struct PrometheusSim {
-    server: MockServer,
-    state: Arc<Mutex<State>>,
+    sim: SimServer<State>,
 }
-
-struct Router(Arc<Mutex<State>>);
 
 fn fmt(v: f64) -> String {
     if v.is_nan() {
@@ -42,107 +36,96 @@ fn fmt(v: f64) -> String {
     }
 }
 
-impl Respond for Router {
-    fn respond(&self, req: &Request) -> ResponseTemplate {
-        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let path = req.url.path().to_string();
-        if let Some(f) = s.faults.take(req.method.as_str(), &path) {
-            return match f {
-                Fault::Status {
-                    status,
-                    retry_after,
-                } => {
-                    let kind = if status == 503 {
-                        "unavailable"
-                    } else if status == 422 {
-                        "execution"
-                    } else {
-                        "internal"
-                    };
-                    let mut t = ResponseTemplate::new(status).set_body_json(
-                        json!({"status": "error", "errorType": kind, "error": "injected fault"}),
-                    );
-                    if let Some(r) = retry_after {
-                        t = t.insert_header("retry-after", r.to_string().as_str());
-                    }
-                    t
+fn respond(s: &mut State, req: &Request) -> ResponseTemplate {
+    let path = req.url.path().to_string();
+    if let Some(f) = s.faults.take(req.method.as_str(), &path) {
+        return match f {
+            Fault::Status {
+                status,
+                retry_after,
+            } => {
+                let kind = if status == 503 {
+                    "unavailable"
+                } else if status == 422 {
+                    "execution"
+                } else {
+                    "internal"
+                };
+                let mut t = ResponseTemplate::new(status).set_body_json(
+                    json!({"status": "error", "errorType": kind, "error": "injected fault"}),
+                );
+                if let Some(r) = retry_after {
+                    t = t.insert_header("retry-after", r.to_string().as_str());
                 }
-                Fault::Delay(d) => ResponseTemplate::new(503).set_delay(d),
-                Fault::TruncatedJson => ResponseTemplate::new(200)
-                    .set_body_string("{\"status\":\"success\",\"data\":{\"resultType\":\"vec"),
-            };
-        }
-        let q: BTreeMap<String, String> = req.url.query_pairs().into_owned().collect();
-        let query = q.get("query").cloned().unwrap_or_default();
-        s.queries.push(query.clone());
-        if query.trim().is_empty() {
-            return ResponseTemplate::new(400).set_body_json(json!({"status": "error", "errorType": "bad_data", "error": "1:1: parse error: no expression found in input"}));
-        }
-        let series = s.answers.get(&query).cloned().unwrap_or_default();
-        let result: Vec<Value> = match path.as_str() {
-            "/api/v1/query" => {
-                let t: f64 = q.get("time").and_then(|t| t.parse().ok()).unwrap_or(0.0);
-                series
-                    .iter()
-                    .map(|(l, v)| json!({"metric": l, "value": [t, fmt(*v)]}))
-                    .collect()
+                t
             }
-            "/api/v1/query_range" => {
-                let start: f64 = q.get("start").and_then(|t| t.parse().ok()).unwrap_or(0.0);
-                let end: f64 = q.get("end").and_then(|t| t.parse().ok()).unwrap_or(start);
-                let step: f64 = q
-                    .get("step")
-                    .and_then(|t| t.trim_end_matches('s').parse::<f64>().ok())
-                    .unwrap_or(60.0)
-                    .max(1.0);
-                series
-                    .iter()
-                    .map(|(l, v)| {
-                        let mut values = Vec::new();
-                        let mut t = start;
-                        while t <= end {
-                            values.push(json!([t, fmt(*v)]));
-                            t += step;
-                        }
-                        json!({"metric": l, "values": values})
-                    })
-                    .collect()
-            }
-            _ => return ResponseTemplate::new(404).set_body_string("404 page not found"),
+            Fault::Delay(d) => ResponseTemplate::new(503).set_delay(d),
+            Fault::TruncatedJson => ResponseTemplate::new(200)
+                .set_body_string("{\"status\":\"success\",\"data\":{\"resultType\":\"vec"),
         };
-        let kind = if path.ends_with("query_range") {
-            "matrix"
-        } else {
-            "vector"
-        };
-        ResponseTemplate::new(200).set_body_json(
-            json!({"status": "success", "data": {"resultType": kind, "result": result}}),
-        )
     }
+    let q: BTreeMap<String, String> = req.url.query_pairs().into_owned().collect();
+    let query = q.get("query").cloned().unwrap_or_default();
+    s.queries.push(query.clone());
+    if query.trim().is_empty() {
+        return ResponseTemplate::new(400).set_body_json(json!({"status": "error", "errorType": "bad_data", "error": "1:1: parse error: no expression found in input"}));
+    }
+    let series = s.answers.get(&query).cloned().unwrap_or_default();
+    let result: Vec<Value> = match path.as_str() {
+        "/api/v1/query" => {
+            let t: f64 = q.get("time").and_then(|t| t.parse().ok()).unwrap_or(0.0);
+            series
+                .iter()
+                .map(|(l, v)| json!({"metric": l, "value": [t, fmt(*v)]}))
+                .collect()
+        }
+        "/api/v1/query_range" => {
+            let start: f64 = q.get("start").and_then(|t| t.parse().ok()).unwrap_or(0.0);
+            let end: f64 = q.get("end").and_then(|t| t.parse().ok()).unwrap_or(start);
+            let step: f64 = q
+                .get("step")
+                .and_then(|t| t.trim_end_matches('s').parse::<f64>().ok())
+                .unwrap_or(60.0)
+                .max(1.0);
+            series
+                .iter()
+                .map(|(l, v)| {
+                    let mut values = Vec::new();
+                    let mut t = start;
+                    while t <= end {
+                        values.push(json!([t, fmt(*v)]));
+                        t += step;
+                    }
+                    json!({"metric": l, "values": values})
+                })
+                .collect()
+        }
+        _ => return ResponseTemplate::new(404).set_body_string("404 page not found"),
+    };
+    let kind = if path.ends_with("query_range") {
+        "matrix"
+    } else {
+        "vector"
+    };
+    ResponseTemplate::new(200)
+        .set_body_json(json!({"status": "success", "data": {"resultType": kind, "result": result}}))
 }
 
 impl PrometheusSim {
     /// Starts the server.
     pub async fn start() -> Self {
-        let server = MockServer::builder()
-            .disable_request_recording()
-            .start()
-            .await;
-        let state = Arc::new(Mutex::new(State::default()));
-        Mock::given(any())
-            .respond_with(Router(state.clone()))
-            .mount(&server)
-            .await;
-        Self { server, state }
+        Self {
+            sim: SimServer::start(State::default(), respond).await,
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.sim.state()
     }
 
     /// The base URL.
     pub fn uri(&self) -> String {
-        self.server.uri()
+        self.sim.uri()
     }
 
     /// `query` (exact text) returns one series with `value`.

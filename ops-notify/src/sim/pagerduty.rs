@@ -1,11 +1,8 @@
 //! The fake PagerDuty Events API v2.
 
-use std::sync::{Arc, Mutex};
-
-use ops_core::sim::{Fault, FaultPlan};
+use ops_core::sim::{Fault, FaultPlan, SimServer};
 use serde_json::{Value, json};
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Request, ResponseTemplate};
 
 /// The routing key the fake accepts (32 characters).
 pub const ROUTING_KEY: &str = "R0SIMSIMSIMSIMSIMSIMSIMSIMSIM012";
@@ -33,11 +30,8 @@ struct State {
 /// A running fake PagerDuty.
 #[derive(Debug)]
 pub struct PagerDutySim {
-    server: MockServer,
-    state: Arc<Mutex<State>>,
+    sim: SimServer<State>,
 }
-
-struct Router(Arc<Mutex<State>>);
 
 fn invalid(errors: &[&str]) -> ResponseTemplate {
     ResponseTemplate::new(400).set_body_json(
@@ -45,119 +39,109 @@ fn invalid(errors: &[&str]) -> ResponseTemplate {
     )
 }
 
-impl Respond for Router {
-    fn respond(&self, req: &Request) -> ResponseTemplate {
-        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(f) = s.faults.take(req.method.as_str(), req.url.path()) {
-            return match f {
+fn respond(s: &mut State, req: &Request) -> ResponseTemplate {
+    if let Some(f) = s.faults.take(req.method.as_str(), req.url.path()) {
+        return match f {
                 Fault::Status { status, .. } => ResponseTemplate::new(status).set_body_json(json!({"status": "throttle event", "message": "Requests for this service are arriving too quickly. Please retry later."})),
                 Fault::Delay(d) => ResponseTemplate::new(202).set_delay(d),
                 Fault::TruncatedJson => ResponseTemplate::new(202).set_body_string("{\"status\": \"succ"),
             };
-        }
-        if req.method.as_str() != "POST" || req.url.path() != "/v2/enqueue" {
-            return ResponseTemplate::new(404).set_body_string("Not Found");
-        }
-        let Ok(e) = serde_json::from_slice::<Value>(&req.body) else {
-            return invalid(&["Event object is not valid JSON"]);
-        };
-        if e["routing_key"] != ROUTING_KEY {
-            return invalid(&["'routing_key' is invalid"]);
-        }
-        let action = e["event_action"].as_str().unwrap_or("");
-        let key = e
-            .get("dedup_key")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        match action {
-            "trigger" => {
-                let p = &e["payload"];
-                let mut errors = Vec::new();
-                if p["summary"].as_str().is_none_or(str::is_empty) {
-                    errors.push("'payload.summary' is missing or blank");
-                }
-                if p["source"].as_str().is_none_or(str::is_empty) {
-                    errors.push("'payload.source' is missing or blank");
-                }
-                if !["critical", "error", "warning", "info"]
-                    .contains(&p["severity"].as_str().unwrap_or(""))
-                {
-                    errors.push("'payload.severity' must be one of critical, error, warning, info");
-                }
-                if !errors.is_empty() {
-                    return invalid(&errors);
-                }
-                let key = key.unwrap_or_else(|| {
-                    s.next += 1;
-                    format!("srv01pd{:08}", s.next)
-                });
-                match s
-                    .alerts
-                    .iter_mut()
-                    .find(|a| a.dedup_key == key && a.status != "resolved")
-                {
-                    Some(a) => {
-                        a.payload = p.clone();
-                        a.events += 1;
-                    }
-                    None => s.alerts.push(SimAlert {
-                        dedup_key: key.clone(),
-                        status: "triggered".into(),
-                        payload: p.clone(),
-                        events: 1,
-                    }),
-                }
-                ResponseTemplate::new(202).set_body_json(
-                    json!({"status": "success", "message": "Event processed", "dedup_key": key}),
-                )
+    }
+    if req.method.as_str() != "POST" || req.url.path() != "/v2/enqueue" {
+        return ResponseTemplate::new(404).set_body_string("Not Found");
+    }
+    let Ok(e) = serde_json::from_slice::<Value>(&req.body) else {
+        return invalid(&["Event object is not valid JSON"]);
+    };
+    if e["routing_key"] != ROUTING_KEY {
+        return invalid(&["'routing_key' is invalid"]);
+    }
+    let action = e["event_action"].as_str().unwrap_or("");
+    let key = e
+        .get("dedup_key")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    match action {
+        "trigger" => {
+            let p = &e["payload"];
+            let mut errors = Vec::new();
+            if p["summary"].as_str().is_none_or(str::is_empty) {
+                errors.push("'payload.summary' is missing or blank");
             }
-            "acknowledge" | "resolve" => {
-                let Some(key) = key else {
-                    return invalid(&["'dedup_key' is required for acknowledge and resolve"]);
-                };
-                if let Some(a) = s
-                    .alerts
-                    .iter_mut()
-                    .find(|a| a.dedup_key == key && a.status != "resolved")
-                {
-                    a.status = if action == "resolve" {
-                        "resolved".into()
-                    } else {
-                        "acknowledged".into()
-                    };
+            if p["source"].as_str().is_none_or(str::is_empty) {
+                errors.push("'payload.source' is missing or blank");
+            }
+            if !["critical", "error", "warning", "info"]
+                .contains(&p["severity"].as_str().unwrap_or(""))
+            {
+                errors.push("'payload.severity' must be one of critical, error, warning, info");
+            }
+            if !errors.is_empty() {
+                return invalid(&errors);
+            }
+            let key = key.unwrap_or_else(|| {
+                s.next += 1;
+                format!("srv01pd{:08}", s.next)
+            });
+            match s
+                .alerts
+                .iter_mut()
+                .find(|a| a.dedup_key == key && a.status != "resolved")
+            {
+                Some(a) => {
+                    a.payload = p.clone();
                     a.events += 1;
                 }
-                ResponseTemplate::new(202).set_body_json(
-                    json!({"status": "success", "message": "Event processed", "dedup_key": key}),
-                )
+                None => s.alerts.push(SimAlert {
+                    dedup_key: key.clone(),
+                    status: "triggered".into(),
+                    payload: p.clone(),
+                    events: 1,
+                }),
             }
-            _ => invalid(&["'event_action' must be one of trigger, acknowledge, resolve"]),
+            ResponseTemplate::new(202).set_body_json(
+                json!({"status": "success", "message": "Event processed", "dedup_key": key}),
+            )
         }
+        "acknowledge" | "resolve" => {
+            let Some(key) = key else {
+                return invalid(&["'dedup_key' is required for acknowledge and resolve"]);
+            };
+            if let Some(a) = s
+                .alerts
+                .iter_mut()
+                .find(|a| a.dedup_key == key && a.status != "resolved")
+            {
+                a.status = if action == "resolve" {
+                    "resolved".into()
+                } else {
+                    "acknowledged".into()
+                };
+                a.events += 1;
+            }
+            ResponseTemplate::new(202).set_body_json(
+                json!({"status": "success", "message": "Event processed", "dedup_key": key}),
+            )
+        }
+        _ => invalid(&["'event_action' must be one of trigger, acknowledge, resolve"]),
     }
 }
 
 impl PagerDutySim {
     /// Starts the server.
     pub async fn start() -> Self {
-        let server = MockServer::builder()
-            .disable_request_recording()
-            .start()
-            .await;
-        let state = Arc::new(Mutex::new(State::default()));
-        Mock::given(any())
-            .respond_with(Router(state.clone()))
-            .mount(&server)
-            .await;
-        Self { server, state }
+        Self {
+            sim: SimServer::start(State::default(), respond).await,
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.sim.state()
     }
 
     /// The base URL.
     pub fn uri(&self) -> String {
-        self.server.uri()
+        self.sim.uri()
     }
 
     /// The alerts, in the order they opened.

@@ -1,11 +1,8 @@
 //! The fake Slack.
 
-use std::sync::{Arc, Mutex};
-
-use ops_core::sim::{Fault, FaultPlan};
+use ops_core::sim::{Fault, FaultPlan, SimServer};
 use serde_json::{Value, json};
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Request, ResponseTemplate};
 
 /// The webhook path the fake accepts.
 pub const WEBHOOK_PATH: &str = "/services/T000SIM/B000SIM/simsecret000000000000000";
@@ -42,11 +39,8 @@ struct State {
 /// A running fake Slack.
 #[derive(Debug)]
 pub struct SlackSim {
-    server: MockServer,
-    state: Arc<Mutex<State>>,
+    sim: SimServer<State>,
 }
-
-struct Router(Arc<Mutex<State>>);
 
 fn ok(body: Value) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(body)
@@ -56,153 +50,142 @@ fn api_error(code: &str) -> ResponseTemplate {
     ok(json!({"ok": false, "error": code}))
 }
 
-impl Respond for Router {
-    fn respond(&self, req: &Request) -> ResponseTemplate {
-        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let path = req.url.path().to_string();
-        if let Some(f) = s.faults.take(req.method.as_str(), &path) {
-            return match f {
-                Fault::Status {
-                    status: 429,
-                    retry_after,
-                } => ResponseTemplate::new(429)
-                    .insert_header("retry-after", retry_after.unwrap_or(1).to_string().as_str())
-                    .set_body_string("rate_limited"),
-                // Slack's API reports most failures inside a 200.
-                Fault::Status { status: 200, .. } => api_error("internal_error"),
-                Fault::Status { status, .. } => {
-                    ResponseTemplate::new(status).set_body_string("internal_error")
-                }
-                Fault::Delay(d) => ResponseTemplate::new(200).set_delay(d),
-                Fault::TruncatedJson => ResponseTemplate::new(200).set_body_string("{\"ok\": tr"),
-            };
-        }
-        if path.starts_with("/services/") {
-            if path != WEBHOOK_PATH {
-                return ResponseTemplate::new(404).set_body_string("no_service");
+fn respond(s: &mut State, req: &Request) -> ResponseTemplate {
+    let path = req.url.path().to_string();
+    if let Some(f) = s.faults.take(req.method.as_str(), &path) {
+        return match f {
+            Fault::Status {
+                status: 429,
+                retry_after,
+            } => ResponseTemplate::new(429)
+                .insert_header("retry-after", retry_after.unwrap_or(1).to_string().as_str())
+                .set_body_string("rate_limited"),
+            // Slack's API reports most failures inside a 200.
+            Fault::Status { status: 200, .. } => api_error("internal_error"),
+            Fault::Status { status, .. } => {
+                ResponseTemplate::new(status).set_body_string("internal_error")
             }
-            let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
-                return ResponseTemplate::new(400).set_body_string("invalid_payload");
-            };
-            if body.get("text").is_none() && body.get("blocks").is_none() {
-                return ResponseTemplate::new(400).set_body_string("no_text");
+            Fault::Delay(d) => ResponseTemplate::new(200).set_delay(d),
+            Fault::TruncatedJson => ResponseTemplate::new(200).set_body_string("{\"ok\": tr"),
+        };
+    }
+    if path.starts_with("/services/") {
+        if path != WEBHOOK_PATH {
+            return ResponseTemplate::new(404).set_body_string("no_service");
+        }
+        let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
+            return ResponseTemplate::new(400).set_body_string("invalid_payload");
+        };
+        if body.get("text").is_none() && body.get("blocks").is_none() {
+            return ResponseTemplate::new(400).set_body_string("no_text");
+        }
+        s.webhook.push(body);
+        return ResponseTemplate::new(200).set_body_string("ok");
+    }
+    let auth = req
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if auth.is_empty() {
+        return api_error("not_authed");
+    }
+    if auth != format!("Bearer {BOT_TOKEN}") {
+        return api_error("invalid_auth");
+    }
+    let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    let query: std::collections::BTreeMap<String, String> =
+        req.url.query_pairs().into_owned().collect();
+    match path.as_str() {
+        "/api/chat.postMessage" | "/api/chat.update" => {
+            if body["channel"] != CHANNEL {
+                return api_error("channel_not_found");
             }
-            s.webhook.push(body);
-            return ResponseTemplate::new(200).set_body_string("ok");
-        }
-        let auth = req
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if auth.is_empty() {
-            return api_error("not_authed");
-        }
-        if auth != format!("Bearer {BOT_TOKEN}") {
-            return api_error("invalid_auth");
-        }
-        let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
-        let query: std::collections::BTreeMap<String, String> =
-            req.url.query_pairs().into_owned().collect();
-        match path.as_str() {
-            "/api/chat.postMessage" | "/api/chat.update" => {
-                if body["channel"] != CHANNEL {
-                    return api_error("channel_not_found");
-                }
-                if body
-                    .get("text")
-                    .and_then(Value::as_str)
-                    .is_none_or(str::is_empty)
-                    && body.get("blocks").is_none()
-                {
-                    return api_error("no_text");
-                }
-                if path.ends_with("update") {
-                    let ts = body["ts"].as_str().unwrap_or("").to_string();
-                    let Some(m) = s.messages.iter_mut().find(|m| m.ts == ts) else {
-                        return api_error("message_not_found");
-                    };
-                    m.text = body["text"].as_str().unwrap_or("").to_string();
-                    m.blocks = body["blocks"].clone();
-                    m.edited = true;
-                    return ok(json!({"ok": true, "channel": CHANNEL, "ts": ts, "text": m.text}));
-                }
-                let thread_ts = body
-                    .get("thread_ts")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
-                if let Some(t) = &thread_ts
-                    && !s.messages.iter().any(|m| &m.ts == t)
-                {
-                    return api_error("thread_not_found");
-                }
-                s.next += 1;
-                let ts = format!("1795424400.{:06}", s.next);
-                s.messages.push(SimMessage {
-                    ts: ts.clone(),
-                    thread_ts,
-                    text: body["text"].as_str().unwrap_or("").to_string(),
-                    blocks: body["blocks"].clone(),
-                    metadata: body.get("metadata").cloned(),
-                    edited: false,
-                });
-                ok(
-                    json!({"ok": true, "channel": CHANNEL, "ts": ts, "message": {"type": "message", "text": body["text"], "ts": ts}}),
-                )
+            if body
+                .get("text")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+                && body.get("blocks").is_none()
+            {
+                return api_error("no_text");
             }
-            "/api/conversations.history" => {
-                if query.get("channel").map(String::as_str) != Some(CHANNEL) {
-                    return api_error("channel_not_found");
-                }
-                let with_meta =
-                    query.get("include_all_metadata").map(String::as_str) == Some("true");
-                let messages: Vec<Value> = s
-                    .messages
-                    .iter()
-                    .rev()
-                    .filter(|m| m.thread_ts.is_none())
-                    .map(|m| {
-                        let mut v = json!({"type": "message", "ts": m.ts, "text": m.text});
-                        if with_meta && let Some(meta) = &m.metadata {
-                            v["metadata"] = meta.clone();
-                        }
-                        v
-                    })
-                    .collect();
-                ok(json!({"ok": true, "messages": messages, "has_more": false}))
+            if path.ends_with("update") {
+                let ts = body["ts"].as_str().unwrap_or("").to_string();
+                let Some(m) = s.messages.iter_mut().find(|m| m.ts == ts) else {
+                    return api_error("message_not_found");
+                };
+                m.text = body["text"].as_str().unwrap_or("").to_string();
+                m.blocks = body["blocks"].clone();
+                m.edited = true;
+                return ok(json!({"ok": true, "channel": CHANNEL, "ts": ts, "text": m.text}));
             }
-            _ => api_error("unknown_method"),
+            let thread_ts = body
+                .get("thread_ts")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            if let Some(t) = &thread_ts
+                && !s.messages.iter().any(|m| &m.ts == t)
+            {
+                return api_error("thread_not_found");
+            }
+            s.next += 1;
+            let ts = format!("1795424400.{:06}", s.next);
+            s.messages.push(SimMessage {
+                ts: ts.clone(),
+                thread_ts,
+                text: body["text"].as_str().unwrap_or("").to_string(),
+                blocks: body["blocks"].clone(),
+                metadata: body.get("metadata").cloned(),
+                edited: false,
+            });
+            ok(
+                json!({"ok": true, "channel": CHANNEL, "ts": ts, "message": {"type": "message", "text": body["text"], "ts": ts}}),
+            )
         }
+        "/api/conversations.history" => {
+            if query.get("channel").map(String::as_str) != Some(CHANNEL) {
+                return api_error("channel_not_found");
+            }
+            let with_meta = query.get("include_all_metadata").map(String::as_str) == Some("true");
+            let messages: Vec<Value> = s
+                .messages
+                .iter()
+                .rev()
+                .filter(|m| m.thread_ts.is_none())
+                .map(|m| {
+                    let mut v = json!({"type": "message", "ts": m.ts, "text": m.text});
+                    if with_meta && let Some(meta) = &m.metadata {
+                        v["metadata"] = meta.clone();
+                    }
+                    v
+                })
+                .collect();
+            ok(json!({"ok": true, "messages": messages, "has_more": false}))
+        }
+        _ => api_error("unknown_method"),
     }
 }
 
 impl SlackSim {
     /// Starts the server.
     pub async fn start() -> Self {
-        let server = MockServer::builder()
-            .disable_request_recording()
-            .start()
-            .await;
-        let state = Arc::new(Mutex::new(State::default()));
-        Mock::given(any())
-            .respond_with(Router(state.clone()))
-            .mount(&server)
-            .await;
-        Self { server, state }
+        Self {
+            sim: SimServer::start(State::default(), respond).await,
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.sim.state()
     }
 
     /// The base URL (the Web API is at `…/api/`).
     pub fn uri(&self) -> String {
-        self.server.uri()
+        self.sim.uri()
     }
 
     /// The webhook URL that works.
     pub fn webhook_url(&self) -> String {
-        format!("{}{WEBHOOK_PATH}", self.server.uri())
+        format!("{}{WEBHOOK_PATH}", self.sim.uri())
     }
 
     /// Messages posted through the Web API, in order.
