@@ -1,11 +1,10 @@
 //! Routing the simulator's HTTP requests, authentication, and injected faults.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wiremock::{Request, Respond, ResponseTemplate};
+use wiremock::{Request, ResponseTemplate};
 
 use super::{Fault, SimState};
 
@@ -51,50 +50,45 @@ pub(super) fn google_error(status: u16, name: &str, message: &str) -> Reply {
     )
 }
 
-/// The single wiremock responder: every request goes through the shared state.
-pub(super) struct Router(pub Arc<Mutex<SimState>>);
-
-impl Respond for Router {
-    fn respond(&self, req: &Request) -> ResponseTemplate {
-        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let method = req.method.as_str().to_string();
-        let path = req.url.path().to_string();
-        state.requests.push(format!("{method} {path}"));
-        if let Some(fault) = state.take_fault(&method, &path) {
-            return fault_response(&fault);
-        }
-        let authorized = req
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("Bearer ") && v.len() > 7);
-        if !authorized {
-            return template(google_error(
-                401,
-                "UNAUTHENTICATED",
-                "Request is missing required authentication credential.",
-            ));
-        }
-        let query: BTreeMap<String, String> = req.url.query_pairs().into_owned().collect();
-        if path.starts_with("/upload/storage/v1/") || path.starts_with("/storage/v1/") {
-            return template(state.storage_route(&method, req, &query));
-        }
-        let body: Value = if req.body.is_empty() {
-            Value::Null
-        } else {
-            match serde_json::from_slice(&req.body) {
-                Ok(v) => v,
-                Err(_) => {
-                    return template(google_error(
-                        400,
-                        "INVALID_ARGUMENT",
-                        "Invalid JSON payload received.",
-                    ));
-                }
-            }
-        };
-        template(route(&mut state, &method, &path, &query, &body))
+/// Every request, with the state locked.
+pub(super) fn respond(state: &mut SimState, req: &Request) -> ResponseTemplate {
+    let method = req.method.as_str().to_string();
+    let path = req.url.path().to_string();
+    state.requests.push(format!("{method} {path}"));
+    if let Some(fault) = state.take_fault(&method, &path) {
+        return fault_response(&fault);
     }
+    let authorized = req
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Bearer ") && v.len() > 7);
+    if !authorized {
+        return template(google_error(
+            401,
+            "UNAUTHENTICATED",
+            "Request is missing required authentication credential.",
+        ));
+    }
+    let query: BTreeMap<String, String> = req.url.query_pairs().into_owned().collect();
+    if path.starts_with("/upload/storage/v1/") || path.starts_with("/storage/v1/") {
+        return template(state.storage_route(&method, req, &query));
+    }
+    let body: Value = if req.body.is_empty() {
+        Value::Null
+    } else {
+        match serde_json::from_slice(&req.body) {
+            Ok(v) => v,
+            Err(_) => {
+                return template(google_error(
+                    400,
+                    "INVALID_ARGUMENT",
+                    "Invalid JSON payload received.",
+                ));
+            }
+        }
+    };
+    template(route(state, &method, &path, &query, &body))
 }
 
 fn route(

@@ -39,14 +39,12 @@ mod storage;
 mod telemetry;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ops_core::Result;
 use ops_core::clock::{SharedClock, system_clock};
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer};
 
 use crate::auth::TokenProvider;
 use crate::client::{Endpoints, GcpClient, GcpConfig};
@@ -103,7 +101,7 @@ impl Behaviour {
 }
 
 pub use ops_core::sim::Fault;
-use ops_core::sim::FaultPlan;
+use ops_core::sim::{FaultPlan, SimServer};
 
 /// The simulator's state, behind the router.
 #[derive(Debug)]
@@ -188,12 +186,7 @@ impl GcpSimBuilder {
 
     /// Starts the HTTP server.
     pub async fn start(self) -> GcpSim {
-        // Uploads can be large: the simulator keeps its own request log, not wiremock's.
-        let server = MockServer::builder()
-            .disable_request_recording()
-            .start()
-            .await;
-        let state = Arc::new(Mutex::new(SimState {
+        let state = SimState {
             project: self.project,
             region: self.region,
             clock: self.clock,
@@ -219,21 +212,18 @@ impl GcpSimBuilder {
             faults: FaultPlan::default(),
             requests: Vec::new(),
             mutations: 0,
-        }));
-        state.lock().unwrap_or_else(|e| e.into_inner()).base_uri = server.uri();
-        Mock::given(any())
-            .respond_with(http::Router(state.clone()))
-            .mount(&server)
-            .await;
-        GcpSim { server, state }
+        };
+        let sim = SimServer::start(state, http::respond).await;
+        // Resumable-upload sessions are URLs on this server.
+        sim.state().base_uri = sim.uri();
+        GcpSim { sim }
     }
 }
 
 /// A running simulator. Dropping it stops the server.
 #[derive(Debug)]
 pub struct GcpSim {
-    server: MockServer,
-    state: Arc<Mutex<SimState>>,
+    sim: SimServer<SimState>,
 }
 
 impl GcpSim {
@@ -254,19 +244,19 @@ impl GcpSim {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, SimState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.sim.state()
     }
 
     /// The server's base URL.
     pub fn uri(&self) -> String {
-        self.server.uri()
+        self.sim.uri()
     }
 
     /// A config pointing every API at the simulator.
     pub fn config(&self) -> Result<GcpConfig> {
         let state = self.state();
         let mut config = GcpConfig::new(state.project.clone(), state.region.clone());
-        config.endpoints = Endpoints::all_at(&self.server.uri())?;
+        config.endpoints = Endpoints::all_at(&self.sim.uri())?;
         Ok(config)
     }
 

@@ -23,14 +23,11 @@
 mod routes;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ops_core::Result;
 use ops_core::clock::{SharedClock, system_clock};
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer};
 
 use crate::client::{VercelClient, VercelConfig};
 use crate::deployer::{GitRepo, VercelDeployer};
@@ -43,7 +40,7 @@ pub const SIM_TEAM: &str = "team_sim0000000000000000";
 pub const SIM_PROJECT_ID: &str = "prj_sim00000000000000000000";
 
 pub use ops_core::sim::Fault;
-use ops_core::sim::FaultPlan;
+use ops_core::sim::{FaultPlan, SimServer};
 
 #[derive(Debug, Clone)]
 struct SimDeployment {
@@ -120,10 +117,6 @@ impl VercelSimBuilder {
 
     /// Starts the server with one READY production deployment of `main`.
     pub async fn start(self) -> VercelSim {
-        let server = MockServer::builder()
-            .disable_request_recording()
-            .start()
-            .await;
         let now = self.clock.now();
         let mut state = State {
             clock: self.clock,
@@ -148,20 +141,16 @@ impl VercelSimBuilder {
         if let Some(d) = state.deployments.iter_mut().find(|d| d.id == first) {
             d.was_production = true;
         }
-        let state = Arc::new(Mutex::new(state));
-        Mock::given(any())
-            .respond_with(routes::Router(state.clone()))
-            .mount(&server)
-            .await;
-        VercelSim { server, state }
+        VercelSim {
+            sim: SimServer::start(state, routes::respond).await,
+        }
     }
 }
 
 /// A running simulator.
 #[derive(Debug)]
 pub struct VercelSim {
-    server: MockServer,
-    state: Arc<Mutex<State>>,
+    sim: SimServer<State>,
 }
 
 impl VercelSim {
@@ -180,19 +169,19 @@ impl VercelSim {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.sim.state()
     }
 
     /// The base URL.
     pub fn uri(&self) -> String {
-        self.server.uri()
+        self.sim.uri()
     }
 
     /// A config for the simulator (its token and team).
     pub fn config(&self) -> Result<VercelConfig> {
         VercelConfig::new(SIM_TOKEN)
             .team(SIM_TEAM)
-            .base_url(&self.server.uri())
+            .base_url(&self.sim.uri())
     }
 
     /// A client on the simulator's clock.

@@ -1,15 +1,12 @@
 //! The simulator's request handling.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use wiremock::{Request, Respond, ResponseTemplate};
+use wiremock::{Request, ResponseTemplate};
 
 use super::{Fault, SIM_PROJECT_ID, SIM_TEAM, SIM_TOKEN, SimDeployment, SimEnv, State};
-
-pub(super) struct Router(pub Arc<Mutex<State>>);
 
 fn error(status: u16, code: &str, message: &str) -> (u16, Value) {
     (status, json!({"error": {"code": code, "message": message}}))
@@ -415,93 +412,89 @@ fn env_json(e: &SimEnv, decrypted: bool) -> Value {
     v
 }
 
-impl Respond for Router {
-    fn respond(&self, req: &Request) -> ResponseTemplate {
-        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let method = req.method.as_str().to_string();
-        let path = req.url.path().to_string();
-        s.requests.push(format!("{method} {path}"));
-        let now = s.clock.now();
-        if let Some(fault) = s.faults.take(&method, &path) {
-            return match fault {
-                Fault::Status {
-                    status,
-                    retry_after,
-                } => {
-                    let (code, msg) = match status {
-                        429 => ("rate_limited", "Rate limit exceeded"),
-                        401 => ("unauthorized", "Not authorized"),
-                        403 => ("forbidden", "Not authorized"),
-                        404 => ("not_found", "Not found"),
-                        409 => ("conflict", "Conflict"),
-                        _ => ("internal_server_error", "An unexpected error occurred."),
-                    };
-                    let mut t =
-                        json_template(status, json!({"error": {"code": code, "message": msg}}));
-                    if let Some(secs) = retry_after {
-                        if status == 429 {
-                            t = t
-                                .insert_header("x-ratelimit-limit", "100")
-                                .insert_header("x-ratelimit-remaining", "0")
-                                .insert_header(
-                                    "x-ratelimit-reset",
-                                    (now.timestamp() + secs as i64).to_string().as_str(),
-                                );
-                        } else {
-                            t = t.insert_header("retry-after", secs.to_string().as_str());
-                        }
+/// Every request, with the state locked.
+pub(super) fn respond(s: &mut State, req: &Request) -> ResponseTemplate {
+    let method = req.method.as_str().to_string();
+    let path = req.url.path().to_string();
+    s.requests.push(format!("{method} {path}"));
+    let now = s.clock.now();
+    if let Some(fault) = s.faults.take(&method, &path) {
+        return match fault {
+            Fault::Status {
+                status,
+                retry_after,
+            } => {
+                let (code, msg) = match status {
+                    429 => ("rate_limited", "Rate limit exceeded"),
+                    401 => ("unauthorized", "Not authorized"),
+                    403 => ("forbidden", "Not authorized"),
+                    404 => ("not_found", "Not found"),
+                    409 => ("conflict", "Conflict"),
+                    _ => ("internal_server_error", "An unexpected error occurred."),
+                };
+                let mut t = json_template(status, json!({"error": {"code": code, "message": msg}}));
+                if let Some(secs) = retry_after {
+                    if status == 429 {
+                        t = t
+                            .insert_header("x-ratelimit-limit", "100")
+                            .insert_header("x-ratelimit-remaining", "0")
+                            .insert_header(
+                                "x-ratelimit-reset",
+                                (now.timestamp() + secs as i64).to_string().as_str(),
+                            );
+                    } else {
+                        t = t.insert_header("retry-after", secs.to_string().as_str());
                     }
-                    t
                 }
-                Fault::Delay(d) => ResponseTemplate::new(504).set_delay(d),
-                Fault::TruncatedJson => ResponseTemplate::new(200)
-                    .insert_header("content-type", "application/json")
-                    .set_body_string("{\"deployments\": [{\"uid\": \"dpl_"),
-            };
-        }
-        if method == "GET" && path == "/" {
-            // The simulated site itself, for health probes.
-            return ResponseTemplate::new(200)
-                .set_body_string("<!doctype html><title>site</title>");
-        }
-        let auth = req
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if auth.is_empty() {
-            return json_template(
-                401,
-                json!({"error": {"code": "unauthorized", "message": "Not authorized"}}),
-            );
-        }
-        if auth != format!("Bearer {SIM_TOKEN}") {
-            return json_template(
-                403,
-                json!({"error": {"code": "forbidden", "message": "Not authorized", "invalidToken": true}}),
-            );
-        }
-        let query: BTreeMap<String, String> = req.url.query_pairs().into_owned().collect();
-        if query.get("teamId").map(String::as_str) != Some(SIM_TEAM) {
-            return json_template(
-                404,
-                json!({"error": {"code": "not_found", "message": "Project not found"}}),
-            );
-        }
-        let body: Value = if req.body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&req.body).unwrap_or(Value::Null)
+                t
+            }
+            Fault::Delay(d) => ResponseTemplate::new(504).set_delay(d),
+            Fault::TruncatedJson => ResponseTemplate::new(200)
+                .insert_header("content-type", "application/json")
+                .set_body_string("{\"deployments\": [{\"uid\": \"dpl_"),
         };
-        let (status, out) = s.route(&method, &path, &query, &body);
-        json_template(status, out)
-            .insert_header("x-ratelimit-limit", "100")
-            .insert_header("x-ratelimit-remaining", "99")
-            .insert_header(
-                "x-ratelimit-reset",
-                (now.timestamp() + 60).to_string().as_str(),
-            )
     }
+    if method == "GET" && path == "/" {
+        // The simulated site itself, for health probes.
+        return ResponseTemplate::new(200).set_body_string("<!doctype html><title>site</title>");
+    }
+    let auth = req
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if auth.is_empty() {
+        return json_template(
+            401,
+            json!({"error": {"code": "unauthorized", "message": "Not authorized"}}),
+        );
+    }
+    if auth != format!("Bearer {SIM_TOKEN}") {
+        return json_template(
+            403,
+            json!({"error": {"code": "forbidden", "message": "Not authorized", "invalidToken": true}}),
+        );
+    }
+    let query: BTreeMap<String, String> = req.url.query_pairs().into_owned().collect();
+    if query.get("teamId").map(String::as_str) != Some(SIM_TEAM) {
+        return json_template(
+            404,
+            json!({"error": {"code": "not_found", "message": "Project not found"}}),
+        );
+    }
+    let body: Value = if req.body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&req.body).unwrap_or(Value::Null)
+    };
+    let (status, out) = s.route(&method, &path, &query, &body);
+    json_template(status, out)
+        .insert_header("x-ratelimit-limit", "100")
+        .insert_header("x-ratelimit-remaining", "99")
+        .insert_header(
+            "x-ratelimit-reset",
+            (now.timestamp() + 60).to_string().as_str(),
+        )
 }
 
 fn json_template(status: u16, body: Value) -> ResponseTemplate {
