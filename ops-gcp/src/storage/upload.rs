@@ -354,8 +354,9 @@ impl CloudStorage {
             })
     }
 
-    /// Sends one session request; the retries are [`Self::send_chunk`]'s, which resume rather
-    /// than repeat.
+    /// Sends one session request. As a non-idempotent request it is repeated only when it
+    /// provably did not run (refused connection, throttling); other failures go back to
+    /// [`Self::send_chunk`], which resumes rather than repeats.
     async fn session_response(
         &self,
         operation: &'static str,
@@ -369,11 +370,6 @@ impl CloudStorage {
         let (status, headers, body) = self
             .client
             .http()
-            .clone()
-            .with_retry(ops_core::retry::RetryPolicy {
-                max_attempts: 1,
-                ..Default::default()
-            })
             .send_bytes(operation, req, &options)
             .await?;
         if status == StatusCode::PERMANENT_REDIRECT {
