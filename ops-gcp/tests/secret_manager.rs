@@ -166,9 +166,8 @@ async fn add_version_creates_a_missing_secret_first() {
     assert_eq!(v.id, "1");
 }
 
-#[tokio::test]
-async fn disable_reads_the_etag_and_sends_it() {
-    let server = MockServer::start().await;
+/// `db-url` version 3, enabled, with its etag.
+async fn serves_enabled_version_3(server: &MockServer) {
     Mock::given(method("GET"))
         .and(path(format!("{SECRETS}/db-url/versions/3")))
         .respond_with(ResponseTemplate::new(200).set_body_json(version(
@@ -176,8 +175,14 @@ async fn disable_reads_the_etag_and_sends_it() {
             "ENABLED",
             "2026-10-01T00:00:00Z",
         )))
-        .mount(&server)
+        .mount(server)
         .await;
+}
+
+#[tokio::test]
+async fn disable_reads_the_etag_and_sends_it() {
+    let server = MockServer::start().await;
+    serves_enabled_version_3(&server).await;
     Mock::given(method("POST"))
         .and(path(format!("{SECRETS}/db-url/versions/3:disable")))
         .and(body_json(json!({"etag": "\"16204b6c1e3\""})))
@@ -193,15 +198,7 @@ async fn disable_reads_the_etag_and_sends_it() {
     assert_eq!(v.state, VersionState::Disabled);
 
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(format!("{SECRETS}/db-url/versions/3")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(version(
-            3,
-            "ENABLED",
-            "2026-10-01T00:00:00Z",
-        )))
-        .mount(&server)
-        .await;
+    serves_enabled_version_3(&server).await;
     Mock::given(method("POST"))
         .and(path(format!("{SECRETS}/db-url/versions/3:destroy")))
         .respond_with(ResponseTemplate::new(409).set_body_json(google_error(
