@@ -12,6 +12,7 @@
 
 mod error_map;
 mod retry_after;
+mod token;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use serde::de::DeserializeOwned;
 pub use crate::redact::redact_excerpt;
 pub use error_map::{error_for_status, error_for_transport, provider_code};
 pub use retry_after::retry_after;
+pub use token::{AccessToken, StaticToken, TokenProvider, TokenSource};
 
 use crate::clock::{SharedClock, system_clock};
 use crate::retry::{Idempotency, RetryPolicy};
