@@ -1,4 +1,11 @@
-//! GitHub provider for `ops`: incident issues, Actions secrets, workflow deploys and repository
-//! activity.
-//!
-//! This crate is a placeholder; the services land in later work (see the project's issues).
+//! GitHub for `ops`: incidents as issues ([`GithubIssues`], a `Notifier`), Actions secrets
+//! ([`ActionsSecrets`], a `SecretStore`), deploys through a workflow ([`WorkflowDeployer`], a
+//! `Deployer`), repository activity for reviews and incident evidence ([`RepoActivity`]), and a
+//! repository audit ([`RepoAudit`], a `SecurityAuditor`), over the REST API with a token or a
+//! GitHub App.
+
+pub mod auth;
+pub mod client;
+
+pub use auth::GithubApp;
+pub use client::{Credentials, GithubClient, GithubConfig, Repo};

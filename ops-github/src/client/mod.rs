@@ -1,0 +1,496 @@
+//! The client core: configuration, authentication (a token or a GitHub App installation), the
+//! headers every call carries, primary rate-limit bookkeeping, ETag revalidation, `Link`
+//! pagination, and the one error mapping ([`parse_error`]).
+
+mod conditional;
+mod error;
+mod pages;
+mod rate_limit;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ops_core::clock::SharedClock;
+use ops_core::http::{HttpClient, HttpConfig, SendOptions, TokenProvider, bearer, decode_json};
+use ops_core::{Error, ErrorKind, Result};
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, IF_NONE_MATCH};
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use url::Url;
+
+pub use conditional::EtagCache;
+pub use error::parse_error;
+pub use pages::{Paged, next_link};
+pub use rate_limit::RateLimit;
+
+use crate::auth::{GithubApp, InstallationTokens};
+
+/// The REST API version every request asks for (`X-GitHub-Api-Version`).
+pub const API_VERSION: &str = "2022-11-28";
+
+/// The media type every request accepts.
+pub const MEDIA_TYPE: &str = "application/vnd.github+json";
+
+/// How a client proves who it is.
+#[derive(Clone)]
+pub enum Credentials {
+    /// A personal access token, a fine-grained token or `GITHUB_TOKEN` in Actions.
+    Token(SecretString),
+    /// A GitHub App installation: a JWT signed with the App's key is exchanged for an
+    /// installation token, cached until near its expiry.
+    App(GithubApp),
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::Token(_) => f.write_str("Token([redacted])"),
+            Credentials::App(app) => f.debug_tuple("App").field(app).finish(),
+        }
+    }
+}
+
+/// How to reach GitHub.
+#[derive(Debug, Clone)]
+pub struct GithubConfig {
+    /// Who the client is.
+    pub credentials: Credentials,
+    /// The API base URL (`https://api.github.com/`; GitHub Enterprise Server:
+    /// `https://HOST/api/v3/`).
+    pub base_url: Url,
+    /// `X-GitHub-Api-Version`.
+    pub api_version: String,
+    /// Timeouts and retries.
+    pub http: HttpConfig,
+    /// The longest the client waits for an exhausted primary rate limit to reset before
+    /// sending; beyond it a call fails at once with `RateLimited`.
+    pub max_rate_limit_wait: Duration,
+}
+
+impl GithubConfig {
+    /// A config for a token against `https://api.github.com/`.
+    pub fn token(token: impl Into<String>) -> Self {
+        Self::with_credentials(Credentials::Token(SecretString::from(token.into())))
+    }
+
+    /// A config for a GitHub App installation.
+    pub fn app(app: GithubApp) -> Self {
+        Self::with_credentials(Credentials::App(app))
+    }
+
+    fn with_credentials(credentials: Credentials) -> Self {
+        Self {
+            credentials,
+            base_url: Url::parse("https://api.github.com/").expect("a valid URL"),
+            api_version: API_VERSION.into(),
+            http: HttpConfig::default(),
+            max_rate_limit_wait: Duration::from_secs(60),
+        }
+    }
+
+    /// `GITHUB_TOKEN` (or `GH_TOKEN`) from the environment, and `GITHUB_API_URL` if set (as in
+    /// Actions and on GitHub Enterprise Server).
+    pub fn from_env() -> Result<Self> {
+        let token = ["GITHUB_TOKEN", "GH_TOKEN"]
+            .iter()
+            .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+            .ok_or_else(|| {
+                Error::invalid_input(
+                    "github",
+                    "config",
+                    "GITHUB_TOKEN",
+                    "is not set: create a fine-grained token at github.com/settings/tokens",
+                )
+            })?;
+        let config = Self::token(token);
+        match std::env::var("GITHUB_API_URL") {
+            Ok(url) if !url.trim().is_empty() => config.base_url(&url),
+            _ => Ok(config),
+        }
+    }
+
+    /// The same config against `base` (a simulator, a proxy, GitHub Enterprise Server).
+    pub fn base_url(mut self, base: &str) -> Result<Self> {
+        let mut url = Url::parse(base)
+            .map_err(|e| Error::invalid_input("github", "config", "base_url", e.to_string()))?;
+        if !url.path().ends_with('/') {
+            let p = format!("{}/", url.path());
+            url.set_path(&p);
+        }
+        self.base_url = url;
+        Ok(self)
+    }
+}
+
+/// What one call got back.
+#[derive(Debug)]
+pub struct Reply {
+    /// The status (a `304` is turned into the cached `200`).
+    pub status: StatusCode,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The body as JSON (`{}` when empty).
+    pub fn json<T: DeserializeOwned>(&self, operation: &'static str) -> Result<T> {
+        let body: &[u8] = if self.body.is_empty() {
+            b"{}"
+        } else {
+            &self.body
+        };
+        decode_json("github", operation, body)
+    }
+}
+
+/// An authenticated client. Cheap to clone; clones share the token, the rate-limit state and
+/// the ETag cache.
+#[derive(Clone)]
+pub struct GithubClient {
+    http: HttpClient,
+    config: Arc<GithubConfig>,
+    auth: Arc<TokenProvider>,
+    rate: Arc<RateLimit>,
+    etags: Arc<EtagCache>,
+}
+
+impl fmt::Debug for GithubClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GithubClient")
+            .field("base_url", &self.config.base_url.as_str())
+            .field("credentials", &self.config.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GithubClient {
+    /// A client for `config`.
+    pub fn new(config: GithubConfig) -> Result<Self> {
+        let http =
+            HttpClient::new("github", &config.http)?.with_error_parser(Arc::new(parse_error));
+        let auth = match &config.credentials {
+            Credentials::Token(t) => {
+                if t.expose_secret().trim().is_empty() {
+                    return Err(Error::invalid_input(
+                        "github", "config", "token", "is empty",
+                    ));
+                }
+                TokenProvider::static_token(t.expose_secret())
+            }
+            Credentials::App(app) => TokenProvider::new(Arc::new(InstallationTokens::new(
+                app.clone(),
+                http.clone(),
+                config.base_url.clone(),
+                config.api_version.clone(),
+            ))),
+        };
+        Ok(Self {
+            http,
+            auth: Arc::new(auth),
+            rate: Arc::new(RateLimit::default()),
+            etags: Arc::new(EtagCache::new(256)),
+            config: Arc::new(config),
+        })
+    }
+
+    /// The same client on `clock` (token expiry, rate-limit waits, retries, polling).
+    pub fn with_clock(self, clock: SharedClock) -> Self {
+        let http = self.http.with_clock(clock.clone());
+        let auth = match &self.config.credentials {
+            Credentials::Token(t) => TokenProvider::static_token(t.expose_secret()),
+            Credentials::App(app) => TokenProvider::new(Arc::new(InstallationTokens::new(
+                app.clone(),
+                http.clone(),
+                self.config.base_url.clone(),
+                self.config.api_version.clone(),
+            ))),
+        }
+        .with_clock(clock);
+        Self {
+            http,
+            auth: Arc::new(auth),
+            ..self
+        }
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &SharedClock {
+        self.http.clock()
+    }
+
+    /// The primary rate limit as last reported by GitHub.
+    pub fn rate_limit(&self) -> &RateLimit {
+        &self.rate
+    }
+
+    /// `path` (no leading `/`) on the API, with `query`.
+    pub fn url(&self, path: &str, query: &[(&str, &str)]) -> Result<Url> {
+        let mut url = self
+            .config
+            .base_url
+            .join(path)
+            .map_err(|e| Error::invalid_input("github", "url", "path", e.to_string()))?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        Ok(url)
+    }
+
+    /// Sends one request and returns the reply. GETs revalidate with `If-None-Match` when a
+    /// body for the same URL is cached (a `304` costs no quota). An exhausted primary rate
+    /// limit is waited out first (up to `max_rate_limit_wait`); a rejected App token is
+    /// replaced once.
+    pub async fn send<B>(
+        &self,
+        operation: &'static str,
+        method: Method,
+        url: Url,
+        body: Option<&B>,
+        options: &SendOptions,
+    ) -> Result<Reply>
+    where
+        B: Serialize + ?Sized + Sync,
+    {
+        self.rate
+            .wait_if_exhausted(self.clock(), self.config.max_rate_limit_wait, operation)
+            .await?;
+        let cached = (method == Method::GET)
+            .then(|| self.etags.get(url.as_str()))
+            .flatten();
+        let mut options = options.clone();
+        if cached.is_some() {
+            options.accept.push(304);
+        }
+        let token = self.auth.token().await?;
+        let first = self
+            .attempt(
+                operation,
+                &method,
+                &url,
+                body,
+                &options,
+                token.secret(),
+                cached.as_ref(),
+            )
+            .await;
+        let reply = match first {
+            Err(e)
+                if matches!(e.kind(), ErrorKind::Unauthorized) && self.auth.invalidate(&token) =>
+            {
+                let token = self.auth.token().await?;
+                self.attempt(
+                    operation,
+                    &method,
+                    &url,
+                    body,
+                    &options,
+                    token.secret(),
+                    cached.as_ref(),
+                )
+                .await?
+            }
+            other => other?,
+        };
+        self.rate.observe(&reply.headers);
+        if reply.status == StatusCode::NOT_MODIFIED {
+            let (_, cached_body) = cached.expect("304 is accepted only with a cached body");
+            return Ok(Reply {
+                status: StatusCode::OK,
+                headers: reply.headers,
+                body: cached_body,
+            });
+        }
+        if method == Method::GET
+            && let Some(etag) = reply.headers.get(reqwest::header::ETAG)
+            && let Ok(etag) = etag.to_str()
+        {
+            self.etags.put(url.as_str(), etag, &reply.body);
+        }
+        Ok(reply)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn attempt<B>(
+        &self,
+        operation: &'static str,
+        method: &Method,
+        url: &Url,
+        body: Option<&B>,
+        options: &SendOptions,
+        token: &str,
+        cached: Option<&(String, Vec<u8>)>,
+    ) -> Result<Reply>
+    where
+        B: Serialize + ?Sized + Sync,
+    {
+        let mut req = self
+            .http
+            .request(method.clone(), url.clone())
+            .header(AUTHORIZATION, bearer(token)?)
+            .header(ACCEPT, MEDIA_TYPE)
+            .header("X-GitHub-Api-Version", &self.config.api_version);
+        if let Some((etag, _)) = cached {
+            req = req.header(IF_NONE_MATCH, etag);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let (status, headers, body) = self.http.send_bytes(operation, req, options).await?;
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// Sends and decodes the JSON answer.
+    pub async fn call<B, T>(
+        &self,
+        operation: &'static str,
+        method: Method,
+        url: Url,
+        body: Option<&B>,
+        options: &SendOptions,
+    ) -> Result<T>
+    where
+        B: Serialize + ?Sized + Sync,
+        T: DeserializeOwned,
+    {
+        self.send(operation, method, url, body, options)
+            .await?
+            .json(operation)
+    }
+
+    /// GET and decode; `resource` names what was asked for in a `NotFound`.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        url: Url,
+        resource: &str,
+    ) -> Result<T> {
+        self.call::<(), T>(
+            operation,
+            Method::GET,
+            url,
+            None,
+            &resource_options(resource),
+        )
+        .await
+    }
+
+    /// Every item of a paginated list, following `Link: rel="next"`, stopping at `cap` items.
+    /// `extract` takes the items out of one page (an array, or a wrapper such as
+    /// `{"total_count":…,"secrets":[…]}`).
+    pub async fn get_pages<P, T>(
+        &self,
+        operation: &'static str,
+        first: Url,
+        cap: usize,
+        extract: impl Fn(P) -> Vec<T>,
+    ) -> Result<Paged<T>>
+    where
+        P: DeserializeOwned,
+    {
+        let mut items = Vec::new();
+        let mut next = Some(first);
+        let resource = next
+            .as_ref()
+            .map(|u| u.path().to_string())
+            .unwrap_or_default();
+        while let Some(url) = next.take() {
+            let reply = self
+                .send::<()>(
+                    operation,
+                    Method::GET,
+                    url,
+                    None,
+                    &resource_options(&resource),
+                )
+                .await?;
+            let page: P = reply.json(operation)?;
+            items.extend(extract(page));
+            next = next_link(&reply.headers)?;
+            if items.len() >= cap {
+                let truncated = next.is_some() || items.len() > cap;
+                items.truncate(cap);
+                return Ok(Paged { items, truncated });
+            }
+        }
+        Ok(Paged {
+            items,
+            truncated: false,
+        })
+    }
+}
+
+/// Options naming `resource` in a `NotFound`.
+pub fn resource_options(resource: &str) -> SendOptions {
+    SendOptions {
+        resource: Some(resource.to_string()),
+        ..SendOptions::default()
+    }
+}
+
+/// Percent-encodes one path segment (a secret or environment name, a workflow file).
+pub fn segment(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// `owner/repo`, checked.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Repo {
+    /// The owner (user or organisation).
+    pub owner: String,
+    /// The repository's name.
+    pub name: String,
+}
+
+impl Repo {
+    /// Parses `owner/repo`; `InvalidInput` for anything else.
+    pub fn parse(full_name: &str) -> Result<Self> {
+        let invalid = || {
+            Error::invalid_input(
+                "github",
+                "repo",
+                "repo",
+                format!("{full_name:?} is not owner/name"),
+            )
+        };
+        let (owner, name) = full_name.split_once('/').ok_or_else(invalid)?;
+        let ok = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 100
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                && s != "."
+                && s != ".."
+        };
+        if !ok(owner) || !ok(name) {
+            return Err(invalid());
+        }
+        Ok(Self {
+            owner: owner.into(),
+            name: name.into(),
+        })
+    }
+
+    /// `repos/{owner}/{repo}/{rest}`.
+    pub fn path(&self, rest: &str) -> String {
+        if rest.is_empty() {
+            format!("repos/{}/{}", self.owner, self.name)
+        } else {
+            format!("repos/{}/{}/{rest}", self.owner, self.name)
+        }
+    }
+}
+
+impl fmt::Display for Repo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.owner, self.name)
+    }
+}
