@@ -6,6 +6,8 @@
 
 pub mod auth;
 pub mod client;
+pub mod issues;
 
 pub use auth::GithubApp;
 pub use client::{Credentials, GithubClient, GithubConfig, Repo};
+pub use issues::GithubIssues;

@@ -8,11 +8,14 @@ use std::sync::Mutex;
 /// Bodies larger than this are not cached (lists of that size are not polled).
 const MAX_CACHED_BODY: usize = 256 * 1024;
 
+/// URL → (ETag, body), and the URLs in insertion order.
+type Entries = (HashMap<String, (String, Vec<u8>)>, VecDeque<String>);
+
 /// A bounded map of URL → (ETag, body); the oldest entry goes first.
 #[derive(Debug)]
 pub struct EtagCache {
     capacity: usize,
-    inner: Mutex<(HashMap<String, (String, Vec<u8>)>, VecDeque<String>)>,
+    inner: Mutex<Entries>,
 }
 
 impl EtagCache {
