@@ -7,7 +7,9 @@
 pub mod auth;
 pub mod client;
 pub mod issues;
+pub mod secrets;
 
 pub use auth::GithubApp;
 pub use client::{Credentials, GithubClient, GithubConfig, Repo};
 pub use issues::GithubIssues;
+pub use secrets::{ActionsSecrets, SecretScope};
