@@ -4,11 +4,14 @@
 //! repository audit ([`RepoAudit`], a `SecurityAuditor`), over the REST API with a token or a
 //! GitHub App.
 
+pub mod actions;
 pub mod auth;
 pub mod client;
 pub mod issues;
+pub mod model;
 pub mod secrets;
 
+pub use actions::{WorkflowDeployer, WorkflowInputs};
 pub use auth::GithubApp;
 pub use client::{Credentials, GithubClient, GithubConfig, Repo};
 pub use issues::GithubIssues;

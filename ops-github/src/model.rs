@@ -1,0 +1,109 @@
+//! The shapes of GitHub's answers that more than one module reads.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A workflow run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowRun {
+    /// The run id.
+    pub id: u64,
+    /// The workflow's name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The run's title (commit message, dispatch title).
+    #[serde(default)]
+    pub display_title: Option<String>,
+    /// `queued`, `in_progress`, `completed`, `waiting`, …
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Once completed: `success`, `failure`, `cancelled`, `timed_out`, …
+    #[serde(default)]
+    pub conclusion: Option<String>,
+    /// The event that started it (`push`, `workflow_dispatch`, …).
+    #[serde(default)]
+    pub event: String,
+    /// The branch it ran on.
+    #[serde(default)]
+    pub head_branch: Option<String>,
+    /// The commit it ran on.
+    #[serde(default)]
+    pub head_sha: String,
+    /// The web page.
+    #[serde(default)]
+    pub html_url: String,
+    /// Which attempt this is (re-runs count up).
+    #[serde(default = "one")]
+    pub run_attempt: u32,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl WorkflowRun {
+    /// Whether it has finished.
+    pub fn is_completed(&self) -> bool {
+        self.status.as_deref() == Some("completed")
+    }
+
+    /// Whether it finished successfully.
+    pub fn succeeded(&self) -> bool {
+        self.is_completed() && self.conclusion.as_deref() == Some("success")
+    }
+}
+
+/// `{"total_count":…,"workflow_runs":[…]}`.
+#[derive(Debug, Deserialize)]
+pub struct WorkflowRunsPage {
+    /// The runs on this page.
+    pub workflow_runs: Vec<WorkflowRun>,
+}
+
+/// A deployment (Deployments API).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Deployment {
+    /// The deployment id.
+    pub id: u64,
+    /// The commit deployed.
+    #[serde(default)]
+    pub sha: String,
+    /// The ref deployed.
+    #[serde(rename = "ref", default)]
+    pub git_ref: String,
+    /// Extra data; a `version` string here names what was deployed.
+    #[serde(default)]
+    pub payload: serde_json::Value,
+    /// The environment.
+    #[serde(default)]
+    pub environment: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+impl Deployment {
+    /// What was deployed: the payload's `version` if the workflow recorded one, else the ref.
+    pub fn version(&self) -> &str {
+        self.payload
+            .get("version")
+            .and_then(|v| v.as_str())
+            .filter(|v| !v.is_empty())
+            .unwrap_or(&self.git_ref)
+    }
+}
+
+/// A deployment's status.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeploymentStatus {
+    /// `success`, `inactive`, `failure`, `error`, `in_progress`, `queued`, `pending`.
+    pub state: String,
+    /// Where the deployment can be reached.
+    #[serde(default)]
+    pub environment_url: Option<String>,
+    /// When it was set.
+    pub created_at: DateTime<Utc>,
+}
