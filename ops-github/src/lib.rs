@@ -5,6 +5,8 @@
 //! GitHub App.
 
 pub mod actions;
+pub mod activity;
+pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod issues;
@@ -12,6 +14,8 @@ pub mod model;
 pub mod secrets;
 
 pub use actions::{WorkflowDeployer, WorkflowInputs};
+pub use activity::RepoActivity;
+pub use audit::RepoAudit;
 pub use auth::GithubApp;
 pub use client::{Credentials, GithubClient, GithubConfig, Repo};
 pub use issues::GithubIssues;
