@@ -12,6 +12,8 @@ pub mod client;
 pub mod issues;
 pub mod model;
 pub mod secrets;
+#[cfg(feature = "sim")]
+pub mod sim;
 
 pub use actions::{WorkflowDeployer, WorkflowInputs};
 pub use activity::RepoActivity;
