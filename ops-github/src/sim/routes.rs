@@ -955,7 +955,13 @@ pub(super) fn respond(s: &mut State, req: &Request) -> ResponseTemplate {
             .insert_header("x-ratelimit-reset", s.rate_reset.timestamp().to_string().as_str());
     }
     let query: BTreeMap<String, String> = req.url.query_pairs().into_owned().collect();
-    let out = s.route(&method, &segments, &query, &body, &req.url);
+    // Links must point at the address the client used (wiremock reports `localhost`).
+    let mut url = req.url.clone();
+    if let Ok(base) = url::Url::parse(&format!("http://{}/", header("host"))) {
+        let _ = url.set_host(base.host_str());
+        let _ = url.set_port(base.port());
+    }
+    let out = s.route(&method, &segments, &query, &body, &url);
     finish(s, out, &method, &header("if-none-match"), now)
 }
 
