@@ -629,9 +629,12 @@ async fn the_primary_rate_limit_is_waited_out() {
     );
 }
 
+/// Status, response headers, GitHub's error body, and the kind it must become.
+type FaultCase = (u16, Vec<(&'static str, &'static str)>, Value, fn(&ErrorKind) -> bool);
+
 #[tokio::test]
 async fn the_fault_matrix_gives_typed_errors_and_retries_only_what_is_safe() {
-    let cases: Vec<(u16, Vec<(&str, &str)>, Value, fn(&ErrorKind) -> bool)> = vec![
+    let cases: Vec<FaultCase> = vec![
         (
             429,
             vec![("retry-after", "20")],
