@@ -630,7 +630,12 @@ async fn the_primary_rate_limit_is_waited_out() {
 }
 
 /// Status, response headers, GitHub's error body, and the kind it must become.
-type FaultCase = (u16, Vec<(&'static str, &'static str)>, Value, fn(&ErrorKind) -> bool);
+type FaultCase = (
+    u16,
+    Vec<(&'static str, &'static str)>,
+    Value,
+    fn(&ErrorKind) -> bool,
+);
 
 #[tokio::test]
 async fn the_fault_matrix_gives_typed_errors_and_retries_only_what_is_safe() {
