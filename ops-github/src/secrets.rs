@@ -187,8 +187,15 @@ impl ActionsSecrets {
                 "is empty",
             ));
         }
-        if let SecretScope::Organization { org, .. } = &scope {
-            crate::client::Repo::parse(&format!("{org}/x"))?;
+        if let SecretScope::Organization { org, .. } = &scope
+            && (org.is_empty() || !org.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        {
+            return Err(Error::invalid_input(
+                "github",
+                "secrets",
+                "org",
+                format!("{org:?} is not an organisation login"),
+            ));
         }
         Ok(Self {
             name: format!("github-secrets:{}", scope.label()),

@@ -173,22 +173,14 @@ impl GithubClient {
     pub fn new(config: GithubConfig) -> Result<Self> {
         let http =
             HttpClient::new("github", &config.http)?.with_error_parser(Arc::new(parse_error));
-        let auth = match &config.credentials {
-            Credentials::Token(t) => {
-                if t.expose_secret().trim().is_empty() {
-                    return Err(Error::invalid_input(
-                        "github", "config", "token", "is empty",
-                    ));
-                }
-                TokenProvider::static_token(t.expose_secret())
-            }
-            Credentials::App(app) => TokenProvider::new(Arc::new(InstallationTokens::new(
-                app.clone(),
-                http.clone(),
-                config.base_url.clone(),
-                config.api_version.clone(),
-            ))),
-        };
+        if let Credentials::Token(t) = &config.credentials
+            && t.expose_secret().trim().is_empty()
+        {
+            return Err(Error::invalid_input(
+                "github", "config", "token", "is empty",
+            ));
+        }
+        let auth = token_provider(&config, &http);
         Ok(Self {
             http,
             auth: Arc::new(auth),
@@ -201,16 +193,7 @@ impl GithubClient {
     /// The same client on `clock` (token expiry, rate-limit waits, retries, polling).
     pub fn with_clock(self, clock: SharedClock) -> Self {
         let http = self.http.with_clock(clock.clone());
-        let auth = match &self.config.credentials {
-            Credentials::Token(t) => TokenProvider::static_token(t.expose_secret()),
-            Credentials::App(app) => TokenProvider::new(Arc::new(InstallationTokens::new(
-                app.clone(),
-                http.clone(),
-                self.config.base_url.clone(),
-                self.config.api_version.clone(),
-            ))),
-        }
-        .with_clock(clock);
+        let auth = token_provider(&self.config, &http).with_clock(clock);
         Self {
             http,
             auth: Arc::new(auth),
@@ -425,6 +408,20 @@ impl GithubClient {
             items,
             truncated: false,
         })
+    }
+}
+
+/// Where the client's tokens come from: the fixed token, or App installation tokens minted
+/// through `http` (and on its clock).
+fn token_provider(config: &GithubConfig, http: &HttpClient) -> TokenProvider {
+    match &config.credentials {
+        Credentials::Token(t) => TokenProvider::static_token(t.expose_secret()),
+        Credentials::App(app) => TokenProvider::new(Arc::new(InstallationTokens::new(
+            app.clone(),
+            http.clone(),
+            config.base_url.clone(),
+            config.api_version.clone(),
+        ))),
     }
 }
 

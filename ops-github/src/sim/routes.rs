@@ -930,7 +930,7 @@ pub(super) fn respond(s: &mut State, req: &Request) -> ResponseTemplate {
         && method == "POST"
     {
         let out = s.mint_token(id, &auth, now);
-        return finish(s, out, &method, "", now);
+        return finish(s, out, &method, "");
     }
     s.app_tokens.retain(|(_, exp)| *exp > now);
     let known = auth == format!("Bearer {SIM_TOKEN}")
@@ -962,16 +962,10 @@ pub(super) fn respond(s: &mut State, req: &Request) -> ResponseTemplate {
         let _ = url.set_port(base.port());
     }
     let out = s.route(&method, &segments, &query, &body, &url);
-    finish(s, out, &method, &header("if-none-match"), now)
+    finish(s, out, &method, &header("if-none-match"))
 }
 
-fn finish(
-    s: &mut State,
-    out: Out,
-    method: &str,
-    if_none_match: &str,
-    now: DateTime<Utc>,
-) -> ResponseTemplate {
+fn finish(s: &mut State, out: Out, method: &str, if_none_match: &str) -> ResponseTemplate {
     let body = out.body.map(|b| b.to_string());
     let etag =
         (method == "GET" && out.status == 200).then(|| etag_of(body.as_deref().unwrap_or("")));
@@ -996,7 +990,6 @@ fn finish(
     if let Some(e) = etag {
         t = t.insert_header("etag", e.as_str());
     }
-    let _ = now;
     t.insert_header("x-ratelimit-limit", "5000")
         .insert_header(
             "x-ratelimit-remaining",
