@@ -199,6 +199,42 @@ async fn a_bad_canary_shows_in_its_own_metrics_and_logs() {
 }
 
 #[tokio::test]
+async fn a_load_dependent_bug_hides_at_a_small_share_and_shows_at_a_large_one() {
+    let (sim, clock) = sim().await;
+    sim.set_behaviour("img:leaky", Behaviour::failing_from_share(25, 0.2));
+    let run = run(&sim);
+    let stable = run
+        .current()
+        .await
+        .unwrap()
+        .primary_release()
+        .unwrap()
+        .to_string();
+    let canary = run.deploy(&DeployRequest::new("img:leaky")).await.unwrap();
+    let metrics = CloudMonitoring::new(sim.client().unwrap(), "api").unwrap();
+    let mut ratios = Vec::new();
+    for share in [5, 25] {
+        let split =
+            TrafficSplit::new([(canary.id.as_str(), share), (stable.as_str(), 100 - share)]);
+        run.set_traffic(&split.unwrap()).await.unwrap();
+        let start = clock.now();
+        clock.advance(Duration::from_secs(600));
+        let q = MetricQuery {
+            metric: Metric::ErrorRatio,
+            window: TimeWindow::new(start, clock.now()).unwrap(),
+            release: Some(canary.id.clone()),
+            min_samples: 100,
+        };
+        ratios.push(metrics.read(&q).await.unwrap().value().unwrap());
+    }
+    assert!(ratios[0] < 0.01, "healthy at 5 %: {ratios:?}");
+    assert!(
+        (ratios[1] - 0.2).abs() < 1e-9,
+        "failing at 25 %: {ratios:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_container_that_never_starts_fails_the_deploy_and_keeps_traffic() {
     let (sim, _) = sim().await;
     sim.set_behaviour("img:crash", Behaviour::crashing());

@@ -63,6 +63,9 @@ pub struct Behaviour {
     pub memory: f64,
     /// The container never starts: the deploy operation fails and the revision is failed.
     pub fails_to_start: bool,
+    /// Load-dependent failure: from this share of traffic (percent) on, the error ratio is the
+    /// second value instead of `error_ratio` — a bug that hides at a 1 % canary and shows at 25 %.
+    pub fails_from_share: Option<(u8, f64)>,
 }
 
 impl Default for Behaviour {
@@ -73,6 +76,7 @@ impl Default for Behaviour {
             cpu: 0.35,
             memory: 0.45,
             fails_to_start: false,
+            fails_from_share: None,
         }
     }
 }
@@ -88,6 +92,23 @@ impl Behaviour {
         Self {
             error_ratio: ratio,
             ..Self::default()
+        }
+    }
+
+    /// An image that is healthy below `percent` of the traffic and fails `ratio` of its
+    /// requests from there on.
+    pub fn failing_from_share(percent: u8, ratio: f64) -> Self {
+        Self {
+            fails_from_share: Some((percent, ratio)),
+            ..Self::default()
+        }
+    }
+
+    /// The share of requests failing while the revision serves `percent` of the traffic.
+    pub fn error_ratio_at(&self, percent: u8) -> f64 {
+        match self.fails_from_share {
+            Some((from, ratio)) if percent >= from => ratio,
+            _ => self.error_ratio,
         }
     }
 

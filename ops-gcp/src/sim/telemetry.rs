@@ -60,7 +60,7 @@ impl SimState {
                 let requests = self.requests_per_second * secs * f64::from(*pct) / 100.0;
                 let s = out.entry(rev.clone()).or_default();
                 s.requests += requests;
-                s.errors += requests * behaviour.error_ratio;
+                s.errors += requests * behaviour.error_ratio_at(*pct);
                 s.seconds += secs;
             }
         }
