@@ -252,10 +252,15 @@ async fn a_dry_run_deploys_nothing() {
         vec![
             "Notifier::send",
             "Deployer::deploy",
+            "wait",
             "(depends on an earlier planned step)"
         ]
     );
     assert_eq!(report.planned[1].args["version"], "api:1.1");
+    assert_eq!(
+        report.planned[2].args["seconds"], 30.0,
+        "the stabilisation wait is planned, not waited"
+    );
     assert_eq!(d.releases().await.unwrap().len(), 1, "nothing deployed");
     assert!(sent.lock().unwrap().is_empty(), "nothing sent");
 }

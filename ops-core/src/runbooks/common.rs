@@ -84,9 +84,10 @@ pub(crate) async fn watch_errors(
     }
 }
 
-/// A step that waits (stabilisation, bake time); cancellation stops it at once.
+/// A wait (bake, stabilisation); cancellation stops it at once. A dry run plans it instead of waiting: the plan says how long
+/// the real run would wait, and the rehearsal of the reads after it does not stall.
 pub(crate) fn wait_step(name: &str, length: Duration) -> Step {
-    Step::read(name, move |ctx| {
+    Step::mutate(name, move |ctx| {
         let clock = ctx.clock().clone();
         Ok(Action::new(
             "wait",
@@ -97,6 +98,7 @@ pub(crate) fn wait_step(name: &str, length: Duration) -> Step {
             },
         ))
     })
+    .idempotent()
 }
 
 /// A step that sends `build(ctx)`'s notification (planned in dry runs).
