@@ -263,6 +263,11 @@ impl Cli {
             .ok_or_else(|| UsageError(format!("--live needs {var} ({what})")))
     }
 
+    /// An environment variable, when set and not empty.
+    pub fn env_var(&self, var: &str) -> Option<String> {
+        self.env.get(var).filter(|v| !v.is_empty()).cloned()
+    }
+
     /// The help text.
     pub fn usage(&self) -> String {
         let s = self.spec;

@@ -2,9 +2,16 @@
 //! credentials with `--live`. Nothing else in an example differs between the two.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use ops_core::contracts::Notifier;
+use ops_core::http::{HttpClient, HttpConfig};
 use ops_gcp::sim::GcpSim;
 use ops_gcp::{GcpClient, GcpConfig};
+use ops_notify::sim::{PagerDutySim, SlackSim};
+use ops_notify::{PagerDuty, SlackWebhook};
+use ops_vercel::sim::VercelSim;
+use ops_vercel::{VercelClient, VercelConfig};
 
 use crate::cli::Opt;
 use crate::session::Session;
@@ -59,4 +66,96 @@ pub async fn gcp_client(session: &Session, sim: Option<&GcpSim>) -> GcpClient {
         Arc::new(auth),
     ));
     client.with_clock(session.clock())
+}
+
+/// An HTTP client for a notifier, on the session's clock.
+fn http(session: &Session, provider: &'static str) -> HttpClient {
+    session
+        .or_exit(HttpClient::new(provider, &HttpConfig::default()))
+        .with_clock(session.clock())
+}
+
+/// Slack through an incoming webhook: the simulator's, or `SLACK_WEBHOOK_URL` with `--live`.
+pub async fn slack(session: &Session) -> (Arc<dyn Notifier>, Option<SlackSim>) {
+    if session.rehearsal() {
+        let sim = SlackSim::start().await;
+        let hook = session.or_exit(SlackWebhook::new("slack", sim.webhook_url()));
+        return (Arc::new(hook.with_http(http(session, "slack"))), Some(sim));
+    }
+    let url = session
+        .cli
+        .credential("SLACK_WEBHOOK_URL", "a Slack incoming-webhook URL")
+        .unwrap_or_else(|e| session.usage_error(e));
+    let hook = session.or_exit(SlackWebhook::new("slack", url));
+    (Arc::new(hook.with_http(http(session, "slack"))), None)
+}
+
+/// PagerDuty Events v2: the simulator, or `PAGERDUTY_ROUTING_KEY` with `--live`; alerts name
+/// `source`.
+pub async fn pagerduty(
+    session: &Session,
+    source: &str,
+) -> (Arc<dyn Notifier>, Option<PagerDutySim>) {
+    if session.rehearsal() {
+        let sim = PagerDutySim::start().await;
+        let pd = session.or_exit(PagerDuty::new(
+            "pagerduty",
+            ops_notify::sim::pagerduty_key(),
+            source,
+        ));
+        let pd = session.or_exit(pd.with_base(&sim.uri(), http(session, "pagerduty")));
+        return (Arc::new(pd), Some(sim));
+    }
+    let key = session
+        .cli
+        .credential(
+            "PAGERDUTY_ROUTING_KEY",
+            "a PagerDuty Events v2 integration key",
+        )
+        .unwrap_or_else(|e| session.usage_error(e));
+    let pd = session.or_exit(PagerDuty::new("pagerduty", key, source));
+    (Arc::new(pd), None)
+}
+
+/// `--project` for Vercel / `VERCEL_PROJECT`.
+pub const VERCEL_PROJECT: Opt = Opt::value(
+    "project",
+    "VERCEL_PROJECT",
+    "the Vercel project (id or name)",
+    "site",
+);
+
+/// A Vercel simulator on the session's clock (rehearsals only), its builds taking 90 s.
+pub async fn vercel_sim(session: &Session) -> Option<VercelSim> {
+    if !session.rehearsal() {
+        return None;
+    }
+    let sim = VercelSim::builder()
+        .clock(session.clock())
+        .project(session.value("project"))
+        .build_time(Duration::from_secs(90))
+        .start()
+        .await;
+    Some(sim)
+}
+
+/// A Vercel client: the simulator's, or `VERCEL_TOKEN` (and `VERCEL_TEAM_ID`) with `--live`.
+pub fn vercel_client(session: &Session, sim: Option<&VercelSim>) -> VercelClient {
+    if let Some(sim) = sim {
+        return session.or_exit(sim.client());
+    }
+    let token = session
+        .cli
+        .credential(
+            "VERCEL_TOKEN",
+            "a Vercel access token from vercel.com/account/tokens",
+        )
+        .unwrap_or_else(|e| session.usage_error(e));
+    let mut config = VercelConfig::new(token);
+    if let Some(team) = session.cli.env_var("VERCEL_TEAM_ID") {
+        config = config.team(team);
+    }
+    session
+        .or_exit(VercelClient::new(config))
+        .with_clock(session.clock())
 }
