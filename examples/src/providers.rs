@@ -8,6 +8,8 @@ use ops_core::contracts::Notifier;
 use ops_core::http::{HttpClient, HttpConfig};
 use ops_gcp::sim::GcpSim;
 use ops_gcp::{GcpClient, GcpConfig};
+use ops_github::sim::GithubSim;
+use ops_github::{GithubClient, GithubConfig};
 use ops_notify::sim::{PagerDutySim, SlackSim};
 use ops_notify::{PagerDuty, SlackWebhook};
 use ops_vercel::sim::VercelSim;
@@ -157,5 +159,44 @@ pub fn vercel_client(session: &Session, sim: Option<&VercelSim>) -> VercelClient
     }
     session
         .or_exit(VercelClient::new(config))
+        .with_clock(session.clock())
+}
+
+/// `--repo` / `GITHUB_REPOSITORY`.
+pub const GITHUB_REPO: Opt = Opt::value(
+    "repo",
+    "GITHUB_REPOSITORY",
+    "the GitHub repository, OWNER/NAME",
+    ops_github::sim::SIM_REPO,
+);
+
+/// A GitHub simulator on the session's clock, its workflow runs taking 3 minutes (rehearsals
+/// only).
+pub async fn github_sim(session: &Session) -> Option<GithubSim> {
+    if !session.rehearsal() {
+        return None;
+    }
+    let sim = GithubSim::builder()
+        .clock(session.clock())
+        .run_time(Duration::from_secs(180))
+        .start()
+        .await;
+    Some(sim)
+}
+
+/// A GitHub client: the simulator's, or `GITHUB_TOKEN` with `--live`.
+pub fn github_client(session: &Session, sim: Option<&GithubSim>) -> GithubClient {
+    if let Some(sim) = sim {
+        return session.or_exit(sim.client());
+    }
+    let token = session
+        .cli
+        .credential(
+            "GITHUB_TOKEN",
+            "a GitHub token allowed to write the repository's secrets, issues and actions",
+        )
+        .unwrap_or_else(|e| session.usage_error(e));
+    session
+        .or_exit(GithubClient::new(GithubConfig::token(token)))
         .with_clock(session.clock())
 }

@@ -61,7 +61,8 @@ impl Session {
             Arc::new(SystemClock)
         } else {
             match ScaledClock::starting_at(SystemClock.now(), cli.speed) {
-                Ok(c) => Arc::new(c),
+                // A 24-hour grace period plays one hour, then jumps.
+                Ok(c) => Arc::new(c.jump_beyond(std::time::Duration::from_secs(3600))),
                 Err(e) => fail(spec.name, EXIT_USAGE, e),
             }
         };

@@ -109,11 +109,16 @@ impl Clock for SimulatedClock {
 /// assert!(clock.now().timestamp() >= 10);
 /// # }
 /// ```
+///
+/// With [`ScaledClock::jump_beyond`], a sleep longer than a limit plays only the limit and
+/// jumps the clock over the rest, so a 24-hour grace period does not hold up a rehearsal.
 #[derive(Debug, Clone)]
 pub struct ScaledClock {
     wall_start: DateTime<Utc>,
     mono_start: Instant,
     factor: f64,
+    jump_beyond: Option<Duration>,
+    jumped: Arc<std::sync::Mutex<Duration>>,
 }
 
 impl ScaledClock {
@@ -132,7 +137,16 @@ impl ScaledClock {
             wall_start,
             mono_start: Instant::now(),
             factor,
+            jump_beyond: None,
+            jumped: Default::default(),
         })
+    }
+
+    /// Sleeps longer than `limit` play `limit` (scaled) and jump the clock over the rest,
+    /// for everyone sharing it.
+    pub fn jump_beyond(mut self, limit: Duration) -> Self {
+        self.jump_beyond = Some(limit);
+        self
     }
 
     /// How many times faster than real time it runs.
@@ -141,9 +155,11 @@ impl ScaledClock {
     }
 
     fn elapsed(&self) -> Duration {
+        let jumped = *self.jumped.lock().unwrap_or_else(|p| p.into_inner());
         Instant::now()
             .saturating_duration_since(self.mono_start)
             .mul_f64(self.factor)
+            + jumped
     }
 }
 
@@ -156,7 +172,14 @@ impl Clock for ScaledClock {
         self.mono_start + self.elapsed()
     }
     fn sleep(&self, duration: Duration) -> Sleep {
-        Box::pin(tokio::time::sleep(duration.div_f64(self.factor)))
+        let played = match self.jump_beyond {
+            Some(limit) if duration > limit => {
+                *self.jumped.lock().unwrap_or_else(|p| p.into_inner()) += duration - limit;
+                limit
+            }
+            _ => duration,
+        };
+        Box::pin(tokio::time::sleep(played.div_f64(self.factor)))
     }
 }
 
@@ -252,6 +275,24 @@ mod tests {
         assert_eq!(real.elapsed(), Duration::from_millis(100));
         assert_eq!(clock.instant() - scaled, Duration::from_secs(60));
         assert_eq!(clock.now(), start + chrono::Duration::seconds(60));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_sleep_jumps_the_clock() {
+        let start = DateTime::UNIX_EPOCH;
+        let clock = ScaledClock::starting_at(start, 600.0)
+            .unwrap()
+            .jump_beyond(Duration::from_secs(3600));
+        let real = Instant::now();
+        clock.sleep(Duration::from_secs(24 * 3600)).await;
+        assert_eq!(real.elapsed(), Duration::from_secs(6), "one hour played");
+        assert_eq!(clock.now(), start + chrono::Duration::hours(24));
+        clock.sleep(Duration::from_secs(60)).await;
+        assert_eq!(
+            real.elapsed(),
+            Duration::from_millis(6100),
+            "short sleeps play in full"
+        );
     }
 
     #[test]

@@ -1,0 +1,234 @@
+//! Secret rotation: a new random value as a new Secret Manager version, validated, the Cloud
+//! Run service redeployed so it reads it, a 24-hour grace period, then the old version
+//! disabled. `--github` rotates a GitHub Actions repository secret instead (sealed to the
+//! repository's key) and redeploys through the deploy workflow.
+//!
+//! ```sh
+//! cargo run -p ops-examples --example secret_rotation                      # rehearsal
+//! cargo run -p ops-examples --example secret_rotation -- --fault validation-fails
+//! cargo run -p ops-examples --example secret_rotation -- --github
+//! cargo run -p ops-examples --example secret_rotation -- --live --project P --region R \
+//!     --secret db-password --service api
+//! ```
+//!
+//! The validator here only checks the value's shape. Replace it with what proves the value
+//! works for you: a login to the database with it, an API call.
+
+use std::collections::BTreeSet;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use ops_core::contracts::{Deployer, SecretStore, SecretValue, VersionState};
+use ops_core::runbooks::{GenerateSecret, RotateConfig, RotateSecret, ValidateSecret};
+use ops_core::{Error, ErrorKind};
+use ops_examples::providers::{
+    GITHUB_REPO, PROJECT, REGION, gcp_client, gcp_sim, github_client, github_sim,
+};
+use ops_examples::{Opt, Session, Spec};
+use ops_gcp::{CloudRun, SecretManager};
+use ops_github::sim::{SIM_ENVIRONMENT, SIM_WORKFLOW};
+use ops_github::{ActionsSecrets, WorkflowDeployer, WorkflowInputs};
+use ring::rand::SecureRandom;
+
+const SPEC: Spec = Spec {
+    name: "secret_rotation",
+    about: "rotate a secret, redeploy its consumer, retire the old value after a grace period",
+    options: &[
+        PROJECT,
+        REGION,
+        Opt::value(
+            "secret",
+            "OPS_SECRET",
+            "the secret to rotate (rehearsal with --github: DB_PASSWORD)",
+            "db-password",
+        ),
+        Opt::value(
+            "service",
+            "OPS_SERVICE",
+            "the Cloud Run service using it",
+            "api",
+        ),
+        Opt::switch(
+            "github",
+            "rotate a GitHub Actions repository secret instead",
+        ),
+        GITHUB_REPO,
+        Opt::value(
+            "workflow",
+            "OPS_WORKFLOW",
+            "the deploy workflow (with --github)",
+            SIM_WORKFLOW,
+        ),
+        Opt::value(
+            "environment",
+            "OPS_ENVIRONMENT",
+            "the deployment environment (with --github)",
+            SIM_ENVIRONMENT,
+        ),
+        Opt::config(),
+    ],
+    faults: &[(
+        "validation-fails",
+        "the new value is refused: it is disabled again and nothing is redeployed",
+    )],
+};
+
+/// 32 random bytes from the OS, base64url: 43 characters. A rehearsal keeps what it made in
+/// `made`, to prove afterwards that no value reached the journal or the report.
+fn generator(made: Option<Arc<Mutex<Vec<String>>>>) -> GenerateSecret {
+    Arc::new(move || {
+        let made = made.clone();
+        Box::pin(async move {
+            let mut bytes = [0u8; 32];
+            ring::rand::SystemRandom::new()
+                .fill(&mut bytes)
+                .map_err(|_| {
+                    Error::new(
+                        "example",
+                        "generate",
+                        ErrorKind::Unavailable { retry_after: None },
+                    )
+                })?;
+            let value = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+            if let Some(made) = made {
+                made.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(value.clone());
+            }
+            Ok(SecretValue::from(value))
+        })
+    })
+}
+
+/// Checks the value's shape; `refuse` stands for a database that rejects it.
+fn validator(refuse: bool) -> ValidateSecret {
+    Arc::new(move |value: SecretValue| {
+        Box::pin(async move {
+            if refuse {
+                return Err(Error::new("example", "validate", ErrorKind::Unauthorized));
+            }
+            if value.expose_bytes().len() < 32 {
+                return Err(Error::invalid_input(
+                    "example",
+                    "validate",
+                    "value",
+                    "shorter than 32 characters",
+                ));
+            }
+            Ok(())
+        })
+    })
+}
+
+/// Each release's identity (a GitHub redeploy keeps the version but is a new deployment).
+async fn releases(session: &Session, d: &dyn Deployer) -> BTreeSet<(String, Option<String>)> {
+    let releases = session.or_exit(d.releases().await);
+    releases
+        .into_iter()
+        .map(|r| (r.id, r.labels.get("deployment_id").cloned()))
+        .collect()
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let mut session = Session::start(SPEC).await;
+    let github = session.cli.switch("github");
+    // GitHub secret names are letters, digits and underscores.
+    let secret = match session.cli.optional("secret") {
+        None if github && session.rehearsal() => "DB_PASSWORD".to_string(),
+        _ => session.value("secret"),
+    };
+    let refuse = session.cli.fault_is("validation-fails");
+    let config: RotateConfig = session.config();
+
+    let (store, consumer, _gcp, _github): (Arc<dyn SecretStore>, Arc<dyn Deployer>, _, _) =
+        if github {
+            let sim = github_sim(&session).await;
+            let client = github_client(&session, sim.as_ref());
+            let repo = session.value("repo");
+            let store = session.or_exit(ActionsSecrets::repository(client.clone(), &repo));
+            let deployer = session
+                .or_exit(WorkflowDeployer::new(
+                    client,
+                    &repo,
+                    session.value("workflow"),
+                    session.value("environment"),
+                ))
+                .inputs(WorkflowInputs {
+                    promote: Some("promote".into()),
+                    ..WorkflowInputs::default()
+                })
+                .with_polling(Duration::from_secs(15));
+            if sim.is_some() {
+                session.or_exit(store.add_version(&secret, &"the-old-value".into()).await);
+            }
+            (Arc::new(store), Arc::new(deployer), None, sim)
+        } else {
+            let sim = gcp_sim(&session).await;
+            if let Some(sim) = &sim {
+                sim.create_service(&session.value("service"), "registry.example/api:1.0");
+                sim.put_secret(&secret, b"the-old-value");
+            }
+            let client = gcp_client(&session, sim.as_ref()).await;
+            let run = session.or_exit(CloudRun::new(client.clone(), session.value("service")));
+            (
+                Arc::new(SecretManager::new(client)),
+                Arc::new(run),
+                sim,
+                None,
+            )
+        };
+
+    let made = session.rehearsal().then(Arc::default);
+    let mut rotate = RotateSecret::new(store.clone(), &secret, generator(made.clone()), config)
+        .consumer(consumer.clone());
+    if store.capabilities().read {
+        rotate = rotate.validate(validator(refuse));
+    } else if refuse {
+        session.usage_error(
+            "validation-fails needs a store that can read values back: leave out --github",
+        );
+    }
+    let before = releases(&session, consumer.as_ref()).await;
+    let runbook = session.or_exit(rotate.runbook());
+    let Some(report) = session.run(&runbook).await else {
+        return session.finish().await;
+    };
+
+    if session.rehearsal() && !session.cli.dry_run {
+        let versions = session.or_exit(store.list_versions(&secret).await);
+        let now = releases(&session, consumer.as_ref()).await;
+        let enabled = versions
+            .iter()
+            .filter(|v| v.state == VersionState::Enabled)
+            .count();
+        if refuse {
+            session.check(
+                "the refused version is disabled, the old one still enabled",
+                enabled == 1
+                    && versions.len() == 2
+                    && versions.iter().any(|v| v.state == VersionState::Disabled),
+            );
+            session.check("the service was not redeployed", now == before);
+        } else {
+            session.check("exactly one version is enabled", enabled == 1);
+            session.check(
+                "the service was redeployed",
+                now.difference(&before).count() == 1,
+            );
+            let journal = std::fs::read_to_string(session.journal_path()).unwrap_or_default();
+            let (report, made) = (report.to_json(), made.unwrap_or_default());
+            let made = made.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            session.check(
+                "no value reached the journal or the report",
+                made.len() == 1
+                    && ["the-old-value", made[0].as_str()]
+                        .iter()
+                        .all(|v| !journal.contains(v) && !report.contains(v)),
+            );
+        }
+    }
+    session.finish().await
+}
