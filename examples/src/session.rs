@@ -180,6 +180,11 @@ impl Session {
         }
     }
 
+    /// Counts the outcome of work that is not an engine run (an incident response).
+    pub fn outcome(&mut self, id: &str, outcome: RunOutcome) {
+        self.runs.push((id.to_string(), outcome));
+    }
+
     /// A rehearsal check: after a run, the simulated world must look as the runbook left it.
     pub fn check(&mut self, what: &str, ok: bool) {
         if ok {

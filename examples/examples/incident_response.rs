@@ -1,0 +1,213 @@
+//! An incident from declaration to postmortem: declare a P1, tell the team in Slack and open a
+//! GitHub issue as the record, escalate to PagerDuty when nobody acknowledges within the
+//! response time (15 minutes for a P1), post status updates, resolve, and write the postmortem.
+//!
+//! The same script is an incident drill with `--live`: it really posts to Slack, opens and
+//! closes the issue and pages on-call, so keep `[DRILL]` in the title.
+//!
+//! ```sh
+//! cargo run -p ops-examples --example incident_response                        # rehearsal
+//! cargo run -p ops-examples --example incident_response -- --fault pagerduty-down
+//! SLACK_WEBHOOK_URL=… PAGERDUTY_ROUTING_KEY=… GITHUB_TOKEN=… \
+//!   cargo run -p ops-examples --example incident_response -- --live --repo acme/app
+//! ```
+
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ops_core::Result;
+use ops_core::contracts::{Notification, Notifier, Receipt};
+use ops_core::engine::RunOutcome;
+use ops_core::runbooks::{IncidentConfig, IncidentResponse, Priority};
+use ops_core::sim::Fault;
+use ops_examples::providers::{GITHUB_REPO, github_client, github_sim, pagerduty, slack};
+use ops_examples::{Opt, Session, Spec};
+use ops_github::GithubIssues;
+
+const SPEC: Spec = Spec {
+    name: "incident_response",
+    about: "declare an incident, escalate when unacknowledged, update, resolve, write the postmortem",
+    options: &[
+        Opt::value(
+            "title",
+            "OPS_INCIDENT_TITLE",
+            "one line on what is wrong",
+            "[DRILL] Checkout fails",
+        ),
+        Opt::value(
+            "impact",
+            "OPS_INCIDENT_IMPACT",
+            "who is affected and how",
+            "Customers cannot pay; about 30 % of checkouts fail",
+        ),
+        Opt::value(
+            "priority",
+            "OPS_INCIDENT_PRIORITY",
+            "P0, P1, P2 or P3",
+            "P1",
+        ),
+        GITHUB_REPO,
+        Opt::config(),
+    ],
+    faults: &[(
+        "pagerduty-down",
+        "PagerDuty answers 503 when the incident escalates: the error is reported, the response goes on",
+    )],
+};
+
+/// The team's first level: Slack for people, a GitHub issue as the record.
+struct TeamChannel {
+    slack: Arc<dyn Notifier>,
+    issues: GithubIssues,
+    /// The issue's number, once opened.
+    issue: Mutex<Option<u64>>,
+}
+
+#[async_trait]
+impl Notifier for TeamChannel {
+    fn name(&self) -> &str {
+        "slack+github"
+    }
+    async fn send(&self, n: &Notification) -> Result<Receipt> {
+        // Both, even when one fails: the record must not depend on Slack being up.
+        let (slack, issue) = tokio::join!(self.slack.send(n), self.issues.send(n));
+        if let Some(number) = issue?.id.and_then(|id| id.parse().ok()) {
+            *self.issue.lock().unwrap_or_else(|p| p.into_inner()) = Some(number);
+        }
+        slack
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let mut session = Session::start(SPEC).await;
+    let (title, impact) = (session.value("title"), session.value("impact"));
+    let priority = match session.value("priority").as_str() {
+        "P0" => Priority::P0,
+        "P1" => Priority::P1,
+        "P2" => Priority::P2,
+        "P3" => Priority::P3,
+        other => session.usage_error(format!("--priority {other}: give P0, P1, P2 or P3")),
+    };
+    let config: IncidentConfig = session.config();
+
+    let (slack, slack_sim) = slack(&session).await;
+    let (pager, pd_sim) = pagerduty(&session, "checkout").await;
+    let gh_sim = github_sim(&session).await;
+    let client = github_client(&session, gh_sim.as_ref());
+    let issues = session.or_exit(GithubIssues::new(client, &session.value("repo")));
+    if let Some(pd) = &pd_sim
+        && session.cli.fault_is("pagerduty-down")
+    {
+        pd.inject(
+            10,
+            Fault::Status {
+                status: 503,
+                retry_after: None,
+            },
+        );
+    }
+
+    let team = Arc::new(TeamChannel {
+        slack,
+        issues,
+        issue: Mutex::new(None),
+    });
+    let mut response = IncidentResponse::new(config)
+        .level("team", team.clone())
+        .level("on-call", pager)
+        .with_clock(session.clock());
+    if session.cli.dry_run {
+        response = response.dry_run();
+    }
+    let clock = session.clock();
+    let say = |line: &str| eprintln!("  {} {line}", clock.now().format("%H:%M"));
+
+    let mut inc = session.or_exit(response.declare(&title, priority, &impact).await);
+    say(&format!("declared {} ({priority:?}): {title}", inc.id));
+    // A notification that fails is reported and the response goes on: people still act.
+    let mut failed_deliveries = 0;
+    let mut delivered = |what: &str, result: Result<()>| match result {
+        Ok(()) => say(what),
+        Err(e) => {
+            say(&format!("{what}, but a notification failed: {e}"));
+            failed_deliveries += 1;
+        }
+    };
+    // Nobody answers: after the response time the next level is paged.
+    for _ in 0..4 {
+        clock.sleep(Duration::from_secs(5 * 60)).await;
+        let did = response.tick(&mut inc).await;
+        let what = match &did {
+            Ok(did) if did.is_empty() => continue,
+            Ok(did) => did.join("; "),
+            Err(_) => "escalation due".to_string(),
+        };
+        delivered(&what, did.map(|_| ()));
+    }
+    response.acknowledge(&mut inc, "dana");
+    say("acknowledged by dana");
+    clock.sleep(Duration::from_secs(10 * 60)).await;
+    let sent = response
+        .update(&mut inc, "Rolled back api to api-00041; errors falling")
+        .await;
+    delivered("status update sent", sent);
+    clock.sleep(Duration::from_secs(20 * 60)).await;
+    let sent = response
+        .resolve(
+            &mut inc,
+            "Rolled back api to api-00041; checkout error rate back under 0.1 %",
+        )
+        .await;
+    delivered("resolved", sent);
+
+    let postmortem = inc.postmortem();
+    let path = session
+        .cli
+        .journal_dir
+        .join(format!("{}-postmortem.md", inc.id));
+    session.or_exit(std::fs::create_dir_all(&session.cli.journal_dir));
+    session.or_exit(std::fs::write(&path, &postmortem));
+    println!("{postmortem}");
+    eprintln!("\npostmortem: {}", path.display());
+    let outcome = if failed_deliveries == 0 {
+        RunOutcome::Succeeded
+    } else {
+        RunOutcome::Failed
+    };
+    session.outcome(&inc.id, outcome);
+
+    if session.rehearsal() && !session.cli.dry_run {
+        let slack_posts = slack_sim.map(|s| s.webhook_posts().len()).unwrap_or(0);
+        session.check(
+            "Slack heard the declaration, the update and the resolution",
+            slack_posts >= 3,
+        );
+        let alerts = pd_sim.map(|p| p.alerts()).unwrap_or_default();
+        if session.cli.fault.is_some() {
+            session.check("the failed escalation was reported", failed_deliveries > 0);
+        } else {
+            session.check(
+                "on-call was paged, then the alert resolved",
+                alerts.len() == 1 && alerts[0].status == "resolved",
+            );
+        }
+        let number = *team.issue.lock().unwrap_or_else(|p| p.into_inner());
+        let issue = gh_sim.as_ref().zip(number).and_then(|(g, n)| g.issue(n));
+        session.check(
+            "the GitHub issue holds the timeline and is closed as completed",
+            issue.is_some_and(|i| {
+                i.state == "closed"
+                    && i.state_reason.as_deref() == Some("completed")
+                    && i.comments.len() >= 2
+            }),
+        );
+        session.check(
+            "the postmortem has a timeline",
+            postmortem.contains("## Timeline"),
+        );
+    }
+    session.finish().await
+}
