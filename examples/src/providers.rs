@@ -12,6 +12,8 @@ use ops_github::sim::GithubSim;
 use ops_github::{GithubClient, GithubConfig};
 use ops_notify::sim::{PagerDutySim, SlackSim};
 use ops_notify::{PagerDuty, SlackWebhook};
+use ops_postgres::cluster::TestCluster;
+use ops_postgres::{PgConfig, Postgres};
 use ops_vercel::sim::VercelSim;
 use ops_vercel::{VercelClient, VercelConfig};
 
@@ -199,4 +201,22 @@ pub fn github_client(session: &Session, sim: Option<&GithubSim>) -> GithubClient
     session
         .or_exit(GithubClient::new(GithubConfig::token(token)))
         .with_clock(session.clock())
+}
+
+/// A PostgreSQL database: a throwaway cluster's database `rehearsal_db` in a rehearsal (kept
+/// alive by the returned cluster), or `DATABASE_URL` with `--live`.
+pub async fn postgres(session: &Session, rehearsal_db: &str) -> (Postgres, Option<TestCluster>) {
+    if session.rehearsal() {
+        // initdb and pg_ctl block: start the cluster off the runtime's threads.
+        let cluster = tokio::task::spawn_blocking(TestCluster::start).await;
+        let cluster = session.or_exit(session.or_exit(cluster));
+        let db = session.or_exit(cluster.database(rehearsal_db).await);
+        return (db, Some(cluster));
+    }
+    let url = session
+        .cli
+        .credential("DATABASE_URL", "postgres://user:password@host:5432/db")
+        .unwrap_or_else(|e| session.usage_error(e));
+    let config = PgConfig::new(url).unwrap_or_else(|e| session.usage_error(e));
+    (session.or_exit(Postgres::new(config)), None)
 }
