@@ -1,0 +1,157 @@
+//! Weekly review: the week's ERROR logs from Cloud Logging grouped by fingerprint (numbers,
+//! ids and addresses masked, so one bug is one line however often it fired), the deploys and
+//! rollbacks the run journals recorded, and the week's errors archived as JSON lines in Cloud
+//! Storage.
+//!
+//! ```sh
+//! cargo run -p ops-examples --example weekly_review                          # rehearsal
+//! cargo run -p ops-examples --example weekly_review -- --live --project P --region R \
+//!     --service api --bucket app-archive
+//! ```
+//!
+//! Deploys and rollbacks are counted from every journal in `--journal-dir`, so after the other
+//! examples have run there, the review counts their runs.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ops_core::engine::{FileJournal, FsyncPolicy, Journal, JournalFilter, MemoryJournal};
+use ops_core::runbooks::{ChangeCounts, ErrorSummary, WeeklyReview, WeeklyReviewConfig};
+use ops_examples::providers::{PROJECT, REGION, gcp_client, gcp_sim};
+use ops_examples::{Opt, Session, Spec};
+use ops_gcp::CloudLogging;
+use ops_gcp::storage::CloudStorage;
+
+const SPEC: Spec = Spec {
+    name: "weekly_review",
+    about: "group the week's errors, count deploys and rollbacks, archive the errors",
+    options: &[
+        PROJECT,
+        REGION,
+        Opt::value("service", "OPS_SERVICE", "the Cloud Run service", "api"),
+        Opt::value(
+            "bucket",
+            "OPS_ARCHIVE_BUCKET",
+            "the bucket for the error archive",
+            "app-archive",
+        ),
+        Opt::config(),
+    ],
+    faults: &[],
+};
+
+/// A week of errors: a few bugs, each firing many times with different numbers in it.
+const SEED: [(&str, u32); 4] = [
+    ("timeout connecting to db host=10.0.0.{n} after {n}ms", 240),
+    ("payment provider returned 502 for order {n}", 90),
+    ("user {n} not found in session cache", 35),
+    ("panic: index out of range [{n}] with length 3", 4),
+];
+
+/// Every journal in the directory, read into one.
+async fn all_journals(session: &Session) -> Arc<dyn Journal> {
+    let all = MemoryJournal::new();
+    let dir = &session.cli.journal_dir;
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            let journal = session.or_exit(FileJournal::open(&path, FsyncPolicy::Never).await);
+            for event in session.or_exit(journal.events(&JournalFilter::default()).await) {
+                session.or_exit(all.append(&event).await);
+            }
+        }
+    }
+    Arc::new(all)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let mut session = Session::start(SPEC).await;
+    let (service, bucket) = (session.value("service"), session.value("bucket"));
+    let config: WeeklyReviewConfig = session.config();
+
+    let sim = gcp_sim(&session).await;
+    let mut seeded = 0u64;
+    if let Some(sim) = &sim {
+        sim.create_service(&service, "registry.example/api:1.0");
+        // Only the seeded errors: the running image fails nothing itself.
+        sim.set_behaviour(
+            "registry.example/api:1.0",
+            ops_gcp::sim::Behaviour::failing(0.0),
+        );
+        let now = session.clock().now();
+        for (text, times) in SEED {
+            for i in 0..times {
+                let at = now - chrono::Duration::minutes(i64::from(i) * 37 % (7 * 24 * 60));
+                sim.push_log(
+                    at,
+                    "ERROR",
+                    &text.replace("{n}", &(i * 13 + 7).to_string()),
+                    None,
+                );
+                seeded += 1;
+            }
+        }
+        // An entry older than the week, which the review must leave out.
+        sim.push_log(now - chrono::Duration::days(9), "ERROR", "old news", None);
+        session.clock().sleep(Duration::from_secs(1)).await;
+    }
+    let client = gcp_client(&session, sim.as_ref()).await;
+    let logs = Arc::new(session.or_exit(CloudLogging::new(client.clone(), &service)));
+    let archive = Arc::new(session.or_exit(CloudStorage::new(client, &bucket, "weekly-errors/")));
+    let review = WeeklyReview::new(&service, logs, config)
+        .journal(all_journals(&session).await)
+        .archive(archive);
+    let runbook = session.or_exit(review.runbook());
+    let report = session.run(&runbook).await;
+
+    // The findings, for people: the error groups and the changes.
+    if let Some(report) = &report
+        && !session.cli.json
+    {
+        if let Some(errors) = report.output::<ErrorSummary>("errors") {
+            println!(
+                "## Errors this week: {} in {} groups\n",
+                errors.total, errors.distinct
+            );
+            println!("| count | last seen | example |\n|---:|---|---|");
+            for g in &errors.top {
+                let last = g
+                    .last_seen
+                    .map(|t| t.format("%a %H:%M").to_string())
+                    .unwrap_or_default();
+                println!(
+                    "| {} | {last} | `{}` |",
+                    g.count,
+                    g.example.replace('|', "\\|")
+                );
+            }
+        }
+        if let Some(changes) = report.output::<serde_json::Value>("changes") {
+            println!("\n## Changes this week\n\n```json\n{changes:#}\n```");
+        }
+    }
+
+    if let (Some(sim), Some(report)) = (&sim, &report)
+        && !session.cli.dry_run
+    {
+        let errors: Option<ErrorSummary> = report.output("errors");
+        let groups = errors.as_ref().map(|e| e.top.clone()).unwrap_or_default();
+        session.check(
+            "four bugs, four groups, the noisiest first",
+            groups.len() == 4 && groups[0].count == 240 && groups[3].count == 4,
+        );
+        session.check(
+            &format!("every error of the week counted, none older ({seeded} seeded)"),
+            errors.is_some_and(|e| e.total == seeded && e.distinct == 4),
+        );
+        session.check(
+            "deploys and rollbacks counted",
+            report.output::<ChangeCounts>("changes").is_some(),
+        );
+        let archived = sim.object_names(&bucket);
+        session.check("the week's errors are archived", archived.len() == 1);
+    }
+    session.finish().await
+}
