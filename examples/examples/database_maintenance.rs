@@ -1,0 +1,118 @@
+//! Monthly PostgreSQL maintenance: database and table sizes, retention deletes in bounded
+//! batches (short transactions, no long locks), `VACUUM ANALYZE`, the slowest statements from
+//! `pg_stat_statements`, and idle connections terminated. `--dry-run` reads the counts and
+//! changes nothing.
+//!
+//! ```sh
+//! cargo run -p ops-examples --example database_maintenance                    # rehearsal
+//! cargo run -p ops-examples --example database_maintenance -- --dry-run
+//! DATABASE_URL=postgres://… cargo run -p ops-examples --example database_maintenance -- \
+//!     --live --config maintenance.toml
+//! ```
+//!
+//! `maintenance.toml` says what to keep and what to vacuum:
+//!
+//! ```toml
+//! vacuum = ["events"]
+//! terminate_idle_after = "1h"
+//! [[retention]]
+//! table = "events"
+//! column = "created_at"
+//! older_than = "90d"
+//! batch = 5000
+//! ```
+
+use std::process::ExitCode;
+
+use ops_core::runbooks::RunbookConfig;
+use ops_examples::providers::postgres;
+use ops_examples::{Opt, Session, Spec};
+use ops_postgres::{MaintenanceConfig, PgMaintenance, Postgres, Sizes};
+
+const SPEC: Spec = Spec {
+    name: "database_maintenance",
+    about: "retention deletes in batches, VACUUM ANALYZE, slow statements, idle connections",
+    options: &[Opt::config()],
+    faults: &[],
+};
+
+/// The rehearsal's rules (a live run takes them from `--config`).
+const REHEARSAL_CONFIG: &str = r#"
+vacuum = ["events"]
+terminate_idle_after = "1h"
+[[retention]]
+table = "events"
+column = "created_at"
+older_than = "90d"
+batch = 5000
+"#;
+
+async fn count_events(db: &Postgres) -> ops_core::Result<i64> {
+    let client = db.client().await?;
+    let row = client
+        .query_one("SELECT count(*) FROM events", &[])
+        .await
+        .map_err(|e| ops_postgres::error::pg_error("count", &e))?;
+    Ok(row.get(0))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let mut session = Session::start(SPEC).await;
+    let config: MaintenanceConfig = match session.cli.optional("config") {
+        Some(_) => session.config(),
+        None if session.rehearsal() => {
+            session.or_exit(MaintenanceConfig::from_toml(REHEARSAL_CONFIG))
+        }
+        None => session
+            .usage_error("--live needs --config FILE: the retention rules and tables to vacuum"),
+    };
+    let (db, _cluster) = postgres(&session, "app").await;
+    if session.rehearsal() {
+        // A year of events, one every 15 minutes: about three quarters are past 90 days.
+        let client = session.or_exit(db.client().await);
+        session.or_exit(
+            client
+                .batch_execute(
+                    "CREATE TABLE events(id bigserial PRIMARY KEY, created_at timestamptz NOT NULL, body text);
+                     INSERT INTO events(created_at, body)
+                       SELECT now() - i * interval '15 minutes', md5(i::text)
+                       FROM generate_series(0, 35039) i;",
+                )
+                .await,
+        );
+    }
+    let before = if session.rehearsal() {
+        session.or_exit(count_events(&db).await)
+    } else {
+        0
+    };
+
+    let maintenance = PgMaintenance::new(db.clone(), config);
+    let runbook = session.or_exit(maintenance.runbook());
+    let report = session.run(&runbook).await;
+
+    if let Some(report) = &report
+        && let Some(sizes) = report.output::<Sizes>("sizes")
+        && !session.cli.json
+    {
+        println!("## Sizes\n\n| table | bytes |\n|---|---:|");
+        println!("| (database) | {} |", sizes.database_bytes);
+        for (table, bytes) in &sizes.tables {
+            println!("| {table} | {bytes} |");
+        }
+    }
+    if session.rehearsal() && report.is_some() {
+        let after = session.or_exit(count_events(&db).await);
+        if session.cli.dry_run {
+            session.check("a dry run deletes nothing", after == before);
+        } else {
+            // 90 days of events at four an hour, plus the one at the boundary.
+            session.check(
+                &format!("only the last 90 days are kept ({before} → {after})"),
+                (8640..=8641).contains(&after),
+            );
+        }
+    }
+    session.finish().await
+}
