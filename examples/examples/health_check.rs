@@ -1,159 +1,127 @@
-//! Health check: probe HTTP endpoints and TCP ports concurrently, print one report, and notify
-//! when anything is not healthy.
+//! The daily health check: the Cloud Run service's conditions and traffic, the database
+//! (connections, replication, long transactions), the last 24 hours' ERROR count (warn above
+//! 10), recent activity, and any extra HTTP endpoints — one verdict, and Slack hears about it
+//! when it is not healthy.
 //!
 //! ```sh
-//! cargo run -p ops-examples --example health_check                 # against a local demo service
-//! cargo run -p ops-examples --example health_check -- --url https://api.example.com/health --tcp db.internal:5432
+//! cargo run -p ops-examples --example health_check                            # rehearsal
+//! cargo run -p ops-examples --example health_check -- --fault error-spike
+//! DATABASE_URL=… SLACK_WEBHOOK_URL=… cargo run -p ops-examples --example health_check -- \
+//!     --live --project P --region R --service api --url https://api.example.com/health
 //! ```
-//!
-//! With no flags it starts a small local service (one healthy endpoint, one whose database is
-//! "disconnected") so the report shows both outcomes without any account or network.
 
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ops_core::adapters::{HttpProbe, LogNotifier, TcpProbe};
-use ops_core::contracts::{HealthProbe, HealthStatus, Notification, Notifier, Severity, check_all};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use ops_core::adapters::HttpProbe;
+use ops_core::contracts::HealthStatus;
+use ops_core::runbooks::{HealthCheck, HealthCheckConfig, HealthSummary};
+use ops_examples::providers::{PROJECT, REGION, gcp_client, gcp_sim, postgres, slack};
+use ops_examples::{Opt, Session, Spec};
+use ops_gcp::sim::Behaviour;
+use ops_gcp::{CloudLogging, CloudRun};
+use ops_postgres::{PgHealth, PgHealthConfig};
 
-struct Args {
-    urls: Vec<String>,
-    tcp: Vec<String>,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        urls: Vec::new(),
-        tcp: Vec::new(),
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--url" => args.urls.push(value()?),
-            "--tcp" => args.tcp.push(value()?),
-            "-h" | "--help" => {
-                return Err("usage: health_check [--url URL]... [--tcp HOST:PORT]...".into());
-            }
-            other => return Err(format!("unknown flag {other} (try --help)")),
-        }
-    }
-    Ok(args)
-}
-
-/// A local demo service: `/health` is healthy, `/degraded` reports a lost database.
-async fn start_demo_service() -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port");
-    let addr = listener.local_addr().expect("a bound address");
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let n = sock.read(&mut buf).await.unwrap_or(0);
-                let head = String::from_utf8_lossy(&buf[..n]);
-                let body = if head.starts_with("GET /health ") {
-                    r#"{"status":"healthy","database":"connected"}"#
-                } else {
-                    r#"{"status":"degraded","database":"disconnected"}"#
-                };
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = sock.write_all(resp.as_bytes()).await;
-            });
-        }
-    });
-    addr
-}
+const SPEC: Spec = Spec {
+    name: "health_check",
+    about: "check the service, its database, its errors and activity; one verdict",
+    options: &[
+        PROJECT,
+        REGION,
+        Opt::value("service", "OPS_SERVICE", "the Cloud Run service", "api"),
+        Opt::value(
+            "url",
+            "OPS_HEALTH_URLS",
+            "extra endpoints to probe, comma-separated (JSON with status \"healthy\")",
+            "",
+        ),
+        Opt::config(),
+    ],
+    faults: &[(
+        "error-spike",
+        "the service failed 2 % of its requests in the last ten minutes: the verdict drops and Slack is told",
+    )],
+};
 
 #[tokio::main]
-async fn main() {
-    tracing_subscriber::fmt().with_target(false).init();
-    let mut args = match parse_args() {
-        Ok(a) => a,
-        Err(msg) => {
-            eprintln!("health_check: {msg}");
-            std::process::exit(2);
-        }
-    };
-    if args.urls.is_empty() && args.tcp.is_empty() {
-        let addr = start_demo_service().await;
-        args.urls = vec![
-            format!("http://{addr}/health"),
-            format!("http://{addr}/degraded"),
-        ];
-        args.tcp = vec![addr.to_string()];
-    }
+async fn main() -> ExitCode {
+    let mut session = Session::start(SPEC).await;
+    let service = session.value("service");
+    let urls = session.cli.optional("url").unwrap_or_default();
+    let config: HealthCheckConfig = session.config();
 
-    let mut probes: Vec<Arc<dyn HealthProbe>> = Vec::new();
-    for url in &args.urls {
-        match HttpProbe::new(url) {
-            Ok(p) => probes.push(Arc::new(
-                p.expect_field("status", "healthy")
-                    .expect_field("database", "connected")
-                    .degraded_above(Duration::from_millis(500)),
-            )),
-            Err(e) => {
-                eprintln!("health_check: {e}");
-                std::process::exit(2);
-            }
-        }
-    }
-    for addr in &args.tcp {
-        match TcpProbe::new(addr) {
-            Ok(p) => probes.push(Arc::new(p)),
-            Err(e) => {
-                eprintln!("health_check: {e}");
-                std::process::exit(2);
-            }
-        }
-    }
-
-    let reports = check_all(&probes, 16).await;
-    let mut worst = HealthStatus::Healthy;
-    println!("\nHealth report");
-    for report in &reports {
-        match report {
-            Ok(r) => {
-                worst = worst.max(r.status);
-                println!("  {:<10} {}", r.status.to_string(), r.probe);
-                for c in &r.checks {
-                    println!(
-                        "    {:<10} {:<40} {}",
-                        c.status.to_string(),
-                        c.name,
-                        c.detail
-                    );
-                }
-            }
-            Err(e) => {
-                worst = HealthStatus::Unhealthy;
-                println!("  error      {e}");
-            }
-        }
-    }
-    println!("Overall: {worst}\n");
-
-    if worst != HealthStatus::Healthy {
-        let severity = if worst == HealthStatus::Unhealthy {
-            Severity::Error
+    let sim = gcp_sim(&session).await;
+    if let Some(sim) = &sim {
+        let image = "registry.example/api:1.0";
+        sim.create_service(&service, image);
+        let ratio = if session.cli.fault_is("error-spike") {
+            0.02
         } else {
-            Severity::Warning
+            0.0
         };
-        let failing: Vec<String> = reports
-            .iter()
-            .filter_map(|r| r.as_ref().ok())
-            .filter(|r| r.status != HealthStatus::Healthy)
-            .map(|r| format!("- {} is {}", r.probe, r.status))
-            .collect();
-        let note = Notification::new(severity, format!("Health check: {worst}"))
-            .body(failing.join("\n"))
-            .dedup_key("health-check");
-        if let Err(e) = LogNotifier::default().send(&note).await {
-            eprintln!("health_check: could not notify: {e}");
+        sim.set_behaviour(image, Behaviour::failing(ratio));
+        // Ten minutes of traffic before the check, with its request logs.
+        let now = session.clock().now();
+        for i in 0..50 {
+            let at = now + chrono::Duration::seconds(i * 12);
+            sim.push_log(at, "INFO", "GET /orders 200", None);
+        }
+        session.clock().sleep(Duration::from_secs(600)).await;
+    }
+    let (db, _cluster) = postgres(&session, "app").await;
+    let (notifier, slack_sim) = slack(&session).await;
+    let client = gcp_client(&session, sim.as_ref()).await;
+    let run = Arc::new(session.or_exit(CloudRun::new(client.clone(), &service)));
+    let logs = Arc::new(session.or_exit(CloudLogging::new(client, &service)));
+
+    let mut check = HealthCheck::new(&service, config)
+        .probe(Arc::new(run.health_probe()))
+        .deployer(run)
+        .database(Arc::new(
+            PgHealth::new(db, PgHealthConfig::default()).with_clock(session.clock()),
+        ))
+        .logs(logs)
+        .notifier(notifier);
+    for url in urls.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+        let probe = HttpProbe::new(url)
+            .unwrap_or_else(|e| session.usage_error(format!("--url {url}: {e}")));
+        check = check.probe(Arc::new(probe.expect_field("status", "healthy")));
+    }
+    let runbook = session.or_exit(check.runbook());
+    let report = session.run(&runbook).await;
+    let summary = report
+        .as_ref()
+        .and_then(|r| r.output::<HealthSummary>("verdict"));
+    if let Some(s) = &summary {
+        eprintln!("\nverdict: {}", s.verdict);
+        for f in &s.findings {
+            eprintln!(
+                "  {:<10} {:<22} {}",
+                f.status.to_string(),
+                f.check,
+                f.detail
+            );
         }
     }
+
+    if session.rehearsal() && !session.cli.dry_run {
+        let verdict = summary.as_ref().map(|s| s.verdict);
+        let told = slack_sim.map(|s| s.webhook_posts().len()).unwrap_or(0);
+        if session.cli.fault.is_some() {
+            session.check(
+                "the error spike lowers the verdict",
+                verdict.is_some_and(|v| v != HealthStatus::Healthy)
+                    && summary
+                        .as_ref()
+                        .and_then(|s| s.error_count)
+                        .is_some_and(|n| n > 10),
+            );
+            session.check("Slack was told", told == 1);
+        } else {
+            session.check("healthy", verdict == Some(HealthStatus::Healthy));
+            session.check("Slack was left alone", told == 0);
+        }
+    }
+    session.finish().await
 }
