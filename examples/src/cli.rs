@@ -109,7 +109,8 @@ const SHARED: &str = "\
   --fault NAME       inject a named failure into the rehearsal
   --json             print the report as JSON instead of Markdown
   --journal-dir DIR  where the run journal goes (default target/ops-journal)
-  --speed N          a rehearsal runs N times faster than real time (default 600)
+  --speed N          a rehearsal runs N times faster than real time (default 600;
+                     a wait beyond an hour plays one hour, then jumps)
   --yes              approve gates without asking (with --live)
   -h, --help         this help";
 
