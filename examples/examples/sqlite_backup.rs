@@ -165,20 +165,20 @@ async fn main() -> ExitCode {
         );
         let runbook = session.or_exit(restore.runbook());
         let report = session.run(&runbook).await;
-        if let (Some(sim), Some(_)) = (&sim, report) {
-            if !session.cli.dry_run {
-                session.check(
-                    "the live database is the backup again",
-                    sim.object_data(&bucket, &object).as_deref() == Some(good.as_slice()),
-                );
-                let saved = sim
-                    .object_names(&bucket)
-                    .into_iter()
-                    .filter(|n| n.contains("pre-restore"))
-                    .filter_map(|n| sim.object_data(&bucket, &n))
-                    .any(|d| d == damaged(good.clone()));
-                session.check("the damaged database was kept as a pre-restore copy", saved);
-            }
+        if let (Some(sim), Some(_)) = (&sim, report)
+            && !session.cli.dry_run
+        {
+            session.check(
+                "the live database is the backup again",
+                sim.object_data(&bucket, &object).as_deref() == Some(good.as_slice()),
+            );
+            let saved = sim
+                .object_names(&bucket)
+                .into_iter()
+                .filter(|n| n.contains("pre-restore"))
+                .filter_map(|n| sim.object_data(&bucket, &n))
+                .any(|d| d == damaged(good.clone()));
+            session.check("the damaged database was kept as a pre-restore copy", saved);
         }
     }
     session.finish().await
