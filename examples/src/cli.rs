@@ -97,6 +97,9 @@ pub struct Cli {
     /// Ask before nothing: approval gates approve themselves (`--yes`; always so in a
     /// rehearsal).
     pub yes: bool,
+    /// Continue this interrupted run from its journal instead of starting a new one
+    /// (`--resume RUN_ID`, with `--live`).
+    pub resume: Option<String>,
     values: BTreeMap<&'static str, String>,
     switches: BTreeSet<&'static str>,
     env: BTreeMap<String, String>,
@@ -112,6 +115,7 @@ const SHARED: &str = "\
   --speed N          a rehearsal runs N times faster than real time (default 600;
                      a wait beyond an hour plays one hour, then jumps)
   --yes              approve gates without asking (with --live)
+  --resume RUN_ID    continue an interrupted live run from its journal
   -h, --help         this help";
 
 impl Cli {
@@ -130,6 +134,7 @@ impl Cli {
             journal_dir: PathBuf::from("target/ops-journal"),
             speed: 600.0,
             yes: false,
+            resume: None,
             values: BTreeMap::new(),
             switches: BTreeSet::new(),
             env: env.into_iter().collect(),
@@ -165,6 +170,7 @@ impl Cli {
                     cli.fault = Some(name);
                 }
                 "--journal-dir" => cli.journal_dir = PathBuf::from(value()?),
+                "--resume" => cli.resume = Some(value()?),
                 "--speed" => {
                     let v = value()?;
                     cli.speed = v
@@ -193,6 +199,16 @@ impl Cli {
         if cli.live && cli.fault.is_some() {
             return Err(UsageError(
                 "--fault rehearses against the simulators: leave out --live".into(),
+            ));
+        }
+        if cli.resume.is_some() && !cli.live {
+            return Err(UsageError(
+                "--resume continues a live run: a rehearsal's simulators end with it".into(),
+            ));
+        }
+        if cli.resume.is_some() && cli.dry_run {
+            return Err(UsageError(
+                "--resume runs what is left; a dry run plans a new run".into(),
             ));
         }
         Ok(cli)
@@ -380,6 +396,14 @@ mod tests {
             (
                 &["--live", "--fault", "error-rate-at-25"],
                 "--fault rehearses against the simulators: leave out --live",
+            ),
+            (
+                &["--resume", "r-1"],
+                "--resume continues a live run: a rehearsal's simulators end with it",
+            ),
+            (
+                &["--live", "--resume", "r-1", "--dry-run"],
+                "--resume runs what is left; a dry run plans a new run",
             ),
         ] {
             let err = parse(args, &[]).unwrap_err();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use ops_core::clock::SharedClock;
 use std::sync::{Arc, Mutex};
 
-use ops_core::engine::{ProgressEvent, ProgressSink, StepStatus};
+use ops_core::engine::{ProgressEvent, ProgressSink};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -36,18 +36,6 @@ pub fn human(d: Duration) -> String {
         1..60 => format!("{s}s"),
         60..3600 => format!("{}m{:02}s", s / 60, s % 60),
         _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-    }
-}
-
-fn mark(status: StepStatus) -> &'static str {
-    match status {
-        StepStatus::Succeeded => "ok",
-        StepStatus::Failed | StepStatus::CompensationFailed => "FAIL",
-        StepStatus::Planned => "plan",
-        StepStatus::Compensated => "undone",
-        StepStatus::Cancelled => "stop",
-        StepStatus::Running => "..",
-        StepStatus::Skipped | StepStatus::NotReached => "skip",
     }
 }
 
@@ -91,7 +79,7 @@ impl Renderer {
                 }
                 vec![format!(
                     "  {:<6} {} {step}{took}",
-                    mark(*status),
+                    status.mark(),
                     bar(self.done, self.total, 20)
                 )]
             }
@@ -180,7 +168,7 @@ impl ProgressSink for Display {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ops_core::engine::RunOutcome;
+    use ops_core::engine::{RunOutcome, StepStatus};
 
     #[test]
     fn bars_and_durations_read_well() {

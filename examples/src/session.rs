@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use ops_core::clock::{Clock, ScaledClock, SharedClock, SystemClock};
 use ops_core::engine::{
     ApprovalDecision, ApprovalRequest, Approver, AutoApprove, FileJournal, FileRunLock,
-    FsyncPolicy, LockWait, Mode, RunOutcome, RunReport, Runbook, Runner,
+    FsyncPolicy, LockWait, Mode, RunControl, RunOutcome, RunReport, Runbook, Runner,
 };
 use ops_core::runbooks::RunbookConfig;
 use tokio::task::JoinHandle;
@@ -150,10 +150,25 @@ impl Session {
             .with_progress(self.display.clone())
     }
 
-    /// Runs `runbook` in the session's mode and prints its report; `None` when it could not
-    /// run at all (the error is printed).
+    /// Runs `runbook` in the session's mode (or, with `--resume RUN_ID`, continues that run
+    /// from the journal without repeating its completed steps) and prints its report; `None`
+    /// when it could not run at all (the error is printed). Ctrl-C cancels the run at its next
+    /// await point, and the compensations of completed steps run.
     pub async fn run(&mut self, runbook: &Runbook) -> Option<RunReport> {
-        let result = self.runner().run(runbook, self.mode()).await;
+        let control = RunControl::new();
+        let on_interrupt = control.clone();
+        let watcher = tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ninterrupted: cancelling, undoing what was done");
+                on_interrupt.cancel();
+            }
+        });
+        let runner = self.runner();
+        let result = match self.cli.resume.take() {
+            Some(run_id) => runner.resume(runbook, &run_id, &control).await,
+            None => runner.run_with(runbook, self.mode(), &control, None).await,
+        };
+        watcher.abort();
         self.report(result)
     }
 
@@ -187,6 +202,10 @@ impl Session {
 
     /// A rehearsal check: after a run, the simulated world must look as the runbook left it.
     pub fn check(&mut self, what: &str, ok: bool) {
+        if self.runs.iter().any(|(_, o)| *o == RunOutcome::Cancelled) {
+            eprintln!("  check  skip  {what} (the run was cancelled)");
+            return;
+        }
         if ok {
             eprintln!("  check  ok    {what}");
         } else {
@@ -241,6 +260,13 @@ impl Session {
             self.journal_path().display(),
             runs.join(", ")
         );
+        if let Some((id, _)) = self.runs.iter().find(|(id, o)| {
+            matches!(o, RunOutcome::Failed | RunOutcome::Cancelled)
+                && self.cli.live
+                && !id.starts_with('(')
+        }) {
+            eprintln!("continue it once the cause is fixed: --live --resume {id}");
+        }
         if self.failed_checks > 0 {
             eprintln!(
                 "{}: {} rehearsal check(s) failed",

@@ -52,6 +52,21 @@ impl std::fmt::Display for StepStatus {
     }
 }
 
+impl StepStatus {
+    /// A short mark for terminal lists: `ok`, `FAIL`, `plan`, `undone`, `stop`, `..`, `-`.
+    pub fn mark(self) -> &'static str {
+        match self {
+            StepStatus::Succeeded => "ok",
+            StepStatus::Failed | StepStatus::CompensationFailed => "FAIL",
+            StepStatus::Planned => "plan",
+            StepStatus::Compensated => "undone",
+            StepStatus::Cancelled => "stop",
+            StepStatus::Running => "..",
+            StepStatus::Skipped | StepStatus::NotReached => "-",
+        }
+    }
+}
+
 /// One step or gate in a report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepReport {
@@ -386,15 +401,7 @@ impl RunReport {
             self.runbook, self.target, self.run_id, outcome
         );
         for s in &self.steps {
-            let mark = match s.status {
-                StepStatus::Succeeded => "ok",
-                StepStatus::Failed | StepStatus::CompensationFailed => "FAIL",
-                StepStatus::Planned => "plan",
-                StepStatus::Compensated => "undone",
-                StepStatus::Cancelled => "stop",
-                StepStatus::Running => "..",
-                StepStatus::Skipped | StepStatus::NotReached => "-",
-            };
+            let mark = s.status.mark();
             out.push_str(&format!("  {mark:<6} {}", s.name));
             if let Some(e) = &s.error {
                 out.push_str(&format!(" — {}", e.message));
