@@ -18,7 +18,7 @@ use ops_core::contracts::{Deployer, SecretStore, VersionState};
 use ops_core::runbooks::{EmergencyShutdown, ShutdownConfig};
 use ops_examples::providers::{PROJECT, REGION, gcp_client, gcp_sim, pagerduty};
 use ops_examples::{Opt, Session, Spec};
-use ops_gcp::sim::Behaviour;
+use ops_gcp::sim::{Behaviour, Fault};
 use ops_gcp::{CloudLogging, CloudRun, SecretManager};
 
 const SPEC: Spec = Spec {
@@ -47,7 +47,10 @@ const SPEC: Spec = Spec {
         ),
         Opt::config(),
     ],
-    faults: &[],
+    faults: &[(
+        "disable-denied",
+        "Secret Manager refuses to disable the version (403): the service still stops, on-call is paged, and the run fails naming the version left enabled",
+    )],
 };
 
 #[tokio::main]
@@ -73,6 +76,13 @@ async fn main() -> ExitCode {
         sim.create_service(&service, "registry.example/api:1.0");
         sim.set_behaviour("registry.example/api:1.0", Behaviour::failing(0.2));
         sim.put_secret("stripe-key", b"sk_live_exposed");
+        if session.cli.fault_is("disable-denied") {
+            let denied = Fault::Status {
+                status: 403,
+                retry_after: None,
+            };
+            sim.inject(Some("POST"), ":disable", 5, denied);
+        }
         // Ten minutes of failing traffic before someone pulls the plug.
         session.clock().sleep(Duration::from_secs(600)).await;
     }
@@ -91,6 +101,18 @@ async fn main() -> ExitCode {
         return session.finish().await;
     };
 
+    if let Some(md) = report.output::<String>("incident-report") {
+        let path = session
+            .cli
+            .journal_dir
+            .join(format!("{}-incident.md", report.run_id));
+        session.or_exit(std::fs::write(&path, &md));
+        if !session.cli.json {
+            println!("{md}");
+        }
+        eprintln!("incident report: {}", path.display());
+    }
+
     if session.rehearsal() && !session.cli.dry_run {
         let state = session.or_exit(run.current().await);
         session.check("the service serves nothing", !state.serving);
@@ -101,7 +123,18 @@ async fn main() -> ExitCode {
                 .iter()
                 .any(|v| &v.id == version && v.state == VersionState::Disabled);
         }
-        session.check("the exposed secret versions are disabled", all_disabled);
+        if session.cli.fault.is_some() {
+            let named = report
+                .error
+                .as_ref()
+                .is_some_and(|e| e.message.contains("stripe-key@1"));
+            session.check(
+                "the run fails naming the version left enabled",
+                !all_disabled && named,
+            );
+        } else {
+            session.check("the exposed secret versions are disabled", all_disabled);
+        }
         let logs_kept = report.evidence.iter().any(|e| {
             e.key == "recent error logs" && e.value.as_array().is_some_and(|a| !a.is_empty())
         });
