@@ -170,7 +170,11 @@ async fn main() -> ExitCode {
         .join(format!("{}-postmortem.md", inc.id));
     session.or_exit(std::fs::create_dir_all(&session.cli.journal_dir));
     session.or_exit(std::fs::write(&path, &postmortem));
-    println!("{postmortem}");
+    if session.cli.json {
+        println!("{}", session.or_exit(serde_json::to_string_pretty(&inc)));
+    } else {
+        println!("{postmortem}");
+    }
     eprintln!("\npostmortem: {}", path.display());
     let outcome = if failed_deliveries == 0 {
         RunOutcome::Succeeded

@@ -60,11 +60,7 @@ pub async fn gcp_client(session: &Session, sim: Option<&GcpSim>) -> GcpClient {
     let region = session.value("region");
     let auth = ops_gcp::auth::application_default()
         .await
-        .unwrap_or_else(|e| {
-            session.usage_error(format!(
-                "--live needs Application Default Credentials (run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS): {e}"
-            ))
-        });
+        .unwrap_or_else(|e| session.usage_error(format!("--live needs Google credentials: {e}")));
     let client = session.or_exit(GcpClient::new(
         GcpConfig::new(project, region),
         Arc::new(auth),
