@@ -13,6 +13,7 @@ use std::process::Command;
 use ops_core::{Error, ErrorKind, Result};
 
 use crate::connect::{PgConfig, Postgres};
+use crate::dump::{find_bin_dir, path_dirs};
 
 /// How to get a server, for the error when there is none.
 pub const HOW_TO_GET_ONE: &str = "no PostgreSQL server for the tests: install the server binaries (Debian: \
@@ -43,42 +44,16 @@ pub fn server_bin_dir() -> Option<PathBuf> {
     if let Ok(d) = std::env::var("OPS_PG_BIN") {
         candidates.push(d.into());
     }
-    if let Ok(path) = std::env::var("PATH") {
-        candidates.extend(std::env::split_paths(&path));
-    }
+    candidates.extend(path_dirs());
     candidates.push("/usr/local/bin".into());
-    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.path().join("bin"))
-                .collect()
-        })
-        .unwrap_or_default();
-    versions.sort();
-    candidates.extend(versions.into_iter().rev());
-    candidates
-        .into_iter()
-        .find(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file())
+    find_bin_dir(candidates, &["initdb", "pg_ctl"])
 }
 
 /// The directory holding the client tools (`pg_dump`, `pg_restore`).
 pub fn client_bin_dir() -> Option<PathBuf> {
     let mut candidates: Vec<PathBuf> = server_bin_dir().into_iter().collect();
-    if let Ok(path) = std::env::var("PATH") {
-        candidates.extend(std::env::split_paths(&path));
-    }
-    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.path().join("bin"))
-                .collect()
-        })
-        .unwrap_or_default();
-    versions.sort();
-    candidates.extend(versions.into_iter().rev());
-    candidates
-        .into_iter()
-        .find(|d| d.join("pg_dump").is_file() && d.join("pg_restore").is_file())
+    candidates.extend(path_dirs());
+    find_bin_dir(candidates, &["pg_dump", "pg_restore"])
 }
 
 fn output(cmd: &mut Command) -> Result<String> {

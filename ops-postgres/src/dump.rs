@@ -45,20 +45,7 @@ impl PgTools {
 
     /// The tools found on PATH or in /usr/lib/postgresql/*/bin.
     pub fn find() -> Result<Self> {
-        let mut dirs: Vec<PathBuf> = std::env::var("PATH")
-            .map(|p| std::env::split_paths(&p).collect())
-            .unwrap_or_default();
-        let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .map(|e| e.path().join("bin"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        versions.sort();
-        dirs.extend(versions.into_iter().rev());
-        dirs.into_iter()
-            .find(|d| d.join("pg_dump").is_file() && d.join("pg_restore").is_file())
+        find_bin_dir(path_dirs(), &["pg_dump", "pg_restore"])
             .map(|bin| Self { bin })
             .ok_or_else(|| {
                 Error::unsupported(
@@ -200,6 +187,30 @@ impl AsyncRead for DumpStream {
             other => other,
         }
     }
+}
+
+/// The directories on `PATH`.
+pub(crate) fn path_dirs() -> Vec<PathBuf> {
+    std::env::var("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default()
+}
+
+/// The first directory holding every one of `tools`: `candidates` in order, then the installed
+/// versions' `/usr/lib/postgresql/*/bin`, newest first.
+pub(crate) fn find_bin_dir(mut candidates: Vec<PathBuf>, tools: &[&str]) -> Option<PathBuf> {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
+        .unwrap_or_default();
+    versions.sort();
+    candidates.extend(versions.into_iter().rev());
+    candidates
+        .into_iter()
+        .find(|d| tools.iter().all(|t| d.join(t).is_file()))
 }
 
 /// Streams `pg_dump -Fc` of `db` into `store` as `request`.
