@@ -142,9 +142,12 @@ async fn main() -> ExitCode {
         let paged = pd_sim.is_some_and(|pd| pd.alerts().iter().any(|a| a.status == "triggered"));
         session.check("on-call was paged", paged);
         let journal = std::fs::read_to_string(session.journal_path()).unwrap_or_default();
+        let logs = session.logs();
         session.check(
-            "the exposed value is in neither the journal nor the report",
-            !journal.contains("sk_live_exposed") && !report.to_json().contains("sk_live_exposed"),
+            "the exposed value is in neither the journal, the report nor the logs",
+            [journal, report.to_json(), logs]
+                .iter()
+                .all(|text| !text.contains("sk_live_exposed")),
         );
     }
     session.finish().await

@@ -221,12 +221,13 @@ async fn main() -> ExitCode {
             let journal = std::fs::read_to_string(session.journal_path()).unwrap_or_default();
             let (report, made) = (report.to_json(), made.unwrap_or_default());
             let made = made.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let logs = session.logs();
             session.check(
-                "no value reached the journal or the report",
+                "no value reached the journal, the report or the logs",
                 made.len() == 1
                     && ["the-old-value", made[0].as_str()]
                         .iter()
-                        .all(|v| !journal.contains(v) && !report.contains(v)),
+                        .all(|v| !journal.contains(v) && !report.contains(v) && !logs.contains(v)),
             );
         }
     }

@@ -106,8 +106,8 @@ pub struct Cli {
 }
 
 /// The shared flags, for `--help`.
-const SHARED: &str = "\
-  --live             use real providers and credentials (default: rehearse against simulators)
+const SHARED: &str =
+    "  --live             use real providers and credentials (default: rehearse against simulators)
   --dry-run          print the plan of calls; change nothing
   --fault NAME       inject a named failure into the rehearsal
   --json             print the report as JSON instead of Markdown
@@ -151,6 +151,14 @@ impl Cli {
                     .or_else(|| args.next())
                     .ok_or_else(|| UsageError(format!("{flag} needs a value")))
             };
+            // A shared switch is only ever the bare flag: `--live=false` must never go live.
+            let is_switch = matches!(
+                flag.as_str(),
+                "-h" | "--help" | "--live" | "--dry-run" | "--json" | "--yes"
+            );
+            if is_switch && inline.is_some() {
+                return Err(UsageError(format!("{flag} takes no value")));
+            }
             match flag.as_str() {
                 "-h" | "--help" => return Err(UsageError(cli.usage())),
                 "--live" => cli.live = true,
@@ -176,9 +184,15 @@ impl Cli {
                     cli.speed = v
                         .parse::<f64>()
                         .ok()
-                        .filter(|s| s.is_finite() && *s >= 1.0)
+                        .filter(|s| {
+                            s.is_finite()
+                                && (1.0..=ops_core::clock::ScaledClock::MAX_FACTOR).contains(s)
+                        })
                         .ok_or_else(|| {
-                            UsageError(format!("--speed {v}: give a number of at least 1"))
+                            UsageError(format!(
+                                "--speed {v}: give a number from 1 to {}",
+                                ops_core::clock::ScaledClock::MAX_FACTOR
+                            ))
                         })?;
                 }
                 other => {
@@ -389,10 +403,24 @@ mod tests {
             ),
             (
                 &["--speed", "0.5"],
-                "--speed 0.5: give a number of at least 1",
+                "--speed 0.5: give a number from 1 to 1000000",
             ),
             (&["--service"], "--service needs a value"),
             (&["--blue-green=yes"], "--blue-green takes no value"),
+            (&["--live=false"], "--live takes no value"),
+            (&["--live="], "--live takes no value"),
+            (&["--dry-run=false"], "--dry-run takes no value"),
+            (&["--json=yes"], "--json takes no value"),
+            (&["--yes=no"], "--yes takes no value"),
+            (&["--help=1"], "--help takes no value"),
+            (
+                &["--speed", "1e308"],
+                "--speed 1e308: give a number from 1 to 1000000",
+            ),
+            (
+                &["--speed", "NaN"],
+                "--speed NaN: give a number from 1 to 1000000",
+            ),
             (
                 &["--live", "--fault", "error-rate-at-25"],
                 "--fault rehearses against the simulators: leave out --live",
@@ -412,6 +440,10 @@ mod tests {
         }
         let help = parse(&["--help"], &[]).unwrap_err().0;
         assert!(help.contains("--service VALUE") && help.contains("error-rate-at-25"));
+        // Every flag line is indented alike, the first shared one included.
+        for line in help.lines().filter(|l| l.trim_start().starts_with("--")) {
+            assert!(line.starts_with("  --"), "not indented: {line:?}");
+        }
     }
 
     #[test]

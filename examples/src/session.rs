@@ -34,6 +34,55 @@ pub struct Session {
     ticker: JoinHandle<()>,
     runs: Vec<(String, RunOutcome)>,
     failed_checks: usize,
+    logs: LogCapture,
+}
+
+/// The log lines printed so far, kept (up to [`LogCapture::LIMIT`]) so a rehearsal's leak
+/// checks can prove that no secret reached the logs, at any `RUST_LOG` level.
+#[derive(Clone, Default)]
+struct LogCapture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    const LIMIT: usize = 256 << 20;
+
+    /// Logs to stderr at `RUST_LOG` (default `error`), through this capture.
+    fn init(&self, name: &str) {
+        let filter = match tracing_subscriber::EnvFilter::try_from_default_env() {
+            Ok(f) => f,
+            Err(e) => {
+                if std::env::var_os("RUST_LOG").is_some() {
+                    eprintln!("{name}: RUST_LOG ignored ({e}); logging errors only");
+                }
+                tracing_subscriber::EnvFilter::new("error")
+            }
+        };
+        let capture = self.clone();
+        tracing_subscriber::fmt()
+            .with_target(false)
+            .with_env_filter(filter)
+            .with_writer(move || capture.clone())
+            .init();
+    }
+
+    fn text(&self) -> String {
+        let bytes = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        {
+            let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            let room = Self::LIMIT.saturating_sub(kept.len());
+            kept.extend_from_slice(&buf[..buf.len().min(room)]);
+        }
+        std::io::stderr().write_all(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 impl Session {
@@ -52,11 +101,8 @@ impl Session {
                 std::process::exit(EXIT_USAGE.into());
             }
         };
-        tracing_subscriber::fmt()
-            .with_target(false)
-            .with_max_level(tracing::Level::ERROR)
-            .with_writer(std::io::stderr)
-            .init();
+        let logs = LogCapture::default();
+        logs.init(spec.name);
         let clock: SharedClock = if cli.live {
             Arc::new(SystemClock)
         } else {
@@ -85,6 +131,7 @@ impl Session {
             ticker,
             runs: Vec::new(),
             failed_checks: 0,
+            logs,
         };
         eprintln!("{}", session.banner());
         session
@@ -107,6 +154,11 @@ impl Session {
                 c.speed
             )
         }
+    }
+
+    /// Everything logged so far (at the `RUST_LOG` level), for leak checks.
+    pub fn logs(&self) -> String {
+        self.logs.text()
     }
 
     /// The clock everything in this run shares (hand it to the simulators).

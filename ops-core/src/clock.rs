@@ -122,15 +122,19 @@ pub struct ScaledClock {
 }
 
 impl ScaledClock {
+    /// The largest factor [`ScaledClock::starting_at`] accepts: a million (a year in about
+    /// 32 seconds).
+    pub const MAX_FACTOR: f64 = 1_000_000.0;
+
     /// A clock whose wall time is `wall_start` now and runs `factor` times faster than real
-    /// time. `factor` must be finite and at least 1.
+    /// time. `factor` must be from 1 to [`ScaledClock::MAX_FACTOR`].
     pub fn starting_at(wall_start: DateTime<Utc>, factor: f64) -> crate::Result<Self> {
-        if !(factor.is_finite() && factor >= 1.0) {
+        if !(factor.is_finite() && (1.0..=Self::MAX_FACTOR).contains(&factor)) {
             return Err(crate::Error::invalid_input(
                 "clock",
                 "ScaledClock::starting_at",
                 "factor",
-                format!("{factor} must be finite and at least 1"),
+                format!("{factor} must be from 1 to {}", Self::MAX_FACTOR),
             ));
         }
         Ok(Self {
@@ -156,25 +160,32 @@ impl ScaledClock {
 
     fn elapsed(&self) -> Duration {
         let jumped = *self.jumped.lock().unwrap_or_else(|p| p.into_inner());
-        Instant::now()
-            .saturating_duration_since(self.mono_start)
-            .mul_f64(self.factor)
-            + jumped
+        let real = Instant::now().saturating_duration_since(self.mono_start);
+        // Saturating throughout: a clock never panics, however long it runs or jumps.
+        Duration::try_from_secs_f64(real.as_secs_f64() * self.factor)
+            .unwrap_or(Duration::MAX)
+            .saturating_add(jumped)
     }
 }
 
 impl Clock for ScaledClock {
     fn now(&self) -> DateTime<Utc> {
-        self.wall_start
-            + chrono::Duration::from_std(self.elapsed()).unwrap_or(chrono::Duration::MAX)
+        chrono::Duration::from_std(self.elapsed())
+            .ok()
+            .and_then(|d| self.wall_start.checked_add_signed(d))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
     fn instant(&self) -> Instant {
-        self.mono_start + self.elapsed()
+        let elapsed = self.elapsed();
+        self.mono_start
+            .checked_add(elapsed)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86_400))
     }
     fn sleep(&self, duration: Duration) -> Sleep {
         let played = match self.jump_beyond {
             Some(limit) if duration > limit => {
-                *self.jumped.lock().unwrap_or_else(|p| p.into_inner()) += duration - limit;
+                let mut jumped = self.jumped.lock().unwrap_or_else(|p| p.into_inner());
+                *jumped = jumped.saturating_add(duration - limit);
                 limit
             }
             _ => duration,
@@ -236,7 +247,8 @@ impl ManualClock {
 
     /// Moves time forward without recording a sleep.
     pub fn advance(&self, by: Duration) {
-        self.lock().offset += by;
+        let mut s = self.lock();
+        s.offset = s.offset.saturating_add(by);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ManualState> {
@@ -247,15 +259,21 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         let offset = self.lock().offset;
-        self.wall_start + chrono::Duration::from_std(offset).unwrap_or(chrono::Duration::MAX)
+        chrono::Duration::from_std(offset)
+            .ok()
+            .and_then(|d| self.wall_start.checked_add_signed(d))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
     fn instant(&self) -> Instant {
-        self.mono_start + self.lock().offset
+        let offset = self.lock().offset;
+        self.mono_start
+            .checked_add(offset)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86_400))
     }
     fn sleep(&self, duration: Duration) -> Sleep {
         {
             let mut s = self.lock();
-            s.offset += duration;
+            s.offset = s.offset.saturating_add(duration);
             s.sleeps.push(duration);
         }
         Box::pin(tokio::task::yield_now())

@@ -118,6 +118,13 @@ pub enum ErrorKind {
         /// What could not be decoded, and why.
         detail: String,
     },
+    /// Code panicked (a bug): the engine caught it as a failure of the step, so the run still
+    /// undoes what it did and records its end.
+    #[error("panicked: {message}")]
+    Panicked {
+        /// The panic's message (bounded, credentials masked).
+        message: String,
+    },
 }
 
 fn fmt_after(d: Option<Duration>) -> String {
@@ -189,6 +196,7 @@ impl ErrorKind {
             ErrorKind::Provider { .. } => "provider",
             ErrorKind::Io { .. } => "io",
             ErrorKind::Decode { .. } => "decode",
+            ErrorKind::Panicked { .. } => "panicked",
         }
     }
 }
@@ -314,6 +322,24 @@ impl Error {
     pub fn with_operation(mut self, operation: impl Into<Cow<'static, str>>) -> Self {
         self.operation = operation.into();
         self
+    }
+}
+
+impl Error {
+    /// A caught panic's payload as an [`ErrorKind::Panicked`] error: its message when it is a
+    /// string, at most 512 bytes, credentials masked.
+    pub fn from_panic(
+        provider: &'static str,
+        operation: impl Into<Cow<'static, str>>,
+        payload: &(dyn std::any::Any + Send),
+    ) -> Self {
+        let text = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(a panic without a message)".into());
+        let message = crate::redact::redact_excerpt(text.as_bytes(), 512);
+        Self::new(provider, operation, ErrorKind::Panicked { message })
     }
 }
 

@@ -128,6 +128,75 @@ async fn a_damaged_line_before_the_end_is_an_error_naming_the_line() {
     let err = j.events(&JournalFilter::default()).await.unwrap_err();
     assert!(matches!(err.kind(), ErrorKind::Decode { .. }));
     assert!(err.to_string().contains("line 2"), "{err}");
+    assert!(err.to_string().contains("FileJournal::repair"), "{err}");
+
+    // The documented repair keeps every event, in order, and the damaged line in the side file.
+    assert_eq!(FileJournal::repair(&path).await.unwrap(), 1);
+    let j = FileJournal::open(&path, FsyncPolicy::Never).await.unwrap();
+    assert_eq!(j.events(&JournalFilter::default()).await.unwrap().len(), 2);
+    let side = std::fs::read_to_string(FileJournal::damaged_path(&path)).unwrap();
+    assert_eq!(side, "not json\n");
+    assert_eq!(
+        FileJournal::repair(&path).await.unwrap(),
+        0,
+        "nothing left to move"
+    );
+}
+
+#[tokio::test]
+async fn a_damaged_complete_last_line_is_cut_on_open_and_kept_aside() {
+    // `echo 'NOT JSON AT ALL' >> journal.jsonl`: without the cut, the next append buries the
+    // line in the middle and every later read of the whole file fails.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.jsonl");
+    let j = FileJournal::open(&path, FsyncPolicy::EveryEvent)
+        .await
+        .unwrap();
+    j.append(&started("r1")).await.unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    f.write_all(b"NOT JSON AT ALL\n").unwrap();
+    drop(f);
+    assert_eq!(
+        j.events(&JournalFilter::default()).await.unwrap().len(),
+        1,
+        "a read skips it"
+    );
+
+    let reopened = FileJournal::open(&path, FsyncPolicy::EveryEvent)
+        .await
+        .unwrap();
+    reopened.append(&started("r2")).await.unwrap();
+    let events = reopened.events(&JournalFilter::default()).await.unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.run_id.as_str()).collect::<Vec<_>>(),
+        ["r1", "r2"],
+        "the whole history still reads"
+    );
+    let side = std::fs::read_to_string(FileJournal::damaged_path(&path)).unwrap();
+    assert_eq!(
+        side, "NOT JSON AT ALL\n",
+        "the cut bytes are kept, not lost"
+    );
+}
+
+#[tokio::test]
+async fn a_journal_of_only_damage_opens_empty_and_keeps_the_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.jsonl");
+    std::fs::write(&path, "garbage\n{\"half\":\n").unwrap();
+    let j = FileJournal::open(&path, FsyncPolicy::Never).await.unwrap();
+    assert!(
+        j.events(&JournalFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(std::fs::read(&path).unwrap().len(), 0);
+    let side = std::fs::read_to_string(FileJournal::damaged_path(&path)).unwrap();
+    assert!(side.contains("garbage") && side.contains("half"), "{side}");
 }
 
 #[tokio::test]

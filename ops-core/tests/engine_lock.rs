@@ -188,6 +188,43 @@ async fn a_lock_held_by_another_process_blocks_and_is_named() {
     l.release(&lease).await.unwrap();
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_wait_lasts_the_full_limit_not_the_last_whole_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.path().join("api.lock"))
+        .unwrap();
+    other.lock().unwrap();
+    let clock = Arc::new(ops_core::clock::SimulatedClock::starting_at(
+        "2026-01-01T00:00:00Z".parse().unwrap(),
+    ));
+    let start = ops_core::clock::Clock::instant(clock.as_ref());
+    // Polls of 300 ms within a limit of 1 s: the old loop gave up at 900 ms.
+    let l = FileRunLock::open(dir.path())
+        .await
+        .unwrap()
+        .poll_every(Duration::from_millis(300))
+        .with_clock(clock.clone());
+    let err = l
+        .acquire(
+            "api",
+            &holder("run-here"),
+            LockWait::Wait(Duration::from_secs(1)),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        ops_core::clock::Clock::instant(clock.as_ref()) - start,
+        Duration::from_secs(1)
+    );
+    assert!(err.to_string().contains("waited 1s"), "{err}");
+    other.unlock().unwrap();
+}
+
 #[tokio::test]
 async fn bad_keys_are_invalid_input() {
     let dir = tempfile::tempdir().unwrap();

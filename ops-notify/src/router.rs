@@ -74,6 +74,12 @@ impl RunbookConfig for RouterConfig {
         }
         let mut last = Duration::ZERO;
         for (i, l) in self.escalation.iter().enumerate() {
+            if l.after > ops_core::runbooks::MAX_WAIT {
+                return Err(invalid(
+                    &format!("escalation[{i}].after"),
+                    "must be at most 366 days",
+                ));
+            }
             if l.after <= last {
                 return Err(invalid(
                     &format!("escalation[{i}].after"),

@@ -17,7 +17,7 @@ use serde_json::json;
 use tokio::io::AsyncReadExt;
 
 use super::RunbookConfig;
-use super::config::invalid;
+use super::config::{invalid, name_stem};
 use crate::contracts::{
     ArtifactReader, BackupFilter, BackupInfo, BackupState, BackupStore, CreateBackup, PutArtifact,
 };
@@ -122,17 +122,17 @@ impl BackupVerifyConfig {
 impl RunbookConfig for BackupVerifyConfig {
     fn validate(&self) -> Result<()> {
         let r = self.retention;
-        if r.hourly + r.daily + r.weekly + r.monthly == 0 {
+        if [r.hourly, r.daily, r.weekly, r.monthly]
+            .iter()
+            .all(|n| *n == 0)
+        {
             return Err(invalid(
                 "retention",
                 "keeps nothing: at least one of hourly, daily, weekly, monthly must be above 0",
             ));
         }
-        if self.prune_prefix.as_deref().is_some_and(str::is_empty) {
-            return Err(invalid(
-                "prune_prefix",
-                "must not be empty (it would prune every backup in the store)",
-            ));
+        if let Some(prefix) = &self.prune_prefix {
+            name_stem("prune_prefix", prefix)?;
         }
         Ok(())
     }

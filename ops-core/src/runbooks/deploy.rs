@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::RunbookConfig;
 use super::common::{announce_step, notify_step, verify_step, wait_step, watch_errors};
-use super::config::{human_duration, positive};
+use super::config::{human_duration, invalid, positive};
 use crate::contracts::{
     DeployRequest, Deployer, HealthProbe, InitialTraffic, LogSource, Notification,
     NotificationEvent, Notifier, Release, ServiceState, Severity, TrafficSplit,
@@ -63,7 +63,15 @@ impl Default for DeployVerifyConfig {
 
 impl RunbookConfig for DeployVerifyConfig {
     fn validate(&self) -> Result<()> {
+        positive("stabilization", self.stabilization)?;
+        positive("error_watch", self.error_watch)?;
         positive("error_poll", self.error_poll)?;
+        if self.error_poll > self.error_watch {
+            return Err(invalid(
+                "error_poll",
+                "must not be longer than error_watch (the watch would never look)",
+            ));
+        }
         positive("deploy_deadline", self.deploy_deadline)
     }
 }

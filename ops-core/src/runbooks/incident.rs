@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::RunbookConfig;
-use super::config::{human_duration, invalid, positive};
+use super::config::{MAX_WAIT, at_most, human_duration, invalid, positive};
 use crate::clock::{SharedClock, system_clock};
 use crate::contracts::{Notification, NotificationEvent, Notifier, Severity};
 use crate::{Error, Result};
@@ -103,6 +103,11 @@ impl RunbookConfig for IncidentConfig {
             positive(
                 &format!("priorities.{p:?}.response_time"),
                 policy.response_time,
+            )?;
+            at_most(
+                &format!("priorities.{p:?}.update_every"),
+                policy.update_every,
+                MAX_WAIT,
             )?;
         }
         Ok(())

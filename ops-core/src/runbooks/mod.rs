@@ -27,7 +27,7 @@ pub use backup::{
     BackupAndVerify, BackupSource, BackupVerifyConfig, OpenArtifact, PrunePlan, RestoreTest,
     Retention,
 };
-pub use config::{RunbookConfig, human_duration};
+pub use config::{MAX_AGE, MAX_WAIT, RunbookConfig, human_duration};
 pub use deploy::{DeployAndVerify, DeployStart, DeployVerifyConfig};
 pub use fingerprint::{ErrorGroup, ErrorGrouper, fingerprint, group_lines};
 pub use health_check::{HealthCheck, HealthCheckConfig, HealthSummary};

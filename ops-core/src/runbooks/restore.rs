@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::RunbookConfig;
 use super::common::{announce_step, failed, notify_step, verify_step};
-use super::config::invalid;
+use super::config::{invalid, name_stem};
 use crate::Result;
 use crate::contracts::{
     BackupInfo, BackupState, BackupStore, CreateBackup, Deployer, HealthProbe, Notification,
@@ -45,10 +45,7 @@ impl Default for RestoreConfig {
 
 impl RunbookConfig for RestoreConfig {
     fn validate(&self) -> Result<()> {
-        if self.pre_restore_prefix.trim().is_empty() {
-            return Err(invalid("pre_restore_prefix", "must not be empty"));
-        }
-        Ok(())
+        name_stem("pre_restore_prefix", &self.pre_restore_prefix)
     }
 }
 

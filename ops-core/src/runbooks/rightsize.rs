@@ -70,6 +70,7 @@ impl Default for RightSizeConfig {
 impl RunbookConfig for RightSizeConfig {
     fn validate(&self) -> Result<()> {
         positive("window", self.window)?;
+        positive("settle", self.settle)?;
         for (field, v) in [
             ("cpu_high", self.cpu_high),
             ("memory_high", self.memory_high),

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::RunbookConfig;
 use super::common::{notify_step, verify_step, wait_step};
-use super::config::{human_duration, invalid};
+use super::config::{MAX_WAIT, at_most, human_duration, invalid};
 use crate::contracts::{
     Deployer, HealthProbe, Notification, Notifier, ReleaseState, Severity, TrafficSplit,
 };
@@ -51,6 +51,7 @@ impl Default for RollbackConfig {
 
 impl RunbookConfig for RollbackConfig {
     fn validate(&self) -> Result<()> {
+        at_most("stabilization", self.stabilization, MAX_WAIT)?;
         if self.max_automatic_in_a_row == 0 {
             return Err(invalid("max_automatic_in_a_row", "must be at least 1"));
         }

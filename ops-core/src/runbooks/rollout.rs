@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::RunbookConfig;
 use super::common::{announce_step, failed, notify_step, wait_step};
-use super::config::{human_duration, invalid, ordered, positive};
+use super::config::{MAX_WAIT, at_most, human_duration, invalid, ordered, positive};
 use crate::contracts::{
     DeployRequest, Deployer, Metric, MetricQuery, MetricReading, MetricsSource, Notification,
     NotificationEvent, Notifier, Release, Severity, TimeWindow, TrafficSplit,
@@ -211,6 +211,7 @@ impl RunbookConfig for RolloutConfig {
                     format!("{} is over 100", s.percent),
                 ));
             }
+            at_most(&format!("stages[{i}].bake"), s.bake, MAX_WAIT)?;
             if i > 0 && s.percent <= stages[i - 1].percent {
                 return Err(invalid(
                     &format!("stages[{i}].percent"),

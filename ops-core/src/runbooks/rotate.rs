@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::RunbookConfig;
 use super::common::failed;
-use super::config::{human_duration, positive};
+use super::config::{human_duration, positive, positive_age};
 use crate::contracts::{
     DeployRequest, Deployer, InitialTraffic, SecretStore, SecretValue, SecretVersion, VersionRef,
     VersionState,
@@ -57,8 +57,10 @@ impl Default for RotateConfig {
 }
 
 impl RunbookConfig for RotateConfig {
+    /// The grace period must be positive (zero would retire the old value while consumers still
+    /// use it) and at most 366 days.
     fn validate(&self) -> Result<()> {
-        Ok(())
+        positive("grace_period", self.grace_period)
     }
 }
 
@@ -227,9 +229,14 @@ impl RotateSecret {
         rb = rb.step(Step::read("grace", move |ctx| {
             let added: AddedVersion = ctx.output("add-version")?;
             let (clock, dry) = (ctx.clock().clone(), ctx.is_dry_run());
-            Ok(Action::new("wait", json!({ "until": added.at + chrono::Duration::from_std(grace).unwrap_or_default() }), async move {
-                // Measured from when the version was added: a resumed run waits only the rest.
-                let end = added.at + chrono::Duration::from_std(grace).unwrap_or_default();
+            // Measured from when the version was added: a resumed run waits only the rest.
+            let end = chrono::Duration::from_std(grace)
+                .ok()
+                .and_then(|g| added.at.checked_add_signed(g))
+                .ok_or_else(|| {
+                    Error::invalid_input("runbook-config", "rotate", "grace_period", "too long")
+                })?;
+            Ok(Action::new("wait", json!({ "until": end }), async move {
                 let left = (end - clock.now()).to_std().unwrap_or_default();
                 if !dry {
                     clock.sleep(left).await;
@@ -352,7 +359,7 @@ impl Default for AgeAuditConfig {
 
 impl RunbookConfig for AgeAuditConfig {
     fn validate(&self) -> Result<()> {
-        positive("max_age", self.max_age)
+        positive_age("max_age", self.max_age)
     }
 }
 

@@ -6,6 +6,10 @@
 //! then hard-linked into place (which fails instead of overwriting), then the sidecar is written
 //! the same way and the directory fsynced. A crash at any point leaves either nothing, an
 //! ignored temp file, or a data file without a sidecar — never something that lists as complete.
+//!
+//! A writer holds an OS lock on its temp file while it writes. Temp files that a killed writer
+//! left behind (unlocked, untouched for [`TEMP_STALE_AFTER`]) are swept when the store opens
+//! and before every put, so crashes do not fill the disk.
 
 mod sidecar;
 
@@ -32,6 +36,9 @@ const COPY_BUFFER: usize = 256 * 1024;
 /// A data file without a sidecar older than this is a crashed write's leftover. A put in
 /// progress has one only for the moment between linking its data and its sidecar.
 const ORPHAN_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+/// A temp file untouched this long and locked by no writer is a killed write's leftover.
+pub const TEMP_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+const TEMP_PREFIX: &str = ".tmp-";
 
 /// A [`BackupStore`] over a local directory. Cheap to clone.
 ///
@@ -69,12 +76,34 @@ impl FsBackupStore {
             .map_err(|e| io_err("open", &root, &e))?;
         readable_dir(PROVIDER, "root", &root).await?;
         let name = format!("fs:{}", root.display());
-        Ok(Self {
+        let store = Self {
             root,
             name,
             clock: system_clock(),
             fsync: true,
-        })
+        };
+        store.sweep_temp_files("open").await?;
+        Ok(store)
+    }
+
+    /// Removes temp files left by killed writes: older than [`TEMP_STALE_AFTER`] and not locked
+    /// by a live writer (in this process or another). Returns how many it removed.
+    pub async fn sweep_temp_files(&self, op: &'static str) -> Result<usize> {
+        let root = self.root.clone();
+        let now = self.clock.now();
+        tokio::task::spawn_blocking(move || sweep_temp_files(&root, now))
+            .await
+            .map_err(|e| {
+                Error::new(
+                    PROVIDER,
+                    op,
+                    ErrorKind::Io {
+                        kind: std::io::ErrorKind::Other,
+                        message: e.to_string(),
+                    },
+                )
+            })?
+            .map_err(|e| io_err(op, &self.root, &e))
     }
 
     /// Uses `clock` for backup timestamps.
@@ -166,12 +195,22 @@ impl FsBackupStore {
     ) -> Result<(PathBuf, Sidecar)> {
         let tmp = self.temp_path(id);
         let result = async {
-            let mut file = fs::OpenOptions::new()
+            let file = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .open(&tmp)
                 .await
                 .map_err(|e| io_err(op, &tmp, &e))?;
+            // Held until the file is closed: the sweep never removes a live write.
+            let file = file.into_std().await;
+            file.try_lock().map_err(|e| {
+                io_err(
+                    op,
+                    &tmp,
+                    &std::io::Error::other(format!("cannot lock a new temp file: {e}")),
+                )
+            })?;
+            let mut file = fs::File::from_std(file);
             let mut reader = BufReader::with_capacity(COPY_BUFFER, HashingReader::new(data));
             tokio::io::copy_buf(&mut reader, &mut file)
                 .await
@@ -300,6 +339,8 @@ impl FsBackupStore {
                 },
             ));
         }
+        // Before writing: what killed writes left must not add up to a full disk.
+        self.sweep_temp_files(op).await?;
         let (tmp, mut sidecar) = self.write_temp(op, id, data).await?;
         sidecar.source = source;
         sidecar.labels = labels;
@@ -528,6 +569,45 @@ impl BackupStore for FsBackupStore {
         }
         self.sync_dir(op).await
     }
+}
+
+fn sweep_temp_files(root: &Path, now: chrono::DateTime<chrono::Utc>) -> std::io::Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(root)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(TEMP_PREFIX) {
+            continue;
+        }
+        let meta = match entry.metadata() {
+            Ok(m) if m.is_file() => m,
+            _ => continue,
+        };
+        let modified = chrono::DateTime::<chrono::Utc>::from(meta.modified()?);
+        let stale = (now - modified)
+            .to_std()
+            .is_ok_and(|age| age > TEMP_STALE_AFTER);
+        if !stale {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(file) = std::fs::OpenOptions::new().write(true).open(&path) else {
+            continue;
+        };
+        // A live writer holds the lock: leave its file alone, however old it looks.
+        if file.try_lock().is_err() {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                removed += 1;
+                tracing::warn!(path = %path.display(), bytes = meta.len(), "removed the temp file of an interrupted backup write");
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(removed)
 }
 
 /// Ids are file names: 1 to 200 bytes of `A-Z a-z 0-9 . _ -`, not starting with `.`, not

@@ -277,3 +277,47 @@ async fn a_put_never_removes_the_data_of_another_put_in_progress() {
         "our temp file is cleaned up: {leftovers:?}"
     );
 }
+
+#[tokio::test]
+async fn temp_files_of_killed_writes_are_swept_but_never_a_live_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let long_ago = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+    let old_temp = |name: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, vec![7u8; 4096]).unwrap();
+        let f = std::fs::File::options().write(true).open(&path).unwrap();
+        f.set_modified(long_ago).unwrap();
+        f
+    };
+    // Two writes killed long ago, and one that is old but still held by a live writer (a slow
+    // source that has not written for a while).
+    drop(old_temp(".tmp-a.db-0000000000000001"));
+    drop(old_temp(".tmp-b.db-0000000000000002"));
+    let live = old_temp(".tmp-c.db-0000000000000003");
+    live.lock().unwrap();
+    // And a fresh one, which may be another process's write between open and lock.
+    std::fs::write(dir.path().join(".tmp-d.db-0000000000000004"), b"new").unwrap();
+
+    let s = store(dir.path()).await;
+    assert_eq!(
+        entries(dir.path()),
+        [".tmp-c.db-0000000000000003", ".tmp-d.db-0000000000000004"],
+        "opening the store swept the two leftovers"
+    );
+
+    // Before a put as well: a writer killed after the store was opened.
+    drop(old_temp(".tmp-e.db-0000000000000005"));
+    s.put_artifact(&put("f.db"), Box::pin(&b"data"[..]))
+        .await
+        .unwrap();
+    assert!(!entries(dir.path()).contains(&".tmp-e.db-0000000000000005".to_string()));
+    assert!(entries(dir.path()).contains(&".tmp-c.db-0000000000000003".to_string()));
+
+    // Once the live writer is gone, its file goes at the next sweep.
+    drop(live);
+    assert_eq!(s.sweep_temp_files("test").await.unwrap(), 1);
+    assert_eq!(
+        entries(dir.path()),
+        [".tmp-d.db-0000000000000004", "f.db", "f.db.meta.json"]
+    );
+}

@@ -26,7 +26,13 @@ pub enum FsyncPolicy {
 /// A journal in one file, one JSON object a line, shared by every run that uses the file.
 ///
 /// A process killed mid-write leaves at most a torn last line: reads skip it, and opening the
-/// file for writing cuts it off, so the next event starts on a clean line.
+/// file for writing cuts it off, so the next event starts on a clean line. A complete last line
+/// that is not an event (damaged by hand or by a disk) is cut off the same way. Cut bytes are
+/// never thrown away: they are appended to a side file, `<journal>.damaged`, with a warning.
+///
+/// A damaged line in the middle (which an append can no longer cause) makes reads fail with a
+/// [`ErrorKind::Decode`] error naming the line; [`FileJournal::repair`] moves such lines to the
+/// side file.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -74,6 +80,90 @@ impl FileJournal {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The side file that keeps what was cut from the journal at `path`: `<path>.damaged`.
+    pub fn damaged_path(path: &Path) -> PathBuf {
+        let mut name = path.as_os_str().to_owned();
+        name.push(".damaged");
+        PathBuf::from(name)
+    }
+
+    /// Moves every line of the journal at `path` that is not an event (anywhere in the file)
+    /// to [`FileJournal::damaged_path`], keeping the others in order, and returns how many
+    /// lines it moved. The journal is rewritten through a temporary file and a rename, so a
+    /// crash leaves either the old or the repaired file. Run it while no runner has the file
+    /// open: for example `FileJournal::repair(path).await?` before `FileJournal::open`.
+    pub async fn repair(path: impl AsRef<Path>) -> Result<usize> {
+        let path = path.as_ref().to_path_buf();
+        let p = path.clone();
+        tokio::task::spawn_blocking(move || repair_file(&p))
+            .await
+            .map_err(|e| {
+                Error::new(
+                    PROVIDER,
+                    "repair",
+                    ErrorKind::Io {
+                        kind: std::io::ErrorKind::Other,
+                        message: e.to_string(),
+                    },
+                )
+            })?
+            .map_err(|e| io_err("repair", &path, &e))
+    }
+}
+
+fn is_event(line: &[u8]) -> bool {
+    serde_json::from_slice::<JournalEvent>(line).is_ok()
+}
+
+/// Appends `bytes` (with a final newline) to the side file and syncs it.
+fn keep_damaged(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut side = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(FileJournal::damaged_path(path))?;
+    side.write_all(bytes)?;
+    if !bytes.ends_with(b"\n") {
+        side.write_all(b"\n")?;
+    }
+    side.sync_all()
+}
+
+fn repair_file(path: &Path) -> std::io::Result<usize> {
+    let bytes = std::fs::read(path)?;
+    let (mut good, mut bad) = (Vec::with_capacity(bytes.len()), Vec::new());
+    let mut moved = 0;
+    for line in bytes.split_inclusive(|&b| b == b'\n') {
+        let body = line.strip_suffix(b"\n").unwrap_or(line);
+        if body.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if line.ends_with(b"\n") && is_event(body) {
+            good.extend_from_slice(line);
+        } else {
+            bad.extend_from_slice(body);
+            bad.push(b'\n');
+            moved += 1;
+        }
+    }
+    if moved == 0 {
+        return Ok(0);
+    }
+    keep_damaged(path, &bad)?;
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".repair-tmp");
+    let tmp = PathBuf::from(tmp_name);
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(&good)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        File::open(dir)?.sync_all()?;
+    }
+    tracing::warn!(path = %path.display(), lines = moved, "journal: moved damaged lines to the side file");
+    Ok(moved)
 }
 
 fn open_repaired(path: &Path) -> std::io::Result<File> {
@@ -86,13 +176,38 @@ fn open_repaired(path: &Path) -> std::io::Result<File> {
         .create(true)
         .open(path)?;
     let len = file.metadata()?.len();
-    if len > 0 {
-        let keep = end_of_last_line(&mut file, len)?;
-        if keep < len {
-            tracing::warn!(path = %path.display(), torn_bytes = len - keep, "journal: cutting off a torn last line");
-            file.set_len(keep)?;
-            file.sync_all()?;
+    let mut keep = end_of_last_line(&mut file, len)?;
+    // A complete last line that is not an event goes too (only the tail: a damaged line in the
+    // middle is for `repair`, never cut silently). Bounded: at most a few such lines.
+    for _ in 0..8 {
+        if keep == 0 {
+            break;
         }
+        let start = end_of_last_line(&mut file, keep - 1)?;
+        let mut line = vec![0u8; usize::try_from(keep - start).unwrap_or(0)];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut line)?;
+        let body = &line[..line.len().saturating_sub(1)];
+        if !body.iter().all(u8::is_ascii_whitespace) && is_event(body) {
+            break;
+        }
+        keep = start;
+    }
+    if keep < len {
+        let mut cut = vec![0u8; usize::try_from(len - keep).unwrap_or(0)];
+        file.seek(SeekFrom::Start(keep))?;
+        file.read_exact(&mut cut)?;
+        if !cut.iter().all(u8::is_ascii_whitespace) {
+            keep_damaged(path, &cut)?;
+        }
+        tracing::warn!(
+            path = %path.display(),
+            cut_bytes = len - keep,
+            kept_in = %FileJournal::damaged_path(path).display(),
+            "journal: cutting off a torn or damaged last line"
+        );
+        file.set_len(keep)?;
+        file.sync_all()?;
     }
     Ok(file)
 }
@@ -187,24 +302,30 @@ impl Journal for FileJournal {
 pub(crate) fn parse_lines(bytes: &[u8], filter: &JournalFilter) -> Result<Vec<JournalEvent>> {
     let mut out = Vec::new();
     let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let lines: Vec<&[u8]> = bytes[..complete]
+    // Numbered as in the file (1-based), blank lines counted but skipped.
+    let lines: Vec<(usize, &[u8])> = bytes[..complete]
         .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
+        .enumerate()
+        .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
         .collect();
-    let last = lines.len();
-    for (i, line) in lines.into_iter().enumerate() {
+    let last = lines.last().map_or(0, |(i, _)| *i);
+    for (i, line) in lines {
         match serde_json::from_slice::<JournalEvent>(line) {
             Ok(e) if filter.matches(&e) => out.push(e),
             Ok(_) => {}
             // A crash can tear only the last line; one that ends with a newline but is not
             // JSON is skipped as well.
-            Err(_) if i + 1 == last => tracing::warn!("journal: skipping a damaged last line"),
+            Err(_) if i == last => tracing::warn!("journal: skipping a damaged last line"),
             Err(e) => {
                 return Err(Error::new(
                     PROVIDER,
                     "events",
                     ErrorKind::Decode {
-                        detail: format!("line {}: {e}", i + 1),
+                        detail: format!(
+                            "line {} is not a journal event ({e}); FileJournal::repair moves \
+                             damaged lines to the .damaged side file",
+                            i + 1
+                        ),
                     },
                 ));
             }

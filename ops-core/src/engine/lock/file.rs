@@ -223,8 +223,10 @@ impl RunLock for FileRunLock {
                 Take::Held(other) => {
                     let elapsed = self.clock.instant().saturating_duration_since(start);
                     match wait {
-                        LockWait::Wait(limit) if elapsed + self.poll <= limit => {
-                            self.clock.sleep(self.poll).await
+                        // Wait the full limit: the last poll is shortened to end at it, and one
+                        // more look is taken there.
+                        LockWait::Wait(limit) if elapsed < limit => {
+                            self.clock.sleep(self.poll.min(limit - elapsed)).await
                         }
                         LockWait::Wait(_) => {
                             return Err(lock_conflict(

@@ -5,12 +5,14 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use futures_util::future::join_all;
 use tracing::Instrument;
 
 use super::Runner;
 use super::resume::Resumption;
 use crate::engine::context::RunState;
+use crate::engine::step::BuildAction;
 use crate::engine::{
     Action, ApprovalDecision, ApprovalRequest, ErrorRecord, EventKind, Gate, Item, JournalEvent,
     Mode, PlannedAction, ProgressEvent, RunControl, RunOutcome, RunReport, Runbook, Step,
@@ -34,6 +36,33 @@ enum Done {
     Ran,
     /// Recorded only (dry run).
     Planned,
+}
+
+/// Builds a step's (or compensation's) action; a panic in the builder is a failure of the
+/// step, never an unwinding run that leaves its saga half done.
+fn build_caught(build: &BuildAction, ctx: &StepContext, step: &str) -> Result<Action> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| build(ctx))).unwrap_or_else(|p| {
+        Err(Error::from_panic(
+            "engine",
+            format!("step {step}"),
+            p.as_ref(),
+        ))
+    })
+}
+
+/// Runs a built action; a panic inside its future is a failure of the step.
+async fn run_caught(built: Result<Action>, step: &str) -> Result<serde_json::Value> {
+    let run = built?.run;
+    std::panic::AssertUnwindSafe(run)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|p| {
+            Err(Error::from_panic(
+                "engine",
+                format!("step {step}"),
+                p.as_ref(),
+            ))
+        })
 }
 
 pub(super) struct Exec<'a> {
@@ -303,16 +332,15 @@ impl<'a> Exec<'a> {
             step: step.name.clone(),
         });
         if self.dry() && step.kind.mutates() {
-            return self
-                .plan(step, (step.build)(&self.ctx(&step.name, 1)))
-                .await;
+            let built = build_caught(&step.build, &self.ctx(&step.name, 1), &step.name);
+            return self.plan(step, built).await;
         }
         // In a dry run, a read that needs a planned mutation's output cannot run: plan it. The
         // action built to find out is the one the first attempt runs (building has effects:
         // evidence).
         let mut first = None;
         if self.dry() {
-            match (step.build)(&self.ctx(&step.name, 1)) {
+            match build_caught(&step.build, &self.ctx(&step.name, 1), &step.name) {
                 // Planned from the build that failed: no second build.
                 Err(e) if e.operation() == "step_output" => return self.plan(step, Err(e)).await,
                 built => first = Some(built),
@@ -370,8 +398,9 @@ impl<'a> Exec<'a> {
                 } else {
                     None
                 };
-                let built =
-                    prebuilt.unwrap_or_else(|| (step.build)(&self.ctx(&step.name, attempt)));
+                let built = prebuilt.unwrap_or_else(|| {
+                    build_caught(&step.build, &self.ctx(&step.name, attempt), &step.name)
+                });
                 let retry_event = lock(&retried).take();
                 async move {
                     if let Some(event) = retry_event {
@@ -383,7 +412,7 @@ impl<'a> Exec<'a> {
                         kind: step.kind,
                     })
                     .await?;
-                    built?.run.await
+                    run_caught(built, &step.name).await
                 }
             },
             |ev| {
@@ -667,11 +696,11 @@ impl<'a> Exec<'a> {
             let result = step
                 .retry
                 .run(self.runner.clock.as_ref(), step.idempotency(), |attempt| {
-                    let built = build(&self.ctx(&step.name, attempt));
+                    let built = build_caught(build, &self.ctx(&step.name, attempt), &step.name);
                     if let Ok(a) = &built {
                         *lock(&call) = a.call.clone();
                     }
-                    async move { built?.run.await }
+                    run_caught(built, &step.name)
                 })
                 .await;
             let call = lock(&call).clone();
