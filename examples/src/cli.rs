@@ -145,11 +145,14 @@ impl Cli {
                 Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
                 _ => (arg.clone(), None),
             };
-            let mut value = || {
-                inline
-                    .clone()
-                    .or_else(|| args.next())
-                    .ok_or_else(|| UsageError(format!("{flag} needs a value")))
+            // A following flag is never taken as the value: `--service --live` is a missing
+            // value, not a service named "--live" (and a rehearsal that forgot a value).
+            let mut value = || match inline.clone() {
+                Some(v) => Ok(v),
+                None => match args.next() {
+                    Some(v) if !v.starts_with("--") => Ok(v),
+                    _ => Err(UsageError(format!("{flag} needs a value"))),
+                },
             };
             // A shared switch is only ever the bare flag: `--live=false` must never go live.
             let is_switch = matches!(
@@ -338,6 +341,8 @@ impl Cli {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::Strategy;
+
     use super::*;
 
     const SPEC: Spec = Spec {
@@ -406,6 +411,7 @@ mod tests {
                 "--speed 0.5: give a number from 1 to 1000000",
             ),
             (&["--service"], "--service needs a value"),
+            (&["--service", "--live"], "--service needs a value"),
             (&["--blue-green=yes"], "--blue-green takes no value"),
             (&["--live=false"], "--live takes no value"),
             (&["--live="], "--live takes no value"),
@@ -443,6 +449,41 @@ mod tests {
         // Every flag line is indented alike, the first shared one included.
         for line in help.lines().filter(|l| l.trim_start().starts_with("--")) {
             assert!(line.starts_with("  --"), "not indented: {line:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 2000,
+            failure_persistence: None,
+            ..Default::default()
+        })]
+
+        /// Any arguments: flags or a one-line usage error, never a panic; and only the bare
+        /// `--live` ever goes live.
+        #[test]
+        fn any_arguments_parse_or_say_why_and_only_bare_live_goes_live(
+            args in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(vec![
+                        "--live", "--dry-run", "--json", "--yes", "--help", "-h", "--fault",
+                        "--speed", "--journal-dir", "--resume", "--service", "--blue-green",
+                        "error-rate-at-25", "--", "-", "",
+                    ]).prop_map(String::from),
+                    "--(live|dry-run|json|yes|speed|fault|service|blue-green)=\\PC{0,8}",
+                    "[0-9.e+-]{0,10}",
+                    "\\PC{0,12}",
+                ],
+                0..8,
+            ),
+        ) {
+            match parse(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]) {
+                Ok(cli) => {
+                    proptest::prop_assert_eq!(cli.live, args.iter().any(|a| a == "--live"));
+                    proptest::prop_assert!(cli.speed.is_finite() && cli.speed >= 1.0);
+                }
+                Err(UsageError(msg)) => proptest::prop_assert!(!msg.is_empty()),
+            }
         }
     }
 

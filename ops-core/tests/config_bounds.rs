@@ -184,3 +184,23 @@ fn formatted_durations_read_back_exactly() {
         "1s500ms"
     );
 }
+
+/// Random TOML through every loader: a valid config or `InvalidInput`, never a panic.
+#[test]
+fn every_config_loader_survives_random_toml() {
+    use ops_core::testkit::config_loader;
+    const CASES: u32 = 300;
+    config_loader::<AlertsConfig>(CASES);
+    config_loader::<BackupVerifyConfig>(CASES);
+    config_loader::<DeployVerifyConfig>(CASES);
+    config_loader::<HealthCheckConfig>(CASES);
+    config_loader::<IncidentConfig>(CASES);
+    config_loader::<RestoreConfig>(CASES);
+    config_loader::<RightSizeConfig>(CASES);
+    config_loader::<RollbackConfig>(CASES);
+    config_loader::<RolloutConfig>(CASES);
+    config_loader::<RotateConfig>(CASES);
+    config_loader::<AgeAuditConfig>(CASES);
+    config_loader::<ShutdownConfig>(CASES);
+    config_loader::<WeeklyReviewConfig>(CASES);
+}

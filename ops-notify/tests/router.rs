@@ -281,3 +281,10 @@ async fn pass(d: Duration) {
         .sleep(d)
         .await;
 }
+
+/// Random TOML around a working config: a valid router config or `InvalidInput`, never a panic.
+#[test]
+fn the_router_config_loader_survives_random_toml() {
+    let base = RouterConfig::from_toml(CONFIG).unwrap();
+    ops_core::testkit::config_loader_from(&base, 300);
+}

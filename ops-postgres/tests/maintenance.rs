@@ -103,3 +103,11 @@ fn bad_configs_name_the_field() {
     .unwrap_err();
     assert!(err.to_string().contains("retention[0].batch"), "{err}");
 }
+
+/// Random TOML around a working config: a valid maintenance config or `InvalidInput`, never a
+/// panic.
+#[test]
+fn the_maintenance_config_loader_survives_random_toml() {
+    let base = MaintenanceConfig::from_toml(CONFIG).unwrap();
+    ops_core::testkit::config_loader_from(&base, 300);
+}

@@ -15,6 +15,7 @@
 //! ```
 
 mod backup_store;
+mod config_loader;
 mod deployer;
 mod health_probe;
 mod journal;
@@ -25,6 +26,7 @@ mod run_lock;
 mod secret_store;
 
 pub use backup_store::{BackupFixture, backup_store};
+pub use config_loader::{config_loader, config_loader_from};
 pub use deployer::{DeployerFixture, deployer};
 pub use health_probe::health_probe;
 pub use journal::journal;
