@@ -154,6 +154,7 @@ fn backup_filter_orders_newest_first_and_limits() {
         source: None,
         location: String::new(),
         labels: BTreeMap::new(),
+        verification: Default::default(),
     };
     let all = vec![
         info("db-1", 10),

@@ -101,6 +101,7 @@ fn gfs_keeps_the_newest_of_each_recent_hour_day_week_and_month() {
             source: None,
             location: String::new(),
             labels: Default::default(),
+            verification: Verification::Unverified,
         })
         .collect();
     let keep = Retention {
@@ -165,6 +166,70 @@ async fn a_verified_backup_is_kept_and_old_ones_pruned() {
     let plan: PrunePlan = report.output("plan-prune").unwrap();
     assert_eq!(plan.delete.len(), 26);
     assert_eq!(report.output::<u64>("verify-checksum"), Some(26));
+    // The check is recorded on the backup, and it is what a restore of "the latest" picks.
+    let described = f.store.describe(&info.id).await.unwrap();
+    assert!(described.verification.is_verified(), "{described:?}");
+    let latest = latest_verified(f.store.as_ref(), &BackupFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(latest.id, info.id);
+}
+
+#[test]
+fn retention_prefers_verified_backups_and_never_counts_failed_ones() {
+    let start: DateTime<Utc> = "2026-03-01T00:00:00Z".parse().unwrap();
+    let at = |minutes: i64| start + chrono::Duration::minutes(minutes);
+    let backup = |id: &str, minutes: i64, v: Verification| BackupInfo {
+        id: id.into(),
+        created_at: at(minutes),
+        state: BackupState::Complete,
+        size_bytes: Some(1),
+        checksum: None,
+        source: None,
+        location: String::new(),
+        labels: Default::default(),
+        verification: v,
+    };
+    let verified = |m| Verification::Verified { at: at(m) };
+    let failed = |m| Verification::failed(at(m), "checksum mismatch");
+    let backups = [
+        // Hour 3: the newest failed its check; the one before it is unverified.
+        backup("h3-failed", 190, failed(191)),
+        backup("h3-unverified", 185, Verification::Unverified),
+        // Hour 2: an unverified newest and a verified older one.
+        backup("h2-unverified", 130, Verification::Unverified),
+        backup("h2-verified", 125, verified(126)),
+        // Hour 1: failed only.
+        backup("h1-failed", 70, failed(71)),
+        // Hour 0: verified, long before the window of 2 hours.
+        backup("h0-verified", 10, verified(11)),
+    ];
+    let keep = Retention {
+        hourly: 2,
+        daily: 0,
+        weekly: 0,
+        monthly: 0,
+    }
+    .keep(&backups, "new");
+    assert_eq!(
+        keep,
+        BTreeSet::from(["new", "h3-unverified", "h2-verified"].map(String::from)),
+        "a failed backup fills no slot; within a slot a verified one wins"
+    );
+    // With no slot reaching it, the newest verified backup is still kept.
+    let only_old_verified = [
+        backup("h3-unverified", 185, Verification::Unverified),
+        backup("h0-verified", 10, verified(11)),
+    ];
+    let keep = Retention {
+        hourly: 1,
+        daily: 0,
+        weekly: 0,
+        monthly: 0,
+    }
+    .keep(&only_old_verified, "new");
+    assert!(keep.contains("h0-verified"), "{keep:?}");
+    assert!(keep.contains("h3-unverified"), "{keep:?}");
 }
 
 /// A store whose bytes rot between being written and being read back.
@@ -206,6 +271,9 @@ impl BackupStore for Rotting {
     async fn delete(&self, id: &str) -> Result<()> {
         self.inner.delete(id).await
     }
+    async fn record_verification(&self, id: &str, v: &Verification) -> Result<()> {
+        self.inner.record_verification(id, v).await
+    }
 }
 
 #[tokio::test]
@@ -237,6 +305,23 @@ async fn a_corrupt_backup_fails_verification_and_nothing_is_pruned() {
     assert!(
         before.is_subset(&after) && after.len() == before.len() + 1,
         "every old backup is still there, and the bad one for inspection"
+    );
+    // Marked, in a way that survives a restart: a new store over the same directory lists it
+    // as failed, never as the latest good backup.
+    let reopened = FsBackupStore::open(&f.root).await.unwrap();
+    let bad_id = after.difference(&before).next().unwrap().clone();
+    let bad = reopened.describe(&bad_id).await.unwrap();
+    assert!(bad.verification.is_failed(), "{:?}", bad.verification);
+    let Verification::Failed { reason, .. } = &bad.verification else {
+        unreachable!()
+    };
+    assert!(reason.contains("checksum"), "{reason}");
+    let latest = latest_verified(&reopened, &BackupFilter::default()).await;
+    assert!(
+        latest
+            .as_ref()
+            .is_err_and(|e| matches!(e.kind(), ErrorKind::NotFound { .. })),
+        "no backup here was ever verified: {latest:?}"
     );
 }
 
@@ -298,7 +383,7 @@ async fn a_restore_test_can_veto_pruning() {
         },
         ..Default::default()
     };
-    let (bad, _) = BackupAndVerify::new("app", g.store.clone(), create_source(&g), config)
+    let (bad, info) = BackupAndVerify::new("app", g.store.clone(), create_source(&g), config)
         .restore_test(Arc::new(Integrity { ok: false }))
         .run(&runner(&g), Mode::Execute)
         .await
@@ -306,6 +391,12 @@ async fn a_restore_test_can_veto_pruning() {
     assert_eq!(bad.outcome, Some(RunOutcome::Failed));
     assert!(bad.error.as_ref().unwrap().message.contains("malformed"));
     assert_eq!(ids(&g.root).len(), before + 1, "nothing pruned");
+    let vetoed = g.store.describe(&info.unwrap().id).await.unwrap();
+    assert!(
+        vetoed.verification.is_failed(),
+        "the vetoed backup lists as failed: {:?}",
+        vetoed.verification
+    );
 }
 
 #[tokio::test]

@@ -263,6 +263,7 @@ impl BackupStore for PgBackupStore {
             artifacts: true,
             restore: true,
             delete: self.inner.capabilities().delete,
+            verification: self.inner.capabilities().verification,
         }
     }
 
@@ -334,5 +335,14 @@ impl BackupStore for PgBackupStore {
 
     async fn delete(&self, id: &str) -> Result<()> {
         self.inner.delete(id).await
+    }
+
+    /// Kept where the dumps are: in the inner store.
+    async fn record_verification(
+        &self,
+        id: &str,
+        verification: &ops_core::contracts::Verification,
+    ) -> Result<()> {
+        self.inner.record_verification(id, verification).await
     }
 }

@@ -29,6 +29,58 @@ pub enum BackupState {
     Failed,
 }
 
+/// Whether a backup was read back and checked, as the store records it (so that it survives a
+/// restart): restores and retention go by it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Verification {
+    /// Not checked (yet), or taken by a store that cannot record checks. Counted for retention
+    /// like before verification states existed, but never chosen as "the latest good backup".
+    #[default]
+    Unverified,
+    /// Read back in full through its checksum (and restore-tested, where configured).
+    Verified {
+        /// When the check passed.
+        at: DateTime<Utc>,
+    },
+    /// A check failed: never chosen automatically, never counted for retention; kept for
+    /// inspection until pruning removes it.
+    Failed {
+        /// When the check failed.
+        at: DateTime<Utc>,
+        /// Why (at most [`Verification::REASON_LIMIT`] bytes).
+        reason: String,
+    },
+}
+
+impl Verification {
+    /// The longest reason kept: stores keep it in small metadata fields.
+    pub const REASON_LIMIT: usize = 256;
+
+    /// A failed check, its reason cut to [`Verification::REASON_LIMIT`] bytes.
+    pub fn failed(at: DateTime<Utc>, reason: impl Into<String>) -> Self {
+        let mut reason = reason.into();
+        if reason.len() > Self::REASON_LIMIT {
+            let mut cut = Self::REASON_LIMIT;
+            while !reason.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            reason.truncate(cut);
+        }
+        Self::Failed { at, reason }
+    }
+
+    /// Whether a check passed.
+    pub fn is_verified(&self) -> bool {
+        matches!(self, Self::Verified { .. })
+    }
+
+    /// Whether a check failed.
+    pub fn is_failed(&self) -> bool {
+        matches!(self, Self::Failed { .. })
+    }
+}
+
 /// What is known about one backup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupInfo {
@@ -50,6 +102,46 @@ pub struct BackupInfo {
     /// Labels given when it was made.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// What its last check found.
+    #[serde(default)]
+    pub verification: Verification,
+}
+
+impl BackupInfo {
+    /// Whether a restore may pick it without being told its id: complete and verified.
+    pub fn is_restorable_unnamed(&self) -> bool {
+        self.state == BackupState::Complete && self.verification.is_verified()
+    }
+}
+
+/// The newest complete, *verified* backup matching `filter` (its limit aside): the one to
+/// restore when none is named. Unverified and failed backups are restored only by id.
+/// `NotFound` when there is none.
+pub async fn latest_verified(store: &dyn BackupStore, filter: &BackupFilter) -> Result<BackupInfo> {
+    let all = store
+        .list(&BackupFilter {
+            limit: None,
+            ..filter.clone()
+        })
+        .await?;
+    all.into_iter()
+        .find(BackupInfo::is_restorable_unnamed)
+        .ok_or_else(|| {
+            crate::Error::new(
+                store.name().to_string(),
+                "latest_verified",
+                crate::ErrorKind::NotFound {
+                    resource: format!(
+                        "a verified backup{}",
+                        filter
+                            .prefix
+                            .as_deref()
+                            .map(|p| format!(" starting with {p:?}"))
+                            .unwrap_or_default()
+                    ),
+                },
+            )
+        })
 }
 
 /// Which backups [`BackupStore::list`] returns.
@@ -149,6 +241,9 @@ pub struct BackupCapabilities {
     pub restore: bool,
     /// [`BackupStore::delete`].
     pub delete: bool,
+    /// [`BackupStore::record_verification`]: verification states survive a restart.
+    #[serde(default)]
+    pub verification: bool,
 }
 
 /// A place backups are taken into and restored from.
@@ -179,4 +274,17 @@ pub trait BackupStore: Send + Sync {
     async fn restore(&self, id: &str, target: &RestoreTarget) -> Result<RestoreOutcome>;
     /// Deletes a backup.
     async fn delete(&self, id: &str) -> Result<()>;
+    /// Records what a check of backup `id` found, where [`BackupInfo::verification`] will show
+    /// it from then on (across restarts). Stores without
+    /// [`BackupCapabilities::verification`] return `Unsupported`.
+    async fn record_verification(&self, id: &str, verification: &Verification) -> Result<()> {
+        let _ = (id, verification);
+        Err(crate::Error::new(
+            self.name().to_string(),
+            "record_verification",
+            crate::ErrorKind::Unsupported {
+                capability: "recording verification states".into(),
+            },
+        ))
+    }
 }

@@ -5,7 +5,7 @@
 //! `pg_dump -Fc`, `gcloud sql backups create`, the "verify the backup" step, and the
 //! retention clean-up.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -20,6 +20,7 @@ use super::RunbookConfig;
 use super::config::{invalid, name_stem};
 use crate::contracts::{
     ArtifactReader, BackupFilter, BackupInfo, BackupState, BackupStore, CreateBackup, PutArtifact,
+    Verification,
 };
 use crate::engine::{Action, Mode, RunReport, Runbook, Runner, Step};
 use crate::{Error, ErrorKind, Result};
@@ -50,8 +51,11 @@ impl Default for Retention {
 }
 
 impl Retention {
-    /// The ids to keep among `backups`: the newest complete backup of each of the newest
-    /// `hourly` hours, `daily` days, `weekly` weeks and `monthly` months, plus `always`.
+    /// The ids to keep among `backups`: for each of the newest `hourly` hours, `daily` days,
+    /// `weekly` weeks and `monthly` months that have a backup, its newest *verified* complete
+    /// backup, or its newest unverified one when none was verified; plus the newest verified
+    /// backup of all, whatever its age, and `always`. A backup whose verification failed never
+    /// counts: it fills no slot and is kept only as `always`.
     ///
     /// ```
     /// use ops_core::runbooks::Retention;
@@ -61,7 +65,7 @@ impl Retention {
     pub fn keep(&self, backups: &[BackupInfo], always: &str) -> BTreeSet<String> {
         let mut complete: Vec<&BackupInfo> = backups
             .iter()
-            .filter(|b| b.state == BackupState::Complete)
+            .filter(|b| b.state == BackupState::Complete && !b.verification.is_failed())
             .collect();
         complete.sort_by(|a, b| {
             b.created_at
@@ -77,15 +81,25 @@ impl Retention {
             (self.monthly, |t| t.format("%Y%m").to_string()),
         ];
         for (n, bucket) in buckets {
-            let mut seen = HashSet::new();
+            // Slot → its chosen backup; newest first, so the first verified one seen in a slot
+            // is its newest verified one.
+            let mut chosen: HashMap<String, &BackupInfo> = HashMap::new();
             for b in &complete {
-                if seen.len() >= n as usize {
-                    break;
-                }
-                if seen.insert(bucket(&b.created_at)) {
-                    keep.insert(b.id.clone());
+                let key = bucket(&b.created_at);
+                match chosen.get(&key) {
+                    None if chosen.len() < n as usize => {
+                        chosen.insert(key, b);
+                    }
+                    Some(c) if !c.verification.is_verified() && b.verification.is_verified() => {
+                        chosen.insert(key, b);
+                    }
+                    _ => {}
                 }
             }
+            keep.extend(chosen.values().map(|b| b.id.clone()));
+        }
+        if let Some(newest_verified) = complete.iter().find(|b| b.verification.is_verified()) {
+            keep.insert(newest_verified.id.clone());
         }
         keep
     }
@@ -289,32 +303,51 @@ impl BackupAndVerify {
         let store = self.store.clone();
         rb = rb.step(Step::read("verify-checksum", move |ctx| {
             let info: BackupInfo = ctx.output("backup")?;
-            let store = store.clone();
+            let (store, clock) = (store.clone(), ctx.clock().clone());
             Ok(Action::new(
                 "BackupStore::get_artifact",
                 json!({ "id": info.id }),
-                async move { verify(store.as_ref(), &info).await },
+                async move {
+                    let checked = verify(store.as_ref(), &info).await;
+                    mark_if_failed(store.as_ref(), &info, clock.now(), checked).await
+                },
             ))
         }));
         if let Some(test) = self.restore_test.clone() {
             let store = self.store.clone();
             rb = rb.step(Step::read("restore-test", move |ctx| {
                 let info: BackupInfo = ctx.output("backup")?;
-                let (store, test) = (store.clone(), test.clone());
+                let (store, test, clock) = (store.clone(), test.clone(), ctx.clock().clone());
                 Ok(Action::new(
                     format!("RestoreTest::{}", test.name()),
                     json!({ "id": info.id }),
                     async move {
-                        test.check(store.as_ref(), &info).await.map_err(|e| {
-                            super::common::failed(
-                                &format!("restore test {}", test.name()),
-                                e.to_string(),
-                            )
-                        })
+                        let checked = test.check(store.as_ref(), &info).await;
+                        mark_if_failed(store.as_ref(), &info, clock.now(), checked)
+                            .await
+                            .map_err(|e| {
+                                super::common::failed(
+                                    &format!("restore test {}", test.name()),
+                                    e.to_string(),
+                                )
+                            })
                     },
                 ))
             }));
         }
+        let store = self.store.clone();
+        rb = rb.step(
+            Step::mutate("record-verified", move |ctx| {
+                let info: BackupInfo = ctx.output("backup")?;
+                let (store, at) = (store.clone(), ctx.clock().now());
+                Ok(Action::new(
+                    "BackupStore::record_verification",
+                    json!({ "id": info.id, "state": "verified" }),
+                    async move { record_verified(store.as_ref(), &info.id, at).await },
+                ))
+            })
+            .idempotent(),
+        );
         if self.config.prunes() {
             let (store, retention) = (self.store.clone(), self.config.retention);
             let prefix = self
@@ -385,6 +418,40 @@ impl BackupAndVerify {
         let info = report.output("backup");
         Ok((report, info))
     }
+}
+
+/// Records a check's definite failure on the backup, so that restores and retention never take
+/// it for good; a retryable error (the store was unreachable) says nothing about the backup.
+async fn mark_if_failed<T>(
+    store: &dyn BackupStore,
+    info: &BackupInfo,
+    at: DateTime<Utc>,
+    checked: Result<T>,
+) -> Result<T> {
+    if let Err(e) = &checked
+        && !e.is_retryable()
+        && store.capabilities().verification
+    {
+        let failed = Verification::failed(at, e.to_string());
+        if let Err(not_recorded) = store.record_verification(&info.id, &failed).await {
+            tracing::error!(backup = %info.id, error = %not_recorded, "could not mark a backup that failed its check as failed");
+        }
+    }
+    checked
+}
+
+/// Marks a backup verified where the store can keep it; says so where it cannot.
+async fn record_verified(store: &dyn BackupStore, id: &str, at: DateTime<Utc>) -> Result<String> {
+    if !store.capabilities().verification {
+        return Ok(format!(
+            "{} cannot keep verification states: {id} lists as unverified",
+            store.name()
+        ));
+    }
+    store
+        .record_verification(id, &Verification::Verified { at })
+        .await?;
+    Ok(format!("{id} verified"))
 }
 
 /// Reads the whole backup back through the store's verifying reader.

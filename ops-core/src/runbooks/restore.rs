@@ -51,6 +51,10 @@ impl RunbookConfig for RestoreConfig {
 
 /// Restores backup `backup_id` from `store` into `target`, after backing up what is there now.
 ///
+/// The backup is always named: to restore "the latest", pick it with
+/// [`crate::contracts::latest_verified`], which never returns a backup that is unverified or
+/// failed its check. A named backup is restored whatever its state, and the report records it.
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> ops_core::Result<()> {
@@ -139,8 +143,8 @@ impl Restore {
             .unwrap_or_else(|| what.rsplit(['/', '\\']).next().unwrap_or(&what).to_string());
         let (store, id) = (self.store.clone(), self.backup_id.clone());
         // The target (lock key, journal) is the data's short name, not its path.
-        let mut rb = Runbook::new("restore", &stem).step(Step::read("describe", move |_| {
-            let (store, id) = (store.clone(), id.clone());
+        let mut rb = Runbook::new("restore", &stem).step(Step::read("describe", move |ctx| {
+            let (store, id, ctx) = (store.clone(), id.clone(), ctx.clone());
             Ok(Action::new(
                 "BackupStore::describe",
                 json!({ "id": id }),
@@ -151,6 +155,12 @@ impl Restore {
                             "backup",
                             format!("{id} is {:?}, not complete", info.state),
                         ));
+                    }
+                    // Named explicitly, so restored whatever its last check found; but the
+                    // report says what that was.
+                    ctx.evidence("verification", json!(info.verification));
+                    if !info.verification.is_verified() {
+                        tracing::warn!(backup = %id, verification = ?info.verification, "restoring a backup that is not verified, as named");
                     }
                     Ok(info)
                 },

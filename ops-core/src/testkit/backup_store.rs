@@ -9,7 +9,8 @@ use super::{expect_kind, expect_ok};
 use crate::ErrorKind;
 use crate::checksum::Checksum;
 use crate::contracts::{
-    BackupFilter, BackupState, BackupStore, CreateBackup, PutArtifact, RestoreTarget,
+    BackupFilter, BackupState, BackupStore, CreateBackup, PutArtifact, RestoreTarget, Verification,
+    latest_verified,
 };
 
 /// What the backup suite needs from the store under test.
@@ -136,6 +137,16 @@ pub async fn backup_store(store: &dyn BackupStore, fixture: &BackupFixture) {
             "put_artifact without the artifacts capability",
             store
                 .put_artifact(&put(format!("{p}-x")), Box::pin(&b"x"[..]))
+                .await,
+            |k| matches!(k, ErrorKind::Unsupported { .. }),
+        );
+    }
+
+    if !caps.verification {
+        expect_kind(
+            "record_verification without the verification capability",
+            store
+                .record_verification(&format!("{p}-any"), &Verification::Unverified)
                 .await,
             |k| matches!(k, ErrorKind::Unsupported { .. }),
         );
@@ -321,6 +332,10 @@ async fn artifacts(store: &dyn BackupStore, p: &str) {
     );
     assert!(future.is_empty(), "created_after filters");
 
+    if caps.verification {
+        verification(store, p, &id, &id_b).await;
+    }
+
     if caps.delete {
         expect_ok("delete", store.delete(&id).await);
         expect_ok("delete b", store.delete(&id_b).await);
@@ -343,4 +358,96 @@ async fn artifacts(store: &dyn BackupStore, p: &str) {
         );
         assert!(left.is_empty(), "deleted backups do not list");
     }
+}
+
+/// Verification states: recorded, shown by describe and list, kept apart from the labels, and
+/// what `latest_verified` goes by.
+async fn verification(store: &dyn BackupStore, p: &str, id: &str, id_b: &str) {
+    let fresh = expect_ok("describe a new backup", store.describe(id).await);
+    assert_eq!(
+        fresh.verification,
+        Verification::Unverified,
+        "a new backup is unverified"
+    );
+    let at = "2026-01-02T03:04:05Z".parse().expect("a time");
+    let verified = Verification::Verified { at };
+    expect_ok(
+        "record verified",
+        store.record_verification(id, &verified).await,
+    );
+    expect_ok(
+        "record verified again",
+        store.record_verification(id, &verified).await,
+    );
+    let failed = Verification::failed(at, "checksum mismatch: expected 1, got 2");
+    expect_ok(
+        "record failed",
+        store.record_verification(id_b, &failed).await,
+    );
+    assert_eq!(
+        expect_ok("describe verified", store.describe(id).await).verification,
+        verified,
+        "describe shows the recorded state"
+    );
+    let listed = expect_ok(
+        "list with states",
+        store
+            .list(&BackupFilter {
+                prefix: Some(format!("{p}-artifact-")),
+                ..Default::default()
+            })
+            .await,
+    );
+    let state_of = |want: &str| {
+        listed
+            .iter()
+            .find(|b| b.id == want)
+            .map(|b| b.verification.clone())
+    };
+    assert_eq!(state_of(id), Some(verified), "list shows verified");
+    assert_eq!(
+        state_of(id_b),
+        Some(failed),
+        "list shows failed, with the reason"
+    );
+    for b in &listed {
+        assert_eq!(
+            b.labels,
+            put(b.id.clone()).labels,
+            "verification marks are not labels"
+        );
+    }
+    let latest = expect_ok(
+        "latest_verified",
+        latest_verified(
+            store,
+            &BackupFilter {
+                prefix: Some(format!("{p}-artifact-")),
+                ..Default::default()
+            },
+        )
+        .await,
+    );
+    assert_eq!(
+        latest.id, id,
+        "the latest verified backup, never a failed one"
+    );
+    expect_kind(
+        "record on a missing backup",
+        store
+            .record_verification(&format!("{p}-missing"), &Verification::Verified { at })
+            .await,
+        |k| matches!(k, ErrorKind::NotFound { .. }),
+    );
+    let mut back = Vec::new();
+    let mut reader = expect_ok("get after marking", store.get_artifact(id).await);
+    reader
+        .read_to_end(&mut back)
+        .await
+        .expect("a marked backup still reads back whole");
+    assert_eq!(
+        Some(Checksum::of(&back)),
+        fresh.checksum,
+        "marking changes no byte"
+    );
 }

@@ -25,6 +25,8 @@ pub(super) struct SimObject {
     pub crc32c: Checksum,
     pub metadata: Value,
     pub created: DateTime<Utc>,
+    pub metageneration: u64,
+    pub updated: DateTime<Utc>,
 }
 
 impl std::fmt::Debug for SimObject {
@@ -78,14 +80,14 @@ impl SimState {
             "name": name,
             "bucket": bucket,
             "generation": o.generation.to_string(),
-            "metageneration": "1",
+            "metageneration": o.metageneration.to_string(),
             "contentType": "application/octet-stream",
             "storageClass": "STANDARD",
             "size": o.data.len().to_string(),
             "crc32c": encode_crc32c(o.crc32c),
             "etag": format!("CP{}EAE=", o.generation),
             "timeCreated": time(o.created),
-            "updated": time(o.created),
+            "updated": time(o.updated),
             "timeStorageClassUpdated": time(o.created),
             "timeFinalized": time(o.created),
             "metadata": o.metadata,
@@ -107,6 +109,8 @@ impl SimState {
             data,
             metadata,
             created: self.now(),
+            metageneration: 1,
+            updated: self.now(),
         };
         self.objects
             .insert((bucket.to_string(), name.to_string()), object);
@@ -144,6 +148,9 @@ impl SimState {
             }
             ("DELETE", ["storage", "v1", "b", bucket, "o", name]) => {
                 self.delete_object(bucket, name, query)
+            }
+            ("PATCH", ["storage", "v1", "b", bucket, "o", name]) => {
+                self.patch_object(bucket, name, query, req)
             }
             (
                 "POST",
@@ -445,6 +452,57 @@ impl SimState {
             .header("x-goog-hash", hash)
             .header("x-goog-generation", o.generation.to_string())
             .header("x-goog-stored-content-length", o.data.len().to_string())
+    }
+
+    /// `objects.patch` of custom metadata: keys given are set, keys given as `null` removed;
+    /// the generation and metageneration preconditions hold; the metageneration goes up.
+    fn patch_object(
+        &mut self,
+        bucket: &str,
+        name: &str,
+        query: &BTreeMap<String, String>,
+        req: &Request,
+    ) -> Reply {
+        let now = self.now();
+        let Some(o) = self
+            .objects
+            .get_mut(&(bucket.to_string(), name.to_string()))
+        else {
+            return not_found(bucket, name);
+        };
+        let holds = |key: &str, have: u64| query.get(key).is_none_or(|g| *g == have.to_string());
+        if !holds("ifGenerationMatch", o.generation)
+            || !holds("ifMetagenerationMatch", o.metageneration)
+        {
+            return precondition_failed();
+        }
+        let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
+            return gcs_error(400, "parseError", "Parse Error");
+        };
+        if let Some(patch) = body.get("metadata").and_then(Value::as_object) {
+            if !o.metadata.is_object() {
+                o.metadata = json!({});
+            }
+            let Some(meta) = o.metadata.as_object_mut() else {
+                return gcs_error(500, "backendError", "metadata is not an object");
+            };
+            for (k, v) in patch {
+                match v {
+                    Value::Null => {
+                        meta.remove(k);
+                    }
+                    Value::String(_) => {
+                        meta.insert(k.clone(), v.clone());
+                    }
+                    _ => return gcs_error(400, "invalid", "metadata values must be strings"),
+                }
+            }
+        }
+        o.metageneration += 1;
+        o.updated = now;
+        self.mutations += 1;
+        let o = o.clone();
+        Reply::json(200, self.render_object(bucket, name, &o))
     }
 
     fn delete_object(

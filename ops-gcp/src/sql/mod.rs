@@ -180,6 +180,7 @@ impl BackupStore for CloudSql {
 
     fn capabilities(&self) -> BackupCapabilities {
         BackupCapabilities {
+            verification: false,
             create: true,
             artifacts: false,
             restore: true,

@@ -64,6 +64,8 @@ impl BackupRun {
             size_bytes: None,
             checksum: None,
             source: Some(instance.to_string()),
+            // Backup runs cannot carry our marks: Cloud SQL backups list as unverified.
+            verification: Default::default(),
             location: format!(
                 "projects/{project}/instances/{instance}/backupRuns/{}{}",
                 self.id,

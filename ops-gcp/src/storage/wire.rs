@@ -6,11 +6,52 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use ops_core::checksum::Checksum;
-use ops_core::contracts::{BackupInfo, BackupState};
+use ops_core::contracts::{BackupInfo, BackupState, Verification};
 use serde::Deserialize;
 
 /// The metadata key holding a backup's source.
 pub const SOURCE_KEY: &str = "ops-source";
+/// The metadata key holding a backup's verification state (`verified` or `failed`).
+pub const VERIFICATION_KEY: &str = "ops-verification";
+/// The metadata key holding when it was verified (RFC 3339).
+pub const VERIFIED_AT_KEY: &str = "ops-verified-at";
+/// The metadata key holding why its check failed.
+pub const VERIFICATION_REASON_KEY: &str = "ops-verification-reason";
+
+/// The custom-metadata entries that record `v` (a `null` removes an entry in a patch).
+pub fn verification_metadata(v: &Verification) -> serde_json::Value {
+    let at = |t: &DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    match v {
+        Verification::Unverified => serde_json::json!({
+            VERIFICATION_KEY: null, VERIFIED_AT_KEY: null, VERIFICATION_REASON_KEY: null,
+        }),
+        Verification::Verified { at: t } => serde_json::json!({
+            VERIFICATION_KEY: "verified", VERIFIED_AT_KEY: at(t), VERIFICATION_REASON_KEY: null,
+        }),
+        Verification::Failed { at: t, reason } => serde_json::json!({
+            VERIFICATION_KEY: "failed", VERIFIED_AT_KEY: at(t), VERIFICATION_REASON_KEY: reason,
+        }),
+    }
+}
+
+/// Reads the state back out of (and removes its entries from) custom metadata. A mark that is
+/// not understood never reads as verified; one that says failed always reads as failed.
+fn take_verification(metadata: &mut BTreeMap<String, String>) -> Verification {
+    let state = metadata.remove(VERIFICATION_KEY);
+    let at = metadata
+        .remove(VERIFIED_AT_KEY)
+        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    let reason = metadata.remove(VERIFICATION_REASON_KEY);
+    match (state.as_deref(), at) {
+        (Some("verified"), Some(at)) => Verification::Verified { at },
+        (Some("failed"), at) => Verification::failed(
+            at.unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+            reason.unwrap_or_default(),
+        ),
+        _ => Verification::Unverified,
+    }
+}
 
 /// An `Object` resource (the fields read here).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -50,6 +91,7 @@ impl Object {
     pub fn info(&self, prefix: &str, location: &str) -> BackupInfo {
         let mut labels = self.metadata.clone();
         let source = labels.remove(SOURCE_KEY);
+        let verification = take_verification(&mut labels);
         BackupInfo {
             id: self
                 .name
@@ -63,6 +105,7 @@ impl Object {
             source,
             location: format!("{location}{}", self.name),
             labels,
+            verification,
         }
     }
 }

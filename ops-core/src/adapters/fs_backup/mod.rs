@@ -11,6 +11,7 @@
 //! left behind (unlocked, untouched for [`TEMP_STALE_AFTER`]) are swept when the store opens
 //! and before every put, so crashes do not fill the disk.
 
+mod leftovers;
 mod sidecar;
 
 use std::collections::BTreeMap;
@@ -26,7 +27,7 @@ use crate::checksum::{HashingReader, VerifyingReader};
 use crate::clock::{SharedClock, system_clock};
 use crate::contracts::{
     ArtifactReader, BackupCapabilities, BackupFilter, BackupInfo, BackupStore, CreateBackup,
-    PutArtifact, RestoreOutcome, RestoreTarget,
+    PutArtifact, RestoreOutcome, RestoreTarget, Verification,
 };
 use crate::{Error, ErrorKind, Result};
 
@@ -91,7 +92,7 @@ impl FsBackupStore {
     pub async fn sweep_temp_files(&self, op: &'static str) -> Result<usize> {
         let root = self.root.clone();
         let now = self.clock.now();
-        tokio::task::spawn_blocking(move || sweep_temp_files(&root, now))
+        tokio::task::spawn_blocking(move || leftovers::sweep_temp_files(&root, now))
             .await
             .map_err(|e| {
                 Error::new(
@@ -388,6 +389,7 @@ impl BackupStore for FsBackupStore {
             artifacts: true,
             restore: true,
             delete: true,
+            verification: true,
         }
     }
 
@@ -554,6 +556,29 @@ impl BackupStore for FsBackupStore {
         }
     }
 
+    /// Rewrites the sidecar with the new state (a temp file renamed over it: a crash leaves
+    /// the old sidecar or the new one).
+    async fn record_verification(&self, id: &str, verification: &Verification) -> Result<()> {
+        let op = "record_verification";
+        let mut sidecar = self.read_sidecar(op, id).await?;
+        sidecar.verification = verification.clone();
+        let tmp = self.temp_path(id);
+        let written = async {
+            let mut f = fs::File::create(&tmp).await?;
+            f.write_all(&sidecar.encode()).await?;
+            if self.fsync {
+                f.sync_all().await?;
+            }
+            fs::rename(&tmp, self.sidecar_path(id)).await
+        }
+        .await;
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp).await;
+            return Err(io_err(op, &self.sidecar_path(id), &e));
+        }
+        self.sync_dir(op).await
+    }
+
     async fn delete(&self, id: &str) -> Result<()> {
         let op = "delete";
         self.read_sidecar(op, id).await?;
@@ -569,45 +594,6 @@ impl BackupStore for FsBackupStore {
         }
         self.sync_dir(op).await
     }
-}
-
-fn sweep_temp_files(root: &Path, now: chrono::DateTime<chrono::Utc>) -> std::io::Result<usize> {
-    let mut removed = 0;
-    for entry in std::fs::read_dir(root)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if !name.to_string_lossy().starts_with(TEMP_PREFIX) {
-            continue;
-        }
-        let meta = match entry.metadata() {
-            Ok(m) if m.is_file() => m,
-            _ => continue,
-        };
-        let modified = chrono::DateTime::<chrono::Utc>::from(meta.modified()?);
-        let stale = (now - modified)
-            .to_std()
-            .is_ok_and(|age| age > TEMP_STALE_AFTER);
-        if !stale {
-            continue;
-        }
-        let path = entry.path();
-        let Ok(file) = std::fs::OpenOptions::new().write(true).open(&path) else {
-            continue;
-        };
-        // A live writer holds the lock: leave its file alone, however old it looks.
-        if file.try_lock().is_err() {
-            continue;
-        }
-        match std::fs::remove_file(&path) {
-            Ok(()) => {
-                removed += 1;
-                tracing::warn!(path = %path.display(), bytes = meta.len(), "removed the temp file of an interrupted backup write");
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(removed)
 }
 
 /// Ids are file names: 1 to 200 bytes of `A-Z a-z 0-9 . _ -`, not starting with `.`, not

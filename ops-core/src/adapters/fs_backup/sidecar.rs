@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::checksum::Checksum;
-use crate::contracts::{BackupInfo, BackupState};
+use crate::contracts::{BackupInfo, BackupState, Verification};
 use crate::{Error, ErrorKind, Result};
 
 const FORMAT_VERSION: u32 = 1;
@@ -23,6 +23,9 @@ pub(super) struct Sidecar {
     pub source: Option<String>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Added with verification states: sidecars written before read as unverified.
+    #[serde(default)]
+    pub verification: Verification,
 }
 
 impl Sidecar {
@@ -35,6 +38,7 @@ impl Sidecar {
             checksum,
             source: None,
             labels: BTreeMap::new(),
+            verification: Verification::Unverified,
         }
     }
 
@@ -79,6 +83,7 @@ impl Sidecar {
             checksum: Some(self.checksum),
             source: self.source,
             labels: self.labels,
+            verification: self.verification,
         }
     }
 }
