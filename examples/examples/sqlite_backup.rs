@@ -16,7 +16,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use ops_core::adapters::SqliteIntegrityCheck;
-use ops_core::contracts::{BackupInfo, BackupStore, CreateBackup, RestoreTarget};
+use ops_core::contracts::{
+    BackupFilter, BackupInfo, BackupStore, CreateBackup, RestoreTarget, latest_verified,
+};
 use ops_core::engine::StepStatus;
 use ops_core::runbooks::{
     BackupAndVerify, BackupSource, BackupVerifyConfig, Restore, RestoreConfig,
@@ -143,6 +145,14 @@ async fn main() -> ExitCode {
                 step("restore-test") == Some(StepStatus::Failed)
                     && step("prune") == Some(StepStatus::NotReached),
             );
+            let refused = match &backup {
+                Some(b) => store.describe(&b.id).await.ok(),
+                None => None,
+            };
+            session.check(
+                "the refused copy lists as failed, never as a good backup",
+                refused.is_some_and(|b| b.verification.is_failed()),
+            );
         }
     }
 
@@ -151,7 +161,20 @@ async fn main() -> ExitCode {
         (Some(id), _, _) => Some(id),
         (None, Some(sim), Some(b)) if session.cli.fault.is_none() && !session.cli.dry_run => {
             sim.put_object(&bucket, &object, &damaged(good.clone()));
-            Some(b.id.clone())
+            // Restore "the latest": the newest backup that passed its checks, never one that
+            // is unverified or failed.
+            let stem = object.rsplit('/').next().unwrap_or(&object);
+            let stem = stem.rsplit_once('.').map_or(stem, |(s, _)| s);
+            let filter = BackupFilter {
+                prefix: Some(format!("{stem}-")),
+                ..Default::default()
+            };
+            let latest = session.or_exit(latest_verified(store.as_ref(), &filter).await);
+            session.check(
+                "the latest verified backup is the one just taken",
+                latest.id == b.id,
+            );
+            Some(latest.id)
         }
         _ => None,
     };
