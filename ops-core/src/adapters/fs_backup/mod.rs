@@ -8,7 +8,7 @@
 //! ignored temp file, or a data file without a sidecar — never something that lists as complete.
 //!
 //! A writer holds an OS lock on its temp file while it writes. Temp files that a killed writer
-//! left behind (unlocked, untouched for [`TEMP_STALE_AFTER`]) are swept when the store opens
+//! left behind (unlocked, untouched for ten minutes) are swept when the store opens
 //! and before every put, so crashes do not fill the disk.
 
 mod leftovers;
@@ -38,7 +38,7 @@ const COPY_BUFFER: usize = 256 * 1024;
 /// progress has one only for the moment between linking its data and its sidecar.
 const ORPHAN_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 /// A temp file untouched this long and locked by no writer is a killed write's leftover.
-pub const TEMP_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+const TEMP_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 const TEMP_PREFIX: &str = ".tmp-";
 
 /// A [`BackupStore`] over a local directory. Cheap to clone.
@@ -87,7 +87,7 @@ impl FsBackupStore {
         Ok(store)
     }
 
-    /// Removes temp files left by killed writes: older than [`TEMP_STALE_AFTER`] and not locked
+    /// Removes temp files left by killed writes: untouched for ten minutes and not locked
     /// by a live writer (in this process or another). Returns how many it removed.
     pub async fn sweep_temp_files(&self, op: &'static str) -> Result<usize> {
         let root = self.root.clone();
