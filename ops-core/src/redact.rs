@@ -94,7 +94,17 @@ fn redact_keys(v: &mut Value, lists: &[&[&str]]) {
     }
 }
 
-/// Masks `Bearer <token>` / `Basic <creds>` and opaque runs of 32+ token characters.
+/// Masks `Bearer <token>` / `Basic <creds>` and opaque runs of 32+ token characters with
+/// letters, digits and an unbroken stretch of 20 or more (names of short parts such as
+/// `pre-restore-app-20261123-090000.dump` or UUIDs stay readable).
+///
+/// ```
+/// use ops_core::redact::redact_text;
+/// assert!(!redact_text("key sk_live_4eC39HqLyjWDarjtT1zdp7dc").contains("4eC39"));
+/// assert!(!redact_text("ghp_16C7e42F292c6912E7710c838347Ae178B4a leaked").contains("ghp_"));
+/// let name = "pre-restore-app-20261123-090000.dump";
+/// assert_eq!(redact_text(name), name);
+/// ```
 pub fn redact_text(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut mask_next = false;
@@ -123,8 +133,12 @@ fn mask_opaque_runs(word: &str) -> String {
     let mut out = String::with_capacity(word.len());
     let mut run = String::new();
     let flush = |run: &mut String, out: &mut String| {
-        // A long run with both letters and digits looks like a key or token, not a word.
+        // A long run with both letters and digits looks like a key or token, not a word —
+        // unless it is a name made of short parts (`app-20261123-090000.dump`, a UUID): a
+        // token has a long unbroken stretch somewhere.
+        let longest_part = run.split(['-', '.', '_']).map(str::len).max().unwrap_or(0);
         let opaque = run.len() >= 32
+            && longest_part >= 20
             && run.chars().any(|c| c.is_ascii_digit())
             && run.chars().any(|c| c.is_ascii_alphabetic());
         out.push_str(if opaque { MASK } else { run });

@@ -229,15 +229,57 @@ async fn a_wait_lasts_the_full_limit_not_the_last_whole_poll() {
 async fn bad_keys_are_invalid_input() {
     let dir = tempfile::tempdir().unwrap();
     let l = locks(dir.path()).await;
-    for key in ["", "../x", "a/b", ".hidden"] {
+    for key in ["", "a\nb", "\0"] {
         let err = l
             .acquire(key, &holder("r"), LockWait::Fail)
             .await
             .unwrap_err();
         assert!(
             matches!(err.kind(), ErrorKind::InvalidInput { .. }),
+            "{key:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_valid_target_can_be_locked_and_none_escapes_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let locks_dir = dir.path().join("locks");
+    let l = locks(&locks_dir).await;
+    let keys = [
+        "postgres:victim",
+        "../x",
+        "a/b",
+        ".hidden",
+        "gs://bucket/backup/app.db",
+        "ünïcode target",
+    ];
+    let mut leases = Vec::new();
+    for key in keys {
+        leases.push(l.acquire(key, &holder("r"), LockWait::Fail).await.unwrap());
+        // Held: a second runner is refused, so the key really names one lock.
+        let other = locks(&locks_dir).await;
+        assert!(
+            other
+                .acquire(key, &holder("r2"), LockWait::Fail)
+                .await
+                .is_err(),
             "{key}"
         );
+    }
+    let files: Vec<_> = std::fs::read_dir(&locks_dir).unwrap().collect();
+    assert_eq!(
+        files.len(),
+        keys.len(),
+        "one file each, all inside the lock directory"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "nothing written beside it"
+    );
+    for lease in &leases {
+        l.release(lease).await.unwrap();
     }
 }
 

@@ -152,6 +152,7 @@ async fn traffic_is_stopped_for_the_restore_and_put_back() {
         names,
         vec![
             "describe",
+            "check-backup",
             "pre-restore-backup",
             "save-traffic",
             "stop-traffic",

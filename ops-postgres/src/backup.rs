@@ -10,8 +10,10 @@ use ops_core::runbooks::RestoreTest;
 use ops_core::{Error, ErrorKind, Result};
 
 use crate::connect::Postgres;
+use crate::counts::{compare, count_rows, counts_labels, row_counts};
 use crate::dump::{PgTools, dump_into, restore_from};
 use crate::error::pg_error;
+use crate::scratch::Scratch;
 
 /// Logical backups of one database.
 #[derive(Debug, Clone)]
@@ -19,38 +21,6 @@ pub struct PgBackups {
     db: Postgres,
     tools: PgTools,
     clock: SharedClock,
-}
-
-fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
-}
-
-/// Exact row counts of every user table, by `schema.table`.
-pub async fn row_counts(db: &Postgres) -> Result<BTreeMap<String, i64>> {
-    let client = db.client().await?;
-    let tables = client
-        .query(
-            "SELECT table_schema, table_name FROM information_schema.tables
-             WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')
-             ORDER BY 1, 2",
-            &[],
-        )
-        .await
-        .map_err(|e| pg_error("row_counts", &e))?;
-    let mut out = BTreeMap::new();
-    for t in tables {
-        let (schema, name): (String, String) = (t.get(0), t.get(1));
-        let n: i64 = client
-            .query_one(
-                &format!("SELECT count(*) FROM {}.{}", quote(&schema), quote(&name)),
-                &[],
-            )
-            .await
-            .map_err(|e| pg_error("row_counts", &e))?
-            .get(0);
-        out.insert(format!("{schema}.{name}"), n);
-    }
-    Ok(out)
 }
 
 impl PgBackups {
@@ -79,6 +49,11 @@ impl PgBackups {
     }
 
     /// Streams `pg_dump -Fc` into `store` as `id` (default `DB-YYYYMMDD-HHMMSS.dump`).
+    ///
+    /// The dump reads a snapshot exported by a repeatable-read transaction held open for it,
+    /// and every table's rows are counted in that same snapshot and recorded in the backup's
+    /// labels ([`crate::counts::ROW_COUNTS_LABEL`]): what [`PgBackups::verify`] compares a
+    /// restore with, however much the database was written meanwhile.
     pub async fn backup(
         &self,
         store: &dyn BackupStore,
@@ -92,12 +67,35 @@ impl PgBackups {
                 self.clock.now().format("%Y%m%d-%H%M%S")
             )
         });
+        let snapshot_holder = self.db.dedicated().await?;
+        snapshot_holder
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await
+            .map_err(|e| pg_error("backup", &e))?;
+        let snapshot: String = snapshot_holder
+            .query_one("SELECT pg_export_snapshot()", &[])
+            .await
+            .map_err(|e| pg_error("backup", &e))?
+            .get(0);
+        let counts = count_rows(&snapshot_holder).await?;
+        let mut labels = labels;
+        labels.extend(counts_labels(&counts));
         let request = PutArtifact {
             id,
             source: Some(format!("postgres:{}", self.dbname())),
             labels,
         };
-        dump_into(&self.tools, self.db.config(), store, &request).await
+        let info = dump_into(
+            &self.tools,
+            self.db.config(),
+            store,
+            &request,
+            Some(&snapshot),
+        )
+        .await;
+        // The snapshot ends with the transaction (and with the session, whatever happens here).
+        let _ = snapshot_holder.batch_execute("COMMIT").await;
+        info
     }
 
     /// Restores backup `id` into the database `target` on the same server. A target with
@@ -112,6 +110,7 @@ impl PgBackups {
         let config = self.db.config().with_dbname(target);
         let target_db = Postgres::new(config.clone())?;
         let existing = row_counts(&target_db).await?;
+        drop(target_db);
         if !existing.is_empty() && !clean {
             return Err(Error::new(
                 "postgres",
@@ -133,57 +132,22 @@ impl PgBackups {
         })
     }
 
-    /// Restores backup `id` into a scratch database, compares every table's row count with
-    /// the source, and drops the scratch database (also on failure).
+    /// Restores backup `id` into a scratch database and compares every table's row count with
+    /// the counts recorded when it was taken (never with the live database, which has moved
+    /// on). The scratch database is dropped afterwards, also on failure; one left by a test
+    /// that was killed is dropped at the start of the next.
     pub async fn verify(&self, store: &dyn BackupStore, id: &str) -> Result<String> {
-        let scratch = format!("ops_verify_{:08x}", fastrand::u32(..));
-        let admin = self.db.client().await?;
-        admin
-            .batch_execute(&format!("CREATE DATABASE {}", quote(&scratch)))
-            .await
-            .map_err(|e| pg_error("verify", &e))?;
-        let result = self.compare(store, id, &scratch).await;
-        let dropped = admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                quote(&scratch)
-            ))
-            .await;
-        if let Err(e) = dropped {
-            tracing::warn!(error = %e, scratch, "could not drop the scratch database");
+        let info = store.describe(id).await?;
+        let scratch = Scratch::create(&self.db, &self.dbname()).await?;
+        let result = async {
+            self.restore(store, id, &scratch.name, false).await?;
+            let copy = Postgres::new(self.db.config().with_dbname(&scratch.name))?;
+            let restored = row_counts(&copy).await?;
+            compare(&info.labels, &restored)
         }
+        .await;
+        scratch.drop_now().await;
         result
-    }
-
-    async fn compare(&self, store: &dyn BackupStore, id: &str, scratch: &str) -> Result<String> {
-        self.restore(store, id, scratch, false).await?;
-        let restored = row_counts(&Postgres::new(self.db.config().with_dbname(scratch))?).await?;
-        let source = row_counts(&self.db).await?;
-        let differences: Vec<String> = source
-            .iter()
-            .filter(|(t, n)| restored.get(*t) != Some(n))
-            .map(|(t, n)| {
-                format!(
-                    "{t}: source {n}, backup {}",
-                    restored.get(t).map_or("missing".into(), |r| r.to_string())
-                )
-            })
-            .collect();
-        if !differences.is_empty() {
-            return Err(Error::new(
-                "postgres",
-                "verify",
-                ErrorKind::VerificationFailed {
-                    check: "row_counts".into(),
-                    detail: differences.join("; "),
-                },
-            ));
-        }
-        let rows: i64 = source.values().sum();
-        Ok(format!(
-            "restored into a scratch database: {} tables, {rows} rows, counts match the source",
-            source.len()
-        ))
     }
 }
 
@@ -267,18 +231,28 @@ impl BackupStore for PgBackupStore {
         }
     }
 
-    /// Dumps the database `request.source`.
+    /// Dumps the database `request.source` (`NAME` or `postgres:NAME`) as
+    /// `STEM-YYYYMMDD-HHMMSS.dump`, the stem being `request.name` or the database's name; a
+    /// second backup within the same second gets `-2`, `-3`, … so names never collide (a
+    /// restore's safety copy included).
     async fn create(&self, request: &ops_core::contracts::CreateBackup) -> Result<BackupInfo> {
         let db = request
             .source
             .strip_prefix("postgres:")
             .unwrap_or(&request.source);
-        self.backups_of(db)?
-            .backup(
-                self.inner.as_ref(),
-                request.name.clone(),
-                request.labels.clone(),
-            )
+        let backups = self.backups_of(db)?;
+        let stem = request.name.clone().unwrap_or_else(|| db.to_string());
+        let stamp = self.clock.now().format("%Y%m%d-%H%M%S").to_string();
+        let mut id = format!("{stem}-{stamp}.dump");
+        for n in 2..=100 {
+            match self.inner.describe(&id).await {
+                Err(e) if matches!(e.kind(), ErrorKind::NotFound { .. }) => break,
+                Err(e) => return Err(e),
+                Ok(_) => id = format!("{stem}-{stamp}-{n}.dump"),
+            }
+        }
+        backups
+            .backup(self.inner.as_ref(), Some(id), request.labels.clone())
             .await
     }
 

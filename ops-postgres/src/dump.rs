@@ -89,6 +89,14 @@ impl PgTools {
     }
 }
 
+/// A database name as the tools' `--dbname` must get it: a conninfo string holding only a
+/// quoted `dbname`, because libpq reads a bare name containing `=` (or starting with
+/// `postgres://`) as a whole connection string, which could point the tool at another server.
+fn dbname_conninfo(dbname: &str) -> String {
+    let escaped = dbname.replace('\\', "\\\\").replace('\'', "\\'");
+    format!("dbname='{escaped}'")
+}
+
 fn tool_error(tool: &str, what: String) -> Error {
     Error::new(
         "postgres",
@@ -213,17 +221,23 @@ pub(crate) fn find_bin_dir(mut candidates: Vec<PathBuf>, tools: &[&str]) -> Opti
         .find(|d| tools.iter().all(|t| d.join(t).is_file()))
 }
 
-/// Streams `pg_dump -Fc` of `db` into `store` as `request`.
+/// Streams `pg_dump -Fc` of `db` into `store` as `request`; with `snapshot`, the dump reads
+/// that exported snapshot (`pg_export_snapshot()` of a transaction the caller holds open until
+/// this returns).
 pub async fn dump_into(
     tools: &PgTools,
     db: &PgConfig,
     store: &dyn BackupStore,
     request: &PutArtifact,
+    snapshot: Option<&str>,
 ) -> Result<BackupInfo> {
     let dbname = db.settings().get_dbname().unwrap_or("postgres").to_string();
     let mut cmd = tools.command("pg_dump", db);
     cmd.args(["--format=custom", "--compress=6", "--dbname"])
-        .arg(&dbname);
+        .arg(dbname_conninfo(&dbname));
+    if let Some(s) = snapshot {
+        cmd.arg(format!("--snapshot={s}"));
+    }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -274,7 +288,7 @@ pub async fn restore_from(
         "--single-transaction",
         "--dbname",
     ])
-    .arg(&dbname);
+    .arg(dbname_conninfo(&dbname));
     if clean {
         cmd.args(["--clean", "--if-exists"]);
     }
@@ -294,6 +308,14 @@ pub async fn restore_from(
     drop(stdin);
     let copied = match copied {
         Ok(n) => n,
+        // pg_restore stopped reading: it exited first, and its own reason is the one to give
+        // (`could not uncompress data`, `input file does not appear to be a valid archive`).
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            let status = child.wait().await.ok();
+            let why = stderr.await.unwrap_or_default();
+            let status = status.map_or("stopped".to_string(), |s| s.to_string());
+            return Err(restore_failed(id, &status, &why));
+        }
         Err(e) => {
             let _ = child.kill().await;
             return Err(ops_core::error::from_io("postgres", "restore_read", e));
@@ -304,11 +326,37 @@ pub async fn restore_from(
         .await
         .map_err(|e| ops_core::error::from_io("postgres", "pg_restore", e))?;
     if !status.success() {
-        let why = stderr.await.unwrap_or_default().trim().to_string();
-        return Err(tool_error(
-            "pg_restore",
-            format!("pg_restore {status}: {why}"),
-        ));
+        let why = stderr.await.unwrap_or_default();
+        return Err(restore_failed(id, &status.to_string(), &why));
     }
     Ok(copied)
+}
+
+/// What pg_restore says when the archive itself is damaged (not the target or the server).
+const CORRUPTION_SIGNS: &[&str] = &[
+    "could not uncompress data",
+    "did not find magic string",
+    "does not appear to be a valid archive",
+    "unexpected end of file",
+    "corrupt",
+    "could not read input file",
+    "bad block",
+];
+
+/// pg_restore's failure, in its own words; a damaged archive is called a corrupt backup.
+fn restore_failed(id: &str, status: &str, stderr: &str) -> Error {
+    let why = stderr.trim();
+    if CORRUPTION_SIGNS.iter().any(|s| why.contains(s)) {
+        return Error::new(
+            "postgres",
+            "restore",
+            ErrorKind::VerificationFailed {
+                check: "backup".into(),
+                detail: ops_core::redact::redact_text(&format!(
+                    "corrupt backup {id}: pg_restore {status}: {why}"
+                )),
+            },
+        );
+    }
+    tool_error("pg_restore", format!("pg_restore {status}: {why}"))
 }

@@ -6,15 +6,18 @@ mod backup;
 #[cfg(feature = "cluster")]
 pub mod cluster;
 mod connect;
+pub mod counts;
 mod dump;
 pub mod error;
 mod health;
 mod journal;
 mod lock;
 mod maintenance;
+pub mod scratch;
 
-pub use backup::{PgBackupStore, PgBackups, PgRestoreTest, row_counts};
+pub use backup::{PgBackupStore, PgBackups, PgRestoreTest};
 pub use connect::{PgConfig, Postgres};
+pub use counts::row_counts;
 pub use dump::{PgTools, dump_into, restore_from};
 pub use health::{PgHealth, PgHealthConfig};
 pub use journal::PgJournal;

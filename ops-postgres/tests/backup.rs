@@ -176,11 +176,16 @@ async fn the_restore_runbook_takes_a_pre_restore_backup_on_postgres() {
     let good = store
         .create(&CreateBackup {
             source: "live".into(),
-            name: Some("live-good.dump".into()),
+            name: Some("live-good".into()),
             labels: BTreeMap::new(),
         })
         .await
         .unwrap();
+    assert!(
+        good.id.starts_with("live-good-") && good.id.ends_with(".dump"),
+        "the name is a stem: {}",
+        good.id
+    );
 
     // A bad migration later.
     db.client()
@@ -218,7 +223,10 @@ async fn the_restore_runbook_takes_a_pre_restore_backup_on_postgres() {
         "the good backup is back"
     );
     let safety: ops_core::contracts::BackupInfo = report.output("pre-restore-backup").unwrap();
-    let kept = inner.describe(&safety.id).await.unwrap();
+    let kept = inner
+        .describe(&safety.id)
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", safety.id));
     assert!(
         kept.size_bytes.unwrap() > 0,
         "the state before the restore was kept"
@@ -230,6 +238,31 @@ async fn the_restore_runbook_takes_a_pre_restore_backup_on_postgres() {
         .await
         .unwrap();
     assert_eq!(row_counts(&check).await.unwrap()["public.orders"], 2500);
+
+    // A second restore of the same database (within the same second, even) takes a safety
+    // copy of its own instead of failing on the first one's name.
+    let again = Restore::new(
+        store.clone(),
+        good.id.clone(),
+        RestoreTarget::Original,
+        CreateBackup {
+            source: "live".into(),
+            name: None,
+            labels: BTreeMap::new(),
+        },
+        RestoreConfig::default(),
+    )
+    .run(&Runner::new(), Mode::Execute)
+    .await
+    .unwrap();
+    assert_eq!(
+        again.outcome,
+        Some(RunOutcome::Succeeded),
+        "{}",
+        again.to_markdown()
+    );
+    let second: ops_core::contracts::BackupInfo = again.output("pre-restore-backup").unwrap();
+    assert_ne!(second.id, safety.id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

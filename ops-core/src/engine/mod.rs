@@ -42,7 +42,9 @@ pub use journal::{
 };
 #[cfg(feature = "mock")]
 pub use lock::MockRunLock;
-pub use lock::{FileRunLock, LockHolder, LockLease, LockWait, RunLock, hostname, lock_conflict};
+pub use lock::{
+    FileRunLock, LockHolder, LockLease, LockWait, RunLock, hostname, lock_conflict, lock_file_stem,
+};
 pub use model::{ErrorRecord, Mode, PlannedAction, RunOutcome, StepKind};
 pub use progress::{ProgressEvent, ProgressSink, progress_channel};
 pub use report::{

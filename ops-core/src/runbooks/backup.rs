@@ -422,7 +422,7 @@ impl BackupAndVerify {
 
 /// Records a check's definite failure on the backup, so that restores and retention never take
 /// it for good; a retryable error (the store was unreachable) says nothing about the backup.
-async fn mark_if_failed<T>(
+pub(crate) async fn mark_if_failed<T>(
     store: &dyn BackupStore,
     info: &BackupInfo,
     at: DateTime<Utc>,
@@ -455,7 +455,7 @@ async fn record_verified(store: &dyn BackupStore, id: &str, at: DateTime<Utc>) -
 }
 
 /// Reads the whole backup back through the store's verifying reader.
-async fn verify(store: &dyn BackupStore, info: &BackupInfo) -> Result<u64> {
+pub(crate) async fn verify(store: &dyn BackupStore, info: &BackupInfo) -> Result<u64> {
     if info.state != BackupState::Complete {
         return Err(super::common::failed(
             "backup state",

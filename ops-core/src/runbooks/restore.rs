@@ -166,6 +166,21 @@ impl Restore {
                 },
             ))
         }));
+        // The whole backup is read back through its checksum before anything is touched: a
+        // corrupt backup stops the restore here, not after the safety copy and the stop.
+        let store = self.store.clone();
+        rb = rb.step(Step::read("check-backup", move |ctx| {
+            let info: BackupInfo = ctx.output("describe")?;
+            let (store, clock) = (store.clone(), ctx.clock().clone());
+            Ok(Action::new(
+                "BackupStore::get_artifact",
+                json!({ "id": info.id }),
+                async move {
+                    let checked = super::backup::verify(store.as_ref(), &info).await;
+                    super::backup::mark_if_failed(store.as_ref(), &info, clock.now(), checked).await
+                },
+            ))
+        }));
         let key = format!("restore/{what}/{}", self.backup_id);
         if let Some(n) = self.notifier.clone() {
             let (w, b, k) = (what.clone(), self.backup_id.clone(), key.clone());

@@ -79,27 +79,44 @@ impl FileRunLock {
     }
 
     fn path(&self, key: &str) -> Result<PathBuf> {
-        let ok = !key.is_empty()
-            && key.len() <= 200
-            && !key.starts_with('.')
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-        if !ok {
-            return Err(Error::invalid_input(
-                PROVIDER,
-                "acquire",
-                "key",
-                "must be 1-200 of letters, digits, '.', '_', '-'",
-            ));
-        }
-        Ok(self.dir.join(format!("{key}.lock")))
+        crate::contracts::validate_name(PROVIDER, "acquire", "key", key)?;
+        Ok(self.dir.join(format!("{}.lock", lock_file_stem(key))))
     }
 
     fn queue(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut q = self.queues.lock().unwrap_or_else(|p| p.into_inner());
         q.entry(key.to_string()).or_default().clone()
     }
+}
+
+/// The file name (without `.lock`) for a lock key. Every valid target has one, in one
+/// documented way: a key of up to 200 letters, digits, `.`, `_` and `-` not starting with `.`
+/// is its own name (so lock files stay readable); any other key (`postgres:victim`, `a/b`,
+/// `../x`) becomes its plain characters, cut to 100, then `~` and the 64-bit FNV-1a hash of
+/// the whole key in hex. No key names a path outside the lock directory.
+///
+/// ```
+/// use ops_core::engine::lock_file_stem;
+/// assert_eq!(lock_file_stem("api"), "api");
+/// let s = lock_file_stem("postgres:victim");
+/// assert!(s.starts_with("postgresvictim~") && !s.contains(':'));
+/// assert_ne!(lock_file_stem("a/b"), lock_file_stem("a:b"));
+/// ```
+pub fn lock_file_stem(key: &str) -> String {
+    let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+    if !key.is_empty() && key.len() <= 200 && !key.starts_with('.') && key.bytes().all(plain) {
+        return key.to_string();
+    }
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let kept: String = key
+        .bytes()
+        .filter(|b| plain(*b) && *b != b'.')
+        .take(100)
+        .map(char::from)
+        .collect();
+    format!("{kept}~{hash:016x}")
 }
 
 /// What one look at the OS lock found.

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use file::FileRunLock;
+pub use file::{FileRunLock, lock_file_stem};
 
 use crate::{Error, ErrorKind, Result};
 
