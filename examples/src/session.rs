@@ -209,9 +209,22 @@ impl Session {
     pub async fn run(&mut self, runbook: &Runbook) -> Option<RunReport> {
         let control = RunControl::new();
         let on_interrupt = control.clone();
+        // Ctrl-C, and SIGTERM (what `timeout`, systemd, Kubernetes and CI send), both cancel.
         let watcher = tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\ninterrupted: cancelling, undoing what was done");
+            let terminate = async {
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            let why = tokio::select! {
+                r = tokio::signal::ctrl_c() => r.is_ok().then_some("interrupted"),
+                () = terminate => Some("terminated"),
+            };
+            if let Some(why) = why {
+                eprintln!("\n{why}: cancelling, undoing what was done");
                 on_interrupt.cancel();
             }
         });

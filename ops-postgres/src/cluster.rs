@@ -27,6 +27,9 @@ pub struct TestCluster {
     bin: Option<PathBuf>,
     data: Option<tempfile::TempDir>,
     as_postgres: bool,
+    /// The watchdog's stdin: when this process ends, however it ends (`std::process::exit`,
+    /// SIGTERM, `kill -9`), the kernel closes it and the watchdog stops the server.
+    watchdog: Option<(std::process::Child, std::process::ChildStdin)>,
 }
 
 fn fail(detail: impl Into<String>) -> Error {
@@ -81,6 +84,7 @@ impl TestCluster {
                 bin: None,
                 data: None,
                 as_postgres: false,
+                watchdog: None,
             });
         }
         let bin = server_bin_dir().ok_or_else(|| {
@@ -118,6 +122,7 @@ impl TestCluster {
             bin: Some(bin.clone()),
             data: Some(dir),
             as_postgres,
+            watchdog: None,
         };
         let d = data.display().to_string();
         cluster.run(
@@ -151,7 +156,42 @@ impl TestCluster {
                     tail.lines().rev().take(5).collect::<Vec<_>>().join(" | ")
                 ))
             })?;
+        cluster.watchdog = Some(cluster.start_watchdog(&bin, &data)?);
         Ok(cluster)
+    }
+
+    /// A process of its own (its own process group, so a signal to ours does not reach it)
+    /// that waits for end of file on its stdin, which only this process holds, then stops the
+    /// server and removes its directory. Waiting on a pipe, not polling: it acts the moment
+    /// this process is gone.
+    fn start_watchdog(
+        &self,
+        bin: &Path,
+        data: &Path,
+    ) -> Result<(std::process::Child, std::process::ChildStdin)> {
+        use std::os::unix::process::CommandExt;
+        let stop = if self.as_postgres {
+            r#"runuser -u postgres -- "$PG_CTL" -D "$DATA" -m immediate -w stop"#
+        } else {
+            r#""$PG_CTL" -D "$DATA" -m immediate -w stop"#
+        };
+        let script = format!(r#"cat >/dev/null; {stop} >/dev/null 2>&1; rm -rf "$DIR""#);
+        let mut child = Command::new("sh")
+            .args(["-c", &script])
+            .env("PG_CTL", bin.join("pg_ctl"))
+            .env("DATA", data)
+            .env("DIR", self.dir())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| fail(format!("starting the cluster's watchdog: {e}")))?;
+        let stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| fail("the watchdog has no stdin"))?;
+        Ok((child, stdin))
     }
 
     fn dir(&self) -> &Path {
@@ -218,6 +258,11 @@ impl Drop for TestCluster {
             if let Err(e) = self.run("pg_ctl", &["-D", &d, "-m", "immediate", "-w", "stop"]) {
                 eprintln!("stopping the test cluster: {e}");
             }
+        }
+        // The server is stopped: let the watchdog finish (it finds nothing to stop) and reap it.
+        if let Some((mut child, stdin)) = self.watchdog.take() {
+            drop(stdin);
+            let _ = child.wait();
         }
     }
 }

@@ -81,6 +81,46 @@ impl PgConfig {
     }
 }
 
+/// Where `config` points: `host:port` (or the socket directory), for messages.
+fn endpoint(config: &PgConfig) -> String {
+    use tokio_postgres::config::Host;
+    let s = config.settings();
+    let port = s.get_ports().first().copied().unwrap_or(5432);
+    match s.get_hosts().first() {
+        Some(Host::Tcp(h)) => format!("{h}:{port}"),
+        Some(Host::Unix(p)) => format!("{}/.s.PGSQL.{port}", p.display()),
+        None => format!("localhost:{port}"),
+    }
+}
+
+/// A failed connection, naming where it went and why (refused, unknown host, timed out, TLS),
+/// never the password. Answers from the server (a wrong password, a missing database) keep
+/// their typed kinds.
+fn connect_error(config: &PgConfig, e: &tokio_postgres::Error) -> Error {
+    if e.as_db_error().is_some() {
+        return pg_error("connect", e);
+    }
+    let mut cause = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        cause = s.to_string();
+        source = s.source();
+    }
+    let cause = ops_core::redact::redact_text(&cause);
+    let kind = if cause.contains("timed out") {
+        ops_core::ErrorKind::Timeout {
+            after: std::time::Duration::ZERO,
+        }
+    } else {
+        ops_core::ErrorKind::Unavailable { retry_after: None }
+    };
+    Error::new(
+        "postgres",
+        format!("connect to {}: {cause}", endpoint(config)),
+        kind,
+    )
+}
+
 fn tls() -> tokio_postgres_rustls::MakeRustlsConnect {
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -137,7 +177,7 @@ impl Postgres {
     /// A pooled connection.
     pub async fn client(&self) -> Result<deadpool_postgres::Object> {
         self.pool.get().await.map_err(|e| match e {
-            deadpool_postgres::PoolError::Backend(e) => pg_error("connect", &e),
+            deadpool_postgres::PoolError::Backend(e) => connect_error(&self.config, &e),
             other => Error::new(
                 "postgres",
                 "connect",
@@ -155,7 +195,7 @@ impl Postgres {
                 .parsed
                 .connect(tokio_postgres::NoTls)
                 .await
-                .map_err(|e| pg_error("connect", &e))?;
+                .map_err(|e| connect_error(&self.config, &e))?;
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
                     tracing::debug!(error = %e, "a dedicated PostgreSQL connection closed");
@@ -167,7 +207,7 @@ impl Postgres {
                 .parsed
                 .connect(tls())
                 .await
-                .map_err(|e| pg_error("connect", &e))?
+                .map_err(|e| connect_error(&self.config, &e))?
         };
         tokio::spawn(async move {
             if let Err(e) = connection.await {
