@@ -76,6 +76,7 @@ async fn a_torn_last_line_is_skipped_on_read_and_cut_off_on_open() {
             step: "a".into(),
             attempt: 1,
             kind: StepKind::Read,
+            fence: None,
         },
     ))
     .await

@@ -189,31 +189,47 @@ impl Postgres {
 
     /// A connection of its own, outside the pool (session state such as advisory locks).
     pub async fn dedicated(&self) -> Result<tokio_postgres::Client> {
-        let (client, connection) = if self.config.parsed.get_ssl_mode() == SslMode::Disable {
-            let (c, conn) = self
-                .config
-                .parsed
+        Ok(self.dedicated_watched(None).await?.0)
+    }
+
+    /// A connection of its own, and a receiver that gets why the connection ended the moment
+    /// it does (the server terminated the session, restarted, the network broke). With
+    /// `keepalive`, TCP keepalives probe an idle connection that often.
+    pub async fn dedicated_watched(
+        &self,
+        keepalive: Option<std::time::Duration>,
+    ) -> Result<(
+        tokio_postgres::Client,
+        tokio::sync::oneshot::Receiver<String>,
+    )> {
+        let mut config = self.config.parsed.clone();
+        if let Some(k) = keepalive {
+            config.keepalives(true).keepalives_idle(k);
+        }
+        let (ended_tx, ended) = tokio::sync::oneshot::channel();
+        let finish = |result: std::result::Result<(), tokio_postgres::Error>| {
+            let why = match result {
+                Ok(()) => "the connection was closed".to_string(),
+                Err(e) => ops_core::redact::redact_text(&e.to_string()),
+            };
+            tracing::debug!(why, "a dedicated PostgreSQL connection ended");
+            let _ = ended_tx.send(why);
+        };
+        let client = if config.get_ssl_mode() == SslMode::Disable {
+            let (c, conn) = config
                 .connect(tokio_postgres::NoTls)
                 .await
                 .map_err(|e| connect_error(&self.config, &e))?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "a dedicated PostgreSQL connection closed");
-                }
-            });
-            return Ok(c);
+            tokio::spawn(async move { finish(conn.await) });
+            c
         } else {
-            self.config
-                .parsed
+            let (c, conn) = config
                 .connect(tls())
                 .await
-                .map_err(|e| connect_error(&self.config, &e))?
+                .map_err(|e| connect_error(&self.config, &e))?;
+            tokio::spawn(async move { finish(conn.await) });
+            c
         };
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "a dedicated PostgreSQL connection closed");
-            }
-        });
-        Ok(client)
+        Ok((client, ended))
     }
 }

@@ -43,7 +43,8 @@ pub use journal::{
 #[cfg(feature = "mock")]
 pub use lock::MockRunLock;
 pub use lock::{
-    FileRunLock, LockHolder, LockLease, LockWait, RunLock, hostname, lock_conflict, lock_file_stem,
+    FileRunLock, LeaseLoss, LockHolder, LockLease, LockWait, RunLock, hostname, lock_conflict,
+    lock_file_stem,
 };
 pub use model::{ErrorRecord, Mode, PlannedAction, RunOutcome, StepKind};
 pub use progress::{ProgressEvent, ProgressSink, progress_channel};

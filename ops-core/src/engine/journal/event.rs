@@ -47,6 +47,21 @@ pub enum EventKind {
         /// Read or mutate.
         #[serde(flatten)]
         kind: StepKind,
+        /// The run lock's fencing token when a mutation started under a lock that keeps one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fence: Option<u64>,
+    },
+    /// The run lock was lost mid-run (its session died, a keepalive failed): the run was
+    /// cancelled before its next mutation, and completed steps were not undone, since another
+    /// run may already hold the target.
+    LockLost {
+        /// The lock's key (the target).
+        key: String,
+        /// The lost lease's fencing token, if the lock keeps one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fence: Option<u64>,
+        /// Why the lock says it was lost.
+        reason: String,
     },
     /// An attempt failed and will be retried.
     StepRetried {
@@ -182,6 +197,7 @@ impl EventKind {
             | EventKind::ApprovalGranted { gate, .. }
             | EventKind::ApprovalDenied { gate, .. } => Some(gate),
             EventKind::RunStarted { .. }
+            | EventKind::LockLost { .. }
             | EventKind::RunPaused
             | EventKind::RunResumed
             | EventKind::RunFinished { .. } => None,

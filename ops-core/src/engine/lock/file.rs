@@ -231,11 +231,9 @@ impl RunLock for FileRunLock {
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .insert(key.to_string(), Held { file, _turn: turn });
-                    return Ok(LockLease {
-                        key: key.to_string(),
-                        holder: holder.clone(),
-                        recovered_from: previous,
-                    });
+                    let mut lease = LockLease::new(key, holder.clone());
+                    lease.recovered_from = previous;
+                    return Ok(lease);
                 }
                 Take::Held(other) => {
                     let elapsed = self.clock.instant().saturating_duration_since(start);

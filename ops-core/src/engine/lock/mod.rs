@@ -76,7 +76,7 @@ pub enum LockWait {
 }
 
 /// A held lock; give it back with [`RunLock::release`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct LockLease {
     /// The key locked (the target).
     pub key: String,
@@ -84,6 +84,73 @@ pub struct LockLease {
     pub holder: LockHolder,
     /// A holder whose process died without releasing, taken over by this lease.
     pub recovered_from: Option<LockHolder>,
+    /// The fencing token: a number that grows with every acquisition of this key, where the
+    /// lock keeps one. The runner records it with every mutating step, so the writes of a run
+    /// that lost its lock can be told from those of the run that took it over.
+    pub fence: Option<u64>,
+    /// Fired by the lock when it learns the lease is gone (its session died, a keepalive
+    /// failed); the runner then cancels the run before its next mutation.
+    pub lost: LeaseLoss,
+}
+
+impl PartialEq for LockLease {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+            && self.holder == other.holder
+            && self.recovered_from == other.recovered_from
+            && self.fence == other.fence
+    }
+}
+
+impl Eq for LockLease {}
+
+impl LockLease {
+    /// A lease of `key` by `holder`, with no fencing token and a loss signal that never fires
+    /// unless the lock fires it.
+    pub fn new(key: impl Into<String>, holder: LockHolder) -> Self {
+        Self {
+            key: key.into(),
+            holder,
+            recovered_from: None,
+            fence: None,
+            lost: LeaseLoss::default(),
+        }
+    }
+}
+
+/// The signal that a lease was lost. Clones share it; the first reason given wins.
+#[derive(Debug, Clone, Default)]
+pub struct LeaseLoss {
+    fired: tokio_util::sync::CancellationToken,
+    reason: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl LeaseLoss {
+    /// Says the lease is lost, and why.
+    pub fn signal(&self, reason: impl Into<String>) {
+        {
+            let mut r = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+            if r.is_none() {
+                *r = Some(reason.into());
+            }
+        }
+        self.fired.cancel();
+    }
+
+    /// Whether it was lost.
+    pub fn is_lost(&self) -> bool {
+        self.fired.is_cancelled()
+    }
+
+    /// Waits until it is lost; returns why.
+    pub async fn lost(&self) -> String {
+        self.fired.cancelled().await;
+        self.reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_else(|| "lost".into())
+    }
 }
 
 /// Mutual exclusion of runs per key (the target).

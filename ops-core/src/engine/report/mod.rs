@@ -333,6 +333,14 @@ impl RunReport {
                     value: value.clone(),
                 });
             }
+            // Shown with the evidence: what lock, which lease, and why it went.
+            EventKind::LockLost { key, fence, reason } => {
+                self.evidence.push(EvidenceRecord {
+                    step: "(run lock)".into(),
+                    key: "lock lost".into(),
+                    value: serde_json::json!({ "key": key, "fence": fence, "reason": reason }),
+                });
+            }
             EventKind::RunPaused | EventKind::RunResumed => {}
             EventKind::RunFinished { outcome, error } => {
                 self.outcome = Some(*outcome);

@@ -74,6 +74,10 @@ pub(super) struct Exec<'a> {
     events: Mutex<Vec<JournalEvent>>,
     index: HashMap<String, usize>,
     journal_failure: Mutex<Option<Error>>,
+    /// The run lock's fencing token, recorded with every mutation.
+    fence: Mutex<Option<u64>>,
+    /// Set when the run lock was lost: (key, fencing token, why).
+    lock_lost: Mutex<Option<(String, Option<u64>, String)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -121,7 +125,27 @@ impl<'a> Exec<'a> {
             events: Mutex::new(history),
             index,
             journal_failure: Mutex::new(None),
+            fence: Mutex::new(None),
+            lock_lost: Mutex::new(None),
         }
+    }
+
+    /// The run holds `lease`: its fencing token goes with every mutation from now on.
+    pub fn hold(&self, lease: &crate::engine::LockLease) {
+        *lock(&self.fence) = lease.fence;
+    }
+
+    /// The run lock was lost: cancel before the next mutation; completed steps are not undone
+    /// (another run may hold the target now).
+    pub fn lose_lock(&self, key: &str, fence: Option<u64>, reason: String) {
+        tracing::error!(
+            key,
+            ?fence,
+            reason,
+            "the run lock was lost: cancelling the run"
+        );
+        *lock(&self.lock_lost) = Some((key.to_string(), fence, reason));
+        self.control.cancel();
     }
 
     pub fn run_id(&self) -> &str {
@@ -270,6 +294,29 @@ impl<'a> Exec<'a> {
                 Ok((RunOutcome::Failed, Some(e)))
             }
             Some(Stop::Cancelled) => {
+                let lost = lock(&self.lock_lost).clone();
+                if let Some((key, fence, reason)) = lost {
+                    self.record(EventKind::LockLost {
+                        key: key.clone(),
+                        fence,
+                        reason: reason.clone(),
+                    })
+                    .await?;
+                    return Ok((
+                        RunOutcome::Cancelled,
+                        Some(Error::new(
+                            "engine",
+                            "run",
+                            ErrorKind::Conflict {
+                                detail: format!(
+                                    "the run lock on {key} was lost ({reason}): stopped before the next \
+                                     mutation; completed steps were not undone, since another run may \
+                                     hold {key} now"
+                                ),
+                            },
+                        )),
+                    ));
+                }
                 self.compensate(&completed).await?;
                 Ok((
                     RunOutcome::Cancelled,
@@ -410,6 +457,11 @@ impl<'a> Exec<'a> {
                         step: step.name.clone(),
                         attempt,
                         kind: step.kind,
+                        fence: if step.kind.mutates() {
+                            *lock(&self.fence)
+                        } else {
+                            None
+                        },
                     })
                     .await?;
                     run_caught(built, &step.name).await

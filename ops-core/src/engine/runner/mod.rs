@@ -236,7 +236,33 @@ impl Runner {
             }
             _ => None,
         };
-        let result = body(exec).instrument(span).await;
+        if let Some((_, l)) = &lease {
+            exec.hold(l);
+        }
+        // While the body runs, watch the lease: a lost lock cancels the run (the body goes on
+        // to record that and stop; it is never dropped half-way).
+        let watch = lease.as_ref().map(|(_, l)| l.lost.clone());
+        let body = body(exec).instrument(span);
+        tokio::pin!(body);
+        let lost = async {
+            match &watch {
+                Some(w) => w.lost().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(lost);
+        let mut watching = true;
+        let result = loop {
+            tokio::select! {
+                r = &mut body => break r,
+                reason = &mut lost, if watching => {
+                    watching = false;
+                    if let Some((_, l)) = &lease {
+                        exec.lose_lock(&l.key, l.fence, reason);
+                    }
+                }
+            }
+        };
         if let Some((lock, lease)) = lease
             && let Err(e) = lock.release(&lease).await
         {
