@@ -11,7 +11,7 @@ use ops_core::{Error, ErrorKind, Result};
 
 use crate::connect::Postgres;
 use crate::counts::{compare, count_rows, counts_labels, row_counts};
-use crate::dump::{PgTools, dump_into, restore_from};
+use crate::dump::{PgTools, dump_into_labelled, restore_from};
 use crate::error::pg_error;
 use crate::scratch::Scratch;
 
@@ -77,20 +77,20 @@ impl PgBackups {
             .await
             .map_err(|e| pg_error("backup", &e))?
             .get(0);
-        let counts = count_rows(&snapshot_holder).await?;
-        let mut labels = labels;
-        labels.extend(counts_labels(&counts));
         let request = PutArtifact {
             id,
             source: Some(format!("postgres:{}", self.dbname())),
             labels,
         };
-        let info = dump_into(
+        // Counted in the same snapshot while pg_dump reads it: the two overlap.
+        let counted = async { Ok(counts_labels(&count_rows(&snapshot_holder).await?)) };
+        let info = dump_into_labelled(
             &self.tools,
             self.db.config(),
             store,
             &request,
             Some(&snapshot),
+            counted,
         )
         .await;
         // The snapshot ends with the transaction (and with the session, whatever happens here).

@@ -6,6 +6,7 @@
 //! Connection details go to the tools as arguments and the password as `PGPASSWORD`, never on
 //! a command line another user could read.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::Stdio;
@@ -231,6 +232,27 @@ pub async fn dump_into(
     request: &PutArtifact,
     snapshot: Option<&str>,
 ) -> Result<BackupInfo> {
+    let no_labels = async { Ok(BTreeMap::new()) };
+    dump_into_labelled(tools, db, store, request, snapshot, no_labels).await
+}
+
+/// The most of the dump held in memory while `late_labels` are still being worked out.
+const PREFIX_CAP: usize = 8 * 1024 * 1024;
+
+/// [`dump_into`], with labels that take time to work out (row counts in the dump's snapshot)
+/// worked out while the dump runs: up to 8 MiB of its output wait in memory meanwhile (then
+/// `pg_dump` waits), and the write into the store starts once the labels are known.
+pub async fn dump_into_labelled<F>(
+    tools: &PgTools,
+    db: &PgConfig,
+    store: &dyn BackupStore,
+    request: &PutArtifact,
+    snapshot: Option<&str>,
+    late_labels: F,
+) -> Result<BackupInfo>
+where
+    F: std::future::Future<Output = Result<BTreeMap<String, String>>>,
+{
     let dbname = db.settings().get_dbname().unwrap_or("postgres").to_string();
     let mut cmd = tools.command("pg_dump", db);
     cmd.args(["--format=custom", "--compress=6", "--dbname"])
@@ -254,13 +276,32 @@ pub async fn dump_into(
         let status = child.wait().await;
         (status, stderr.await.unwrap_or_default())
     });
-    let reader: ArtifactReader = Box::pin(DumpStream {
+    let mut dump = DumpStream {
         out,
         exit,
         started: false,
         exited: None,
-    });
-    let info = store.put_artifact(request, reader).await?;
+    };
+    let mut prefix = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut at_end = false;
+    tokio::pin!(late_labels);
+    let labels = loop {
+        tokio::select! {
+            biased;
+            labels = &mut late_labels => break labels?,
+            read = dump.read(&mut buf), if prefix.len() < PREFIX_CAP && !at_end => match read {
+                Ok(0) => at_end = true,
+                Ok(n) => prefix.extend_from_slice(&buf[..n]),
+                // pg_dump failed before anything was stored: nothing to clean up.
+                Err(e) => return Err(ops_core::error::from_io("postgres", "pg_dump", e)),
+            },
+        }
+    };
+    let mut request = request.clone();
+    request.labels.extend(labels);
+    let reader: ArtifactReader = Box::pin(std::io::Cursor::new(prefix).chain(dump));
+    let info = store.put_artifact(&request, reader).await?;
     tracing::info!(db = %dbname, backup = %info.id, bytes = ?info.size_bytes, "pg_dump streamed into the store");
     Ok(info)
 }

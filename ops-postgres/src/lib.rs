@@ -18,7 +18,7 @@ pub mod scratch;
 pub use backup::{PgBackupStore, PgBackups, PgRestoreTest};
 pub use connect::{PgConfig, Postgres};
 pub use counts::row_counts;
-pub use dump::{PgTools, dump_into, restore_from};
+pub use dump::{PgTools, dump_into, dump_into_labelled, restore_from};
 pub use health::{PgHealth, PgHealthConfig};
 pub use journal::PgJournal;
 pub use lock::PgRunLock;
