@@ -68,8 +68,13 @@ impl PgBackups {
             )
         });
         let snapshot_holder = self.db.dedicated().await?;
+        // The counting runs beside pg_dump: one process, not a parallel scan, so it takes a
+        // core from nobody on a small machine (pg_dump's compression is the bottleneck).
         snapshot_holder
-            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .batch_execute(
+                "SET max_parallel_workers_per_gather = 0; \
+                 BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+            )
             .await
             .map_err(|e| pg_error("backup", &e))?;
         let snapshot: String = snapshot_holder

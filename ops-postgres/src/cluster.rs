@@ -218,6 +218,11 @@ impl TestCluster {
         output(&mut cmd)
     }
 
+    /// The server's data directory (`None` for an external server).
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        self.data.as_ref().map(|d| d.path().join("data"))
+    }
+
     /// The admin connection string (database `postgres`).
     pub fn url(&self) -> &str {
         &self.url

@@ -9,12 +9,14 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio_postgres::config::SslMode;
 
 use crate::error::pg_error;
+use crate::tls::{TlsSettings, connector, split_tls_params};
 
 /// How to reach a database. `Debug` never shows the password.
 #[derive(Clone)]
 pub struct PgConfig {
     url: SecretString,
     parsed: tokio_postgres::Config,
+    tls: TlsSettings,
     /// Connections in the pool.
     pub pool_size: usize,
 }
@@ -26,6 +28,7 @@ impl fmt::Debug for PgConfig {
             .field("dbname", &self.parsed.get_dbname())
             .field("user", &self.parsed.get_user())
             .field("ssl_mode", &self.parsed.get_ssl_mode())
+            .field("tls", &self.tls)
             .field("pool_size", &self.pool_size)
             .finish_non_exhaustive()
     }
@@ -33,9 +36,12 @@ impl fmt::Debug for PgConfig {
 
 impl PgConfig {
     /// From a URL (`postgres://user:password@host:5432/db?sslmode=require`) or key-value string.
+    /// `sslmode=verify-full` / `verify-ca` and `sslrootcert=FILE` are understood as libpq does
+    /// (see [`crate::tls`]).
     pub fn new(url: impl Into<String>) -> Result<Self> {
         let url = url.into();
-        let parsed: tokio_postgres::Config = url.parse().map_err(|_| {
+        let (rewritten, tls) = split_tls_params(&url)?;
+        let parsed: tokio_postgres::Config = rewritten.parse().map_err(|_| {
             Error::invalid_input(
                 "postgres",
                 "config",
@@ -46,6 +52,7 @@ impl PgConfig {
         Ok(Self {
             url: SecretString::from(url),
             parsed,
+            tls,
             pool_size: 4,
         })
     }
@@ -66,6 +73,11 @@ impl PgConfig {
     /// The parsed settings.
     pub fn settings(&self) -> &tokio_postgres::Config {
         &self.parsed
+    }
+
+    /// The TLS settings (`verify-full`, `verify-ca`, `sslrootcert`).
+    pub fn tls(&self) -> &TlsSettings {
+        &self.tls
     }
 
     /// The same server, another database.
@@ -121,19 +133,6 @@ fn connect_error(config: &PgConfig, e: &tokio_postgres::Error) -> Error {
     )
 }
 
-fn tls() -> tokio_postgres_rustls::MakeRustlsConnect {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tokio_postgres_rustls::MakeRustlsConnect::new(config)
-}
-
 /// A pool of connections to one database.
 #[derive(Clone)]
 pub struct Postgres {
@@ -154,7 +153,7 @@ impl Postgres {
     pub fn new(config: PgConfig) -> Result<Self> {
         let manager = Manager::from_config(
             config.parsed.clone(),
-            tls(),
+            connector(&config.tls)?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -224,7 +223,7 @@ impl Postgres {
             c
         } else {
             let (c, conn) = config
-                .connect(tls())
+                .connect(connector(&self.config.tls)?)
                 .await
                 .map_err(|e| connect_error(&self.config, &e))?;
             tokio::spawn(async move { finish(conn.await) });

@@ -76,14 +76,19 @@ impl PgTools {
         if let Some(pw) = s.get_password() {
             cmd.env("PGPASSWORD", String::from_utf8_lossy(pw).to_string());
         }
+        let tls = db.tls();
         cmd.env(
             "PGSSLMODE",
-            match s.get_ssl_mode() {
-                SslMode::Disable => "disable",
-                SslMode::Require => "require",
-                _ => "prefer",
+            match (tls.libpq_mode, s.get_ssl_mode()) {
+                (Some(mode), _) => mode,
+                (None, SslMode::Disable) => "disable",
+                (None, SslMode::Require) => "require",
+                (None, _) => "prefer",
             },
         );
+        if let Some(root) = &tls.root_cert {
+            cmd.env("PGSSLROOTCERT", root);
+        }
         cmd.env("PGCONNECT_TIMEOUT", "10");
         cmd.kill_on_drop(true);
         cmd
