@@ -75,3 +75,29 @@ pub fn validate_name(
         None => Ok(()),
     }
 }
+
+/// Why `name` is not a plain name, safe as a file name in every store: 1 to `max` bytes of
+/// `A-Z a-z 0-9 . _ -`, not starting with `.` (so no path, no traversal, no whitespace).
+/// `None` when it is one.
+///
+/// ```
+/// use ops_core::contracts::plain_name_problem;
+/// assert_eq!(plain_name_problem("app-20261123.db", 64), None);
+/// assert!(plain_name_problem("../etc/x", 64).is_some());
+/// ```
+pub fn plain_name_problem(name: &str, max: usize) -> Option<String> {
+    if name.is_empty() {
+        Some("must not be empty".into())
+    } else if name.len() > max {
+        Some(format!("must be at most {max} bytes"))
+    } else if name.starts_with('.') {
+        Some("must not start with '.'".into())
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        Some("may contain only letters, digits, '.', '_' and '-'".into())
+    } else {
+        None
+    }
+}

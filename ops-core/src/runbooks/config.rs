@@ -85,22 +85,9 @@ pub(crate) fn at_most(field: &str, d: Duration, max: Duration) -> Result<()> {
 /// `InvalidInput` unless `stem` can start a backup name in every store: 1 to 64 bytes of
 /// `A-Z a-z 0-9 . _ -`, not starting with `.` or `-` (so no path, no traversal, no whitespace).
 pub(crate) fn name_stem(field: &str, stem: &str) -> Result<()> {
-    let reason = if stem.is_empty() {
-        Some("must not be empty")
-    } else if stem.len() > 64 {
-        Some("must be at most 64 bytes")
-    } else if stem.starts_with(['.', '-']) {
-        Some("must not start with '.' or '-'")
-    } else if !stem
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
-        Some("may contain only letters, digits, '.', '_' and '-'")
-    } else {
-        None
-    };
-    match reason {
+    match crate::contracts::plain_name_problem(stem, 64) {
         Some(r) => Err(invalid(field, r)),
+        None if stem.starts_with('-') => Err(invalid(field, "must not start with '-'")),
         None => Ok(()),
     }
 }

@@ -599,22 +599,10 @@ impl BackupStore for FsBackupStore {
 /// Ids are file names: 1 to 200 bytes of `A-Z a-z 0-9 . _ -`, not starting with `.`, not
 /// ending with the sidecar suffix.
 fn validate_id(op: &'static str, id: &str) -> Result<()> {
-    let reason = if id.is_empty() {
-        Some("must not be empty")
-    } else if id.len() > 200 {
-        Some("must be at most 200 bytes")
-    } else if id.starts_with('.') {
-        Some("must not start with '.'")
-    } else if id.ends_with(SIDECAR_SUFFIX) {
-        Some("must not end with .meta.json")
-    } else if !id
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
-        Some("may contain only letters, digits, '.', '_' and '-'")
-    } else {
-        None
-    };
+    let reason = crate::contracts::plain_name_problem(id, 200).or_else(|| {
+        id.ends_with(SIDECAR_SUFFIX)
+            .then(|| "must not end with .meta.json".to_string())
+    });
     match reason {
         Some(r) => Err(Error::invalid_input(PROVIDER, op, "id", r)),
         None => Ok(()),
