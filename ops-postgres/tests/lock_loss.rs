@@ -96,8 +96,9 @@ async fn a_terminated_lock_session_stops_the_run_before_its_next_mutation() {
         .unwrap()
         .unwrap();
     let to_cancel = SystemClock.instant().saturating_duration_since(t0);
+    // The target: within one keepalive interval (the session's end is seen at once).
     assert!(
-        to_cancel <= keepalive * 5,
+        to_cancel <= keepalive,
         "from session loss to cancellation: {to_cancel:?}"
     );
     eprintln!("lock session lost → run cancelled in {to_cancel:?}");
