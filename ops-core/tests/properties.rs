@@ -163,3 +163,17 @@ proptest! {
         })?;
     }
 }
+
+proptest! {
+    #![proptest_config(config(2000))]
+
+    /// Any lock key names one file inside the lock directory: no separator, no `..` name, not
+    /// hidden, bounded, and the same key always the same file.
+    #[test]
+    fn every_lock_key_names_one_plain_file(key in "\\PC{1,300}") {
+        let stem = lock_file_stem(&key);
+        prop_assert!(!stem.is_empty() && stem.len() <= 200, "{}", stem);
+        prop_assert!(!stem.contains('/') && !stem.contains('\\') && !stem.starts_with('.'), "{}", stem);
+        prop_assert_eq!(stem, lock_file_stem(&key));
+    }
+}

@@ -9,6 +9,7 @@ use ops_core::{Error, ErrorKind, Result};
 
 use crate::connect::Postgres;
 use crate::error::pg_error;
+use crate::sql::quote_ident;
 
 /// Label with every table's row count, as compact JSON (`{"public.orders": 2500}`), when it
 /// fits in [`INLINE_LIMIT`] bytes.
@@ -20,10 +21,6 @@ pub const ROW_TOTAL_LABEL: &str = "ops-row-total";
 pub const ROW_DIGEST_LABEL: &str = "ops-row-digest";
 /// The largest per-table JSON kept as a label.
 pub const INLINE_LIMIT: usize = 4096;
-
-fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
-}
 
 /// Exact row counts of every user table, by `schema.table`, as `client` sees them (inside a
 /// transaction: as its snapshot sees them).
@@ -42,7 +39,11 @@ pub async fn count_rows(client: &tokio_postgres::Client) -> Result<BTreeMap<Stri
         let (schema, name): (String, String) = (t.get(0), t.get(1));
         let n: i64 = client
             .query_one(
-                &format!("SELECT count(*) FROM {}.{}", quote(&schema), quote(&name)),
+                &format!(
+                    "SELECT count(*) FROM {}.{}",
+                    quote_ident(&schema),
+                    quote_ident(&name)
+                ),
                 &[],
             )
             .await
@@ -183,6 +184,32 @@ mod tests {
         let mut changed = taken.clone();
         changed.insert("public.table_with_a_long_name_7".into(), 8);
         assert!(compare(&labels, &changed).is_err());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 1000,
+            failure_persistence: None,
+            ..Default::default()
+        })]
+
+        /// Labels come back from a store (a sidecar, object metadata): whatever they hold, the
+        /// comparison is a verdict, never a panic; and recorded counts always match themselves.
+        #[test]
+        fn any_recorded_labels_give_a_verdict(
+            counts_json in "\\PC{0,40}",
+            total in "\\PC{0,12}",
+            digest in "\\PC{0,12}",
+            restored in proptest::collection::btree_map("[a-z.]{1,12}", proptest::prelude::any::<i64>(), 0..8),
+        ) {
+            let labels = BTreeMap::from([
+                (ROW_COUNTS_LABEL.to_string(), counts_json),
+                (ROW_TOTAL_LABEL.to_string(), total),
+                (ROW_DIGEST_LABEL.to_string(), digest),
+            ]);
+            let _ = compare(&labels, &restored);
+            proptest::prop_assert!(compare(&counts_labels(&restored), &restored).is_ok());
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod journal;
 mod lock;
 mod maintenance;
 pub mod scratch;
+mod sql;
 pub mod tls;
 
 pub use backup::{PgBackupStore, PgBackups, PgRestoreTest};

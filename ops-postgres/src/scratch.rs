@@ -6,19 +6,12 @@ use ops_core::Result;
 
 use crate::connect::Postgres;
 use crate::error::pg_error;
+use crate::sql::{quote_ident, quote_literal};
 
 /// Every scratch database's name starts with this.
 pub const SCRATCH_PREFIX: &str = "ops_verify_";
 /// Every scratch database's comment starts with this.
 const COMMENT_PREFIX: &str = "ops scratch database for a restore test of ";
-
-fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
-}
-
-fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
 
 /// The advisory lock a live test holds on its scratch database (session-level, in the source
 /// database, where every test of that source looks).
@@ -48,14 +41,14 @@ impl Scratch {
             .map_err(|e| pg_error("verify", &e))?;
         // Two statements: CREATE DATABASE cannot run inside the implicit transaction of a batch.
         holder
-            .batch_execute(&format!("CREATE DATABASE {}", quote(&name)))
+            .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name)))
             .await
             .map_err(|e| pg_error("verify", &e))?;
         holder
             .batch_execute(&format!(
                 "COMMENT ON DATABASE {} IS {}",
-                quote(&name),
-                literal(&format!("{COMMENT_PREFIX}{source_name}")),
+                quote_ident(&name),
+                quote_literal(&format!("{COMMENT_PREFIX}{source_name}")),
             ))
             .await
             .map_err(|e| pg_error("verify", &e))?;
@@ -68,7 +61,7 @@ impl Scratch {
             .holder
             .batch_execute(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                quote(&self.name)
+                quote_ident(&self.name)
             ))
             .await;
         if let Err(e) = dropped {
@@ -107,7 +100,7 @@ pub async fn reap(source: &Postgres, source_name: &str) -> Result<Vec<String>> {
         let result = probe
             .batch_execute(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                quote(&name)
+                quote_ident(&name)
             ))
             .await;
         let _ = probe

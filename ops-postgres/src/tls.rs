@@ -100,13 +100,22 @@ pub fn split_tls_params(conn: &str) -> Result<(String, TlsSettings)> {
             return Ok((conn.to_string(), settings));
         };
         let mut kept = Vec::new();
+        let mut changed = false;
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             match take(k, &percent_decode(v), &mut settings) {
                 Some(Some(replacement)) => kept.push(replacement.to_string()),
                 Some(None) => {}
-                None => kept.push(pair.to_string()),
+                None => {
+                    kept.push(pair.to_string());
+                    continue;
+                }
             }
+            changed = true;
+        }
+        // Untouched unless a TLS parameter was taken out.
+        if !changed {
+            return Ok((conn.to_string(), settings));
         }
         let rebuilt = if kept.is_empty() {
             base.to_string()
@@ -274,6 +283,46 @@ mod tests {
         // A quoted value is never touched.
         let (conn, _) = split_tls_params("password='sslmode=verify-ca  x' host=db").unwrap();
         assert_eq!(conn, "password='sslmode=verify-ca  x' host=db");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 2000,
+            failure_persistence: None,
+            ..Default::default()
+        })]
+
+        /// Any connection string: split or refused, never a panic; without TLS parameters it
+        /// passes through unchanged, and no `sslmode=verify-*` parameter reaches tokio-postgres
+        /// (text that only contains it, inside another key, is tokio-postgres' to refuse).
+        #[test]
+        fn any_connection_string_splits_or_is_refused(
+            conn in "(postgres://|postgresql://|host=)?\\PC{0,40}(\\?|&| )?(sslmode=(verify-full|verify-ca|require)|sslrootcert=%2F\\PC{0,8}|\\PC{0,12})?",
+        ) {
+            if let Ok((rewritten, settings)) = split_tls_params(&conn) {
+                let url = conn.starts_with("postgres://") || conn.starts_with("postgresql://");
+                // The parameters tokio-postgres reads: a URL's query pairs, or key=value words.
+                let passed_on = if url {
+                    rewritten
+                        .split_once('?')
+                        .is_some_and(|(_, q)| q.split('&').any(|t| t.starts_with("sslmode=verify-")))
+                } else {
+                    rewritten
+                        .split_whitespace()
+                        .any(|t| t.starts_with("sslmode=verify-"))
+                };
+                proptest::prop_assert!(!passed_on, "{}", rewritten);
+                if !conn.contains("sslmode=verify-") && !conn.contains("sslrootcert") {
+                    proptest::prop_assert_eq!(&rewritten, &conn);
+                    proptest::prop_assert_eq!(settings, TlsSettings::default());
+                }
+            }
+        }
+
+        #[test]
+        fn percent_decoding_never_panics(v in "(%|%[0-9a-fA-F]{0,2}|\\PC){0,30}") {
+            let _ = percent_decode(&v);
+        }
     }
 
     #[test]
