@@ -61,10 +61,10 @@ pub async fn gcp_client(session: &Session, sim: Option<&GcpSim>) -> GcpClient {
     let auth = ops_gcp::auth::application_default()
         .await
         .unwrap_or_else(|e| session.usage_error(format!("--live needs Google credentials: {e}")));
-    let client = session.or_exit(GcpClient::new(
-        GcpConfig::new(project, region),
-        Arc::new(auth),
-    ));
+    // STORAGE_EMULATOR_HOST moves Cloud Storage to an emulator, as in Google's libraries.
+    let mut config = GcpConfig::new(project, region);
+    config.endpoints = session.or_exit(ops_gcp::Endpoints::from_env());
+    let client = session.or_exit(GcpClient::new(config, Arc::new(auth)));
     client.with_clock(session.clock())
 }
 

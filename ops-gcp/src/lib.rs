@@ -79,4 +79,4 @@ pub use monitoring::CloudMonitoring;
 pub use run::CloudRun;
 pub use secrets::SecretManager;
 pub use sql::CloudSql;
-pub use storage::CloudStorage;
+pub use storage::{CloudStorage, CloudStorageConfig};

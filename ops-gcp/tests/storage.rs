@@ -6,6 +6,7 @@ mod support;
 
 use ops_core::ErrorKind;
 use ops_core::checksum::Checksum;
+use ops_core::clock::Clock;
 use ops_core::contracts::*;
 use ops_gcp::CloudStorage;
 use ops_gcp::storage::wire::encode_crc32c;
@@ -41,8 +42,32 @@ fn object(name: &str, data: &[u8], generation: &str) -> serde_json::Value {
         "etag": "CLjy8N6/2IkDEAE=",
         "timeCreated": "2026-11-23T09:00:00.123Z",
         "updated": "2026-11-23T09:00:00.123Z",
-        "metadata": {"ops-source": "pg_dump", "db": "app"}
+        "metadata": {"ops-source": "pg_dump", "db": "app",
+                     "ops-crc32c": encode_crc32c(Checksum::of(data)),
+                     "ops-size": data.len().to_string()}
     })
+}
+
+/// The object as the resumable session leaves it: the metadata given when the session opened,
+/// before the writer knew the checksum.
+fn unrecorded(name: &str, data: &[u8], generation: &str) -> serde_json::Value {
+    let mut o = object(name, data, generation);
+    o["metadata"] = json!({"ops-source": "pg_dump", "db": "app"});
+    o
+}
+
+/// The JSON resource a write sends, with its random upload id checked and taken out.
+fn without_upload_id(mut resource: serde_json::Value) -> serde_json::Value {
+    let id = resource["metadata"]
+        .as_object_mut()
+        .and_then(|m| m.remove("ops-upload-id"))
+        .expect("every write carries an upload id");
+    let id = id.as_str().unwrap();
+    assert!(
+        id.len() == 16 && id.chars().all(|c| c.is_ascii_hexdigit()),
+        "{id}"
+    );
+    resource
 }
 
 fn put(id: &str) -> PutArtifact {
@@ -70,13 +95,24 @@ async fn small_artifacts_go_in_one_multipart_request_with_their_checksum() {
                 .to_string();
             let boundary = ct.strip_prefix("multipart/related; boundary=").unwrap();
             let body = String::from_utf8_lossy(&req.body).to_string();
-            let meta = format!(
-                "--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{}\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\n\r\n{}\r\n--{boundary}--\r\n",
-                json!({"name": "backup/app.dump", "contentType": "application/octet-stream",
-                       "metadata": {"db": "app", "ops-source": "pg_dump"}, "crc32c": crc}),
+            let Some((head, rest)) = body
+                .strip_prefix(&format!(
+                    "--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n"
+                ))
+                .and_then(|b| b.split_once("\r\n"))
+            else {
+                return false;
+            };
+            let resource: serde_json::Value = serde_json::from_str(head).unwrap();
+            let expected = json!({"name": "backup/app.dump", "contentType": "application/octet-stream",
+                "metadata": {"db": "app", "ops-source": "pg_dump", "ops-crc32c": crc,
+                             "ops-size": data.len().to_string()},
+                "crc32c": crc});
+            let media = format!(
+                "--{boundary}\r\nContent-Type: application/octet-stream\r\n\r\n{}\r\n--{boundary}--\r\n",
                 String::from_utf8_lossy(&data)
             );
-            body == meta
+            without_upload_id(resource) == expected && rest == media
         }
     };
     Mock::given(method("POST"))
@@ -120,10 +156,12 @@ async fn large_artifacts_use_a_resumable_session_in_256k_chunks() {
         .and(query_param("uploadType", "resumable"))
         .and(query_param("ifGenerationMatch", "0"))
         .and(header("x-upload-content-type", "application/octet-stream"))
-        .and(body_json(
-            json!({"name": "backup/big.dump", "contentType": "application/octet-stream",
-                              "metadata": {"db": "app", "ops-source": "pg_dump"}}),
-        ))
+        .and(|req: &Request| {
+            let resource: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+            without_upload_id(resource)
+                == json!({"name": "backup/big.dump", "contentType": "application/octet-stream",
+                          "metadata": {"db": "app", "ops-source": "pg_dump"}})
+        })
         .respond_with(ResponseTemplate::new(200).insert_header("location", session.as_str()))
         .expect(1)
         .mount(&server)
@@ -151,6 +189,22 @@ async fn large_artifacts_use_a_resumable_session_in_256k_chunks() {
         .and(path(UPLOAD))
         .and(header("content-range", "bytes 524288-599999/600000"))
         .and(header("x-goog-hash", format!("crc32c={crc}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(unrecorded(
+            "backup/big.dump",
+            &data,
+            "1700000000000002",
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // Then the checksum and size are recorded on that generation.
+    Mock::given(method("PATCH"))
+        .and(path(format!("{OBJECTS}/backup%2Fbig.dump")))
+        .and(query_param("ifGenerationMatch", "1700000000000002"))
+        .and(query_param("ifMetagenerationMatch", "1"))
+        .and(body_json(
+            json!({"metadata": {"ops-crc32c": crc, "ops-size": "600000"}}),
+        ))
         .respond_with(ResponseTemplate::new(200).set_body_json(object(
             "backup/big.dump",
             &data,
@@ -181,6 +235,14 @@ async fn an_existing_object_is_never_overwritten() {
         .expect(1)
         .mount(&server)
         .await;
+    // Someone else's object holds the name (its upload id is not ours).
+    let mut theirs = object("backup/app.dump", b"theirs", "1700000000000009");
+    theirs["metadata"]["ops-upload-id"] = json!("00000000deadbeef");
+    Mock::given(method("GET"))
+        .and(path(format!("{OBJECTS}/backup%2Fapp.dump")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(theirs))
+        .mount(&server)
+        .await;
     let err = store(&server)
         .put_artifact(&put("app.dump"), Box::pin(&b"x"[..]))
         .await
@@ -188,6 +250,122 @@ async fn an_existing_object_is_never_overwritten() {
     assert!(
         matches!(err.kind(), ErrorKind::AlreadyExists { .. }),
         "{err}"
+    );
+}
+
+/// The metadata part of a multipart upload.
+fn multipart_resource(req: &Request) -> serde_json::Value {
+    let body = String::from_utf8_lossy(&req.body).to_string();
+    let json = body.split("\r\n\r\n").nth(1).unwrap();
+    let json = json.split("\r\n").next().unwrap();
+    serde_json::from_str(json).unwrap()
+}
+
+/// The first request's reply is lost (the server wrote the object, the client timed out):
+/// the repeat meets `ifGenerationMatch=0`, and the client recognises its own object by the
+/// upload id instead of reporting that the backup already exists.
+#[tokio::test]
+async fn a_single_request_upload_whose_reply_was_lost_finds_its_own_object() {
+    use std::sync::{Arc, Mutex};
+    let server = MockServer::start().await;
+    let data = b"dump".to_vec();
+    let written: Arc<Mutex<Option<serde_json::Value>>> = Arc::default();
+    let stored = {
+        let (data, written) = (data.clone(), written.clone());
+        move |req: &Request| {
+            let resource = multipart_resource(req);
+            let mut o = object("backup/app.dump", &data, "1700000000000004");
+            o["metadata"] = resource["metadata"].clone();
+            *written.lock().unwrap() = Some(o.clone());
+            // The reply never arrives in time.
+            ResponseTemplate::new(200)
+                .set_body_json(o)
+                .set_delay(std::time::Duration::from_secs(2))
+        }
+    };
+    Mock::given(method("POST"))
+        .and(path(UPLOAD))
+        .respond_with(stored)
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(UPLOAD))
+        .and(query_param("ifGenerationMatch", "0"))
+        .respond_with(
+            ResponseTemplate::new(412).set_body_json(json!({"error": {"code": 412,
+            "message": "At least one of the pre-conditions you specified did not hold."}})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let echo = {
+        let written = written.clone();
+        move |_: &Request| {
+            ResponseTemplate::new(200).set_body_json(written.lock().unwrap().clone().unwrap())
+        }
+    };
+    Mock::given(method("GET"))
+        .and(path(format!("{OBJECTS}/backup%2Fapp.dump")))
+        .respond_with(echo)
+        .expect(1)
+        .mount(&server)
+        .await;
+    let info = store(&server)
+        .put_artifact(
+            &put("app.dump"),
+            Box::pin(std::io::Cursor::new(data.clone())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(info.checksum, Some(Checksum::of(&data)));
+    assert_eq!(info.size_bytes, Some(4));
+}
+
+#[tokio::test]
+async fn a_throttled_single_request_upload_is_retried_after_retry_after() {
+    let server = MockServer::start().await;
+    let data = b"dump".to_vec();
+    Mock::given(method("POST"))
+        .and(path(UPLOAD))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "2"))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(UPLOAD))
+        .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "1"))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(UPLOAD))
+        .and(query_param("ifGenerationMatch", "0"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(object(
+            "backup/app.dump",
+            &data,
+            "1700000000000005",
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let clock = clock();
+    let s = CloudStorage::new(client(&server, clock.clone()), "acme-backups", "backup/").unwrap();
+    let info = s
+        .put_artifact(
+            &put("app.dump"),
+            Box::pin(std::io::Cursor::new(data.clone())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(info.size_bytes, Some(4));
+    assert!(
+        clock.now() >= t0() + chrono::Duration::seconds(3),
+        "both Retry-After waits were honoured: {}",
+        clock.now()
     );
 }
 
@@ -271,18 +449,30 @@ async fn downloads_are_verified_against_x_goog_hash() {
             )
     };
     let good = encode_crc32c(Checksum::of(&data));
-    Mock::given(method("GET"))
-        .and(path(format!("{OBJECTS}/backup%2Fok.db")))
-        .and(query_param("alt", "media"))
-        .and(header("authorization", bearer().as_str()))
-        .respond_with(media(&data, &good))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(format!("{OBJECTS}/backup%2Fbad.db")))
-        .respond_with(media(b"backup bytez", &good))
-        .mount(&server)
-        .await;
+    for (name, body) in [("ok.db", &data[..]), ("bad.db", &b"backup bytez"[..])] {
+        // The resource first (what was written), then the bytes of that generation.
+        Mock::given(method("GET"))
+            .and(path(format!("{OBJECTS}/backup%2F{name}")))
+            .and(query_param_is_missing("alt"))
+            .and(header("authorization", bearer().as_str()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(object(
+                &format!("backup/{name}"),
+                &data,
+                "1700000000000001",
+            )))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(format!("{OBJECTS}/backup%2F{name}")))
+            .and(query_param("alt", "media"))
+            .and(query_param("generation", "1700000000000001"))
+            .and(header("authorization", bearer().as_str()))
+            .respond_with(media(body, &good))
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
     Mock::given(method("GET"))
         .and(path(format!("{OBJECTS}/backup%2Fmissing.db")))
         .respond_with(ResponseTemplate::new(404).set_body_json(json!({"error": {"code": 404,
@@ -323,6 +513,19 @@ async fn a_download_cut_mid_body_resumes_with_a_range_request() {
     let served = data.clone();
     let server = tokio::spawn(async move {
         let mut requests = Vec::new();
+        // The object's resource, on a connection of its own.
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 8192];
+        let n = sock.read(&mut buf).await.unwrap();
+        requests.push(String::from_utf8_lossy(&buf[..n]).to_string());
+        let resource = object("backup/db.bin", &served, "77").to_string();
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\
+             content-length: {}\r\n\r\n{resource}",
+            resource.len()
+        );
+        sock.write_all(reply.as_bytes()).await.unwrap();
+        drop(sock);
         for round in 0..2 {
             let (mut sock, _) = listener.accept().await.unwrap();
             let mut buf = vec![0u8; 8192];
@@ -365,13 +568,15 @@ async fn a_download_cut_mid_body_resumes_with_a_range_request() {
         .unwrap();
     assert!(out == data, "every byte once, in order");
     let requests = server.await.unwrap();
-    let second = requests[1].to_ascii_lowercase();
+    assert!(!requests[0].contains("alt=media"), "{}", requests[0]);
+    assert!(requests[1].contains("generation=77"), "{}", requests[1]);
+    let second = requests[2].to_ascii_lowercase();
     assert!(second.contains("range: bytes=100000-"), "{second}");
     assert!(second.contains("generation=77"), "{second}");
 }
 
 #[tokio::test]
-async fn reads_retry_and_writes_do_not() {
+async fn reads_and_preconditioned_writes_retry_up_to_the_policy() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path(format!("{OBJECTS}/backup%2Fa.db")))
@@ -384,15 +589,18 @@ async fn reads_retry_and_writes_do_not() {
         .respond_with(ResponseTemplate::new(200).set_body_json(object("backup/a.db", b"a", "5")))
         .mount(&server)
         .await;
+    // A write that cannot apply twice (`ifGenerationMatch=0`) is retried like a read.
     Mock::given(method("POST"))
         .and(path(UPLOAD))
         .respond_with(
             ResponseTemplate::new(500)
                 .set_body_string("{\"error\": {\"code\": 500, \"message\": \"Backend Error\"}}"),
         )
-        .expect(1)
+        .expect(5)
         .mount(&server)
         .await;
+    // A write that could apply twice is not: a session's chunk after a 500 is resumed from
+    // what the session says it kept, never blindly re-sent (see the resumable tests).
     let s = store(&server);
     assert_eq!(s.describe("a.db").await.unwrap().size_bytes, Some(1));
     let err = s
@@ -405,4 +613,115 @@ async fn reads_retry_and_writes_do_not() {
     );
     let err = s.describe("../etc/passwd").await.unwrap_err();
     assert!(matches!(err.kind(), ErrorKind::InvalidInput { .. }));
+}
+
+/// Google's client libraries escape every byte of an object name but `A-Za-z0-9-._~`; the
+/// looser RFC 3986 path set would leave `; , ' ( ) * ! $ & = + : @` as they are.
+#[tokio::test]
+async fn object_names_are_escaped_like_googles_client_libraries() {
+    let server = MockServer::start().await;
+    let name = "backup/a;b,c'd(e)f*g!h$i&j=k+l:m@n o~p.q-r_s";
+    let escaped = "backup%2Fa%3Bb%2Cc%27d%28e%29f%2Ag%21h%24i%26j%3Dk%2Bl%3Am%40n%20o~p.q-r_s";
+    Mock::given(method("GET"))
+        .and(move |req: &Request| req.url.path() == format!("{OBJECTS}/{escaped}"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(object(name, b"x", "9")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let info = store(&server)
+        .describe(name.strip_prefix("backup/").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(info.id, "a;b,c'd(e)f*g!h$i&j=k+l:m@n o~p.q-r_s");
+}
+
+/// A chunk fails, and so does the first question to the session about how far it got: the
+/// client asks again (after a backoff) and resumes from the answer; it never re-sends a chunk
+/// without knowing what the session kept.
+#[tokio::test]
+async fn a_failed_status_query_is_asked_again_before_anything_is_resent() {
+    let server = MockServer::start().await;
+    let data: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
+    let session = format!("{}{UPLOAD}?uploadType=resumable&upload_id=S1", server.uri());
+    Mock::given(method("POST"))
+        .and(path(UPLOAD))
+        .and(query_param("uploadType", "resumable"))
+        .respond_with(ResponseTemplate::new(200).insert_header("location", session.as_str()))
+        .mount(&server)
+        .await;
+    let put_range = |range: &'static str| {
+        Mock::given(method("PUT"))
+            .and(query_param("upload_id", "S1"))
+            .and(header("content-range", range))
+    };
+    put_range("bytes 0-262143/*")
+        .respond_with(ResponseTemplate::new(308).insert_header("range", "bytes=0-262143"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // The second chunk fails; the session kept half of it.
+    put_range("bytes 262144-524287/*")
+        .respond_with(ResponseTemplate::new(503))
+        .expect(1)
+        .mount(&server)
+        .await;
+    put_range("bytes */*")
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    put_range("bytes */*")
+        .respond_with(ResponseTemplate::new(308).insert_header("range", "bytes=0-393215"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    put_range("bytes 393216-524287/*")
+        .respond_with(ResponseTemplate::new(308).insert_header("range", "bytes=0-524287"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    put_range("bytes 524288-599999/600000")
+        .respond_with(ResponseTemplate::new(200).set_body_json(object(
+            "backup/big.dump",
+            &data,
+            "1700000000000006",
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    store(&server)
+        .put_artifact(
+            &put("big.dump"),
+            Box::pin(std::io::Cursor::new(data.clone())),
+        )
+        .await
+        .unwrap();
+    let ranges: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.method.as_str() == "PUT")
+        .map(|r| {
+            r.headers
+                .get("content-range")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        ranges,
+        [
+            "bytes 0-262143/*",
+            "bytes 262144-524287/*",
+            "bytes */*",
+            "bytes */*",
+            "bytes 393216-524287/*",
+            "bytes 524288-599999/600000"
+        ],
+        "no byte is sent before the session says it lacks it"
+    );
 }

@@ -12,7 +12,7 @@ use tokio_util::io::StreamReader;
 use url::Url;
 
 use super::CloudStorage;
-use super::wire::crc32c_from_goog_hash;
+use super::wire::{Object, crc32c_from_goog_hash};
 
 /// Reconnections one download may make.
 const MAX_RESUMES: u32 = 5;
@@ -29,13 +29,25 @@ struct Resume {
 }
 
 impl CloudStorage {
-    /// Streams the object `name`, verified against its CRC32C.
+    /// Streams the object `name`, verified against the CRC32C and size its writer recorded
+    /// (when it recorded them) and against the server's: the object's resource is read first,
+    /// and the bytes are fetched at that generation only.
     pub(super) async fn download(&self, name: &str) -> Result<ArtifactReader> {
+        let object = self.object(name).await?;
+        if let Some(problem) = object.integrity_problem() {
+            return Err(corrupt(&object, problem));
+        }
         let mut url = self.object_url(name)?;
         url.query_pairs_mut().append_pair("alt", "media");
+        let mut pinned = url.clone();
+        if !object.generation.is_empty() {
+            pinned
+                .query_pairs_mut()
+                .append_pair("generation", &object.generation);
+        }
         let req = self
             .client
-            .authorize(self.client.http().get(url.clone()))
+            .authorize(self.client.http().get(pinned))
             .await?;
         let resp = self
             .client
@@ -48,24 +60,47 @@ impl CloudStorage {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        let expected = header("x-goog-hash")
+        let served = header("x-goog-hash")
             .as_deref()
-            .and_then(crc32c_from_goog_hash)
+            .and_then(crc32c_from_goog_hash);
+        let expected = object
+            .recorded()
+            .map(|(c, _)| c)
+            .or_else(|| object.checksum())
+            .or(served)
             .ok_or_else(|| {
                 Error::new(
                     "gcp",
                     "download",
                     ErrorKind::Decode {
                         detail: format!(
-                            "{name}: no crc32c in X-Goog-Hash; refusing an unverifiable download"
+                            "{name}: no crc32c in the object or X-Goog-Hash; refusing an \
+                             unverifiable download"
                         ),
                     },
                 )
             })?;
-        let length = header("x-goog-stored-content-length")
-            .or_else(|| header("content-length"))
-            .and_then(|n| n.parse().ok());
-        let generation = header("x-goog-generation").unwrap_or_default();
+        if let Some(served) = served
+            && served != expected
+        {
+            return Err(corrupt(
+                &object,
+                format!("{name}: served with checksum {served}, expected {expected}"),
+            ));
+        }
+        let length = object
+            .recorded()
+            .map(|(_, n)| n)
+            .or_else(|| object.size())
+            .or_else(|| {
+                header("x-goog-stored-content-length")
+                    .or_else(|| header("content-length"))
+                    .and_then(|n| n.parse().ok())
+            });
+        let generation = match object.generation.is_empty() {
+            true => header("x-goog-generation").unwrap_or_default(),
+            false => object.generation.clone(),
+        };
         let state = Resume {
             store: self.clone(),
             url,
@@ -82,6 +117,21 @@ impl CloudStorage {
             "gcp",
         )))
     }
+}
+
+fn corrupt(object: &Object, detail: String) -> Error {
+    Error::new(
+        "gcp",
+        "download",
+        ErrorKind::ChecksumMismatch {
+            expected: object
+                .recorded()
+                .map_or("the recorded checksum".into(), |(c, n)| {
+                    format!("{c} ({n} bytes)")
+                }),
+            actual: detail,
+        },
+    )
 }
 
 async fn next_piece(mut st: Resume) -> Option<(std::io::Result<Bytes>, Resume)> {

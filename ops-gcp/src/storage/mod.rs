@@ -22,6 +22,7 @@
 //! `ops_core::adapters::SqliteIntegrityCheck` (feature `sqlite`), a `RestoreTest` that
 //! `BackupAndVerify` runs after each backup.
 
+mod config;
 mod download;
 mod upload;
 pub mod wire;
@@ -40,7 +41,10 @@ use reqwest::Method;
 use url::Url;
 
 use crate::client::{GcpClient, collect_pages};
-pub use upload::CHUNK_GRANULE;
+pub use config::{
+    CHUNK_GRANULE, CloudStorageConfig, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, check_chunk_size,
+    format_chunk_size, parse_chunk_size,
+};
 use wire::{Object, ObjectPage, RewriteResponse, SOURCE_KEY};
 
 /// The most objects one listing reads.
@@ -64,13 +68,19 @@ pub struct CloudStorage {
 }
 
 impl CloudStorage {
-    /// Backups in `bucket` under `prefix` (such as `backup/`; may be empty). Chunks of 8 MiB.
+    /// Backups in `bucket` under `prefix` (such as `backup/`; may be empty), uploaded in
+    /// chunks of 8 MiB ([`DEFAULT_CHUNK_SIZE`]).
     pub fn new(
         client: GcpClient,
         bucket: impl Into<String>,
         prefix: impl Into<String>,
     ) -> Result<Self> {
-        let (bucket, prefix) = (bucket.into(), prefix.into());
+        Self::from_config(client, &CloudStorageConfig::new(bucket, prefix))
+    }
+
+    /// The store `config` describes.
+    pub fn from_config(client: GcpClient, config: &CloudStorageConfig) -> Result<Self> {
+        let (bucket, prefix) = (config.bucket.clone(), config.prefix.clone());
         let ok = (3..=222).contains(&bucket.len())
             && bucket
                 .chars()
@@ -83,27 +93,21 @@ impl CloudStorage {
                 "not a bucket name",
             ));
         }
+        // Endpoints set after the client's construction are checked here, before any call.
+        client.config().endpoints.validate()?;
         Ok(Self {
             name: format!("gs://{bucket}/{prefix}"),
             client,
             bucket,
             prefix,
-            chunk_size: 8 * 1024 * 1024,
+            chunk_size: check_chunk_size(config.chunk_size)?,
         })
     }
 
-    /// Resumable chunks of `size` bytes (a positive multiple of 256 KiB). Memory use is about
-    /// twice this.
+    /// Resumable chunks of `size` bytes: a positive multiple of 256 KiB, at most 1 GiB. Memory
+    /// use is about twice this (see [`CloudStorageConfig`] for when to raise it).
     pub fn with_chunk_size(mut self, size: usize) -> Result<Self> {
-        if size == 0 || !size.is_multiple_of(CHUNK_GRANULE) {
-            return Err(Error::invalid_input(
-                "gcp",
-                "cloud_storage",
-                "chunk_size",
-                "must be a positive multiple of 256 KiB",
-            ));
-        }
-        self.chunk_size = size;
+        self.chunk_size = check_chunk_size(size)?;
         Ok(self)
     }
 
@@ -125,16 +129,14 @@ impl CloudStorage {
             .url(base, &format!("upload/storage/v1/b/{}/o", self.bucket))
     }
 
-    /// `…/b/BUCKET/o/NAME` with the name as one path segment (`/` encoded).
+    /// `…/b/BUCKET/o/NAME`, then `rest` (path segments such as `rewriteTo/b/…/o/TO`), every
+    /// object name one segment escaped as Google's client libraries escape it: everything but
+    /// `A-Za-z0-9-._~`.
     fn object_url(&self, name: &str) -> Result<Url> {
-        let mut url = self.api_root()?;
-        url.path_segments_mut()
-            .map_err(|_| {
-                Error::invalid_input("gcp", "cloud_storage", "endpoint", "cannot be a base")
-            })?
-            .pop_if_empty()
-            .extend(["b", &self.bucket, "o", name]);
-        Ok(url)
+        self.client.url(
+            &self.api_root()?,
+            &format!("b/{}/o/{}", self.bucket, escape_object_name(name)),
+        )
     }
 
     fn object_name(&self, id: &str) -> Result<String> {
@@ -194,12 +196,15 @@ impl CloudStorage {
         };
         let mut token: Option<String> = None;
         for _ in 0..10_000 {
-            let mut url = self.object_url(from)?;
-            url.path_segments_mut()
-                .map_err(|_| {
-                    Error::invalid_input("gcp", "rewrite", "endpoint", "cannot be a base")
-                })?
-                .extend(["rewriteTo", "b", &self.bucket, "o", to]);
+            let mut url = self.client.url(
+                &self.api_root()?,
+                &format!(
+                    "b/{b}/o/{}/rewriteTo/b/{b}/o/{}",
+                    escape_object_name(from),
+                    escape_object_name(to),
+                    b = self.bucket
+                ),
+            )?;
             url.query_pairs_mut()
                 .append_pair("ifGenerationMatch", if_generation)
                 .append_pair("ifSourceGenerationMatch", from_generation);
@@ -303,7 +308,10 @@ impl BackupStore for CloudStorage {
         };
         let to = self.object_name(&id)?;
         let source = self.object(&request.source).await?;
-        let metadata = Self::metadata(Some(&request.source), &request.labels);
+        let mut metadata = Self::metadata(Some(&request.source), &request.labels);
+        if let (Some(crc), Some(size)) = (source.checksum(), source.size()) {
+            metadata = wire::record(&metadata, crc, size);
+        }
         let copy = self
             .rewrite(
                 &request.source,
@@ -360,13 +368,9 @@ impl BackupStore for CloudStorage {
         let objects = collect_pages(LIST_CAP, |token| {
             let prefix = prefix.clone();
             async move {
-                let mut url = self.api_root()?;
-                url.path_segments_mut()
-                    .map_err(|_| {
-                        Error::invalid_input("gcp", "list", "endpoint", "cannot be a base")
-                    })?
-                    .pop_if_empty()
-                    .extend(["b", &self.bucket, "o"]);
+                let mut url = self
+                    .client
+                    .url(&self.api_root()?, &format!("b/{}/o", self.bucket))?;
                 url.query_pairs_mut()
                     .append_pair("prefix", &prefix)
                     .append_pair("maxResults", "1000");
@@ -422,10 +426,17 @@ impl BackupStore for CloudStorage {
             None => "0".to_string(),
         };
         // The target keeps its own metadata, not the backup's.
-        let keep = current
+        let mut keep = current
             .as_ref()
             .map(|c| c.metadata.clone())
             .unwrap_or_default();
+        for key in [
+            wire::RECORDED_CRC32C_KEY,
+            wire::RECORDED_SIZE_KEY,
+            wire::UPLOAD_ID_KEY,
+        ] {
+            keep.remove(key);
+        }
         let restored = self
             .rewrite(&backup.name, &backup.generation, &target_name, &precondition, Some(&keep))
             .await
@@ -461,28 +472,50 @@ impl BackupStore for CloudStorage {
     /// bytes than the ones checked. Setting metadata to the same values twice is harmless, so
     /// the call retries.
     async fn record_verification(&self, id: &str, verification: &Verification) -> Result<()> {
-        let name = self.object_name(id)?;
-        let object = self.object(&name).await?;
-        let mut url = self.object_url(&name)?;
-        url.query_pairs_mut()
-            .append_pair("ifGenerationMatch", &object.generation);
-        let body = serde_json::json!({ "metadata": wire::verification_metadata(verification) });
-        let options = SendOptions {
-            idempotency: Some(ops_core::retry::Idempotency::Idempotent),
-            ..self.options(&name)
-        };
-        let _: Object = self
-            .client
-            .call(
-                "record_verification",
-                Method::PATCH,
-                url,
-                Some(&body),
-                &options,
-            )
+        let object = self.object(&self.object_name(id)?).await?;
+        self.patch_metadata(&object, &wire::verification_metadata(verification))
             .await?;
         Ok(())
     }
+}
+
+impl CloudStorage {
+    /// Merges `metadata` into `object`'s custom metadata (a `null` value removes a key), only
+    /// while it is still the same generation and metageneration: a record is never put on
+    /// other bytes than the ones checked. Setting the same values twice is harmless, so the
+    /// call retries.
+    async fn patch_metadata(
+        &self,
+        object: &Object,
+        metadata: &impl serde::Serialize,
+    ) -> Result<Object> {
+        let mut url = self.object_url(&object.name)?;
+        url.query_pairs_mut()
+            .append_pair("ifGenerationMatch", &object.generation);
+        if let Some(m) = &object.metageneration {
+            url.query_pairs_mut()
+                .append_pair("ifMetagenerationMatch", m);
+        }
+        let body = serde_json::json!({ "metadata": metadata });
+        let options = SendOptions {
+            idempotency: Some(ops_core::retry::Idempotency::Idempotent),
+            ..self.options(&object.name)
+        };
+        self.client
+            .call("patch_object", Method::PATCH, url, Some(&body), &options)
+            .await
+    }
+}
+
+/// An object name as one URL path segment: every byte but `A-Za-z0-9-._~` percent-encoded,
+/// as Google's client libraries do (`/` included, so a name is never split).
+fn escape_object_name(name: &str) -> String {
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(name, KEEP).to_string()
 }
 
 #[cfg(test)]

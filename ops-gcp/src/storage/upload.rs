@@ -21,10 +21,7 @@ use serde_json::json;
 use tokio::io::AsyncReadExt;
 
 use super::CloudStorage;
-use super::wire::{Object, encode_crc32c};
-
-/// Resumable chunks must be multiples of this.
-pub const CHUNK_GRANULE: usize = 256 * 1024;
+use super::wire::{Object, UPLOAD_ID_KEY, encode_crc32c, record};
 
 /// Consecutive failed attempts on one chunk before giving up.
 const MAX_CHUNK_FAILURES: u32 = 6;
@@ -37,7 +34,10 @@ enum ChunkOutcome {
 }
 
 impl CloudStorage {
-    /// Streams `data` into the new object `name` (which must not exist yet).
+    /// Streams `data` into the new object `name` (which must not exist yet), then makes sure
+    /// the object carries the writer's CRC32C and size in its custom metadata
+    /// ([`RECORDED_CRC32C_KEY`](super::wire::RECORDED_CRC32C_KEY)), so that reads check what
+    /// was written, not whatever the object holds now.
     pub(super) async fn upload(
         &self,
         name: &str,
@@ -45,20 +45,23 @@ impl CloudStorage {
         mut data: ArtifactReader,
     ) -> Result<Object> {
         let mut hasher = Hasher::new();
+        let mut metadata = metadata.clone();
+        // Tells this upload's object apart from anyone else's when a retried request finds
+        // the name taken.
+        metadata.insert(UPLOAD_ID_KEY.into(), format!("{:016x}", fastrand::u64(..)));
         let first = read_chunk(&mut data, self.chunk_size, &mut hasher).await?;
         let object = if first.len() < self.chunk_size {
-            self.multipart(name, metadata, first, hasher.checksum())
+            let recorded = record(&metadata, hasher.checksum(), hasher.len());
+            self.multipart(name, &recorded, first, hasher.checksum())
                 .await?
         } else {
-            self.resumable(name, metadata, first, &mut data, &mut hasher)
+            self.resumable(name, &metadata, first, &mut data, &mut hasher)
                 .await?
         };
         let expected = hasher.checksum();
         if object.checksum() != Some(expected) || object.size() != Some(hasher.len()) {
             // Never keep an object that is not what was sent.
-            let _ = self
-                .delete_object(&object.name, Some(&object.generation))
-                .await;
+            self.discard(&object).await;
             return Err(Error::new(
                 "gcp",
                 "upload",
@@ -72,7 +75,40 @@ impl CloudStorage {
                 },
             ));
         }
-        Ok(object)
+        if object.recorded() == Some((expected, hasher.len())) {
+            return Ok(object);
+        }
+        // A resumable session fixes the metadata before the bytes are known: record them now,
+        // on this generation only. An object that cannot carry its record is not kept.
+        match self
+            .patch_metadata(&object, &record(&BTreeMap::new(), expected, hasher.len()))
+            .await
+        {
+            // The bytes did not change: what the patch reply leaves out (fake-gcs-server
+            // answers in its own shape, without `timeCreated`) is still the upload's.
+            Ok(patched) => Ok(Object {
+                time_created: patched.time_created.or(object.time_created),
+                crc32c: patched.crc32c.or(object.crc32c),
+                size: patched.size.or(object.size),
+                ..patched
+            }),
+            Err(e) => {
+                self.discard(&object).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Deletes `object` at its generation, logging (not returning) a failure: the caller is
+    /// already reporting the error that made the object unwanted.
+    async fn discard(&self, object: &Object) {
+        if let Err(e) = self
+            .delete_object(&object.name, Some(&object.generation))
+            .await
+        {
+            tracing::error!(object = %object.name, generation = %object.generation, error = %e,
+                "could not delete an incomplete upload; delete it by hand");
+        }
     }
 
     fn object_resource(name: &str, metadata: &BTreeMap<String, String>) -> serde_json::Value {
@@ -114,12 +150,23 @@ impl CloudStorage {
             )
             .body(body);
         let req = self.client.authorize(req).await?;
-        let (_, _, body) = self
-            .client
-            .http()
-            .send_bytes("upload", req, &self.options(name))
-            .await?;
-        ops_core::http::decode_json("gcp", "upload", &body)
+        // `ifGenerationMatch=0` makes a repeat harmless: it cannot replace anything, so
+        // throttling, outages and lost replies are retried.
+        let options = SendOptions {
+            idempotency: Some(Idempotency::Idempotent),
+            ..self.options(name)
+        };
+        match self.client.http().send_bytes("upload", req, &options).await {
+            Ok((_, _, body)) => ops_core::http::decode_json("gcp", "upload", &body),
+            // A repeat of a request whose reply was lost finds its own object.
+            Err(e) if matches!(e.kind(), ErrorKind::Conflict { .. }) => {
+                match self.object(name).await {
+                    Ok(o) if o.metadata.get(UPLOAD_ID_KEY) == metadata.get(UPLOAD_ID_KEY) => Ok(o),
+                    _ => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn resumable(
@@ -204,10 +251,18 @@ impl CloudStorage {
                         &format!("the session kept {n} bytes, expected {end}"),
                     ));
                 }
-                ChunkOutcome::Done(_) => {
+                ChunkOutcome::Done(object) => {
+                    // The server finished the object early (an emulator does this on a status
+                    // query): it is truncated, and must not stay where it would list as a backup
+                    // or block a retry of the same id.
+                    self.discard(&object).await;
                     return Err(decode_error(
                         "upload_chunk",
-                        "the session finished before the last chunk",
+                        &format!(
+                            "the session finished at {} bytes, before the last chunk; the partial \
+                             object was deleted",
+                            object.size().map_or("?".into(), |n| n.to_string())
+                        ),
                     ));
                 }
             }
@@ -265,16 +320,27 @@ impl CloudStorage {
                         return Err(e);
                     }
                     tracing::warn!(error = %e, offset = from, "upload chunk failed; asking the session where to resume");
-                    self.client
-                        .clock()
-                        .sleep(e.retry_after().unwrap_or(wait))
-                        .await;
-                    wait = (wait * 2).min(Duration::from_secs(30));
-                    match self.query_session(session, total).await {
-                        Ok(o) => o,
-                        // The status query failed too: count it and try the chunk again.
-                        Err(q) if q.is_retryable() => continue,
-                        Err(q) => return Err(q),
+                    let mut last = e;
+                    // Never re-send before the session has said how far it got: ask until it
+                    // answers, backing off, within the same failure budget.
+                    loop {
+                        self.client
+                            .clock()
+                            .sleep(last.retry_after().unwrap_or(wait))
+                            .await;
+                        wait = (wait * 2).min(Duration::from_secs(30));
+                        match self.query_session(session, total).await {
+                            Ok(o) => break o,
+                            Err(q) if q.is_retryable() => {
+                                failures += 1;
+                                if failures >= MAX_CHUNK_FAILURES {
+                                    return Err(q);
+                                }
+                                tracing::warn!(error = %q, "asking the upload session failed; asking again");
+                                last = q;
+                            }
+                            Err(q) => return Err(q),
+                        }
                     }
                 }
                 Err(e) => return Err(e),
@@ -343,8 +409,9 @@ impl CloudStorage {
                 ErrorKind::NotFound { .. } => Error::new(
                     "gcp",
                     "upload_status",
+                    // Not a transient fault: asking again cannot bring the session back.
                     ErrorKind::Io {
-                        kind: std::io::ErrorKind::ConnectionAborted,
+                        kind: std::io::ErrorKind::Other,
                         message: "the upload session expired or was cancelled; the source \
                                   cannot be replayed"
                             .into(),

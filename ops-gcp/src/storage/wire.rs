@@ -18,6 +18,28 @@ pub const VERIFIED_AT_KEY: &str = "ops-verified-at";
 /// The metadata key holding why its check failed.
 pub const VERIFICATION_REASON_KEY: &str = "ops-verification-reason";
 
+/// The metadata key holding the CRC32C the writer computed over the bytes it sent (Cloud
+/// Storage's base64 form). Reads are checked against it as well as against the server's value,
+/// so an object replaced after the backup was taken does not read back as the backup.
+pub const RECORDED_CRC32C_KEY: &str = "ops-crc32c";
+/// The metadata key holding the size in bytes the writer sent.
+pub const RECORDED_SIZE_KEY: &str = "ops-size";
+/// The metadata key holding a random id of the upload that wrote the object: a retried request
+/// that finds the name taken recognises its own object by it.
+pub const UPLOAD_ID_KEY: &str = "ops-upload-id";
+
+/// `metadata` with the writer's checksum and size recorded.
+pub fn record(
+    metadata: &BTreeMap<String, String>,
+    checksum: Checksum,
+    size: u64,
+) -> BTreeMap<String, String> {
+    let mut m = metadata.clone();
+    m.insert(RECORDED_CRC32C_KEY.into(), encode_crc32c(checksum));
+    m.insert(RECORDED_SIZE_KEY.into(), size.to_string());
+    m
+}
+
 /// The custom-metadata entries that record `v` (a `null` removes an entry in a patch).
 pub fn verification_metadata(v: &Verification) -> serde_json::Value {
     let at = |t: &DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -62,6 +84,9 @@ pub struct Object {
     /// Its generation (int64 as a string).
     #[serde(default)]
     pub generation: String,
+    /// Its metageneration (int64 as a string): bumped by every metadata change.
+    #[serde(default)]
+    pub metageneration: Option<String>,
     /// Size in bytes (uint64 as a string).
     #[serde(default)]
     pub size: Option<String>,
@@ -87,11 +112,54 @@ impl Object {
         self.size.as_deref().and_then(|s| s.parse().ok())
     }
 
+    /// The checksum and size its writer recorded, if it recorded valid ones.
+    pub fn recorded(&self) -> Option<(Checksum, u64)> {
+        let crc = decode_crc32c(self.metadata.get(RECORDED_CRC32C_KEY)?)?;
+        let size = self.metadata.get(RECORDED_SIZE_KEY)?.parse().ok()?;
+        Some((crc, size))
+    }
+
+    /// Whether the bytes are not the ones written: a record that is unreadable or disagrees
+    /// with the server's checksum or size. An object with no record (written by something else,
+    /// or before records existed) is judged by the server's values alone.
+    pub fn integrity_problem(&self) -> Option<String> {
+        let has_record = self.metadata.contains_key(RECORDED_CRC32C_KEY)
+            || self.metadata.contains_key(RECORDED_SIZE_KEY);
+        if !has_record {
+            return None;
+        }
+        let Some((crc, size)) = self.recorded() else {
+            return Some(format!(
+                "{}: its recorded checksum or size is unreadable",
+                self.name
+            ));
+        };
+        if self.checksum() != Some(crc) || self.size() != Some(size) {
+            return Some(format!(
+                "{}: written as {crc} ({size} bytes), holds {} ({} bytes): replaced or damaged \
+                 after the backup",
+                self.name,
+                self.checksum()
+                    .map_or("no checksum".into(), |c| c.to_string()),
+                self.size().map_or("?".into(), |n| n.to_string()),
+            ));
+        }
+        None
+    }
+
     /// As a backup whose id is the name without `prefix`.
     pub fn info(&self, prefix: &str, location: &str) -> BackupInfo {
         let mut labels = self.metadata.clone();
         let source = labels.remove(SOURCE_KEY);
         let verification = take_verification(&mut labels);
+        for key in [RECORDED_CRC32C_KEY, RECORDED_SIZE_KEY, UPLOAD_ID_KEY] {
+            labels.remove(key);
+        }
+        // Bytes that are not the ones written never list as a good backup.
+        let state = match self.integrity_problem() {
+            Some(_) => BackupState::Failed,
+            None => BackupState::Complete,
+        };
         BackupInfo {
             id: self
                 .name
@@ -99,9 +167,9 @@ impl Object {
                 .unwrap_or(&self.name)
                 .to_string(),
             created_at: self.time_created.unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
-            state: BackupState::Complete,
-            size_bytes: self.size(),
-            checksum: self.checksum(),
+            state,
+            size_bytes: self.recorded().map(|(_, n)| n).or_else(|| self.size()),
+            checksum: self.recorded().map(|(c, _)| c).or_else(|| self.checksum()),
             source,
             location: format!("{location}{}", self.name),
             labels,

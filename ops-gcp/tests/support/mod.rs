@@ -143,3 +143,5 @@ pub fn operation(name: &str, done: bool, response: Option<Value>) -> Value {
 pub fn google_error(code: u16, status: &str, message: &str) -> Value {
     json!({"error": {"code": code, "message": message, "status": status}})
 }
+
+pub mod fake_gcs;
