@@ -122,14 +122,55 @@ pub fn redact_text(s: &str) -> String {
             out.push_str(word);
             continue;
         }
-        out.push_str(&mask_opaque_runs(word));
+        match word.find("://") {
+            Some(at) => out.push_str(&mask_url(word, at)),
+            None => out.push_str(&mask_opaque_runs(word, true)),
+        }
     }
     out
 }
 
-fn mask_opaque_runs(word: &str) -> String {
-    let is_tok =
-        |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '_' | '-' | '.');
+/// A URL keeps its shape: the password of a `user:password@` part and every query value are
+/// masked, and each path segment is judged alone, so a long path is not taken for a token
+/// but a token that *is* a segment still is.
+fn mask_url(word: &str, scheme_end: usize) -> String {
+    let (scheme, rest) = word.split_at(scheme_end + 3);
+    let (rest, query) = match rest.find('?') {
+        Some(q) => rest.split_at(q),
+        None => (rest, ""),
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let authority = match authority.rsplit_once('@') {
+        Some((user, host)) => match user.split_once(':') {
+            Some((name, _)) => format!("{name}:{MASK}@{host}"),
+            None => format!("{MASK}@{host}"),
+        },
+        None => authority.to_string(),
+    };
+    let mut out = format!("{scheme}{authority}{}", mask_opaque_runs(path, false));
+    if !query.is_empty() {
+        // Query strings carry signatures and tokens under any name: keep only the names.
+        let names: Vec<String> = query[1..]
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) => format!("{}={MASK}", mask_opaque_runs(name, false)),
+                None => mask_opaque_runs(pair, false),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&names.join("&"));
+    }
+    out
+}
+
+/// Masks opaque runs in `word`; `/` joins a run only where it may be part of a base64 token
+/// (`slash_joins`), not between the segments of a URL path.
+fn mask_opaque_runs(word: &str, slash_joins: bool) -> String {
+    let is_tok = |c: char| {
+        c.is_ascii_alphanumeric()
+            || matches!(c, '+' | '=' | '_' | '-' | '.')
+            || (slash_joins && c == '/')
+    };
     let mut out = String::with_capacity(word.len());
     let mut run = String::new();
     let flush = |run: &mut String, out: &mut String| {
@@ -137,10 +178,16 @@ fn mask_opaque_runs(word: &str) -> String {
         // unless it is a name made of short parts (`app-20261123-090000.dump`, a UUID): a
         // token has a long unbroken stretch somewhere.
         let longest_part = run.split(['-', '.', '_']).map(str::len).max().unwrap_or(0);
-        let opaque = run.len() >= 32
-            && longest_part >= 20
-            && run.chars().any(|c| c.is_ascii_digit())
-            && run.chars().any(|c| c.is_ascii_alphabetic());
+        let digits_and_letters =
+            run.chars().any(|c| c.is_ascii_digit()) && run.chars().any(|c| c.is_ascii_alphabetic());
+        let mixed_case = run.chars().any(|c| c.is_ascii_uppercase())
+            && run.chars().any(|c| c.is_ascii_lowercase());
+        let opaque = if slash_joins {
+            run.len() >= 32 && longest_part >= 20 && digits_and_letters
+        } else {
+            // One URL path segment: shorter secrets live there (a webhook's 24 characters).
+            longest_part >= 20 && (digits_and_letters || mixed_case)
+        };
         out.push_str(if opaque { MASK } else { run });
         run.clear();
     };
@@ -191,6 +238,28 @@ mod tests {
         let e = redact_excerpt(format!("bad key {key}!").as_bytes(), 1000);
         assert!(!e.contains(key), "{e}");
         assert!(e.ends_with('!'));
+    }
+
+    #[test]
+    fn urls_keep_their_shape_and_lose_their_credentials() {
+        let location =
+            "https://api.github.com/repositories/1296269/issues/1347/comments?per_page=100";
+        assert_eq!(
+            redact_text(&format!("moved to {location}")),
+            "moved to https://api.github.com/repositories/1296269/issues/1347/comments?per_page=[REDACTED]"
+        );
+        let long = "https://api.github.com/repos/acme-platform-infrastructure/deployment-automation-service/deployments";
+        assert_eq!(redact_text(long), long, "a long path is not a token");
+        let masked = redact_text("https://ann:hunter2@db.example.com/x?sig=abc&token=def");
+        assert_eq!(
+            masked,
+            "https://ann:[REDACTED]@db.example.com/x?sig=[REDACTED]&token=[REDACTED]"
+        );
+        let hook = "https://hooks.slack.com/services/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";
+        assert_eq!(
+            redact_text(hook),
+            "https://hooks.slack.com/services/T0A1B2C3D/B0A1B2C3D/[REDACTED]"
+        );
     }
 
     #[test]

@@ -120,9 +120,12 @@ struct GitAuthor {
     date: Option<DateTime<Utc>>,
 }
 
+/// A commit's GitHub account: `null` when the email is tied to no account, and `{}` in some
+/// real replies (both in the official description); only then is the git name used.
 #[derive(Deserialize)]
 struct Login {
-    login: String,
+    #[serde(default)]
+    login: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -187,7 +190,7 @@ impl RepoActivity {
                             .next()
                             .unwrap_or_default()
                             .to_string(),
-                        author: c.author.map(|a| a.login).unwrap_or_else(|| {
+                        author: c.author.and_then(|a| a.login).unwrap_or_else(|| {
                             c.commit
                                 .author
                                 .as_ref()
@@ -250,7 +253,7 @@ impl RepoActivity {
                 items.push(MergedPull {
                     number: p.number,
                     title: p.title,
-                    author: p.user.map(|u| u.login).unwrap_or_default(),
+                    author: p.user.and_then(|u| u.login).unwrap_or_default(),
                     merged_at,
                     base: p.base.name,
                     html_url: p.html_url,

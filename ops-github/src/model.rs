@@ -101,9 +101,15 @@ impl Deployment {
 pub struct DeploymentStatus {
     /// `success`, `inactive`, `failure`, `error`, `in_progress`, `queued`, `pending`.
     pub state: String,
-    /// Where the deployment can be reached.
-    #[serde(default)]
+    /// Where the deployment can be reached (the API's default `""` reads as none).
+    #[serde(default, deserialize_with = "non_empty")]
     pub environment_url: Option<String>,
     /// When it was set.
     pub created_at: DateTime<Utc>,
+}
+
+/// An optional string where the API writes `""` for "none".
+fn non_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let s: Option<String> = Option::deserialize(d)?;
+    Ok(s.filter(|s| !s.trim().is_empty()))
 }

@@ -54,7 +54,9 @@ pub struct RetryPolicy {
     /// No wait starts that would end later than this after the first attempt began.
     #[serde(with = "crate::serde_duration")]
     pub max_elapsed: Duration,
-    /// The longest server-requested wait (`Retry-After`) honoured.
+    /// The longest server-requested wait (`Retry-After`) waited out. A longer one is clamped
+    /// to this for an outage (503), and ends the retries for a rate limit (429, or a 403 with
+    /// an exhausted quota), whose error carries the wait, rather than asking too early.
     #[serde(with = "crate::serde_duration")]
     pub max_retry_after: Duration,
     /// A deadline for each attempt; `None` leaves it to the operation.
@@ -151,6 +153,15 @@ impl RetryPolicy {
             }
             let computed = backoff.next_wait();
             let wait = match err.retry_after() {
+                // A quota's window is a fact, not an estimate: coming back before it reopens
+                // is a request known to fail, so the error (with its wait) goes to the caller.
+                Some(asked)
+                    if asked > self.max_retry_after
+                        && matches!(err.kind(), ErrorKind::RateLimited { .. }) =>
+                {
+                    return Err(err);
+                }
+                // An outage's estimate is clamped: the service may be back sooner.
                 Some(asked) => asked.min(self.max_retry_after),
                 None => computed,
             };

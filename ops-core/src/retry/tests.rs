@@ -160,6 +160,35 @@ async fn clamps_a_long_retry_after() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_rate_limit_longer_than_the_clamp_is_returned_not_retried_early() {
+    let clock = SystemClock;
+    let policy = RetryPolicy {
+        max_retry_after: Duration::from_secs(5),
+        ..fast_policy()
+    };
+    let calls = AtomicU32::new(0);
+    let start = clock.instant();
+    let err = policy
+        .run(&clock, Idempotency::Idempotent, |_| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async {
+                Err::<(), _>(Error::new(
+                    "test",
+                    "op",
+                    ErrorKind::RateLimited {
+                        retry_after: Some(Duration::from_secs(3600)),
+                    },
+                ))
+            }
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(clock.instant(), start, "no wait");
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(3600)));
+}
+
+#[tokio::test(start_paused = true)]
 async fn never_waits_past_max_elapsed() {
     let clock = SystemClock;
     let policy = RetryPolicy {

@@ -21,8 +21,28 @@ struct Body {
     errors: Vec<FieldError>,
 }
 
+/// One entry of `errors`: an object naming the field, or (also documented) a bare string.
 #[derive(Deserialize)]
-struct FieldError {
+#[serde(untagged)]
+enum FieldError {
+    Detail(Detail),
+    Text(String),
+}
+
+impl FieldError {
+    fn detail(&self) -> Detail {
+        match self {
+            FieldError::Detail(d) => d.clone(),
+            FieldError::Text(t) => Detail {
+                message: Some(t.clone()),
+                ..Detail::default()
+            },
+        }
+    }
+}
+
+#[derive(Deserialize, Clone, Default)]
+struct Detail {
     #[serde(default)]
     resource: Option<String>,
     #[serde(default)]
@@ -64,7 +84,8 @@ pub fn parse_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Opti
         }),
         422 => {
             let body = parsed?;
-            let first = body.errors.first();
+            let errors: Vec<Detail> = body.errors.iter().map(FieldError::detail).collect();
+            let first = errors.first();
             if first.and_then(|e| e.code.as_deref()) == Some("already_exists") {
                 let e = first.expect("checked above");
                 return Some(ErrorKind::AlreadyExists {
@@ -75,8 +96,7 @@ pub fn parse_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Opti
                         .join(" "),
                 });
             }
-            let details: Vec<String> = body
-                .errors
+            let details: Vec<String> = errors
                 .iter()
                 .map(|e| {
                     let what = e

@@ -148,6 +148,11 @@ impl Reply {
     }
 }
 
+/// Redirect statuses GitHub answers with (a renamed or transferred repository).
+const REDIRECTS: [u16; 4] = [301, 302, 307, 308];
+/// The most redirects one request follows.
+pub const MAX_REDIRECTS: usize = 5;
+
 /// An authenticated client. Cheap to clone; clones share the token, the rate-limit state and
 /// the ETag cache.
 #[derive(Clone)]
@@ -171,8 +176,16 @@ impl fmt::Debug for GithubClient {
 impl GithubClient {
     /// A client for `config`.
     pub fn new(config: GithubConfig) -> Result<Self> {
-        let http =
-            HttpClient::new("github", &config.http)?.with_error_parser(Arc::new(parse_error));
+        let rate = Arc::new(RateLimit::default());
+        // Every reply's rate-limit headers are recorded, error replies included (a primary
+        // limit's 403 is the one that matters most), before the error is mapped.
+        let observer = rate.clone();
+        let http = HttpClient::new("github", &config.http)?.with_error_parser(Arc::new(
+            move |status, headers, body| {
+                observer.observe(headers);
+                parse_error(status, headers, body)
+            },
+        ));
         if let Credentials::Token(t) = &config.credentials
             && t.expose_secret().trim().is_empty()
         {
@@ -184,7 +197,7 @@ impl GithubClient {
         Ok(Self {
             http,
             auth: Arc::new(auth),
-            rate: Arc::new(RateLimit::default()),
+            rate,
             etags: Arc::new(EtagCache::new(256)),
             config: Arc::new(config),
         })
@@ -249,37 +262,24 @@ impl GithubClient {
         if cached.is_some() {
             options.accept.push(304);
         }
-        let token = self.auth.token().await?;
-        let first = self
-            .attempt(
-                operation,
-                &method,
-                &url,
-                body,
-                &options,
-                token.secret(),
-                cached.as_ref(),
-            )
-            .await;
-        let reply = match first {
-            Err(e)
-                if matches!(e.kind(), ErrorKind::Unauthorized) && self.auth.invalidate(&token) =>
-            {
-                let token = self.auth.token().await?;
-                self.attempt(
-                    operation,
-                    &method,
-                    &url,
-                    body,
-                    &options,
-                    token.secret(),
-                    cached.as_ref(),
-                )
-                .await?
+        options.accept.extend(REDIRECTS);
+        let mut target = url.clone();
+        let mut hops = 0;
+        let reply = loop {
+            let reply = self
+                .authorized_attempt(operation, &method, &target, body, &options, cached.as_ref())
+                .await?;
+            self.rate.observe(&reply.headers);
+            if !REDIRECTS.contains(&reply.status.as_u16()) {
+                break reply;
             }
-            other => other?,
+            // A renamed or transferred repository answers 301 (GET) or 307 (writes): repeat
+            // the request as it was at the new location, as GitHub documents. A redirect is
+            // an answer, not an effect, so nothing runs twice.
+            hops += 1;
+            target = self.redirect_target(operation, &target, &reply, hops)?;
+            tracing::info!(operation, status = reply.status.as_u16(), to = %target.path(), "GitHub redirected the request");
         };
-        self.rate.observe(&reply.headers);
         if reply.status == StatusCode::NOT_MODIFIED {
             let (_, cached_body) = cached.expect("304 is accepted only with a cached body");
             return Ok(Reply {
@@ -295,6 +295,92 @@ impl GithubClient {
             self.etags.put(url.as_str(), etag, &reply.body);
         }
         Ok(reply)
+    }
+
+    /// One attempt with the current token; a rejected App token is replaced once.
+    async fn authorized_attempt<B>(
+        &self,
+        operation: &'static str,
+        method: &Method,
+        url: &Url,
+        body: Option<&B>,
+        options: &SendOptions,
+        cached: Option<&(String, Vec<u8>)>,
+    ) -> Result<Reply>
+    where
+        B: Serialize + ?Sized + Sync,
+    {
+        let token = self.auth.token().await?;
+        let first = self
+            .attempt(
+                operation,
+                method,
+                url,
+                body,
+                options,
+                token.secret(),
+                cached,
+            )
+            .await;
+        match first {
+            Err(e)
+                if matches!(e.kind(), ErrorKind::Unauthorized) && self.auth.invalidate(&token) =>
+            {
+                let token = self.auth.token().await?;
+                self.attempt(
+                    operation,
+                    method,
+                    url,
+                    body,
+                    options,
+                    token.secret(),
+                    cached,
+                )
+                .await
+            }
+            other => other,
+        }
+    }
+
+    /// Where a redirect points, if the client may follow it: on the API's own host and
+    /// scheme (the token must not travel elsewhere), within [`MAX_REDIRECTS`] hops.
+    fn redirect_target(
+        &self,
+        operation: &'static str,
+        from: &Url,
+        reply: &Reply,
+        hops: usize,
+    ) -> Result<Url> {
+        let refuse = |detail: String| {
+            Error::new(
+                "github",
+                operation,
+                ErrorKind::Provider {
+                    status: reply.status.as_u16(),
+                    code: Some("redirect".into()),
+                    body_excerpt: detail,
+                },
+            )
+        };
+        let location = reply
+            .headers
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| refuse("a redirect without a Location".into()))?;
+        let to = from
+            .join(location)
+            .map_err(|e| refuse(format!("an unreadable Location: {e}")))?;
+        let base = &self.config.base_url;
+        if to.scheme() != base.scheme() || to.host() != base.host() || to.port() != base.port() {
+            return Err(refuse(format!(
+                "a redirect to another host ({}), not followed with the token",
+                to.host_str().unwrap_or("none")
+            )));
+        }
+        if hops > MAX_REDIRECTS {
+            return Err(refuse(format!("more than {MAX_REDIRECTS} redirects")));
+        }
+        Ok(to)
     }
 
     #[allow(clippy::too_many_arguments)]
