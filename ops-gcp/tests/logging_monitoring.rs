@@ -186,6 +186,7 @@ async fn the_error_ratio_sums_response_classes_across_pages() {
     series_query(SERIES_PATH)
         .and(query_param("filter", filter))
         .and(query_param("aggregation.perSeriesAligner", "ALIGN_DELTA"))
+        .and(query_param("view", "FULL"))
         .and(query_param("aggregation.crossSeriesReducer", "REDUCE_SUM"))
         .and(query_param(
             "aggregation.groupByFields",

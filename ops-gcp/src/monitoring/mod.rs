@@ -124,7 +124,9 @@ impl CloudMonitoring {
                     .append_pair("interval.startTime", &rfc3339(query.window.start))
                     .append_pair("interval.endTime", &rfc3339(query.window.end))
                     .append_pair("aggregation.alignmentPeriod", &format!("{period}s"))
-                    .append_pair("aggregation.perSeriesAligner", req.aligner);
+                    .append_pair("aggregation.perSeriesAligner", req.aligner)
+                    // Required by the official description (FULL: points, not only headers).
+                    .append_pair("view", "FULL");
                 if let Some(r) = req.reducer {
                     q.append_pair("aggregation.crossSeriesReducer", r);
                 }

@@ -5,7 +5,7 @@ use ops_core::Result;
 use ops_core::contracts::{CheckResult, HealthProbe, HealthReport, HealthStatus};
 
 use super::CloudRun;
-use super::model::{INGRESS_NONE, Service, short_name};
+use super::model::{INGRESS_NONE, INGRESS_UNSPECIFIED, Service, short_name};
 
 /// Healthy when the service is Ready, its newest revision is the one ready to serve, and
 /// ingress is open. Built by [`CloudRun::health_probe`].
@@ -79,6 +79,11 @@ fn checks_of(svc: &Service) -> Vec<(&'static str, HealthStatus, String)> {
         Some(INGRESS_NONE) => (
             HealthStatus::Unhealthy,
             "stopped: ingress is INGRESS_TRAFFIC_NONE".to_string(),
+        ),
+        // Read back when unset, but not a state to call healthy without knowing it.
+        Some(INGRESS_UNSPECIFIED) => (
+            HealthStatus::Degraded,
+            "ingress reads back as INGRESS_TRAFFIC_UNSPECIFIED".to_string(),
         ),
         Some(i) => (HealthStatus::Healthy, i.to_string()),
         None => (HealthStatus::Healthy, "default ingress".into()),

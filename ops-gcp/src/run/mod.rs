@@ -44,8 +44,7 @@ use url::Url;
 
 pub use health::CloudRunHealth;
 use model::{
-    INGRESS_ALL, INGRESS_BEFORE_STOP, INGRESS_NONE, Revision, RevisionPage, Service, TrafficTarget,
-    short_name,
+    INGRESS_BEFORE_STOP, INGRESS_NONE, Revision, RevisionPage, Service, TrafficTarget, short_name,
 };
 
 use crate::client::{GcpClient, Operation, OperationPolling, collect_pages};
@@ -259,9 +258,9 @@ impl CloudRun {
         );
         if svc.ingress.as_deref() == Some(INGRESS_NONE) {
             let mut annotations = svc.annotations.clone();
-            let ingress = annotations
-                .remove(INGRESS_BEFORE_STOP)
-                .unwrap_or_else(|| INGRESS_ALL.into());
+            let ingress =
+                model::ingress_to_restore(annotations.remove(INGRESS_BEFORE_STOP).as_deref())
+                    .to_string();
             return Patch {
                 mask: "traffic,ingress,annotations",
                 body: json!({ "traffic": traffic, "ingress": ingress,
@@ -342,7 +341,7 @@ impl CloudRun {
 
     fn plan_stop(&self, svc: &Service) -> Patch {
         let mut annotations = svc.annotations.clone();
-        let before = svc.ingress.clone().unwrap_or_else(|| INGRESS_ALL.into());
+        let before = model::ingress_to_restore(svc.ingress.as_deref()).to_string();
         annotations.insert(INGRESS_BEFORE_STOP.into(), before);
         Patch {
             mask: "ingress,annotations",

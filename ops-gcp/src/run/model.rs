@@ -14,6 +14,17 @@ pub const BY_REVISION: &str = "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION";
 pub const INGRESS_NONE: &str = "INGRESS_TRAFFIC_NONE";
 /// Ingress that admits everything.
 pub const INGRESS_ALL: &str = "INGRESS_TRAFFIC_ALL";
+/// The ingress the API may read back when none was set; it means the default (all).
+pub const INGRESS_UNSPECIFIED: &str = "INGRESS_TRAFFIC_UNSPECIFIED";
+
+/// The ingress to restore after a stop: the recorded one, unless it was unset or unspecified
+/// (both mean the default, all traffic), which is never written back.
+pub fn ingress_to_restore(recorded: Option<&str>) -> &str {
+    match recorded {
+        None | Some("") | Some(INGRESS_UNSPECIFIED) | Some(INGRESS_NONE) => INGRESS_ALL,
+        Some(other) => other,
+    }
+}
 /// The service annotation that remembers the ingress in force before a stop.
 pub const INGRESS_BEFORE_STOP: &str = "ops.rs/ingress-before-stop";
 
@@ -124,6 +135,13 @@ pub struct ServiceScaling {
     /// `AUTOMATIC` or `MANUAL`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scaling_mode: Option<String>,
+    /// Instances of a `MANUAL` service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual_instance_count: Option<u32>,
+    /// Fields this crate does not know yet, written back as they were read: a patch of
+    /// `scaling` replaces the whole message, and must not clear what it did not mean to change.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A `Condition`.
