@@ -139,6 +139,9 @@ impl PagerDuty {
     }
 }
 
+/// The longest `dedup_key` the Events API v2 accepts.
+pub const MAX_DEDUP_KEY: usize = 255;
+
 #[async_trait]
 impl Notifier for PagerDuty {
     fn name(&self) -> &str {
@@ -147,6 +150,20 @@ impl Notifier for PagerDuty {
 
     async fn send(&self, n: &Notification) -> Result<Receipt> {
         n.validate()?;
+        // The Events API refuses a longer key; refused here, nothing is sent.
+        if let Some(k) = &n.dedup_key
+            && k.chars().count() > MAX_DEDUP_KEY
+        {
+            return Err(Error::invalid_input(
+                "pagerduty",
+                "enqueue",
+                "dedup_key",
+                format!(
+                    "{} characters; PagerDuty accepts at most {MAX_DEDUP_KEY}",
+                    k.chars().count()
+                ),
+            ));
+        }
         let body = self.event(n, self.http.clock().now());
         let req = self.http.post(self.url.clone()).json(&body);
         let options = SendOptions {

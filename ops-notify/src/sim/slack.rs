@@ -147,11 +147,29 @@ fn respond(s: &mut State, req: &Request) -> ResponseTemplate {
                 return api_error("channel_not_found");
             }
             let with_meta = query.get("include_all_metadata").map(String::as_str) == Some("true");
-            let messages: Vec<Value> = s
+            // Pages as Slack pages them: `limit` (default 100, at most 999) and an opaque cursor.
+            let limit = query
+                .get("limit")
+                .and_then(|l| l.parse::<usize>().ok())
+                .unwrap_or(100)
+                .clamp(1, 999);
+            let skip = match query.get("cursor") {
+                Some(c) => match c.strip_prefix("bmV4dF90czo").and_then(|n| n.parse().ok()) {
+                    Some(n) => n,
+                    None => return api_error("invalid_cursor"),
+                },
+                None => 0usize,
+            };
+            let top: Vec<&_> = s
                 .messages
                 .iter()
                 .rev()
                 .filter(|m| m.thread_ts.is_none())
+                .collect();
+            let messages: Vec<Value> = top
+                .iter()
+                .skip(skip)
+                .take(limit)
                 .map(|m| {
                     let mut v = json!({"type": "message", "ts": m.ts, "text": m.text});
                     if with_meta && let Some(meta) = &m.metadata {
@@ -160,7 +178,14 @@ fn respond(s: &mut State, req: &Request) -> ResponseTemplate {
                     v
                 })
                 .collect();
-            ok(json!({"ok": true, "messages": messages, "has_more": false}))
+            let more = skip + limit < top.len();
+            let next = if more {
+                format!("bmV4dF90czo{}", skip + limit)
+            } else {
+                String::new()
+            };
+            ok(json!({"ok": true, "messages": messages, "has_more": more,
+                      "response_metadata": {"next_cursor": next}}))
         }
         _ => api_error("unknown_method"),
     }

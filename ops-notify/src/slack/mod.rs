@@ -156,7 +156,19 @@ struct ApiAnswer {
     ts: Option<String>,
     #[serde(default)]
     messages: Vec<Value>,
+    #[serde(default)]
+    response_metadata: Option<ResponseMetadata>,
 }
+
+#[derive(Debug, Deserialize)]
+struct ResponseMetadata {
+    #[serde(default)]
+    next_cursor: Option<String>,
+}
+
+/// How many pages of `conversations.history` (200 messages each) a thread lookup reads at
+/// most: an incident's first message is found among the channel's last 5,000 messages.
+pub const MAX_HISTORY_PAGES: usize = 25;
 
 /// The Web API in one channel: a trigger starts a thread, updates go into it, acknowledge and
 /// resolve also edit the first message. The thread for a dedup key is found again after a
@@ -269,25 +281,40 @@ impl SlackApi {
         {
             return Ok(Some(ts));
         }
-        let answer = self
-            .api(
-                "find_thread",
-                "conversations.history",
-                Method::GET,
-                None,
-                &[
-                    ("channel", &self.channel),
-                    ("include_all_metadata", "true"),
-                    ("limit", "200"),
-                ],
-            )
-            .await?;
-        let found = answer.messages.iter().find_map(|m| {
-            let meta = m.get("metadata")?;
-            (meta.get("event_type")? == EVENT_TYPE
-                && meta.pointer("/event_payload/dedup_key")?.as_str()? == key)
-                .then(|| m.get("ts")?.as_str().map(str::to_owned))?
-        });
+        let mut cursor: Option<String> = None;
+        let mut found = None;
+        for _ in 0..MAX_HISTORY_PAGES {
+            let mut query = vec![
+                ("channel", self.channel.as_str()),
+                ("include_all_metadata", "true"),
+                ("limit", "200"),
+            ];
+            if let Some(c) = &cursor {
+                query.push(("cursor", c.as_str()));
+            }
+            let answer = self
+                .api(
+                    "find_thread",
+                    "conversations.history",
+                    Method::GET,
+                    None,
+                    &query,
+                )
+                .await?;
+            found = answer.messages.iter().find_map(|m| {
+                let meta = m.get("metadata")?;
+                (meta.get("event_type")? == EVENT_TYPE
+                    && meta.pointer("/event_payload/dedup_key")?.as_str()? == key)
+                    .then(|| m.get("ts")?.as_str().map(str::to_owned))?
+            });
+            cursor = answer
+                .response_metadata
+                .and_then(|m| m.next_cursor)
+                .filter(|c| !c.is_empty());
+            if found.is_some() || cursor.is_none() {
+                break;
+            }
+        }
         if let Some(ts) = &found {
             self.threads
                 .lock()

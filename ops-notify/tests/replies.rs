@@ -1,0 +1,96 @@
+//! What the official descriptions allow and a convenient fake never exercises: Slack's history
+//! in pages behind a cursor, and PagerDuty's bound on `dedup_key`.
+
+use std::sync::Arc;
+
+use ops_core::ErrorKind;
+use ops_core::clock::ManualClock;
+use ops_core::contracts::*;
+use ops_core::http::{HttpClient, HttpConfig};
+use ops_notify::sim::{PagerDutySim, SlackSim};
+use ops_notify::{PagerDuty, SlackApi};
+
+fn http() -> HttpClient {
+    let clock = Arc::new(ManualClock::starting_at(
+        "2026-11-23T09:00:00Z".parse().unwrap(),
+    ));
+    HttpClient::new("test", &HttpConfig::default())
+        .unwrap()
+        .with_clock(clock)
+}
+
+fn slack_api(sim: &SlackSim) -> SlackApi {
+    SlackApi::new(
+        "slack-incidents",
+        ops_notify::sim::slack_token(),
+        ops_notify::sim::slack_channel(),
+    )
+    .unwrap()
+    .with_base(&format!("{}/api/", sim.uri()), http())
+    .unwrap()
+}
+
+/// An incident opened 450 messages ago: a restarted process finds its thread on the third
+/// page of `conversations.history` and edits the original message, instead of starting a new
+/// thread that acknowledge and resolve would never reach.
+#[tokio::test]
+async fn an_incident_older_than_one_page_of_history_is_found_after_a_restart() {
+    let sim = SlackSim::start().await;
+    let first = slack_api(&sim);
+    first
+        .send(&Notification::new(Severity::Critical, "checkout is down").dedup_key("inc-old"))
+        .await
+        .unwrap();
+    for i in 0..450 {
+        first
+            .send(&Notification::new(
+                Severity::Info,
+                format!("deploy {i} finished"),
+            ))
+            .await
+            .unwrap();
+    }
+    let restarted = slack_api(&sim);
+    restarted
+        .send(
+            &Notification::new(Severity::Critical, "checkout is down")
+                .dedup_key("inc-old")
+                .event(NotificationEvent::Resolve),
+        )
+        .await
+        .unwrap();
+    let messages = sim.messages();
+    let top_level = messages.iter().filter(|m| m.thread_ts.is_none()).count();
+    assert_eq!(top_level, 451, "no second thread was started");
+    let original = &messages[0];
+    assert!(original.edited, "the original message shows the resolution");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.thread_ts.as_deref() == Some(original.ts.as_str())),
+        "the resolution went into the original thread"
+    );
+}
+
+#[tokio::test]
+async fn a_pagerduty_dedup_key_over_255_characters_is_refused_before_sending() {
+    let sim = PagerDutySim::start().await;
+    let pd = PagerDuty::new("pd", ops_notify::sim::pagerduty_key(), "api")
+        .unwrap()
+        .with_base(&sim.uri(), http())
+        .unwrap();
+    let long = "k".repeat(256);
+    let err = pd
+        .send(&Notification::new(Severity::Error, "x").dedup_key(long))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::InvalidInput { field, .. } if field == "dedup_key"),
+        "{err}"
+    );
+    assert!(sim.alerts().is_empty(), "nothing was sent");
+    pd.send(&Notification::new(Severity::Error, "x").dedup_key("k".repeat(255)))
+        .await
+        .unwrap();
+    assert_eq!(sim.alerts().len(), 1);
+}
