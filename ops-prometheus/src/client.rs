@@ -232,22 +232,58 @@ fn decode(detail: &str) -> Error {
     )
 }
 
-/// `vector`, `matrix`, `scalar` results as samples.
+/// A native-histogram series: its points are histograms, not numbers, and no single reading
+/// can stand for one without choosing a statistic.
+fn native_histogram() -> Error {
+    Error::unsupported(
+        "prometheus",
+        "query",
+        "a native histogram series (`histogram`/`histograms`); query a number from it, such as \
+         histogram_quantile(0.99, …), histogram_count(…) or histogram_sum(…)",
+    )
+}
+
+/// `vector`, `matrix`, `scalar` and `string` results as samples. A `string` result counts as a
+/// number when it reads as one; native histograms are a typed [`ErrorKind::Unsupported`].
 fn samples(data: &Data) -> Result<Vec<Sample>> {
     let labels = |s: &serde_json::Value| -> BTreeMap<String, String> {
         serde_json::from_value(s.get("metric").cloned().unwrap_or_default()).unwrap_or_default()
     };
     match data.result_type.as_str() {
-        "scalar" | "string" => Ok(vec![Sample {
+        "scalar" => Ok(vec![Sample {
             labels: BTreeMap::new(),
             points: vec![point(&data.result)?],
         }]),
+        "string" => {
+            let text = data
+                .result
+                .get(1)
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| decode("a string result is not [time, \"text\"]"))?;
+            match point(&data.result) {
+                Ok(p) => Ok(vec![Sample {
+                    labels: BTreeMap::new(),
+                    points: vec![p],
+                }]),
+                Err(_) => Err(Error::unsupported(
+                    "prometheus",
+                    "query",
+                    format!(
+                        "a string result that is not a number ({:?})",
+                        text.chars().take(64).collect::<String>()
+                    ),
+                )),
+            }
+        }
         "vector" => data
             .result
             .as_array()
             .ok_or_else(|| decode("a vector result is not a list"))?
             .iter()
             .map(|s| {
+                if s.get("value").is_none() && s.get("histogram").is_some() {
+                    return Err(native_histogram());
+                }
                 Ok(Sample {
                     labels: labels(s),
                     points: vec![point(s.get("value").unwrap_or(&serde_json::Value::Null))?],
@@ -260,6 +296,9 @@ fn samples(data: &Data) -> Result<Vec<Sample>> {
             .ok_or_else(|| decode("a matrix result is not a list"))?
             .iter()
             .map(|s| {
+                if s.get("histograms").is_some() {
+                    return Err(native_histogram());
+                }
                 let values = s
                     .get("values")
                     .and_then(|v| v.as_array())
