@@ -108,8 +108,10 @@ impl VercelDeployer {
         url.query_pairs_mut()
             .append_pair("direction", "backward")
             .append_pair("limit", &limit.to_string());
-        let mut events: Vec<Event> = self.client.get("get_deployment_events", url, id).await?;
-        events.sort_by_key(|e| e.created);
+        // The array may hold `null` items (documented): they are skipped, not a decode error.
+        let events: Vec<Option<Event>> = self.client.get("get_deployment_events", url, id).await?;
+        let mut events: Vec<Event> = events.into_iter().flatten().collect();
+        events.sort_by_key(Event::at);
         Ok(events)
     }
 
@@ -165,24 +167,26 @@ impl VercelDeployer {
             match d.ready_state.as_str() {
                 "READY" => return Ok(d),
                 "ERROR" | "CANCELED" => {
-                    let events = self.build_events(&d.id, 40).await.unwrap_or_default();
-                    let lines: Vec<String> = events
-                        .iter()
-                        .filter(|e| {
-                            e.kind == "stderr"
-                                || e.kind == "fatal"
-                                || e.level.as_deref() == Some("error")
-                        })
-                        .filter_map(|e| e.text.clone())
-                        .collect();
-                    let tail = lines
-                        .iter()
-                        .rev()
-                        .take(5)
-                        .rev()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(" | ");
+                    // The build failed either way; output that cannot be read is said so in
+                    // the report, never silently left out.
+                    let tail = match self.build_events(&d.id, 40).await {
+                        Ok(events) => {
+                            let lines: Vec<&str> = events
+                                .iter()
+                                .filter(|e| {
+                                    e.kind == "stderr"
+                                        || e.kind == "fatal"
+                                        || e.level.as_deref() == Some("error")
+                                })
+                                .filter_map(Event::line)
+                                .collect();
+                            lines[lines.len().saturating_sub(5)..].join(" | ")
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, deployment = %d.id, "build events unreadable");
+                            format!("(build output unreadable: {e})")
+                        }
+                    };
                     return Err(Error::new(
                         "vercel",
                         "deploy",

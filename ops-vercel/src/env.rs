@@ -22,6 +22,9 @@ use serde::Serialize;
 use crate::client::VercelClient;
 use crate::model::{EnvPage, EnvVar};
 
+/// The most pages of environment variables one listing reads.
+const MAX_ENV_PAGES: usize = 50;
+
 /// The environment variables of one project, for some targets.
 #[derive(Debug, Clone)]
 pub struct VercelEnv {
@@ -85,12 +88,24 @@ impl VercelEnv {
     }
 
     async fn all(&self) -> Result<Vec<EnvVar>> {
-        let url = self
-            .client
-            .url(&format!("v10/projects/{}/env", self.project))?;
-        let page: EnvPage = self.client.get("list_env", url, &self.project).await?;
-        Ok(page
-            .envs
+        let mut all = Vec::new();
+        let mut until: Option<i64> = None;
+        // Pages are followed through `pagination.next` (Vercel's `until` cursor), bounded.
+        for _ in 0..MAX_ENV_PAGES {
+            let mut url = self
+                .client
+                .url(&format!("v10/projects/{}/env", self.project))?;
+            if let Some(u) = until {
+                url.query_pairs_mut().append_pair("until", &u.to_string());
+            }
+            let page: EnvPage = self.client.get("list_env", url, &self.project).await?;
+            all.extend(page.envs);
+            match page.pagination.and_then(|p| p.next) {
+                Some(next) if Some(next) != until => until = Some(next),
+                _ => break,
+            }
+        }
+        Ok(all
             .into_iter()
             .filter(|e| self.targets.iter().all(|t| e.target.contains(t)))
             .collect())

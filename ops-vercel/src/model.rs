@@ -229,15 +229,45 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
     })
 }
 
-/// `GET /v10/projects/{id}/env`.
-#[derive(Debug, Default, Deserialize)]
+/// `GET /v10/projects/{id}/env`, in each of its documented shapes: `{envs, pagination}`,
+/// `{envs}`, or one bare variable.
+#[derive(Debug, Default)]
 pub struct EnvPage {
     /// The variables (values not decrypted).
-    #[serde(default)]
     pub envs: Vec<EnvVar>,
+    /// Where the next page starts, when the reply is paged.
+    pub pagination: Option<Pagination>,
 }
 
-/// One build or runtime event (`/v3/deployments/{id}/events`).
+impl<'de> Deserialize<'de> for EnvPage {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Listed {
+            envs: Vec<EnvVar>,
+            #[serde(default)]
+            pagination: Option<Pagination>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Shape {
+            Listed(Listed),
+            One(Box<EnvVar>),
+        }
+        Ok(match Shape::deserialize(d)? {
+            Shape::Listed(l) => EnvPage {
+                envs: l.envs,
+                pagination: l.pagination,
+            },
+            Shape::One(e) => EnvPage {
+                envs: vec![*e],
+                pagination: None,
+            },
+        })
+    }
+}
+
+/// One build or runtime event (`/v3/deployments/{id}/events`). The line is at the top level
+/// in some shapes and in `payload.text` in others; [`Event::line`] reads either.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct Event {
     /// `command`, `stdout`, `stderr`, `exit`, `fatal`, `deployment-state`, …
@@ -246,10 +276,38 @@ pub struct Event {
     /// When (ms).
     #[serde(default)]
     pub created: Option<i64>,
-    /// The line.
+    /// The line, in the shapes that carry it at the top level.
     #[serde(default)]
     pub text: Option<String>,
     /// `error` or `warning`, when set.
     #[serde(default)]
     pub level: Option<String>,
+    /// The event's payload, in the shapes that nest it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<EventPayload>,
+}
+
+/// The nested part of an event.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct EventPayload {
+    /// The line.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// When (ms).
+    #[serde(default)]
+    pub created: Option<i64>,
+}
+
+impl Event {
+    /// The event's line, wherever its shape puts it.
+    pub fn line(&self) -> Option<&str> {
+        self.text
+            .as_deref()
+            .or_else(|| self.payload.as_ref()?.text.as_deref())
+    }
+
+    /// When it happened, wherever its shape puts it.
+    pub fn at(&self) -> Option<i64> {
+        self.created.or_else(|| self.payload.as_ref()?.created)
+    }
 }

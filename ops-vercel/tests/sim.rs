@@ -100,7 +100,9 @@ async fn a_failed_build_reports_its_output_and_changes_nothing() {
         panic!("{err}")
     };
     assert!(
-        detail.contains("BUILD_FAILED") && detail.contains("Property 'user' does not exist"),
+        detail.contains("BUILD_FAILED")
+            && detail.contains("Property 'user' does not exist")
+            && detail.contains("exited with 1"),
         "{detail}"
     );
     assert_eq!(

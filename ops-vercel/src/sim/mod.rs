@@ -210,7 +210,7 @@ impl VercelSim {
     /// Sets an environment variable directly (test set-up).
     pub fn put_env(&self, key: &str, value: &str, targets: &[&str]) {
         let mut s = self.state();
-        let now = s.clock.now();
+        let now = s.fresh_env_time();
         let id = format!("env_{:016x}", fastrand::u64(..));
         s.envs.push(SimEnv {
             id,

@@ -17,6 +17,16 @@ fn ms(t: DateTime<Utc>) -> i64 {
 }
 
 impl State {
+    /// A creation time for a new variable: now, but after every existing one, so that paging
+    /// by creation time (`until`) never skips one, even on a paused clock.
+    pub(super) fn fresh_env_time(&self) -> chrono::DateTime<chrono::Utc> {
+        let now = self.clock.now();
+        self.envs
+            .iter()
+            .map(|e| e.created + chrono::Duration::milliseconds(1))
+            .fold(now, |a, b| a.max(b))
+    }
+
     pub(super) fn new_deployment(
         &mut self,
         target: Option<String>,
@@ -119,6 +129,17 @@ impl State {
         v
     }
 
+    /// A `/v7/deployments` item: the list's own shape, which has `uid` but no `id` and no
+    /// `alias` (those come only with `/v13/deployments/{id}`).
+    fn render_listed(&self, d: &SimDeployment) -> Value {
+        let mut v = self.render(d);
+        if let Some(o) = v.as_object_mut() {
+            o.remove("id");
+            o.remove("alias");
+        }
+        v
+    }
+
     fn project(&self) -> Value {
         let prod = self
             .production
@@ -177,7 +198,7 @@ impl State {
                 let prev = list.first().map(|d| json!(ms(d.created)));
                 (
                     200,
-                    json!({"deployments": list.iter().map(|d| self.render(d)).collect::<Vec<_>>(),
+                    json!({"deployments": list.iter().map(|d| self.render_listed(d)).collect::<Vec<_>>(),
                              "pagination": {"count": list.len(), "next": next, "prev": prev}}),
                 )
             }
@@ -265,7 +286,10 @@ impl State {
                 ];
                 if self.ready_state(&d) == "ERROR" {
                     events.push(json!({"type": "stderr", "created": t + 3, "text": "Type error: Property 'user' does not exist on type 'Session'.", "level": "error", "deploymentId": d.id, "id": "e3", "serial": "3"}));
-                    events.push(json!({"type": "stderr", "created": t + 4, "text": "Error: Command \"npm run build\" exited with 1", "level": "error", "deploymentId": d.id, "id": "e4", "serial": "4"}));
+                    // The documented shapes also nest the line in `payload`, and the array
+                    // may hold `null`.
+                    events.push(Value::Null);
+                    events.push(json!({"type": "stderr", "created": t + 4, "payload": {"text": "Error: Command \"npm run build\" exited with 1", "deploymentId": d.id, "id": "e4", "serial": "4", "date": t + 4, "created": t + 4}}));
                 }
                 (200, json!(events))
             }
@@ -300,10 +324,30 @@ impl State {
                 self.mutations += 1;
                 (200, json!({}))
             }
-            ("GET", ["v10", "projects", p, "env"]) if project_ok(p) => (
-                200,
-                json!({"envs": self.envs.iter().map(|e| env_json(e, false)).collect::<Vec<_>>()}),
-            ),
+            ("GET", ["v10", "projects", p, "env"]) if project_ok(p) => {
+                // Paged newest first by `until` (a creation time in ms), as Vercel pages.
+                let until = query.get("until").and_then(|u| u.parse::<i64>().ok());
+                let mut envs: Vec<&SimEnv> = self.envs.iter().collect();
+                envs.sort_by_key(|e| std::cmp::Reverse((ms(e.created), e.id.clone())));
+                let page: Vec<&SimEnv> = envs
+                    .into_iter()
+                    .filter(|e| until.is_none_or(|u| ms(e.created) < u))
+                    .take(ENV_PAGE + 1)
+                    .collect();
+                let more = page.len() > ENV_PAGE;
+                let page = &page[..page.len().min(ENV_PAGE)];
+                let next = if more {
+                    page.last().map(|e| json!(ms(e.created)))
+                } else {
+                    None
+                };
+                (
+                    200,
+                    json!({"envs": page.iter().map(|e| env_json(e, false)).collect::<Vec<_>>(),
+                           "pagination": {"count": page.len(), "next": next,
+                                          "prev": page.first().map(|e| ms(e.created))}}),
+                )
+            }
             ("GET", ["v1", "projects", p, "env", id]) if project_ok(p) => {
                 match self.envs.iter().find(|e| e.id == *id) {
                     Some(e) => (200, env_json(e, true)),
@@ -359,14 +403,15 @@ impl State {
                         e.clone()
                     }
                     None => {
+                        let created = self.fresh_env_time();
                         let e = SimEnv {
                             id: format!("env_{:016x}", fastrand::u64(..)),
                             key: key.into(),
                             value: value.into(),
                             kind,
                             target,
-                            created: now,
-                            updated: now,
+                            created,
+                            updated: created,
                         };
                         self.envs.push(e.clone());
                         e
@@ -396,6 +441,9 @@ impl State {
         }
     }
 }
+
+/// Variables per page of the env listing: small, so that rehearsals page.
+const ENV_PAGE: usize = 5;
 
 fn env_json(e: &SimEnv, decrypted: bool) -> Value {
     let mut v = json!({
