@@ -56,6 +56,40 @@ pub fn redact_excerpt(body: &[u8], limit: usize) -> String {
     truncate(text.trim(), limit)
 }
 
+/// Masks, in place, the values an HTTP body may carry secrets in (the keys of
+/// [`redact_excerpt`]) while keeping every value's JSON type: a masked string stays a string,
+/// a masked number becomes `0`. For logs whose readers check shapes, not values.
+pub fn redact_body_shape(v: &mut Value) {
+    fn mask(v: &mut Value) {
+        match v {
+            Value::String(s) => *s = MASK.into(),
+            Value::Number(_) => *v = Value::from(0),
+            Value::Array(items) => items.iter_mut().for_each(mask),
+            Value::Object(map) => map.values_mut().for_each(mask),
+            _ => {}
+        }
+    }
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map.iter_mut() {
+                if is_secret_key(k, &[SECRET_KEYS, BODY_KEYS]) && !child.is_object() {
+                    mask(child);
+                } else {
+                    redact_body_shape(child);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_body_shape),
+        Value::String(s) => {
+            let r = redact_text(s);
+            if r != *s {
+                *s = r;
+            }
+        }
+        _ => {}
+    }
+}
+
 fn is_secret_key(k: &str, lists: &[&[&str]]) -> bool {
     let k = k.to_ascii_lowercase();
     lists.iter().flat_map(|l| l.iter()).any(|s| k.contains(s))

@@ -11,6 +11,7 @@
 //! ```
 
 mod error_map;
+pub mod record;
 mod retry_after;
 mod token;
 
@@ -254,6 +255,7 @@ impl HttpClient {
         let mut request = request.build().map_err(|e| {
             error_for_transport(self.provider.clone(), operation, &e, self.read_timeout)
         })?;
+        record::record(&self.provider, operation, &request);
         // The deadline a timeout error reports: the whole attempt for buffered calls (unless the
         // caller set its own), the idle read time for streamed ones.
         let timeout = if buffered {

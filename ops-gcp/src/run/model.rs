@@ -216,3 +216,20 @@ pub struct RevisionPage {
 pub fn short_name(name: &str) -> &str {
     name.rsplit('/').next().unwrap_or(name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scaling_fields_this_crate_does_not_know_are_written_back() {
+        let read = serde_json::json!({"scalingMode": "MANUAL", "manualInstanceCount": 3,
+                                      "someFieldAddedLater": {"x": 1}});
+        let mut scaling: ServiceScaling = serde_json::from_value(read.clone()).unwrap();
+        assert_eq!(scaling.manual_instance_count, Some(3));
+        scaling.max_instance_count = Some(8);
+        let mut expected = read;
+        expected["maxInstanceCount"] = serde_json::json!(8);
+        assert_eq!(serde_json::to_value(&scaling).unwrap(), expected);
+    }
+}

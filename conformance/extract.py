@@ -1,0 +1,410 @@
+#!/usr/bin/env python3
+"""Extracts, from the official API descriptions, the operations the ops clients call into small
+fixtures under conformance/descriptions/, which the conformance check reads.
+
+    ../shared/tools/fetch-api-specs /tmp/specs      # Google discovery, GitHub OpenAPI, Vercel SDK
+    python3 conformance/extract.py /tmp/specs
+
+Each fixture keeps, per operation: method, path template, query parameters (type, format, enum,
+required, repeated) and the request body's schema (JSON-Schema-like: type, format, enum,
+properties, items, additionalProperties, nullable, oneOf/anyOf/allOf, $ref into `schemas`).
+Descriptions (prose) are dropped. When a client starts calling a new endpoint, add it to the
+lists below and run this again; the check fails on any request it cannot find here.
+"""
+import json
+import os
+import re
+import sys
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "descriptions")
+
+# Google: discovery document -> method ids the clients call.
+GOOGLE = {
+    "storage.v1": [
+        "storage.objects.get", "storage.objects.list", "storage.objects.insert",
+        "storage.objects.delete", "storage.objects.patch", "storage.objects.rewrite",
+        "storage.buckets.list",
+    ],
+    "run.v2": [
+        "run.projects.locations.services.get", "run.projects.locations.services.patch",
+        "run.projects.locations.services.revisions.list",
+        "run.projects.locations.services.revisions.get",
+        "run.projects.locations.operations.get", "run.projects.locations.operations.wait",
+    ],
+    "logging.v2": ["logging.entries.list"],
+    "monitoring.v3": ["monitoring.projects.timeSeries.list"],
+    "secretmanager.v1": [
+        "secretmanager.projects.secrets.get", "secretmanager.projects.secrets.create",
+        "secretmanager.projects.secrets.addVersion",
+        "secretmanager.projects.secrets.versions.access",
+        "secretmanager.projects.secrets.versions.get",
+        "secretmanager.projects.secrets.versions.list",
+        "secretmanager.projects.secrets.versions.disable",
+        "secretmanager.projects.secrets.versions.enable",
+        "secretmanager.projects.secrets.versions.destroy",
+        "secretmanager.projects.secrets.list",
+    ],
+    "sqladmin.v1": [
+        "sql.backupRuns.insert", "sql.backupRuns.list", "sql.backupRuns.get",
+        "sql.backupRuns.delete", "sql.instances.get", "sql.instances.restoreBackup",
+        "sql.operations.get",
+    ],
+    "cloudresourcemanager.v3": ["cloudresourcemanager.projects.getIamPolicy"],
+    "iam.v1": [
+        "iam.projects.serviceAccounts.list", "iam.projects.serviceAccounts.keys.list",
+    ],
+}
+
+# Documented in prose, not in the discovery document: the resumable-upload session
+# (https://cloud.google.com/storage/docs/performing-resumable-uploads). The session URI is the
+# upload path with `upload_id`; chunks are PUT to it, a status query is an empty PUT, and a
+# DELETE cancels it.
+STORAGE_SESSION_QUERY = {
+    "upload_id": {"type": "string", "required": True},
+    "uploadType": {"type": "string"},
+    "name": {"type": "string"},
+}
+
+
+def google_schema(node):
+    """A discovery schema node in the fixture form."""
+    out = {}
+    if "$ref" in node:
+        return {"$ref": node["$ref"]}
+    for key in ("type", "format", "enum"):
+        if key in node:
+            out[key] = node[key]
+    if node.get("type") == "any":
+        out["type"] = "any"
+    if "properties" in node:
+        out["properties"] = {k: google_schema(v) for k, v in node["properties"].items()}
+    if "items" in node:
+        out["items"] = google_schema(node["items"])
+    if "additionalProperties" in node:
+        out["additionalProperties"] = google_schema(node["additionalProperties"])
+    return out
+
+
+def google_params(params):
+    query = {}
+    for name, p in params.items():
+        if p.get("location") != "query":
+            continue
+        q = {"type": p.get("type", "string")}
+        for key in ("format", "enum", "repeated", "required"):
+            if key in p:
+                q[key] = p[key]
+        query[name] = q
+    return query
+
+
+def walk_methods(resources):
+    for res in resources.values():
+        for m in res.get("methods", {}).values():
+            yield m
+        yield from walk_methods(res.get("resources", {}))
+
+
+def refs_of(node, found):
+    if isinstance(node, dict):
+        if "$ref" in node and isinstance(node["$ref"], str):
+            found.add(node["$ref"])
+        for v in node.values():
+            refs_of(v, found)
+    elif isinstance(node, list):
+        for v in node:
+            refs_of(v, found)
+
+
+def close_schemas(all_schemas, roots, convert):
+    keep, todo = {}, list(roots)
+    while todo:
+        name = todo.pop()
+        if name in keep or name not in all_schemas:
+            continue
+        keep[name] = convert(all_schemas[name])
+        found = set()
+        refs_of(keep[name], found)
+        todo.extend(found)
+    return keep
+
+
+def extract_google(specs):
+    for doc, wanted in GOOGLE.items():
+        d = json.load(open(os.path.join(specs, "google", f"{doc}.json")))
+        base = "/" + d.get("servicePath", "")
+        ops, roots = [], set()
+        methods = {m["id"]: m for m in walk_methods(d.get("resources", {}))}
+        for mid in wanted:
+            m = methods.get(mid)
+            if m is None:
+                sys.exit(f"{doc}: no method {mid}")
+            query = google_params(m.get("parameters", {}))
+            body = m.get("request", {}).get("$ref")
+            resp = m.get("response", {}).get("$ref")
+            roots.update(x for x in (body, resp) if x)
+            path = m.get("flatPath", m["path"])
+            op = {"id": mid, "method": m["httpMethod"], "path": base + path, "query": query,
+                  "body": body, "response": resp}
+            ops.append(op)
+            for proto in m.get("mediaUpload", {}).get("protocols", {}).values():
+                # The resource goes as JSON when a resumable session opens; a multipart body
+                # is not JSON and is not checked.
+                upload = dict(op, id=mid + ".upload", path=proto["path"])
+                ops.append(upload)
+                if doc == "storage.v1":
+                    for method in ("PUT", "DELETE"):
+                        ops.append(dict(upload, id=mid + ".session." + method.lower(),
+                                        method=method, query=STORAGE_SESSION_QUERY, body=None))
+        global_query = google_params({k: dict(v, location="query")
+                                      for k, v in d.get("parameters", {}).items()})
+        fixture = {
+            "source": f"Google discovery document {d['id']} revision {d.get('revision')}",
+            "provider": "gcp",
+            "global_query": global_query,
+            "operations": dedup(ops),
+            "schemas": close_schemas(d.get("schemas", {}), roots, google_schema),
+        }
+        write(f"google-{doc}.json", fixture)
+
+
+def dedup(ops):
+    seen, out = set(), []
+    for op in ops:
+        key = (op["method"], op["path"])
+        if key not in seen:
+            seen.add(key)
+            out.append(op)
+    return out
+
+
+# GitHub: (method, path template) the clients call.
+GITHUB = [
+    ("GET", "/repos/{owner}/{repo}/issues"), ("POST", "/repos/{owner}/{repo}/issues"),
+    ("PATCH", "/repos/{owner}/{repo}/issues/{issue_number}"),
+    ("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments"),
+    ("GET", "/repos/{owner}/{repo}/commits"), ("GET", "/repos/{owner}/{repo}/pulls"),
+    ("GET", "/repos/{owner}/{repo}/actions/runs"),
+    ("GET", "/repos/{owner}/{repo}/actions/runs/{run_id}"),
+    ("POST", "/repos/{owner}/{repo}/actions/runs/{run_id}/rerun-failed-jobs"),
+    ("GET", "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs"),
+    ("POST", "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches"),
+    ("GET", "/repos/{owner}/{repo}/deployments"),
+    ("GET", "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses"),
+    ("POST", "/repos/{owner}/{repo}/releases"),
+    ("GET", "/repos/{owner}/{repo}/actions/secrets"),
+    ("GET", "/repos/{owner}/{repo}/actions/secrets/public-key"),
+    ("GET", "/repos/{owner}/{repo}/actions/secrets/{secret_name}"),
+    ("PUT", "/repos/{owner}/{repo}/actions/secrets/{secret_name}"),
+    ("DELETE", "/repos/{owner}/{repo}/actions/secrets/{secret_name}"),
+    ("GET", "/repos/{owner}/{repo}/environments/{environment_name}/secrets"),
+    ("GET", "/repos/{owner}/{repo}/environments/{environment_name}/secrets/public-key"),
+    ("GET", "/repos/{owner}/{repo}/environments/{environment_name}/secrets/{secret_name}"),
+    ("PUT", "/repos/{owner}/{repo}/environments/{environment_name}/secrets/{secret_name}"),
+    ("DELETE", "/repos/{owner}/{repo}/environments/{environment_name}/secrets/{secret_name}"),
+    ("GET", "/orgs/{org}/actions/secrets"), ("GET", "/orgs/{org}/actions/secrets/public-key"),
+    ("GET", "/orgs/{org}/actions/secrets/{secret_name}"),
+    ("PUT", "/orgs/{org}/actions/secrets/{secret_name}"),
+    ("DELETE", "/orgs/{org}/actions/secrets/{secret_name}"),
+    ("GET", "/repos/{owner}/{repo}/hooks"), ("GET", "/repos/{owner}/{repo}/keys"),
+    ("GET", "/repos/{owner}/{repo}/collaborators"),
+    ("GET", "/repos/{owner}/{repo}/branches/{branch}/protection"),
+    ("GET", "/repos/{owner}/{repo}"),
+    ("POST", "/app/installations/{installation_id}/access_tokens"),
+]
+
+
+def openapi_schema(node, spec):
+    if not isinstance(node, dict):
+        return {}
+    if "$ref" in node:
+        return {"$ref": node["$ref"].split("/")[-1]}
+    out = {}
+    for key in ("type", "format", "enum", "nullable"):
+        if key in node:
+            out[key] = node[key]
+    for key in ("oneOf", "anyOf", "allOf"):
+        if key in node:
+            out[key] = [openapi_schema(s, spec) for s in node[key]]
+    if "properties" in node:
+        out["properties"] = {k: openapi_schema(v, spec) for k, v in node["properties"].items()}
+    if "items" in node:
+        out["items"] = openapi_schema(node["items"], spec)
+    if "additionalProperties" in node:
+        ap = node["additionalProperties"]
+        out["additionalProperties"] = ap if isinstance(ap, bool) else openapi_schema(ap, spec)
+    if "required" in node and isinstance(node["required"], list):
+        out["required"] = node["required"]
+    return out
+
+
+def extract_github(specs):
+    spec = json.load(open(os.path.join(specs, "github", "api.github.com.json")))
+    params = spec["components"]["parameters"]
+    ops, roots = [], set()
+    for method, path in GITHUB:
+        op = spec["paths"].get(path, {}).get(method.lower())
+        if op is None:
+            sys.exit(f"github: no {method} {path}")
+        query = {}
+        for p in op.get("parameters", []):
+            if "$ref" in p:
+                p = params[p["$ref"].split("/")[-1]]
+            if p.get("in") != "query":
+                continue
+            schema = openapi_schema(p.get("schema", {}), spec)
+            q = {"type": schema.get("type", "string")}
+            if "enum" in schema:
+                q["enum"] = schema["enum"]
+            if p.get("required"):
+                q["required"] = True
+            query[p["name"]] = q
+        body = (op.get("requestBody", {}).get("content", {})
+                .get("application/json", {}).get("schema"))
+        body = openapi_schema(body, spec) if body else None
+        if body:
+            refs_of(body, roots)
+        ops.append({"id": op.get("operationId"), "method": method, "path": path,
+                    "query": query, "body": body})
+    fixture = {
+        "source": f"GitHub REST API OpenAPI description {spec['info'].get('version')}",
+        "provider": "github",
+        "global_query": {},
+        "operations": ops,
+        "schemas": close_schemas(spec["components"]["schemas"], roots,
+                                 lambda s: openapi_schema(s, spec)),
+    }
+    write("github-rest.json", fixture)
+
+
+# Vercel: SDK function files (funcs/*.ts) the clients' endpoints come from.
+VERCEL = [
+    "deploymentsGetDeployments", "deploymentsGetDeployment", "deploymentsCreateDeployment",
+    "deploymentsGetDeploymentEvents", "projectsGetProject", "projectsRequestPromote",
+    "projectsRequestRollback", "projectsFilterProjectEnvs", "projectsCreateProjectEnv",
+    "projectsGetProjectEnv", "projectsEditProjectEnv", "projectsRemoveProjectEnv",
+    "projectsPauseProject", "projectsUnpauseProject",
+]
+
+TS_TYPES = {"string": "string", "number": "number", "boolean": "boolean"}
+
+
+def ts_field_types(models, type_name):
+    """Top-level fields of `export type NAME = { … }` in the SDK models: name -> type."""
+    for fname in os.listdir(models):
+        text = open(os.path.join(models, fname)).read()
+        m = re.search(r"export type " + re.escape(type_name) + r" = \{(.*?)\n\};", text, re.S)
+        if m:
+            fields = {}
+            for fm in re.finditer(r"^  (\w+)(\??):\s*([^;]+);", m.group(1), re.M):
+                name, optional, ty = fm.groups()
+                parts = [t.strip() for t in ty.split("|")]
+                base = [TS_TYPES.get(t) for t in parts if t not in ("undefined", "null")]
+                if "Array<" in ty:
+                    kind = "array"
+                elif base and all(b == base[0] for b in base) and base[0]:
+                    kind = base[0]
+                else:
+                    kind = "any"
+                fields[name] = {"type": kind, "optional": bool(optional)}
+            return fields, fname
+    return None, None
+
+
+# Documented outside the SDK's request types: Vercel pages every list with `until` set to the
+# previous page's `pagination.next` (https://vercel.com/docs/rest-api/reference/welcome#pagination),
+# and the env listing answers with `pagination` although its request type omits the parameter.
+VERCEL_EXTRA_QUERY = {"projectsFilterProjectEnvs": {"until": {"type": "number"}}}
+
+
+def ts_raw_field(models, type_name, field):
+    """The TypeScript type text of `field` (case-insensitive) in `export type TYPE = {…}`."""
+    for fname in os.listdir(models):
+        text = open(os.path.join(models, fname)).read()
+        m = re.search(r"export type " + re.escape(type_name) + r" = \{(.*?)\n\};", text, re.S)
+        if m:
+            fm = re.search(r"^  (\w+)\??:([^;]+);", m.group(1), re.M | re.S)
+            for fm in re.finditer(r"^  (\w+)\??:([^;]+);", m.group(1), re.M):
+                if fm.group(1).lower() == field.lower():
+                    return fm.group(2)
+    return None
+
+
+def ts_union_schema(models, raw):
+    """A schema for a body type: one object type, a union of them, or an array of them."""
+    raw = raw.strip()
+    arrays = re.findall(r"Array<([^>]+)>", raw)
+    plain = re.sub(r"Array<[^>]+>", "", raw)
+    alts = []
+    for name in [t.strip() for t in plain.split("|") if t.strip()]:
+        name = name.split(".")[-1]
+        fields, _ = ts_field_types(models, name)
+        if fields:
+            alts.append({"type": "object", "properties": {
+                k: ({"type": v["type"]} if v["type"] != "any" else {}) for k, v in fields.items()}})
+    for inner in arrays:
+        item = ts_union_schema(models, inner)
+        if item:
+            alts.append({"type": "array", "items": item})
+    if not alts:
+        return None
+    return alts[0] if len(alts) == 1 else {"oneOf": alts}
+
+
+def extract_vercel(specs):
+    funcs, models = os.path.join(specs, "vercel", "funcs"), os.path.join(specs, "vercel", "models")
+    ops = []
+    for func in VERCEL:
+        path_ = os.path.join(funcs, func + ".ts")
+        if not os.path.exists(path_):
+            sys.exit(f"vercel: no {func}")
+        text = open(path_).read()
+        path = re.search(r'pathToFunc\("([^"]+)"', text).group(1)
+        method = re.search(r'method: "(\w+)"', text).group(1)
+        query_names = re.findall(r'^\s+"(\w+)": payload\.', text.split("encodeFormQuery", 1)[1]
+                                 if "encodeFormQuery" in text else "", re.M)
+        req_type = re.search(r"request: (?:\w+\.)?(\w+Request)\b", text)
+        fields = {}
+        if req_type:
+            fields, _ = ts_field_types(models, req_type.group(1))
+            fields = fields or {}
+        query = {}
+        for q in query_names:
+            f = fields.get(q, {"type": "any", "optional": True})
+            entry = {"type": f["type"] if f["type"] in ("string", "number", "boolean") else "any"}
+            if not f["optional"]:
+                entry["required"] = True
+            query[q] = entry
+        query.update(VERCEL_EXTRA_QUERY.get(func, {}))
+        body = None
+        bm = re.search(r'encodeJSON\("body", payload\.(\w+)', text)
+        if bm and req_type:
+            raw = ts_raw_field(models, req_type.group(1), bm.group(1))
+            if raw:
+                body = ts_union_schema(models, raw)
+        ops.append({"id": func, "method": method, "path": re.sub(r"\{(\w+)\}", r"{\1}", path),
+                    "query": query, "body": body})
+    write("vercel-rest.json", {
+        "source": "Vercel REST API, from the request schemas of its generated SDK (funcs, models)",
+        "provider": "vercel",
+        "global_query": {},
+        "operations": ops,
+        "schemas": {},
+    })
+
+
+def write(name, fixture):
+    path = os.path.join(OUT, name)
+    with open(path, "w") as f:
+        json.dump(fixture, f, indent=1, sort_keys=True)
+        f.write("\n")
+    print(f"{path}: {len(fixture['operations'])} operations, "
+          f"{len(fixture['schemas'])} schemas, {os.path.getsize(path) // 1024} KiB")
+
+
+if __name__ == "__main__":
+    specs = sys.argv[1] if len(sys.argv) > 1 else ".api-specs"
+    os.makedirs(OUT, exist_ok=True)
+    extract_google(specs)
+    extract_github(specs)
+    extract_vercel(specs)

@@ -1,0 +1,227 @@
+//! The checker itself: it must accept what the descriptions allow and catch what they do not,
+//! on the vendored descriptions and on small hand-made ones.
+
+use std::path::PathBuf;
+
+use ops_conformance::report::{Report, load_descriptions};
+use ops_conformance::{Description, check, path_matches};
+use ops_core::http::record::RecordedRequest;
+use proptest::prelude::*;
+use serde_json::json;
+
+fn vendored() -> Vec<Description> {
+    load_descriptions(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("descriptions")).unwrap()
+}
+
+fn request(provider: &str, method: &str, path: &str, query: &[(&str, &str)]) -> RecordedRequest {
+    RecordedRequest {
+        provider: provider.into(),
+        operation: "test".into(),
+        method: method.into(),
+        path: path.into(),
+        query: query
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        content_type: None,
+        body: None,
+    }
+}
+
+fn of(provider: &str) -> Vec<Description> {
+    vendored()
+        .into_iter()
+        .filter(|d| d.provider == provider)
+        .collect()
+}
+
+#[test]
+fn templates_match_segments_and_reserved_expansions() {
+    assert!(path_matches(
+        "/storage/v1/b/{bucket}/o/{object}",
+        "/storage/v1/b/acme/o/backup%2Fa.db"
+    ));
+    assert!(!path_matches(
+        "/storage/v1/b/{bucket}/o/{object}",
+        "/storage/v1/b/acme/o/backup/a.db"
+    ));
+    assert!(!path_matches(
+        "/storage/v1/b/{bucket}/o/{object}",
+        "/storage/v1/b/acme/o/"
+    ));
+    assert!(path_matches(
+        "/v2/{+name}",
+        "/v2/projects/p/locations/l/services/s"
+    ));
+    assert!(!path_matches("/v2/{+name}", "/v2/"));
+    assert!(path_matches(
+        "/v1/projects/{projectsId}/secrets/{secretsId}:addVersion",
+        "/v1/projects/p/secrets/db-url:addVersion"
+    ));
+    assert!(!path_matches(
+        "/v1/projects/{projectsId}/secrets/{secretsId}:addVersion",
+        "/v1/projects/p/secrets/db-url"
+    ));
+    assert!(path_matches(
+        "/repositories/{+rest}",
+        "/repositories/1296269/issues"
+    ));
+}
+
+proptest! {
+    #[test]
+    fn matching_never_panics(t in "[a-z{}+:/]{0,30}", p in "[a-z%0-9:/]{0,30}") {
+        let _ = path_matches(&t, &p);
+    }
+}
+
+#[test]
+fn the_vendored_descriptions_load_and_cover_the_providers() {
+    let all = vendored();
+    for provider in ["gcp", "github", "vercel"] {
+        let ops: usize = all
+            .iter()
+            .filter(|d| d.provider == provider)
+            .map(|d| d.operations.len())
+            .sum();
+        assert!(ops >= 10, "{provider}: {ops} operations");
+    }
+}
+
+#[test]
+fn described_requests_pass() {
+    let gcp = of("gcp");
+    let ok = [
+        request(
+            "gcp",
+            "GET",
+            "/storage/v1/b/acme/o",
+            &[
+                ("prefix", "backup/"),
+                ("maxResults", "1000"),
+                ("pageToken", "x"),
+            ],
+        ),
+        request(
+            "gcp",
+            "POST",
+            "/storage/v1/b/acme/o/a.db/rewriteTo/b/acme/o/backup%2Fa.db",
+            &[
+                ("ifGenerationMatch", "0"),
+                ("ifSourceGenerationMatch", "17"),
+            ],
+        ),
+        request(
+            "gcp",
+            "PUT",
+            "/upload/storage/v1/b/acme/o",
+            &[("uploadType", "resumable"), ("upload_id", "ADPycdu")],
+        ),
+    ];
+    for r in ok {
+        assert_eq!(check(&gcp, &r), vec![], "{r:?}");
+    }
+}
+
+#[test]
+fn unknown_parameters_wrong_types_and_missing_ones_are_caught() {
+    let gcp = of("gcp");
+    let bad_type = request(
+        "gcp",
+        "GET",
+        "/storage/v1/b/acme/o",
+        &[("maxResults", "a thousand")],
+    );
+    let v = check(&gcp, &bad_type);
+    assert!(v.iter().any(|v| v.problem.contains("maxResults")), "{v:?}");
+    let unknown = request(
+        "gcp",
+        "GET",
+        "/storage/v1/b/acme/o",
+        &[("prefx", "backup/")],
+    );
+    let v = check(&gcp, &unknown);
+    assert!(
+        v.iter()
+            .any(|v| v.problem.contains("unknown query parameter \"prefx\"")),
+        "{v:?}"
+    );
+    let bad_enum = request(
+        "gcp",
+        "GET",
+        "/storage/v1/b/acme/o",
+        &[("projection", "everything")],
+    );
+    assert!(!check(&gcp, &bad_enum).is_empty());
+    let session = request("gcp", "PUT", "/upload/storage/v1/b/acme/o", &[]);
+    let v = check(&gcp, &session);
+    assert!(v.iter().any(|v| v.problem.contains("upload_id")), "{v:?}");
+    let nowhere = request("gcp", "GET", "/storage/v1/b/acme/objects", &[]);
+    assert!(check(&gcp, &nowhere)[0].problem.contains("no operation"));
+}
+
+#[test]
+fn bodies_are_checked_field_by_field() {
+    let gcp = of("gcp");
+    let mut patch = request("gcp", "PATCH", "/storage/v1/b/acme/o/backup%2Fa.db", &[]);
+    patch.body = Some(json!({"metadata": {"ops-verification": "verified", "gone": null}}));
+    assert_eq!(
+        check(&gcp, &patch),
+        vec![],
+        "a patch may clear a key with null"
+    );
+    patch.body = Some(json!({"metadata": {"k": 3}}));
+    let v = check(&gcp, &patch);
+    assert!(
+        v.iter().any(|v| v.problem.contains("body.metadata.k")),
+        "{v:?}"
+    );
+    patch.body = Some(json!({"metadta": {}}));
+    let v = check(&gcp, &patch);
+    assert!(
+        v.iter().any(|v| v
+            .problem
+            .contains("body.metadta: a field the description does not have")),
+        "{v:?}"
+    );
+
+    let github = of("github");
+    let mut issue = request("github", "POST", "/repos/o/r/issues", &[]);
+    issue.body = Some(json!({"title": "db down", "labels": ["incident"], "assignees": ["ann"]}));
+    assert_eq!(check(&github, &issue), vec![]);
+    issue.body = Some(json!({"title": "db down", "labels": "incident"}));
+    assert!(
+        !check(&github, &issue).is_empty(),
+        "labels must be an array"
+    );
+    let mut close = request("github", "PATCH", "/repos/o/r/issues/7", &[]);
+    close.body = Some(json!({"state": "closed", "state_reason": "completed"}));
+    assert_eq!(check(&github, &close), vec![]);
+    close.body = Some(json!({"state": "shut"}));
+    assert!(!check(&github, &close).is_empty(), "state is an enum");
+}
+
+#[test]
+fn the_report_fails_on_a_violation_and_on_an_empty_run() {
+    let all = vendored();
+    let mut report = Report::default();
+    assert!(!report.passed(), "nothing checked is not a pass");
+    report.add(
+        &all,
+        request("gcp", "GET", "/storage/v1/b/acme/o", &[("prefix", "b/")]),
+    );
+    report.add(&all, request("slack", "POST", "/api/chat.postMessage", &[]));
+    report.add(
+        &all,
+        request("github", "GET", "/repositories/1296269/issues", &[]),
+    );
+    assert!(report.passed(), "{}", report.render());
+    assert_eq!(report.not_covered.get("slack"), Some(&1));
+    assert_eq!(report.exempt.get("github"), Some(&1));
+    report.add(
+        &all,
+        request("gcp", "GET", "/storage/v1/b/acme/o", &[("prefx", "b/")]),
+    );
+    assert!(!report.passed());
+    assert!(report.render().contains("VIOLATION"), "{}", report.render());
+}

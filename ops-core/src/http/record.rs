@@ -1,0 +1,106 @@
+//! An opt-in log of the requests this process sends, so that a test run can be checked against
+//! the official API descriptions (`ops_core::testkit::conformance`).
+//!
+//! Set `OPS_HTTP_RECORD` to a directory: every request an [`HttpClient`](super::HttpClient)
+//! sends is appended there, one JSON line per request, to `requests-<pid>.jsonl`. Secrets are
+//! masked before anything is written (query values through `redact_text`, bodies through
+//! [`redact_body_shape`], which keeps each value's type); headers are not recorded. Unset, the
+//! cost is one check of a cached flag.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::redact::{redact_body_shape, redact_text};
+
+/// The environment variable naming the directory.
+pub const RECORD_ENV: &str = "OPS_HTTP_RECORD";
+
+/// One recorded request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedRequest {
+    /// The client's provider (`gcp`, `github`, …).
+    pub provider: String,
+    /// The operation name the client gave.
+    pub operation: String,
+    /// The HTTP method.
+    pub method: String,
+    /// The URL path, percent-encoded as sent.
+    pub path: String,
+    /// The query pairs, decoded, values masked where they look like credentials.
+    pub query: Vec<(String, String)>,
+    /// The `Content-Type`, if any.
+    pub content_type: Option<String>,
+    /// The body when it is JSON (masked, types kept); `None` for no body, a stream, or
+    /// another media type.
+    pub body: Option<serde_json::Value>,
+}
+
+fn sink() -> Option<&'static Mutex<File>> {
+    static SINK: OnceLock<Option<Mutex<File>>> = OnceLock::new();
+    SINK.get_or_init(|| {
+        let dir = PathBuf::from(std::env::var_os(RECORD_ENV)?);
+        std::fs::create_dir_all(&dir).ok()?;
+        let path = dir.join(format!("requests-{}.jsonl", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(
+                |e| tracing::warn!(path = %path.display(), error = %e, "cannot record requests"),
+            )
+            .ok()?;
+        Some(Mutex::new(file))
+    })
+    .as_ref()
+}
+
+/// The record of `request` (masked).
+pub fn recorded(provider: &str, operation: &str, request: &reqwest::Request) -> RecordedRequest {
+    let content_type = request
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = request
+        .body()
+        .and_then(|b| b.as_bytes())
+        .filter(|_| content_type.as_deref().is_some_and(|c| c.contains("json")))
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+        .map(|mut v| {
+            redact_body_shape(&mut v);
+            v
+        });
+    RecordedRequest {
+        provider: provider.to_string(),
+        operation: operation.to_string(),
+        method: request.method().as_str().to_string(),
+        path: request.url().path().to_string(),
+        query: request
+            .url()
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), redact_text(&v)))
+            .collect(),
+        content_type,
+        body,
+    }
+}
+
+/// Appends `request` to the log when `OPS_HTTP_RECORD` is set.
+pub(super) fn record(provider: &str, operation: &str, request: &reqwest::Request) {
+    let Some(sink) = sink() else {
+        return;
+    };
+    let Ok(mut line) = serde_json::to_vec(&recorded(provider, operation, request)) else {
+        return;
+    };
+    line.push(b'\n');
+    let mut file = sink.lock().unwrap_or_else(|e| e.into_inner());
+    // One write per line, so lines from several threads never interleave.
+    if let Err(e) = file.write_all(&line) {
+        tracing::warn!(error = %e, "cannot record a request");
+    }
+}
