@@ -21,6 +21,8 @@ fn segments_match(t: &[&str], p: &[&str]) -> bool {
     match (t.first(), p.first()) {
         (None, None) => true,
         (None, _) | (_, None) => false,
+        // A leading `{+prefix}` may also be empty (an API served at the root or below a path).
+        (Some(seg), _) if seg.starts_with("{+prefix}") && segments_match(&t[1..], p) => true,
         (Some(seg), _) if seg.starts_with("{+") => {
             // A reserved expansion takes one or more segments; the rest must follow.
             let suffix = seg.split_once('}').map_or("", |(_, s)| s);
@@ -122,7 +124,7 @@ fn check_operation(d: &Description, op: &Operation, r: &RecordedRequest) -> Vec<
         (Some(body), Some(value)) => {
             let schema = match body {
                 Body::Named(name) => d.schemas.get(name).cloned().unwrap_or_default(),
-                Body::Inline(s) => s.clone(),
+                Body::Inline(s) => (**s).clone(),
             };
             let patch = r.method == "PATCH";
             value_problems(d, &schema, value, "body", patch, &mut problems);
@@ -237,6 +239,11 @@ fn value_problems(
     }
     match v {
         Value::Object(map) => {
+            if !patch {
+                for name in s.required.iter().filter(|n| !map.contains_key(n.as_str())) {
+                    out.push(format!("{at}.{name}: required and missing"));
+                }
+            }
             for (k, child) in map {
                 let field = s.properties.as_ref().and_then(|p| p.get(k));
                 let path = format!("{at}.{k}");

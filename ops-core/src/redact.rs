@@ -90,6 +90,12 @@ pub fn redact_body_shape(v: &mut Value) {
     }
 }
 
+/// Whether a field or parameter named `name` carries secrets (`access_token`, `api_key`,
+/// `client_secret`, `signature`, …).
+pub fn is_secret_name(name: &str) -> bool {
+    is_secret_key(name, &[SECRET_KEYS])
+}
+
 fn is_secret_key(k: &str, lists: &[&[&str]]) -> bool {
     let k = k.to_ascii_lowercase();
     lists.iter().flat_map(|l| l.iter()).any(|s| k.contains(s))

@@ -91,7 +91,9 @@ impl PagerDuty {
     pub fn with_base(mut self, base: &str, http: HttpClient) -> Result<Self> {
         self.url = Url::parse(&format!("{}/v2/enqueue", base.trim_end_matches('/')))
             .map_err(|e| Error::invalid_input("pagerduty", "config", "base_url", e.to_string()))?;
-        self.http = http.with_error_parser(Arc::new(parse_error));
+        self.http = http
+            .with_provider("pagerduty")
+            .with_error_parser(Arc::new(parse_error));
         Ok(self)
     }
 

@@ -105,7 +105,9 @@ impl Prometheus {
 
     /// The same client on another HTTP client (its clock, timeouts, retries).
     pub fn with_http(mut self, http: HttpClient) -> Self {
-        self.http = http.with_error_parser(Arc::new(parse_error));
+        self.http = http
+            .with_provider("prometheus")
+            .with_error_parser(Arc::new(parse_error));
         self
     }
 

@@ -143,6 +143,13 @@ impl HttpClient {
         self
     }
 
+    /// The same client under another provider name (errors, logs and request records name
+    /// it): a client made for tests or shared set-up, handed to a provider, speaks as it.
+    pub fn with_provider(mut self, provider: impl Into<Cow<'static, str>>) -> Self {
+        self.provider = provider.into();
+        self
+    }
+
     /// The same client reading time from `clock` (tests use a paused clock).
     pub fn with_clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;

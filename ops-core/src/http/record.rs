@@ -14,7 +14,7 @@ use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
-use crate::redact::{redact_body_shape, redact_text};
+use crate::redact::{MASK, is_secret_name, redact_body_shape, redact_text};
 
 /// The environment variable naming the directory.
 pub const RECORD_ENV: &str = "OPS_HTTP_RECORD";
@@ -59,6 +59,16 @@ fn sink() -> Option<&'static Mutex<File>> {
 }
 
 /// The record of `request` (masked).
+///
+/// ```
+/// let req = reqwest::Client::new()
+///     .post("https://hooks.slack.com/services/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?token=abc")
+///     .build()
+///     .unwrap();
+/// let r = ops_core::http::record::recorded("slack", "send", &req);
+/// assert_eq!(r.path, "/services/T0A1B2C3D/B0A1B2C3D/[REDACTED]");
+/// assert_eq!(r.query, vec![("token".to_string(), "[REDACTED]".to_string())]);
+/// ```
 pub fn recorded(provider: &str, operation: &str, request: &reqwest::Request) -> RecordedRequest {
     let content_type = request
         .headers()
@@ -78,11 +88,21 @@ pub fn recorded(provider: &str, operation: &str, request: &reqwest::Request) -> 
         provider: provider.to_string(),
         operation: operation.to_string(),
         method: request.method().as_str().to_string(),
-        path: request.url().path().to_string(),
+        // A path can carry a credential (a webhook's secret segment): masked like a URL's.
+        path: redact_text(&format!("http://h{}", request.url().path()))
+            .trim_start_matches("http://h")
+            .to_string(),
         query: request
             .url()
             .query_pairs()
-            .map(|(k, v)| (k.into_owned(), redact_text(&v)))
+            .map(|(k, v)| {
+                let v = if is_secret_name(&k) {
+                    MASK.to_string()
+                } else {
+                    redact_text(&v)
+                };
+                (k.into_owned(), v)
+            })
             .collect(),
         content_type,
         body,

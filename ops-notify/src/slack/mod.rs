@@ -119,7 +119,9 @@ impl SlackWebhook {
 
     /// The same webhook on `http` (clock, retries).
     pub fn with_http(mut self, http: HttpClient) -> Self {
-        self.http = http.with_error_parser(Arc::new(parse_webhook_error));
+        self.http = http
+            .with_provider("slack")
+            .with_error_parser(Arc::new(parse_webhook_error));
         self
     }
 }
@@ -221,7 +223,7 @@ impl SlackApi {
             url.set_path(&p);
         }
         self.base = url;
-        self.http = http;
+        self.http = http.with_provider("slack");
         Ok(self)
     }
 
