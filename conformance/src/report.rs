@@ -18,6 +18,12 @@ pub const NOT_IN_THE_DESCRIPTIONS: &[(&str, &str, &str)] = &[
         "Google's OAuth 2.0 token endpoint (RFC 6749; developers.google.com/identity/protocols/oauth2)",
     ),
     (
+        "slack",
+        "/services/{+hook}",
+        "Slack incoming webhooks (api.slack.com/messaging/webhooks): a URL per channel, \
+         outside the Web API; the body is a message (`text`, `blocks`)",
+    ),
+    (
         "github",
         "/repositories/{+rest}",
         "where GitHub redirects a renamed or transferred repository (docs.github.com: \

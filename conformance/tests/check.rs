@@ -78,7 +78,14 @@ proptest! {
 #[test]
 fn the_vendored_descriptions_load_and_cover_the_providers() {
     let all = vendored();
-    for provider in ["gcp", "github", "vercel", "pagerduty", "prometheus"] {
+    for provider in [
+        "gcp",
+        "github",
+        "vercel",
+        "pagerduty",
+        "prometheus",
+        "slack",
+    ] {
         let ops: usize = all
             .iter()
             .filter(|d| d.provider == provider)
@@ -278,5 +285,38 @@ fn prometheus_queries_may_sit_below_a_path_prefix() {
         check(&prom, &missing).len(),
         3,
         "start, end and step are required"
+    );
+}
+
+#[test]
+fn slack_messages_need_a_channel_and_history_needs_one_too() {
+    let slack = of("slack");
+    let mut post = request("slack", "POST", "/api/chat.postMessage", &[]);
+    post.body = Some(json!({"channel": "C0123456789", "text": "checkout is down",
+        "blocks": [{"type": "header", "text": {"type": "plain_text", "text": "down"}}],
+        "metadata": {"event_type": "ops_incident", "event_payload": {"dedup_key": "inc-1"}}}));
+    assert_eq!(check(&slack, &post), vec![]);
+    post.body = Some(json!({"text": "no channel", "metadata": {"event_type": "x"}}));
+    let v = check(&slack, &post);
+    assert!(
+        v.iter()
+            .any(|v| v.problem.contains("body.channel: required")),
+        "{v:?}"
+    );
+    assert!(
+        v.iter()
+            .any(|v| v.problem.contains("event_payload: required")),
+        "{v:?}"
+    );
+    let history = request(
+        "slack",
+        "GET",
+        "/api/conversations.history",
+        &[("limit", "200")],
+    );
+    let v = check(&slack, &history);
+    assert!(
+        v.iter().any(|v| v.problem.contains("\"channel\" missing")),
+        "{v:?}"
     );
 }
