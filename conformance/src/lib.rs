@@ -10,7 +10,20 @@
 
 pub mod check;
 pub mod description;
+pub mod replies;
 pub mod report;
 
 pub use check::{Violation, check, path_matches};
 pub use description::Description;
+
+/// A description vendored with this crate, by file name (`google-storage.v1.json`).
+///
+/// # Panics
+/// When the file is missing or unreadable: a test helper, for tests.
+pub fn vendored(file: &str) -> Description {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("descriptions")
+        .join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    Description::from_json(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}

@@ -162,11 +162,10 @@ impl MetricsSource for CloudMonitoring {
             Metric::ErrorRatio => {
                 let (mut errors, mut total) = (0u64, 0u64);
                 for s in &series {
-                    let n: u64 = s
-                        .points
-                        .iter()
-                        .map(|p| p.value.int64())
-                        .sum::<Result<u64>>()?;
+                    let mut n = 0u64;
+                    for p in &s.points {
+                        n = n.saturating_add(p.value.int64()?.unwrap_or(0));
+                    }
                     total += n;
                     if s.metric
                         .labels
@@ -190,11 +189,10 @@ impl MetricsSource for CloudMonitoring {
                 (mean(&dists), dists.iter().map(|d| d.count).sum())
             }
             Metric::Named { .. } => {
-                let values: Vec<f64> = series
-                    .iter()
-                    .flat_map(|s| &s.points)
-                    .map(|p| p.value.number())
-                    .collect::<Result<_>>()?;
+                let mut values: Vec<f64> = Vec::new();
+                for p in series.iter().flat_map(|s| &s.points) {
+                    values.extend(p.value.number()?);
+                }
                 let n = values.len() as u64;
                 ((n > 0).then(|| values.iter().sum::<f64>() / n as f64), n)
             }
@@ -222,11 +220,11 @@ impl MetricsSource for CloudMonitoring {
 }
 
 fn distributions(series: &[TimeSeries]) -> Result<Vec<Distribution>> {
-    series
-        .iter()
-        .flat_map(|s| &s.points)
-        .map(|p| p.value.distribution())
-        .collect()
+    let mut out = Vec::new();
+    for p in series.iter().flat_map(|s| &s.points) {
+        out.extend(p.value.distribution()?);
+    }
+    Ok(out)
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -272,27 +270,46 @@ struct TypedValue {
     distribution_value: Option<Distribution>,
 }
 
+/// Reading a point: a point whose `value` is unset (which the description allows) carries no
+/// data and is skipped; a value of another kind than the metric's (a double where a
+/// distribution belongs) or a malformed one is an error: the query is not reading what it
+/// thinks it reads.
 impl TypedValue {
-    fn int64(&self) -> Result<u64> {
-        let v = self
-            .int64_value
-            .as_ref()
-            .ok_or_else(|| unexpected("int64Value"))?;
-        distribution::int64_string::deserialize(v.clone()).map_err(|_| unexpected("int64Value"))
+    fn is_unset(&self) -> bool {
+        self.int64_value.is_none()
+            && self.double_value.is_none()
+            && self.distribution_value.is_none()
     }
 
-    fn number(&self) -> Result<f64> {
+    fn int64(&self) -> Result<Option<u64>> {
+        match (&self.int64_value, self.double_value) {
+            (Some(v), _) => distribution::int64_string::deserialize(v.clone())
+                .map(Some)
+                .map_err(|_| unexpected("int64Value")),
+            // A count written as a double (a metric rewritten by an aggregation).
+            (None, Some(d)) if d >= 0.0 && d.fract() == 0.0 && d <= u64::MAX as f64 => {
+                Ok(Some(d as u64))
+            }
+            _ if self.is_unset() => Ok(None),
+            _ => Err(unexpected("int64Value")),
+        }
+    }
+
+    fn number(&self) -> Result<Option<f64>> {
         match (&self.double_value, &self.int64_value) {
-            (Some(d), _) => Ok(*d),
-            (None, Some(_)) => Ok(self.int64()? as f64),
+            (Some(d), _) => Ok(Some(*d)),
+            (None, Some(_)) => Ok(self.int64()?.map(|n| n as f64)),
+            _ if self.is_unset() => Ok(None),
             _ => Err(unexpected("doubleValue or int64Value")),
         }
     }
 
-    fn distribution(&self) -> Result<Distribution> {
-        self.distribution_value
-            .clone()
-            .ok_or_else(|| unexpected("distributionValue"))
+    fn distribution(&self) -> Result<Option<Distribution>> {
+        match &self.distribution_value {
+            Some(d) => Ok(Some(d.clone())),
+            None if self.is_unset() => Ok(None),
+            None => Err(unexpected("distributionValue")),
+        }
     }
 }
 

@@ -77,9 +77,15 @@ pub struct AccessResponse {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct AccessPayload {
+    // proto3 JSON leaves out empty bytes: an empty secret comes back without `data`.
+    #[serde(default = "empty_secret")]
     data: SecretString,
     #[serde(default)]
     data_crc32c: Option<String>,
+}
+
+fn empty_secret() -> SecretString {
+    SecretString::from(String::new())
 }
 
 impl AccessResponse {
