@@ -238,10 +238,20 @@ def openapi_schema(node, spec):
     return out
 
 
+# The replies the clients decode that the reply-shape tests derive variants from.
+GITHUB_REPLIES = {
+    ("GET", "/repos/{owner}/{repo}/commits"),
+    ("GET", "/repos/{owner}/{repo}/deployments"),
+    ("GET", "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses"),
+    ("GET", "/repos/{owner}/{repo}/issues"),
+    ("GET", "/repos/{owner}/{repo}/actions/runs/{run_id}"),
+}
+
+
 def extract_github(specs):
     spec = json.load(open(os.path.join(specs, "github", "api.github.com.json")))
     params = spec["components"]["parameters"]
-    ops, roots = [], set()
+    ops, roots, reply_schemas = [], set(), {}
     for method, path in GITHUB:
         op = spec["paths"].get(path, {}).get(method.lower())
         if op is None:
@@ -264,15 +274,27 @@ def extract_github(specs):
         body = openapi_schema(body, spec) if body else None
         if body:
             refs_of(body, roots)
+        response = None
+        if (method, path) in GITHUB_REPLIES:
+            for code in ("200", "201"):
+                r = op.get("responses", {}).get(code, {})
+                if "$ref" in r:
+                    r = spec["components"]["responses"][r["$ref"].split("/")[-1]]
+                schema = r.get("content", {}).get("application/json", {}).get("schema")
+                if schema:
+                    response = op["operationId"] + ".response"
+                    reply_schemas[response] = openapi_schema(schema, spec)
+                    refs_of(reply_schemas[response], roots)
+                    break
         ops.append({"id": op.get("operationId"), "method": method, "path": path,
-                    "query": query, "body": body})
+                    "query": query, "body": body, "response": response})
     fixture = {
         "source": f"GitHub REST API OpenAPI description {spec['info'].get('version')}",
         "provider": "github",
         "global_query": {},
         "operations": ops,
-        "schemas": close_schemas(spec["components"]["schemas"], roots,
-                                 lambda s: openapi_schema(s, spec)),
+        "schemas": dict(close_schemas(spec["components"]["schemas"], roots,
+                                      lambda s: openapi_schema(s, spec)), **reply_schemas),
     }
     write("github-rest.json", fixture)
 

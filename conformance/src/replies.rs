@@ -5,7 +5,8 @@
 //! From one schema: `typical` (every field, typical values), `sparse` (only the required
 //! fields and those a test names as always sent), `nulls` (every nullable field `null`),
 //! `empty-objects` (every optional object `{}`), `unknown-fields` (an extra field in every
-//! object), and one variant per enum value, plus a value added later.
+//! object), one variant per enum value plus a value added later, and one per alternative of a
+//! field that may take several shapes (`oneOf`/`anyOf`).
 
 use serde_json::{Map, Value, json};
 
@@ -106,7 +107,8 @@ impl Gen<'_> {
                 field_s.properties.is_some() || field_s.kind.as_deref() == Some("object");
             let v = match mode {
                 Mode::Sparse if !required => continue,
-                Mode::Nulls if field_s.nullable && !required => Value::Null,
+                // Nullable means "may be null", required or not.
+                Mode::Nulls if field_s.nullable || field.nullable => Value::Null,
                 Mode::EmptyObjects if is_object && !required => json!({}),
                 _ => self.value(field, mode, &at, depth + 1),
             };
@@ -131,7 +133,8 @@ impl Gen<'_> {
         Value::Object(out)
     }
 
-    /// Every enum field's path (dotted, `[]` for array items) with its values.
+    /// Every enum field's path (dotted, `[]` for array items) with its values, and every
+    /// field with alternatives (`oneOf`/`anyOf`) with a typical value of each.
     fn enums(&self, s: &Schema, path: &str, depth: usize, out: &mut Vec<(String, Vec<Value>)>) {
         let s = self.resolve(s);
         if depth > MAX_DEPTH {
@@ -140,7 +143,19 @@ impl Gen<'_> {
         if let Some(allowed) = &s.allowed
             && !path.is_empty()
         {
-            out.push((path.to_string(), allowed.clone()));
+            let mut values = allowed.clone();
+            values.push(json!(LATER_ENUM_VALUE));
+            out.push((path.to_string(), values));
+        }
+        if let Some(alts) = s.one_of.as_ref().or(s.any_of.as_ref())
+            && !path.is_empty()
+            && alts.len() > 1
+        {
+            let values = alts
+                .iter()
+                .map(|a| self.value(a, Mode::Typical, path, depth + 1))
+                .collect();
+            out.push((path.to_string(), values));
         }
         for (name, field) in s.properties.iter().flatten() {
             let at = if path.is_empty() {
@@ -179,7 +194,13 @@ fn set_at(v: &mut Value, path: &str, new: &Value) {
         Some(k) => (k, true),
         None => (head, false),
     };
-    let Some(slot) = v.get_mut(key) else { return };
+    // An empty key is the value itself (a reply that is an array: `[].field`).
+    let slot = if key.is_empty() {
+        v
+    } else {
+        let Some(slot) = v.get_mut(key) else { return };
+        slot
+    };
     let targets: Vec<&mut Value> = if into_items {
         slot.as_array_mut()
             .map(|a| a.iter_mut().collect())
@@ -220,11 +241,11 @@ pub fn variants(d: &Description, schema: &str, keep: &[&str]) -> Vec<Variant> {
     g.enums(root, "", 0, &mut enums);
     let typical = g.value(root, Mode::Typical, "", 0);
     for (path, values) in enums {
-        for value in values.into_iter().chain([json!(LATER_ENUM_VALUE)]) {
+        for value in values {
             let mut v = typical.clone();
             set_at(&mut v, &path, &value);
             out.push(Variant {
-                name: format!("enum {path}={value}"),
+                name: format!("value {path}={value}"),
                 value: v,
             });
         }

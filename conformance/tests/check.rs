@@ -320,3 +320,44 @@ fn slack_messages_need_a_channel_and_history_needs_one_too() {
         "{v:?}"
     );
 }
+
+#[test]
+fn reply_variants_reach_fields_inside_array_replies_and_every_alternative() {
+    let d = ops_conformance::vendored("github-rest.json");
+    let all = ops_conformance::replies::variants(&d, "repos/list-commits.response", &[]);
+    let authors: Vec<&serde_json::Value> = all
+        .iter()
+        .filter(|v| v.name.starts_with("value [].author="))
+        .map(|v| &v.value[0]["author"])
+        .collect();
+    assert!(
+        authors.contains(&&json!({})),
+        "the empty-object alternative: {authors:?}"
+    );
+    assert!(
+        authors.iter().any(|a| a.get("login").is_some()),
+        "the user alternative"
+    );
+    let nulls = all.iter().find(|v| v.name == "nulls").unwrap();
+    assert_eq!(
+        nulls.value[0]["author"],
+        serde_json::Value::Null,
+        "author is nullable"
+    );
+    let sparse = all.iter().find(|v| v.name == "sparse").unwrap();
+    assert!(
+        sparse.value[0].get("files").is_none(),
+        "optional fields left out"
+    );
+    assert!(sparse.value[0].get("sha").is_some(), "required fields kept");
+    let states: Vec<String> =
+        ops_conformance::replies::variants(&d, "issues/list-for-repo.response", &[])
+            .into_iter()
+            .filter(|v| v.name.starts_with("value [].state_reason="))
+            .map(|v| v.value[0]["state_reason"].to_string())
+            .collect();
+    assert!(
+        states.iter().any(|s| s.contains("VALUE_ADDED_LATER")),
+        "{states:?}"
+    );
+}

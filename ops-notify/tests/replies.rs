@@ -94,3 +94,31 @@ async fn a_pagerduty_dedup_key_over_255_characters_is_refused_before_sending() {
         .unwrap();
     assert_eq!(sim.alerts().len(), 1);
 }
+
+/// The Events API's success reply in every shape its description allows (only `status` is
+/// required): the receipt falls back to the key that was sent.
+#[tokio::test]
+async fn pagerduty_replies_in_every_described_shape() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let d = ops_conformance::vendored("pagerduty-events-v2.json");
+    let replies = ops_conformance::replies::variants(&d, "Success", &[]);
+    assert!(replies.len() >= 5);
+    for v in replies {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v2/enqueue"))
+            .respond_with(ResponseTemplate::new(202).set_body_json(&v.value))
+            .mount(&server)
+            .await;
+        let pd = PagerDuty::new("pd", ops_notify::sim::pagerduty_key(), "api")
+            .unwrap()
+            .with_base(&server.uri(), http())
+            .unwrap();
+        let receipt = pd
+            .send(&Notification::new(Severity::Error, "x").dedup_key("inc-1"))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", v.name));
+        assert!(receipt.dedup_key.is_some(), "{}", v.name);
+    }
+}
