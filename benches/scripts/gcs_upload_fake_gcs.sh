@@ -30,9 +30,9 @@ measure() { # label command...
   local label=$1; shift
   /usr/bin/time -f "%e %U %S %M" -o "$work/time" "$@" > "$work/out" 2>&1 || { cat "$work/out"; exit 1; }
   read -r secs user sys kib < "$work/time"
-  printf '%-10s %7.2f s  %7.1f MiB/s  CPU %5.2f s (%4.2f s/GiB)  peak RSS %6.1f MiB' "$label" "$secs" \
-    "$(echo "$size_mib / $secs" | bc -l)" "$(echo "$user + $sys" | bc -l)" \
-    "$(echo "($user + $sys) * 1024 / $size_mib" | bc -l)" "$(echo "$kib / 1024" | bc -l)"
+  printf '%-10s %7.2f s  %7.1f MiB/s  CPU user %5.2f s + sys %5.2f s per GiB  peak RSS %6.1f MiB' \
+    "$label" "$secs" "$(echo "$size_mib / $secs" | bc -l)" "$(echo "$user * 1024 / $size_mib" | bc -l)" \
+    "$(echo "$sys * 1024 / $size_mib" | bc -l)" "$(echo "$kib / 1024" | bc -l)"
 }
 drop() { curl -sf -X DELETE "$base/storage/v1/b/bench-bucket/o/$1" > /dev/null || true; }
 

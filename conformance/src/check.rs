@@ -95,6 +95,35 @@ pub fn check(descriptions: &[Description], request: &RecordedRequest) -> Vec<Vio
     best.unwrap_or_default()
 }
 
+/// The violations of a simulator's reply recorded with `request`: checked against the reply
+/// schema of the operation it answers (fields the description does not have, types, enum
+/// values, required fields). `None` when no matching operation has a reply schema vendored.
+pub fn check_reply(descriptions: &[Description], request: &RecordedRequest) -> Option<Vec<Violation>> {
+    let reply = request.reply.as_ref()?;
+    let mut best: Option<Vec<Violation>> = None;
+    for (d, op) in candidates(descriptions, request) {
+        let Some(schema) = op.response.as_ref().and_then(|n| d.schemas.get(n)) else {
+            continue;
+        };
+        let mut problems = Vec::new();
+        value_problems(d, schema, reply, "reply", false, &mut problems);
+        let v: Vec<Violation> = problems
+            .into_iter()
+            .map(|problem| Violation {
+                operation: format!("{} (simulator reply)", op.id),
+                problem,
+            })
+            .collect();
+        if v.is_empty() {
+            return Some(v);
+        }
+        if best.as_ref().is_none_or(|b| v.len() < b.len()) {
+            best = Some(v);
+        }
+    }
+    best
+}
+
 fn check_operation(d: &Description, op: &Operation, r: &RecordedRequest) -> Vec<Violation> {
     let mut problems = Vec::new();
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();

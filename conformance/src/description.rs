@@ -37,6 +37,9 @@ pub struct Operation {
     /// The request body: a schema name, an inline schema, or none.
     #[serde(default)]
     pub body: Option<Body>,
+    /// The success reply's schema (a name in [`Description::schemas`]), when vendored.
+    #[serde(default)]
+    pub response: Option<String>,
 }
 
 /// A request body's schema.

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use ops_core::http::record::RecordedRequest;
 
-use crate::check::{Violation, check, path_matches};
+use crate::check::{Violation, check, check_reply, path_matches};
 use crate::description::Description;
 
 /// Endpoints the clients call that the vendored descriptions do not cover, each with the
@@ -47,6 +47,10 @@ pub struct Report {
     pub exempt: BTreeMap<String, usize>,
     /// Requests of providers without a vendored description, per provider.
     pub not_covered: BTreeMap<String, usize>,
+    /// Simulator replies checked against a reply schema, per provider.
+    pub replies_checked: BTreeMap<String, usize>,
+    /// Simulator replies to operations with no reply schema vendored, per provider.
+    pub replies_unchecked: BTreeMap<String, usize>,
     /// Each distinct violation with how often it occurred and one request showing it.
     pub violations: BTreeMap<Violation, (usize, RecordedRequest)>,
 }
@@ -81,13 +85,30 @@ impl Report {
             *self.exempt.entry(request.provider.clone()).or_default() += 1;
             return;
         }
+        if request.reply.is_some() {
+            let counter = match check_reply(&own, &request) {
+                Some(violations) => {
+                    for v in violations {
+                        self.note(v, &request);
+                    }
+                    &mut self.replies_checked
+                }
+                None => &mut self.replies_unchecked,
+            };
+            *counter.entry(request.provider.clone()).or_default() += 1;
+            return;
+        }
         *self.checked.entry(request.provider.clone()).or_default() += 1;
         for v in check(&own, &request) {
-            self.violations
-                .entry(v)
-                .and_modify(|(n, _)| *n += 1)
-                .or_insert_with(|| (1, request.clone()));
+            self.note(v, &request);
         }
+    }
+
+    fn note(&mut self, v: Violation, request: &RecordedRequest) {
+        self.violations
+            .entry(v)
+            .and_modify(|(n, _)| *n += 1)
+            .or_insert_with(|| (1, request.clone()));
     }
 
     /// A human-readable account.
@@ -99,7 +120,17 @@ impl Report {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        out.push_str(&format!("checked: {}\n", list(&self.checked)));
+        out.push_str(&format!("requests checked: {}\n", list(&self.checked)));
+        out.push_str(&format!(
+            "simulator replies checked: {}\n",
+            list(&self.replies_checked)
+        ));
+        if !self.replies_unchecked.is_empty() {
+            out.push_str(&format!(
+                "simulator replies to operations without a vendored reply schema: {}\n",
+                list(&self.replies_unchecked)
+            ));
+        }
         if !self.exempt.is_empty() {
             out.push_str(&format!(
                 "outside the descriptions (NOT_IN_THE_DESCRIPTIONS, NOT_API_CALLS): {}\n",

@@ -94,7 +94,9 @@ mod server {
     impl<S: Send + 'static> Respond for Route<S> {
         fn respond(&self, req: &Request) -> ResponseTemplate {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            (self.handler)(&mut state, req)
+            // Marks the reply as a simulator's, so that a recording test run can check the
+            // simulators' replies against the official descriptions (`ops_core::http::record`).
+            (self.handler)(&mut state, req).insert_header(crate::http::record::SIMULATOR_HEADER, "1")
         }
     }
 

@@ -222,16 +222,26 @@ impl HttpClient {
     ) -> Result<(StatusCode, HeaderMap, Vec<u8>)> {
         let provider = self.provider.clone();
         let timeout = self.request_timeout;
-        self.execute(operation, request, options, true, move |resp| {
-            let provider = provider.clone();
-            async move {
-                let status = resp.status();
-                let headers = resp.headers().clone();
-                let body = read_body(resp, &provider, operation, timeout).await?;
-                Ok((status, headers, body))
-            }
-        })
-        .await
+        // When recording, the request as recorded, to file a simulator's reply under.
+        let recorded = record::recording()
+            .then(|| request.try_clone()?.build().ok())
+            .flatten()
+            .map(|r| record::recorded(&self.provider, operation, &r));
+        let reply = self
+            .execute(operation, request, options, true, move |resp| {
+                let provider = provider.clone();
+                async move {
+                    let status = resp.status();
+                    let headers = resp.headers().clone();
+                    let body = read_body(resp, &provider, operation, timeout).await?;
+                    Ok((status, headers, body))
+                }
+            })
+            .await?;
+        if let Some(r) = recorded {
+            record::record_reply(r, reply.0.as_u16(), &reply.1, &reply.2);
+        }
+        Ok(reply)
     }
 
     /// Sends and decodes a JSON body. Truncated bodies are retried (for idempotent requests);

@@ -19,6 +19,11 @@ use crate::redact::{MASK, is_secret_name, redact_body_shape, redact_text};
 /// The environment variable naming the directory.
 pub const RECORD_ENV: &str = "OPS_HTTP_RECORD";
 
+/// The header `ops_core::sim` simulators put on every reply. Replies that carry it are recorded
+/// too (masked), so that the simulators' replies can be checked against the descriptions: a
+/// simulator must not answer with shapes the real API never sends.
+pub const SIMULATOR_HEADER: &str = "x-ops-simulator";
+
 /// One recorded request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordedRequest {
@@ -37,6 +42,12 @@ pub struct RecordedRequest {
     /// The body when it is JSON (masked, types kept); `None` for no body, a stream, or
     /// another media type.
     pub body: Option<serde_json::Value>,
+    /// For a simulator's reply: its status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_status: Option<u16>,
+    /// For a simulator's reply: its JSON body (masked, types kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<serde_json::Value>,
 }
 
 fn sink() -> Option<&'static Mutex<File>> {
@@ -106,15 +117,48 @@ pub fn recorded(provider: &str, operation: &str, request: &reqwest::Request) -> 
             .collect(),
         content_type,
         body,
+        reply_status: None,
+        reply: None,
     }
 }
 
 /// Appends `request` to the log when `OPS_HTTP_RECORD` is set.
 pub(super) fn record(provider: &str, operation: &str, request: &reqwest::Request) {
+    if sink().is_some() {
+        write(&recorded(provider, operation, request));
+    }
+}
+
+/// Whether replies should be looked at for recording (cheap when recording is off).
+pub(super) fn recording() -> bool {
+    sink().is_some()
+}
+
+/// Appends a simulator's reply to `request` (its `recorded` form) when it is JSON.
+pub(super) fn record_reply(
+    mut request: RecordedRequest,
+    status: u16,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+) {
+    if sink().is_none() || !headers.contains_key(SIMULATOR_HEADER) {
+        return;
+    }
+    let Ok(mut reply) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return;
+    };
+    redact_body_shape(&mut reply);
+    request.body = None;
+    request.reply_status = Some(status);
+    request.reply = Some(reply);
+    write(&request);
+}
+
+fn write(record: &RecordedRequest) {
     let Some(sink) = sink() else {
         return;
     };
-    let Ok(mut line) = serde_json::to_vec(&recorded(provider, operation, request)) else {
+    let Ok(mut line) = serde_json::to_vec(record) else {
         return;
     };
     line.push(b'\n');

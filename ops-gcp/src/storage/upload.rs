@@ -230,18 +230,21 @@ impl CloudStorage {
     ) -> Result<Object> {
         let mut offset = 0u64;
         let mut current = Bytes::from(first);
+        // The buffer of the chunk sent before, read into again: no fresh allocation (and no
+        // page faults on it) per chunk, whatever the chunk size.
+        let mut spare: Option<Vec<u8>> = None;
         loop {
-            let next = read_chunk(data, self.chunk_size, hasher).await?;
+            let next = read_chunk_into(data, self.chunk_size, hasher, spare.take()).await?;
             let last = next.len() < self.chunk_size;
             let end = offset + current.len() as u64;
             // `current` is full-size; it is the last chunk only when nothing follows.
             if next.is_empty() {
                 return self
-                    .finish(session, current, offset, hasher.checksum())
+                    .finish(session, &current, offset, hasher.checksum())
                     .await;
             }
             match self
-                .send_chunk(session, current, offset, None, None)
+                .send_chunk(session, &current, offset, None, None)
                 .await?
             {
                 ChunkOutcome::Persisted(n) if n == end => offset = end,
@@ -266,10 +269,14 @@ impl CloudStorage {
                     ));
                 }
             }
-            current = Bytes::from(next);
+            // Sent and acknowledged: nothing else holds it any more.
+            spare = std::mem::replace(&mut current, Bytes::from(next))
+                .try_into_mut()
+                .ok()
+                .map(Vec::from);
             if last {
                 return self
-                    .finish(session, current, offset, hasher.checksum())
+                    .finish(session, &current, offset, hasher.checksum())
                     .await;
             }
         }
@@ -278,7 +285,7 @@ impl CloudStorage {
     async fn finish(
         &self,
         session: &str,
-        chunk: Bytes,
+        chunk: &Bytes,
         offset: u64,
         checksum: Checksum,
     ) -> Result<Object> {
@@ -300,7 +307,7 @@ impl CloudStorage {
     async fn send_chunk(
         &self,
         session: &str,
-        chunk: Bytes,
+        chunk: &Bytes,
         offset: u64,
         total: Option<u64>,
         checksum: Option<Checksum>,
@@ -479,7 +486,18 @@ async fn read_chunk(
     size: usize,
     hasher: &mut Hasher,
 ) -> Result<Vec<u8>> {
-    let mut buf = vec![0u8; size];
+    read_chunk_into(data, size, hasher, None).await
+}
+
+/// [`read_chunk`] into `reuse`'s allocation when given.
+async fn read_chunk_into(
+    data: &mut ArtifactReader,
+    size: usize,
+    hasher: &mut Hasher,
+    reuse: Option<Vec<u8>>,
+) -> Result<Vec<u8>> {
+    let mut buf = reuse.unwrap_or_default();
+    buf.resize(size, 0);
     let mut filled = 0;
     while filled < size {
         let n = data
