@@ -98,7 +98,10 @@ pub fn check(descriptions: &[Description], request: &RecordedRequest) -> Vec<Vio
 /// The violations of a simulator's reply recorded with `request`: checked against the reply
 /// schema of the operation it answers (fields the description does not have, types, enum
 /// values, required fields). `None` when no matching operation has a reply schema vendored.
-pub fn check_reply(descriptions: &[Description], request: &RecordedRequest) -> Option<Vec<Violation>> {
+pub fn check_reply(
+    descriptions: &[Description],
+    request: &RecordedRequest,
+) -> Option<Vec<Violation>> {
     let reply = request.reply.as_ref()?;
     let mut best: Option<Vec<Violation>> = None;
     for (d, op) in candidates(descriptions, request) {

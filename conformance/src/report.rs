@@ -104,7 +104,9 @@ impl Report {
         }
     }
 
-    fn note(&mut self, v: Violation, request: &RecordedRequest) {
+    fn note(&mut self, mut v: Violation, request: &RecordedRequest) {
+        // `reply[3].creator` and `reply[4].creator` are one problem.
+        v.problem = strip_indices(&v.problem);
         self.violations
             .entry(v)
             .and_modify(|(n, _)| *n += 1)
@@ -201,4 +203,28 @@ pub fn check_dir(descriptions: &[Description], records: &Path) -> Result<Report,
         }
     }
     Ok(report)
+}
+
+/// `a[3].b[12]` → `a[].b[]`.
+fn strip_indices(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_index = false;
+    for c in text.chars() {
+        match c {
+            '[' => {
+                in_index = true;
+                out.push(c);
+            }
+            ']' => {
+                in_index = false;
+                out.push(c);
+            }
+            c if in_index && c.is_ascii_digit() => {}
+            c => {
+                in_index = false;
+                out.push(c);
+            }
+        }
+    }
+    out
 }

@@ -369,8 +369,10 @@ fn simulator_replies_are_checked_against_the_reply_schema() {
     let all = vendored();
     let mut reply = request("gcp", "GET", "/storage/v1/b/acme/o/backup%2Fa.db", &[]);
     reply.reply_status = Some(200);
-    reply.reply = Some(json!({"kind": "storage#object", "name": "backup/a.db", "bucket": "acme",
-        "generation": "1", "size": "3", "crc32c": "AAAAAA==", "metadata": {"k": "v"}}));
+    reply.reply = Some(
+        json!({"kind": "storage#object", "name": "backup/a.db", "bucket": "acme",
+        "generation": "1", "size": "3", "crc32c": "AAAAAA==", "metadata": {"k": "v"}}),
+    );
     let mut report = Report::default();
     report.add(&all, reply.clone());
     assert!(report.violations.is_empty(), "{}", report.render());
@@ -379,10 +381,21 @@ fn simulator_replies_are_checked_against_the_reply_schema() {
     reply.reply = Some(json!({"name": "backup/a.db", "alias": "x", "size": 3}));
     report.add(&all, reply);
     let text = report.render();
-    assert!(text.contains("reply.alias: a field the description does not have"), "{text}");
-    assert!(text.contains("reply.size: a number where the description has string"), "{text}");
+    assert!(
+        text.contains("reply.alias: a field the description does not have"),
+        "{text}"
+    );
+    assert!(
+        text.contains("reply.size: a number where the description has string"),
+        "{text}"
+    );
     // An operation without a vendored reply schema is counted, not passed silently.
-    let mut slack = request("slack", "GET", "/api/conversations.history", &[("channel", "C1")]);
+    let mut slack = request(
+        "slack",
+        "GET",
+        "/api/conversations.history",
+        &[("channel", "C1")],
+    );
     slack.reply = Some(json!({"ok": true}));
     report.add(&all, slack);
     assert_eq!(report.replies_unchecked.get("slack"), Some(&1));

@@ -48,7 +48,7 @@ const BODY_KEYS: &[&str] = &["data", "value", "key", "payload"];
 pub fn redact_excerpt(body: &[u8], limit: usize) -> String {
     let text = match serde_json::from_slice::<Value>(body) {
         Ok(mut v) => {
-            redact_keys(&mut v, &[SECRET_KEYS, BODY_KEYS]);
+            redact_keys(&mut v, true);
             v.to_string()
         }
         Err(_) => redact_text(&String::from_utf8_lossy(body)),
@@ -72,7 +72,7 @@ pub fn redact_body_shape(v: &mut Value) {
     match v {
         Value::Object(map) => {
             for (k, child) in map.iter_mut() {
-                if is_secret_key(k, &[SECRET_KEYS, BODY_KEYS]) && !child.is_object() {
+                if is_secret_key(k, true) && !child.is_object() {
                     mask(child);
                 } else {
                     redact_body_shape(child);
@@ -93,12 +93,15 @@ pub fn redact_body_shape(v: &mut Value) {
 /// Whether a field or parameter named `name` carries secrets (`access_token`, `api_key`,
 /// `client_secret`, `signature`, …).
 pub fn is_secret_name(name: &str) -> bool {
-    is_secret_key(name, &[SECRET_KEYS])
+    is_secret_key(name, false)
 }
 
-fn is_secret_key(k: &str, lists: &[&[&str]]) -> bool {
+/// Names of secrets match anywhere in a key (`client_secret`, `x-api-key`); with
+/// `body_keys`, the generic body words match too, but only as the whole key (`value`, not
+/// `valueType`; `data`, not `databaseVersion`).
+fn is_secret_key(k: &str, body_keys: bool) -> bool {
     let k = k.to_ascii_lowercase();
-    lists.iter().flat_map(|l| l.iter()).any(|s| k.contains(s))
+    SECRET_KEYS.iter().any(|s| k.contains(s)) || (body_keys && BODY_KEYS.contains(&k.as_str()))
 }
 
 /// Masks, in place, every scalar under a key that names a secret, and credentials in strings.
@@ -109,21 +112,21 @@ fn is_secret_key(k: &str, lists: &[&[&str]]) -> bool {
 /// assert_eq!(v, serde_json::json!({"user": "ann", "password": "[REDACTED]", "value": 3}));
 /// ```
 pub fn redact_json(v: &mut Value) {
-    redact_keys(v, &[SECRET_KEYS]);
+    redact_keys(v, false);
 }
 
-fn redact_keys(v: &mut Value, lists: &[&[&str]]) {
+fn redact_keys(v: &mut Value, body_keys: bool) {
     match v {
         Value::Object(map) => {
             for (k, child) in map.iter_mut() {
-                if is_secret_key(k, lists) && !child.is_object() && !child.is_array() {
+                if is_secret_key(k, body_keys) && !child.is_object() && !child.is_array() {
                     *child = Value::String(MASK.into());
                 } else {
-                    redact_keys(child, lists);
+                    redact_keys(child, body_keys);
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|i| redact_keys(i, lists)),
+        Value::Array(items) => items.iter_mut().for_each(|i| redact_keys(i, body_keys)),
         Value::String(s) => {
             let r = redact_text(s);
             if r != *s {

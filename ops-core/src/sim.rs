@@ -96,7 +96,8 @@ mod server {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
             // Marks the reply as a simulator's, so that a recording test run can check the
             // simulators' replies against the official descriptions (`ops_core::http::record`).
-            (self.handler)(&mut state, req).insert_header(crate::http::record::SIMULATOR_HEADER, "1")
+            (self.handler)(&mut state, req)
+                .insert_header(crate::http::record::SIMULATOR_HEADER, "1")
         }
     }
 

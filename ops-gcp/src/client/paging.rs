@@ -10,7 +10,7 @@ pub const MAX_PAGES: usize = 10_000;
 
 /// Calls `fetch` with `None`, then with each `nextPageToken`, until a page has no token or
 /// `cap` items are collected (the result is cut to `cap`). A token the server already sent
-/// (a server stuck on one page) or more than [`MAX_PAGES`] pages is a `Decode` error, never an
+/// (a server stuck on one page) or more than `MAX_PAGES` (10,000) pages is a `Decode` error, never an
 /// endless loop.
 pub async fn collect_pages<T, F, Fut>(cap: usize, mut fetch: F) -> Result<Vec<T>>
 where

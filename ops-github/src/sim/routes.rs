@@ -58,8 +58,75 @@ fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn user(login: &str) -> Value {
-    json!({"login": login, "id": 1, "node_id": "U_sim", "type": "User", "site_admin": false})
+/// A `simple-user`, with every field the description requires.
+pub(super) fn user(login: &str) -> Value {
+    let api = format!("https://api.github.com/users/{login}");
+    json!({
+        "login": login, "id": 1, "node_id": "U_sim", "type": "User", "site_admin": false,
+        "avatar_url": "https://avatars.githubusercontent.com/u/1?v=4", "gravatar_id": "",
+        "url": api, "html_url": format!("https://github.com/{login}"),
+        "events_url": format!("{api}/events{{/privacy}}"), "followers_url": format!("{api}/followers"),
+        "following_url": format!("{api}/following{{/other_user}}"),
+        "gists_url": format!("{api}/gists{{/gist_id}}"), "organizations_url": format!("{api}/orgs"),
+        "received_events_url": format!("{api}/received_events"), "repos_url": format!("{api}/repos"),
+        "starred_url": format!("{api}/starred{{/owner}}{{/repo}}"),
+        "subscriptions_url": format!("{api}/subscriptions"),
+    })
+}
+
+/// A `minimal-repository` for the simulated repository, with every required field.
+fn repository() -> Value {
+    let api = format!("https://api.github.com/repos/{SIM_REPO}");
+    let (owner, name) = SIM_REPO.split_once('/').unwrap_or((SIM_REPO, SIM_REPO));
+    let mut v = json!({
+        "id": 1296269, "node_id": "R_sim", "name": name, "full_name": SIM_REPO,
+        "owner": user(owner), "private": true, "fork": false, "description": null,
+        "html_url": format!("https://github.com/{SIM_REPO}"), "url": api,
+    });
+    for (field, rest) in [
+        ("archive_url", "/{archive_format}{/ref}"),
+        ("assignees_url", "/assignees{/user}"),
+        ("blobs_url", "/git/blobs{/sha}"),
+        ("branches_url", "/branches{/branch}"),
+        ("collaborators_url", "/collaborators{/collaborator}"),
+        ("comments_url", "/comments{/number}"),
+        ("commits_url", "/commits{/sha}"),
+        ("compare_url", "/compare/{base}...{head}"),
+        ("contents_url", "/contents/{+path}"),
+        ("contributors_url", "/contributors"),
+        ("deployments_url", "/deployments"),
+        ("downloads_url", "/downloads"),
+        ("events_url", "/events"),
+        ("forks_url", "/forks"),
+        ("git_commits_url", "/git/commits{/sha}"),
+        ("git_refs_url", "/git/refs{/sha}"),
+        ("git_tags_url", "/git/tags{/sha}"),
+        ("hooks_url", "/hooks"),
+        ("issue_comment_url", "/issues/comments{/number}"),
+        ("issue_events_url", "/issues/events{/number}"),
+        ("issues_url", "/issues{/number}"),
+        ("keys_url", "/keys{/key_id}"),
+        ("labels_url", "/labels{/name}"),
+        ("languages_url", "/languages"),
+        ("merges_url", "/merges"),
+        ("milestones_url", "/milestones{/number}"),
+        (
+            "notifications_url",
+            "/notifications{?since,all,participating}",
+        ),
+        ("pulls_url", "/pulls{/number}"),
+        ("releases_url", "/releases{/id}"),
+        ("stargazers_url", "/stargazers"),
+        ("statuses_url", "/statuses/{sha}"),
+        ("subscribers_url", "/subscribers"),
+        ("subscription_url", "/subscription"),
+        ("tags_url", "/tags"),
+        ("teams_url", "/teams"),
+        ("trees_url", "/git/trees{/sha}"),
+    ] {
+        v[field] = json!(format!("{api}{rest}"));
+    }
+    v
 }
 
 /// One page of `items` and its `Link` header (`per_page` ≤ 100, default 30).
@@ -215,6 +282,18 @@ impl State {
             "pull_requests": [], "created_at": iso(r.created), "updated_at": iso(self.clock.now().min(r.attempt_started + chrono::Duration::from_std(self.run_time).unwrap_or_default())),
             "actor": user("ops-bot"), "run_attempt": r.attempt, "run_started_at": iso(r.attempt_started),
             "triggering_actor": user("ops-bot"),
+            "jobs_url": format!("https://api.github.com/repos/{SIM_REPO}/actions/runs/{}/jobs", r.id),
+            "logs_url": format!("https://api.github.com/repos/{SIM_REPO}/actions/runs/{}/logs", r.id),
+            "check_suite_url": format!("https://api.github.com/repos/{SIM_REPO}/check-suites/{}", r.id),
+            "cancel_url": format!("https://api.github.com/repos/{SIM_REPO}/actions/runs/{}/cancel", r.id),
+            "rerun_url": format!("https://api.github.com/repos/{SIM_REPO}/actions/runs/{}/rerun", r.id),
+            "artifacts_url": format!("https://api.github.com/repos/{SIM_REPO}/actions/runs/{}/artifacts", r.id),
+            "workflow_url": format!("https://api.github.com/repos/{SIM_REPO}/actions/workflows/{}", r.workflow),
+            "head_commit": {"id": format!("{:040x}", r.id), "tree_id": format!("{:040x}", r.id + 1),
+                            "message": format!("deploy {}", r.git_ref), "timestamp": iso(r.created),
+                            "author": {"name": "ops-bot", "email": "ops-bot@users.noreply.github.com"},
+                            "committer": {"name": "GitHub", "email": "noreply@github.com"}},
+            "repository": repository(), "head_repository": repository(),
         })
     }
 
@@ -229,9 +308,19 @@ impl State {
             "user": user("ops-bot"), "comments": i.comments.len(), "locked": false,
             "created_at": iso(i.created), "updated_at": iso(i.updated),
             "closed_at": if i.state == "closed" { json!(iso(i.updated)) } else { Value::Null },
+            "assignee": i.assignees.first().map_or(Value::Null, |a| user(a)), "milestone": null,
+            "repository_url": format!("https://api.github.com/repos/{SIM_REPO}"),
+            "comments_url": format!("https://api.github.com/repos/{SIM_REPO}/issues/{}/comments", i.number),
+            "events_url": format!("https://api.github.com/repos/{SIM_REPO}/issues/{}/events", i.number),
+            "labels_url": format!("https://api.github.com/repos/{SIM_REPO}/issues/{}/labels{{/name}}", i.number),
         });
         if i.pull_request {
-            v["pull_request"] = json!({"url": format!("https://api.github.com/repos/{SIM_REPO}/pulls/{}", i.number)});
+            v["pull_request"] = json!({
+                "url": format!("https://api.github.com/repos/{SIM_REPO}/pulls/{}", i.number),
+                "html_url": format!("https://github.com/{SIM_REPO}/pull/{}", i.number),
+                "diff_url": format!("https://github.com/{SIM_REPO}/pull/{}.diff", i.number),
+                "patch_url": format!("https://github.com/{SIM_REPO}/pull/{}.patch", i.number),
+            });
         }
         v
     }
@@ -615,6 +704,7 @@ impl State {
                 };
                 let items = d.statuses.iter().enumerate().rev().map(|(i, (state, env_url, at))| json!({
                     "id": d.id * 100 + i as u64, "node_id": "DES_sim", "state": state, "creator": user("github-actions[bot]"),
+                    "url": format!("https://api.github.com/repos/{SIM_REPO}/deployments/{}/statuses/{}", d.id, d.id * 100 + i as u64),
                     "description": "", "environment": d.environment, "target_url": "", "log_url": "",
                     "created_at": iso(*at), "updated_at": iso(*at), "environment_url": env_url.clone().unwrap_or_default(),
                     "deployment_url": format!("https://api.github.com/repos/{SIM_REPO}/deployments/{}", d.id),

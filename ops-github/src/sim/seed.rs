@@ -3,6 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
+use super::routes::user;
 use super::{SIM_ENVIRONMENT, SIM_REPO, SIM_WORKFLOW, SimDeployment, SimRun, State};
 
 fn iso(t: DateTime<Utc>) -> String {
@@ -68,16 +69,29 @@ pub(super) fn seed(s: &mut State, now: DateTime<Utc>) {
     .enumerate()
     {
         let at = now - Duration::hours(age_h);
+        let commit_sha = sha(0xc0ffee + i as u64);
+        let api = format!("https://api.github.com/repos/{SIM_REPO}");
+        // The account shapes GitHub sends: a user, `null` (an email tied to no account) and
+        // `{}` (seen in real replies, and in the description).
+        let account = match author {
+            a if a.starts_with("dependabot") => serde_json::Value::Null,
+            "octocat" => json!({}),
+            a => user(a),
+        };
         s.commits.push(json!({
-            "sha": sha(0xc0ffee + i as u64), "node_id": "C_sim",
-            "html_url": format!("{base}/commit/{}", sha(0xc0ffee + i as u64)),
-            "url": format!("https://api.github.com/repos/{SIM_REPO}/commits/{}", sha(0xc0ffee + i as u64)),
+            "sha": commit_sha, "node_id": "C_sim",
+            "html_url": format!("{base}/commit/{commit_sha}"),
+            "url": format!("{api}/commits/{commit_sha}"),
+            "comments_url": format!("{api}/commits/{commit_sha}/comments"),
             "commit": {
+                "url": format!("{api}/git/commits/{commit_sha}"),
                 "message": format!("{title}\n\nDetails of the change."),
                 "author": {"name": author, "email": format!("{author}@example.com"), "date": iso(at)},
                 "committer": {"name": author, "email": format!("{author}@example.com"), "date": iso(at)},
+                "tree": {"sha": sha(0xbeef + i as u64), "url": format!("{api}/git/trees/{}", sha(0xbeef + i as u64))},
+                "comment_count": 0,
             },
-            "author": if author.starts_with("dependabot") { serde_json::Value::Null } else { json!({"login": author, "id": 1, "type": "User"}) },
+            "author": account.clone(), "committer": account,
             "parents": [],
         }));
     }
