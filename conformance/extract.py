@@ -16,6 +16,8 @@ import os
 import re
 import sys
 
+import ts_types
+
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "descriptions")
 
 # Google: discovery document -> method ids the clients call.
@@ -375,7 +377,7 @@ def ts_union_schema(models, raw):
 
 def extract_vercel(specs):
     funcs, models = os.path.join(specs, "vercel", "funcs"), os.path.join(specs, "vercel", "models")
-    ops = []
+    ops, types, schemas = [], ts_types.Models(models), {}
     for func in VERCEL:
         path_ = os.path.join(funcs, func + ".ts")
         if not os.path.exists(path_):
@@ -404,14 +406,20 @@ def extract_vercel(specs):
             raw = ts_raw_field(models, req_type.group(1), bm.group(1))
             if raw:
                 body = ts_union_schema(models, raw)
+        # The success reply's type, as the SDK decodes it (`M.json(200, XResponseBody$inboundSchema)`).
+        reply = re.search(r"M\.json\(20\d, (\w+)\$inboundSchema\)", text)
+        response = None
+        if reply:
+            response = reply.group(1)
+            schemas.update(types.closure(response))
         ops.append({"id": func, "method": method, "path": re.sub(r"\{(\w+)\}", r"{\1}", path),
-                    "query": query, "body": body})
+                    "query": query, "body": body, "response": response})
     write("vercel-rest.json", {
-        "source": "Vercel REST API, from the request schemas of its generated SDK (funcs, models)",
+        "source": "Vercel REST API, from the request and reply types of its generated SDK",
         "provider": "vercel",
         "global_query": {},
         "operations": ops,
-        "schemas": {},
+        "schemas": schemas,
     })
 
 

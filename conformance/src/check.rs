@@ -242,7 +242,14 @@ fn value_problems(
                 results.iter().any(Vec::is_empty)
             };
             if !ok {
-                let closest = results.into_iter().min_by_key(Vec::len).unwrap_or_default();
+                // Report against the alternative of the value's own type with the fewest
+                // problems: an array reply is judged by the array alternative.
+                let closest = alts
+                    .iter()
+                    .zip(results)
+                    .min_by_key(|(a, p)| (!same_type(resolve(d, a), v), p.len()))
+                    .map(|(_, p)| p)
+                    .unwrap_or_default();
                 out.extend(closest);
             }
         }
@@ -299,6 +306,18 @@ fn value_problems(
             }
         }
         _ => {}
+    }
+}
+
+/// Whether `v` has the type `s` declares (a schema without a type admits any).
+fn same_type(s: &Schema, v: &Value) -> bool {
+    match s.kind.as_deref() {
+        Some("object") => v.is_object(),
+        Some("array") => v.is_array(),
+        Some("string") => v.is_string(),
+        Some("integer" | "number") => v.is_number(),
+        Some("boolean") => v.is_boolean(),
+        _ => true,
     }
 }
 

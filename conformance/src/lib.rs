@@ -10,6 +10,7 @@
 
 pub mod check;
 pub mod description;
+pub mod replay;
 pub mod replies;
 pub mod report;
 

@@ -60,6 +60,11 @@ impl Gen<'_> {
             return self.value(first, mode, path, depth);
         }
         if let Some(parts) = &s.all_of {
+            // `allOf: [$ref]` (with `nullable`) is how OpenAPI 3.0 writes a nullable reference,
+            // to an enum or a string as often as to an object.
+            if let [only] = parts.as_slice() {
+                return self.value(only, mode, path, depth);
+            }
             let mut merged = Map::new();
             for p in parts {
                 if let Value::Object(m) = self.value(p, mode, path, depth) {
@@ -140,6 +145,9 @@ impl Gen<'_> {
         if depth > MAX_DEPTH {
             return;
         }
+        if let Some([only]) = s.all_of.as_deref() {
+            return self.enums(only, path, depth, out);
+        }
         if let Some(allowed) = &s.allowed
             && !path.is_empty()
         {
@@ -219,11 +227,31 @@ fn set_at(v: &mut Value, path: &str, new: &Value) {
 
 /// The replies of `schema` (a name in `d.schemas`). `keep` lists dotted paths a server always
 /// sends although the description does not mark them required; the test using them says why.
+///
+/// A reply that may take several shapes (`oneOf`/`anyOf` at the top) gets the whole set for
+/// each shape, named `shape N: …`.
 pub fn variants(d: &Description, schema: &str, keep: &[&str]) -> Vec<Variant> {
     let Some(root) = d.schemas.get(schema) else {
         return Vec::new();
     };
     let g = Gen { d, keep };
+    let root = g.resolve(root);
+    match root.one_of.as_ref().or(root.any_of.as_ref()) {
+        Some(shapes) if shapes.len() > 1 => shapes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, shape)| {
+                of_shape(&g, shape).into_iter().map(move |v| Variant {
+                    name: format!("shape {}: {}", i + 1, v.name),
+                    value: v.value,
+                })
+            })
+            .collect(),
+        _ => of_shape(&g, root),
+    }
+}
+
+fn of_shape(g: &Gen<'_>, root: &Schema) -> Vec<Variant> {
     let mut out: Vec<Variant> = [
         ("typical", Mode::Typical),
         ("sparse", Mode::Sparse),

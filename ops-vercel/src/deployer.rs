@@ -108,8 +108,17 @@ impl VercelDeployer {
         url.query_pairs_mut()
             .append_pair("direction", "backward")
             .append_pair("limit", &limit.to_string());
-        // The array may hold `null` items (documented): they are skipped, not a decode error.
-        let events: Vec<Option<Event>> = self.client.get("get_deployment_events", url, id).await?;
+        // The SDK's reply type allows an array (whose `null` items are skipped) or one event.
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Events {
+            Many(Vec<Option<Event>>),
+            One(Box<Event>),
+        }
+        let events = match self.client.get("get_deployment_events", url, id).await? {
+            Events::Many(events) => events,
+            Events::One(event) => vec![Some(*event)],
+        };
         let mut events: Vec<Event> = events.into_iter().flatten().collect();
         events.sort_by_key(Event::at);
         Ok(events)

@@ -228,13 +228,12 @@ impl SecretStore for VercelEnv {
             .client
             .url(&format!("v1/projects/{}/env/{}", self.project, env.id))?;
         let full: EnvVar = self.client.get("read_env", url, secret).await?;
+        // The SDK's reply type has a shape without `value`: a variable Vercel will not reveal.
         let value = full.value.as_ref().ok_or_else(|| {
-            Error::new(
+            Error::unsupported(
                 "vercel",
                 "read_env",
-                ErrorKind::Decode {
-                    detail: format!("{secret}: no decrypted value in the answer"),
-                },
+                "reading an environment variable whose value Vercel does not return",
             )
         })?;
         Ok(SecretRead {

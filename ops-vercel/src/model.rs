@@ -43,7 +43,7 @@ struct RawDeployment {
     id: Option<String>,
     #[serde(default)]
     uid: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "ops_core::http::lenient::null_as_default")]
     url: String,
     #[serde(default)]
     ready_state: Option<String>,
@@ -51,17 +51,23 @@ struct RawDeployment {
     state: Option<String>,
     #[serde(default)]
     target: Option<String>,
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "ops_core::http::lenient::opt_whole_number"
+    )]
     created_at: Option<i64>,
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "ops_core::http::lenient::opt_whole_number"
+    )]
     created: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "ops_core::http::lenient::null_as_default")]
     meta: BTreeMap<String, String>,
     #[serde(default)]
     error_code: Option<String>,
     #[serde(default)]
     error_message: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "ops_core::http::lenient::null_as_default")]
     alias: Vec<String>,
 }
 
@@ -137,10 +143,13 @@ impl Deployment {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Pagination {
     /// Items in this page.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "ops_core::http::lenient::count")]
     pub count: u64,
     /// The next page's `until`, if any.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "ops_core::http::lenient::opt_whole_number"
+    )]
     pub next: Option<i64>,
 }
 
@@ -148,10 +157,10 @@ pub struct Pagination {
 #[derive(Debug, Default, Deserialize)]
 pub struct DeploymentPage {
     /// The deployments, newest first.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "ops_core::http::lenient::null_as_default")]
     pub deployments: Vec<Deployment>,
     /// Where the next page starts.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "ops_core::http::lenient::null_as_default")]
     pub pagination: Pagination,
 }
 
@@ -163,10 +172,10 @@ pub struct Project {
     /// Its name.
     pub name: String,
     /// Paused projects serve nothing.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "ops_core::http::lenient::null_as_default")]
     pub paused: bool,
     /// `production` → the deployment serving production.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "ops_core::http::lenient::null_as_default")]
     pub targets: BTreeMap<String, Option<Deployment>>,
 }
 
@@ -182,12 +191,16 @@ impl Project {
 #[serde(rename_all = "camelCase")]
 pub struct EnvVar {
     /// Its id.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "ops_core::http::lenient::null_as_default")]
     pub id: String,
     /// The variable name.
     pub key: String,
     /// `encrypted`, `sensitive`, `plain`, `system`.
-    #[serde(rename = "type", default)]
+    #[serde(
+        rename = "type",
+        default,
+        deserialize_with = "ops_core::http::lenient::null_as_default"
+    )]
     pub kind: String,
     /// `production`, `preview`, `development` (a list, or one string).
     #[serde(default, deserialize_with = "one_or_many")]
@@ -196,10 +209,16 @@ pub struct EnvVar {
     #[serde(default)]
     pub value: Option<secrecy::SecretString>,
     /// Creation time (ms).
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "ops_core::http::lenient::opt_whole_number"
+    )]
     pub created_at: Option<i64>,
     /// Last change (ms).
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "ops_core::http::lenient::opt_whole_number"
+    )]
     pub updated_at: Option<i64>,
 }
 
@@ -271,10 +290,17 @@ impl<'de> Deserialize<'de> for EnvPage {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct Event {
     /// `command`, `stdout`, `stderr`, `exit`, `fatal`, `deployment-state`, …
-    #[serde(rename = "type", default)]
+    #[serde(
+        rename = "type",
+        default,
+        deserialize_with = "ops_core::http::lenient::null_as_default"
+    )]
     pub kind: String,
     /// When (ms).
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "ops_core::http::lenient::opt_whole_number"
+    )]
     pub created: Option<i64>,
     /// The line, in the shapes that carry it at the top level.
     #[serde(default)]
@@ -294,7 +320,10 @@ pub struct EventPayload {
     #[serde(default)]
     pub text: Option<String>,
     /// When (ms).
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "ops_core::http::lenient::opt_whole_number"
+    )]
     pub created: Option<i64>,
 }
 

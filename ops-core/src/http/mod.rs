@@ -11,6 +11,7 @@
 //! ```
 
 mod error_map;
+pub mod lenient;
 pub mod record;
 mod retry_after;
 mod token;

@@ -26,8 +26,13 @@ pub fn clock() -> Arc<ManualClock> {
 }
 
 pub fn config(server: &MockServer) -> GcpConfig {
+    config_at(&server.uri())
+}
+
+/// A configuration whose every endpoint is `base`.
+pub fn config_at(base: &str) -> GcpConfig {
     let mut config = GcpConfig::new("acme-prod", "europe-west1");
-    config.endpoints = Endpoints::all_at(&server.uri()).unwrap();
+    config.endpoints = Endpoints::all_at(base).unwrap();
     config.http = HttpConfig {
         request_timeout: Duration::from_millis(300),
         read_timeout: Duration::from_millis(300),
@@ -37,8 +42,13 @@ pub fn config(server: &MockServer) -> GcpConfig {
 }
 
 pub fn client(server: &MockServer, clock: Arc<ManualClock>) -> GcpClient {
+    client_at(&server.uri(), clock)
+}
+
+/// A client whose every endpoint is `base`.
+pub fn client_at(base: &str, clock: Arc<ManualClock>) -> GcpClient {
     let auth = TokenProvider::static_token(TOKEN).with_clock(clock.clone());
-    GcpClient::new(config(server), Arc::new(auth))
+    GcpClient::new(config_at(base), Arc::new(auth))
         .unwrap()
         .with_clock(clock)
 }

@@ -102,42 +102,123 @@ impl State {
         }
     }
 
-    fn render(&self, d: &SimDeployment) -> Value {
+    /// The fields every shape of a deployment shares.
+    fn common(&self, d: &SimDeployment) -> serde_json::Map<String, Value> {
         let state = self.ready_state(d);
-        let mut v = json!({
-            "id": d.id, "uid": d.id, "name": self.name, "url": d.url, "projectId": SIM_PROJECT_ID,
-            "readyState": state, "state": state, "target": d.target, "type": "LAMBDAS",
-            "created": ms(d.created), "createdAt": ms(d.created),
+        let v = json!({
+            "name": self.name, "url": d.url, "readyState": state, "target": d.target,
+            "type": "LAMBDAS", "createdAt": ms(d.created),
             "buildingAt": ms(d.created) + (self.build_time / 10).as_millis() as i64,
-            "creator": {"uid": "usr_sim", "username": "ops"},
-            "inspectorUrl": format!("https://vercel.com/acme/{}/{}", self.name, d.id),
-            "meta": d.meta, "source": "git", "isRollbackCandidate": d.was_production,
+            "meta": d.meta,
         });
-        if state == "READY" {
-            v["ready"] = json!(ms(d.created) + self.build_time.as_millis() as i64);
+        match v {
+            Value::Object(m) => m,
+            _ => serde_json::Map::new(),
         }
-        if state == "ERROR" {
-            v["errorCode"] = json!("BUILD_FAILED");
-            v["errorMessage"] = json!("Command \"npm run build\" exited with 1");
-        }
-        if self.production.as_deref() == Some(d.id.as_str()) {
-            v["alias"] = json!([
-                format!("{}.acme.dev", self.name),
-                format!("www.{}.acme.dev", self.name)
-            ]);
-        }
-        v
     }
 
-    /// A `/v7/deployments` item: the list's own shape, which has `uid` but no `id` and no
-    /// `alias` (those come only with `/v13/deployments/{id}`).
-    fn render_listed(&self, d: &SimDeployment) -> Value {
-        let mut v = self.render(d);
-        if let Some(o) = v.as_object_mut() {
-            o.remove("id");
-            o.remove("alias");
+    /// When it became ready, and why it failed, in the top-level deployment shapes.
+    fn outcome(&self, d: &SimDeployment, v: &mut serde_json::Map<String, Value>) {
+        match self.ready_state(d) {
+            "READY" => {
+                let at = ms(d.created) + self.build_time.as_millis() as i64;
+                v.insert("ready".into(), json!(at));
+            }
+            "ERROR" => {
+                v.insert("errorCode".into(), json!("BUILD_FAILED"));
+                let message = "Command \"npm run build\" exited with 1";
+                v.insert("errorMessage".into(), json!(message));
+            }
+            _ => {}
         }
-        v
+    }
+
+    fn is_production(&self, d: &SimDeployment) -> bool {
+        self.production.as_deref() == Some(d.id.as_str())
+    }
+
+    fn aliases(&self) -> Value {
+        json!([
+            format!("{}.acme.dev", self.name),
+            format!("www.{}.acme.dev", self.name)
+        ])
+    }
+
+    /// `GET /v13/deployments/{id}`, in the SDK's `GetDeploymentResponseBody3` shape: `id`,
+    /// `readyState`, `createdAt` (no `uid`, `state` or `created`), and the aliases once it
+    /// serves production.
+    fn render(&self, d: &SimDeployment) -> Value {
+        let mut v = self.common(d);
+        let production = self.is_production(d);
+        v.extend([
+            ("id".into(), json!(d.id)),
+            ("status".into(), json!(self.ready_state(d))),
+            (
+                "creator".into(),
+                json!({"uid": "usr_sim", "username": "ops"}),
+            ),
+            ("bootedAt".into(), json!(ms(d.created))),
+            ("buildSkipped".into(), json!(false)),
+            ("public".into(), json!(false)),
+            ("regions".into(), json!(["iad1"])),
+            ("version".into(), json!(2)),
+            ("source".into(), json!("git")),
+            ("aliasAssigned".into(), json!(production)),
+        ]);
+        if production {
+            v.insert("alias".into(), self.aliases());
+        }
+        self.outcome(d, &mut v);
+        Value::Object(v)
+    }
+
+    /// A `/v7/deployments` item: the list's own shape, with `uid`, `state` and `created` (no
+    /// `id`, no `alias`).
+    fn render_listed(&self, d: &SimDeployment) -> Value {
+        let mut v = self.common(d);
+        v.extend([
+            ("uid".into(), json!(d.id)),
+            ("state".into(), json!(self.ready_state(d))),
+            ("created".into(), json!(ms(d.created))),
+            (
+                "creator".into(),
+                json!({"uid": "usr_sim", "username": "ops"}),
+            ),
+            ("projectId".into(), json!(SIM_PROJECT_ID)),
+            ("source".into(), json!("git")),
+            (
+                "inspectorUrl".into(),
+                json!(format!("https://vercel.com/acme/{}/{}", self.name, d.id)),
+            ),
+            ("isRollbackCandidate".into(), json!(d.was_production)),
+        ]);
+        self.outcome(d, &mut v);
+        Value::Object(v)
+    }
+
+    /// A deployment inside a project (`targets.production`, `latestDeployments[]`).
+    fn render_in_project(&self, d: &SimDeployment) -> Value {
+        let mut v = self.common(d);
+        v.extend([
+            ("id".into(), json!(d.id)),
+            (
+                "creator".into(),
+                json!({"uid": "usr_sim", "username": "ops", "email": "ops@acme.dev"}),
+            ),
+            ("createdIn".into(), json!("iad1")),
+            ("deploymentHostname".into(), json!(d.url)),
+            ("plan".into(), json!("pro")),
+            ("private".into(), json!(true)),
+            ("aliasAssigned".into(), json!(self.is_production(d))),
+        ]);
+        if self.is_production(d) {
+            v.insert("alias".into(), self.aliases());
+        }
+        if self.ready_state(d) == "READY" {
+            let at = ms(d.created) + self.build_time.as_millis() as i64;
+            v.insert("readyAt".into(), json!(at));
+        }
+        Value::Object(v)
     }
 
     fn project(&self) -> Value {
@@ -147,9 +228,13 @@ impl State {
             .and_then(|p| self.deployments.iter().find(|d| &d.id == p));
         json!({
             "id": SIM_PROJECT_ID, "name": self.name, "accountId": SIM_TEAM, "framework": "nextjs",
-            "paused": self.paused, "createdAt": 1_700_000_000_000i64,
-            "targets": {"production": prod.map(|d| self.render(d))},
-            "latestDeployments": self.deployments.iter().rev().take(5).map(|d| self.render(d)).collect::<Vec<_>>(),
+            "paused": self.paused, "createdAt": 1_700_000_000_000i64, "alias": [],
+            "nodeVersion": "22.x", "directoryListing": false,
+            "deploymentExpiration": {"expirationDays": 180},
+            "resourceConfig": {"functionDefaultRegions": ["iad1"]},
+            "defaultResourceConfig": {"functionDefaultRegions": ["iad1"]},
+            "targets": {"production": prod.map(|d| self.render_in_project(d))},
+            "latestDeployments": self.deployments.iter().rev().take(5).map(|d| self.render_in_project(d)).collect::<Vec<_>>(),
         })
     }
 
@@ -225,6 +310,7 @@ impl State {
                     );
                 }
                 let now = self.clock.now();
+                let asked_target = target.clone();
                 let id = if let Some(from) = body.get("deploymentId").and_then(Value::as_str) {
                     let Some(src) = self.find(from).cloned() else {
                         return error(404, "not_found", "The deployment to redeploy was not found");
@@ -268,8 +354,13 @@ impl State {
                     }
                 }
                 self.mutations += 1;
-                let d = self.find(&id).cloned().expect("created");
-                (200, self.render(&d))
+                // The SDK's shortest reply shape (`CreateDeploymentResponseBody1`): the client
+                // must follow the build by id, not rely on the creation reply's detail.
+                let state = self.find(&id).map_or("QUEUED", |d| self.ready_state(d));
+                (
+                    200,
+                    json!({"id": id, "readyState": state, "aliasAssigned": false, "target": asked_target}),
+                )
             }
             ("GET", ["v13", "deployments", id]) => match self.find(id).cloned() {
                 Some(d) => (200, self.render(&d)),
@@ -280,12 +371,13 @@ impl State {
                     return error(404, "not_found", "Deployment was not found");
                 };
                 let t = ms(d.created);
+                let build = json!({"type": "build", "name": format!("bld_{}", d.id)});
                 let mut events = vec![
-                    json!({"type": "command", "created": t + 1, "text": "Running \"npm run build\"", "deploymentId": d.id, "id": "e1", "serial": "1"}),
-                    json!({"type": "stdout", "created": t + 2, "text": "> next build", "deploymentId": d.id, "id": "e2", "serial": "2"}),
+                    json!({"type": "command", "created": t + 1, "date": t + 1, "text": "Running \"npm run build\"", "deploymentId": d.id, "id": "e1", "serial": "1", "info": build}),
+                    json!({"type": "stdout", "created": t + 2, "date": t + 2, "text": "> next build", "deploymentId": d.id, "id": "e2", "serial": "2", "info": build}),
                 ];
                 if self.ready_state(&d) == "ERROR" {
-                    events.push(json!({"type": "stderr", "created": t + 3, "text": "Type error: Property 'user' does not exist on type 'Session'.", "level": "error", "deploymentId": d.id, "id": "e3", "serial": "3"}));
+                    events.push(json!({"type": "stderr", "created": t + 3, "text": "Type error: Property 'user' does not exist on type 'Session'.", "level": "error", "date": t + 3, "deploymentId": d.id, "id": "e3", "serial": "3", "info": build}));
                     // The documented shapes also nest the line in `payload`, and the array
                     // may hold `null`.
                     events.push(Value::Null);
@@ -343,7 +435,7 @@ impl State {
                 };
                 (
                     200,
-                    json!({"envs": page.iter().map(|e| env_json(e, false)).collect::<Vec<_>>(),
+                    json!({"envs": page.iter().map(|e| listed_env_json(e)).collect::<Vec<_>>(),
                            "pagination": {"count": page.len(), "next": next,
                                           "prev": page.first().map(|e| ms(e.created))}}),
                 )
@@ -444,6 +536,13 @@ impl State {
 
 /// Variables per page of the env listing: small, so that rehearsals page.
 const ENV_PAGE: usize = 5;
+
+/// A listing's item, which alone carries `securityIssues`.
+fn listed_env_json(e: &SimEnv) -> Value {
+    let mut v = env_json(e, false);
+    v["securityIssues"] = json!([]);
+    v
+}
 
 fn env_json(e: &SimEnv, decrypted: bool) -> Value {
     let mut v = json!({

@@ -1,0 +1,193 @@
+"""Reads the TypeScript types of Vercel's generated SDK (`models/*.ts`) into the fixtures'
+JSON-Schema-like form, so the reply-shape tests can derive the replies Vercel may send.
+
+The SDK declares every reply as plain types:
+
+    export type Deployments = { created: number; aliasError?: AliasError | null | undefined; … };
+    export type Body = Body1 | Body2;
+    export const ReadyState = { Ready: "READY", … } as const;
+    export type ReadyState = ClosedEnum<typeof ReadyState>;
+
+A field without `?` is required; `| null` makes it nullable; `| undefined` only repeats `?`.
+"""
+import os
+import re
+
+PRIMITIVES = {"string": {"type": "string"}, "number": {"type": "number"},
+              "boolean": {"type": "boolean"}, "Date": {"type": "string", "format": "date-time"},
+              "any": {}, "unknown": {}}
+
+
+def strip_comments(text):
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    return re.sub(r"^\s*//.*$", "", text, flags=re.M)
+
+
+def split_top(text, sep):
+    """Splits at `sep` outside brackets, angle brackets, parentheses and strings."""
+    parts, depth, start, quote = [], 0, 0, None
+    for i, c in enumerate(text):
+        if quote:
+            if c == quote:
+                quote = None
+        elif c in "\"'":
+            quote = c
+        elif c in "{<([":
+            depth += 1
+        elif c in "}>)]":
+            depth -= 1
+        elif c == sep and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def declaration_end(text, start):
+    """The index of the `;` ending the declaration that starts at `start`."""
+    depth, quote = 0, None
+    for i in range(start, len(text)):
+        c = text[i]
+        if quote:
+            if c == quote:
+                quote = None
+        elif c in "\"'":
+            quote = c
+        elif c in "{<([":
+            depth += 1
+        elif c in "}>)]":
+            depth -= 1
+        elif c == ";" and depth == 0:
+            return i
+    return len(text)
+
+
+class Models:
+    """Every exported type and const enum of the SDK's models folder."""
+
+    def __init__(self, folder):
+        self.types, self.enums = {}, {}
+        for fname in sorted(os.listdir(folder)):
+            if not fname.endswith(".ts"):
+                continue
+            text = strip_comments(open(os.path.join(folder, fname)).read())
+            for m in re.finditer(r"^export type (\w+) =", text, re.M):
+                end = declaration_end(text, m.end())
+                self.types.setdefault(m.group(1), text[m.end():end].strip())
+            for m in re.finditer(r"^export const (\w+) = \{(.*?)\} as const;", text, re.M | re.S):
+                values = re.findall(r':\s*("(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?)', m.group(2))
+                self.enums.setdefault(m.group(1), [eval_literal(v) for v in values])
+
+    def closure(self, root):
+        """Schemas for `root` and every named type it reaches: name -> schema."""
+        out, todo = {}, [root]
+        while todo:
+            name = todo.pop()
+            if name in out:
+                continue
+            if name not in self.types:
+                raise KeyError(f"vercel SDK: no type {name}")
+            schema = self.schema(self.types[name])
+            out[name] = schema
+            todo.extend(refs(schema))
+        return out
+
+    def schema(self, expr):
+        """The schema of a type expression."""
+        expr = expr.strip()
+        alts = split_top(expr, "|")
+        nullable = any(a in ("null", "undefined") for a in alts)
+        alts = [a for a in alts if a not in ("null", "undefined")]
+        if not alts:
+            return {"nullable": True}
+        if all(is_literal(a) for a in alts):
+            schema = {"enum": [eval_literal(a) for a in alts]}
+        elif len(alts) == 1:
+            schema = self.single(alts[0])
+        else:
+            schema = {"oneOf": [self.single(a) for a in alts]}
+        if nullable:
+            schema = dict(schema, nullable=True) if "$ref" not in schema else {
+                "allOf": [schema], "nullable": True}
+        return schema
+
+    def single(self, expr):
+        expr = expr.strip()
+        if expr.startswith("(") and expr.endswith(")"):
+            return self.schema(expr[1:-1])
+        if "&" in expr and len(split_top(expr, "&")) > 1:
+            return {"allOf": [self.schema(p) for p in split_top(expr, "&")]}
+        if expr in PRIMITIVES:
+            return dict(PRIMITIVES[expr])
+        if is_literal(expr):
+            return {"enum": [eval_literal(expr)]}
+        if expr.endswith("[]"):
+            return {"type": "array", "items": self.single(expr[:-2])}
+        m = re.fullmatch(r"Array<(.*)>", expr, re.S)
+        if m:
+            return {"type": "array", "items": self.schema(m.group(1))}
+        m = re.fullmatch(r"(?:Closed|Open)Enum<\s*typeof (\w+)\s*>", expr)
+        if m:
+            return {"type": "string", "enum": self.enums[m.group(1)]} if m.group(1) in \
+                self.enums else {"type": "string"}
+        m = re.fullmatch(r"Record<\s*string\s*,(.*)>", expr, re.S)
+        if m:
+            return {"type": "object", "additionalProperties": self.schema(m.group(1))}
+        if expr.startswith("{") and expr.endswith("}"):
+            return self.object(expr[1:-1])
+        m = re.fullmatch(r"(?:\w+\.)?(\w+)", expr)
+        if m:
+            name = m.group(1)
+            if name in self.enums and name not in self.types:
+                return {"type": "string", "enum": self.enums[name]}
+            return {"$ref": name}
+        raise ValueError(f"vercel SDK: cannot read the type {expr!r}")
+
+    def object(self, body):
+        props, required, extra = {}, [], None
+        for member in split_top(body, ";"):
+            for line in split_top(member, ","):
+                m = re.fullmatch(r"\[\s*\w+\s*:\s*string\s*\]\s*:(.*)", line, re.S)
+                if m:
+                    extra = self.schema(m.group(1))
+                    continue
+                m = re.fullmatch(r"(\"[^\"]+\"|'[^']+'|[\w$]+)(\??)\s*:(.*)", line, re.S)
+                if not m:
+                    raise ValueError(f"vercel SDK: cannot read the member {line!r}")
+                name = m.group(1).strip("\"'")
+                props[name] = self.schema(m.group(3))
+                if not m.group(2):
+                    required.append(name)
+        out = {"type": "object"}
+        if props:
+            out["properties"] = props
+        if required:
+            out["required"] = required
+        if extra is not None:
+            out["additionalProperties"] = extra
+        return out
+
+
+def is_literal(expr):
+    return bool(re.fullmatch(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'|-?\d+(?:\.\d+)?|true|false', expr))
+
+
+def eval_literal(expr):
+    if expr in ("true", "false"):
+        return expr == "true"
+    if expr[0] in "\"'":
+        return expr[1:-1]
+    return float(expr) if "." in expr else int(expr)
+
+
+def refs(schema):
+    found = []
+    if isinstance(schema, dict):
+        if "$ref" in schema:
+            found.append(schema["$ref"])
+        for v in schema.values():
+            found.extend(refs(v))
+    elif isinstance(schema, list):
+        for v in schema:
+            found.extend(refs(v))
+    return found

@@ -1,0 +1,105 @@
+//! Field decoders for replies that are valid but inconvenient: a described field sent as
+//! `null` where a client wants its default, and a whole number sent in a JSON number form
+//! that serde's integers refuse (`1.7e12`, `1763888400000.0`), which a description typed only
+//! as `number` permits.
+//!
+//! ```
+//! #[derive(serde::Deserialize)]
+//! struct Deployment {
+//!     #[serde(default, deserialize_with = "ops_core::http::lenient::null_as_default")]
+//!     alias: Vec<String>,
+//!     #[serde(default, deserialize_with = "ops_core::http::lenient::opt_whole_number")]
+//!     created: Option<i64>,
+//! }
+//! let d: Deployment = serde_json::from_str(r#"{"alias": null, "created": 1.7e12}"#).unwrap();
+//! assert!(d.alias.is_empty());
+//! assert_eq!(d.created, Some(1_700_000_000_000));
+//! ```
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
+
+/// `null` (or a missing field, with `#[serde(default)]`) reads as `T::default()`.
+pub fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// Any JSON number as an `i64`: integers as they are, other forms rounded toward zero. A
+/// number outside the `i64` range is an error, not a wrapped value.
+pub fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    to_i64(serde_json::Number::deserialize(d)?).map_err(D::Error::custom)
+}
+
+/// [`whole_number`] for an optional (or `null`) field.
+pub fn opt_whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Option::<serde_json::Number>::deserialize(d)?
+        .map(to_i64)
+        .transpose()
+        .map_err(D::Error::custom)
+}
+
+/// [`whole_number`] for a count: `null` and negative numbers read as 0.
+pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    Ok(opt_whole_number(d)?.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+}
+
+/// i64::MAX as f64 rounds up to 2^63, which is itself out of range.
+const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+
+fn to_i64(n: serde_json::Number) -> Result<i64, String> {
+    if let Some(i) = n.as_i64() {
+        return Ok(i);
+    }
+    match n.as_f64() {
+        Some(f) if f.is_finite() && f.trunc() >= -LIMIT && f.trunc() < LIMIT => {
+            Ok(f.trunc() as i64)
+        }
+        _ => Err(format!("the number {n} is not a whole number within ±2^63")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Deserialize)]
+    struct W {
+        #[serde(deserialize_with = "whole_number")]
+        n: i64,
+    }
+
+    fn read(json: &str) -> Result<i64, serde_json::Error> {
+        serde_json::from_str::<W>(json).map(|w| w.n)
+    }
+
+    #[test]
+    fn integers_floats_and_exponents_read_as_whole_numbers() {
+        assert_eq!(read(r#"{"n": 1763888400000}"#).unwrap(), 1_763_888_400_000);
+        assert_eq!(
+            read(r#"{"n": 1763888400000.0}"#).unwrap(),
+            1_763_888_400_000
+        );
+        assert_eq!(read(r#"{"n": 1.5}"#).unwrap(), 1);
+        assert_eq!(read(r#"{"n": -1.5}"#).unwrap(), -1);
+        assert_eq!(read(r#"{"n": 1.7e12}"#).unwrap(), 1_700_000_000_000);
+        assert!(read(r#"{"n": 1e19}"#).is_err());
+        assert!(read(r#"{"n": 18446744073709551615}"#).is_err());
+        assert!(read(r#"{"n": "12"}"#).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn any_number_reads_or_errs_without_panic(f in any::<f64>().prop_filter("finite", |f| f.is_finite())) {
+            let json = format!(r#"{{"n": {}}}"#, serde_json::Number::from_f64(f).unwrap());
+            match read(&json) {
+                Ok(n) => prop_assert_eq!(n, f.trunc() as i64),
+                Err(_) => prop_assert!(f.trunc() >= LIMIT || f.trunc() < -LIMIT),
+            }
+        }
+    }
+}
