@@ -14,6 +14,7 @@ lists below and run this again; the check fails on any request it cannot find he
 import json
 import os
 import re
+import subprocess
 import sys
 
 import ts_types
@@ -423,6 +424,45 @@ def extract_vercel(specs):
     })
 
 
+# Slack: the Web API's reply types in Slack's official SDK (generated from Slack's own
+# samples). The request side of slack-web-api.json is transcribed; this adds the replies.
+SLACK_SDK = "@slack/web-api@8.2.0"
+SLACK_REPLIES = {"chat.postMessage": "ChatPostMessageResponse",
+                 "chat.update": "ChatUpdateResponse",
+                 "conversations.history": "ConversationsHistoryResponse"}
+
+
+def slack_package(specs):
+    """The SDK's package folder under SPECS/slack, fetched with `npm pack` when missing."""
+    folder = os.path.join(specs, "slack")
+    package = os.path.join(folder, "package")
+    if not os.path.isdir(package):
+        os.makedirs(folder, exist_ok=True)
+        name = subprocess.run(["npm", "pack", SLACK_SDK, "--pack-destination", folder],
+                              check=True, capture_output=True, text=True).stdout.split()[-1]
+        subprocess.run(["tar", "xzf", os.path.join(folder, name), "-C", folder], check=True)
+    return os.path.join(package, "dist")
+
+
+def extract_slack_replies(specs):
+    dist = slack_package(specs)
+    path = os.path.join(OUT, "slack-web-api.json")
+    fixture = json.load(open(path))
+    schemas = {k: v for k, v in fixture["schemas"].items() if "." not in k}
+    for op in fixture["operations"]:
+        reply = SLACK_REPLIES.get(op["id"])
+        if reply:
+            files = [os.path.join(dist, "WebClient.d.ts"),
+                     os.path.join(dist, "types", "response", reply + ".d.ts")]
+            schemas.update(ts_types.Models(files, prefix=reply + ".").closure(reply))
+            op["response"] = f"{reply}.{reply}"
+    fixture["schemas"] = schemas
+    if "reply types" not in fixture["source"]:
+        fixture["source"] += (f"; reply types from {SLACK_SDK} dist/types/response/*.d.ts, "
+                              "extracted by conformance/extract.py")
+    write("slack-web-api.json", fixture)
+
+
 def write(name, fixture):
     path = os.path.join(OUT, name)
     with open(path, "w") as f:
@@ -438,3 +478,4 @@ if __name__ == "__main__":
     extract_google(specs)
     extract_github(specs)
     extract_vercel(specs)
+    extract_slack_replies(specs)

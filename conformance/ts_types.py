@@ -62,21 +62,43 @@ def declaration_end(text, start):
     return len(text)
 
 
-class Models:
-    """Every exported type and const enum of the SDK's models folder."""
+def block_end(text, start):
+    """The index just past the `}` closing the `{` at or after `start`."""
+    depth = 0
+    for i in range(text.index("{", start), len(text)):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    return len(text)
 
-    def __init__(self, folder):
-        self.types, self.enums = {}, {}
-        for fname in sorted(os.listdir(folder)):
-            if not fname.endswith(".ts"):
+
+class Models:
+    """Every exported type, interface and enum of some TypeScript declaration files (a folder
+    of them, or a list). `prefix` is put before every schema name, so that files declaring
+    the same names differently (Slack's response types) can share one fixture."""
+
+    def __init__(self, source, prefix=""):
+        self.types, self.enums, self.prefix = {}, {}, prefix
+        files = source if isinstance(source, list) else [
+            os.path.join(source, f) for f in sorted(os.listdir(source))]
+        for path in files:
+            if not path.endswith(".ts"):
                 continue
-            text = strip_comments(open(os.path.join(folder, fname)).read())
+            text = strip_comments(open(path).read())
             for m in re.finditer(r"^export type (\w+) =", text, re.M):
                 end = declaration_end(text, m.end())
                 self.types.setdefault(m.group(1), text[m.end():end].strip())
+            for m in re.finditer(r"^export interface (\w+) \{", text, re.M):
+                self.types.setdefault(m.group(1), text[m.end() - 1:block_end(text, m.start())])
             for m in re.finditer(r"^export const (\w+) = \{(.*?)\} as const;", text, re.M | re.S):
                 values = re.findall(r':\s*("(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?)', m.group(2))
                 self.enums.setdefault(m.group(1), [eval_literal(v) for v in values])
+            for m in re.finditer(r"^export declare enum (\w+) \{(.*?)\}", text, re.M | re.S):
+                values = re.findall(r'=\s*("(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?)', m.group(2))
+                self.types.setdefault(m.group(1), " | ".join(values) or "string")
 
     def closure(self, root):
         """Schemas for `root` and every named type it reaches: name -> schema."""
@@ -90,6 +112,8 @@ class Models:
             schema = self.schema(self.types[name])
             out[name] = schema
             todo.extend(refs(schema))
+        if self.prefix:
+            out = {self.prefix + k: prefixed(v, self.prefix) for k, v in out.items()}
         return out
 
     def schema(self, expr):
@@ -116,7 +140,7 @@ class Models:
         if expr.startswith("(") and expr.endswith(")"):
             return self.schema(expr[1:-1])
         if "&" in expr and len(split_top(expr, "&")) > 1:
-            return {"allOf": [self.schema(p) for p in split_top(expr, "&")]}
+            return self.intersection(split_top(expr, "&"))
         if expr in PRIMITIVES:
             return dict(PRIMITIVES[expr])
         if is_literal(expr):
@@ -142,6 +166,22 @@ class Models:
                 return {"type": "string", "enum": self.enums[name]}
             return {"$ref": name}
         raise ValueError(f"vercel SDK: cannot read the type {expr!r}")
+
+    def intersection(self, parts):
+        """`A & { … }`: one object with the fields of all parts (an `allOf` of closed objects
+        would refuse every field of the other parts)."""
+        merged = {"type": "object", "properties": {}, "required": []}
+        for part in parts:
+            schema = self.schema(part)
+            name = schema.get("$ref")
+            if name in self.types:
+                schema = self.schema(self.types[name])
+            if schema.get("type") != "object":
+                return {"allOf": [self.schema(p) for p in parts]}
+            merged["properties"].update(schema.get("properties", {}))
+            merged["required"] += [r for r in schema.get("required", [])
+                                   if r not in merged["required"]]
+        return {k: v for k, v in merged.items() if v}
 
     def object(self, body):
         props, required, extra = {}, [], None
@@ -191,3 +231,11 @@ def refs(schema):
         for v in schema:
             found.extend(refs(v))
     return found
+
+
+def prefixed(schema, prefix):
+    if isinstance(schema, dict):
+        return {k: (prefix + v if k == "$ref" else prefixed(v, prefix)) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [prefixed(v, prefix) for v in schema]
+    return schema

@@ -298,6 +298,19 @@ fn value_problems(
                 }
             }
         }
+        Value::Array(items) if s.prefix_items.is_some() => {
+            let tuple = s.prefix_items.as_deref().unwrap_or_default();
+            if items.len() < tuple.len() || (items.len() > tuple.len() && s.items.is_none()) {
+                out.push(format!(
+                    "{at}: {} items where the description has {}",
+                    items.len(),
+                    tuple.len()
+                ));
+            }
+            for (i, (item, child)) in tuple.iter().zip(items).enumerate() {
+                value_problems(d, item, child, &format!("{at}[{i}]"), patch, out);
+            }
+        }
         Value::Array(items) => {
             if let Some(item) = &s.items {
                 for (i, child) in items.iter().enumerate() {

@@ -93,6 +93,10 @@ pub struct Schema {
     /// Array items.
     #[serde(default)]
     pub items: Option<Box<Schema>>,
+    /// A tuple's items, position by position (`[time, "value"]`); the array has exactly these
+    /// unless `items` admits more.
+    #[serde(rename = "prefixItems", default)]
+    pub prefix_items: Option<Vec<Schema>>,
     /// Map values (or `true`/`false` for any/none).
     #[serde(rename = "additionalProperties", default)]
     pub additional: Option<Additional>,

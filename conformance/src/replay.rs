@@ -71,7 +71,7 @@ impl Replay {
     /// Runs `call` (given the server's base URL) once per variant and returns, for each variant
     /// the client refused with a decode error, its name, the error and the reply. A typed error
     /// about the content (a checksum that does not match, a state it cannot act on) is not a
-    /// refusal.
+    /// refusal; a call that never requested the variant is one (the route is wrong).
     pub async fn refusals<F, Fut>(&self, replies: Vec<Variant>, call: F) -> Vec<String>
     where
         F: Fn(String) -> Fut,
@@ -81,11 +81,11 @@ impl Replay {
         let mut refused = Vec::new();
         for v in replies {
             server.reset().await;
-            Mock::given(method(self.verb.as_str()))
+            let served = Mock::given(method(self.verb.as_str()))
                 .and(path_regex(self.pattern.as_str()))
                 .respond_with(ResponseTemplate::new(self.status).set_body_json(&v.value))
                 .up_to_n_times(1)
-                .mount(&server)
+                .mount_as_scoped(&server)
                 .await;
             Mock::given(method(self.verb.as_str()))
                 .and(path_regex(self.pattern.as_str()))
@@ -99,11 +99,24 @@ impl Replay {
                     .mount(&server)
                     .await;
             }
-            if let Err(e) = call(server.uri()).await
+            let result = call(server.uri()).await;
+            // A call that never asked for the variant proves nothing about it.
+            if served.received_requests().await.is_empty() {
+                refused.push(format!(
+                    "{}: never requested ({} {} is not what the call asks for; it answered {:?})",
+                    v.name,
+                    self.verb,
+                    self.pattern,
+                    result.map_err(|e| e.to_string())
+                ));
+                continue;
+            }
+            if let Err(e) = result
                 && matches!(e.kind(), ErrorKind::Decode { .. })
             {
                 refused.push(format!("{}: {e}\n    reply: {}", v.name, v.value));
             }
+            drop(served);
         }
         refused
     }

@@ -81,6 +81,14 @@ impl Gen<'_> {
                 self.object(s, mode, path, depth)
             }
             Some("object") => json!({}),
+            Some("array") if s.prefix_items.is_some() => Value::Array(
+                s.prefix_items
+                    .iter()
+                    .flatten()
+                    .enumerate()
+                    .map(|(i, item)| self.value(item, mode, &format!("{path}[{i}]"), depth + 1))
+                    .collect(),
+            ),
             Some("array") => match (&s.items, depth < MAX_DEPTH) {
                 (Some(item), true) => {
                     json!([self.value(item, mode, &format!("{path}[]"), depth + 1)])

@@ -390,13 +390,18 @@ fn simulator_replies_are_checked_against_the_reply_schema() {
         "{text}"
     );
     // An operation without a vendored reply schema is counted, not passed silently.
-    let mut slack = request(
-        "slack",
-        "GET",
-        "/api/conversations.history",
-        &[("channel", "C1")],
+    let mut pause = request("vercel", "POST", "/v1/projects/site/pause", &[]);
+    pause.reply = Some(json!({}));
+    report.add(&all, pause);
+    assert_eq!(report.replies_unchecked.get("vercel"), Some(&1));
+    // Tuples are checked position by position.
+    let mut query = request("prometheus", "GET", "/api/v1/query", &[("query", "up")]);
+    query.reply = Some(json!({"status": "success", "data": {"resultType": "vector",
+        "result": [{"metric": {}, "value": [1763888400.0, "1", "extra"]}]}}));
+    report.add(&all, query);
+    let text = report.render();
+    assert!(
+        text.contains("value: 3 items where the description has 2"),
+        "{text}"
     );
-    slack.reply = Some(json!({"ok": true}));
-    report.add(&all, slack);
-    assert_eq!(report.replies_unchecked.get("slack"), Some(&1));
 }

@@ -69,3 +69,15 @@ async fn an_unknown_schema_fails_instead_of_passing_empty() {
         .each(variants(&description(), "Nothing", &[]), fetch::<Lenient>)
         .await;
 }
+
+#[tokio::test]
+async fn a_call_that_never_asks_for_the_variant_is_reported() {
+    let refused = Replay::new("GET", r"^/v1/elsewhere$")
+        .refusals(variants(&description(), "Thing", &[]), fetch::<Lenient>)
+        .await;
+    assert!(!refused.is_empty());
+    assert!(
+        refused.iter().all(|r| r.contains("never requested")),
+        "{refused:#?}"
+    );
+}

@@ -132,9 +132,12 @@ impl Prometheus {
         let (_, _, body) = self.http.send_bytes("query", req, &options).await?;
         let e: Envelope = decode_json("prometheus", "query", &body)?;
         if e.status != "success" {
+            // A status this client does not know is the server's answer, not unreadable JSON.
             let kind = parse_error(StatusCode::OK, &HeaderMap::new(), &body).unwrap_or(
-                ErrorKind::Decode {
-                    detail: "status is not success".into(),
+                ErrorKind::Provider {
+                    status: 200,
+                    code: Some(redact_text(&e.status)),
+                    body_excerpt: redact_text(e.error.as_deref().unwrap_or("")),
                 },
             );
             return Err(Error::new("prometheus", "query", kind));
@@ -311,7 +314,14 @@ fn samples(data: &Data) -> Result<Vec<Sample>> {
                 })
             })
             .collect(),
-        other => Err(decode(&format!("unknown result type {other}"))),
+        other => Err(Error::unsupported(
+            "prometheus",
+            "query",
+            format!(
+                "the result type {:?}",
+                other.chars().take(32).collect::<String>()
+            ),
+        )),
     }
 }
 
