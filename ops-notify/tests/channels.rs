@@ -1,6 +1,8 @@
 //! Slack, PagerDuty and email against their simulators (testkit suite, threading, typed
 //! failures) and against exact request shapes.
 
+mod support;
+
 use std::sync::Arc;
 
 use ops_core::ErrorKind;
@@ -13,28 +15,9 @@ use ops_notify::email::{SmtpSecurity, SmtpSettings};
 use ops_notify::sim::{PagerDutySim, SlackSim, SmtpSim};
 use ops_notify::{EmailNotifier, PagerDuty, SlackApi, SlackWebhook};
 use serde_json::json;
+use support::{http, slack_api};
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-fn http() -> HttpClient {
-    let clock = Arc::new(ManualClock::starting_at(
-        "2026-11-23T09:00:00Z".parse().unwrap(),
-    ));
-    HttpClient::new("test", &HttpConfig::default())
-        .unwrap()
-        .with_clock(clock)
-}
-
-fn slack_api(sim: &SlackSim) -> SlackApi {
-    SlackApi::new(
-        "slack-incidents",
-        ops_notify::sim::slack_token(),
-        ops_notify::sim::slack_channel(),
-    )
-    .unwrap()
-    .with_base(&format!("{}/api/", sim.uri()), http())
-    .unwrap()
-}
 
 fn incident(key: &str, event: NotificationEvent) -> Notification {
     Notification::new(Severity::Critical, "checkout is down")

@@ -1,34 +1,13 @@
 //! What the official descriptions allow and a convenient fake never exercises: Slack's history
 //! in pages behind a cursor, and PagerDuty's bound on `dedup_key`.
 
-use std::sync::Arc;
+mod support;
 
 use ops_core::ErrorKind;
-use ops_core::clock::ManualClock;
 use ops_core::contracts::*;
-use ops_core::http::{HttpClient, HttpConfig};
+use ops_notify::PagerDuty;
 use ops_notify::sim::{PagerDutySim, SlackSim};
-use ops_notify::{PagerDuty, SlackApi};
-
-fn http() -> HttpClient {
-    let clock = Arc::new(ManualClock::starting_at(
-        "2026-11-23T09:00:00Z".parse().unwrap(),
-    ));
-    HttpClient::new("test", &HttpConfig::default())
-        .unwrap()
-        .with_clock(clock)
-}
-
-fn slack_api(sim: &SlackSim) -> SlackApi {
-    SlackApi::new(
-        "slack-incidents",
-        ops_notify::sim::slack_token(),
-        ops_notify::sim::slack_channel(),
-    )
-    .unwrap()
-    .with_base(&format!("{}/api/", sim.uri()), http())
-    .unwrap()
-}
+use support::{http, slack_api};
 
 /// An incident opened 450 messages ago: a restarted process finds its thread on the third
 /// page of `conversations.history` and edits the original message, instead of starting a new

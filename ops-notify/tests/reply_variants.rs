@@ -4,32 +4,15 @@
 //! sent, unknown fields, empty objects, and every described value. A typed error about the
 //! content is allowed; a decode failure or a panic is not.
 
-use std::sync::Arc;
+mod support;
 
 use ops_conformance::replay::Replay;
 use ops_conformance::replies::variants;
 use ops_conformance::{Description, vendored};
-use ops_core::clock::ManualClock;
 use ops_core::contracts::*;
-use ops_core::http::{HttpClient, HttpConfig};
-use ops_notify::{PagerDuty, SlackApi};
+use ops_notify::PagerDuty;
 use serde_json::json;
-
-fn http() -> HttpClient {
-    let clock = Arc::new(ManualClock::starting_at(
-        "2026-11-23T09:00:00Z".parse().unwrap(),
-    ));
-    HttpClient::new("test", &HttpConfig::default())
-        .unwrap()
-        .with_clock(clock)
-}
-
-fn slack(base: &str) -> SlackApi {
-    SlackApi::new("slack", "xoxb-0000-test", "C0123456789")
-        .unwrap()
-        .with_base(&format!("{base}/api/"), http())
-        .unwrap()
-}
+use support::{http, slack_at};
 
 fn slack_d() -> Description {
     vendored("slack-web-api.json")
@@ -68,7 +51,7 @@ async fn slack_posts_in_every_described_shape() {
                 &POSTED,
             ),
             |base| async move {
-                slack(&base)
+                slack_at(&base)
                     .send(&incident(NotificationEvent::Trigger))
                     .await
                     .map(|_| ())
@@ -91,7 +74,7 @@ async fn slack_history_in_every_described_shape() {
                 &[],
             ),
             |base| async move {
-                slack(&base)
+                slack_at(&base)
                     .send(&incident(NotificationEvent::Acknowledge))
                     .await
                     .map(|_| ())
@@ -113,7 +96,7 @@ async fn slack_edits_in_every_described_shape() {
         .each(
             variants(&slack_d(), "ChatUpdateResponse.ChatUpdateResponse", &[]),
             |base| async move {
-                slack(&base)
+                slack_at(&base)
                     .send(&incident(NotificationEvent::Resolve))
                     .await
                     .map(|_| ())
