@@ -11,7 +11,9 @@
 //!   [`contracts::BackupStore`], [`contracts::HealthProbe`], [`contracts::SecretStore`],
 //!   [`contracts::Notifier`], [`contracts::LogSource`], [`contracts::MetricsSource`]).
 //! - [`retry`]: backoff with jitter, a total time cap, `Retry-After` honoured.
-//! - [`http`]: one reqwest client set-up, status → [`ErrorKind`] mapping, retried sends.
+//! - [`http`]: one reqwest client set-up, status → [`ErrorKind`] mapping, retried sends, the
+//!   provider kit (one JSON call with credentials, pagination, lenient field decoders).
+//! - [`poll`]: waiting on the injected clock for something to finish, up to a deadline.
 //! - [`adapters`]: implementations that need no cloud (HTTP and TCP probes, a filesystem backup
 //!   store, environment and file secrets, log and webhook notifiers).
 //! - [`engine`]: runbooks, steps, the runner (dry runs, retries, sagas, approvals, journal,
@@ -29,6 +31,7 @@ pub mod contracts;
 pub mod engine;
 pub mod error;
 pub mod http;
+pub mod poll;
 pub mod redact;
 pub mod retry;
 pub mod runbooks;

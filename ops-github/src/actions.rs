@@ -164,7 +164,7 @@ impl WorkflowDeployer {
             self.find_dispatched_run(dispatched_at).await?
         } else {
             reply
-                .json::<DispatchReply>("dispatch_workflow")?
+                .json::<DispatchReply>("github", "dispatch_workflow")?
                 .workflow_run_id
         };
         tracing::info!(target = %self.target, version, run_id, "dispatched deploy workflow");

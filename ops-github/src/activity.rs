@@ -238,7 +238,7 @@ impl RepoActivity {
                 .client
                 .send::<()>("list_pulls", Method::GET, u, None, &SendOptions::default())
                 .await?;
-            let page: Vec<RawPull> = reply.json("list_pulls")?;
+            let page: Vec<RawPull> = reply.json("github", "list_pulls")?;
             let reached_start = page.iter().any(|p| p.updated_at < from);
             for p in page {
                 let Some(merged_at) = p.merged_at.filter(|m| *m >= from && *m < to) else {

@@ -5,10 +5,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use ops_core::clock::SharedClock;
-use ops_core::http::{HttpClient, HttpConfig, SendOptions, bearer, decode_json};
+use ops_core::http::{Authorizer, HttpClient, HttpConfig, JsonRequest, SendOptions};
 use ops_core::redact::redact_text;
 use ops_core::{Error, ErrorKind, Result};
-use reqwest::header::{AUTHORIZATION, HeaderMap};
+use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -93,6 +93,7 @@ impl VercelConfig {
 #[derive(Debug, Clone)]
 pub struct VercelClient {
     http: HttpClient,
+    auth: Authorizer,
     config: Arc<VercelConfig>,
 }
 
@@ -108,6 +109,7 @@ impl VercelClient {
             HttpClient::new("vercel", &config.http)?.with_error_parser(Arc::new(parse_error));
         Ok(Self {
             http,
+            auth: Authorizer::bearer(config.token.expose_secret()),
             config: Arc::new(config),
         })
     }
@@ -144,7 +146,7 @@ impl VercelClient {
         Ok(url)
     }
 
-    /// Sends a JSON request and decodes the JSON answer.
+    /// Sends a JSON request and decodes the JSON answer (the provider kit's one call).
     pub async fn call<B, T>(
         &self,
         operation: &'static str,
@@ -157,20 +159,10 @@ impl VercelClient {
         B: Serialize + ?Sized + Sync,
         T: DeserializeOwned,
     {
-        let mut req = self
-            .http
-            .request(method, url)
-            .header(AUTHORIZATION, bearer(self.config.token.expose_secret())?);
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let (_, _, bytes) = self.http.send_bytes(operation, req, options).await?;
-        let bytes = if bytes.is_empty() {
-            b"{}".to_vec()
-        } else {
-            bytes
-        };
-        decode_json("vercel", operation, &bytes)
+        let request = JsonRequest::new(operation, method, url)
+            .json_opt(body)?
+            .options(options.clone());
+        self.http.call_json(&self.auth, request).await
     }
 
     /// GET and decode.
@@ -180,12 +172,8 @@ impl VercelClient {
         url: Url,
         resource: &str,
     ) -> Result<T> {
-        let options = SendOptions {
-            resource: Some(resource.to_string()),
-            ..SendOptions::default()
-        };
-        self.call::<(), T>(operation, Method::GET, url, None, &options)
-            .await
+        let request = JsonRequest::get(operation, url).resource(resource);
+        self.http.call_json(&self.auth, request).await
     }
 }
 

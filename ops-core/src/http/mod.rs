@@ -10,8 +10,10 @@
 //! # Ok(()) }
 //! ```
 
+mod call;
 mod error_map;
 pub mod lenient;
+pub mod pages;
 pub mod record;
 mod retry_after;
 mod token;
@@ -25,6 +27,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 
 pub use crate::redact::redact_excerpt;
+pub use call::{Authorizer, JsonRequest, Reply};
 pub use error_map::{error_for_status, error_for_transport, provider_code};
 pub use retry_after::retry_after;
 pub use token::{AccessToken, StaticToken, TokenProvider, TokenSource};

@@ -8,9 +8,8 @@ mod paging;
 use std::sync::Arc;
 
 use ops_core::clock::SharedClock;
-use ops_core::http::{HttpClient, HttpConfig, SendOptions, bearer, decode_json};
-use ops_core::{Error, ErrorKind, Result};
-use reqwest::header::AUTHORIZATION;
+use ops_core::http::{Authorizer, HttpClient, HttpConfig, JsonRequest, SendOptions};
+use ops_core::{Error, Result};
 use reqwest::{Method, RequestBuilder};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -204,7 +203,7 @@ impl GcpConfig {
 #[derive(Debug, Clone)]
 pub struct GcpClient {
     http: HttpClient,
-    auth: Arc<TokenProvider>,
+    auth: Authorizer,
     config: Arc<GcpConfig>,
 }
 
@@ -215,7 +214,7 @@ impl GcpClient {
         let http = HttpClient::new("gcp", &config.http)?.with_error_parser(Arc::new(parse_error));
         Ok(Self {
             http,
-            auth,
+            auth: Authorizer::tokens(auth),
             config: Arc::new(config),
         })
     }
@@ -242,9 +241,8 @@ impl GcpClient {
             .map_err(|e| Error::invalid_input("gcp", "url", "path", e.to_string()))
     }
 
-    /// Sends a JSON request (`body` if any) and decodes the JSON answer. A 401 after a token
-    /// refresh is possible gets one more try with a new token (the request was refused, so
-    /// nothing ran twice).
+    /// Sends a JSON request (`body` if any) and decodes the JSON answer (the provider kit's
+    /// one call: a 401 after which a token refresh is possible gets one more try).
     pub async fn call<B, T>(
         &self,
         operation: &'static str,
@@ -257,43 +255,15 @@ impl GcpClient {
         B: Serialize + ?Sized + Sync,
         T: DeserializeOwned,
     {
-        let build = |token: &str| -> Result<RequestBuilder> {
-            let mut req = self
-                .http
-                .request(method.clone(), url.clone())
-                .header(AUTHORIZATION, bearer(token)?);
-            if let Some(b) = body {
-                req = req.json(b);
-            }
-            Ok(req)
-        };
-        let token = self.auth.token().await?;
-        let first = self
-            .http
-            .send_bytes(operation, build(token.secret())?, options)
-            .await;
-        let body = match first {
-            Err(e)
-                if matches!(e.kind(), ErrorKind::Unauthorized) && self.auth.invalidate(&token) =>
-            {
-                let token = self.auth.token().await?;
-                self.http
-                    .send_bytes(operation, build(token.secret())?, options)
-                    .await?
-                    .2
-            }
-            other => other?.2,
-        };
-        if body.is_empty() {
-            return decode_json(self.http.provider(), operation, b"{}");
-        }
-        decode_json(self.http.provider(), operation, &body)
+        let request = JsonRequest::new(operation, method, url)
+            .json_opt(body)?
+            .options(options.clone());
+        self.http.call_json(&self.auth, request).await
     }
 
     /// `req` with a current bearer token (for uploads, downloads and other non-JSON calls).
     pub async fn authorize(&self, req: RequestBuilder) -> Result<RequestBuilder> {
-        let token = self.auth.token().await?;
-        Ok(req.header(AUTHORIZATION, bearer(token.secret())?))
+        self.auth.authorize(req).await
     }
 
     /// The HTTP client underneath.
@@ -308,18 +278,15 @@ impl GcpClient {
         url: Url,
         resource: &str,
     ) -> Result<T> {
-        let options = SendOptions {
-            resource: Some(resource.to_string()),
-            ..SendOptions::default()
-        };
-        self.call::<(), T>(operation, Method::GET, url, None, &options)
-            .await
+        let request = JsonRequest::get(operation, url).resource(resource);
+        self.http.call_json(&self.auth, request).await
     }
 }
 
 #[cfg(test)]
 mod endpoint_tests {
     use super::*;
+    use ops_core::ErrorKind;
     use proptest::prelude::*;
 
     #[test]

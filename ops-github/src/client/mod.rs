@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ops_core::clock::SharedClock;
-use ops_core::http::{HttpClient, HttpConfig, SendOptions, TokenProvider, bearer, decode_json};
+use ops_core::http::{Authorizer, HttpClient, HttpConfig, JsonRequest, SendOptions, TokenProvider};
 use ops_core::{Error, ErrorKind, Result};
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, IF_NONE_MATCH};
+use reqwest::header::{ACCEPT, HeaderName, HeaderValue, IF_NONE_MATCH};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -23,6 +23,7 @@ use url::Url;
 
 pub use conditional::EtagCache;
 pub use error::parse_error;
+pub use ops_core::http::Reply;
 pub use pages::{Paged, next_link};
 pub use rate_limit::RateLimit;
 
@@ -125,29 +126,6 @@ impl GithubConfig {
     }
 }
 
-/// What one call got back.
-#[derive(Debug)]
-pub struct Reply {
-    /// The status (a `304` is turned into the cached `200`).
-    pub status: StatusCode,
-    /// The headers.
-    pub headers: HeaderMap,
-    /// The body.
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    /// The body as JSON (`{}` when empty).
-    pub fn json<T: DeserializeOwned>(&self, operation: &'static str) -> Result<T> {
-        let body: &[u8] = if self.body.is_empty() {
-            b"{}"
-        } else {
-            &self.body
-        };
-        decode_json("github", operation, body)
-    }
-}
-
 /// Redirect statuses GitHub answers with (a renamed or transferred repository).
 const REDIRECTS: [u16; 4] = [301, 302, 307, 308];
 /// The most redirects one request follows.
@@ -159,7 +137,7 @@ pub const MAX_REDIRECTS: usize = 5;
 pub struct GithubClient {
     http: HttpClient,
     config: Arc<GithubConfig>,
-    auth: Arc<TokenProvider>,
+    auth: Authorizer,
     rate: Arc<RateLimit>,
     etags: Arc<EtagCache>,
 }
@@ -196,7 +174,7 @@ impl GithubClient {
         let auth = token_provider(&config, &http);
         Ok(Self {
             http,
-            auth: Arc::new(auth),
+            auth: Authorizer::tokens(Arc::new(auth)),
             rate,
             etags: Arc::new(EtagCache::new(256)),
             config: Arc::new(config),
@@ -209,7 +187,7 @@ impl GithubClient {
         let auth = token_provider(&self.config, &http).with_clock(clock);
         Self {
             http,
-            auth: Arc::new(auth),
+            auth: Authorizer::tokens(Arc::new(auth)),
             ..self
         }
     }
@@ -267,7 +245,7 @@ impl GithubClient {
         let mut hops = 0;
         let reply = loop {
             let reply = self
-                .authorized_attempt(operation, &method, &target, body, &options, cached.as_ref())
+                .attempt(operation, &method, &target, body, &options, cached.as_ref())
                 .await?;
             self.rate.observe(&reply.headers);
             if !REDIRECTS.contains(&reply.status.as_u16()) {
@@ -297,8 +275,10 @@ impl GithubClient {
         Ok(reply)
     }
 
-    /// One attempt with the current token; a rejected App token is replaced once.
-    async fn authorized_attempt<B>(
+    /// One attempt through the provider kit: the current token (a rejected App token is
+    /// replaced once), GitHub's media type and API version, and `If-None-Match` when a body
+    /// is cached.
+    async fn attempt<B>(
         &self,
         operation: &'static str,
         method: &Method,
@@ -310,36 +290,22 @@ impl GithubClient {
     where
         B: Serialize + ?Sized + Sync,
     {
-        let token = self.auth.token().await?;
-        let first = self
-            .attempt(
-                operation,
-                method,
-                url,
-                body,
-                options,
-                token.secret(),
-                cached,
-            )
-            .await;
-        match first {
-            Err(e)
-                if matches!(e.kind(), ErrorKind::Unauthorized) && self.auth.invalidate(&token) =>
-            {
-                let token = self.auth.token().await?;
-                self.attempt(
-                    operation,
-                    method,
-                    url,
-                    body,
-                    options,
-                    token.secret(),
-                    cached,
-                )
-                .await
-            }
-            other => other,
+        let mut request = JsonRequest::new(operation, method.clone(), url.clone())
+            .json_opt(body)?
+            .options(options.clone())
+            .header(ACCEPT, HeaderValue::from_static(MEDIA_TYPE))
+            .header(
+                HeaderName::from_static("x-github-api-version"),
+                HeaderValue::from_str(&self.config.api_version).map_err(|_| {
+                    Error::invalid_input("github", "config", "api_version", "not a header value")
+                })?,
+            );
+        if let Some((etag, _)) = cached
+            && let Ok(etag) = HeaderValue::from_str(etag)
+        {
+            request = request.header(IF_NONE_MATCH, etag);
         }
+        self.http.exchange(&self.auth, &request).await
     }
 
     /// Where a redirect points, if the client may follow it: on the API's own host and
@@ -383,40 +349,6 @@ impl GithubClient {
         Ok(to)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn attempt<B>(
-        &self,
-        operation: &'static str,
-        method: &Method,
-        url: &Url,
-        body: Option<&B>,
-        options: &SendOptions,
-        token: &str,
-        cached: Option<&(String, Vec<u8>)>,
-    ) -> Result<Reply>
-    where
-        B: Serialize + ?Sized + Sync,
-    {
-        let mut req = self
-            .http
-            .request(method.clone(), url.clone())
-            .header(AUTHORIZATION, bearer(token)?)
-            .header(ACCEPT, MEDIA_TYPE)
-            .header("X-GitHub-Api-Version", &self.config.api_version);
-        if let Some((etag, _)) = cached {
-            req = req.header(IF_NONE_MATCH, etag);
-        }
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let (status, headers, body) = self.http.send_bytes(operation, req, options).await?;
-        Ok(Reply {
-            status,
-            headers,
-            body,
-        })
-    }
-
     /// Sends and decodes the JSON answer.
     pub async fn call<B, T>(
         &self,
@@ -432,7 +364,7 @@ impl GithubClient {
     {
         self.send(operation, method, url, body, options)
             .await?
-            .json(operation)
+            .json("github", operation)
     }
 
     /// GET and decode; `resource` names what was asked for in a `NotFound`.
@@ -481,7 +413,7 @@ impl GithubClient {
                     &resource_options(&resource),
                 )
                 .await?;
-            let page: P = reply.json(operation)?;
+            let page: P = reply.json("github", operation)?;
             items.extend(extract(page));
             next = next_link(&reply.headers)?;
             if items.len() >= cap {
