@@ -21,6 +21,7 @@ use ops_core::contracts::{
     ReleaseState, ScaleSpec, ServiceState, TrafficAllocation, TrafficSplit, Validation,
     validate_locally,
 };
+use ops_core::poll::{Every, Polled, poll_until};
 use ops_core::{Error, ErrorKind, Result};
 use reqwest::Method;
 use serde::Deserialize;
@@ -179,10 +180,8 @@ impl WorkflowDeployer {
             (since - chrono::Duration::seconds(2))
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         );
-        let clock = self.client.clock().clone();
-        let started = clock.instant();
         let limit = Duration::from_secs(60);
-        loop {
+        let newest = || async {
             let url = self.client.url(
                 &self.workflow_path("runs"),
                 &[
@@ -196,21 +195,32 @@ impl WorkflowDeployer {
                 .client
                 .get("list_workflow_runs", url, &self.workflow)
                 .await?;
-            if let Some(run) = page.workflow_runs.iter().max_by_key(|r| r.created_at) {
-                return Ok(run.id);
-            }
-            if clock.instant().saturating_duration_since(started) >= limit {
-                return Err(err(
-                    "dispatch_workflow",
-                    ErrorKind::NotFound {
-                        resource: format!(
-                            "the run dispatched for {} on {}",
-                            self.workflow, self.git_ref
-                        ),
-                    },
-                ));
-            }
-            clock.sleep(self.poll.min(Duration::from_secs(5))).await;
+            Ok(page
+                .workflow_runs
+                .iter()
+                .max_by_key(|r| r.created_at)
+                .map(|r| r.id))
+        };
+        let polled = poll_until(
+            self.client.clock().as_ref(),
+            limit,
+            Every::fixed(self.poll.min(Duration::from_secs(5))),
+            newest().await?,
+            |found| Ok(*found),
+            |_| newest(),
+        )
+        .await?;
+        match polled {
+            Polled::Done(id) => Ok(id),
+            Polled::TimedOut(_) => Err(err(
+                "dispatch_workflow",
+                ErrorKind::NotFound {
+                    resource: format!(
+                        "the run dispatched for {} on {}",
+                        self.workflow, self.git_ref
+                    ),
+                },
+            )),
         }
     }
 
@@ -231,22 +241,16 @@ impl WorkflowDeployer {
         attempt: u32,
         deadline: Duration,
     ) -> Result<WorkflowRun> {
-        let clock = self.client.clock().clone();
-        let started = clock.instant();
-        loop {
-            let run = self.run(run_id).await?;
-            if run.run_attempt >= attempt && run.is_completed() {
-                return Ok(run);
-            }
-            let elapsed = clock.instant().saturating_duration_since(started);
-            if elapsed >= deadline {
-                return Err(err(
-                    "await_workflow_run",
-                    ErrorKind::Timeout { after: deadline },
-                ));
-            }
-            clock.sleep(self.poll.min(deadline - elapsed)).await;
-        }
+        poll_until(
+            self.client.clock().as_ref(),
+            deadline,
+            Every::fixed(self.poll),
+            self.run(run_id).await?,
+            |run| Ok((run.run_attempt >= attempt && run.is_completed()).then(|| run.clone())),
+            |_| self.run(run_id),
+        )
+        .await?
+        .or_timeout("github", "await_workflow_run", deadline)
     }
 
     /// Re-runs the failed jobs of `run_id` and awaits the new attempt.

@@ -22,6 +22,7 @@ use ops_core::contracts::{
     ServiceState, TrafficAllocation, TrafficSplit,
 };
 use ops_core::http::SendOptions;
+use ops_core::poll::{Every, poll_until};
 use ops_core::{Error, ErrorKind, Result};
 use reqwest::Method;
 use serde_json::json;
@@ -169,87 +170,82 @@ impl VercelDeployer {
 
     /// Waits until the deployment is ready; a failed build is an error carrying its last
     /// error lines.
-    async fn await_ready(&self, mut d: Deployment, deadline: Duration) -> Result<Deployment> {
-        let clock = self.client.clock().clone();
-        let started = clock.instant();
-        loop {
-            match d.ready_state.as_str() {
-                "READY" => return Ok(d),
-                "ERROR" | "CANCELED" => {
-                    // The build failed either way; output that cannot be read is said so in
-                    // the report, never silently left out.
-                    let tail = match self.build_events(&d.id, 40).await {
-                        Ok(events) => {
-                            let lines: Vec<&str> = events
-                                .iter()
-                                .filter(|e| {
-                                    e.kind == "stderr"
-                                        || e.kind == "fatal"
-                                        || e.level.as_deref() == Some("error")
-                                })
-                                .filter_map(Event::line)
-                                .collect();
-                            lines[lines.len().saturating_sub(5)..].join(" | ")
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, deployment = %d.id, "build events unreadable");
-                            format!("(build output unreadable: {e})")
-                        }
-                    };
-                    return Err(Error::new(
-                        "vercel",
-                        "deploy",
-                        ErrorKind::VerificationFailed {
-                            check: "vercel_build".into(),
-                            detail: ops_core::redact::redact_text(&format!(
-                                "{} {} {}: {}{}",
-                                d.id,
-                                d.ready_state,
-                                d.error_code.as_deref().unwrap_or(""),
-                                d.error_message.as_deref().unwrap_or("no message"),
-                                if tail.is_empty() {
-                                    String::new()
-                                } else {
-                                    format!("; build output: {tail}")
-                                }
-                            )),
-                        },
-                    ));
-                }
-                _ => {}
-            }
-            let elapsed = clock.instant().saturating_duration_since(started);
-            if elapsed >= deadline {
-                return Err(Error::new(
-                    "vercel",
-                    "deploy",
-                    ErrorKind::Timeout { after: deadline },
-                ));
-            }
-            clock.sleep(self.poll.min(deadline - elapsed)).await;
-            d = self.deployment(&d.id).await?;
+    async fn await_ready(&self, d: Deployment, deadline: Duration) -> Result<Deployment> {
+        let d = poll_until(
+            self.client.clock().as_ref(),
+            deadline,
+            Every::fixed(self.poll),
+            d,
+            |d| Ok(d.is_final().then(|| d.clone())),
+            |d| async move { self.deployment(&d.id).await },
+        )
+        .await?
+        .or_timeout("vercel", "deploy", deadline)?;
+        if d.ready_state == "READY" {
+            return Ok(d);
         }
+        self.build_failed(&d).await
+    }
+
+    /// The error for a deployment whose build failed or was cancelled, with its last error lines.
+    async fn build_failed(&self, d: &Deployment) -> Result<Deployment> {
+        // The build failed either way; output that cannot be read is said so in
+        // the report, never silently left out.
+        let tail = match self.build_events(&d.id, 40).await {
+            Ok(events) => {
+                let lines: Vec<&str> = events
+                    .iter()
+                    .filter(|e| {
+                        e.kind == "stderr"
+                            || e.kind == "fatal"
+                            || e.level.as_deref() == Some("error")
+                    })
+                    .filter_map(Event::line)
+                    .collect();
+                lines[lines.len().saturating_sub(5)..].join(" | ")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, deployment = %d.id, "build events unreadable");
+                format!("(build output unreadable: {e})")
+            }
+        };
+        Err(Error::new(
+            "vercel",
+            "deploy",
+            ErrorKind::VerificationFailed {
+                check: "vercel_build".into(),
+                detail: ops_core::redact::redact_text(&format!(
+                    "{} {} {}: {}{}",
+                    d.id,
+                    d.ready_state,
+                    d.error_code.as_deref().unwrap_or(""),
+                    d.error_message.as_deref().unwrap_or("no message"),
+                    if tail.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; build output: {tail}")
+                    }
+                )),
+            },
+        ))
     }
 
     async fn await_production(&self, id: &str) -> Result<Project> {
-        let clock = self.client.clock().clone();
-        let started = clock.instant();
-        loop {
-            let p = self.project().await?;
-            if p.production().is_some_and(|d| d.id == id) {
-                return Ok(p);
-            }
-            if clock.instant().saturating_duration_since(started) >= self.promote_deadline {
-                return Err(Error::new(
-                    "vercel",
-                    "set_traffic",
-                    ErrorKind::Timeout {
-                        after: self.promote_deadline,
-                    },
-                ));
-            }
-            clock.sleep(self.poll).await;
-        }
+        let first = self.project().await?;
+        poll_until(
+            self.client.clock().as_ref(),
+            self.promote_deadline,
+            Every::fixed(self.poll),
+            first,
+            |p| {
+                Ok(p.production()
+                    .is_some_and(|d| d.id == id)
+                    .then(|| p.clone()))
+            },
+            |_| self.project(),
+        )
+        .await?
+        .or_timeout("vercel", "set_traffic", self.promote_deadline)
     }
 
     /// Instant rollback to an earlier production deployment.

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use ops_core::{Error, ErrorKind, Result};
+use ops_core::poll::{Every, Polled, poll_until};
+use ops_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -52,35 +53,33 @@ impl GcpClient {
     pub async fn await_operation(
         &self,
         base: &Url,
-        mut op: Operation,
+        op: Operation,
         deadline: Duration,
         polling: OperationPolling,
         operation: &'static str,
     ) -> Result<serde_json::Value> {
-        let started = self.clock().instant();
-        let mut wait = polling.initial;
-        loop {
-            if op.done {
-                return match op.error {
-                    Some(status) => {
-                        Err(Error::new("gcp", operation, operation_error_kind(&status)))
-                    }
-                    None => Ok(op.response.unwrap_or(serde_json::Value::Null)),
-                };
-            }
-            let elapsed = self.clock().instant().saturating_duration_since(started);
-            if elapsed >= deadline {
-                tracing::warn!(operation = %op.name, ?deadline, "operation still running at the deadline");
-                return Err(Error::new(
-                    "gcp",
-                    operation,
-                    ErrorKind::Timeout { after: deadline },
-                ));
-            }
-            self.clock().sleep(wait.min(deadline - elapsed)).await;
-            wait = (wait + wait / 2).min(polling.max);
-            let url = self.url(base, &op.name)?;
-            op = self.get("get_operation", url, &op.name).await?;
+        let every = Every::growing(polling.initial, polling.max);
+        let polled = poll_until(
+            self.clock().as_ref(),
+            deadline,
+            every,
+            op,
+            |op| match (op.done, &op.error) {
+                (false, _) => Ok(None),
+                (true, Some(status)) => {
+                    Err(Error::new("gcp", operation, operation_error_kind(status)))
+                }
+                (true, None) => Ok(Some(op.response.clone().unwrap_or_default())),
+            },
+            |op| async move {
+                let url = self.url(base, &op.name)?;
+                self.get("get_operation", url, &op.name).await
+            },
+        )
+        .await?;
+        if let Polled::TimedOut(op) = &polled {
+            tracing::warn!(operation = %op.name, ?deadline, "operation still running at the deadline");
         }
+        polled.or_timeout("gcp", operation, deadline)
     }
 }

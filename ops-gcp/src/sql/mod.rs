@@ -31,6 +31,7 @@ use serde_json::json;
 use url::Url;
 
 use crate::client::{GcpClient, OperationPolling, collect_pages};
+use ops_core::poll::{Every, poll_until};
 pub use wire::{BackupConfiguration, BackupRetention};
 use wire::{BackupRun, BackupRunPage, Instance, SqlOperation};
 
@@ -137,34 +138,27 @@ impl CloudSql {
     /// Polls `op` until `DONE`; a failed operation is an error with its codes and messages.
     async fn await_operation(
         &self,
-        mut op: SqlOperation,
+        op: SqlOperation,
         operation: &'static str,
     ) -> Result<SqlOperation> {
-        let clock = self.client.clock().clone();
-        let started = clock.instant();
-        let mut wait = self.polling.initial;
-        loop {
-            if op.status == "DONE" {
-                return match op.error_kind() {
-                    Some(kind) => Err(Error::new("gcp", operation, kind)),
-                    None => Ok(op),
-                };
-            }
-            let elapsed = clock.instant().saturating_duration_since(started);
-            if elapsed >= self.deadline {
-                return Err(Error::new(
-                    "gcp",
-                    operation,
-                    ErrorKind::Timeout {
-                        after: self.deadline,
-                    },
-                ));
-            }
-            clock.sleep(wait.min(self.deadline - elapsed)).await;
-            wait = (wait + wait / 2).min(self.polling.max);
-            let url = self.url(&format!("operations/{}", op.name))?;
-            op = self.client.get("get_operation", url, &op.name).await?;
-        }
+        let every = Every::growing(self.polling.initial, self.polling.max);
+        poll_until(
+            self.client.clock().as_ref(),
+            self.deadline,
+            every,
+            op,
+            |op| match (op.status == "DONE", op.error_kind()) {
+                (false, _) => Ok(None),
+                (true, Some(kind)) => Err(Error::new("gcp", operation, kind)),
+                (true, None) => Ok(Some(op.clone())),
+            },
+            |op| async move {
+                let url = self.url(&format!("operations/{}", op.name))?;
+                self.client.get("get_operation", url, &op.name).await
+            },
+        )
+        .await?
+        .or_timeout("gcp", operation, self.deadline)
     }
 
     fn info(&self, run: &BackupRun) -> BackupInfo {
