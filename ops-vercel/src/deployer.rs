@@ -22,6 +22,7 @@ use ops_core::contracts::{
     ServiceState, TrafficAllocation, TrafficSplit,
 };
 use ops_core::http::SendOptions;
+use ops_core::http::pages::collect_pages;
 use ops_core::poll::{Every, poll_until};
 use ops_core::{Error, ErrorKind, Result};
 use reqwest::Method;
@@ -130,26 +131,27 @@ impl VercelDeployer {
     }
 
     async fn list_in(&self, project: &Project) -> Result<Vec<Deployment>> {
-        let mut all = Vec::new();
-        let mut until: Option<i64> = None;
-        loop {
-            let mut url = self.client.url("v7/deployments")?;
-            url.query_pairs_mut()
-                .append_pair("projectId", &project.id)
-                .append_pair("limit", "100");
-            if let Some(u) = until {
-                url.query_pairs_mut().append_pair("until", &u.to_string());
-            }
-            let page: DeploymentPage = self
-                .client
-                .get("list_deployments", url, &self.project)
-                .await?;
-            all.extend(page.deployments);
-            match page.pagination.next {
-                Some(n) if all.len() < MAX_DEPLOYMENTS => until = Some(n),
-                _ => return Ok(all),
-            }
-        }
+        let listed = collect_pages(
+            "vercel",
+            "list_deployments",
+            MAX_DEPLOYMENTS,
+            |until: Option<i64>| async move {
+                let mut url = self.client.url("v7/deployments")?;
+                url.query_pairs_mut()
+                    .append_pair("projectId", &project.id)
+                    .append_pair("limit", "100");
+                if let Some(u) = until {
+                    url.query_pairs_mut().append_pair("until", &u.to_string());
+                }
+                let page: DeploymentPage = self
+                    .client
+                    .get("list_deployments", url, &self.project)
+                    .await?;
+                Ok((page.deployments, page.pagination.next))
+            },
+        )
+        .await?;
+        Ok(listed.items)
     }
 
     async fn post(

@@ -14,6 +14,7 @@ use ops_core::contracts::{
     VersionRef, VersionState,
 };
 use ops_core::http::SendOptions;
+use ops_core::http::pages::collect_pages;
 use ops_core::{Error, ErrorKind, Result};
 use reqwest::Method;
 use secrecy::ExposeSecret;
@@ -22,8 +23,8 @@ use serde::Serialize;
 use crate::client::VercelClient;
 use crate::model::{EnvPage, EnvVar};
 
-/// The most pages of environment variables one listing reads.
-const MAX_ENV_PAGES: usize = 50;
+/// The most environment variables one listing reads (Vercel allows far fewer per project).
+const MAX_ENV: usize = 10_000;
 
 /// The environment variables of one project, for some targets.
 #[derive(Debug, Clone)]
@@ -88,23 +89,24 @@ impl VercelEnv {
     }
 
     async fn all(&self) -> Result<Vec<EnvVar>> {
-        let mut all = Vec::new();
-        let mut until: Option<i64> = None;
-        // Pages are followed through `pagination.next` (Vercel's `until` cursor), bounded.
-        for _ in 0..MAX_ENV_PAGES {
-            let mut url = self
-                .client
-                .url(&format!("v10/projects/{}/env", self.project))?;
-            if let Some(u) = until {
-                url.query_pairs_mut().append_pair("until", &u.to_string());
-            }
-            let page: EnvPage = self.client.get("list_env", url, &self.project).await?;
-            all.extend(page.envs);
-            match page.pagination.and_then(|p| p.next) {
-                Some(next) if Some(next) != until => until = Some(next),
-                _ => break,
-            }
-        }
+        // Pages are followed through `pagination.next` (Vercel's `until` cursor).
+        let all = collect_pages(
+            "vercel",
+            "list_env",
+            MAX_ENV,
+            |until: Option<i64>| async move {
+                let mut url = self
+                    .client
+                    .url(&format!("v10/projects/{}/env", self.project))?;
+                if let Some(u) = until {
+                    url.query_pairs_mut().append_pair("until", &u.to_string());
+                }
+                let page: EnvPage = self.client.get("list_env", url, &self.project).await?;
+                Ok((page.envs, page.pagination.and_then(|p| p.next)))
+            },
+        )
+        .await?
+        .items;
         Ok(all
             .into_iter()
             .filter(|e| self.targets.iter().all(|t| e.target.contains(t)))

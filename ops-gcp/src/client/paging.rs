@@ -1,56 +1,28 @@
-//! Google's page-token pagination, followed up to a cap.
+//! Google's page-token pagination: the provider kit's [`ops_core::http::pages`], with an empty
+//! `nextPageToken` read as the last page (Google sends `""` as often as it leaves it out).
 
 use std::future::Future;
 
 use ops_core::Result;
-
-/// The most pages one listing reads: empty pages with a token are legal, an endless run of
-/// them is not.
-pub const MAX_PAGES: usize = 10_000;
+use ops_core::http::pages;
 
 /// Calls `fetch` with `None`, then with each `nextPageToken`, until a page has no token or
 /// `cap` items are collected (the result is cut to `cap`). A token the server already sent
-/// (a server stuck on one page) or more than `MAX_PAGES` (10,000) pages is a `Decode` error, never an
-/// endless loop.
+/// is an error, not an endless listing.
 pub async fn collect_pages<T, F, Fut>(cap: usize, mut fetch: F) -> Result<Vec<T>>
 where
     F: FnMut(Option<String>) -> Fut,
     Fut: Future<Output = Result<(Vec<T>, Option<String>)>>,
 {
-    let mut all = Vec::new();
-    let mut token = None;
-    let mut seen = std::collections::HashSet::new();
-    for _ in 0..MAX_PAGES {
-        let (items, next) = fetch(token.take()).await?;
-        all.extend(items);
-        match next.filter(|t| !t.is_empty()) {
-            Some(t) if all.len() < cap => {
-                if !seen.insert(t.clone()) {
-                    return Err(stuck(&format!(
-                        "the server sent the same page token twice ({} bytes); the listing \
-                         would never end",
-                        t.len()
-                    )));
-                }
-                token = Some(t);
-            }
-            _ => {
-                all.truncate(cap);
-                return Ok(all);
-            }
+    let listed = pages::collect_pages("gcp", "list", cap, |token| {
+        let page = fetch(token);
+        async move {
+            let (items, next) = page.await?;
+            Ok((items, next.filter(|t| !t.is_empty())))
         }
-    }
-    Err(stuck(&format!("more than {MAX_PAGES} pages")))
-}
-
-fn stuck(detail: &str) -> ops_core::Error {
-    ops_core::Error::new(
-        "gcp",
-        "list",
-        ops_core::ErrorKind::Decode {
-            detail: detail.to_string(),
-        },
-    )
+    })
+    .await?;
+    Ok(listed.items)
 }
 
 #[cfg(test)]
@@ -58,16 +30,15 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_repeated_page_token_ends_the_listing_with_an_error() {
+    async fn an_empty_token_is_the_last_page() {
         let mut calls = 0;
-        let err = collect_pages(1000, |_| {
+        let all = collect_pages(1000, |_| {
             calls += 1;
-            async { Ok((vec![1], Some("same".to_string()))) }
+            async { Ok((vec![1], Some(String::new()))) }
         })
         .await
-        .unwrap_err();
-        assert!(err.to_string().contains("same page token twice"), "{err}");
-        assert_eq!(calls, 2);
+        .unwrap();
+        assert_eq!((all, calls), (vec![1], 1));
     }
 
     #[tokio::test]

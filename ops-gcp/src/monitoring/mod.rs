@@ -21,7 +21,7 @@ use ops_core::{Error, Result};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::client::GcpClient;
+use crate::client::{GcpClient, collect_pages};
 use distribution::{Distribution, mean, percentile};
 
 /// Request count by response code.
@@ -33,8 +33,9 @@ pub const CPU_UTILIZATIONS: &str = "run.googleapis.com/container/cpu/utilization
 /// Container memory utilisation distribution.
 pub const MEMORY_UTILIZATIONS: &str = "run.googleapis.com/container/memory/utilizations";
 
-/// The most pages one reading follows.
-const MAX_PAGES: usize = 50;
+/// The most time series one reading collects (one per revision, or per group when reduced:
+/// far fewer in practice).
+const MAX_SERIES: usize = 10_000;
 
 /// Metrics of one Cloud Run service.
 #[derive(Debug, Clone)]
@@ -114,37 +115,35 @@ impl CloudMonitoring {
         let cfg = self.client.config();
         let path = format!("v3/projects/{}/timeSeries", cfg.project);
         let period = query.window.duration().as_secs().max(60);
-        let mut all = Vec::new();
-        let mut token: Option<String> = None;
-        for _ in 0..MAX_PAGES {
-            let mut url = self.client.url(&cfg.endpoints.monitoring, &path)?;
-            {
-                let mut q = url.query_pairs_mut();
-                q.append_pair("filter", &req.filter)
-                    .append_pair("interval.startTime", &rfc3339(query.window.start))
-                    .append_pair("interval.endTime", &rfc3339(query.window.end))
-                    .append_pair("aggregation.alignmentPeriod", &format!("{period}s"))
-                    .append_pair("aggregation.perSeriesAligner", req.aligner)
-                    // Required by the official description (FULL: points, not only headers).
-                    .append_pair("view", "FULL");
-                if let Some(r) = req.reducer {
-                    q.append_pair("aggregation.crossSeriesReducer", r);
+        let listed = collect_pages(MAX_SERIES, |token: Option<String>| {
+            let path = &path;
+            async move {
+                let mut url = self.client.url(&cfg.endpoints.monitoring, path)?;
+                {
+                    let mut q = url.query_pairs_mut();
+                    q.append_pair("filter", &req.filter)
+                        .append_pair("interval.startTime", &rfc3339(query.window.start))
+                        .append_pair("interval.endTime", &rfc3339(query.window.end))
+                        .append_pair("aggregation.alignmentPeriod", &format!("{period}s"))
+                        .append_pair("aggregation.perSeriesAligner", req.aligner)
+                        // Required by the official description (FULL: points, not only headers).
+                        .append_pair("view", "FULL");
+                    if let Some(r) = req.reducer {
+                        q.append_pair("aggregation.crossSeriesReducer", r);
+                    }
+                    if let Some(g) = req.group_by {
+                        q.append_pair("aggregation.groupByFields", g);
+                    }
+                    if let Some(t) = &token {
+                        q.append_pair("pageToken", t);
+                    }
                 }
-                if let Some(g) = req.group_by {
-                    q.append_pair("aggregation.groupByFields", g);
-                }
-                if let Some(t) = &token {
-                    q.append_pair("pageToken", t);
-                }
+                let page: SeriesPage = self.client.get("list_time_series", url, path).await?;
+                Ok((page.time_series, page.next_page_token))
             }
-            let page: SeriesPage = self.client.get("list_time_series", url, &path).await?;
-            all.extend(page.time_series);
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(t) => token = Some(t),
-                None => return Ok(all),
-            }
-        }
-        Ok(all)
+        })
+        .await?;
+        Ok(listed)
     }
 }
 

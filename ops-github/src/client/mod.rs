@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ops_core::clock::SharedClock;
-use ops_core::http::{Authorizer, HttpClient, HttpConfig, JsonRequest, SendOptions, TokenProvider};
+use ops_core::http::{
+    Authorizer, HttpClient, HttpConfig, JsonRequest, SendOptions, TokenProvider, pages as kit_pages,
+};
 use ops_core::{Error, ErrorKind, Result};
 use reqwest::header::{ACCEPT, HeaderName, HeaderValue, IF_NONE_MATCH};
 use reqwest::{Method, StatusCode};
@@ -24,7 +26,8 @@ use url::Url;
 pub use conditional::EtagCache;
 pub use error::parse_error;
 pub use ops_core::http::Reply;
-pub use pages::{Paged, next_link};
+pub use ops_core::http::pages::Paged;
+pub use pages::next_link;
 pub use rate_limit::RateLimit;
 
 use crate::auth::{GithubApp, InstallationTokens};
@@ -397,35 +400,24 @@ impl GithubClient {
     where
         P: DeserializeOwned,
     {
-        let mut items = Vec::new();
-        let mut next = Some(first);
-        let resource = next
-            .as_ref()
-            .map(|u| u.path().to_string())
-            .unwrap_or_default();
-        while let Some(url) = next.take() {
+        let resource = first.path().to_string();
+        let extract = &extract;
+        let (first, resource) = (&first, &resource);
+        kit_pages::collect_pages("github", operation, cap, |next: Option<Url>| async move {
+            let url = next.unwrap_or_else(|| first.clone());
             let reply = self
                 .send::<()>(
                     operation,
                     Method::GET,
                     url,
                     None,
-                    &resource_options(&resource),
+                    &resource_options(resource),
                 )
                 .await?;
             let page: P = reply.json("github", operation)?;
-            items.extend(extract(page));
-            next = next_link(&reply.headers)?;
-            if items.len() >= cap {
-                let truncated = next.is_some() || items.len() > cap;
-                items.truncate(cap);
-                return Ok(Paged { items, truncated });
-            }
-        }
-        Ok(Paged {
-            items,
-            truncated: false,
+            Ok((extract(page), next_link(&reply.headers)?))
         })
+        .await
     }
 }
 

@@ -4,15 +4,6 @@ use ops_core::{Error, ErrorKind, Result};
 use reqwest::header::{HeaderMap, LINK};
 use url::Url;
 
-/// Items of a paginated list, and whether the caller's cap cut it short.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Paged<T> {
-    /// The items, in the API's order.
-    pub items: Vec<T>,
-    /// More items existed beyond the cap.
-    pub truncated: bool,
-}
-
 /// The `rel="next"` URL of a response, if it has one.
 ///
 /// ```
