@@ -10,6 +10,7 @@
 //! - [`contracts`]: the traits runbooks talk to ([`contracts::Deployer`],
 //!   [`contracts::BackupStore`], [`contracts::HealthProbe`], [`contracts::SecretStore`],
 //!   [`contracts::Notifier`], [`contracts::LogSource`], [`contracts::MetricsSource`]).
+//! - [`config`]: loading and validating configs (TOML, durations written for people, bounds).
 //! - [`retry`]: backoff with jitter, a total time cap, `Retry-After` honoured.
 //! - [`http`]: one reqwest client set-up, status → [`ErrorKind`] mapping, retried sends, the
 //!   provider kit (one JSON call with credentials, pagination, lenient field decoders).
@@ -27,6 +28,7 @@
 pub mod adapters;
 pub mod checksum;
 pub mod clock;
+pub mod config;
 pub mod contracts;
 pub mod engine;
 pub mod error;
@@ -35,9 +37,9 @@ pub mod poll;
 pub mod redact;
 pub mod retry;
 pub mod runbooks;
-pub mod serde_duration;
 pub mod sim;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+pub use config::duration::secs as serde_duration;
 pub use error::{Error, ErrorKind, Result};

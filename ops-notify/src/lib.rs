@@ -10,7 +10,7 @@
 //! use std::sync::Arc;
 //! use ops_core::adapters::LogNotifier;
 //! use ops_core::contracts::{Notification, Notifier, Severity};
-//! use ops_core::runbooks::RunbookConfig;
+//! use ops_core::config::RunbookConfig;
 //! use ops_notify::{NotifyRouter, RouterConfig};
 //!
 //! let config = RouterConfig::from_toml(r#"

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ops_core::clock::{SharedClock, system_clock};
+use ops_core::config::{RunbookConfig, human_duration};
 use ops_core::contracts::{Notification, NotificationEvent, Notifier, Receipt, Severity};
-use ops_core::runbooks::{RunbookConfig, human_duration};
 use ops_core::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 
@@ -74,7 +74,7 @@ impl RunbookConfig for RouterConfig {
         }
         let mut last = Duration::ZERO;
         for (i, l) in self.escalation.iter().enumerate() {
-            if l.after > ops_core::runbooks::MAX_WAIT {
+            if l.after > ops_core::config::MAX_WAIT {
                 return Err(invalid(
                     &format!("escalation[{i}].after"),
                     "must be at most 366 days",
@@ -310,7 +310,7 @@ impl NotifyRouter {
             let note = Notification {
                 title: format!(
                     "[not acknowledged after {}] {}",
-                    ops_core::runbooks::human_duration::format(l.after),
+                    ops_core::config::human_duration::format(l.after),
                     n.title
                 ),
                 ..n.clone()

@@ -1,8 +1,8 @@
 //! The seeds' messages as notifications: incident declared, update, resolved, scheduled
 //! maintenance. All carry the incident id as dedup key, so every channel threads them.
 
+use ops_core::contracts::{Incident, Priority};
 use ops_core::contracts::{Notification, NotificationEvent, Severity, TimeWindow};
-use ops_core::runbooks::{Incident, Priority};
 
 fn severity(p: Priority) -> Severity {
     match p {

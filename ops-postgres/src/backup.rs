@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ops_core::clock::{SharedClock, system_clock};
+use ops_core::contracts::RestoreTest;
 use ops_core::contracts::{BackupInfo, BackupStore, PutArtifact, RestoreOutcome};
-use ops_core::runbooks::RestoreTest;
 use ops_core::{Error, ErrorKind, Result};
 
 use crate::connect::Postgres;

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
+use ops_core::config::{RunbookConfig, human_duration};
 use ops_core::engine::{Action, Mode, RunReport, Runbook, Runner, Step};
-use ops_core::runbooks::{RunbookConfig, human_duration};
 use ops_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;

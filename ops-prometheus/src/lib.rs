@@ -13,7 +13,7 @@
 //! # async fn main() -> ops_core::Result<()> {
 //! # #[cfg(feature = "sim")] {
 //! use ops_core::contracts::{Metric, MetricQuery, MetricReading, MetricsSource, TimeWindow};
-//! use ops_core::runbooks::RunbookConfig;
+//! use ops_core::config::RunbookConfig;
 //! use ops_prometheus::{PromQueries, Prometheus, sim::PrometheusSim};
 //!
 //! let queries = PromQueries::from_toml(r#"

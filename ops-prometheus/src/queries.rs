@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use ops_core::runbooks::RunbookConfig;
+use ops_core::config::RunbookConfig;
 use ops_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 

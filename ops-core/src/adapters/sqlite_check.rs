@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 
+use crate::contracts::RestoreTest;
 use crate::contracts::{BackupInfo, BackupStore};
-use crate::runbooks::RestoreTest;
 use crate::{Error, ErrorKind, Result};
 
 /// Downloads a SQLite backup to a temporary file (verified against its checksum on the way)
@@ -15,7 +15,7 @@ use crate::{Error, ErrorKind, Result};
 /// # async fn main() -> ops_core::Result<()> {
 /// use ops_core::adapters::{FsBackupStore, SqliteIntegrityCheck};
 /// use ops_core::contracts::{BackupStore, PutArtifact};
-/// use ops_core::runbooks::RestoreTest;
+/// use ops_core::contracts::RestoreTest;
 /// let dir = tempfile::tempdir().unwrap();
 /// let db = dir.path().join("app.db");
 /// rusqlite::Connection::open(&db).unwrap().execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);").unwrap();

@@ -288,3 +288,13 @@ pub trait BackupStore: Send + Sync {
         ))
     }
 }
+
+/// A provider's deeper check of a backup (restore into a scratch database and compare row
+/// counts; `PRAGMA integrity_check` on a SQLite copy).
+#[async_trait]
+pub trait RestoreTest: Send + Sync {
+    /// Its name, for reports.
+    fn name(&self) -> &str;
+    /// Checks `backup`; `Ok` says what was found, an error says why it is not usable.
+    async fn check(&self, store: &dyn BackupStore, backup: &BackupInfo) -> Result<String>;
+}

@@ -60,7 +60,7 @@ pub struct RetryPolicy {
     #[serde(with = "crate::serde_duration")]
     pub max_retry_after: Duration,
     /// A deadline for each attempt; `None` leaves it to the operation.
-    #[serde(with = "option_duration")]
+    #[serde(with = "crate::config::duration::secs::option")]
     pub attempt_timeout: Option<Duration>,
 }
 
@@ -200,25 +200,6 @@ pub fn should_retry(err: &Error, idempotency: Idempotency) -> bool {
         Idempotency::NotIdempotent => {
             matches!(err.kind(), ErrorKind::RateLimited { .. }) || err.was_not_sent()
         }
-    }
-}
-
-mod option_duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_some(&d.as_secs_f64()),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        Option::<f64>::deserialize(d)?
-            .map(|secs| Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom))
-            .transpose()
     }
 }
 

@@ -10,7 +10,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -18,6 +17,7 @@ use tokio::io::AsyncReadExt;
 
 use super::RunbookConfig;
 use super::config::{invalid, name_stem};
+pub use crate::contracts::RestoreTest;
 use crate::contracts::{
     ArtifactReader, BackupFilter, BackupInfo, BackupState, BackupStore, CreateBackup, PutArtifact,
     Verification,
@@ -172,16 +172,6 @@ pub enum BackupSource {
         /// Opens the stream.
         open: OpenArtifact,
     },
-}
-
-/// A provider's deeper check of a backup (restore into a scratch database and compare row
-/// counts; `PRAGMA integrity_check` on a SQLite copy).
-#[async_trait]
-pub trait RestoreTest: Send + Sync {
-    /// Its name, for reports.
-    fn name(&self) -> &str;
-    /// Checks `backup`; `Ok` says what was found, an error says why it is not usable.
-    async fn check(&self, store: &dyn BackupStore, backup: &BackupInfo) -> Result<String>;
 }
 
 /// Takes, verifies and prunes backups.

@@ -6,7 +6,7 @@
 mod alerts;
 mod backup;
 mod common;
-mod config;
+use crate::config;
 mod deploy;
 mod fingerprint;
 mod health_check;

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::ErrorKind;
-use crate::runbooks::RunbookConfig;
+use crate::config::RunbookConfig;
 
 /// Runs `cases` random configs through `C::from_toml` and checks the property; panics with the
 /// smallest failing TOML found. Call it from a test, with a bounded number of cases (a few

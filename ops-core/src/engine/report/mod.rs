@@ -77,7 +77,7 @@ pub struct StepReport {
     /// Attempts made (over every resumption of the run).
     pub attempts: u32,
     /// Time of its last finished attempt series.
-    #[serde(with = "option_secs")]
+    #[serde(with = "crate::config::duration::secs::option")]
     pub duration: Option<Duration>,
     /// Why it failed, if it did.
     pub error: Option<ErrorRecord>,
@@ -420,24 +420,5 @@ impl RunReport {
             out.push_str(&format!("  error: {}\n", e.message));
         }
         out
-    }
-}
-
-mod option_secs {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_some(&d.as_secs_f64()),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        Option::<f64>::deserialize(d)?
-            .map(|secs| Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom))
-            .transpose()
     }
 }

@@ -1,128 +1,21 @@
-//! Runbook configuration: TOML with documented defaults, human durations, and validation
-//! that names the field at fault.
-
-use std::time::Duration;
-
-use serde::de::DeserializeOwned;
-
-use crate::{Error, Result};
-
-/// A runbook's configuration.
-pub trait RunbookConfig: DeserializeOwned + Default {
-    /// Rejects values that parse but make no sense (stages not increasing, thresholds out of
-    /// range), naming the field.
-    fn validate(&self) -> Result<()>;
-
-    /// Parses TOML (missing keys take their defaults) and validates.
-    ///
-    /// ```
-    /// use ops_core::runbooks::{HealthCheckConfig, RunbookConfig};
-    /// let c = HealthCheckConfig::from_toml("error_window = \"12h\"").unwrap();
-    /// assert_eq!(c.error_window.as_secs(), 12 * 3600);
-    /// let err = HealthCheckConfig::from_toml("error_window = \"-5m\"").unwrap_err();
-    /// assert!(err.to_string().contains("error_window"));
-    /// ```
-    fn from_toml(text: &str) -> Result<Self> {
-        let de = toml::Deserializer::parse(text).map_err(|e| invalid("toml", e.message()))?;
-        let config: Self = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            invalid(
-                if path == "." { "toml" } else { &path },
-                e.inner().message(),
-            )
-        })?;
-        config.validate()?;
-        Ok(config)
-    }
-}
-
-pub(crate) fn invalid(field: &str, reason: impl Into<String>) -> Error {
-    Error::invalid_input("runbook-config", "load", field, reason)
-}
-
-/// The longest wait, window, bake, cadence or deadline a runbook config accepts: 366 days.
-/// Fields that hold an age or a retention say so and take up to [`MAX_AGE`].
-pub const MAX_WAIT: Duration = Duration::from_secs(366 * 86_400);
-
-/// The longest age or retention a config accepts (secret ages, data retention), and the longest
-/// duration [`human_duration::parse`] reads at all: 100 years.
-pub const MAX_AGE: Duration = Duration::from_secs(36_525 * 86_400);
-
-/// `InvalidInput` unless `0 < d ≤` [`MAX_WAIT`].
-pub(crate) fn positive(field: &str, d: Duration) -> Result<()> {
-    if d.is_zero() {
-        Err(invalid(field, "must be positive"))
-    } else {
-        at_most(field, d, MAX_WAIT)
-    }
-}
-
-/// `InvalidInput` unless `0 < d ≤` [`MAX_AGE`].
-pub(crate) fn positive_age(field: &str, d: Duration) -> Result<()> {
-    if d.is_zero() {
-        Err(invalid(field, "must be positive"))
-    } else {
-        at_most(field, d, MAX_AGE)
-    }
-}
-
-/// `InvalidInput` unless `d ≤ max` (zero allowed).
-pub(crate) fn at_most(field: &str, d: Duration, max: Duration) -> Result<()> {
-    if d > max {
-        Err(invalid(
-            field,
-            format!(
-                "{} is longer than the limit of {}",
-                human_duration::format(d),
-                human_duration::format(max)
-            ),
-        ))
-    } else {
-        Ok(())
-    }
-}
-
-/// `InvalidInput` unless `stem` can start a backup name in every store: 1 to 64 bytes of
-/// `A-Z a-z 0-9 . _ -`, not starting with `.` or `-` (so no path, no traversal, no whitespace).
-pub(crate) fn name_stem(field: &str, stem: &str) -> Result<()> {
-    match crate::contracts::plain_name_problem(stem, 64) {
-        Some(r) => Err(invalid(field, r)),
-        None if stem.starts_with('-') => Err(invalid(field, "must not start with '-'")),
-        None => Ok(()),
-    }
-}
-
-/// `InvalidInput` unless `warn < critical`.
-pub(crate) fn ordered<T: PartialOrd + std::fmt::Display>(
-    field: &str,
-    warn: T,
-    critical: T,
-) -> Result<()> {
-    if warn < critical {
-        Ok(())
-    } else {
-        Err(invalid(
-            field,
-            format!("warning level {warn} must be below critical level {critical}"),
-        ))
-    }
-}
+//! Serde for `std::time::Duration`, in the two forms `ops` writes: [`human`] text for configs
+//! people write (`"1h30m"`), [`secs`] fractional seconds for reports and journals (`1.5`).
 
 /// Serde for durations written for people: `"500ms"`, `"30s"`, `"5m"`, `"1h30m"`, `"7d"`, or a
-/// number of seconds. Negative and malformed values, and anything longer than [`MAX_AGE`]
-/// (100 years), are rejected; each config field then applies its own bound (most are at most
-/// [`MAX_WAIT`], 366 days).
-pub mod human_duration {
+/// number of seconds. Negative and malformed values, and anything longer than
+/// [`MAX_AGE`](super::MAX_AGE) (100 years), are rejected; each config field then applies its own
+/// bound (most are at most [`MAX_WAIT`](super::MAX_WAIT), 366 days).
+pub mod human {
     use std::time::Duration;
 
-    use super::MAX_AGE;
+    use super::super::MAX_AGE;
 
     use serde::{Deserialize, Deserializer, Serializer};
 
     /// Parses `"1h30m"`-style text.
     ///
     /// ```
-    /// use ops_core::runbooks::human_duration::parse;
+    /// use ops_core::config::human_duration::parse;
     /// assert_eq!(parse("1h30m").unwrap().as_secs(), 5400);
     /// assert_eq!(parse("250ms").unwrap().as_millis(), 250);
     /// assert!(parse("-5m").is_err() && parse("5 parsecs").is_err() && parse("").is_err());
@@ -290,6 +183,48 @@ pub mod human_duration {
             #[derive(Deserialize)]
             struct Wrap(#[serde(deserialize_with = "super::deserialize")] Duration);
             Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
+        }
+    }
+}
+
+/// Serde for a duration as fractional seconds (`1.5`), the form reports and journals use.
+pub mod secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serializes as seconds.
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    /// Deserializes from seconds; rejects negative, NaN and infinite values.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(secs).map_err(|_| {
+            serde::de::Error::custom(format!("not a valid duration in seconds: {secs}"))
+        })
+    }
+
+    /// The same for an optional duration (`null` for none).
+    pub mod option {
+        use std::time::Duration;
+
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        /// Serializes as seconds, or nothing.
+        pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => s.serialize_some(&d.as_secs_f64()),
+                None => s.serialize_none(),
+            }
+        }
+
+        /// Deserializes seconds, or nothing; rejects negative, NaN and infinite values.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            Option::<f64>::deserialize(d)?
+                .map(|secs| Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom))
+                .transpose()
         }
     }
 }
