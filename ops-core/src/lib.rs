@@ -4,21 +4,23 @@
 //! turns operations runbooks (health checks, deploys with rollback, canaries, backups, secret
 //! rotation, emergency shutdown, incidents) into typed, tested code.
 //!
-//! Layers, each using only those above it in this list:
+//! Layers, each using only those above it in this list (checked by `tests/layers.rs`):
 //! - [`error`], [`clock`], [`checksum`], [`redact`]: the error type, injected time, artifact
 //!   checksums, secret masking.
+//! - [`config`]: loading and validating configs (TOML, durations written for people, bounds).
 //! - [`contracts`]: the traits runbooks talk to ([`contracts::Deployer`],
 //!   [`contracts::BackupStore`], [`contracts::HealthProbe`], [`contracts::SecretStore`],
-//!   [`contracts::Notifier`], [`contracts::LogSource`], [`contracts::MetricsSource`]).
-//! - [`config`]: loading and validating configs (TOML, durations written for people, bounds).
+//!   [`contracts::Notifier`], [`contracts::LogSource`], [`contracts::MetricsSource`]) and the
+//!   data they share (an [`contracts::Incident`], a [`contracts::RestoreTest`]).
 //! - [`retry`]: backoff with jitter, a total time cap, `Retry-After` honoured.
-//! - [`http`]: one reqwest client set-up, status → [`ErrorKind`] mapping, retried sends, the
-//!   provider kit (one JSON call with credentials, pagination, lenient field decoders).
-//! - [`poll`]: waiting on the injected clock for something to finish, up to a deadline.
-//! - [`adapters`]: implementations that need no cloud (HTTP and TCP probes, a filesystem backup
-//!   store, environment and file secrets, log and webhook notifiers).
-//! - [`engine`]: runbooks, steps, the runner (dry runs, retries, sagas, approvals, journal,
-//!   lock, resume, reports).
+//! - [`http`], [`poll`], [`sim`]: one reqwest client set-up, status → [`ErrorKind`] mapping,
+//!   retried sends and the provider kit (one JSON call with credentials, pagination, lenient
+//!   field decoders); waiting on the injected clock for something to finish; what provider
+//!   simulators share.
+//! - [`adapters`], [`engine`]: implementations that need no cloud (HTTP and TCP probes, a
+//!   filesystem backup store, environment and file secrets, log and webhook notifiers); runbooks
+//!   of steps and their runner (dry runs, retries, sagas, approvals, journal, lock, resume,
+//!   reports).
 //! - [`runbooks`]: the seed procedures (daily health check, deploy and verify, rollouts, …)
 //!   as typed, configurable engine runbooks.
 //! - `testkit` (feature `testkit`): conformance suites every implementation must pass.

@@ -88,16 +88,6 @@ pub(crate) fn at_most(field: &str, d: Duration, max: Duration) -> Result<()> {
     }
 }
 
-/// `InvalidInput` unless `stem` can start a backup name in every store: 1 to 64 bytes of
-/// `A-Z a-z 0-9 . _ -`, not starting with `.` or `-` (so no path, no traversal, no whitespace).
-pub(crate) fn name_stem(field: &str, stem: &str) -> Result<()> {
-    match crate::contracts::plain_name_problem(stem, 64) {
-        Some(r) => Err(invalid(field, r)),
-        None if stem.starts_with('-') => Err(invalid(field, "must not start with '-'")),
-        None => Ok(()),
-    }
-}
-
 /// `InvalidInput` unless `warn < critical`.
 pub(crate) fn ordered<T: PartialOrd + std::fmt::Display>(
     field: &str,

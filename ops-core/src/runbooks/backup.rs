@@ -16,7 +16,8 @@ use serde_json::json;
 use tokio::io::AsyncReadExt;
 
 use super::RunbookConfig;
-use super::config::{invalid, name_stem};
+use super::config::invalid;
+use super::name_stem;
 pub use crate::contracts::RestoreTest;
 use crate::contracts::{
     ArtifactReader, BackupFilter, BackupInfo, BackupState, BackupStore, CreateBackup, PutArtifact,

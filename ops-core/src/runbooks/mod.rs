@@ -75,3 +75,13 @@ impl Finding {
         }
     }
 }
+
+/// `InvalidInput` unless `stem` can start a backup name in every store: 1 to 64 bytes of
+/// `A-Z a-z 0-9 . _ -`, not starting with `.` or `-` (so no path, no traversal, no whitespace).
+pub(crate) fn name_stem(field: &str, stem: &str) -> crate::Result<()> {
+    match crate::contracts::plain_name_problem(stem, 64) {
+        Some(r) => Err(config::invalid(field, r)),
+        None if stem.starts_with('-') => Err(config::invalid(field, "must not start with '-'")),
+        None => Ok(()),
+    }
+}

@@ -11,7 +11,8 @@ use serde_json::json;
 
 use super::RunbookConfig;
 use super::common::{announce_step, failed, notify_step, verify_step};
-use super::config::{invalid, name_stem};
+use super::config::invalid;
+use super::name_stem;
 use crate::Result;
 use crate::contracts::{
     BackupInfo, BackupState, BackupStore, CreateBackup, Deployer, HealthProbe, Notification,

@@ -49,7 +49,7 @@ impl Default for OperationPolling {
 impl GcpClient {
     /// Polls `op` (at `base`, the API's versioned root such as `…/v2/`, joined with its name) until done or `deadline` has passed, returning its
     /// `response`. A failed operation is an error of the kind its status says; running out of
-    /// time is [`ErrorKind::Timeout`] (the operation itself goes on).
+    /// time is [`ErrorKind::Timeout`](ops_core::ErrorKind::Timeout) (the operation itself goes on).
     pub async fn await_operation(
         &self,
         base: &Url,
