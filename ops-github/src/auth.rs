@@ -9,17 +9,15 @@ use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use ops_core::http::{AccessToken, HttpClient, SendOptions, TokenSource, bearer, decode_json};
+use ops_core::http::{AccessToken, Authorizer, HttpClient, JsonRequest, TokenSource};
 use ops_core::retry::Idempotency;
 use ops_core::{Error, ErrorKind, Result};
-use reqwest::header::{ACCEPT, AUTHORIZATION};
+use reqwest::Method;
 use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use rustls_pki_types::PrivateKeyDer;
 use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
 use url::Url;
-
-use crate::client::MEDIA_TYPE;
 
 /// A GitHub App installation: who signs, and which installation the token is for.
 #[derive(Clone)]
@@ -181,23 +179,17 @@ impl TokenSource for InstallationTokens {
                 self.app.installation_id
             ))
             .map_err(|e| Error::invalid_input("github", "app", "base_url", e.to_string()))?;
-        let req = self
-            .http
-            .post(url)
-            .header(AUTHORIZATION, bearer(&jwt)?)
-            .header(ACCEPT, MEDIA_TYPE)
-            .header("X-GitHub-Api-Version", &self.api_version);
         // Minting a token changes nothing else: safe to repeat.
-        let options = SendOptions {
-            idempotency: Some(Idempotency::Idempotent),
-            resource: Some(format!("installation {}", self.app.installation_id)),
-            ..SendOptions::default()
-        };
-        let (_, _, body) = self
+        let mut request = JsonRequest::new("installation_token", Method::POST, url)
+            .idempotency(Idempotency::Idempotent)
+            .resource(format!("installation {}", self.app.installation_id));
+        for (name, value) in crate::api::headers(&self.api_version)? {
+            request = request.header(name, value);
+        }
+        let reply: TokenReply = self
             .http
-            .send_bytes("installation_token", req, &options)
+            .call_json(&Authorizer::bearer(jwt), request)
             .await?;
-        let reply: TokenReply = decode_json("github", "installation_token", &body)?;
         tracing::debug!(installation = self.app.installation_id, expires_at = %reply.expires_at, "minted a GitHub installation token");
         Ok(AccessToken::new(reply.token, Some(reply.expires_at)))
     }

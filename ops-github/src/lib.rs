@@ -34,6 +34,7 @@
 
 pub mod actions;
 pub mod activity;
+mod api;
 pub mod audit;
 pub mod auth;
 pub mod client;

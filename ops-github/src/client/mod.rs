@@ -16,7 +16,7 @@ use ops_core::http::{
     Authorizer, HttpClient, HttpConfig, JsonRequest, SendOptions, TokenProvider, pages as kit_pages,
 };
 use ops_core::{Error, ErrorKind, Result};
-use reqwest::header::{ACCEPT, HeaderName, HeaderValue, IF_NONE_MATCH};
+use reqwest::header::{HeaderValue, IF_NONE_MATCH};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -32,11 +32,7 @@ pub use rate_limit::RateLimit;
 
 use crate::auth::{GithubApp, InstallationTokens};
 
-/// The REST API version every request asks for (`X-GitHub-Api-Version`).
-pub const API_VERSION: &str = "2022-11-28";
-
-/// The media type every request accepts.
-pub const MEDIA_TYPE: &str = "application/vnd.github+json";
+pub use crate::api::{API_VERSION, MEDIA_TYPE};
 
 /// How a client proves who it is.
 #[derive(Clone)]
@@ -295,14 +291,10 @@ impl GithubClient {
     {
         let mut request = JsonRequest::new(operation, method.clone(), url.clone())
             .json_opt(body)?
-            .options(options.clone())
-            .header(ACCEPT, HeaderValue::from_static(MEDIA_TYPE))
-            .header(
-                HeaderName::from_static("x-github-api-version"),
-                HeaderValue::from_str(&self.config.api_version).map_err(|_| {
-                    Error::invalid_input("github", "config", "api_version", "not a header value")
-                })?,
-            );
+            .options(options.clone());
+        for (name, value) in crate::api::headers(&self.config.api_version)? {
+            request = request.header(name, value);
+        }
         if let Some((etag, _)) = cached
             && let Ok(etag) = HeaderValue::from_str(etag)
         {
