@@ -125,6 +125,15 @@ pub enum ErrorKind {
         /// The panic's message (bounded, credentials masked).
         message: String,
     },
+    /// A step asked for the output of an earlier step that has produced none: it has not run
+    /// yet, or it is a mutation a dry run only planned.
+    #[error("no output yet from step {step}: {why}")]
+    OutputPending {
+        /// The earlier step.
+        step: String,
+        /// Why there is none.
+        why: String,
+    },
 }
 
 fn fmt_after(d: Option<Duration>) -> String {
@@ -197,6 +206,7 @@ impl ErrorKind {
             ErrorKind::Io { .. } => "io",
             ErrorKind::Decode { .. } => "decode",
             ErrorKind::Panicked { .. } => "panicked",
+            ErrorKind::OutputPending { .. } => "output_pending",
         }
     }
 }

@@ -338,6 +338,41 @@ fn deploy_runbook(deployer: Arc<dyn Deployer>) -> Runbook {
         }))
 }
 
+/// An output of the wrong shape is a bug in the runbook: a dry run reports it as a failed
+/// step, not as "depends on an earlier planned step" (which it once did, by an error string).
+#[tokio::test(start_paused = true)]
+async fn a_dry_run_reports_an_output_of_the_wrong_shape_as_a_failure() {
+    let mut mock = MockDeployer::new();
+    mock.expect_current()
+        .times(1)
+        .returning(|| Ok(state("api-00001")));
+    let d = Arc::new(mock);
+    let runbook = Runbook::new("wrong-shape", "api")
+        .step(Step::read("current", move |_| {
+            let d = d.clone();
+            Ok(Action::new("Deployer::current", json!({}), async move {
+                d.current().await
+            }))
+        }))
+        .step(Step::mutate("deploy", move |ctx| {
+            // A release is not a service state.
+            let wrong: Release = ctx.output("current")?;
+            Ok(Action::new(
+                "Deployer::deploy",
+                json!({"v": wrong.version}),
+                async { Ok(()) },
+            ))
+        }));
+    let report = runner(Arc::new(MemoryJournal::new()))
+        .run(&runbook, Mode::DryRun)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Some(RunOutcome::Failed));
+    assert!(report.planned.is_empty(), "{:?}", report.planned);
+    let deploy = report.steps.iter().find(|s| s.name == "deploy").unwrap();
+    assert_eq!(deploy.status, StepStatus::Failed);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_dry_run_performs_no_mutation_and_plans_exact_calls() {
     let mut mock = MockDeployer::new();

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::SharedClock;
 use crate::engine::Mode;
-use crate::{Error, Result};
+use crate::{Error, ErrorKind, Result};
 
 /// The state a run shares with its steps.
 #[derive(Debug)]
@@ -78,8 +78,10 @@ impl StepContext {
         self.run.cancel.clone()
     }
 
-    /// The output of an earlier step, decoded. `InvalidInput` when that step has not produced
-    /// one (not run yet, or a mutation only planned in a dry run).
+    /// The output of an earlier step, decoded. [`ErrorKind::OutputPending`] when that step has
+    /// not produced one (not run yet, or a mutation only planned in a dry run);
+    /// `InvalidInput` when it has one of another shape (a bug in the runbook, which a dry run
+    /// reports as such).
     pub fn output<T: DeserializeOwned>(&self, step: &str) -> Result<T> {
         let value = self.output_value(step).ok_or_else(|| {
             let why = if self.is_dry_run() {
@@ -87,7 +89,14 @@ impl StepContext {
             } else {
                 "it has not run yet"
             };
-            Error::invalid_input("engine", "step_output", step, format!("no output: {why}"))
+            Error::new(
+                "engine",
+                "step_output",
+                ErrorKind::OutputPending {
+                    step: step.to_string(),
+                    why: why.into(),
+                },
+            )
         })?;
         serde_json::from_value(value).map_err(|e| {
             Error::invalid_input(

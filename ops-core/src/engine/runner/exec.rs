@@ -389,7 +389,7 @@ impl<'a> Exec<'a> {
         if self.dry() {
             match build_caught(&step.build, &self.ctx(&step.name, 1), &step.name) {
                 // Planned from the build that failed: no second build.
-                Err(e) if e.operation() == "step_output" => return self.plan(step, Err(e)).await,
+                Err(e) if pending(&e) => return self.plan(step, Err(e)).await,
                 built => first = Some(built),
             }
         }
@@ -407,7 +407,7 @@ impl<'a> Exec<'a> {
                 args: redacted(a.args),
             },
             // Arguments that come from an earlier mutation cannot be known in a dry run.
-            Err(e) if e.operation() == "step_output" => PlannedAction {
+            Err(e) if pending(&e) => PlannedAction {
                 step: step.name.clone(),
                 call: "(depends on an earlier planned step)".into(),
                 args: serde_json::json!({ "detail": e.to_string() }),
@@ -647,7 +647,7 @@ impl<'a> Exec<'a> {
                     return Ok(());
                 }
                 // A dry run cannot know a condition on a planned step's output: plan the gate.
-                Err(e) if self.dry() && e.operation() == "step_output" => {}
+                Err(e) if self.dry() && pending(&e) => {}
                 Err(e) => {
                     self.record(EventKind::ApprovalDenied {
                         gate: gate.name.clone(),
@@ -774,4 +774,9 @@ impl<'a> Exec<'a> {
         }
         Ok(())
     }
+}
+
+/// Whether `e` says an earlier step has no output yet (in a dry run: a planned mutation's).
+fn pending(e: &Error) -> bool {
+    matches!(e.kind(), ErrorKind::OutputPending { .. })
 }
