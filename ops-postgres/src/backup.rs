@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ops_core::clock::{SharedClock, system_clock};
-use ops_core::contracts::RestoreTest;
 use ops_core::contracts::{BackupInfo, BackupStore, PutArtifact, RestoreOutcome};
+use ops_core::contracts::{RestoreTest, backup_id};
 use ops_core::{Error, ErrorKind, Result};
 
 use crate::connect::Postgres;
@@ -60,13 +60,7 @@ impl PgBackups {
         id: Option<String>,
         labels: BTreeMap<String, String>,
     ) -> Result<BackupInfo> {
-        let id = id.unwrap_or_else(|| {
-            format!(
-                "{}-{}.dump",
-                self.dbname(),
-                self.clock.now().format("%Y%m%d-%H%M%S")
-            )
-        });
+        let id = id.unwrap_or_else(|| backup_id(&self.dbname(), Some("dump"), self.clock.now()));
         let snapshot_holder = self.db.dedicated().await?;
         // The counting runs beside pg_dump: one process, not a parallel scan, so it takes a
         // core from nobody on a small machine (pg_dump's compression is the bottleneck).
@@ -247,13 +241,14 @@ impl BackupStore for PgBackupStore {
             .unwrap_or(&request.source);
         let backups = self.backups_of(db)?;
         let stem = request.name.clone().unwrap_or_else(|| db.to_string());
-        let stamp = self.clock.now().format("%Y%m%d-%H%M%S").to_string();
-        let mut id = format!("{stem}-{stamp}.dump");
+        let now = self.clock.now();
+        let mut id = backup_id(&stem, Some("dump"), now);
         for n in 2..=100 {
             match self.inner.describe(&id).await {
                 Err(e) if matches!(e.kind(), ErrorKind::NotFound { .. }) => break,
                 Err(e) => return Err(e),
-                Ok(_) => id = format!("{stem}-{stamp}-{n}.dump"),
+                // Taken within the same second: the next free `-N`.
+                Ok(_) => id = format!("{}-{n}.dump", backup_id(&stem, None, now)),
             }
         }
         backups

@@ -289,6 +289,24 @@ pub trait BackupStore: Send + Sync {
     }
 }
 
+/// The id of a backup of `stem` taken `at`, the one format every store uses:
+/// `{stem}-{YYYYMMDD-HHMMSS}` and `.{extension}` when there is one. Ids sort by time within a
+/// stem, and the time reads at a glance in a bucket listing.
+///
+/// ```
+/// use ops_core::contracts::backup_id;
+/// let at = "2026-11-23T09:00:00Z".parse().unwrap();
+/// assert_eq!(backup_id("app", Some("db"), at), "app-20261123-090000.db");
+/// assert_eq!(backup_id("orders", None, at), "orders-20261123-090000");
+/// ```
+pub fn backup_id(stem: &str, extension: Option<&str>, at: DateTime<Utc>) -> String {
+    let stamp = at.format("%Y%m%d-%H%M%S");
+    match extension {
+        Some(ext) => format!("{stem}-{stamp}.{ext}"),
+        None => format!("{stem}-{stamp}"),
+    }
+}
+
 /// A provider's deeper check of a backup (restore into a scratch database and compare row
 /// counts; `PRAGMA integrity_check` on a SQLite copy).
 #[async_trait]

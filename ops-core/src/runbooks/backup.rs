@@ -269,11 +269,11 @@ impl BackupAndVerify {
                         source,
                         open,
                     } => {
-                        let stamp = ctx.clock().now().format("%Y%m%d-%H%M%S");
-                        let id = match extension {
-                            Some(ext) => format!("{stem}-{stamp}.{ext}"),
-                            None => format!("{stem}-{stamp}"),
-                        };
+                        let id = crate::contracts::backup_id(
+                            &stem,
+                            extension.as_deref(),
+                            ctx.clock().now(),
+                        );
                         let req = PutArtifact {
                             id,
                             source,

@@ -276,10 +276,11 @@ fn fmt_checksum(o: &Object) -> String {
 /// `data/app.db` at 2026-11-23 09:00:00 → `app-20261123-090000.db`.
 fn backup_id(source: &str, at: chrono::DateTime<chrono::Utc>) -> String {
     let file = source.rsplit('/').next().unwrap_or(source);
-    let stamp = at.format("%Y%m%d-%H%M%S");
     match file.rsplit_once('.') {
-        Some((stem, ext)) if !stem.is_empty() => format!("{stem}-{stamp}.{ext}"),
-        _ => format!("{file}-{stamp}"),
+        Some((stem, ext)) if !stem.is_empty() => {
+            ops_core::contracts::backup_id(stem, Some(ext), at)
+        }
+        _ => ops_core::contracts::backup_id(file, None, at),
     }
 }
 

@@ -417,7 +417,7 @@ impl BackupStore for FsBackupStore {
         let absolute = fs::canonicalize(&source)
             .await
             .map_err(|e| io_err(op, &source, &e))?;
-        let id = format!("{stem}-{}", self.clock.now().format("%Y%m%d-%H%M%S"));
+        let id = crate::contracts::backup_id(&stem, None, self.clock.now());
         self.put_inner(
             op,
             &id,
