@@ -204,3 +204,61 @@ async fn large_copies_loop_over_rewrite_tokens() {
         .count();
     assert_eq!(rewrites, 3, "4 MiB per call: three calls for 9 MiB");
 }
+
+/// The upload's waits follow the client's retry policy: an outage's `Retry-After` is waited
+/// out; a rate limit asking for longer than the policy's `max_retry_after` ends the upload at
+/// once with the wait in the error, instead of sleeping for an hour.
+#[tokio::test]
+async fn upload_waits_follow_the_retry_policy() {
+    let (sim, clock) = sim().await;
+    let data = bytes(1024 * 1024 + 7);
+    let put = |id: &str| PutArtifact {
+        id: id.into(),
+        source: None,
+        labels: Default::default(),
+    };
+    sim.inject(
+        Some("PUT"),
+        "/upload/storage/v1/b/acme-backups/o",
+        1,
+        Fault::Status {
+            status: 503,
+            retry_after: Some(7),
+        },
+    );
+    store(&sim)
+        .put_artifact(&put("a.bin"), Box::pin(std::io::Cursor::new(data.clone())))
+        .await
+        .unwrap();
+    assert!(
+        clock.sleeps().contains(&Duration::from_secs(7)),
+        "{:?}",
+        clock.sleeps()
+    );
+    let before = clock.sleeps().len();
+    sim.inject(
+        Some("PUT"),
+        "/upload/storage/v1/b/acme-backups/o",
+        1,
+        Fault::Status {
+            status: 429,
+            retry_after: Some(3600),
+        },
+    );
+    let err = store(&sim)
+        .put_artifact(&put("b.bin"), Box::pin(std::io::Cursor::new(data)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::RateLimited { .. }), "{err}");
+    assert!(
+        clock.sleeps()[before..]
+            .iter()
+            .all(|s| *s < Duration::from_secs(3600)),
+        "{:?}",
+        clock.sleeps()
+    );
+    assert!(
+        sim.object_data(BUCKET, "backup/b.bin").is_none(),
+        "nothing half-written lists"
+    );
+}

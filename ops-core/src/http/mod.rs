@@ -166,6 +166,11 @@ impl HttpClient {
         self
     }
 
+    /// The retry policy (for loops that retry on their own, such as resumable uploads).
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
     /// The clock this client uses.
     pub fn clock(&self) -> &SharedClock {
         &self.clock

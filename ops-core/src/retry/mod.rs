@@ -101,6 +101,31 @@ impl RetryPolicy {
         Ok(())
     }
 
+    /// A backoff between this policy's `initial_backoff` and `max_backoff`.
+    pub fn backoff(&self) -> Backoff {
+        Backoff::new(self.initial_backoff, self.max_backoff)
+    }
+
+    /// How long to wait before trying again after `err`: the server's `Retry-After` (an
+    /// outage's clamped to `max_retry_after`), else the next wait of `backoff`. `None` when a
+    /// rate limit asks for longer than `max_retry_after`: a quota's window is a fact, not an
+    /// estimate, so coming back early is a request known to fail. For loops with their own
+    /// budget (a resumable upload) that still wait the way every retry does.
+    pub fn wait_after(&self, err: &Error, backoff: &mut Backoff) -> Option<Duration> {
+        let computed = backoff.next_wait();
+        match err.retry_after() {
+            Some(asked)
+                if asked > self.max_retry_after
+                    && matches!(err.kind(), ErrorKind::RateLimited { .. }) =>
+            {
+                None
+            }
+            // An outage's estimate is clamped: the service may be back sooner.
+            Some(asked) => Some(asked.min(self.max_retry_after)),
+            None => Some(computed),
+        }
+    }
+
     /// Runs `op` until it succeeds, fails in a way that must not be retried, or the policy is
     /// exhausted; returns the last error then.
     pub async fn run<T, F, Fut>(
@@ -130,7 +155,7 @@ impl RetryPolicy {
         O: FnMut(&RetryEvent<'_>),
     {
         let start = clock.instant();
-        let mut backoff = Backoff::new(self.initial_backoff, self.max_backoff);
+        let mut backoff = self.backoff();
         let mut attempt = 1u32;
         loop {
             let outcome = match self.attempt_timeout {
@@ -151,19 +176,8 @@ impl RetryPolicy {
             if attempt >= self.max_attempts || !should_retry(&err, idempotency) {
                 return Err(err);
             }
-            let computed = backoff.next_wait();
-            let wait = match err.retry_after() {
-                // A quota's window is a fact, not an estimate: coming back before it reopens
-                // is a request known to fail, so the error (with its wait) goes to the caller.
-                Some(asked)
-                    if asked > self.max_retry_after
-                        && matches!(err.kind(), ErrorKind::RateLimited { .. }) =>
-                {
-                    return Err(err);
-                }
-                // An outage's estimate is clamped: the service may be back sooner.
-                Some(asked) => asked.min(self.max_retry_after),
-                None => computed,
+            let Some(wait) = self.wait_after(&err, &mut backoff) else {
+                return Err(err);
             };
             let elapsed = clock.instant().saturating_duration_since(start);
             if elapsed + wait > self.max_elapsed {

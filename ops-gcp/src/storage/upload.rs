@@ -7,7 +7,6 @@
 //! the last chunk (`X-Goog-Hash`) and is compared with the finished object's.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use bytes::Bytes;
 use ops_core::checksum::{Checksum, Hasher};
@@ -315,7 +314,10 @@ impl CloudStorage {
         let end = offset + chunk.len() as u64;
         let mut from = offset;
         let mut failures = 0u32;
-        let mut wait = Duration::from_millis(500);
+        // Waits follow the client's retry policy; the failure budget is per chunk, and
+        // progress renews it.
+        let policy = self.client.http().retry_policy();
+        let mut backoff = policy.backoff();
         loop {
             let part = chunk.slice((from - offset) as usize..);
             let attempt = self.put_range(session, part, from, total, checksum).await;
@@ -331,11 +333,10 @@ impl CloudStorage {
                     // Never re-send before the session has said how far it got: ask until it
                     // answers, backing off, within the same failure budget.
                     loop {
-                        self.client
-                            .clock()
-                            .sleep(last.retry_after().unwrap_or(wait))
-                            .await;
-                        wait = (wait * 2).min(Duration::from_secs(30));
+                        let Some(wait) = policy.wait_after(&last, &mut backoff) else {
+                            return Err(last);
+                        };
+                        self.client.clock().sleep(wait).await;
                         match self.query_session(session, total).await {
                             Ok(o) => break o,
                             Err(q) if q.is_retryable() => {
