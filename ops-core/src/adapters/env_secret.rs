@@ -5,7 +5,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 
-use super::read_only_secrets::{CAPABILITIES, CURRENT, check_version, current_version, read_only};
+use super::read_only_secrets::{CAPABILITIES, CURRENT, check_version, current_version};
 use crate::contracts::{
     SecretCapabilities, SecretInfo, SecretRead, SecretStore, SecretValue, SecretVersion,
     VersionRef, validate_name,
@@ -115,10 +115,6 @@ impl SecretStore for EnvSecretStore {
         })
     }
 
-    async fn add_version(&self, _: &str, _: &SecretValue) -> Result<SecretVersion> {
-        Err(read_only(PROVIDER, "add_version"))
-    }
-
     async fn list_versions(&self, secret: &str) -> Result<Vec<SecretVersion>> {
         if !self.vars.contains_key(secret) {
             return Err(Error::new(
@@ -130,17 +126,5 @@ impl SecretStore for EnvSecretStore {
             ));
         }
         Ok(vec![current_version(secret, None)])
-    }
-
-    async fn enable_version(&self, _: &str, _: &str) -> Result<SecretVersion> {
-        Err(read_only(PROVIDER, "enable_version"))
-    }
-
-    async fn disable_version(&self, _: &str, _: &str) -> Result<SecretVersion> {
-        Err(read_only(PROVIDER, "disable_version"))
-    }
-
-    async fn destroy_version(&self, _: &str, _: &str) -> Result<SecretVersion> {
-        Err(read_only(PROVIDER, "destroy_version"))
     }
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use tokio::fs;
 
 use super::local_fs::readable_dir;
-use super::read_only_secrets::{CAPABILITIES, CURRENT, check_version, current_version, read_only};
+use super::read_only_secrets::{CAPABILITIES, CURRENT, check_version, current_version};
 use crate::contracts::{
     SecretCapabilities, SecretInfo, SecretRead, SecretStore, SecretValue, SecretVersion, VersionRef,
 };
@@ -147,25 +147,9 @@ impl SecretStore for FileSecretStore {
         })
     }
 
-    async fn add_version(&self, _: &str, _: &SecretValue) -> Result<SecretVersion> {
-        Err(read_only(PROVIDER, "add_version"))
-    }
-
     async fn list_versions(&self, secret: &str) -> Result<Vec<SecretVersion>> {
         let (_, modified) = self.modified("list_versions", secret).await?;
         Ok(vec![current_version(secret, modified)])
-    }
-
-    async fn enable_version(&self, _: &str, _: &str) -> Result<SecretVersion> {
-        Err(read_only(PROVIDER, "enable_version"))
-    }
-
-    async fn disable_version(&self, _: &str, _: &str) -> Result<SecretVersion> {
-        Err(read_only(PROVIDER, "disable_version"))
-    }
-
-    async fn destroy_version(&self, _: &str, _: &str) -> Result<SecretVersion> {
-        Err(read_only(PROVIDER, "destroy_version"))
     }
 }
 

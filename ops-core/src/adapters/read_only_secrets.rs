@@ -1,5 +1,5 @@
-//! What the read-only secret stores share: one version per secret, named `current`, and
-//! writes that are [`ErrorKind::Unsupported`].
+//! What the read-only secret stores share: one version per secret, named `current`. Writes
+//! are [`ErrorKind::Unsupported`] through the contract's default bodies.
 
 use crate::contracts::{SecretCapabilities, SecretVersion, VersionRef};
 use crate::{Error, ErrorKind, Result};
@@ -32,14 +32,6 @@ pub(super) fn check_version(
             },
         )),
     }
-}
-
-pub(super) fn read_only(provider: &'static str, operation: &'static str) -> Error {
-    Error::unsupported(
-        provider,
-        operation,
-        "writing secrets (this store is read-only)",
-    )
 }
 
 pub(super) fn current_version(

@@ -261,10 +261,33 @@ pub trait BackupStore: Send + Sync {
     /// Takes a backup of `request.source`.
     async fn create(&self, request: &CreateBackup) -> Result<BackupInfo>;
     /// Streams `data` into a new artifact, recording its size and checksum.
-    async fn put_artifact(&self, request: &PutArtifact, data: ArtifactReader)
-    -> Result<BackupInfo>;
+    ///
+    /// # Behavior
+    /// `Unsupported` unless [`BackupCapabilities::artifacts`] (the default body).
+    async fn put_artifact(
+        &self,
+        request: &PutArtifact,
+        data: ArtifactReader,
+    ) -> Result<BackupInfo> {
+        let _ = (request, data);
+        Err(super::common::unsupported_by(
+            self.name(),
+            "put_artifact",
+            "storing artifacts",
+        ))
+    }
     /// Streams an artifact out, verifying its checksum as it is read.
-    async fn get_artifact(&self, id: &str) -> Result<ArtifactReader>;
+    ///
+    /// # Behavior
+    /// `Unsupported` unless [`BackupCapabilities::artifacts`] (the default body).
+    async fn get_artifact(&self, id: &str) -> Result<ArtifactReader> {
+        let _ = id;
+        Err(super::common::unsupported_by(
+            self.name(),
+            "get_artifact",
+            "reading artifacts",
+        ))
+    }
     /// Complete backups matching `filter`, newest first.
     async fn list(&self, filter: &BackupFilter) -> Result<Vec<BackupInfo>>;
     /// One backup.

@@ -101,3 +101,13 @@ pub fn plain_name_problem(name: &str, max: usize) -> Option<String> {
         None
     }
 }
+
+/// The error of a contract method's default body: `store` cannot do `operation` at all (its
+/// capabilities say so). Implementations that can override the method.
+pub(crate) fn unsupported_by(store: &str, operation: &'static str, what: &str) -> crate::Error {
+    crate::Error::unsupported(
+        store.to_string(),
+        operation,
+        format!("{what} (not among {store}'s capabilities)"),
+    )
+}

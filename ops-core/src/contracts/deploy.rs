@@ -360,7 +360,17 @@ pub trait Deployer: Send + Sync {
     /// Sets the traffic split; unknown releases are rejected.
     async fn set_traffic(&self, split: &TrafficSplit) -> Result<ServiceState>;
     /// Changes instance counts and sizes.
-    async fn scale(&self, spec: &ScaleSpec) -> Result<ServiceState>;
+    ///
+    /// # Behavior
+    /// `Unsupported` unless [`DeployerCapabilities::scale`] (the default body).
+    async fn scale(&self, spec: &ScaleSpec) -> Result<ServiceState> {
+        let _ = spec;
+        Err(super::common::unsupported_by(
+            self.target(),
+            "scale",
+            "scaling",
+        ))
+    }
     /// Stops serving entirely (emergency shutdown). Undo with [`Deployer::set_traffic`].
     async fn stop_serving(&self) -> Result<ServiceState>;
     /// Checks a change without applying it. The default runs the local checks only.

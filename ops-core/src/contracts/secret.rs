@@ -172,13 +172,53 @@ pub trait SecretStore: Send + Sync {
     /// disabled or destroyed version asked by id.
     async fn read(&self, secret: &str, version: &VersionRef) -> Result<SecretRead>;
     /// Adds a new, enabled version (creating the secret where the store needs that).
-    async fn add_version(&self, secret: &str, value: &SecretValue) -> Result<SecretVersion>;
+    ///
+    /// # Behavior
+    /// `Unsupported` unless [`SecretCapabilities::write`] (the default body).
+    async fn add_version(&self, secret: &str, value: &SecretValue) -> Result<SecretVersion> {
+        let _ = (secret, value);
+        Err(super::common::unsupported_by(
+            self.name(),
+            "add_version",
+            "writing secrets",
+        ))
+    }
     /// All versions, newest first.
     async fn list_versions(&self, secret: &str) -> Result<Vec<SecretVersion>>;
     /// Enables a disabled version.
-    async fn enable_version(&self, secret: &str, version: &str) -> Result<SecretVersion>;
+    ///
+    /// # Behavior
+    /// `Unsupported` unless [`SecretCapabilities::enable_disable`] (the default body).
+    async fn enable_version(&self, secret: &str, version: &str) -> Result<SecretVersion> {
+        let _ = (secret, version);
+        Err(super::common::unsupported_by(
+            self.name(),
+            "enable_version",
+            "enabling versions",
+        ))
+    }
     /// Disables a version (reads fail until it is enabled again).
-    async fn disable_version(&self, secret: &str, version: &str) -> Result<SecretVersion>;
+    ///
+    /// # Behavior
+    /// `Unsupported` unless [`SecretCapabilities::enable_disable`] (the default body).
+    async fn disable_version(&self, secret: &str, version: &str) -> Result<SecretVersion> {
+        let _ = (secret, version);
+        Err(super::common::unsupported_by(
+            self.name(),
+            "disable_version",
+            "disabling versions",
+        ))
+    }
     /// Destroys a version's value for good.
-    async fn destroy_version(&self, secret: &str, version: &str) -> Result<SecretVersion>;
+    ///
+    /// # Behavior
+    /// `Unsupported` unless [`SecretCapabilities::destroy`] (the default body).
+    async fn destroy_version(&self, secret: &str, version: &str) -> Result<SecretVersion> {
+        let _ = (secret, version);
+        Err(super::common::unsupported_by(
+            self.name(),
+            "destroy_version",
+            "destroying versions",
+        ))
+    }
 }
