@@ -9,6 +9,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use ops_core::clock::SharedClock;
 use ops_core::contracts::{Notification, NotificationEvent, Notifier, Receipt, Severity};
 use ops_core::http::{HttpClient, HttpConfig, SendOptions, decode_json};
 use ops_core::redact::redact_text;
@@ -85,6 +86,12 @@ impl PagerDuty {
                 .with_error_parser(Arc::new(parse_error)),
             name: name.into(),
         })
+    }
+
+    /// The same notifier on `clock` (retry waits, event timestamps).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.http = self.http.with_clock(clock);
+        self
     }
 
     /// The same notifier against `base` (a simulator: `…/v2/enqueue` is appended), on `http`.

@@ -103,6 +103,12 @@ impl Prometheus {
         self
     }
 
+    /// The same client on `clock` (retry waits).
+    pub fn with_clock(mut self, clock: ops_core::clock::SharedClock) -> Self {
+        self.http = self.http.with_clock(clock);
+        self
+    }
+
     /// The same client on another HTTP client (its clock, timeouts, retries).
     pub fn with_http(mut self, http: HttpClient) -> Self {
         self.http = http

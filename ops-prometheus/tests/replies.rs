@@ -76,3 +76,32 @@ async fn native_histograms_are_a_typed_unsupported_naming_the_shape() {
         .unwrap_err();
     assert!(matches!(err.kind(), ErrorKind::Unsupported { .. }), "{err}");
 }
+
+/// `with_clock` is the one way to give the client its clock: a 503's `Retry-After` is waited
+/// out on it, not on the wall.
+#[tokio::test]
+async fn retry_waits_run_on_the_injected_clock() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v1/query"))
+        .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "9"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v1/query"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"status": "success", "data": {"resultType": "vector", "result": []}}),
+        ))
+        .mount(&server)
+        .await;
+    let clock = std::sync::Arc::new(ops_core::clock::ManualClock::starting_at(
+        "2026-11-23T09:00:00Z".parse().unwrap(),
+    ));
+    let prom = Prometheus::new(&server.uri(), PromQueries::default())
+        .unwrap()
+        .with_clock(clock.clone());
+    let series = prom.query("up", 1_763_888_400.0).await.unwrap();
+    assert!(series.is_empty());
+    assert_eq!(clock.sleeps(), [std::time::Duration::from_secs(9)]);
+}

@@ -167,7 +167,11 @@ impl JsonRequest {
             req = req.header(AUTHORIZATION, bearer(t)?);
         }
         if let Some(b) = &self.body {
-            req = req.header(CONTENT_TYPE, "application/json").body(b.clone());
+            // A caller's own JSON media type (`application/json; charset=utf-8`) stands.
+            if !self.headers.contains_key(CONTENT_TYPE) {
+                req = req.header(CONTENT_TYPE, "application/json");
+            }
+            req = req.body(b.clone());
         }
         Ok(req)
     }

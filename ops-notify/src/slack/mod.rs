@@ -13,10 +13,11 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use ops_core::clock::SharedClock;
 use ops_core::contracts::{Notification, NotificationEvent, Notifier, Receipt};
-use ops_core::http::{HttpClient, HttpConfig, SendOptions, bearer, decode_json};
+use ops_core::http::{Authorizer, HttpClient, HttpConfig, JsonRequest, SendOptions};
 use ops_core::{Error, ErrorKind, Result};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -117,6 +118,12 @@ impl SlackWebhook {
         })
     }
 
+    /// The same webhook on `clock` (retry waits).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.http = self.http.with_clock(clock);
+        self
+    }
+
     /// The same webhook on `http` (clock, retries).
     pub fn with_http(mut self, http: HttpClient) -> Self {
         self.http = http
@@ -177,7 +184,7 @@ pub const MAX_HISTORY_PAGES: usize = 25;
 /// restart through the message metadata (`conversations.history`).
 #[derive(Clone)]
 pub struct SlackApi {
-    token: Arc<SecretString>,
+    auth: Authorizer,
     channel: String,
     base: Url,
     http: HttpClient,
@@ -205,13 +212,19 @@ impl SlackApi {
         let channel = channel.into();
         ops_core::contracts::validate_name("slack", "api", "channel", &channel)?;
         Ok(Self {
-            token: Arc::new(SecretString::from(token.into())),
+            auth: Authorizer::bearer(token),
             channel,
             base: Url::parse("https://slack.com/api/").expect("a valid URL"),
             http: HttpClient::new("slack", &HttpConfig::default())?,
             threads: Arc::new(Mutex::new(HashMap::new())),
             name: name.into(),
         })
+    }
+
+    /// The same client on `clock` (retry waits).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.http = self.http.with_clock(clock);
+        self
     }
 
     /// The same client against `base` (a simulator), on `http`.
@@ -240,21 +253,14 @@ impl SlackApi {
             .join(method)
             .map_err(|e| Error::invalid_input("slack", operation, "method", e.to_string()))?;
         url.query_pairs_mut().extend_pairs(query);
-        let mut req = self
-            .http
-            .request(http_method, url)
-            .header(AUTHORIZATION, bearer(self.token.expose_secret())?);
-        if let Some(b) = body {
-            req = req
-                .header(CONTENT_TYPE, "application/json; charset=utf-8")
-                .body(b.to_string());
-        }
-        let options = SendOptions {
-            resource: Some(format!("slack {method}")),
-            ..SendOptions::default()
-        };
-        let (_, _, bytes) = self.http.send_bytes(operation, req, &options).await?;
-        let answer: ApiAnswer = decode_json("slack", operation, &bytes)?;
+        let request = JsonRequest::new(operation, http_method, url)
+            .json_opt(body.as_ref())?
+            .header(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/json; charset=utf-8"),
+            )
+            .resource(format!("slack {method}"));
+        let answer: ApiAnswer = self.http.call_json(&self.auth, request).await?;
         if !answer.ok {
             return Err(api_error(
                 operation,
