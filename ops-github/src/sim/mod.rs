@@ -22,7 +22,11 @@
 //! # Ok(()) }
 //! ```
 
+mod actions;
+mod issues;
+mod replies;
 mod routes;
+mod secrets;
 mod seed;
 
 use std::collections::{BTreeMap, BTreeSet};

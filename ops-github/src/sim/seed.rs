@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use super::routes::user;
+use super::replies::user;
 use super::{SIM_ENVIRONMENT, SIM_REPO, SIM_WORKFLOW, SimDeployment, SimRun, State};
 
 fn iso(t: DateTime<Utc>) -> String {
