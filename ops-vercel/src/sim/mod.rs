@@ -20,6 +20,8 @@
 //! # Ok(()) }
 //! ```
 
+mod env;
+mod render;
 mod routes;
 
 use std::collections::{BTreeMap, BTreeSet};

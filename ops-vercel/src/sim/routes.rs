@@ -6,15 +6,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use wiremock::{Request, ResponseTemplate};
 
-use super::{Fault, SIM_PROJECT_ID, SIM_TEAM, SIM_TOKEN, SimDeployment, SimEnv, State};
-
-fn error(status: u16, code: &str, message: &str) -> (u16, Value) {
-    (status, json!({"error": {"code": code, "message": message}}))
-}
-
-fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
+use super::render::{error, ms};
+use super::{Fault, SIM_PROJECT_ID, SIM_TEAM, SIM_TOKEN, SimDeployment, State};
 
 impl State {
     /// A creation time for a new variable: now, but after every existing one, so that paging
@@ -57,7 +50,7 @@ impl State {
         id
     }
 
-    fn ready_state(&self, d: &SimDeployment) -> &'static str {
+    pub(super) fn ready_state(&self, d: &SimDeployment) -> &'static str {
         let now = self.clock.now();
         let age = (now - d.created).to_std().unwrap_or_default();
         if age < self.build_time / 10 {
@@ -73,7 +66,7 @@ impl State {
 
     /// A production deployment becomes production once, when its build finishes (Vercel's
     /// automatic domain assignment); a later rollback is not undone.
-    fn settle(&mut self) {
+    pub(super) fn settle(&mut self) {
         let finished: Vec<(String, bool)> = self
             .deployments
             .iter()
@@ -95,150 +88,14 @@ impl State {
         }
     }
 
-    fn make_production(&mut self, id: &str) {
+    pub(super) fn make_production(&mut self, id: &str) {
         self.production = Some(id.to_string());
         if let Some(d) = self.deployments.iter_mut().find(|d| d.id == id) {
             d.was_production = true;
         }
     }
 
-    /// The fields every shape of a deployment shares.
-    fn common(&self, d: &SimDeployment) -> serde_json::Map<String, Value> {
-        let state = self.ready_state(d);
-        let v = json!({
-            "name": self.name, "url": d.url, "readyState": state, "target": d.target,
-            "type": "LAMBDAS", "createdAt": ms(d.created),
-            "buildingAt": ms(d.created) + (self.build_time / 10).as_millis() as i64,
-            "meta": d.meta,
-        });
-        match v {
-            Value::Object(m) => m,
-            _ => serde_json::Map::new(),
-        }
-    }
-
-    /// When it became ready, and why it failed, in the top-level deployment shapes.
-    fn outcome(&self, d: &SimDeployment, v: &mut serde_json::Map<String, Value>) {
-        match self.ready_state(d) {
-            "READY" => {
-                let at = ms(d.created) + self.build_time.as_millis() as i64;
-                v.insert("ready".into(), json!(at));
-            }
-            "ERROR" => {
-                v.insert("errorCode".into(), json!("BUILD_FAILED"));
-                let message = "Command \"npm run build\" exited with 1";
-                v.insert("errorMessage".into(), json!(message));
-            }
-            _ => {}
-        }
-    }
-
-    fn is_production(&self, d: &SimDeployment) -> bool {
-        self.production.as_deref() == Some(d.id.as_str())
-    }
-
-    fn aliases(&self) -> Value {
-        json!([
-            format!("{}.acme.dev", self.name),
-            format!("www.{}.acme.dev", self.name)
-        ])
-    }
-
-    /// `GET /v13/deployments/{id}`, in the SDK's `GetDeploymentResponseBody3` shape: `id`,
-    /// `readyState`, `createdAt` (no `uid`, `state` or `created`), and the aliases once it
-    /// serves production.
-    fn render(&self, d: &SimDeployment) -> Value {
-        let mut v = self.common(d);
-        let production = self.is_production(d);
-        v.extend([
-            ("id".into(), json!(d.id)),
-            ("status".into(), json!(self.ready_state(d))),
-            (
-                "creator".into(),
-                json!({"uid": "usr_sim", "username": "ops"}),
-            ),
-            ("bootedAt".into(), json!(ms(d.created))),
-            ("buildSkipped".into(), json!(false)),
-            ("public".into(), json!(false)),
-            ("regions".into(), json!(["iad1"])),
-            ("version".into(), json!(2)),
-            ("source".into(), json!("git")),
-            ("aliasAssigned".into(), json!(production)),
-        ]);
-        if production {
-            v.insert("alias".into(), self.aliases());
-        }
-        self.outcome(d, &mut v);
-        Value::Object(v)
-    }
-
-    /// A `/v7/deployments` item: the list's own shape, with `uid`, `state` and `created` (no
-    /// `id`, no `alias`).
-    fn render_listed(&self, d: &SimDeployment) -> Value {
-        let mut v = self.common(d);
-        v.extend([
-            ("uid".into(), json!(d.id)),
-            ("state".into(), json!(self.ready_state(d))),
-            ("created".into(), json!(ms(d.created))),
-            (
-                "creator".into(),
-                json!({"uid": "usr_sim", "username": "ops"}),
-            ),
-            ("projectId".into(), json!(SIM_PROJECT_ID)),
-            ("source".into(), json!("git")),
-            (
-                "inspectorUrl".into(),
-                json!(format!("https://vercel.com/acme/{}/{}", self.name, d.id)),
-            ),
-            ("isRollbackCandidate".into(), json!(d.was_production)),
-        ]);
-        self.outcome(d, &mut v);
-        Value::Object(v)
-    }
-
-    /// A deployment inside a project (`targets.production`, `latestDeployments[]`).
-    fn render_in_project(&self, d: &SimDeployment) -> Value {
-        let mut v = self.common(d);
-        v.extend([
-            ("id".into(), json!(d.id)),
-            (
-                "creator".into(),
-                json!({"uid": "usr_sim", "username": "ops", "email": "ops@acme.dev"}),
-            ),
-            ("createdIn".into(), json!("iad1")),
-            ("deploymentHostname".into(), json!(d.url)),
-            ("plan".into(), json!("pro")),
-            ("private".into(), json!(true)),
-            ("aliasAssigned".into(), json!(self.is_production(d))),
-        ]);
-        if self.is_production(d) {
-            v.insert("alias".into(), self.aliases());
-        }
-        if self.ready_state(d) == "READY" {
-            let at = ms(d.created) + self.build_time.as_millis() as i64;
-            v.insert("readyAt".into(), json!(at));
-        }
-        Value::Object(v)
-    }
-
-    fn project(&self) -> Value {
-        let prod = self
-            .production
-            .as_ref()
-            .and_then(|p| self.deployments.iter().find(|d| &d.id == p));
-        json!({
-            "id": SIM_PROJECT_ID, "name": self.name, "accountId": SIM_TEAM, "framework": "nextjs",
-            "paused": self.paused, "createdAt": 1_700_000_000_000i64, "alias": [],
-            "nodeVersion": "22.x", "directoryListing": false,
-            "deploymentExpiration": {"expirationDays": 180},
-            "resourceConfig": {"functionDefaultRegions": ["iad1"]},
-            "defaultResourceConfig": {"functionDefaultRegions": ["iad1"]},
-            "targets": {"production": prod.map(|d| self.render_in_project(d))},
-            "latestDeployments": self.deployments.iter().rev().take(5).map(|d| self.render_in_project(d)).collect::<Vec<_>>(),
-        })
-    }
-
-    fn find(&self, id: &str) -> Option<&SimDeployment> {
+    pub(super) fn find(&self, id: &str) -> Option<&SimDeployment> {
         self.deployments.iter().find(|d| d.id == id || d.url == id)
     }
 
@@ -416,112 +273,16 @@ impl State {
                 self.mutations += 1;
                 (200, json!({}))
             }
-            ("GET", ["v10", "projects", p, "env"]) if project_ok(p) => {
-                // Paged newest first by `until` (a creation time in ms), as Vercel pages.
-                let until = query.get("until").and_then(|u| u.parse::<i64>().ok());
-                let mut envs: Vec<&SimEnv> = self.envs.iter().collect();
-                envs.sort_by_key(|e| std::cmp::Reverse((ms(e.created), e.id.clone())));
-                let page: Vec<&SimEnv> = envs
-                    .into_iter()
-                    .filter(|e| until.is_none_or(|u| ms(e.created) < u))
-                    .take(ENV_PAGE + 1)
-                    .collect();
-                let more = page.len() > ENV_PAGE;
-                let page = &page[..page.len().min(ENV_PAGE)];
-                let next = if more {
-                    page.last().map(|e| json!(ms(e.created)))
-                } else {
-                    None
-                };
-                (
-                    200,
-                    json!({"envs": page.iter().map(|e| listed_env_json(e)).collect::<Vec<_>>(),
-                           "pagination": {"count": page.len(), "next": next,
-                                          "prev": page.first().map(|e| ms(e.created))}}),
-                )
-            }
-            ("GET", ["v1", "projects", p, "env", id]) if project_ok(p) => {
-                match self.envs.iter().find(|e| e.id == *id) {
-                    Some(e) => (200, env_json(e, true)),
-                    None => error(404, "not_found", "Environment variable not found"),
-                }
-            }
-            ("POST", ["v10", "projects", p, "env"]) if project_ok(p) => {
-                let (Some(key), Some(value)) = (
-                    body.get("key").and_then(Value::as_str),
-                    body.get("value").and_then(Value::as_str),
-                ) else {
-                    return error(
-                        400,
-                        "bad_request",
-                        "Invalid request: missing required property `key` or `value`.",
-                    );
-                };
-                let target: Vec<String> = body
-                    .get("target")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|t| t.as_str().map(str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let kind = body
-                    .get("type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("encrypted")
-                    .to_string();
-                let upsert = query.get("upsert").map(String::as_str) == Some("true");
-                let now = self.clock.now();
-                let existing = self
-                    .envs
-                    .iter()
-                    .position(|e| e.key == key && e.target.iter().any(|t| target.contains(t)));
-                let e = match existing {
-                    Some(_) if !upsert => {
-                        return error(
-                            400,
-                            "ENV_ALREADY_EXISTS",
-                            &format!(
-                                "A variable with the name `{key}` already exists for the target."
-                            ),
-                        );
-                    }
-                    Some(i) => {
-                        let e = &mut self.envs[i];
-                        e.value = value.to_string();
-                        // Each write is a distinct moment, even on a paused clock.
-                        e.updated = now.max(e.updated + chrono::Duration::milliseconds(1));
-                        e.clone()
-                    }
-                    None => {
-                        let created = self.fresh_env_time();
-                        let e = SimEnv {
-                            id: format!("env_{:016x}", fastrand::u64(..)),
-                            key: key.into(),
-                            value: value.into(),
-                            kind,
-                            target,
-                            created,
-                            updated: created,
-                        };
-                        self.envs.push(e.clone());
-                        e
-                    }
-                };
-                self.mutations += 1;
-                (201, json!({"created": env_json(&e, false), "failed": []}))
-            }
-            ("DELETE", ["v9", "projects", p, "env", id]) if project_ok(p) => {
-                match self.envs.iter().position(|e| e.id == *id) {
-                    Some(i) => {
-                        let e = self.envs.remove(i);
-                        self.mutations += 1;
-                        (200, env_json(&e, false))
-                    }
-                    None => error(404, "not_found", "Environment variable not found"),
-                }
-            }
+            (
+                m,
+                [
+                    version @ ("v1" | "v9" | "v10"),
+                    "projects",
+                    p,
+                    "env",
+                    rest @ ..,
+                ],
+            ) if project_ok(p) => self.env_route(m, version, rest, query, body),
             (_, ["v9" | "v10" | "v1", "projects", ..]) => {
                 error(404, "not_found", "Project not found")
             }
@@ -532,31 +293,6 @@ impl State {
             ),
         }
     }
-}
-
-/// Variables per page of the env listing: small, so that rehearsals page.
-const ENV_PAGE: usize = 5;
-
-/// A listing's item, which alone carries `securityIssues`.
-fn listed_env_json(e: &SimEnv) -> Value {
-    let mut v = env_json(e, false);
-    v["securityIssues"] = json!([]);
-    v
-}
-
-fn env_json(e: &SimEnv, decrypted: bool) -> Value {
-    let mut v = json!({
-        "id": e.id, "key": e.key, "type": e.kind, "target": e.target,
-        "createdAt": ms(e.created), "updatedAt": ms(e.updated), "configurationId": null,
-        "createdBy": "usr_sim", "updatedBy": "usr_sim", "decrypted": decrypted,
-    });
-    // Listing shows an opaque value; reading one variable decrypts it.
-    v["value"] = if decrypted {
-        json!(e.value)
-    } else {
-        json!("eyJ2IjoiZW5jcnlwdGVkIn0")
-    };
-    v
 }
 
 /// Every request, with the state locked.
