@@ -23,28 +23,9 @@ def strip_comments(text):
     return re.sub(r"^\s*//.*$", "", text, flags=re.M)
 
 
-def split_top(text, sep):
-    """Splits at `sep` outside brackets, angle brackets, parentheses and strings."""
-    parts, depth, start, quote = [], 0, 0, None
-    for i, c in enumerate(text):
-        if quote:
-            if c == quote:
-                quote = None
-        elif c in "\"'":
-            quote = c
-        elif c in "{<([":
-            depth += 1
-        elif c in "}>)]":
-            depth -= 1
-        elif c == sep and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-    parts.append(text[start:])
-    return [p.strip() for p in parts if p.strip()]
-
-
-def declaration_end(text, start):
-    """The index of the `;` ending the declaration that starts at `start`."""
+def top_level(text, start=0):
+    """The indices (from `start`) of characters outside brackets, angle brackets, parentheses
+    and strings."""
     depth, quote = 0, None
     for i in range(start, len(text)):
         c = text[i]
@@ -57,9 +38,24 @@ def declaration_end(text, start):
             depth += 1
         elif c in "}>)]":
             depth -= 1
-        elif c == ";" and depth == 0:
-            return i
-    return len(text)
+        elif depth == 0:
+            yield i
+
+
+def split_top(text, sep):
+    """Splits at `sep` outside brackets, angle brackets, parentheses and strings."""
+    parts, start = [], 0
+    for i in top_level(text):
+        if text[i] == sep:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def declaration_end(text, start):
+    """The index of the `;` ending the declaration that starts at `start`."""
+    return next((i for i in top_level(text, start) if text[i] == ";"), len(text))
 
 
 def block_end(text, start):
