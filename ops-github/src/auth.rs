@@ -183,9 +183,7 @@ impl TokenSource for InstallationTokens {
         let mut request = JsonRequest::new("installation_token", Method::POST, url)
             .idempotency(Idempotency::Idempotent)
             .resource(format!("installation {}", self.app.installation_id));
-        for (name, value) in crate::api::headers(&self.api_version)? {
-            request = request.header(name, value);
-        }
+        request.headers = crate::api::headers(&self.api_version)?;
         let reply: TokenReply = self
             .http
             .call_json(&Authorizer::bearer(jwt), request)

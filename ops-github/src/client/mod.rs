@@ -16,7 +16,7 @@ use ops_core::http::{
     Authorizer, HttpClient, HttpConfig, JsonRequest, SendOptions, TokenProvider, pages as kit_pages,
 };
 use ops_core::{Error, ErrorKind, Result};
-use reqwest::header::{HeaderValue, IF_NONE_MATCH};
+use reqwest::header::{HeaderMap, HeaderValue, IF_NONE_MATCH};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -139,6 +139,8 @@ pub struct GithubClient {
     auth: Authorizer,
     rate: Arc<RateLimit>,
     etags: Arc<EtagCache>,
+    /// What every request carries (media type, API version), built once.
+    headers: HeaderMap,
 }
 
 impl fmt::Debug for GithubClient {
@@ -176,6 +178,7 @@ impl GithubClient {
             auth: Authorizer::tokens(Arc::new(auth)),
             rate,
             etags: Arc::new(EtagCache::new(256)),
+            headers: crate::api::headers(&config.api_version)?,
             config: Arc::new(config),
         })
     }
@@ -292,9 +295,7 @@ impl GithubClient {
         let mut request = JsonRequest::new(operation, method.clone(), url.clone())
             .json_opt(body)?
             .options(options.clone());
-        for (name, value) in crate::api::headers(&self.config.api_version)? {
-            request = request.header(name, value);
-        }
+        request.headers = self.headers.clone();
         if let Some((etag, _)) = cached
             && let Ok(etag) = HeaderValue::from_str(etag)
         {
