@@ -76,23 +76,23 @@ fn runbook(k: &Counters, b_kind: StepKind) -> Runbook {
         StepKind::Mutate { idempotent: true } => Step::mutate("b", b_build).idempotent(),
         StepKind::Mutate { idempotent: false } => Step::mutate("b", b_build),
     };
-    Runbook::new("rb", "svc")
-        .step(Step::read("read-a", move |_| {
-            let a = a.clone();
-            Ok(Action::new("a", json!({}), async move {
-                a.fetch_add(1, Ordering::SeqCst);
-                Ok(41)
-            }))
+    let mut rb = Runbook::new("rb", "svc");
+    // After a resume, c reads a's output through its handle from the journal's JSON.
+    let read_a: Output<i64> = rb.add_step(Step::read("read-a", move |_| {
+        let a = a.clone();
+        Ok(Action::new("a", json!({}), async move {
+            a.fetch_add(1, Ordering::SeqCst);
+            Ok(41_i64)
         }))
-        .step(b_step)
-        .step(Step::mutate("c", move |ctx| {
-            let n: i64 = ctx.output("read-a")?;
-            let c = c.clone();
-            Ok(Action::new("c", json!({ "n": n + 1 }), async move {
-                c.fetch_add(1, Ordering::SeqCst);
-                Ok(n + 1)
-            }))
+    }));
+    rb.step(b_step).step(Step::mutate("c", move |ctx| {
+        let n = ctx.get(&read_a)?;
+        let c = c.clone();
+        Ok(Action::new("c", json!({ "n": n + 1 }), async move {
+            c.fetch_add(1, Ordering::SeqCst);
+            Ok(n + 1)
         }))
+    }))
 }
 
 /// Runs until the process "dies" while `b` is in flight (b's effect has happened, its success

@@ -314,32 +314,40 @@ fn deploy_runbook(deployer: Arc<dyn Deployer>) -> Runbook {
     let d1 = deployer.clone();
     let d2 = deployer.clone();
     let d3 = deployer;
-    Runbook::new("canary", "api")
-        .step(Step::read("current", move |_| {
-            let d = d1.clone();
-            Ok(Action::new("Deployer::current", json!({}), async move { d.current().await }))
+    let mut rb = Runbook::new("canary", "api");
+    let current: Output<ServiceState> = rb.add_step(Step::read("current", move |_| {
+        let d = d1.clone();
+        Ok(Action::new("Deployer::current", json!({}), async move {
+            d.current().await
         }))
-        .step(Step::mutate("deploy", move |ctx| {
-            let d = d2.clone();
-            let stable: ServiceState = ctx.output("current")?;
-            let req = DeployRequest::new("api:1.1");
-            Ok(Action::new(
-                "Deployer::deploy",
-                json!({"version": req.version, "stable": stable.primary_release(), "api_token": "tok-123"}),
-                async move { d.deploy(&req).await },
-            ))
-        }))
-        .gate("promote", "Shift 10% to the canary?")
+    }));
+    let deploy: Output<Release> = rb.add_step(Step::mutate("deploy", move |ctx| {
+        let d = d2.clone();
+        let stable = ctx.get(&current)?;
+        let req = DeployRequest::new("api:1.1");
+        Ok(Action::new(
+            "Deployer::deploy",
+            json!({"version": req.version, "stable": stable.primary_release(), "api_token": "tok-123"}),
+            async move { d.deploy(&req).await },
+        ))
+    }));
+    rb.gate("promote", "Shift 10% to the canary?")
         .step(Step::mutate("shift", move |ctx| {
             let d = d3.clone();
-            let canary: Release = ctx.output("deploy")?;
-            let split = TrafficSplit::new([(canary.id.clone(), 10), ("api-00001".to_string(), 90)])?;
-            Ok(Action::new("Deployer::set_traffic", json!(split), async move { d.set_traffic(&split).await }))
+            let canary = ctx.get(&deploy)?;
+            let split =
+                TrafficSplit::new([(canary.id.clone(), 10), ("api-00001".to_string(), 90)])?;
+            Ok(Action::new(
+                "Deployer::set_traffic",
+                json!(split),
+                async move { d.set_traffic(&split).await },
+            ))
         }))
 }
 
-/// An output of the wrong shape is a bug in the runbook: a dry run reports it as a failed
-/// step, not as "depends on an earlier planned step" (which it once did, by an error string).
+/// A handle of the wrong type is a bug in the runbook: a dry run reports it as a failed step
+/// naming the step whose output has another shape, not as "depends on an earlier planned step"
+/// (which it once did, by an error string).
 #[tokio::test(start_paused = true)]
 async fn a_dry_run_reports_an_output_of_the_wrong_shape_as_a_failure() {
     let mut mock = MockDeployer::new();
@@ -347,22 +355,23 @@ async fn a_dry_run_reports_an_output_of_the_wrong_shape_as_a_failure() {
         .times(1)
         .returning(|| Ok(state("api-00001")));
     let d = Arc::new(mock);
-    let runbook = Runbook::new("wrong-shape", "api")
-        .step(Step::read("current", move |_| {
-            let d = d.clone();
-            Ok(Action::new("Deployer::current", json!({}), async move {
-                d.current().await
-            }))
+    let mut runbook = Runbook::new("wrong-shape", "api");
+    runbook.add_step::<ServiceState>(Step::read("current", move |_| {
+        let d = d.clone();
+        Ok(Action::new("Deployer::current", json!({}), async move {
+            d.current().await
         }))
-        .step(Step::mutate("deploy", move |ctx| {
-            // A release is not a service state.
-            let wrong: Release = ctx.output("current")?;
-            Ok(Action::new(
-                "Deployer::deploy",
-                json!({"v": wrong.version}),
-                async { Ok(()) },
-            ))
-        }));
+    }));
+    // A release is not a service state.
+    let wrong: Output<Release> = Output::of("current");
+    let runbook = runbook.step(Step::mutate("deploy", move |ctx| {
+        let wrong = ctx.get(&wrong)?;
+        Ok(Action::new(
+            "Deployer::deploy",
+            json!({"v": wrong.version}),
+            async { Ok(()) },
+        ))
+    }));
     let report = runner(Arc::new(MemoryJournal::new()))
         .run(&runbook, Mode::DryRun)
         .await
@@ -371,6 +380,41 @@ async fn a_dry_run_reports_an_output_of_the_wrong_shape_as_a_failure() {
     assert!(report.planned.is_empty(), "{:?}", report.planned);
     let deploy = report.steps.iter().find(|s| s.name == "deploy").unwrap();
     assert_eq!(deploy.status, StepStatus::Failed);
+    let error = deploy.error.as_ref().unwrap();
+    assert_eq!(error.kind, "invalid_input", "{error:?}");
+    assert!(
+        error.message.contains("current") && error.message.contains("another shape"),
+        "{error:?}"
+    );
+}
+
+/// Within a run a handle hands over the value the step produced, whatever its JSON would
+/// decode to: a type whose JSON does not read back the same way shows it.
+#[tokio::test(start_paused = true)]
+async fn a_handle_hands_over_the_produced_value_without_a_json_round_trip() {
+    #[derive(Clone, serde::Serialize, serde::Deserialize)]
+    struct OneWay {
+        #[serde(skip_deserializing)]
+        kept: String,
+    }
+    let mut rb = Runbook::new("typed", "api");
+    let made: Output<OneWay> = rb.add_step(Step::read("make", |_| {
+        Ok(Action::new("make", json!({}), async {
+            Ok(OneWay {
+                kept: "as made".into(),
+            })
+        }))
+    }));
+    let rb = rb.step(Step::read("use", move |ctx| {
+        let value = ctx.get(&made)?;
+        Ok(Action::new("use", json!({}), async move { Ok(value.kept) }))
+    }));
+    let report = runner(Arc::new(MemoryJournal::new()))
+        .run(&rb, Mode::Execute)
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(report.outputs["use"], json!("as made"));
 }
 
 #[tokio::test(start_paused = true)]

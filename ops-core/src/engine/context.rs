@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::SharedClock;
-use crate::engine::Mode;
+use crate::engine::{Mode, Output, StepOutput};
 use crate::{Error, ErrorKind, Result};
 
 /// The state a run shares with its steps.
@@ -20,7 +20,7 @@ pub(crate) struct RunState {
     pub mode: Mode,
     pub clock: SharedClock,
     pub cancel: CancellationToken,
-    pub outputs: Mutex<HashMap<String, serde_json::Value>>,
+    pub outputs: Mutex<HashMap<String, StepOutput>>,
     pub evidence: Mutex<Vec<(String, String, serde_json::Value)>>,
 }
 
@@ -78,12 +78,31 @@ impl StepContext {
         self.run.cancel.clone()
     }
 
-    /// The output of an earlier step, decoded. [`ErrorKind::OutputPending`] when that step has
-    /// not produced one (not run yet, or a mutation only planned in a dry run);
-    /// `InvalidInput` when it has one of another shape (a bug in the runbook, which a dry run
-    /// reports as such).
+    /// The output of an earlier step, through its typed handle: the value itself when the step
+    /// ran in this process, decoded from the journal after a resume.
+    /// [`ErrorKind::OutputPending`] when that step has not produced one (not run yet, or a
+    /// mutation only planned in a dry run); `InvalidInput` when it produced another type (a bug
+    /// in the runbook, which a dry run reports as such).
+    pub fn get<T>(&self, output: &Output<T>) -> Result<T>
+    where
+        T: DeserializeOwned + Clone + 'static,
+    {
+        let stored = self.stored(output.step())?;
+        if let Some(value) = stored.typed.as_ref().and_then(|t| t.downcast_ref::<T>()) {
+            return Ok(value.clone());
+        }
+        decode(output.step(), stored.json)
+    }
+
+    /// The output of the earlier step named `step`, decoded from JSON. Prefer [`Self::get`]
+    /// with the handle [`Runbook::add_step`](crate::engine::Runbook::add_step) returns; errors
+    /// as there.
     pub fn output<T: DeserializeOwned>(&self, step: &str) -> Result<T> {
-        let value = self.output_value(step).ok_or_else(|| {
+        decode(step, self.stored(step)?.json)
+    }
+
+    fn stored(&self, step: &str) -> Result<StepOutput> {
+        self.lookup(step).ok_or_else(|| {
             let why = if self.is_dry_run() {
                 "it is not run in a dry run, or has not run yet"
             } else {
@@ -97,25 +116,21 @@ impl StepContext {
                     why: why.into(),
                 },
             )
-        })?;
-        serde_json::from_value(value).map_err(|e| {
-            Error::invalid_input(
-                "engine",
-                "step_output",
-                step,
-                format!("output has another shape: {e}"),
-            )
         })
     }
 
-    /// The raw output of an earlier step, if it produced one.
-    pub fn output_value(&self, step: &str) -> Option<serde_json::Value> {
+    fn lookup(&self, step: &str) -> Option<StepOutput> {
         self.run
             .outputs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(step)
             .cloned()
+    }
+
+    /// The raw output of an earlier step, if it produced one.
+    pub fn output_value(&self, step: &str) -> Option<serde_json::Value> {
+        self.lookup(step).map(|o| o.json)
     }
 
     /// Attaches evidence (captured logs, a state snapshot) to the run's report and journal.
@@ -130,4 +145,15 @@ impl StepContext {
             .unwrap_or_else(|p| p.into_inner())
             .push((self.step.to_string(), key.into(), v));
     }
+}
+
+fn decode<T: DeserializeOwned>(step: &str, json: serde_json::Value) -> Result<T> {
+    serde_json::from_value(json).map_err(|e| {
+        Error::invalid_input(
+            "engine",
+            "step_output",
+            step,
+            format!("output has another shape: {e}"),
+        )
+    })
 }

@@ -23,6 +23,7 @@ mod control;
 mod journal;
 mod lock;
 mod model;
+mod output;
 mod progress;
 mod report;
 mod runbook;
@@ -47,10 +48,11 @@ pub use lock::{
     lock_file_stem,
 };
 pub use model::{ErrorRecord, Mode, PlannedAction, RunOutcome, StepKind};
+pub use output::Output;
 pub use progress::{ProgressEvent, ProgressSink, progress_channel};
 pub use report::{
     ApprovalRecord, CompensationRecord, EvidenceRecord, RunReport, StepReport, StepStatus,
 };
 pub use runbook::{Gate, GateCondition, Item, Runbook};
 pub use runner::Runner;
-pub use step::{Action, ActionFuture, BuildAction, Step};
+pub use step::{Action, ActionFuture, BuildAction, Step, StepOutput};

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use crate::engine::Step;
+use crate::engine::{Output, Step};
 use crate::{Error, Result};
 
 /// Decides from earlier outputs whether a conditional gate asks at all.
@@ -72,6 +72,14 @@ impl Runbook {
     pub fn step(mut self, step: Step) -> Self {
         self.items.push(Item::Step(step));
         self
+    }
+
+    /// Appends a step and returns the typed handle later steps read its output by
+    /// ([`StepContext::get`](crate::engine::StepContext::get)); `T` is what its action produces.
+    pub fn add_step<T>(&mut self, step: Step) -> Output<T> {
+        let output = Output::of(&step.name);
+        self.items.push(Item::Step(step));
+        output
     }
 
     /// Appends steps that run at the same time.

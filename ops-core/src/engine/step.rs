@@ -1,5 +1,6 @@
 //! Steps: named units of work that read or mutate, with retry, deadline and compensation.
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -13,7 +14,34 @@ use crate::retry::{Idempotency, RetryPolicy};
 use crate::{Error, ErrorKind, Result};
 
 /// The future an [`Action`] runs.
-pub type ActionFuture = Pin<Box<dyn Future<Output = Result<serde_json::Value>> + Send + 'static>>;
+pub type ActionFuture = Pin<Box<dyn Future<Output = Result<StepOutput>> + Send + 'static>>;
+
+/// A step's output: the JSON the journal keeps, and the typed value later steps of the same
+/// run read through an [`Output`](crate::engine::Output) handle without decoding it again.
+#[derive(Clone)]
+pub struct StepOutput {
+    pub(crate) json: serde_json::Value,
+    pub(crate) typed: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+impl StepOutput {
+    /// An output known only as JSON (read back from a journal on resume).
+    pub(crate) fn from_json(json: serde_json::Value) -> Self {
+        Self { json, typed: None }
+    }
+
+    /// The output as the journal keeps it.
+    pub fn json(&self) -> &serde_json::Value {
+        &self.json
+    }
+}
+
+impl fmt::Debug for StepOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The JSON only: it is what the journal shows, with secrets masked there.
+        f.debug_struct("StepOutput").finish_non_exhaustive()
+    }
+}
 
 /// One call a step makes: what it is (for plans and journals) and the future that makes it.
 /// The future is lazy: a dry run records `call` and `args` and drops it unpolled, so a planned
@@ -30,13 +58,13 @@ impl Action {
     /// `fut`, whose output is kept as the step's output.
     pub fn new<T, F>(call: impl Into<String>, args: serde_json::Value, fut: F) -> Self
     where
-        T: Serialize,
+        T: Serialize + Send + Sync + 'static,
         F: Future<Output = Result<T>> + Send + 'static,
     {
         let call = call.into();
         let run = Box::pin(async move {
             let out = fut.await?;
-            serde_json::to_value(out).map_err(|e| {
+            let json = serde_json::to_value(&out).map_err(|e| {
                 Error::new(
                     "engine",
                     "step_output",
@@ -44,6 +72,10 @@ impl Action {
                         detail: e.to_string(),
                     },
                 )
+            })?;
+            Ok(StepOutput {
+                json,
+                typed: Some(Arc::new(out)),
             })
         });
         Self { call, args, run }

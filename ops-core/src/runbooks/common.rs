@@ -9,10 +9,10 @@ use serde_json::json;
 
 use super::Finding;
 use crate::contracts::{
-    HealthProbe, HealthStatus, LogQuery, LogSeverity, LogSource, Notification, Notifier,
-    TimeWindow, check_all,
+    DeployRequest, Deployer, HealthProbe, HealthStatus, LogQuery, LogSeverity, LogSource,
+    Notification, Notifier, TimeWindow, TrafficSplit, check_all,
 };
-use crate::engine::{Action, Step};
+use crate::engine::{Action, Step, StepContext};
 use crate::{Error, ErrorKind, Result};
 
 /// `VerificationFailed` naming `check`.
@@ -151,6 +151,35 @@ pub(crate) fn verify_step(name: &str, probes: Vec<Arc<dyn HealthProbe>>) -> Step
             "HealthProbe::check",
             json!({ "probes": probes.len() }),
             async move { require_healthy(&probes).await },
+        ))
+    })
+}
+
+/// The `deploy` step deploy-and-verify and the rollout share: deploys `request` (output: the
+/// new [`Release`](crate::contracts::Release); never retried, since a second deploy is a second
+/// release) and, as its compensation, puts all traffic back on the release `previous` names.
+pub(crate) fn deploy_step<F>(
+    deployer: Arc<dyn Deployer>,
+    request: DeployRequest,
+    previous: F,
+) -> Step
+where
+    F: Fn(&StepContext) -> Result<String> + Send + Sync + 'static,
+{
+    let d = deployer.clone();
+    Step::mutate("deploy", move |_| {
+        let (d, req) = (d.clone(), request.clone());
+        Ok(Action::new("Deployer::deploy", json!(req), async move {
+            d.deploy(&req).await
+        }))
+    })
+    .compensate(move |ctx| {
+        let split = TrafficSplit::all_to(previous(ctx)?)?;
+        let d = deployer.clone();
+        Ok(Action::new(
+            "Deployer::set_traffic",
+            json!(split),
+            async move { d.set_traffic(&split).await },
         ))
     })
 }

@@ -12,13 +12,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::RunbookConfig;
-use super::common::{announce_step, notify_step, verify_step, wait_step, watch_errors};
+use super::common::{
+    announce_step, deploy_step, notify_step, verify_step, wait_step, watch_errors,
+};
 use super::config::{human_duration, invalid, positive};
 use crate::contracts::{
     DeployRequest, Deployer, HealthProbe, InitialTraffic, LogSource, Notification,
-    NotificationEvent, Notifier, Release, ServiceState, Severity, TrafficSplit,
+    NotificationEvent, Notifier, Release, ServiceState, Severity,
 };
-use crate::engine::{Action, Mode, RunReport, Runbook, Runner, Step};
+use crate::engine::{Action, Mode, Output, RunReport, Runbook, Runner, Step};
 use crate::{Error, Result};
 
 /// Settings of deploy-and-verify.
@@ -155,19 +157,19 @@ impl DeployAndVerify {
         let version = self.version.clone();
         let key = format!("deploy/{target}/{version}");
         let d = self.deployer.clone();
-        let mut rb =
-            Runbook::new("deploy-and-verify", &target).step(Step::read("current", move |ctx| {
-                let (d, at) = (d.clone(), ctx.clock().now());
-                Ok(Action::new("Deployer::current", json!({}), async move {
-                    Ok(DeployStart {
-                        state: d.current().await?,
-                        at,
-                    })
-                }))
-            }));
+        let mut rb = Runbook::new("deploy-and-verify", &target);
+        let current: Output<DeployStart> = rb.add_step(Step::read("current", move |ctx| {
+            let (d, at) = (d.clone(), ctx.clock().now());
+            Ok(Action::new("Deployer::current", json!({}), async move {
+                Ok(DeployStart {
+                    state: d.current().await?,
+                    at,
+                })
+            }))
+        }));
         if let Some(n) = self.notifier.clone() {
             let (t, v, k) = (target.clone(), version.clone(), key.clone());
-            let (t2, v2) = (target.clone(), version.clone());
+            let (t2, v2, start) = (target.clone(), version.clone(), current.clone());
             rb = rb.step(announce_step(
                 n,
                 key.clone(),
@@ -178,30 +180,24 @@ impl DeployAndVerify {
                     )
                 },
                 move |ctx| {
-                    let start: Option<DeployStart> = ctx.output("current").ok();
-                    let back = start
+                    let back = ctx
+                        .get(&start)
+                        .ok()
                         .and_then(|s| s.state.primary_release().map(str::to_string))
                         .unwrap_or_else(|| "nothing".into());
                     format!("Deploy of {v2} to {t2} failed; traffic is back on {back}")
                 },
             ));
         }
-        let (d, d2) = (self.deployer.clone(), self.deployer.clone());
         let request = DeployRequest {
             traffic: InitialTraffic::All,
             deadline: self.config.deploy_deadline,
             ..DeployRequest::new(&version)
         };
-        rb = rb.step(
-            Step::mutate("deploy", move |_| {
-                let (d, req) = (d.clone(), request.clone());
-                Ok(Action::new("Deployer::deploy", json!(req), async move {
-                    d.deploy(&req).await
-                }))
-            })
-            .compensate(move |ctx| {
-                let start: DeployStart = ctx.output("current")?;
-                let previous = start
+        let start = current.clone();
+        let deploy: Output<Release> =
+            rb.add_step(deploy_step(self.deployer.clone(), request, move |ctx| {
+                ctx.get(&start)?
                     .state
                     .primary_release()
                     .map(str::to_string)
@@ -212,26 +208,17 @@ impl DeployAndVerify {
                             "previous",
                             "the service had no serving release to roll back to",
                         )
-                    })?;
-                let split = TrafficSplit::all_to(previous)?;
-                let d = d2.clone();
-                Ok(Action::new(
-                    "Deployer::set_traffic",
-                    json!(split),
-                    async move { d.set_traffic(&split).await },
-                ))
-            })
-            .retry(crate::retry::RetryPolicy::never()),
-        );
+                    })
+            }));
         rb = rb.step(wait_step("stabilize", self.config.stabilization));
         if !self.probes.is_empty() {
             rb = rb.step(verify_step("health", self.probes.clone()));
         }
         if let Some(logs) = self.logs.clone() {
-            let c = self.config.clone();
+            let (c, deploy, current) = (self.config.clone(), deploy.clone(), current.clone());
             rb = rb.step(Step::read("watch-errors", move |ctx| {
-                let release: Release = ctx.output("deploy")?;
-                let start: DeployStart = ctx.output("current")?;
+                let release = ctx.get(&deploy)?;
+                let start = ctx.get(&current)?;
                 let (logs, clock, c) = (logs.clone(), ctx.clock().clone(), c.clone());
                 Ok(Action::new(
                     "LogSource::count",
@@ -242,7 +229,7 @@ impl DeployAndVerify {
         }
         if let Some(n) = self.notifier.clone() {
             rb = rb.step(notify_step("announce-result", n, move |ctx| {
-                let release: Release = ctx.output("deploy")?;
+                let release = ctx.get(&deploy)?;
                 Ok(Notification::new(
                     Severity::Info,
                     format!("Deployed {version} to {target} as {}", release.id),

@@ -9,14 +9,16 @@ use futures_util::FutureExt;
 use futures_util::future::join_all;
 use tracing::Instrument;
 
+mod approval;
+mod compensate;
+
 use super::Runner;
 use super::resume::Resumption;
 use crate::engine::context::RunState;
 use crate::engine::step::BuildAction;
 use crate::engine::{
-    Action, ApprovalDecision, ApprovalRequest, ErrorRecord, EventKind, Gate, Item, JournalEvent,
-    Mode, PlannedAction, ProgressEvent, RunControl, RunOutcome, RunReport, Runbook, Step,
-    StepContext, StepStatus,
+    Action, ErrorRecord, EventKind, Item, JournalEvent, Mode, PlannedAction, ProgressEvent,
+    RunControl, RunOutcome, RunReport, Runbook, Step, StepContext, StepOutput, StepStatus,
 };
 use crate::{Error, ErrorKind, Result};
 
@@ -51,7 +53,7 @@ fn build_caught(build: &BuildAction, ctx: &StepContext, step: &str) -> Result<Ac
 }
 
 /// Runs a built action; a panic inside its future is a failure of the step.
-async fn run_caught(built: Result<Action>, step: &str) -> Result<serde_json::Value> {
+async fn run_caught(built: Result<Action>, step: &str) -> Result<StepOutput> {
     let run = built?.run;
     std::panic::AssertUnwindSafe(run)
         .catch_unwind()
@@ -107,7 +109,12 @@ impl<'a> Exec<'a> {
             mode,
             clock: runner.clock.clone(),
             cancel: control.cancel.clone(),
-            outputs: Mutex::new(outputs),
+            outputs: Mutex::new(
+                outputs
+                    .into_iter()
+                    .map(|(k, v)| (k, StepOutput::from_json(v)))
+                    .collect(),
+            ),
             evidence: Mutex::new(Vec::new()),
         });
         let index = runbook
@@ -516,8 +523,9 @@ impl<'a> Exec<'a> {
                 self.finished(&step.name, StepStatus::Cancelled);
                 Err(Stop::Cancelled)
             }
-            Some(Ok(value)) => {
-                lock(&self.state.outputs).insert(step.name.clone(), value.clone());
+            Some(Ok(out)) => {
+                let value = out.json.clone();
+                lock(&self.state.outputs).insert(step.name.clone(), out);
                 self.record(EventKind::StepSucceeded {
                     step: step.name.clone(),
                     attempts,
@@ -551,228 +559,6 @@ impl<'a> Exec<'a> {
         .map_err(Stop::Fatal)?;
         self.finished(&step.name, StepStatus::Failed);
         Err(Stop::Failed(e))
-    }
-
-    async fn ask(
-        &self,
-        gate: &str,
-        prompt: &str,
-    ) -> std::result::Result<std::result::Result<(), Error>, Stop> {
-        self.record(EventKind::ApprovalRequested {
-            gate: gate.to_string(),
-            prompt: prompt.to_string(),
-        })
-        .await
-        .map_err(Stop::Fatal)?;
-        self.emit(|| ProgressEvent::AwaitingApproval {
-            gate: gate.to_string(),
-        });
-        let request = ApprovalRequest {
-            run_id: self.state.run_id.clone(),
-            runbook: self.state.runbook.clone(),
-            target: self.state.target.clone(),
-            gate: gate.to_string(),
-            prompt: prompt.to_string(),
-        };
-        let limit = self.runner.approval_timeout;
-        let decision = tokio::select! {
-            biased;
-            _ = self.state.cancel.cancelled() => return Err(Stop::Cancelled),
-            d = crate::clock::timeout(self.runner.clock.as_ref(), limit, self.runner.approver.decide(&request)) => d,
-        };
-        let (event, result) = match decision {
-            Some(Ok(ApprovalDecision::Approved { by, comment })) => (
-                EventKind::ApprovalGranted {
-                    gate: gate.to_string(),
-                    by,
-                    comment,
-                },
-                Ok(()),
-            ),
-            Some(Ok(ApprovalDecision::Denied { by, reason })) => (
-                EventKind::ApprovalDenied {
-                    gate: gate.to_string(),
-                    by: by.clone(),
-                    reason: reason.clone(),
-                },
-                Err(Error::new(
-                    "engine",
-                    "approval",
-                    ErrorKind::Conflict {
-                        detail: format!("{gate} denied by {by}: {reason}"),
-                    },
-                )),
-            ),
-            Some(Err(e)) => (
-                EventKind::ApprovalDenied {
-                    gate: gate.to_string(),
-                    by: "approver".into(),
-                    reason: e.to_string(),
-                },
-                Err(e),
-            ),
-            None => (
-                EventKind::ApprovalDenied {
-                    gate: gate.to_string(),
-                    by: "timeout".into(),
-                    reason: format!("no decision within {limit:?}"),
-                },
-                Err(Error::new(
-                    "engine",
-                    "approval",
-                    ErrorKind::Timeout { after: limit },
-                )),
-            ),
-        };
-        self.record(event).await.map_err(Stop::Fatal)?;
-        Ok(result)
-    }
-
-    async fn gate(&self, gate: &Gate) -> std::result::Result<(), Stop> {
-        self.emit(|| ProgressEvent::StepStarted {
-            index: self.index[&gate.name],
-            step: gate.name.clone(),
-        });
-        if let Some(condition) = &gate.condition {
-            match condition(&self.ctx(&gate.name, 1)) {
-                Ok(true) => {}
-                Ok(false) => {
-                    self.record(EventKind::StepSkipped {
-                        step: gate.name.clone(),
-                        reason: "condition not met".into(),
-                    })
-                    .await
-                    .map_err(Stop::Fatal)?;
-                    self.finished(&gate.name, StepStatus::Skipped);
-                    return Ok(());
-                }
-                // A dry run cannot know a condition on a planned step's output: plan the gate.
-                Err(e) if self.dry() && pending(&e) => {}
-                Err(e) => {
-                    self.record(EventKind::ApprovalDenied {
-                        gate: gate.name.clone(),
-                        by: "engine".into(),
-                        reason: e.to_string(),
-                    })
-                    .await
-                    .map_err(Stop::Fatal)?;
-                    self.finished(&gate.name, StepStatus::Failed);
-                    return Err(Stop::Failed(e));
-                }
-            }
-        }
-        if self.dry() {
-            let action = PlannedAction {
-                step: gate.name.clone(),
-                call: "approval".into(),
-                args: serde_json::json!({ "prompt": gate.prompt }),
-            };
-            self.record(EventKind::StepPlanned { action })
-                .await
-                .map_err(Stop::Fatal)?;
-            self.finished(&gate.name, StepStatus::Planned);
-            return Ok(());
-        }
-        match self.ask(&gate.name, &gate.prompt).await {
-            Ok(Ok(())) => {
-                self.finished(&gate.name, StepStatus::Succeeded);
-                Ok(())
-            }
-            Ok(Err(e)) => {
-                self.finished(&gate.name, StepStatus::Failed);
-                Err(Stop::Failed(e))
-            }
-            Err(Stop::Cancelled) => {
-                self.record(EventKind::StepCancelled {
-                    step: gate.name.clone(),
-                })
-                .await
-                .map_err(Stop::Fatal)?;
-                self.finished(&gate.name, StepStatus::Cancelled);
-                Err(Stop::Cancelled)
-            }
-            Err(other) => Err(other),
-        }
-    }
-
-    /// On resume: a non-idempotent mutation that was in flight when the run stopped may or may
-    /// not have taken effect. Re-running it needs the approver's yes (gate `rerun:STEP`).
-    async fn confirm_in_flight(&self, r: &Resumption) -> Result<Option<Error>> {
-        let steps = self.runbook.items.iter().flat_map(|i| match i {
-            Item::Step(s) => std::slice::from_ref(s),
-            Item::Parallel(s) => s.as_slice(),
-            Item::Gate(_) => &[],
-        });
-        for step in steps.filter(|s| r.in_flight.contains(&s.name)) {
-            if step.kind != (crate::engine::StepKind::Mutate { idempotent: false }) {
-                continue; // reads and idempotent mutations simply run again
-            }
-            let prompt = format!(
-                "Step {} was in flight when run {} stopped; it may or may not have taken effect. Run it again?",
-                step.name, self.state.run_id
-            );
-            match self.ask(&format!("rerun:{}", step.name), &prompt).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) | Err(Stop::Cancelled) => {
-                    return Ok(Some(Error::new(
-                        "engine",
-                        "resume",
-                        ErrorKind::Conflict {
-                            detail: format!(
-                                "re-running in-flight step {} was not approved: check its effect and finish by hand",
-                                step.name
-                            ),
-                        },
-                    )));
-                }
-                Err(Stop::Fatal(e)) | Err(Stop::Failed(e)) => return Err(e),
-            }
-        }
-        Ok(None)
-    }
-
-    /// Undoes completed steps, last first. A failed compensation is recorded and the rest still
-    /// run. Not cancellable: a cancelled run is exactly when they must finish.
-    async fn compensate(&self, completed: &[&Step]) -> Result<()> {
-        if self.dry() {
-            return Ok(());
-        }
-        for step in completed.iter().rev() {
-            let Some(build) = &step.compensation else {
-                continue;
-            };
-            self.emit(|| ProgressEvent::Compensating {
-                step: step.name.clone(),
-            });
-            let call = Mutex::new(String::from("(not built)"));
-            let result = step
-                .retry
-                .run(self.runner.clock.as_ref(), step.idempotency(), |attempt| {
-                    let built = build_caught(build, &self.ctx(&step.name, attempt), &step.name);
-                    if let Ok(a) = &built {
-                        *lock(&call) = a.call.clone();
-                    }
-                    run_caught(built, &step.name)
-                })
-                .await;
-            let call = lock(&call).clone();
-            let event = match result {
-                Ok(_) => EventKind::CompensationSucceeded {
-                    step: step.name.clone(),
-                    call,
-                },
-                Err(e) => {
-                    tracing::error!(step = %step.name, error = %e, "compensation failed: the step's effect remains");
-                    EventKind::CompensationFailed {
-                        step: step.name.clone(),
-                        call,
-                        error: (&e).into(),
-                    }
-                }
-            };
-            self.record(event).await?;
-        }
-        Ok(())
     }
 }
 

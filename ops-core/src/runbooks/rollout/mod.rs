@@ -9,19 +9,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::RunbookConfig;
-use super::common::{announce_step, failed, notify_step, wait_step};
+mod analysis;
+
+pub use analysis::{Analysis, MetricResult, Verdict};
+
+use super::common::{announce_step, deploy_step, notify_step, wait_step};
 use super::config::{MAX_WAIT, at_most, human_duration, invalid, ordered, positive};
 use crate::contracts::{
-    DeployRequest, Deployer, Metric, MetricQuery, MetricReading, MetricsSource, Notification,
-    NotificationEvent, Notifier, Release, Severity, TimeWindow, TrafficSplit,
+    DeployRequest, Deployer, MetricsSource, Notification, NotificationEvent, Notifier, Release,
+    Severity, TrafficSplit,
 };
-use crate::engine::{Action, Mode, RunReport, Runbook, Runner, Step, StepContext};
+use crate::engine::{Action, Mode, Output, RunReport, Runbook, Runner, Step};
 use crate::{Error, Result};
+use analysis::{StageStart, analyse};
 
 /// Canary or blue-green.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,56 +250,6 @@ impl RunbookConfig for RolloutConfig {
     }
 }
 
-/// How one metric or one stage judged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// Within the warning level.
-    Pass,
-    /// Above warning, below abort.
-    Warn,
-    /// Too little data to judge.
-    Inconclusive,
-    /// Above the abort level.
-    Fail,
-}
-
-/// One metric's reading at a stage.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MetricResult {
-    /// Which.
-    pub metric: RolloutMetric,
-    /// Its value, when there was enough data.
-    pub value: Option<f64>,
-    /// Samples behind it.
-    pub samples: u64,
-    /// Its verdict.
-    pub verdict: Verdict,
-    /// Evaluated only: does not count towards the stage's verdict.
-    pub dry_run: bool,
-}
-
-/// A stage's analysis.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Analysis {
-    /// The stage's share.
-    pub percent: u8,
-    /// The worst verdict of the metrics that count.
-    pub verdict: Verdict,
-    /// Every metric.
-    pub metrics: Vec<MetricResult>,
-    /// Extra waits for data.
-    pub waits: u32,
-    /// Whether a human must decide (pause policies).
-    pub needs_human: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct StageStart {
-    percent: u8,
-    at: DateTime<Utc>,
-}
-
 /// A progressive rollout of `version`.
 ///
 /// ```
@@ -366,7 +320,8 @@ impl Rollout {
             "progressive-rollout"
         };
         let d = self.deployer.clone();
-        let mut rb = Runbook::new(name, &target).step(Step::read("stable", move |_| {
+        let mut rb = Runbook::new(name, &target);
+        let stable: Output<String> = rb.add_step(Step::read("stable", move |_| {
             let d = d.clone();
             Ok(Action::new("Deployer::current", json!({}), async move {
                 let state = d.current().await?;
@@ -382,7 +337,7 @@ impl Rollout {
         }));
         if let Some(n) = self.notifier.clone() {
             let (t, v, k) = (target.clone(), version.clone(), key.clone());
-            let (t2, v2) = (target.clone(), version.clone());
+            let (t2, v2, s) = (target.clone(), version.clone(), stable.clone());
             rb = rb.step(announce_step(
                 n,
                 key.clone(),
@@ -393,45 +348,29 @@ impl Rollout {
                     )
                 },
                 move |ctx| {
-                    let stable: String = ctx
-                        .output("stable")
-                        .unwrap_or_else(|_| "the stable release".into());
+                    let stable = ctx.get(&s).unwrap_or_else(|_| "the stable release".into());
                     format!("Rollout of {v2} to {t2} aborted; all traffic is back on {stable}")
                 },
             ));
         }
-        let (d, d2) = (self.deployer.clone(), self.deployer.clone());
         let request = DeployRequest {
             deadline: self.config.deploy_deadline,
             ..DeployRequest::new(&version)
         };
-        rb = rb.step(
-            Step::mutate("deploy", move |_| {
-                let (d, req) = (d.clone(), request.clone());
-                Ok(Action::new("Deployer::deploy", json!(req), async move {
-                    d.deploy(&req).await
-                }))
-            })
-            // Abort: all traffic to the stable release.
-            .compensate(move |ctx| {
-                let split = TrafficSplit::all_to(ctx.output::<String>("stable")?)?;
-                let d = d2.clone();
-                Ok(Action::new(
-                    "Deployer::set_traffic",
-                    json!(split),
-                    async move { d.set_traffic(&split).await },
-                ))
-            }),
-        );
+        // Abort: all traffic to the stable release.
+        let s = stable.clone();
+        let deploy: Output<Release> =
+            rb.add_step(deploy_step(self.deployer.clone(), request, move |ctx| {
+                ctx.get(&s)
+            }));
         let stages = self.stages();
         for (i, stage) in stages.iter().copied().enumerate() {
             let p = stage.percent;
-            let d = self.deployer.clone();
-            rb = rb.step(
+            let (d, canary, s) = (self.deployer.clone(), deploy.clone(), stable.clone());
+            let started: Output<StageStart> = rb.add_step(
                 Step::mutate(format!("traffic-{p}"), move |ctx| {
-                    let canary: Release = ctx.output("deploy")?;
-                    let stable: String = ctx.output("stable")?;
-                    let split = TrafficSplit::new([(canary.id.clone(), p), (stable, 100 - p)])?;
+                    let canary = ctx.get(&canary)?;
+                    let split = TrafficSplit::new([(canary.id, p), (ctx.get(&s)?, 100 - p)])?;
                     let (d, at) = (d.clone(), ctx.clock().now());
                     Ok(Action::new(
                         "Deployer::set_traffic",
@@ -448,24 +387,26 @@ impl Rollout {
                 rb = rb.step(wait_step(&format!("bake-{p}"), stage.bake));
                 if p > 0 {
                     let (metrics, config) = (self.metrics.clone(), self.config.clone());
-                    let analyze = format!("analyze-{p}");
-                    rb = rb.step(Step::read(analyze.clone(), move |ctx| {
-                        let canary: Release = ctx.output("deploy")?;
-                        let start: StageStart = ctx.output(&format!("traffic-{p}"))?;
-                        let (metrics, config, ctx) = (metrics.clone(), config.clone(), ctx.clone());
-                        Ok(Action::new(
-                            "MetricsSource::read",
-                            json!({ "release": canary.id, "percent": p }),
-                            async move {
-                                analyse(&ctx, metrics.as_ref(), &config, &canary.id, start).await
-                            },
-                        ))
-                    }));
-                    let a = analyze.clone();
+                    let canary = deploy.clone();
+                    let analysis: Output<Analysis> =
+                        rb.add_step(Step::read(format!("analyze-{p}"), move |ctx| {
+                            let canary = ctx.get(&canary)?;
+                            let start = ctx.get(&started)?;
+                            let (metrics, config, ctx) =
+                                (metrics.clone(), config.clone(), ctx.clone());
+                            Ok(Action::new(
+                                "MetricsSource::read",
+                                json!({ "release": canary.id, "percent": p }),
+                                async move {
+                                    analyse(&ctx, metrics.as_ref(), &config, &canary.id, start)
+                                        .await
+                                },
+                            ))
+                        }));
                     rb = rb.gate_if(
                         format!("confirm-{p}"),
                         format!("The analysis at {p} % needs a decision: go on?"),
-                        move |ctx| Ok(ctx.output::<Analysis>(&a)?.needs_human),
+                        move |ctx| Ok(ctx.get(&analysis)?.needs_human),
                     );
                 }
             }
@@ -479,7 +420,7 @@ impl Rollout {
         }
         if let Some(n) = self.notifier.clone() {
             rb = rb.step(notify_step("announce-result", n, move |ctx| {
-                let canary: Release = ctx.output("deploy")?;
+                let canary = ctx.get(&deploy)?;
                 Ok(Notification::new(
                     Severity::Info,
                     format!(
@@ -497,129 +438,5 @@ impl Rollout {
     /// Runs it.
     pub async fn run(&self, runner: &Runner, mode: Mode) -> Result<RunReport> {
         runner.run(&self.runbook()?, mode).await
-    }
-}
-
-fn judge(value: f64, t: Thresholds) -> Verdict {
-    if value > t.abort {
-        Verdict::Fail
-    } else if value > t.warn {
-        Verdict::Warn
-    } else {
-        Verdict::Pass
-    }
-}
-
-async fn measure(
-    metrics: &dyn MetricsSource,
-    config: &RolloutConfig,
-    release: &str,
-    window: TimeWindow,
-) -> Result<Vec<MetricResult>> {
-    let mut out = Vec::new();
-    for (metric, query, t) in [
-        (
-            RolloutMetric::ErrorRate,
-            Metric::ErrorRatio,
-            config.error_rate,
-        ),
-        (
-            RolloutMetric::LatencyP95,
-            Metric::LatencyPercentile { percentile: 95.0 },
-            config.latency_p95_ms,
-        ),
-    ] {
-        let q = MetricQuery {
-            metric: query,
-            window,
-            release: Some(release.to_string()),
-            min_samples: config.min_requests,
-        };
-        let (value, samples, verdict) = match metrics.read(&q).await? {
-            MetricReading::Value { value, samples } => (Some(value), samples, judge(value, t)),
-            MetricReading::InsufficientData { samples, .. } => {
-                (None, samples, Verdict::Inconclusive)
-            }
-        };
-        out.push(MetricResult {
-            metric,
-            value,
-            samples,
-            verdict,
-            dry_run: config.dry_run_metrics.contains(&metric),
-        });
-    }
-    Ok(out)
-}
-
-async fn analyse(
-    ctx: &StepContext,
-    metrics: &dyn MetricsSource,
-    config: &RolloutConfig,
-    release: &str,
-    start: StageStart,
-) -> Result<Analysis> {
-    let clock = ctx.clock();
-    let mut waits = 0;
-    loop {
-        let window = TimeWindow::new(start.at, clock.now())?;
-        let results = measure(metrics, config, release, window).await?;
-        let verdict = results
-            .iter()
-            .filter(|m| !m.dry_run)
-            .map(|m| m.verdict)
-            .max()
-            .unwrap_or(Verdict::Pass);
-        for m in &results {
-            ctx.evidence(format!("{:?} at {} %", m.metric, start.percent), m);
-        }
-        let describe = || {
-            results
-                .iter()
-                .map(|m| {
-                    format!(
-                        "{:?}={}",
-                        m.metric,
-                        m.value.map_or("n/a".into(), |v| format!("{v:.4}"))
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let analysis = |needs_human| Analysis {
-            percent: start.percent,
-            verdict,
-            metrics: results.clone(),
-            waits,
-            needs_human,
-        };
-        match verdict {
-            Verdict::Pass | Verdict::Warn => return Ok(analysis(false)),
-            Verdict::Fail => {
-                return match config.on_failure {
-                    OnFailure::Abort => Err(failed(
-                        &format!("analysis at {} %", start.percent),
-                        describe(),
-                    )),
-                    OnFailure::Pause => Ok(analysis(true)),
-                };
-            }
-            Verdict::Inconclusive => match config.on_inconclusive {
-                OnInconclusive::Wait if waits < config.max_inconclusive_waits => {
-                    waits += 1;
-                    clock.sleep(config.inconclusive_wait).await;
-                }
-                OnInconclusive::Pause => return Ok(analysis(true)),
-                _ => {
-                    return Err(failed(
-                        &format!("analysis at {} %", start.percent),
-                        format!(
-                            "too little traffic to judge after {waits} extra waits ({})",
-                            describe()
-                        ),
-                    ));
-                }
-            },
-        }
     }
 }

@@ -1,0 +1,186 @@
+//! Judging a stage: the canary's error rate and p95 latency over the stage so far, against the
+//! warn and abort thresholds, waiting for data when there is too little.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{OnFailure, OnInconclusive, RolloutConfig, RolloutMetric, Thresholds};
+use crate::Result;
+use crate::contracts::{Metric, MetricQuery, MetricReading, MetricsSource, TimeWindow};
+use crate::engine::StepContext;
+use crate::runbooks::common::failed;
+
+/// How one metric or one stage judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Within the warning level.
+    Pass,
+    /// Above warning, below abort.
+    Warn,
+    /// Too little data to judge.
+    Inconclusive,
+    /// Above the abort level.
+    Fail,
+}
+
+/// One metric's reading at a stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricResult {
+    /// Which.
+    pub metric: RolloutMetric,
+    /// Its value, when there was enough data.
+    pub value: Option<f64>,
+    /// Samples behind it.
+    pub samples: u64,
+    /// Its verdict.
+    pub verdict: Verdict,
+    /// Evaluated only: does not count towards the stage's verdict.
+    pub dry_run: bool,
+}
+
+/// A stage's analysis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    /// The stage's share.
+    pub percent: u8,
+    /// The worst verdict of the metrics that count.
+    pub verdict: Verdict,
+    /// Every metric.
+    pub metrics: Vec<MetricResult>,
+    /// Extra waits for data.
+    pub waits: u32,
+    /// Whether a human must decide (pause policies).
+    pub needs_human: bool,
+}
+
+/// When a stage's traffic share took effect.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct StageStart {
+    pub(super) percent: u8,
+    pub(super) at: DateTime<Utc>,
+}
+
+fn judge(value: f64, t: Thresholds) -> Verdict {
+    if value > t.abort {
+        Verdict::Fail
+    } else if value > t.warn {
+        Verdict::Warn
+    } else {
+        Verdict::Pass
+    }
+}
+
+async fn measure(
+    metrics: &dyn MetricsSource,
+    config: &RolloutConfig,
+    release: &str,
+    window: TimeWindow,
+) -> Result<Vec<MetricResult>> {
+    let mut out = Vec::new();
+    for (metric, query, t) in [
+        (
+            RolloutMetric::ErrorRate,
+            Metric::ErrorRatio,
+            config.error_rate,
+        ),
+        (
+            RolloutMetric::LatencyP95,
+            Metric::LatencyPercentile { percentile: 95.0 },
+            config.latency_p95_ms,
+        ),
+    ] {
+        let q = MetricQuery {
+            metric: query,
+            window,
+            release: Some(release.to_string()),
+            min_samples: config.min_requests,
+        };
+        let (value, samples, verdict) = match metrics.read(&q).await? {
+            MetricReading::Value { value, samples } => (Some(value), samples, judge(value, t)),
+            MetricReading::InsufficientData { samples, .. } => {
+                (None, samples, Verdict::Inconclusive)
+            }
+        };
+        out.push(MetricResult {
+            metric,
+            value,
+            samples,
+            verdict,
+            dry_run: config.dry_run_metrics.contains(&metric),
+        });
+    }
+    Ok(out)
+}
+
+pub(super) async fn analyse(
+    ctx: &StepContext,
+    metrics: &dyn MetricsSource,
+    config: &RolloutConfig,
+    release: &str,
+    start: StageStart,
+) -> Result<Analysis> {
+    let clock = ctx.clock();
+    let mut waits = 0;
+    loop {
+        let window = TimeWindow::new(start.at, clock.now())?;
+        let results = measure(metrics, config, release, window).await?;
+        let verdict = results
+            .iter()
+            .filter(|m| !m.dry_run)
+            .map(|m| m.verdict)
+            .max()
+            .unwrap_or(Verdict::Pass);
+        for m in &results {
+            ctx.evidence(format!("{:?} at {} %", m.metric, start.percent), m);
+        }
+        let describe = || {
+            results
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{:?}={}",
+                        m.metric,
+                        m.value.map_or("n/a".into(), |v| format!("{v:.4}"))
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let analysis = |needs_human| Analysis {
+            percent: start.percent,
+            verdict,
+            metrics: results.clone(),
+            waits,
+            needs_human,
+        };
+        match verdict {
+            Verdict::Pass | Verdict::Warn => return Ok(analysis(false)),
+            Verdict::Fail => {
+                return match config.on_failure {
+                    OnFailure::Abort => Err(failed(
+                        &format!("analysis at {} %", start.percent),
+                        describe(),
+                    )),
+                    OnFailure::Pause => Ok(analysis(true)),
+                };
+            }
+            Verdict::Inconclusive => match config.on_inconclusive {
+                OnInconclusive::Wait if waits < config.max_inconclusive_waits => {
+                    waits += 1;
+                    clock.sleep(config.inconclusive_wait).await;
+                }
+                OnInconclusive::Pause => return Ok(analysis(true)),
+                _ => {
+                    return Err(failed(
+                        &format!("analysis at {} %", start.percent),
+                        format!(
+                            "too little traffic to judge after {waits} extra waits ({})",
+                            describe()
+                        ),
+                    ));
+                }
+            },
+        }
+    }
+}
