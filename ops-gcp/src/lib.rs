@@ -14,46 +14,29 @@
 //! client, the one error mapping, long-running operations), one module per service, and `sim`
 //! (feature `sim`): a stateful fake of these APIs on loopback.
 //!
-//! A canary rollout of a bad image against the simulator: the new revision takes 1 % of the
-//! traffic, fails 30 % of its requests, and the rollout puts all traffic back on the stable
-//! revision by itself. Against Google, only the client changes
-//! (`GcpClient::new(GcpConfig::new(project, region), Arc::new(auth::application_default().await?))`).
+//! A deploy and a traffic split against the simulator. Against Google, only the client
+//! changes (`GcpClient::new(GcpConfig::new(project, region), Arc::new(auth::application_default().await?))`).
+//! The runbooks of `ops-core` take these types as their contracts: `tests/rollout_on_sim.rs`
+//! runs a whole canary rollout of a bad image on them.
 //!
 //! ```
 //! # #[cfg(feature = "sim")]
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> ops_core::Result<()> {
-//! use std::sync::Arc;
-//! use ops_core::clock::ManualClock;
-//! use ops_core::contracts::Deployer;
-//! use ops_core::engine::{Mode, RunOutcome, Runner, StepStatus};
-//! use ops_core::runbooks::{Rollout, RolloutConfig};
-//! use ops_gcp::sim::{Behaviour, GcpSim};
-//! use ops_gcp::{CloudMonitoring, CloudRun};
+//! use ops_core::contracts::{DeployRequest, Deployer, TrafficSplit};
+//! use ops_gcp::CloudRun;
+//! use ops_gcp::sim::GcpSim;
 //!
-//! // Simulated time: the 15-minute bakes pass at once.
-//! let clock = Arc::new(ManualClock::starting_at("2026-11-23T09:00:00Z".parse().unwrap()));
-//! let sim = GcpSim::builder().clock(clock.clone()).start().await;
+//! let sim = GcpSim::builder().start().await;
 //! sim.create_service("api", "europe-docker.pkg.dev/acme/app/api:1.0");
-//! sim.set_behaviour("europe-docker.pkg.dev/acme/app/api:1.1", Behaviour::failing(0.3));
+//! let run = CloudRun::new(sim.client()?, "api")?;
+//! let stable = run.current().await?.primary_release().unwrap().to_owned();
 //!
-//! let run = Arc::new(CloudRun::new(sim.client()?, "api")?);
-//! let metrics = Arc::new(CloudMonitoring::new(sim.client()?, "api")?);
-//! let stable = run.current().await?.primary_release().map(str::to_owned);
-//!
-//! let rollout = Rollout::new(
-//!     "europe-docker.pkg.dev/acme/app/api:1.1",
-//!     run.clone(),
-//!     metrics,
-//!     RolloutConfig::default(), // 1 % → 5 % → 25 % → 100 %, abort above 5 % errors
-//! );
-//! let report = rollout.run(&Runner::new().with_clock(clock), Mode::Execute).await?;
-//!
-//! assert_eq!(report.outcome, Some(RunOutcome::Failed));
-//! let analysis = report.steps.iter().find(|s| s.name == "analyze-1").unwrap();
-//! assert_eq!(analysis.status, StepStatus::Failed, "the 1 % stage saw the errors");
-//! assert_eq!(run.current().await?.primary_release().map(str::to_owned), stable);
-//! println!("{}", report.to_markdown());
+//! let canary = run.deploy(&DeployRequest::new("europe-docker.pkg.dev/acme/app/api:1.1")).await?;
+//! run.set_traffic(&TrafficSplit::new([(canary.id.clone(), 1), (stable.clone(), 99)])?).await?;
+//! let state = run.current().await?;
+//! assert_eq!(state.primary_release(), Some(stable.as_str()));
+//! assert!(state.traffic.iter().any(|t| t.release == canary.id && t.percent == 1));
 //! # Ok(()) }
 //! # #[cfg(not(feature = "sim"))]
 //! # fn main() {}
