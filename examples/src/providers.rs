@@ -11,7 +11,7 @@ use ops_gcp::{GcpClient, GcpConfig};
 use ops_github::sim::GithubSim;
 use ops_github::{GithubClient, GithubConfig};
 use ops_notify::sim::{PagerDutySim, SlackSim};
-use ops_notify::{PagerDuty, SlackWebhook};
+use ops_notify::{PagerDuty, PagerDutyConfig, SlackWebhook, SlackWebhookConfig};
 use ops_postgres::cluster::TestCluster;
 use ops_postgres::{PgConfig, Postgres};
 use ops_vercel::sim::VercelSim;
@@ -79,14 +79,17 @@ fn http(session: &Session, provider: &'static str) -> HttpClient {
 pub async fn slack(session: &Session) -> (Arc<dyn Notifier>, Option<SlackSim>) {
     if session.rehearsal() {
         let sim = SlackSim::start().await;
-        let hook = session.or_exit(SlackWebhook::new("slack", sim.webhook_url()));
+        let hook = session.or_exit(SlackWebhook::new(SlackWebhookConfig::new(
+            "slack",
+            sim.webhook_url(),
+        )));
         return (Arc::new(hook.with_http(http(session, "slack"))), Some(sim));
     }
     let url = session
         .cli
         .credential("SLACK_WEBHOOK_URL", "a Slack incoming-webhook URL")
         .unwrap_or_else(|e| session.usage_error(e));
-    let hook = session.or_exit(SlackWebhook::new("slack", url));
+    let hook = session.or_exit(SlackWebhook::new(SlackWebhookConfig::new("slack", url)));
     (Arc::new(hook.with_http(http(session, "slack"))), None)
 }
 
@@ -98,11 +101,11 @@ pub async fn pagerduty(
 ) -> (Arc<dyn Notifier>, Option<PagerDutySim>) {
     if session.rehearsal() {
         let sim = PagerDutySim::start().await;
-        let pd = session.or_exit(PagerDuty::new(
+        let pd = session.or_exit(PagerDuty::new(PagerDutyConfig::new(
             "pagerduty",
             ops_notify::sim::pagerduty_key(),
             source,
-        ));
+        )));
         let pd = session.or_exit(pd.with_base(&sim.uri(), http(session, "pagerduty")));
         return (Arc::new(pd), Some(sim));
     }
@@ -113,7 +116,11 @@ pub async fn pagerduty(
             "a PagerDuty Events v2 integration key",
         )
         .unwrap_or_else(|e| session.usage_error(e));
-    let pd = session.or_exit(PagerDuty::new("pagerduty", key, source));
+    let pd = session.or_exit(PagerDuty::new(PagerDutyConfig::new(
+        "pagerduty",
+        key,
+        source,
+    )));
     (Arc::new(pd), None)
 }
 

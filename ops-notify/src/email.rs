@@ -8,12 +8,15 @@ use async_trait::async_trait;
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use ops_core::config::Env;
 use ops_core::contracts::{Notification, NotificationEvent, Notifier, Receipt};
 use ops_core::{Error, ErrorKind, Result};
 use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 
 /// How the connection is protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum SmtpSecurity {
     /// TLS from the first byte (port 465).
     Tls,
@@ -24,18 +27,112 @@ pub enum SmtpSecurity {
 }
 
 /// Where and how to send.
-#[derive(Clone)]
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SmtpSettings {
     /// The server.
     pub host: String,
     /// Its port.
     pub port: u16,
-    /// TLS mode.
+    /// TLS mode (`tls`, `start-tls` or `plain`).
     pub security: SmtpSecurity,
     /// Login, if the server needs one.
+    #[serde(default)]
     pub username: Option<String>,
     /// Its password.
+    #[serde(default)]
     pub password: Option<SecretString>,
+}
+
+fn default_email_name() -> String {
+    "email".into()
+}
+
+/// An email channel's settings: the server, the sender and the recipients.
+///
+/// ```
+/// use ops_notify::email::{EmailConfig, SmtpSecurity};
+/// let c: EmailConfig = ops_core::config::from_toml(r#"
+/// from = "ops@example.com"
+/// to = ["oncall@example.com", "team@example.com"]
+/// [smtp]
+/// host = "smtp.example.com"
+/// port = 587
+/// security = "start-tls"
+/// username = "ops"
+/// password = "hunter2"
+/// "#).unwrap();
+/// assert_eq!(c.smtp.security, SmtpSecurity::StartTls);
+/// assert_eq!(c.to.len(), 2);
+/// assert!(!format!("{c:?}").contains("hunter2"));
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    /// The channel's name in receipts and reports (default `email`).
+    #[serde(default = "default_email_name")]
+    pub name: String,
+    /// The server.
+    pub smtp: SmtpSettings,
+    /// The sender address.
+    pub from: String,
+    /// The recipients (at least one).
+    pub to: Vec<String>,
+}
+
+impl EmailConfig {
+    /// Mail from `from` to `to` through `smtp`.
+    pub fn new(name: impl Into<String>, smtp: SmtpSettings, from: &str, to: &[&str]) -> Self {
+        Self {
+            name: name.into(),
+            smtp,
+            from: from.to_string(),
+            to: to.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+
+    /// From the environment: `SMTP_HOST`, `SMTP_PORT` (default 587), `SMTP_SECURITY` (`tls`,
+    /// `start-tls` (default) or `plain`), `SMTP_USERNAME` and `SMTP_PASSWORD` (optional),
+    /// `EMAIL_FROM`, and `EMAIL_TO` (comma-separated).
+    pub fn from_env() -> Result<Self> {
+        Self::from_vars(Env::from_env("email"))
+    }
+
+    /// [`Self::from_env`] over any variable lookup.
+    pub fn from_vars(env: Env<'_>) -> Result<Self> {
+        let bad = |var: &str, reason: String| Error::invalid_input("email", "config", var, reason);
+        let security = match env.optional("SMTP_SECURITY").as_deref() {
+            None | Some("start-tls") => SmtpSecurity::StartTls,
+            Some("tls") => SmtpSecurity::Tls,
+            Some("plain") => SmtpSecurity::Plain,
+            Some(other) => {
+                return Err(bad(
+                    "SMTP_SECURITY",
+                    format!("{other:?} is not tls, start-tls or plain"),
+                ));
+            }
+        };
+        let port = match env.optional("SMTP_PORT") {
+            None => 587,
+            Some(p) => p
+                .trim()
+                .parse()
+                .map_err(|_| bad("SMTP_PORT", format!("{p:?} is not a port")))?,
+        };
+        let to = env.required("EMAIL_TO", "the recipients, comma-separated")?;
+        Ok(Self {
+            name: default_email_name(),
+            smtp: SmtpSettings {
+                host: env.required("SMTP_HOST", "the mail server's host name")?,
+                port,
+                security,
+                username: env.optional("SMTP_USERNAME"),
+                password: env.optional("SMTP_PASSWORD").map(SecretString::from),
+            },
+            from: env.required("EMAIL_FROM", "the sender address")?,
+            to: to.split(',').map(|t| t.trim().to_string()).collect(),
+        })
+    }
 }
 
 impl fmt::Debug for SmtpSettings {
@@ -80,13 +177,16 @@ fn address(field: &str, s: &str) -> Result<Mailbox> {
 }
 
 impl EmailNotifier {
-    /// Mail from `from` to `to` through `smtp`.
-    pub fn new(
-        name: impl Into<String>,
-        smtp: SmtpSettings,
-        from: &str,
-        to: &[&str],
-    ) -> Result<Self> {
+    /// The channel `config` describes. Addresses that do not parse and an empty recipient
+    /// list are refused here. It takes no clock: it never waits (the SMTP transport's own
+    /// 30-second timeout bounds a send).
+    pub fn new(config: EmailConfig) -> Result<Self> {
+        let EmailConfig {
+            name,
+            smtp,
+            from,
+            to,
+        } = config;
         if to.is_empty() {
             return Err(Error::invalid_input(
                 "email",
@@ -113,9 +213,9 @@ impl EmailNotifier {
         }
         Ok(Self {
             transport: builder.build(),
-            from: address("from", from)?,
+            from: address("from", &from)?,
             to: to.iter().map(|t| address("to", t)).collect::<Result<_>>()?,
-            name: name.into(),
+            name,
         })
     }
 

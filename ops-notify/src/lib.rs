@@ -35,7 +35,7 @@ pub mod sim;
 pub mod slack;
 pub mod templates;
 
-pub use email::EmailNotifier;
-pub use pagerduty::PagerDuty;
+pub use email::{EmailConfig, EmailNotifier};
+pub use pagerduty::{PagerDuty, PagerDutyConfig};
 pub use router::{Delivery, EscalationLevel, NotifyRouter, RouteReport, RouterConfig};
-pub use slack::{SlackApi, SlackWebhook};
+pub use slack::{SlackApi, SlackApiConfig, SlackWebhook, SlackWebhookConfig};

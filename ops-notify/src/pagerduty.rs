@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ops_core::clock::SharedClock;
+use ops_core::config::Env;
 use ops_core::contracts::{Notification, NotificationEvent, Notifier, Receipt, Severity};
 use ops_core::http::{HttpClient, HttpConfig, SendOptions, decode_json};
 use ops_core::redact::redact_text;
@@ -42,6 +43,91 @@ fn parse_error(status: StatusCode, _: &HeaderMap, body: &[u8]) -> Option<ErrorKi
     })
 }
 
+fn default_pagerduty_name() -> String {
+    "pagerduty".into()
+}
+
+fn default_events_url() -> Url {
+    Url::parse("https://events.pagerduty.com/v2/enqueue").expect("a valid URL")
+}
+
+/// One integration's settings.
+///
+/// ```
+/// use ops_core::config::Env;
+/// use ops_notify::pagerduty::PagerDutyConfig;
+/// let vars = |k: &str| match k {
+///     "PAGERDUTY_ROUTING_KEY" => Some("0123456789abcdef0123456789abcdef".to_string()),
+///     "PAGERDUTY_SOURCE" => Some("checkout".to_string()),
+///     _ => None,
+/// };
+/// let c = PagerDutyConfig::from_vars(Env::new("pagerduty", &vars)).unwrap();
+/// assert_eq!(c.source, "checkout");
+/// assert!(!format!("{c:?}").contains("0123456789abcdef"));
+/// ```
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagerDutyConfig {
+    /// The channel's name in receipts and reports (default `pagerduty`).
+    #[serde(default = "default_pagerduty_name")]
+    pub name: String,
+    /// The integration's routing key (32 characters, a secret).
+    pub routing_key: SecretString,
+    /// The affected system, named in every alert.
+    pub source: String,
+    /// The Events API v2 URL (`https://events.pagerduty.com/v2/enqueue`).
+    #[serde(default = "default_events_url")]
+    pub events_url: Url,
+    /// Timeouts and retries.
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+impl fmt::Debug for PagerDutyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PagerDutyConfig")
+            .field("name", &self.name)
+            .field("routing_key", &"[redacted]")
+            .field("source", &self.source)
+            .field("events_url", &self.events_url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PagerDutyConfig {
+    /// The integration with `routing_key`, naming `source` in its alerts.
+    pub fn new(
+        name: impl Into<String>,
+        routing_key: impl Into<String>,
+        source: impl Into<String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            routing_key: SecretString::from(routing_key.into()),
+            source: source.into(),
+            events_url: default_events_url(),
+            http: HttpConfig::default(),
+        }
+    }
+
+    /// `PAGERDUTY_ROUTING_KEY` and `PAGERDUTY_SOURCE` from the environment.
+    pub fn from_env() -> Result<Self> {
+        Self::from_vars(Env::from_env("pagerduty"))
+    }
+
+    /// [`Self::from_env`] over any variable lookup.
+    pub fn from_vars(env: Env<'_>) -> Result<Self> {
+        Ok(Self::new(
+            default_pagerduty_name(),
+            env.required(
+                "PAGERDUTY_ROUTING_KEY",
+                "the service integration's routing key",
+            )?,
+            env.required("PAGERDUTY_SOURCE", "the affected system's name")?,
+        ))
+    }
+}
+
 /// One PagerDuty service integration (its routing key).
 #[derive(Clone)]
 pub struct PagerDuty {
@@ -62,15 +148,10 @@ impl fmt::Debug for PagerDuty {
 }
 
 impl PagerDuty {
-    /// Events for the integration with `routing_key` (`PAGERDUTY_ROUTING_KEY`), naming `source`
-    /// (the affected system) in each alert.
-    pub fn new(
-        name: impl Into<String>,
-        routing_key: impl Into<String>,
-        source: impl Into<String>,
-    ) -> Result<Self> {
-        let key = routing_key.into();
-        if key.trim().len() != 32 {
+    /// Events for the integration `config` describes. A routing key that is not 32
+    /// characters is refused here.
+    pub fn new(config: PagerDutyConfig) -> Result<Self> {
+        if config.routing_key.expose_secret().trim().len() != 32 {
             return Err(Error::invalid_input(
                 "pagerduty",
                 "config",
@@ -79,12 +160,12 @@ impl PagerDuty {
             ));
         }
         Ok(Self {
-            routing_key: Arc::new(SecretString::from(key)),
-            url: Url::parse("https://events.pagerduty.com/v2/enqueue").expect("a valid URL"),
-            source: source.into(),
-            http: HttpClient::new("pagerduty", &HttpConfig::default())?
+            routing_key: Arc::new(config.routing_key),
+            url: config.events_url,
+            source: config.source,
+            http: HttpClient::new("pagerduty", &config.http)?
                 .with_error_parser(Arc::new(parse_error)),
-            name: name.into(),
+            name: config.name,
         })
     }
 

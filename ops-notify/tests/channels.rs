@@ -13,7 +13,10 @@ use ops_core::sim::Fault;
 use ops_core::testkit;
 use ops_notify::email::{SmtpSecurity, SmtpSettings};
 use ops_notify::sim::{PagerDutySim, SlackSim, SmtpSim};
-use ops_notify::{EmailNotifier, PagerDuty, SlackApi, SlackWebhook};
+use ops_notify::{
+    EmailConfig, EmailNotifier, PagerDuty, PagerDutyConfig, SlackApi, SlackApiConfig, SlackWebhook,
+    SlackWebhookConfig,
+};
 use serde_json::json;
 use support::{http, slack_api};
 use wiremock::matchers::{body_json, header, method, path};
@@ -71,19 +74,27 @@ async fn slack_api_passes_the_suite_and_threads_an_incident() {
 #[tokio::test]
 async fn slack_api_errors_inside_a_200_are_typed() {
     let sim = SlackSim::start().await;
-    let wrong_channel = SlackApi::new("s", ops_notify::sim::slack_token(), "C0NOWHERE")
-        .unwrap()
-        .with_base(&format!("{}/api/", sim.uri()), http())
-        .unwrap();
+    let wrong_channel = SlackApi::new(SlackApiConfig::new(
+        "s",
+        ops_notify::sim::slack_token(),
+        "C0NOWHERE",
+    ))
+    .unwrap()
+    .with_base(&format!("{}/api/", sim.uri()), http())
+    .unwrap();
     let n = Notification::new(Severity::Info, "hello");
     assert!(matches!(
         wrong_channel.send(&n).await.unwrap_err().kind(),
         ErrorKind::NotFound { .. }
     ));
-    let bad_token = SlackApi::new("s", "xoxb-wrong", ops_notify::sim::slack_channel())
-        .unwrap()
-        .with_base(&format!("{}/api/", sim.uri()), http())
-        .unwrap();
+    let bad_token = SlackApi::new(SlackApiConfig::new(
+        "s",
+        "xoxb-wrong",
+        ops_notify::sim::slack_channel(),
+    ))
+    .unwrap()
+    .with_base(&format!("{}/api/", sim.uri()), http())
+    .unwrap();
     let err = bad_token.send(&n).await.unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::Unauthorized);
     assert!(!format!("{err:?} {bad_token:?}").contains("xoxb-wrong"));
@@ -104,7 +115,7 @@ async fn slack_api_errors_inside_a_200_are_typed() {
 #[tokio::test]
 async fn slack_webhook_passes_the_suite_and_types_its_text_errors() {
     let sim = SlackSim::start().await;
-    let hook = SlackWebhook::new("slack-alerts", sim.webhook_url())
+    let hook = SlackWebhook::new(SlackWebhookConfig::new("slack-alerts", sim.webhook_url()))
         .unwrap()
         .with_http(http());
     testkit::notifier(&hook, "alert/suite").await;
@@ -114,9 +125,12 @@ async fn slack_webhook_passes_the_suite_and_types_its_text_errors() {
             .unwrap()
             .contains("CRITICAL")
     );
-    let gone = SlackWebhook::new("s", format!("{}/services/T0/B0/revoked", sim.uri()))
-        .unwrap()
-        .with_http(http());
+    let gone = SlackWebhook::new(SlackWebhookConfig::new(
+        "s",
+        format!("{}/services/T0/B0/revoked", sim.uri()),
+    ))
+    .unwrap()
+    .with_http(http());
     let err = gone
         .send(&Notification::new(Severity::Info, "x"))
         .await
@@ -142,20 +156,23 @@ async fn the_webhook_body_is_block_kit() {
         .expect(1)
         .mount(&server)
         .await;
-    let hook = SlackWebhook::new("s", format!("{}/services/T1/B2/x3", server.uri()))
-        .unwrap()
-        .with_http(http());
+    let hook = SlackWebhook::new(SlackWebhookConfig::new(
+        "s",
+        format!("{}/services/T1/B2/x3", server.uri()),
+    ))
+    .unwrap()
+    .with_http(http());
     hook.send(&Notification::new(Severity::Warning, "disk 85% full").field("host", "db-1"))
         .await
         .unwrap();
 }
 
 fn pagerduty(sim: &PagerDutySim) -> PagerDuty {
-    PagerDuty::new(
+    PagerDuty::new(PagerDutyConfig::new(
         "pagerduty",
         ops_notify::sim::pagerduty_key(),
         "api.acme.dev",
-    )
+    ))
     .unwrap()
     .with_base(&sim.uri(), http())
     .unwrap()
@@ -210,7 +227,7 @@ async fn pagerduty_events_have_the_v2_shape_and_errors_are_typed() {
         .respond_with(ResponseTemplate::new(400).set_body_json(json!({"status": "invalid event", "message": "Event object is invalid", "errors": ["'payload.source' is missing or blank"]})))
         .mount(&server)
         .await;
-    let pd = PagerDuty::new("pd", key, "api.acme.dev")
+    let pd = PagerDuty::new(PagerDutyConfig::new("pd", key, "api.acme.dev"))
         .unwrap()
         .with_base(&server.uri(), http())
         .unwrap();
@@ -259,12 +276,12 @@ fn email(sim: &SmtpSim) -> EmailNotifier {
         username: None,
         password: None,
     };
-    EmailNotifier::new(
+    EmailNotifier::new(EmailConfig::new(
         "email-oncall",
         smtp,
         "ops <ops@acme.dev>",
         &["oncall@acme.dev"],
-    )
+    ))
     .unwrap()
 }
 
@@ -351,7 +368,7 @@ async fn the_remaining_faults_are_typed() {
             retry_after: None,
         },
     );
-    let hook = SlackWebhook::new("s", sim.webhook_url())
+    let hook = SlackWebhook::new(SlackWebhookConfig::new("s", sim.webhook_url()))
         .unwrap()
         .with_http(http());
     assert!(
@@ -376,23 +393,27 @@ async fn the_remaining_faults_are_typed() {
         "a keyed trigger is retried after a 500, and counted once"
     );
     pd_sim.inject(1, Fault::Delay(std::time::Duration::from_secs(3)));
-    let slow = PagerDuty::new("pd", ops_notify::sim::pagerduty_key(), "api")
-        .unwrap()
-        .with_base(
-            &pd_sim.uri(),
-            HttpClient::new(
-                "pd",
-                &HttpConfig {
-                    request_timeout: std::time::Duration::from_millis(200),
-                    ..HttpConfig::default()
-                },
-            )
-            .unwrap()
-            .with_clock(Arc::new(ManualClock::starting_at(
-                "2026-11-23T09:00:00Z".parse().unwrap(),
-            ))),
+    let slow = PagerDuty::new(PagerDutyConfig::new(
+        "pd",
+        ops_notify::sim::pagerduty_key(),
+        "api",
+    ))
+    .unwrap()
+    .with_base(
+        &pd_sim.uri(),
+        HttpClient::new(
+            "pd",
+            &HttpConfig {
+                request_timeout: std::time::Duration::from_millis(200),
+                ..HttpConfig::default()
+            },
         )
-        .unwrap();
+        .unwrap()
+        .with_clock(Arc::new(ManualClock::starting_at(
+            "2026-11-23T09:00:00Z".parse().unwrap(),
+        ))),
+    )
+    .unwrap();
     assert!(
         slow.send(&key).await.is_ok(),
         "a timed-out keyed trigger is retried"

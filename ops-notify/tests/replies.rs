@@ -5,8 +5,8 @@ mod support;
 
 use ops_core::ErrorKind;
 use ops_core::contracts::*;
-use ops_notify::PagerDuty;
 use ops_notify::sim::{PagerDutySim, SlackSim};
+use ops_notify::{PagerDuty, PagerDutyConfig};
 use support::{http, slack_api};
 
 /// An incident opened 450 messages ago: a restarted process finds its thread on the third
@@ -54,10 +54,14 @@ async fn an_incident_older_than_one_page_of_history_is_found_after_a_restart() {
 #[tokio::test]
 async fn a_pagerduty_dedup_key_over_255_characters_is_refused_before_sending() {
     let sim = PagerDutySim::start().await;
-    let pd = PagerDuty::new("pd", ops_notify::sim::pagerduty_key(), "api")
-        .unwrap()
-        .with_base(&sim.uri(), http())
-        .unwrap();
+    let pd = PagerDuty::new(PagerDutyConfig::new(
+        "pd",
+        ops_notify::sim::pagerduty_key(),
+        "api",
+    ))
+    .unwrap()
+    .with_base(&sim.uri(), http())
+    .unwrap();
     let long = "k".repeat(256);
     let err = pd
         .send(&Notification::new(Severity::Error, "x").dedup_key(long))
@@ -90,10 +94,14 @@ async fn pagerduty_replies_in_every_described_shape() {
             .respond_with(ResponseTemplate::new(202).set_body_json(&v.value))
             .mount(&server)
             .await;
-        let pd = PagerDuty::new("pd", ops_notify::sim::pagerduty_key(), "api")
-            .unwrap()
-            .with_base(&server.uri(), http())
-            .unwrap();
+        let pd = PagerDuty::new(PagerDutyConfig::new(
+            "pd",
+            ops_notify::sim::pagerduty_key(),
+            "api",
+        ))
+        .unwrap()
+        .with_base(&server.uri(), http())
+        .unwrap();
         let receipt = pd
             .send(&Notification::new(Severity::Error, "x").dedup_key("inc-1"))
             .await

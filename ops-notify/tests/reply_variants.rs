@@ -10,7 +10,7 @@ use ops_conformance::replay::Replay;
 use ops_conformance::replies::variants;
 use ops_conformance::{Description, vendored};
 use ops_core::contracts::*;
-use ops_notify::PagerDuty;
+use ops_notify::{PagerDuty, PagerDutyConfig};
 use serde_json::json;
 use support::{http, slack_at};
 
@@ -112,11 +112,15 @@ async fn pagerduty_answers_in_every_described_shape() {
         .each(
             variants(&vendored("pagerduty-events-v2.json"), "Success", &[]),
             |base| async move {
-                PagerDuty::new("pagerduty", "R0UT1NGKEY0000000000000000000000", "api")?
-                    .with_base(&base, http())?
-                    .send(&incident(NotificationEvent::Trigger))
-                    .await
-                    .map(|_| ())
+                PagerDuty::new(PagerDutyConfig::new(
+                    "pagerduty",
+                    "R0UT1NGKEY0000000000000000000000",
+                    "api",
+                ))?
+                .with_base(&base, http())?
+                .send(&incident(NotificationEvent::Trigger))
+                .await
+                .map(|_| ())
             },
         )
         .await;

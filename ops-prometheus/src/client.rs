@@ -1,6 +1,7 @@
 //! The Prometheus HTTP API client and its one error mapping.
 
 use async_trait::async_trait;
+use ops_core::config::{Env, RunbookConfig};
 use ops_core::contracts::{Metric, MetricQuery, MetricReading, MetricsSource, TimeWindow};
 use ops_core::http::{HttpClient, HttpConfig, SendOptions, decode_json};
 use ops_core::redact::redact_text;
@@ -22,6 +23,83 @@ pub struct Sample {
     pub labels: BTreeMap<String, String>,
     /// Unix time (seconds) and value; `NaN` and infinities as Prometheus gives them.
     pub points: Vec<(f64, f64)>,
+}
+
+/// How to reach a Prometheus server and what to ask it.
+///
+/// ```
+/// use ops_prometheus::PrometheusConfig;
+/// let c: PrometheusConfig = ops_core::config::from_toml(r#"
+/// base_url = "http://prometheus:9090"
+/// bearer = "s3cret"
+/// [queries]
+/// error_ratio = 'sum(rate(errors[$window])) / sum(rate(requests[$window]))'
+/// "#).unwrap();
+/// assert_eq!(c.base_url.as_str(), "http://prometheus:9090/");
+/// assert!(!format!("{c:?}").contains("s3cret"));
+/// ```
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusConfig {
+    /// The server (e.g. `http://prometheus:9090`), or a path under a proxy.
+    pub base_url: Url,
+    /// The PromQL behind each metric.
+    #[serde(default)]
+    pub queries: PromQueries,
+    /// A bearer token for a proxy or a managed Prometheus (a secret).
+    #[serde(default)]
+    pub bearer: Option<SecretString>,
+    /// Timeouts and retries.
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+impl std::fmt::Debug for PrometheusConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrometheusConfig")
+            .field("base_url", &self.base_url.as_str())
+            .field("queries", &self.queries)
+            .field("bearer", &self.bearer.as_ref().map(|_| "[redacted]"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl PrometheusConfig {
+    /// The server at `base` (e.g. `http://prometheus:9090`), reading metrics with `queries`.
+    pub fn new(base: &str, queries: PromQueries) -> Result<Self> {
+        Ok(Self {
+            base_url: Url::parse(base).map_err(|e| {
+                Error::invalid_input("prometheus", "config", "base_url", e.to_string())
+            })?,
+            queries,
+            bearer: None,
+            http: HttpConfig::default(),
+        })
+    }
+
+    /// `PROMETHEUS_URL` (and `PROMETHEUS_BEARER_TOKEN` if set) from the environment, with
+    /// `queries`.
+    pub fn from_env(queries: PromQueries) -> Result<Self> {
+        Self::from_vars(Env::from_env("prometheus"), queries)
+    }
+
+    /// [`Self::from_env`] over any variable lookup.
+    pub fn from_vars(env: Env<'_>, queries: PromQueries) -> Result<Self> {
+        let mut config = Self::new(
+            &env.required("PROMETHEUS_URL", "the server's URL (http://host:9090)")?,
+            queries,
+        )?;
+        config.bearer = env
+            .optional("PROMETHEUS_BEARER_TOKEN")
+            .map(SecretString::from);
+        Ok(config)
+    }
+
+    /// The same settings sending `Authorization: Bearer TOKEN`.
+    pub fn bearer(mut self, token: impl Into<String>) -> Self {
+        self.bearer = Some(SecretString::from(token.into()));
+        self
+    }
 }
 
 /// A Prometheus server.
@@ -78,29 +156,23 @@ pub fn parse_error(status: StatusCode, _: &HeaderMap, body: &[u8]) -> Option<Err
 }
 
 impl Prometheus {
-    /// The server at `base` (e.g. `http://prometheus:9090`), reading metrics with `queries`.
-    pub fn new(base: &str, queries: PromQueries) -> Result<Self> {
-        let mut url = Url::parse(base)
-            .map_err(|e| Error::invalid_input("prometheus", "config", "base_url", e.to_string()))?;
+    /// The client `config` describes. Invalid queries are refused here.
+    pub fn new(config: PrometheusConfig) -> Result<Self> {
+        config.queries.validate()?;
+        let mut url = config.base_url;
         if !url.path().ends_with('/') {
             let p = format!("{}/", url.path());
             url.set_path(&p);
         }
-        let http = HttpClient::new("prometheus", &HttpConfig::default())?
-            .with_error_parser(Arc::new(parse_error));
+        let http =
+            HttpClient::new("prometheus", &config.http)?.with_error_parser(Arc::new(parse_error));
         Ok(Self {
             name: format!("prometheus:{}", url.host_str().unwrap_or("")),
             http,
             base: url,
-            queries: Arc::new(queries),
-            bearer: None,
+            queries: Arc::new(config.queries),
+            bearer: config.bearer.map(Arc::new),
         })
-    }
-
-    /// The same client sending `Authorization: Bearer TOKEN` (a proxy or managed Prometheus).
-    pub fn with_bearer(mut self, token: impl Into<String>) -> Self {
-        self.bearer = Some(Arc::new(SecretString::from(token.into())));
-        self
     }
 
     /// The same client on `clock` (retry waits).

@@ -14,7 +14,7 @@
 //! # #[cfg(feature = "sim")] {
 //! use ops_core::contracts::{Metric, MetricQuery, MetricReading, MetricsSource, TimeWindow};
 //! use ops_core::config::RunbookConfig;
-//! use ops_prometheus::{PromQueries, Prometheus, sim::PrometheusSim};
+//! use ops_prometheus::{PromQueries, Prometheus, PrometheusConfig, sim::PrometheusSim};
 //!
 //! let queries = PromQueries::from_toml(r#"
 //!     error_ratio = 'sum(rate(http_requests_total{job="api",code=~"5..",release=~"$release"}[$window])) / sum(rate(http_requests_total{job="api",release=~"$release"}[$window]))'
@@ -24,7 +24,7 @@
 //! sim.answer(&queries.error_ratio.replace("$release", "api-2").replace("$window", "300s"), 0.012);
 //! sim.answer(&queries.requests.replace("$release", "api-2").replace("$window", "300s"), 4200.0);
 //!
-//! let prom = Prometheus::new(&sim.uri(), queries)?;
+//! let prom = Prometheus::new(PrometheusConfig::new(&sim.uri(), queries)?)?;
 //! let window = TimeWindow::ending_at("2026-11-23T09:05:00Z".parse().unwrap(), std::time::Duration::from_secs(300))?;
 //! let q = MetricQuery { metric: Metric::ErrorRatio, window, release: Some("api-2".into()), min_samples: 100 };
 //! assert_eq!(prom.read(&q).await?, MetricReading::Value { value: 0.012, samples: 4200 });
@@ -37,5 +37,5 @@ mod queries;
 #[cfg(feature = "sim")]
 pub mod sim;
 
-pub use client::{Prometheus, Sample, parse_error};
+pub use client::{Prometheus, PrometheusConfig, Sample, parse_error};
 pub use queries::PromQueries;

@@ -8,7 +8,7 @@ use ops_core::contracts::*;
 use ops_core::runbooks::RunbookConfig;
 use ops_core::testkit;
 use ops_prometheus::sim::PrometheusSim;
-use ops_prometheus::{PromQueries, Prometheus};
+use ops_prometheus::{PromQueries, Prometheus, PrometheusConfig};
 use serde_json::json;
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -66,9 +66,12 @@ async fn an_instant_query_sends_the_filled_promql_at_the_window_end() {
         .respond_with(ResponseTemplate::new(200).set_body_json(vector("1500")))
         .mount(&server)
         .await;
-    let prom = Prometheus::new(&server.uri(), q)
-        .unwrap()
-        .with_bearer("prom-token");
+    let prom = Prometheus::new(
+        PrometheusConfig::new(&server.uri(), q)
+            .unwrap()
+            .bearer("prom-token"),
+    )
+    .unwrap();
     let r = prom
         .read(&MetricQuery {
             metric: Metric::LatencyPercentile { percentile: 95.0 },
@@ -135,7 +138,7 @@ async fn scalar_matrix_nan_and_several_series() {
         .respond_with(ResponseTemplate::new(200).set_body_json(vector("0")))
         .mount(&server)
         .await;
-    let prom = Prometheus::new(&server.uri(), queries()).unwrap();
+    let prom = Prometheus::new(PrometheusConfig::new(&server.uri(), queries()).unwrap()).unwrap();
     let q = |metric| MetricQuery {
         metric,
         window: window(),
@@ -203,7 +206,10 @@ async fn error_bodies_are_typed() {
         )))
         .mount(&server)
         .await;
-    let prom = on_manual_clock(Prometheus::new(&server.uri(), PromQueries::default()).unwrap());
+    let prom = on_manual_clock(
+        Prometheus::new(PrometheusConfig::new(&server.uri(), PromQueries::default()).unwrap())
+            .unwrap(),
+    );
     let e = prom.query("bad(", 0.0).await.unwrap_err();
     assert!(
         matches!(e.kind(), ErrorKind::InvalidInput { reason, .. } if reason.contains("unclosed")),
@@ -233,7 +239,7 @@ async fn prometheus_passes_the_metrics_suite_against_the_simulator() {
             value,
         );
     }
-    let prom = Prometheus::new(&sim.uri(), q).unwrap();
+    let prom = Prometheus::new(PrometheusConfig::new(&sim.uri(), q).unwrap()).unwrap();
     let case = |metric| MetricQuery {
         metric,
         window: window(),
@@ -265,7 +271,7 @@ async fn faults_from_the_simulator() {
             retry_after: Some(1),
         },
     );
-    let prom = Prometheus::new(&sim.uri(), PromQueries::default())
+    let prom = Prometheus::new(PrometheusConfig::new(&sim.uri(), PromQueries::default()).unwrap())
         .unwrap()
         .with_http(
             ops_core::http::HttpClient::new("prometheus", &Default::default())

@@ -4,7 +4,7 @@
 
 use ops_core::ErrorKind;
 use ops_prometheus::PromQueries;
-use ops_prometheus::Prometheus;
+use ops_prometheus::{Prometheus, PrometheusConfig};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -19,7 +19,9 @@ async fn answering(query: &str, data: Value) -> (MockServer, Prometheus) {
         )
         .mount(&server)
         .await;
-    let prom = Prometheus::new(&server.uri(), PromQueries::default()).unwrap();
+    let prom =
+        Prometheus::new(PrometheusConfig::new(&server.uri(), PromQueries::default()).unwrap())
+            .unwrap();
     (server, prom)
 }
 
@@ -98,9 +100,10 @@ async fn retry_waits_run_on_the_injected_clock() {
     let clock = std::sync::Arc::new(ops_core::clock::ManualClock::starting_at(
         "2026-11-23T09:00:00Z".parse().unwrap(),
     ));
-    let prom = Prometheus::new(&server.uri(), PromQueries::default())
-        .unwrap()
-        .with_clock(clock.clone());
+    let prom =
+        Prometheus::new(PrometheusConfig::new(&server.uri(), PromQueries::default()).unwrap())
+            .unwrap()
+            .with_clock(clock.clone());
     let series = prom.query("up", 1_763_888_400.0).await.unwrap();
     assert!(series.is_empty());
     assert_eq!(clock.sleeps(), [std::time::Duration::from_secs(9)]);

@@ -9,7 +9,7 @@ use ops_conformance::replay::Replay;
 use ops_conformance::replies::variants;
 use ops_conformance::{Description, vendored};
 use ops_core::contracts::TimeWindow;
-use ops_prometheus::{PromQueries, Prometheus};
+use ops_prometheus::{PromQueries, Prometheus, PrometheusConfig};
 
 /// The documented envelope carries `data` with every success (and only error fields
 /// otherwise); the description cannot say "required when".
@@ -20,7 +20,7 @@ fn d() -> Description {
 }
 
 fn prom(base: &str) -> Prometheus {
-    Prometheus::new(base, PromQueries::default()).unwrap()
+    Prometheus::new(PrometheusConfig::new(base, PromQueries::default()).unwrap()).unwrap()
 }
 
 #[tokio::test]

@@ -29,16 +29,77 @@ pub trait RunbookConfig: DeserializeOwned + Default {
     /// assert!(err.to_string().contains("error_window"));
     /// ```
     fn from_toml(text: &str) -> Result<Self> {
-        let de = toml::Deserializer::parse(text).map_err(|e| invalid("toml", e.message()))?;
-        let config: Self = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            invalid(
-                if path == "." { "toml" } else { &path },
-                e.inner().message(),
-            )
-        })?;
+        let config: Self = from_toml(text)?;
         config.validate()?;
         Ok(config)
+    }
+}
+
+/// Parses TOML into any config (a runbook's, a provider's), naming the field at fault in the
+/// `InvalidInput` error.
+///
+/// ```
+/// use ops_core::http::HttpConfig;
+/// let err = ops_core::config::from_toml::<HttpConfig>("read_timeout = \"soon\"").unwrap_err();
+/// assert!(err.to_string().contains("read_timeout"));
+/// ```
+pub fn from_toml<T: DeserializeOwned>(text: &str) -> Result<T> {
+    let de = toml::Deserializer::parse(text).map_err(|e| invalid("toml", e.message()))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        invalid(
+            if path == "." { "toml" } else { &path },
+            e.inner().message(),
+        )
+    })
+}
+
+/// A variable lookup: `std::env::var` in [`from_env`](Env::from_env) constructors, a map in
+/// tests, so a config's environment reading is tested without touching the process's
+/// environment.
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Reading a provider's settings from environment variables, the same way in every provider:
+/// an unset or blank variable is missing, a missing required one is an `InvalidInput` error
+/// that names it and says what it holds.
+#[derive(Clone, Copy)]
+pub struct Env<'a> {
+    provider: &'static str,
+    lookup: Lookup<'a>,
+}
+
+impl<'a> Env<'a> {
+    /// `provider`'s variables, read through `lookup`.
+    pub fn new(provider: &'static str, lookup: Lookup<'a>) -> Self {
+        Self { provider, lookup }
+    }
+
+    /// The process environment.
+    pub fn from_env(provider: &'static str) -> Env<'static> {
+        Env {
+            provider,
+            lookup: &|k| std::env::var(k).ok(),
+        }
+    }
+
+    /// `var`, if set and not blank.
+    pub fn optional(&self, var: &str) -> Option<String> {
+        (self.lookup)(var).filter(|v| !v.trim().is_empty())
+    }
+
+    /// `var`, or an error naming it and `what` it should hold.
+    ///
+    /// ```
+    /// use ops_core::config::Env;
+    /// let env = Env::new("slack", &|k| (k == "SLACK_CHANNEL").then(|| "C01".to_string()));
+    /// assert_eq!(env.required("SLACK_CHANNEL", "the channel id").unwrap(), "C01");
+    /// let err = env.required("SLACK_BOT_TOKEN", "a bot token (xoxb-…)").unwrap_err();
+    /// assert!(err.to_string().contains("SLACK_BOT_TOKEN"));
+    /// ```
+    pub fn required(&self, var: &str, what: &str) -> Result<String> {
+        self.optional(var).ok_or_else(|| {
+            Error::invalid_input(self.provider, "config", var, format!("set {var} to {what}"))
+        })
     }
 }
 

@@ -42,17 +42,31 @@ pub const BODY_EXCERPT_LIMIT: usize = 512;
 /// The largest response body [`HttpClient::send_bytes`] reads into memory.
 pub const MAX_BUFFERED_BODY: usize = 32 * 1024 * 1024;
 
-/// How the HTTP client is set up.
-#[derive(Debug, Clone)]
+/// How the HTTP client is set up. Loadable from a config file; every field has a default:
+///
+/// ```
+/// let c: ops_core::http::HttpConfig = toml::from_str(r#"
+/// read_timeout = "2m"
+/// retry = { max_attempts = 3 }
+/// "#).unwrap();
+/// assert_eq!(c.read_timeout.as_secs(), 120);
+/// assert_eq!(c.retry.max_attempts, 3);
+/// assert_eq!(c.connect_timeout.as_secs(), 10);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     /// Time allowed to open a connection.
+    #[serde(with = "crate::config::duration::human")]
     pub connect_timeout: Duration,
     /// Longest wait for the next bytes of a response, for every request (a stalled stream
     /// fails; a long but moving one does not).
+    #[serde(with = "crate::config::duration::human")]
     pub read_timeout: Duration,
     /// Time allowed for one whole attempt of a buffered call ([`HttpClient::send_bytes`],
     /// [`HttpClient::send_json`]), body included. Streamed calls ([`HttpClient::send`]) have
     /// only the read timeout, so large transfers are not cut off.
+    #[serde(with = "crate::config::duration::human")]
     pub request_timeout: Duration,
     /// The `User-Agent` header.
     pub user_agent: String,

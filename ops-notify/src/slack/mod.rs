@@ -7,6 +7,9 @@
 //! policy. Webhook URLs and tokens are secrets: never in errors, logs or `Debug`.
 
 pub mod blocks;
+mod config;
+
+pub use config::{SlackApiConfig, SlackWebhookConfig};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -15,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use ops_core::clock::SharedClock;
 use ops_core::contracts::{Notification, NotificationEvent, Notifier, Receipt};
-use ops_core::http::{Authorizer, HttpClient, HttpConfig, JsonRequest, SendOptions};
+use ops_core::http::{Authorizer, HttpClient, JsonRequest, SendOptions};
 use ops_core::{Error, ErrorKind, Result};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
@@ -23,6 +26,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
+
+fn default_base() -> Url {
+    Url::parse("https://slack.com/api/").expect("a valid URL")
+}
 
 /// The metadata event type that marks this crate's incident messages.
 pub const EVENT_TYPE: &str = "ops_incident";
@@ -105,16 +112,16 @@ impl fmt::Debug for SlackWebhook {
 }
 
 impl SlackWebhook {
-    /// A webhook (`https://hooks.slack.com/services/…`, a secret), named `name` in receipts.
-    pub fn new(name: impl Into<String>, url: impl Into<String>) -> Result<Self> {
-        let url = url.into();
-        Url::parse(&url)
+    /// The webhook `config` names. A URL that does not parse is refused here (without echoing
+    /// it: it is a secret).
+    pub fn new(config: SlackWebhookConfig) -> Result<Self> {
+        Url::parse(config.url.expose_secret())
             .map_err(|_| Error::invalid_input("slack", "webhook", "url", "not a URL"))?;
         Ok(Self {
-            url: Arc::new(SecretString::from(url)),
-            http: HttpClient::new("slack", &HttpConfig::default())?
+            url: Arc::new(config.url),
+            http: HttpClient::new("slack", &config.http)?
                 .with_error_parser(Arc::new(parse_webhook_error)),
-            name: name.into(),
+            name: config.name,
         })
     }
 
@@ -203,22 +210,19 @@ impl fmt::Debug for SlackApi {
 }
 
 impl SlackApi {
-    /// A bot token (`xoxb-…`) posting to `channel` (its id, `C…`: history needs the id).
-    pub fn new(
-        name: impl Into<String>,
-        token: impl Into<String>,
-        channel: impl Into<String>,
-    ) -> Result<Self> {
-        let channel = channel.into();
-        ops_core::contracts::validate_name("slack", "api", "channel", &channel)?;
-        Ok(Self {
-            auth: Authorizer::bearer(token),
-            channel,
-            base: Url::parse("https://slack.com/api/").expect("a valid URL"),
-            http: HttpClient::new("slack", &HttpConfig::default())?,
+    /// The client `config` describes: its bot token posting to its channel.
+    pub fn new(config: SlackApiConfig) -> Result<Self> {
+        ops_core::contracts::validate_name("slack", "api", "channel", &config.channel)?;
+        let client = Self {
+            auth: Authorizer::bearer(config.token.expose_secret()),
+            channel: config.channel,
+            base: default_base(),
+            http: HttpClient::new("slack", &config.http)?,
             threads: Arc::new(Mutex::new(HashMap::new())),
-            name: name.into(),
-        })
+            name: config.name,
+        };
+        let http = client.http.clone();
+        client.with_base(config.base_url.as_str(), http)
     }
 
     /// The same client on `clock` (retry waits).

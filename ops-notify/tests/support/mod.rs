@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use ops_core::clock::ManualClock;
 use ops_core::http::{HttpClient, HttpConfig};
-use ops_notify::SlackApi;
 use ops_notify::sim::SlackSim;
+use ops_notify::{SlackApi, SlackApiConfig};
 
 /// An HTTP client on a manual clock (retries wait on it, not on the wall).
 pub fn http() -> HttpClient {
@@ -20,11 +20,11 @@ pub fn http() -> HttpClient {
 
 /// The Web API client against a server whose methods live under `{base}/api/`.
 pub fn slack_at(base: &str) -> SlackApi {
-    SlackApi::new(
+    SlackApi::new(SlackApiConfig::new(
         "slack-incidents",
         ops_notify::sim::slack_token(),
         ops_notify::sim::slack_channel(),
-    )
+    ))
     .unwrap()
     .with_base(&format!("{base}/api/"), http())
     .unwrap()

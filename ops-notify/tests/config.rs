@@ -1,0 +1,116 @@
+//! Every channel's settings load from TOML and from environment variables the same way, and
+//! a missing or malformed setting is an error naming it — never the secret it holds.
+
+use std::collections::HashMap;
+
+use ops_core::ErrorKind;
+use ops_core::config::{Env, from_toml};
+use ops_notify::email::SmtpSecurity;
+use ops_notify::{
+    EmailConfig, EmailNotifier, PagerDuty, PagerDutyConfig, SlackApi, SlackApiConfig, SlackWebhook,
+    SlackWebhookConfig,
+};
+
+fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn field(err: &ops_core::Error) -> String {
+    match err.kind() {
+        ErrorKind::InvalidInput { field, .. } => field.clone(),
+        other => panic!("not invalid input: {other:?}"),
+    }
+}
+
+#[test]
+fn a_missing_variable_is_named_and_blank_counts_as_missing() {
+    let v = vars(&[("SLACK_BOT_TOKEN", "xoxb-1"), ("SLACK_CHANNEL", "  ")]);
+    let lookup = |k: &str| v.get(k).cloned();
+    let err = SlackApiConfig::from_vars(Env::new("slack", &lookup)).unwrap_err();
+    assert_eq!(field(&err), "SLACK_CHANNEL");
+    assert!(err.to_string().contains("channel id"), "{err}");
+
+    let none = |_: &str| None;
+    let err = SlackWebhookConfig::from_vars(Env::new("slack", &none)).unwrap_err();
+    assert_eq!(field(&err), "SLACK_WEBHOOK_URL");
+    let err = PagerDutyConfig::from_vars(Env::new("pagerduty", &none)).unwrap_err();
+    assert_eq!(field(&err), "PAGERDUTY_ROUTING_KEY");
+    let err = EmailConfig::from_vars(Env::new("email", &none)).unwrap_err();
+    assert_eq!(field(&err), "EMAIL_TO");
+}
+
+#[test]
+fn email_settings_read_from_the_environment_with_defaults_and_typed_errors() {
+    let v = vars(&[
+        ("SMTP_HOST", "smtp.acme.dev"),
+        ("SMTP_PASSWORD", "hunter2"),
+        ("SMTP_USERNAME", "ops"),
+        ("EMAIL_FROM", "ops@acme.dev"),
+        ("EMAIL_TO", "oncall@acme.dev, team@acme.dev"),
+    ]);
+    let lookup = |k: &str| v.get(k).cloned();
+    let c = EmailConfig::from_vars(Env::new("email", &lookup)).unwrap();
+    assert_eq!(
+        (c.smtp.port, c.smtp.security),
+        (587, SmtpSecurity::StartTls)
+    );
+    assert_eq!(c.to, ["oncall@acme.dev", "team@acme.dev"]);
+    assert!(!format!("{c:?}").contains("hunter2"));
+    EmailNotifier::new(c).unwrap();
+
+    for (var, value) in [("SMTP_PORT", "70000"), ("SMTP_SECURITY", "ssl")] {
+        let mut bad = v.clone();
+        bad.insert(var.into(), value.into());
+        let lookup = |k: &str| bad.get(k).cloned();
+        let err = EmailConfig::from_vars(Env::new("email", &lookup)).unwrap_err();
+        assert_eq!(field(&err), var);
+    }
+}
+
+#[test]
+fn clients_refuse_bad_settings_at_construction_without_echoing_secrets() {
+    let err = SlackWebhook::new(SlackWebhookConfig::new("s", "not a url with s3cret")).unwrap_err();
+    assert_eq!(field(&err), "url");
+    assert!(!format!("{err} {err:?}").contains("s3cret"));
+
+    let err = PagerDuty::new(PagerDutyConfig::new("pd", "short-s3cret", "api")).unwrap_err();
+    assert_eq!(field(&err), "routing_key");
+    assert!(!format!("{err} {err:?}").contains("short-s3cret"));
+
+    let err = SlackApi::new(SlackApiConfig::new("s", "xoxb-1", "")).unwrap_err();
+    assert_eq!(field(&err), "channel");
+
+    let mut c = EmailConfig::new(
+        "e",
+        from_toml("host = \"localhost\"\nport = 25\nsecurity = \"plain\"").unwrap(),
+        "ops@acme.dev",
+        &[],
+    );
+    assert_eq!(field(&EmailNotifier::new(c.clone()).unwrap_err()), "to");
+    c.to = vec!["not an address".into()];
+    assert_eq!(field(&EmailNotifier::new(c).unwrap_err()), "to");
+}
+
+#[test]
+fn toml_settings_take_their_defaults_and_refuse_unknown_keys() {
+    let c: PagerDutyConfig =
+        from_toml("routing_key = \"0123456789abcdef0123456789abcdef\"\nsource = \"api\"").unwrap();
+    assert_eq!(c.name, "pagerduty");
+    assert_eq!(
+        c.events_url.as_str(),
+        "https://events.pagerduty.com/v2/enqueue"
+    );
+    PagerDuty::new(c).unwrap();
+
+    let err =
+        from_toml::<SlackApiConfig>("token = \"xoxb-1\"\nchannel = \"C01\"\nchanel = \"typo\"")
+            .unwrap_err();
+    assert!(err.to_string().contains("chanel"), "{err}");
+    let c: SlackApiConfig =
+        from_toml("token = \"xoxb-1\"\nchannel = \"C01\"\n[http]\nread_timeout = \"5s\"").unwrap();
+    assert_eq!(c.http.read_timeout.as_secs(), 5);
+    SlackApi::new(c).unwrap();
+}
