@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use ops_core::contracts::{Deployer, SecretStore, VersionState};
 use ops_core::runbooks::{EmergencyShutdown, ShutdownConfig};
+use ops_core::sim::Simulator;
 use ops_examples::providers::{PROJECT, REGION, gcp_client, gcp_sim, pagerduty};
 use ops_examples::{Opt, Session, Spec};
 use ops_gcp::sim::{Behaviour, Fault};

@@ -21,7 +21,7 @@ use ops_core::Result;
 use ops_core::contracts::{Notification, Notifier, Receipt};
 use ops_core::engine::RunOutcome;
 use ops_core::runbooks::{IncidentConfig, IncidentResponse, Priority};
-use ops_core::sim::Fault;
+use ops_core::sim::{Fault, Simulator};
 use ops_examples::providers::{GITHUB_REPO, github_client, github_sim, pagerduty, slack};
 use ops_examples::{Opt, Session, Spec};
 use ops_github::GithubIssues;
@@ -102,6 +102,8 @@ async fn main() -> ExitCode {
         && session.cli.fault_is("pagerduty-down")
     {
         pd.inject(
+            None,
+            "/v2/enqueue",
             10,
             Fault::Status {
                 status: 503,

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use ops_core::contracts::{BackupStore, CreateBackup};
 use ops_core::runbooks::{BackupAndVerify, BackupSource, BackupVerifyConfig};
+use ops_core::sim::Simulator;
 use ops_examples::providers::{PROJECT, REGION, gcp_client, gcp_sim, postgres};
 use ops_examples::{Opt, Session, Spec};
 use ops_gcp::storage::CloudStorage;

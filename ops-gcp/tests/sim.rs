@@ -8,6 +8,7 @@ use ops_core::ErrorKind;
 use ops_core::clock::{Clock, ManualClock};
 use ops_core::contracts::*;
 use ops_core::http::SendOptions;
+use ops_core::sim::Simulator;
 use ops_core::testkit;
 use ops_gcp::sim::{Behaviour, Fault, GcpSim};
 use ops_gcp::{CloudLogging, CloudMonitoring, CloudRun};

@@ -10,6 +10,7 @@ use ops_core::ErrorKind;
 use ops_core::checksum::Checksum;
 use ops_core::clock::ManualClock;
 use ops_core::contracts::*;
+use ops_core::sim::Simulator;
 use ops_core::testkit;
 use ops_gcp::CloudStorage;
 use ops_gcp::sim::{Fault, GcpSim};

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use ops_core::ErrorKind;
 use ops_core::clock::{Clock, ManualClock};
 use ops_core::contracts::*;
+use ops_core::sim::Simulator;
 use ops_core::testkit;
 use ops_github::activity::NewRelease;
 use ops_github::sim::{Fault, GithubSim, SIM_APP_ID, SIM_INSTALLATION, SIM_REPO};

@@ -12,7 +12,7 @@ use ops_core::http::{HttpClient, HttpConfig};
 use ops_core::sim::Fault;
 use ops_core::testkit;
 use ops_notify::email::{SmtpSecurity, SmtpSettings};
-use ops_notify::sim::{PagerDutySim, SlackSim, SmtpSim};
+use ops_notify::sim::{PagerDutySim, Simulator, SlackSim, SmtpSim};
 use ops_notify::{
     EmailConfig, EmailNotifier, PagerDuty, PagerDutyConfig, SlackApi, SlackApiConfig, SlackWebhook,
     SlackWebhookConfig,
@@ -99,6 +99,7 @@ async fn slack_api_errors_inside_a_200_are_typed() {
     assert_eq!(err.kind(), &ErrorKind::Unauthorized);
     assert!(!format!("{err:?} {bad_token:?}").contains("xoxb-wrong"));
     sim.inject(
+        None,
         "/api/chat.postMessage",
         1,
         Fault::Status {
@@ -255,6 +256,8 @@ async fn pagerduty_events_have_the_v2_shape_and_errors_are_typed() {
 async fn pagerduty_throttling_is_retried() {
     let sim = PagerDutySim::start().await;
     sim.inject(
+        None,
+        "/v2/enqueue",
         1,
         Fault::Status {
             status: 429,
@@ -340,12 +343,13 @@ async fn the_remaining_faults_are_typed() {
     let sim = SlackSim::start().await;
     let api = slack_api(&sim);
     let n = Notification::new(Severity::Info, "deploy finished");
-    sim.inject("/api/chat.postMessage", 1, Fault::TruncatedJson);
+    sim.inject(None, "/api/chat.postMessage", 1, Fault::TruncatedJson);
     assert!(matches!(
         api.send(&n).await.unwrap_err().kind(),
         ErrorKind::Decode { .. }
     ));
     sim.inject(
+        None,
         "/api/chat.postMessage",
         1,
         Fault::Status {
@@ -361,6 +365,7 @@ async fn the_remaining_faults_are_typed() {
         "ok:false internal_error"
     );
     sim.inject(
+        None,
         "/services/",
         1,
         Fault::Status {
@@ -379,6 +384,8 @@ async fn the_remaining_faults_are_typed() {
 
     let pd_sim = PagerDutySim::start().await;
     pd_sim.inject(
+        None,
+        "/v2/enqueue",
         1,
         Fault::Status {
             status: 500,
@@ -392,7 +399,12 @@ async fn the_remaining_faults_are_typed() {
         1,
         "a keyed trigger is retried after a 500, and counted once"
     );
-    pd_sim.inject(1, Fault::Delay(std::time::Duration::from_secs(3)));
+    pd_sim.inject(
+        None,
+        "/v2/enqueue",
+        1,
+        Fault::Delay(std::time::Duration::from_secs(3)),
+    );
     let slow = PagerDuty::new(PagerDutyConfig::new(
         "pd",
         ops_notify::sim::pagerduty_key(),

@@ -1,10 +1,11 @@
 //! A fake Prometheus: instant and range queries answered from configured values (exact query
 //! text), an empty vector for anything else, `bad_data` for an empty query, and faults.
 
-use ops_core::sim::{Fault, FaultPlan, SimServer};
+use ops_core::sim::{Ledger, Request, ResponseTemplate, SimApi, SimServer};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use wiremock::{Request, ResponseTemplate};
+
+pub use ops_core::sim::{Fault, Simulator};
 
 /// Series answering one query: labels and value.
 pub type Series = Vec<(BTreeMap<String, String>, f64)>;
@@ -12,7 +13,7 @@ pub type Series = Vec<(BTreeMap<String, String>, f64)>;
 #[derive(Debug, Default)]
 struct State {
     answers: BTreeMap<String, Series>,
-    faults: FaultPlan,
+    ledger: Ledger,
     queries: Vec<String>,
     /// No data before this unix time (scraping started then).
     data_since: f64,
@@ -36,10 +37,17 @@ fn fmt(v: f64) -> String {
     }
 }
 
-fn respond(s: &mut State, req: &Request) -> ResponseTemplate {
-    let path = req.url.path().to_string();
-    if let Some(f) = s.faults.take(req.method.as_str(), &path) {
-        return match f {
+impl SimApi for State {
+    fn ledger(&mut self) -> &mut Ledger {
+        &mut self.ledger
+    }
+
+    fn respond(&mut self, req: &Request) -> ResponseTemplate {
+        respond(self, req)
+    }
+
+    fn fault(&mut self, fault: Fault, _: &Request) -> ResponseTemplate {
+        match fault {
             Fault::Status {
                 status,
                 retry_after,
@@ -62,8 +70,12 @@ fn respond(s: &mut State, req: &Request) -> ResponseTemplate {
             Fault::Delay(d) => ResponseTemplate::new(503).set_delay(d),
             Fault::TruncatedJson => ResponseTemplate::new(200)
                 .set_body_string("{\"status\":\"success\",\"data\":{\"resultType\":\"vec"),
-        };
+        }
     }
+}
+
+fn respond(s: &mut State, req: &Request) -> ResponseTemplate {
+    let path = req.url.path().to_string();
     let q: BTreeMap<String, String> = req.url.query_pairs().into_owned().collect();
     let query = q.get("query").cloned().unwrap_or_default();
     s.queries.push(query.clone());
@@ -115,7 +127,7 @@ impl PrometheusSim {
     /// Starts the server.
     pub async fn start() -> Self {
         Self {
-            sim: SimServer::start(State::default(), respond).await,
+            sim: SimServer::start(State::default()).await,
         }
     }
 
@@ -143,15 +155,14 @@ impl PrometheusSim {
         self.state().data_since = unix_secs;
     }
 
-    /// The next `times` requests to paths containing `path_contains` get `fault`.
-    pub fn inject(&self, path_contains: &str, times: u32, fault: Fault) {
-        self.state()
-            .faults
-            .inject(None, path_contains, times, fault);
-    }
-
     /// Every query received, in order.
     pub fn queries(&self) -> Vec<String> {
         self.state().queries.clone()
+    }
+}
+
+impl Simulator for PrometheusSim {
+    fn with_ledger<R>(&self, f: impl FnOnce(&mut Ledger) -> R) -> R {
+        self.sim.with_ledger(f)
     }
 }

@@ -7,7 +7,7 @@ use ops_core::ErrorKind;
 use ops_core::contracts::*;
 use ops_core::runbooks::RunbookConfig;
 use ops_core::testkit;
-use ops_prometheus::sim::PrometheusSim;
+use ops_prometheus::sim::{PrometheusSim, Simulator};
 use ops_prometheus::{PromQueries, Prometheus, PrometheusConfig};
 use serde_json::json;
 use wiremock::matchers::{header, method, path, query_param};
@@ -264,6 +264,7 @@ async fn faults_from_the_simulator() {
     let sim = PrometheusSim::start().await;
     sim.answer("up", 1.0);
     sim.inject(
+        None,
         "/api/v1/query",
         1,
         ops_core::sim::Fault::Status {
@@ -287,7 +288,12 @@ async fn faults_from_the_simulator() {
         1.0,
         "a 503 is retried"
     );
-    sim.inject("/api/v1/query", 1, ops_core::sim::Fault::TruncatedJson);
+    sim.inject(
+        None,
+        "/api/v1/query",
+        1,
+        ops_core::sim::Fault::TruncatedJson,
+    );
     assert!(matches!(
         prom.query("up", 1795424700.0).await.unwrap_err().kind(),
         ErrorKind::Decode { .. }

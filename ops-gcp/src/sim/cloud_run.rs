@@ -497,7 +497,7 @@ impl SimState {
             error: None,
         };
         self.operations.push(op.clone());
-        self.mutations += 1;
+        self.ledger.mutated();
         if self.operation_delay.is_zero() {
             self.settle();
         }

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use ops_core::sim::{Ledger, Request, ResponseTemplate, SimApi};
 use serde_json::{Value, json};
-use wiremock::{Request, ResponseTemplate};
 
 use super::{Fault, SimState};
 
@@ -50,14 +50,24 @@ pub(super) fn google_error(status: u16, name: &str, message: &str) -> Reply {
     )
 }
 
+impl SimApi for SimState {
+    fn ledger(&mut self) -> &mut Ledger {
+        &mut self.ledger
+    }
+
+    fn respond(&mut self, req: &Request) -> ResponseTemplate {
+        respond(self, req)
+    }
+
+    fn fault(&mut self, fault: Fault, _: &Request) -> ResponseTemplate {
+        fault_response(&fault)
+    }
+}
+
 /// Every request, with the state locked.
-pub(super) fn respond(state: &mut SimState, req: &Request) -> ResponseTemplate {
+fn respond(state: &mut SimState, req: &Request) -> ResponseTemplate {
     let method = req.method.as_str().to_string();
     let path = req.url.path().to_string();
-    state.requests.push(format!("{method} {path}"));
-    if let Some(fault) = state.take_fault(&method, &path) {
-        return fault_response(&fault);
-    }
     let authorized = req
         .headers
         .get("authorization")

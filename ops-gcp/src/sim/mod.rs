@@ -121,8 +121,8 @@ impl Behaviour {
     }
 }
 
-pub use ops_core::sim::Fault;
-use ops_core::sim::{FaultPlan, SimServer};
+pub use ops_core::sim::{Fault, Simulator};
+use ops_core::sim::{Ledger, SimServer};
 
 /// The simulator's state, behind the router.
 #[derive(Debug)]
@@ -149,18 +149,12 @@ struct SimState {
     sql_ops: Vec<sql::SimSqlOp>,
     next_sql_id: u64,
     fail_next_sql_backup: bool,
-    faults: FaultPlan,
-    requests: Vec<String>,
-    mutations: u64,
+    ledger: Ledger,
 }
 
 impl SimState {
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
-    }
-
-    fn take_fault(&mut self, method: &str, path: &str) -> Option<Fault> {
-        self.faults.take(method, path)
     }
 }
 
@@ -230,11 +224,9 @@ impl GcpSimBuilder {
             sql_ops: Vec::new(),
             next_sql_id: 1_763_000_000_000,
             fail_next_sql_backup: false,
-            faults: FaultPlan::default(),
-            requests: Vec::new(),
-            mutations: 0,
+            ledger: Ledger::default(),
         };
-        let sim = SimServer::start(state, http::respond).await;
+        let sim = SimServer::start(state).await;
         // Resumable-upload sessions are URLs on this server.
         sim.state().base_uri = sim.uri();
         GcpSim { sim }
@@ -379,22 +371,10 @@ impl GcpSim {
             .get(instance)
             .and_then(|i| i.restored_from.clone())
     }
+}
 
-    /// The next `times` requests whose path contains `path_contains` (and, if given, whose
-    /// method is `method`) get `fault` instead of an answer.
-    pub fn inject(&self, method: Option<&str>, path_contains: &str, times: u32, fault: Fault) {
-        self.state()
-            .faults
-            .inject(method, path_contains, times, fault);
-    }
-
-    /// Every request so far, as `METHOD /path`.
-    pub fn requests(&self) -> Vec<String> {
-        self.state().requests.clone()
-    }
-
-    /// Writes that changed a service (validate-only and refused writes not counted).
-    pub fn mutations(&self) -> u64 {
-        self.state().mutations
+impl Simulator for GcpSim {
+    fn with_ledger<R>(&self, f: impl FnOnce(&mut Ledger) -> R) -> R {
+        self.sim.with_ledger(f)
     }
 }

@@ -153,7 +153,7 @@ impl SimState {
         };
         let out = self.render_secret(id, &secret);
         self.secrets.insert(id.clone(), secret);
-        self.mutations += 1;
+        self.ledger.mutated();
         Reply::json(200, out)
     }
 
@@ -192,7 +192,7 @@ impl SimState {
             etag: 1,
         };
         s.versions.push(v.clone());
-        self.mutations += 1;
+        self.ledger.mutated();
         Reply::json(200, self.render_version(secret, &v))
     }
 
@@ -290,7 +290,7 @@ impl SimState {
         }
         stored.etag += 1;
         let out = stored.clone();
-        self.mutations += 1;
+        self.ledger.mutated();
         Reply::json(200, self.render_version(secret, &out))
     }
 }

@@ -180,7 +180,7 @@ impl SimState {
             settled: false,
         };
         self.sql_ops.push(op.clone());
-        self.mutations += 1;
+        self.ledger.mutated();
         self.settle_sql();
         let op = self.sql_ops.last().cloned().expect("pushed");
         Reply::json(200, self.render_sql_op(&op))

@@ -180,7 +180,7 @@ impl State {
             fails,
             settled: false,
         });
-        self.mutations += 1;
+        self.ledger.mutated();
         if self.return_run_details
             && body.get("return_run_details").and_then(Value::as_bool) == Some(true)
         {

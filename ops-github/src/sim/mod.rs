@@ -37,8 +37,8 @@ use ops_core::Result;
 use ops_core::clock::{SharedClock, system_clock};
 use serde_json::Value;
 
-pub use ops_core::sim::Fault;
-use ops_core::sim::{FaultPlan, SimServer};
+pub use ops_core::sim::{Fault, Simulator};
+use ops_core::sim::{Ledger, SimServer};
 
 use crate::actions::{WorkflowDeployer, WorkflowInputs};
 use crate::client::{GithubClient, GithubConfig};
@@ -136,9 +136,7 @@ struct State {
     hooks: Vec<Value>,
     collaborators: Vec<Value>,
     keys: Vec<Value>,
-    faults: FaultPlan,
-    requests: Vec<String>,
-    mutations: u64,
+    ledger: Ledger,
     app_tokens: Vec<(String, DateTime<Utc>)>,
     rate_remaining: u64,
     rate_reset: DateTime<Utc>,
@@ -210,9 +208,7 @@ impl GithubSimBuilder {
             hooks: Vec::new(),
             collaborators: Vec::new(),
             keys: Vec::new(),
-            faults: FaultPlan::default(),
-            requests: Vec::new(),
-            mutations: 0,
+            ledger: Ledger::default(),
             app_tokens: Vec::new(),
             rate_remaining: 5000,
             rate_reset: now + chrono::Duration::hours(1),
@@ -221,7 +217,7 @@ impl GithubSimBuilder {
         };
         seed::seed(&mut state, now);
         GithubSim {
-            sim: SimServer::start(state, routes::respond).await,
+            sim: SimServer::start(state).await,
         }
     }
 }
@@ -382,28 +378,17 @@ impl GithubSim {
     pub fn not_modified(&self) -> u64 {
         self.state().not_modified
     }
-
-    /// The next `times` requests whose path contains `path_contains` get `fault`.
-    pub fn inject(&self, method: Option<&str>, path_contains: &str, times: u32, fault: Fault) {
-        self.state()
-            .faults
-            .inject(method, path_contains, times, fault);
-    }
-
-    /// Every request so far, as `METHOD /path?query`.
-    pub fn requests(&self) -> Vec<String> {
-        self.state().requests.clone()
-    }
-
-    /// Writes that changed something.
-    pub fn mutations(&self) -> u64 {
-        self.state().mutations
-    }
 }
 
 impl State {
     fn next_number(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
+    }
+}
+
+impl Simulator for GithubSim {
+    fn with_ledger<R>(&self, f: impl FnOnce(&mut Ledger) -> R) -> R {
+        self.sim.with_ledger(f)
     }
 }

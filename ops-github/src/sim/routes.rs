@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
+use ops_core::sim::{Ledger, Request, ResponseTemplate, SimApi};
 use serde_json::{Value, json};
-use wiremock::{Request, ResponseTemplate};
 
 use super::{
     Fault, SIM_ENVIRONMENT, SIM_ORG, SIM_REPO, SIM_TOKEN, SIM_WORKFLOW, SimDeployment, SimIssue,
@@ -121,7 +121,7 @@ impl State {
                     updated: now,
                     pull_request: false,
                 };
-                self.mutations += 1;
+                self.ledger.mutated();
                 let mut out = ok(201, self.render_issue(&issue));
                 out.headers.push((
                     "location",
@@ -159,7 +159,7 @@ impl State {
                             self.issues[idx].title = t.into();
                         }
                         self.issues[idx].updated = now;
-                        self.mutations += 1;
+                        self.ledger.mutated();
                         ok(200, self.render_issue(&self.issues[idx]))
                     }
                     ("POST", ["comments"]) => {
@@ -174,7 +174,7 @@ impl State {
                         let number = self.issues[idx].number;
                         self.issues[idx].comments.push((id, text.into(), now));
                         self.issues[idx].updated = now;
-                        self.mutations += 1;
+                        self.ledger.mutated();
                         ok(
                             201,
                             json!({"id": id, "node_id": "IC_sim", "body": text, "user": user("ops-bot"),
@@ -227,7 +227,7 @@ impl State {
                         r.attempt_started = now;
                         r.fails = fails;
                         r.settled = false;
-                        self.mutations += 1;
+                        self.ledger.mutated();
                         ok(201, json!({}))
                     }
                     _ => gh_error(404, "Not Found"),
@@ -349,7 +349,7 @@ impl State {
                     "created_at": iso(now), "author": user("ops-bot"),
                 });
                 self.releases.push(release.clone());
-                self.mutations += 1;
+                self.ledger.mutated();
                 ok(201, release)
             }
             ("GET", ["hooks"]) => page_of(self.hooks.clone(), q, url),
@@ -411,18 +411,25 @@ fn fault_response(fault: Fault, now: DateTime<Utc>) -> ResponseTemplate {
     }
 }
 
+impl SimApi for State {
+    fn ledger(&mut self) -> &mut Ledger {
+        &mut self.ledger
+    }
+
+    fn respond(&mut self, req: &Request) -> ResponseTemplate {
+        respond(self, req)
+    }
+
+    fn fault(&mut self, fault: Fault, _: &Request) -> ResponseTemplate {
+        fault_response(fault, self.clock.now())
+    }
+}
+
 /// Every request, with the state locked.
-pub(super) fn respond(s: &mut State, req: &Request) -> ResponseTemplate {
+fn respond(s: &mut State, req: &Request) -> ResponseTemplate {
     let method = req.method.as_str().to_string();
     let path = req.url.path().to_string();
-    s.requests.push(match req.url.query() {
-        Some(q) => format!("{method} {path}?{q}"),
-        None => format!("{method} {path}"),
-    });
     let now = s.clock.now();
-    if let Some(fault) = s.faults.take(&method, &path) {
-        return fault_response(fault, now);
-    }
     let header = |name: &str| {
         req.headers
             .get(name)

@@ -107,7 +107,7 @@ impl State {
                 } else {
                     None
                 };
-                self.mutations += 1;
+                self.ledger.mutated();
                 let key = (scope.to_string(), name.to_string());
                 match self.secrets.get_mut(&key) {
                     Some(s) => {
@@ -133,7 +133,7 @@ impl State {
             ("DELETE", [name]) => match self.secrets.remove(&(scope.to_string(), name.to_string()))
             {
                 Some(_) => {
-                    self.mutations += 1;
+                    self.ledger.mutated();
                     no_content()
                 }
                 None => gh_error(404, "Not Found"),

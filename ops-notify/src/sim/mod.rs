@@ -10,6 +10,7 @@ mod pagerduty;
 mod slack;
 mod smtp;
 
+pub use ops_core::sim::{Fault, Simulator};
 pub use pagerduty::{PagerDutySim, SimAlert};
 pub use slack::{SimMessage, SlackSim};
 pub use smtp::{SimMail, SmtpSim};

@@ -1,8 +1,7 @@
 //! The fake PagerDuty Events API v2.
 
-use ops_core::sim::{Fault, FaultPlan, SimServer};
+use ops_core::sim::{Fault, Ledger, Request, ResponseTemplate, SimApi, SimServer, Simulator};
 use serde_json::{Value, json};
-use wiremock::{Request, ResponseTemplate};
 
 /// The routing key the fake accepts (32 characters).
 pub const ROUTING_KEY: &str = "R0SIMSIMSIMSIMSIMSIMSIMSIMSIM012";
@@ -23,7 +22,7 @@ pub struct SimAlert {
 #[derive(Debug, Default)]
 struct State {
     alerts: Vec<SimAlert>,
-    faults: FaultPlan,
+    ledger: Ledger,
     next: u64,
 }
 
@@ -39,14 +38,25 @@ fn invalid(errors: &[&str]) -> ResponseTemplate {
     )
 }
 
-fn respond(s: &mut State, req: &Request) -> ResponseTemplate {
-    if let Some(f) = s.faults.take(req.method.as_str(), req.url.path()) {
-        return match f {
-                Fault::Status { status, .. } => ResponseTemplate::new(status).set_body_json(json!({"status": "throttle event", "message": "Requests for this service are arriving too quickly. Please retry later."})),
-                Fault::Delay(d) => ResponseTemplate::new(202).set_delay(d),
-                Fault::TruncatedJson => ResponseTemplate::new(202).set_body_string("{\"status\": \"succ"),
-            };
+impl SimApi for State {
+    fn ledger(&mut self) -> &mut Ledger {
+        &mut self.ledger
     }
+
+    fn respond(&mut self, req: &Request) -> ResponseTemplate {
+        respond(self, req)
+    }
+
+    fn fault(&mut self, fault: Fault, _: &Request) -> ResponseTemplate {
+        match fault {
+            Fault::Status { status, .. } => ResponseTemplate::new(status).set_body_json(json!({"status": "throttle event", "message": "Requests for this service are arriving too quickly. Please retry later."})),
+            Fault::Delay(d) => ResponseTemplate::new(202).set_delay(d),
+            Fault::TruncatedJson => ResponseTemplate::new(202).set_body_string("{\"status\": \"succ"),
+        }
+    }
+}
+
+fn respond(s: &mut State, req: &Request) -> ResponseTemplate {
     if req.method.as_str() != "POST" || req.url.path() != "/v2/enqueue" {
         return ResponseTemplate::new(404).set_body_string("Not Found");
     }
@@ -131,7 +141,7 @@ impl PagerDutySim {
     /// Starts the server.
     pub async fn start() -> Self {
         Self {
-            sim: SimServer::start(State::default(), respond).await,
+            sim: SimServer::start(State::default()).await,
         }
     }
 
@@ -148,11 +158,10 @@ impl PagerDutySim {
     pub fn alerts(&self) -> Vec<SimAlert> {
         self.state().alerts.clone()
     }
+}
 
-    /// The next `times` events get `fault`.
-    pub fn inject(&self, times: u32, fault: Fault) {
-        self.state()
-            .faults
-            .inject(None, "/v2/enqueue", times, fault);
+impl Simulator for PagerDutySim {
+    fn with_ledger<R>(&self, f: impl FnOnce(&mut Ledger) -> R) -> R {
+        self.sim.with_ledger(f)
     }
 }

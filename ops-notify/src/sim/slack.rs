@@ -1,8 +1,7 @@
 //! The fake Slack.
 
-use ops_core::sim::{Fault, FaultPlan, SimServer};
+use ops_core::sim::{Fault, Ledger, Request, ResponseTemplate, SimApi, SimServer, Simulator};
 use serde_json::{Value, json};
-use wiremock::{Request, ResponseTemplate};
 
 /// The webhook path the fake accepts.
 pub const WEBHOOK_PATH: &str = "/services/T000SIM/B000SIM/simsecret000000000000000";
@@ -32,7 +31,7 @@ pub struct SimMessage {
 struct State {
     messages: Vec<SimMessage>,
     webhook: Vec<Value>,
-    faults: FaultPlan,
+    ledger: Ledger,
     next: u64,
 }
 
@@ -50,10 +49,17 @@ fn api_error(code: &str) -> ResponseTemplate {
     ok(json!({"ok": false, "error": code}))
 }
 
-fn respond(s: &mut State, req: &Request) -> ResponseTemplate {
-    let path = req.url.path().to_string();
-    if let Some(f) = s.faults.take(req.method.as_str(), &path) {
-        return match f {
+impl SimApi for State {
+    fn ledger(&mut self) -> &mut Ledger {
+        &mut self.ledger
+    }
+
+    fn respond(&mut self, req: &Request) -> ResponseTemplate {
+        respond(self, req)
+    }
+
+    fn fault(&mut self, fault: Fault, _: &Request) -> ResponseTemplate {
+        match fault {
             Fault::Status {
                 status: 429,
                 retry_after,
@@ -67,8 +73,12 @@ fn respond(s: &mut State, req: &Request) -> ResponseTemplate {
             }
             Fault::Delay(d) => ResponseTemplate::new(200).set_delay(d),
             Fault::TruncatedJson => ResponseTemplate::new(200).set_body_string("{\"ok\": tr"),
-        };
+        }
     }
+}
+
+fn respond(s: &mut State, req: &Request) -> ResponseTemplate {
+    let path = req.url.path().to_string();
     if path.starts_with("/services/") {
         if path != WEBHOOK_PATH {
             return ResponseTemplate::new(404).set_body_string("no_service");
@@ -195,7 +205,7 @@ impl SlackSim {
     /// Starts the server.
     pub async fn start() -> Self {
         Self {
-            sim: SimServer::start(State::default(), respond).await,
+            sim: SimServer::start(State::default()).await,
         }
     }
 
@@ -222,11 +232,10 @@ impl SlackSim {
     pub fn webhook_posts(&self) -> Vec<Value> {
         self.state().webhook.clone()
     }
+}
 
-    /// The next `times` requests to paths containing `path_contains` get `fault`.
-    pub fn inject(&self, path_contains: &str, times: u32, fault: Fault) {
-        self.state()
-            .faults
-            .inject(None, path_contains, times, fault);
+impl Simulator for SlackSim {
+    fn with_ledger<R>(&self, f: impl FnOnce(&mut Ledger) -> R) -> R {
+        self.sim.with_ledger(f)
     }
 }

@@ -110,13 +110,13 @@ impl State {
                         e
                     }
                 };
-                self.mutations += 1;
+                self.ledger.mutated();
                 (201, json!({"created": env_json(&e, false), "failed": []}))
             }
             ("DELETE", "v9", [id]) => match self.envs.iter().position(|e| e.id == *id) {
                 Some(i) => {
                     let e = self.envs.remove(i);
-                    self.mutations += 1;
+                    self.ledger.mutated();
                     (200, env_json(&e, false))
                 }
                 None => error(404, "not_found", "Environment variable not found"),

@@ -41,8 +41,8 @@ pub const SIM_TEAM: &str = "team_sim0000000000000000";
 /// The simulated project's id.
 pub const SIM_PROJECT_ID: &str = "prj_sim00000000000000000000";
 
-pub use ops_core::sim::Fault;
-use ops_core::sim::{FaultPlan, SimServer};
+pub use ops_core::sim::{Fault, Simulator};
+use ops_core::sim::{Ledger, SimServer};
 
 #[derive(Debug, Clone)]
 struct SimDeployment {
@@ -85,9 +85,7 @@ struct State {
     deployments: Vec<SimDeployment>,
     envs: Vec<SimEnv>,
     failing_refs: BTreeSet<String>,
-    faults: FaultPlan,
-    requests: Vec<String>,
-    mutations: u64,
+    ledger: Ledger,
 }
 
 /// Builds a [`VercelSim`].
@@ -129,9 +127,7 @@ impl VercelSimBuilder {
             deployments: Vec::new(),
             envs: Vec::new(),
             failing_refs: BTreeSet::new(),
-            faults: FaultPlan::default(),
-            requests: Vec::new(),
-            mutations: 0,
+            ledger: Ledger::default(),
         };
         let first = state.new_deployment(
             Some("production".into()),
@@ -144,7 +140,7 @@ impl VercelSimBuilder {
             d.was_production = true;
         }
         VercelSim {
-            sim: SimServer::start(state, routes::respond).await,
+            sim: SimServer::start(state).await,
         }
     }
 }
@@ -233,21 +229,10 @@ impl VercelSim {
             .find(|e| e.key == key && e.target.iter().any(|t| t == target))
             .map(|e| e.value.clone())
     }
+}
 
-    /// The next `times` requests whose path contains `path_contains` get `fault`.
-    pub fn inject(&self, method: Option<&str>, path_contains: &str, times: u32, fault: Fault) {
-        self.state()
-            .faults
-            .inject(method, path_contains, times, fault);
-    }
-
-    /// Every request so far, as `METHOD /path`.
-    pub fn requests(&self) -> Vec<String> {
-        self.state().requests.clone()
-    }
-
-    /// Writes that changed something.
-    pub fn mutations(&self) -> u64 {
-        self.state().mutations
+impl Simulator for VercelSim {
+    fn with_ledger<R>(&self, f: impl FnOnce(&mut Ledger) -> R) -> R {
+        self.sim.with_ledger(f)
     }
 }

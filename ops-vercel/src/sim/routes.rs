@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use ops_core::sim::{Ledger, Request, ResponseTemplate, SimApi};
 use serde_json::{Value, json};
-use wiremock::{Request, ResponseTemplate};
 
 use super::render::{error, ms};
 use super::{Fault, SIM_PROJECT_ID, SIM_TEAM, SIM_TOKEN, SimDeployment, State};
@@ -210,7 +210,7 @@ impl State {
                         }
                     }
                 }
-                self.mutations += 1;
+                self.ledger.mutated();
                 // The SDK's shortest reply shape (`CreateDeploymentResponseBody1`): the client
                 // must follow the build by id, not rely on the creation reply's detail.
                 let state = self.find(&id).map_or("QUEUED", |d| self.ready_state(d));
@@ -246,7 +246,7 @@ impl State {
                 match self.find(id).cloned() {
                     Some(d) if self.ready_state(&d) == "READY" => {
                         self.make_production(&d.id);
-                        self.mutations += 1;
+                        self.ledger.mutated();
                         (201, json!({}))
                     }
                     Some(_) => error(400, "deployment_not_ready", "The deployment is not ready"),
@@ -257,7 +257,7 @@ impl State {
                 match self.find(id).cloned() {
                     Some(d) if d.was_production && self.ready_state(&d) == "READY" => {
                         self.production = Some(d.id);
-                        self.mutations += 1;
+                        self.ledger.mutated();
                         (201, json!({}))
                     }
                     Some(_) => error(
@@ -270,7 +270,7 @@ impl State {
             }
             ("POST", ["v1", "projects", p, verb @ ("pause" | "unpause")]) if project_ok(p) => {
                 self.paused = *verb == "pause";
-                self.mutations += 1;
+                self.ledger.mutated();
                 (200, json!({}))
             }
             (
@@ -295,48 +295,63 @@ impl State {
     }
 }
 
+impl SimApi for State {
+    fn ledger(&mut self) -> &mut Ledger {
+        &mut self.ledger
+    }
+
+    fn respond(&mut self, req: &Request) -> ResponseTemplate {
+        respond(self, req)
+    }
+
+    fn fault(&mut self, fault: Fault, _: &Request) -> ResponseTemplate {
+        fault_response(fault, self.clock.now())
+    }
+}
+
+/// An injected fault as Vercel shows it: its error body, its rate-limit headers.
+fn fault_response(fault: Fault, now: DateTime<Utc>) -> ResponseTemplate {
+    match fault {
+        Fault::Status {
+            status,
+            retry_after,
+        } => {
+            let (code, msg) = match status {
+                429 => ("rate_limited", "Rate limit exceeded"),
+                401 => ("unauthorized", "Not authorized"),
+                403 => ("forbidden", "Not authorized"),
+                404 => ("not_found", "Not found"),
+                409 => ("conflict", "Conflict"),
+                _ => ("internal_server_error", "An unexpected error occurred."),
+            };
+            let mut t = json_template(status, json!({"error": {"code": code, "message": msg}}));
+            if let Some(secs) = retry_after {
+                if status == 429 {
+                    t = t
+                        .insert_header("x-ratelimit-limit", "100")
+                        .insert_header("x-ratelimit-remaining", "0")
+                        .insert_header(
+                            "x-ratelimit-reset",
+                            (now.timestamp() + secs as i64).to_string().as_str(),
+                        );
+                } else {
+                    t = t.insert_header("retry-after", secs.to_string().as_str());
+                }
+            }
+            t
+        }
+        Fault::Delay(d) => ResponseTemplate::new(504).set_delay(d),
+        Fault::TruncatedJson => ResponseTemplate::new(200)
+            .insert_header("content-type", "application/json")
+            .set_body_string("{\"deployments\": [{\"uid\": \"dpl_"),
+    }
+}
+
 /// Every request, with the state locked.
-pub(super) fn respond(s: &mut State, req: &Request) -> ResponseTemplate {
+fn respond(s: &mut State, req: &Request) -> ResponseTemplate {
     let method = req.method.as_str().to_string();
     let path = req.url.path().to_string();
-    s.requests.push(format!("{method} {path}"));
     let now = s.clock.now();
-    if let Some(fault) = s.faults.take(&method, &path) {
-        return match fault {
-            Fault::Status {
-                status,
-                retry_after,
-            } => {
-                let (code, msg) = match status {
-                    429 => ("rate_limited", "Rate limit exceeded"),
-                    401 => ("unauthorized", "Not authorized"),
-                    403 => ("forbidden", "Not authorized"),
-                    404 => ("not_found", "Not found"),
-                    409 => ("conflict", "Conflict"),
-                    _ => ("internal_server_error", "An unexpected error occurred."),
-                };
-                let mut t = json_template(status, json!({"error": {"code": code, "message": msg}}));
-                if let Some(secs) = retry_after {
-                    if status == 429 {
-                        t = t
-                            .insert_header("x-ratelimit-limit", "100")
-                            .insert_header("x-ratelimit-remaining", "0")
-                            .insert_header(
-                                "x-ratelimit-reset",
-                                (now.timestamp() + secs as i64).to_string().as_str(),
-                            );
-                    } else {
-                        t = t.insert_header("retry-after", secs.to_string().as_str());
-                    }
-                }
-                t
-            }
-            Fault::Delay(d) => ResponseTemplate::new(504).set_delay(d),
-            Fault::TruncatedJson => ResponseTemplate::new(200)
-                .insert_header("content-type", "application/json")
-                .set_body_string("{\"deployments\": [{\"uid\": \"dpl_"),
-        };
-    }
     if method == "GET" && path == "/" {
         // The simulated site itself, for health probes.
         return ResponseTemplate::new(200).set_body_string("<!doctype html><title>site</title>");

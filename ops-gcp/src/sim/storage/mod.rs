@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use ops_core::sim::Request;
 use percent_encoding::percent_decode_str;
 use serde_json::{Value, json};
-use wiremock::Request;
 
 mod upload;
 
@@ -302,7 +302,7 @@ impl SimState {
         }
         o.metageneration += 1;
         o.updated = now;
-        self.mutations += 1;
+        self.ledger.mutated();
         let o = o.clone();
         Reply::json(200, self.render_object(bucket, name, &o))
     }
@@ -323,7 +323,7 @@ impl SimState {
             return precondition_failed();
         }
         self.objects.remove(&key);
-        self.mutations += 1;
+        self.ledger.mutated();
         Reply::json(204, Value::Null)
     }
 
@@ -372,7 +372,7 @@ impl SimState {
             .cloned()
             .unwrap_or(source.metadata.clone());
         self.put_object(db, dst, source.data.clone(), metadata);
-        self.mutations += 1;
+        self.ledger.mutated();
         let o = &self.objects[&(db.to_string(), dst.to_string())];
         Reply::json(
             200,

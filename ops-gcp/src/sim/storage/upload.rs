@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use ops_core::sim::Request;
 use serde_json::{Value, json};
-use wiremock::Request;
 
 use super::{SimState, gcs_error};
 use crate::sim::http::Reply;
@@ -43,7 +43,7 @@ impl SimState {
             );
         }
         self.put_object(bucket, name, data, metadata);
-        self.mutations += 1;
+        self.ledger.mutated();
         let o = &self.objects[&(bucket.to_string(), name.to_string())];
         Reply::json(200, self.render_object(bucket, name, o))
     }
