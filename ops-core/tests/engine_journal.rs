@@ -27,6 +27,7 @@ fn started(run: &str) -> JournalEvent {
             mode: Mode::Execute,
             steps: vec!["a".into()],
             resumed: false,
+            category: None,
         },
     )
 }

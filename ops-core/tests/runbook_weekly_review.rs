@@ -267,3 +267,75 @@ fn config() {
     );
     assert!(WeeklyReviewConfig::from_toml("top = 0").is_err());
 }
+
+/// Runs are counted by the category their journal carries: a team's own deploy runbook counts
+/// under any name, a check named like a deploy does not, and a run journaled before runs
+/// carried a category still counts by this library's runbook names.
+#[tokio::test(start_paused = true)]
+async fn counts_runs_by_the_category_the_journal_carries() {
+    let journal = Arc::new(MemoryJournal::new());
+    let r = runner(journal.clone());
+    let noop = |name: &str| {
+        Step::mutate(name.to_string(), |_| {
+            Ok(Action::new("noop", serde_json::json!({}), async { Ok(()) }))
+        })
+    };
+    let ours = Runbook::new("ship-it-our-way", "api")
+        .with_category(Category::Deploy)
+        .step(noop("ship"));
+    assert!(r.run(&ours, Mode::Execute).await.unwrap().is_success());
+    let misleading = Runbook::new("deploy-and-verify", "api")
+        .with_category(Category::Check)
+        .step(noop("look"));
+    assert!(
+        r.run(&misleading, Mode::Execute)
+            .await
+            .unwrap()
+            .is_success()
+    );
+    let planned = Runbook::new("our-rollback", "api")
+        .with_category(Category::Rollback)
+        .step(noop("back"));
+    r.run(&planned, Mode::DryRun).await.unwrap();
+    // A rollback journaled by an earlier version: no category in its RunStarted event.
+    let at = now() - chrono::Duration::hours(1);
+    let old = |seq, kind| JournalEvent {
+        seq,
+        run_id: "old-1".into(),
+        runbook: "emergency-rollback".into(),
+        target: "api".into(),
+        at,
+        kind,
+    };
+    let legacy: serde_json::Value = serde_json::json!({
+        "event": "run_started", "mode": "execute", "steps": [], "resumed": false
+    });
+    journal
+        .append(&old(0, serde_json::from_value(legacy).unwrap()))
+        .await
+        .unwrap();
+    journal
+        .append(&old(
+            1,
+            EventKind::RunFinished {
+                outcome: RunOutcome::Succeeded,
+                error: None,
+            },
+        ))
+        .await
+        .unwrap();
+
+    let (report, _) = WeeklyReview::new("api", logs(), WeeklyReviewConfig::default())
+        .journal(journal)
+        .run(&r, Mode::Execute)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.output::<ChangeCounts>("changes").unwrap(),
+        ChangeCounts {
+            deploys: 1,
+            deploys_failed: 0,
+            rollbacks: 1
+        }
+    );
+}

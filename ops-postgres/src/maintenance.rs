@@ -210,8 +210,9 @@ impl PgMaintenance {
             .unwrap_or("postgres")
             .to_string();
         let db = self.db.clone();
-        let mut rb =
-            Runbook::new("postgres-maintenance", &dbname).step(Step::read("sizes", move |_| {
+        let mut rb = Runbook::new("postgres-maintenance", &dbname)
+            .with_category(ops_core::engine::Category::Maintenance)
+            .step(Step::read("sizes", move |_| {
                 let db = db.clone();
                 Ok(Action::new("postgres sizes", json!({}), async move {
                     sizes(&db).await

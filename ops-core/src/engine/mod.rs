@@ -47,7 +47,7 @@ pub use lock::{
     FileRunLock, LeaseLoss, LockHolder, LockLease, LockWait, RunLock, hostname, lock_conflict,
     lock_file_stem,
 };
-pub use model::{ErrorRecord, Mode, PlannedAction, RunOutcome, StepKind};
+pub use model::{Category, ErrorRecord, Mode, PlannedAction, RunOutcome, StepKind};
 pub use output::Output;
 pub use progress::{ProgressEvent, ProgressSink, progress_channel};
 pub use report::{

@@ -14,6 +14,30 @@ pub enum Mode {
     DryRun,
 }
 
+/// What kind of procedure a runbook is, carried in its runs' journal so that reviews count
+/// runs by what they did, not by runbook names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// Puts a new release into service (deploy and verify, a progressive rollout).
+    Deploy,
+    /// Puts an earlier release back (by hand, automatically, or in an emergency).
+    Rollback,
+    /// Takes a backup.
+    Backup,
+    /// Restores from a backup.
+    Restore,
+    /// Looks without changing anything (health checks, audits, reviews, alert evaluation).
+    Check,
+    /// Keeps things in shape (secret rotation, right-sizing, database maintenance).
+    Maintenance,
+    /// Responds to an incident (emergency shutdown).
+    Incident,
+    /// None of these.
+    #[default]
+    Other,
+}
+
 /// What a step does to the world.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]

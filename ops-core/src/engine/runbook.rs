@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use crate::engine::{Output, Step};
+use crate::engine::{Category, Output, Step};
 use crate::{Error, Result};
 
 /// Decides from earlier outputs whether a conditional gate asks at all.
@@ -56,6 +56,7 @@ pub struct Runbook {
     pub(crate) name: String,
     pub(crate) target: String,
     pub(crate) items: Vec<Item>,
+    pub(crate) category: Category,
 }
 
 impl Runbook {
@@ -65,7 +66,19 @@ impl Runbook {
             name: name.into(),
             target: target.into(),
             items: Vec::new(),
+            category: Category::Other,
         }
+    }
+
+    /// The same runbook marked as a procedure of `category` (journaled with each run).
+    pub fn with_category(mut self, category: Category) -> Self {
+        self.category = category;
+        self
+    }
+
+    /// What kind of procedure it is.
+    pub fn category(&self) -> Category {
+        self.category
     }
 
     /// Appends a step.

@@ -281,17 +281,16 @@ impl ThresholdAlerts {
     pub fn runbook(&self) -> Result<Runbook> {
         self.config.validate()?;
         let (metrics, config) = (self.metrics.clone(), self.config.clone());
-        let mut rb = Runbook::new("threshold-alerts", &self.target).step(Step::read(
-            "evaluate",
-            move |ctx| {
+        let mut rb = Runbook::new("threshold-alerts", &self.target)
+            .with_category(crate::engine::Category::Check)
+            .step(Step::read("evaluate", move |ctx| {
                 let (metrics, config, now) = (metrics.clone(), config.clone(), ctx.clock().now());
                 Ok(Action::new(
                     "MetricsSource::read",
                     json!({ "rules": config.rules.len() }),
                     async move { evaluate_alerts(metrics.as_ref(), &config, now).await },
                 ))
-            },
-        ));
+            }));
         if let Some(n) = self.notifier.clone() {
             let target = self.target.clone();
             rb = rb.step(Step::mutate("notify", move |ctx| {

@@ -253,9 +253,9 @@ impl BackupAndVerify {
     pub fn runbook(&self) -> Result<Runbook> {
         self.config.validate()?;
         let (store, source) = (self.store.clone(), self.source.clone());
-        let mut rb = Runbook::new("backup-and-verify", &self.target).step(Step::mutate(
-            "backup",
-            move |ctx| {
+        let mut rb = Runbook::new("backup-and-verify", &self.target)
+            .with_category(crate::engine::Category::Backup)
+            .step(Step::mutate("backup", move |ctx| {
                 let store = store.clone();
                 match source.clone() {
                     BackupSource::Create(req) => {
@@ -289,8 +289,7 @@ impl BackupAndVerify {
                         ))
                     }
                 }
-            },
-        ));
+            }));
         let store = self.store.clone();
         rb = rb.step(Step::read("verify-checksum", move |ctx| {
             let info: BackupInfo = ctx.output("backup")?;

@@ -157,7 +157,8 @@ impl DeployAndVerify {
         let version = self.version.clone();
         let key = format!("deploy/{target}/{version}");
         let d = self.deployer.clone();
-        let mut rb = Runbook::new("deploy-and-verify", &target);
+        let mut rb = Runbook::new("deploy-and-verify", &target)
+            .with_category(crate::engine::Category::Deploy);
         let current: Output<DeployStart> = rb.add_step(Step::read("current", move |ctx| {
             let (d, at) = (d.clone(), ctx.clock().now());
             Ok(Action::new("Deployer::current", json!({}), async move {

@@ -262,7 +262,9 @@ impl HealthCheck {
             ));
         }
         let names: Vec<String> = checks.iter().map(|s| s.name().to_string()).collect();
-        let mut rb = Runbook::new("daily-health-check", &self.target).parallel(checks);
+        let mut rb = Runbook::new("daily-health-check", &self.target)
+            .with_category(crate::engine::Category::Check)
+            .parallel(checks);
         rb = rb.step(Step::read(VERDICT, move |ctx| {
             let summary = summarize(ctx, &names);
             Ok(Action::new(

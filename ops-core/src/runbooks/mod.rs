@@ -47,10 +47,7 @@ pub use rotate::{
 };
 pub use security_audit::{SecurityAudit, SecurityReport};
 pub use shutdown::{DisabledSecrets, EmergencyShutdown, ShutdownConfig};
-pub use weekly_review::{
-    ChangeCounts, DEPLOY_RUNBOOKS, ErrorSummary, ROLLBACK_RUNBOOKS, WeeklyReview,
-    WeeklyReviewConfig,
-};
+pub use weekly_review::{ChangeCounts, ErrorSummary, WeeklyReview, WeeklyReviewConfig};
 
 use crate::contracts::HealthStatus;
 

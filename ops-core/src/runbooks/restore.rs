@@ -144,7 +144,7 @@ impl Restore {
             .unwrap_or_else(|| what.rsplit(['/', '\\']).next().unwrap_or(&what).to_string());
         let (store, id) = (self.store.clone(), self.backup_id.clone());
         // The target (lock key, journal) is the data's short name, not its path.
-        let mut rb = Runbook::new("restore", &stem).step(Step::read("describe", move |ctx| {
+        let mut rb = Runbook::new("restore", &stem).with_category(crate::engine::Category::Restore).step(Step::read("describe", move |ctx| {
             let (store, id, ctx) = (store.clone(), id.clone(), ctx.clone());
             Ok(Action::new(
                 "BackupStore::describe",

@@ -222,6 +222,7 @@ impl RightSize {
     pub fn runbook(&self) -> Result<Runbook> {
         self.config.validate()?;
         let mut rb = Runbook::new("right-size", self.deployer.target())
+            .with_category(crate::engine::Category::Maintenance)
             .step(self.measure_step("measure-before"));
         let (d, c) = (self.deployer.clone(), self.config.clone());
         rb = rb.step(Step::read("decide", move |ctx| {

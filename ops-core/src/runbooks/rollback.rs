@@ -167,14 +167,16 @@ impl Rollback {
             Kind::Emergency => "emergency-rollback",
         };
         let (d, to) = (self.deployer.clone(), self.to.clone());
-        let mut rb = Runbook::new(name, &target).step(Step::read("choose", move |_| {
-            let (d, to) = (d.clone(), to.clone());
-            Ok(Action::new(
-                "Deployer::releases",
-                json!({ "to": to }),
-                async move { choose(d.as_ref(), &to).await },
-            ))
-        }));
+        let mut rb = Runbook::new(name, &target)
+            .with_category(crate::engine::Category::Rollback)
+            .step(Step::read("choose", move |_| {
+                let (d, to) = (d.clone(), to.clone());
+                Ok(Action::new(
+                    "Deployer::releases",
+                    json!({ "to": to }),
+                    async move { choose(d.as_ref(), &to).await },
+                ))
+            }));
         if let (Kind::Automatic, Some(journal)) = (self.kind, self.journal.clone()) {
             let (cap, t) = (self.config.max_automatic_in_a_row, target.clone());
             rb = rb.step(Step::read("cap", move |_| {

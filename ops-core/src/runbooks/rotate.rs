@@ -137,8 +137,9 @@ impl RotateSecret {
         self.config.validate()?;
         crate::contracts::validate_name("runbook", "rotate", "secret", &self.secret)?;
         let (store, secret) = (self.store.clone(), self.secret.clone());
-        let mut rb =
-            Runbook::new("rotate-secret", &self.secret).step(Step::read("current", move |_| {
+        let mut rb = Runbook::new("rotate-secret", &self.secret)
+            .with_category(crate::engine::Category::Maintenance)
+            .step(Step::read("current", move |_| {
                 let (store, secret) = (store.clone(), secret.clone());
                 Ok(Action::new(
                     "SecretStore::list_versions",

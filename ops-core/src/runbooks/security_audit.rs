@@ -149,6 +149,7 @@ impl SecurityAudit {
         }
         let names: Vec<String> = steps.iter().map(|s| s.name().to_string()).collect();
         Ok(Runbook::new("security-audit", &self.target)
+            .with_category(crate::engine::Category::Check)
             .parallel(steps)
             .step(Step::read("report", move |ctx| {
                 let mut findings: Vec<AuditFinding> = names

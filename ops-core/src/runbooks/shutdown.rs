@@ -144,17 +144,16 @@ impl EmergencyShutdown {
         let target = self.deployer.target().to_string();
         let d = self.deployer.clone();
         // The state before anything changes is the first piece of evidence.
-        let mut rb = Runbook::new("emergency-shutdown", &target).step(Step::read(
-            "capture-state",
-            move |ctx| {
+        let mut rb = Runbook::new("emergency-shutdown", &target)
+            .with_category(crate::engine::Category::Incident)
+            .step(Step::read("capture-state", move |ctx| {
                 let (d, ctx) = (d.clone(), ctx.clone());
                 Ok(Action::new("Deployer::current", json!({}), async move {
                     let state = d.current().await?;
                     ctx.evidence("deployment state before shutdown", &state);
                     Ok(state)
                 }))
-            },
-        ));
+            }));
         let d = self.deployer.clone();
         rb = rb.step(
             Step::mutate("stop-serving", move |_| {

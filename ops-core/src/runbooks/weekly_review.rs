@@ -20,16 +20,21 @@ use crate::contracts::{
     BackupStore, LogQuery, LogSeverity, LogSource, PutArtifact, TimeWindow, log_entries,
 };
 use crate::engine::{
-    Action, Journal, JournalFilter, Mode, RunOutcome, RunReport, Runbook, Runner, Step,
+    Action, Category, Journal, JournalFilter, Mode, RunOutcome, RunReport, Runbook, Runner, Step,
     run_summaries,
 };
 use crate::{Error, ErrorKind, Result};
 
-/// Runbooks counted as deploys.
-pub const DEPLOY_RUNBOOKS: &[&str] =
-    &["deploy-and-verify", "progressive-rollout", "hotfix-rollout"];
-/// Runbooks counted as rollbacks.
-pub const ROLLBACK_RUNBOOKS: &[&str] = &["rollback", "auto-rollback", "emergency-rollback"];
+/// The category of a run journaled before runs carried one, from this library's runbook
+/// names at that time. Runs journaled since are counted by the category they carry, so a
+/// team's own deploy runbook counts when it says [`Category::Deploy`].
+fn category_before_it_was_journaled(runbook: &str) -> Option<Category> {
+    match runbook {
+        "deploy-and-verify" | "progressive-rollout" | "hotfix-rollout" => Some(Category::Deploy),
+        "rollback" | "auto-rollback" | "emergency-rollback" => Some(Category::Rollback),
+        _ => None,
+    }
+}
 
 /// Settings of the weekly review.
 ///
@@ -165,8 +170,9 @@ impl WeeklyReview {
     pub fn runbook(&self) -> Result<Runbook> {
         self.config.validate()?;
         let (logs, c) = (self.logs.clone(), self.config.clone());
-        let mut rb =
-            Runbook::new("weekly-review", &self.target).step(Step::read("errors", move |ctx| {
+        let mut rb = Runbook::new("weekly-review", &self.target)
+            .with_category(crate::engine::Category::Check)
+            .step(Step::read("errors", move |ctx| {
                 let (logs, c) = (logs.clone(), c.clone());
                 let q = Self::query(ctx, c.window)?;
                 Ok(Action::new(
@@ -249,17 +255,16 @@ async fn count_changes(
         .await?;
     let mut c = ChangeCounts::default();
     for run in run_summaries(&events) {
-        let (runbook, outcome) = (run.runbook.as_str(), run.outcome);
-        if DEPLOY_RUNBOOKS.contains(&runbook) {
-            match outcome {
-                Some(RunOutcome::Succeeded) => c.deploys += 1,
-                Some(RunOutcome::Failed | RunOutcome::Cancelled) => c.deploys_failed += 1,
-                _ => {}
+        let category = run
+            .category
+            .or_else(|| category_before_it_was_journaled(&run.runbook));
+        match (category, run.outcome) {
+            (Some(Category::Deploy), Some(RunOutcome::Succeeded)) => c.deploys += 1,
+            (Some(Category::Deploy), Some(RunOutcome::Failed | RunOutcome::Cancelled)) => {
+                c.deploys_failed += 1
             }
-        } else if ROLLBACK_RUNBOOKS.contains(&runbook)
-            && outcome.is_some_and(|o| o != RunOutcome::Planned)
-        {
-            c.rollbacks += 1;
+            (Some(Category::Rollback), Some(o)) if o != RunOutcome::Planned => c.rollbacks += 1,
+            _ => {}
         }
     }
     Ok(c)

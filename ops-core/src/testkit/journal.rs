@@ -17,6 +17,7 @@ fn event(run: &str, runbook: &str, seq: u64, at_secs: i64) -> JournalEvent {
                 mode: Mode::Execute,
                 steps: vec!["a".into(), "b".into()],
                 resumed: false,
+                category: Some(crate::engine::Category::Deploy),
             }
         } else {
             EventKind::StepSucceeded {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{ErrorRecord, Mode, PlannedAction, RunOutcome, StepKind};
+use crate::engine::{Category, ErrorRecord, Mode, PlannedAction, RunOutcome, StepKind};
 
 /// One journal line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +37,9 @@ pub enum EventKind {
         steps: Vec<String>,
         /// Whether this continues an earlier run with the same id.
         resumed: bool,
+        /// What kind of procedure it is; `None` in journals written before runs carried it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        category: Option<Category>,
     },
     /// A step's attempt began.
     StepStarted {

@@ -119,6 +119,8 @@ pub struct RunSummary {
     pub started_at: DateTime<Utc>,
     /// How it ended; `None` while it runs, after a crash, or while a resumption is under way.
     pub outcome: Option<crate::engine::RunOutcome>,
+    /// What kind of procedure it is; `None` for runs journaled before runs carried it.
+    pub category: Option<crate::engine::Category>,
 }
 
 /// The runs in `events` (in append order), in the order they started.
@@ -128,7 +130,7 @@ pub struct RunSummary {
 /// let e = |seq, kind| JournalEvent { seq, run_id: "r1".into(), runbook: "deploy".into(),
 ///     target: "api".into(), at: chrono::DateTime::UNIX_EPOCH, kind };
 /// let events = [
-///     e(0, EventKind::RunStarted { mode: Mode::Execute, steps: vec![], resumed: false }),
+///     e(0, EventKind::RunStarted { mode: Mode::Execute, steps: vec![], resumed: false, category: None }),
 ///     e(1, EventKind::RunFinished { outcome: RunOutcome::Succeeded, error: None }),
 /// ];
 /// assert_eq!(run_summaries(&events)[0].outcome, Some(RunOutcome::Succeeded));
@@ -144,12 +146,20 @@ pub fn run_summaries(events: &[JournalEvent]) -> Vec<RunSummary> {
                 target: e.target.clone(),
                 started_at: e.at,
                 outcome: None,
+                category: None,
             });
             runs.len() - 1
         });
         match &e.kind {
             EventKind::RunFinished { outcome, .. } => runs[i].outcome = Some(*outcome),
-            EventKind::RunStarted { resumed: true, .. } => runs[i].outcome = None,
+            EventKind::RunStarted {
+                resumed, category, ..
+            } => {
+                if *resumed {
+                    runs[i].outcome = None;
+                }
+                runs[i].category = category.or(runs[i].category);
+            }
             _ => {}
         }
     }

@@ -320,7 +320,7 @@ impl Rollout {
             "progressive-rollout"
         };
         let d = self.deployer.clone();
-        let mut rb = Runbook::new(name, &target);
+        let mut rb = Runbook::new(name, &target).with_category(crate::engine::Category::Deploy);
         let stable: Output<String> = rb.add_step(Step::read("stable", move |_| {
             let d = d.clone();
             Ok(Action::new("Deployer::current", json!({}), async move {

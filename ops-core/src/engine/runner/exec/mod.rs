@@ -230,6 +230,7 @@ impl<'a> Exec<'a> {
             mode: self.mode(),
             steps: self.runbook.names(),
             resumed: resumption.resumed,
+            category: Some(self.runbook.category),
         })
         .await?;
         self.emit(|| ProgressEvent::RunStarted {
