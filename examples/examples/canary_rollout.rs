@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use ops_core::contracts::Deployer;
+use ops_core::runbooks::Procedure;
 use ops_core::runbooks::{Analysis, Rollout, RolloutConfig, Strategy, Verdict};
 use ops_examples::providers::{PROJECT, REGION, gcp_client, gcp_sim};
 use ops_examples::{Opt, Session, Spec};

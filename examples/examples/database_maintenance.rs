@@ -24,6 +24,7 @@
 
 use std::process::ExitCode;
 
+use ops_core::runbooks::Procedure;
 use ops_core::runbooks::RunbookConfig;
 use ops_examples::providers::postgres;
 use ops_examples::{Opt, Session, Spec};

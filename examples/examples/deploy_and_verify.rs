@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use ops_core::contracts::{Deployer, Release};
+use ops_core::runbooks::Procedure;
 use ops_core::runbooks::{DeployAndVerify, DeployVerifyConfig};
 use ops_examples::providers::{PROJECT, REGION, gcp_client, gcp_sim, slack};
 use ops_examples::{Opt, Session, Spec};

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ops_core::contracts::{Deployer, SecretStore, VersionState};
+use ops_core::runbooks::Procedure;
 use ops_core::runbooks::{EmergencyShutdown, ShutdownConfig};
 use ops_core::sim::Simulator;
 use ops_examples::providers::{PROJECT, REGION, gcp_client, gcp_sim, pagerduty};

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use ops_core::adapters::HttpProbe;
 use ops_core::contracts::HealthStatus;
+use ops_core::runbooks::Procedure;
 use ops_core::runbooks::{HealthCheck, HealthCheckConfig, HealthSummary};
 use ops_examples::providers::{PROJECT, REGION, gcp_client, gcp_sim, postgres, slack};
 use ops_examples::{Opt, Session, Spec};

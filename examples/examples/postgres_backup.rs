@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use ops_core::contracts::{BackupStore, CreateBackup};
+use ops_core::runbooks::Procedure;
 use ops_core::runbooks::{BackupAndVerify, BackupSource, BackupVerifyConfig};
 use ops_core::sim::Simulator;
 use ops_examples::providers::{PROJECT, REGION, gcp_client, gcp_sim, postgres};

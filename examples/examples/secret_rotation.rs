@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use ops_core::contracts::{Deployer, SecretStore, SecretValue, VersionState};
+use ops_core::runbooks::Procedure;
 use ops_core::runbooks::{GenerateSecret, RotateConfig, RotateSecret, ValidateSecret};
 use ops_core::{Error, ErrorKind};
 use ops_examples::providers::{

@@ -20,6 +20,7 @@ use ops_core::contracts::{
     BackupFilter, BackupInfo, BackupStore, CreateBackup, RestoreTarget, latest_verified,
 };
 use ops_core::engine::StepStatus;
+use ops_core::runbooks::Procedure;
 use ops_core::runbooks::{
     BackupAndVerify, BackupSource, BackupVerifyConfig, Restore, RestoreConfig,
 };

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ops_core::contracts::{DeployRequest, Deployer, InitialTraffic, Release};
+use ops_core::runbooks::Procedure;
 use ops_core::runbooks::{
     DeployAndVerify, DeployVerifyConfig, Rollback, RollbackConfig, RollbackTo,
 };

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ops_core::engine::{FileJournal, FsyncPolicy, Journal, JournalFilter, MemoryJournal};
+use ops_core::runbooks::Procedure;
 use ops_core::runbooks::{ChangeCounts, ErrorSummary, WeeklyReview, WeeklyReviewConfig};
 use ops_examples::providers::{PROJECT, REGION, gcp_client, gcp_sim};
 use ops_examples::{Opt, Session, Spec};

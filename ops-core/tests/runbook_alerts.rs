@@ -120,7 +120,10 @@ async fn firing_alerts_are_notified_and_silenced_ones_are_not() {
         ..AlertsConfig::default()
     };
     let runner = Runner::new().with_clock(Arc::new(SimulatedClock::starting_at(now())));
-    let (report, alerts) = ThresholdAlerts::new("market", metrics(), config)
+    let Finished {
+        report,
+        summary: alerts,
+    } = ThresholdAlerts::new("market", metrics(), config)
         .notifier(Arc::new(n))
         .run(&runner, Mode::Execute)
         .await

@@ -148,7 +148,10 @@ async fn a_verified_backup_is_kept_and_old_ones_pruned() {
         },
         ..Default::default()
     };
-    let (report, info) = BackupAndVerify::new("app", f.store.clone(), create_source(&f), config)
+    let Finished {
+        report,
+        summary: info,
+    } = BackupAndVerify::new("app", f.store.clone(), create_source(&f), config)
         .run(&runner(&f), Mode::Execute)
         .await
         .unwrap();
@@ -293,10 +296,11 @@ async fn a_corrupt_backup_fails_verification_and_nothing_is_pruned() {
         },
         ..Default::default()
     };
-    let (report, _) = BackupAndVerify::new("app", rotting, create_source(&f), config)
-        .run(&runner(&f), Mode::Execute)
-        .await
-        .unwrap();
+    let Finished { report, summary: _ } =
+        BackupAndVerify::new("app", rotting, create_source(&f), config)
+            .run(&runner(&f), Mode::Execute)
+            .await
+            .unwrap();
     assert_eq!(report.outcome, Some(RunOutcome::Failed));
     assert_eq!(report.error.as_ref().unwrap().kind, "checksum_mismatch");
     let status = |s: &str| report.steps.iter().find(|x| x.name == s).unwrap().status;
@@ -359,7 +363,10 @@ impl RestoreTest for Integrity {
 #[tokio::test]
 async fn a_restore_test_can_veto_pruning() {
     let f = fixture(3).await;
-    let (ok, _) = BackupAndVerify::new(
+    let Finished {
+        report: ok,
+        summary: _,
+    } = BackupAndVerify::new(
         "app",
         f.store.clone(),
         create_source(&f),
@@ -383,7 +390,10 @@ async fn a_restore_test_can_veto_pruning() {
         },
         ..Default::default()
     };
-    let (bad, info) = BackupAndVerify::new("app", g.store.clone(), create_source(&g), config)
+    let Finished {
+        report: bad,
+        summary: info,
+    } = BackupAndVerify::new("app", g.store.clone(), create_source(&g), config)
         .restore_test(Arc::new(Integrity { ok: false }))
         .run(&runner(&g), Mode::Execute)
         .await
@@ -413,7 +423,10 @@ async fn a_streamed_artifact_is_named_by_stem_time_and_extension() {
         source: Some("postgres://db/orders".into()),
         open,
     };
-    let (report, info) = BackupAndVerify::new(
+    let Finished {
+        report,
+        summary: info,
+    } = BackupAndVerify::new(
         "orders",
         f.store.clone(),
         source,
@@ -433,7 +446,10 @@ async fn a_streamed_artifact_is_named_by_stem_time_and_extension() {
 async fn a_dry_run_writes_and_deletes_nothing() {
     let f = fixture(5).await;
     let before = ids(&f.root);
-    let (report, info) = BackupAndVerify::new(
+    let Finished {
+        report,
+        summary: info,
+    } = BackupAndVerify::new(
         "app",
         f.store.clone(),
         create_source(&f),

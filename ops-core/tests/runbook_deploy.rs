@@ -10,6 +10,7 @@ use ops_core::adapters::{MemoryDeployer, MemoryLogSource};
 use ops_core::clock::{Clock, SimulatedClock, SystemClock};
 use ops_core::contracts::*;
 use ops_core::engine::{Mode, RunOutcome, Runner, StepStatus};
+use ops_core::runbooks::Procedure;
 use ops_core::runbooks::{DeployAndVerify, DeployVerifyConfig, RunbookConfig};
 use ops_core::{Error, ErrorKind};
 

@@ -10,6 +10,8 @@ use ops_core::adapters::{MemoryDeployer, MemoryLogSource};
 use ops_core::clock::SimulatedClock;
 use ops_core::contracts::*;
 use ops_core::engine::{Mode, RunOutcome, Runner};
+use ops_core::runbooks::Finished;
+use ops_core::runbooks::Procedure;
 use ops_core::runbooks::{HealthCheck, HealthCheckConfig, HealthSummary, RunbookConfig};
 use ops_core::{Error, ErrorKind};
 
@@ -107,7 +109,7 @@ fn expecting(severity: Severity, title_part: &'static str) -> Arc<dyn Notifier> 
 }
 
 async fn check(c: HealthCheck, mode: Mode) -> HealthSummary {
-    let (report, summary) = c.run(&runner(), mode).await.unwrap();
+    let Finished { report, summary } = c.run(&runner(), mode).await.unwrap();
     assert!(report.is_success(), "{}", report.summary());
     summary.unwrap()
 }
@@ -236,7 +238,7 @@ async fn a_dry_run_reads_live_state_and_plans_the_notification() {
     let c = HealthCheck::new("api", HealthCheckConfig::default())
         .probe(probe("api", HealthStatus::Unhealthy))
         .notifier(silent_notifier());
-    let (report, summary) = c.run(&runner(), Mode::DryRun).await.unwrap();
+    let Finished { report, summary } = c.run(&runner(), Mode::DryRun).await.unwrap();
     assert_eq!(report.outcome, Some(RunOutcome::Planned));
     assert_eq!(
         summary.unwrap().verdict,

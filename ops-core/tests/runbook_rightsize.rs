@@ -41,7 +41,7 @@ async fn max(d: &MemoryDeployer) -> Option<u32> {
 async fn a_hot_service_scales_up_and_is_measured_after_settling() {
     let (d, m, runner) = world(0.92, 0.5).await;
     let t0 = SystemClock.instant();
-    let (report, summary) = RightSize::new(d.clone(), m, RightSizeConfig::default())
+    let Finished { report, summary } = RightSize::new(d.clone(), m, RightSizeConfig::default())
         .run(&runner, Mode::Execute)
         .await
         .unwrap();
@@ -61,10 +61,11 @@ async fn a_hot_service_scales_up_and_is_measured_after_settling() {
 #[tokio::test(start_paused = true)]
 async fn an_idle_service_gets_a_suggestion_not_a_change() {
     let (d, m, runner) = world(0.1, 0.2).await;
-    let (_, summary) = RightSize::new(d.clone(), m.clone(), RightSizeConfig::default())
-        .run(&runner, Mode::Execute)
-        .await
-        .unwrap();
+    let Finished { report: _, summary } =
+        RightSize::new(d.clone(), m.clone(), RightSizeConfig::default())
+            .run(&runner, Mode::Execute)
+            .await
+            .unwrap();
     assert_eq!(
         summary.unwrap().decision,
         Decision::SuggestScaleDown { from: 4, to: 2 }
@@ -74,7 +75,7 @@ async fn an_idle_service_gets_a_suggestion_not_a_change() {
         scale_down_automatically: true,
         ..RightSizeConfig::default()
     };
-    let (_, summary) = RightSize::new(d.clone(), m, auto)
+    let Finished { report: _, summary } = RightSize::new(d.clone(), m, auto)
         .run(&runner, Mode::Execute)
         .await
         .unwrap();
@@ -88,13 +89,19 @@ async fn an_idle_service_gets_a_suggestion_not_a_change() {
 #[tokio::test(start_paused = true)]
 async fn within_limits_or_without_data_nothing_happens() {
     let (d, m, runner) = world(0.5, 0.5).await;
-    let (_, s) = RightSize::new(d.clone(), m, RightSizeConfig::default())
+    let Finished {
+        report: _,
+        summary: s,
+    } = RightSize::new(d.clone(), m, RightSizeConfig::default())
         .run(&runner, Mode::Execute)
         .await
         .unwrap();
     assert!(matches!(s.unwrap().decision, Decision::Steady { .. }));
     let empty = Arc::new(MemoryMetricsSource::new("none"));
-    let (_, s) = RightSize::new(d.clone(), empty, RightSizeConfig::default())
+    let Finished {
+        report: _,
+        summary: s,
+    } = RightSize::new(d.clone(), empty, RightSizeConfig::default())
         .run(&runner, Mode::Execute)
         .await
         .unwrap();
@@ -110,7 +117,7 @@ async fn within_limits_or_without_data_nothing_happens() {
 #[tokio::test(start_paused = true)]
 async fn a_dry_run_plans_the_scale_without_making_it() {
     let (d, m, runner) = world(0.95, 0.95).await;
-    let (report, _) = RightSize::new(d.clone(), m, RightSizeConfig::default())
+    let Finished { report, summary: _ } = RightSize::new(d.clone(), m, RightSizeConfig::default())
         .run(&runner, Mode::DryRun)
         .await
         .unwrap();

@@ -45,7 +45,10 @@ async fn combines_auditors_and_secret_ages_worst_first() {
     let runner = Runner::new().with_clock(Arc::new(SimulatedClock::starting_at(
         "2026-07-15T00:00:00Z".parse().unwrap(),
     )));
-    let (report, findings) = SecurityAudit::new("project-p", AgeAuditConfig::default())
+    let Finished {
+        report,
+        summary: findings,
+    } = SecurityAudit::new("project-p", AgeAuditConfig::default())
         .auditor(auditor(
             "gcp-iam",
             Ok(vec![

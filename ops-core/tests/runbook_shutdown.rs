@@ -73,7 +73,10 @@ async fn stops_disables_captures_pages_and_reports() {
         ("stripe-key".to_string(), "1".to_string()),
         ("db-password".to_string(), "1".to_string()),
     ];
-    let (report, incident) = EmergencyShutdown::new(
+    let Finished {
+        report,
+        summary: incident,
+    } = EmergencyShutdown::new(
         "leaked key in a public repo",
         d.clone(),
         ShutdownConfig::default(),
@@ -118,13 +121,15 @@ async fn a_secret_that_cannot_be_disabled_fails_the_run_after_everything_else_is
         ("missing".to_string(), "9".to_string()),
         ("stripe-key".to_string(), "1".to_string()),
     ];
-    let (report, incident) =
-        EmergencyShutdown::new("leaked key", d.clone(), ShutdownConfig::default())
-            .disable_secrets(s.clone(), versions)
-            .notifier(pager())
-            .run(&runner, Mode::Execute)
-            .await
-            .unwrap();
+    let Finished {
+        report,
+        summary: incident,
+    } = EmergencyShutdown::new("leaked key", d.clone(), ShutdownConfig::default())
+        .disable_secrets(s.clone(), versions)
+        .notifier(pager())
+        .run(&runner, Mode::Execute)
+        .await
+        .unwrap();
     assert_eq!(report.outcome, Some(RunOutcome::Failed));
     assert_eq!(
         s.list_versions("stripe-key").await.unwrap()[0].state,
@@ -143,7 +148,10 @@ async fn a_secret_that_cannot_be_disabled_fails_the_run_after_everything_else_is
 #[tokio::test(start_paused = true)]
 async fn a_dry_run_stops_nothing() {
     let (d, s, logs, runner) = setup().await;
-    let (report, incident) = EmergencyShutdown::new("drill", d.clone(), ShutdownConfig::default())
+    let Finished {
+        report,
+        summary: incident,
+    } = EmergencyShutdown::new("drill", d.clone(), ShutdownConfig::default())
         .disable_secrets(s.clone(), vec![("stripe-key".into(), "1".into())])
         .logs(logs)
         .run(&runner, Mode::DryRun)

@@ -73,7 +73,10 @@ fn runner(journal: Arc<MemoryJournal>) -> Runner {
 
 #[tokio::test(start_paused = true)]
 async fn groups_the_weeks_errors_by_fingerprint() {
-    let (report, md) = WeeklyReview::new("api", logs(), WeeklyReviewConfig::default())
+    let Finished {
+        report,
+        summary: md,
+    } = WeeklyReview::new("api", logs(), WeeklyReviewConfig::default())
         .run(&runner(Arc::default()), Mode::Execute)
         .await
         .unwrap();
@@ -130,7 +133,10 @@ async fn counts_the_weeks_deploys_and_rollbacks_from_the_journal() {
             .unwrap()
             .is_success()
     );
-    let (report, md) = WeeklyReview::new("api", logs(), WeeklyReviewConfig::default())
+    let Finished {
+        report,
+        summary: md,
+    } = WeeklyReview::new("api", logs(), WeeklyReviewConfig::default())
         .journal(journal)
         .run(&r, Mode::Execute)
         .await
@@ -158,11 +164,12 @@ async fn archives_the_weeks_errors_as_json_lines() {
             .unwrap()
             .without_fsync(),
     );
-    let (report, _) = WeeklyReview::new("api", logs(), WeeklyReviewConfig::default())
-        .archive(store.clone())
-        .run(&runner(Arc::default()), Mode::Execute)
-        .await
-        .unwrap();
+    let Finished { report, summary: _ } =
+        WeeklyReview::new("api", logs(), WeeklyReviewConfig::default())
+            .archive(store.clone())
+            .run(&runner(Arc::default()), Mode::Execute)
+            .await
+            .unwrap();
     assert!(report.is_success(), "{}", report.summary());
     assert_eq!(report.output::<u64>("archive"), Some(85));
     let text = std::fs::read_to_string(dir.path().join("errors-api-20260608.jsonl")).unwrap();
@@ -208,7 +215,7 @@ async fn a_source_that_fails_mid_archive_leaves_no_partial_archive() {
     );
     let review = WeeklyReview::new("api", Arc::new(flaky), WeeklyReviewConfig::default())
         .archive(store.clone());
-    let (report, _) = review
+    let Finished { report, summary: _ } = review
         .run(&runner(Arc::default()), Mode::Execute)
         .await
         .unwrap();
@@ -243,7 +250,10 @@ async fn a_dry_run_archives_nothing() {
             .unwrap()
             .without_fsync(),
     );
-    let (report, md) = WeeklyReview::new("api", logs(), WeeklyReviewConfig::default())
+    let Finished {
+        report,
+        summary: md,
+    } = WeeklyReview::new("api", logs(), WeeklyReviewConfig::default())
         .archive(store.clone())
         .run(&runner(Arc::default()), Mode::DryRun)
         .await
@@ -325,11 +335,12 @@ async fn counts_runs_by_the_category_the_journal_carries() {
         .await
         .unwrap();
 
-    let (report, _) = WeeklyReview::new("api", logs(), WeeklyReviewConfig::default())
-        .journal(journal)
-        .run(&r, Mode::Execute)
-        .await
-        .unwrap();
+    let Finished { report, summary: _ } =
+        WeeklyReview::new("api", logs(), WeeklyReviewConfig::default())
+            .journal(journal)
+            .run(&r, Mode::Execute)
+            .await
+            .unwrap();
     assert_eq!(
         report.output::<ChangeCounts>("changes").unwrap(),
         ChangeCounts {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use ops_core::clock::ManualClock;
 use ops_core::contracts::Deployer;
 use ops_core::engine::{Mode, RunOutcome, Runner, StepStatus};
+use ops_core::runbooks::Procedure;
 use ops_core::runbooks::{Rollout, RolloutConfig};
 use ops_gcp::sim::{Behaviour, GcpSim};
 use ops_gcp::{CloudMonitoring, CloudRun};

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use ops_core::ErrorKind;
 use ops_core::clock::ManualClock;
 use ops_core::contracts::*;
+use ops_core::runbooks::Procedure;
 use ops_core::testkit;
 use ops_gcp::SecretManager;
 use ops_gcp::sim::GcpSim;

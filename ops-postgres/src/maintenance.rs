@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use ops_core::config::{RunbookConfig, human_duration};
-use ops_core::engine::{Action, Mode, RunReport, Runbook, Runner, Step};
+use ops_core::engine::{Action, RunReport, Runbook, Step};
 use ops_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -199,8 +199,7 @@ impl PgMaintenance {
         Self { db, config }
     }
 
-    /// The engine runbook.
-    pub fn runbook(&self) -> Result<Runbook> {
+    fn build(&self) -> Result<Runbook> {
         self.config.validate()?;
         let dbname = self
             .db
@@ -303,10 +302,17 @@ impl PgMaintenance {
         }
         Ok(rb)
     }
+}
 
-    /// Runs it.
-    pub async fn run(&self, runner: &Runner, mode: Mode) -> Result<RunReport> {
-        runner.run(&self.runbook()?, mode).await
+impl ops_core::runbooks::Procedure for PgMaintenance {
+    type Summary = ();
+
+    fn runbook(&self) -> Result<Runbook> {
+        self.build()
+    }
+
+    fn summary(&self, _: &RunReport) -> Option<()> {
+        Some(())
     }
 }
 

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use ops_core::ErrorKind;
 use ops_core::adapters::FsBackupStore;
 use ops_core::contracts::{BackupFilter, BackupStore};
+use ops_core::runbooks::Procedure;
 use ops_postgres::cluster::{TestCluster, client_bin_dir};
 use ops_postgres::{PgBackups, PgTools, Postgres, row_counts};
 

@@ -9,6 +9,8 @@ use ops_core::ErrorKind;
 use ops_core::adapters::FsBackupStore;
 use ops_core::contracts::{BackupStore, CreateBackup, PutArtifact, RestoreTarget};
 use ops_core::engine::{FileRunLock, LockWait, Mode, RunOutcome, Runner, StepStatus};
+use ops_core::runbooks::Finished;
+use ops_core::runbooks::Procedure;
 use ops_core::runbooks::{
     BackupAndVerify, BackupSource, BackupVerifyConfig, Restore, RestoreConfig,
 };
@@ -96,7 +98,10 @@ async fn a_backup_taken_under_write_traffic_verifies_against_its_own_snapshot() 
         BackupVerifyConfig::default(),
     )
     .restore_test(Arc::new(PgRestoreTest(pg_backups)));
-    let (report, info) = run.run(&Runner::new(), Mode::Execute).await.unwrap();
+    let Finished {
+        report,
+        summary: info,
+    } = run.run(&Runner::new(), Mode::Execute).await.unwrap();
     let during = inserted.load(Ordering::SeqCst) - before;
     stop.store(true, Ordering::SeqCst);
     writer.await.unwrap();

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use ops_core::engine::{Mode, RunOutcome, Runner};
+use ops_core::runbooks::Procedure;
 use ops_core::runbooks::RunbookConfig;
 use ops_postgres::cluster::TestCluster;
 use ops_postgres::{MaintenanceConfig, PgMaintenance, SlowStatements};

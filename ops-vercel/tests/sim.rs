@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use ops_core::ErrorKind;
 use ops_core::clock::ManualClock;
 use ops_core::contracts::*;
+use ops_core::runbooks::Procedure;
 use ops_core::sim::Simulator;
 use ops_core::testkit;
 use ops_vercel::sim::{Fault, VercelSim};

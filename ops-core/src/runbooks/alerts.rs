@@ -18,7 +18,7 @@ use crate::Result;
 use crate::contracts::{
     Metric, MetricQuery, MetricReading, MetricsSource, Notification, Notifier, Severity, TimeWindow,
 };
-use crate::engine::{Action, Mode, RunReport, Runbook, Runner, Step};
+use crate::engine::{Action, RunReport, Runbook, Step};
 
 /// One row of the alert table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -240,10 +240,10 @@ pub async fn evaluate_alerts(
 /// use ops_core::clock::{Clock, SystemClock};
 /// use ops_core::contracts::{Metric, Severity};
 /// use ops_core::engine::{Mode, Runner};
-/// use ops_core::runbooks::{AlertsConfig, ThresholdAlerts};
+/// use ops_core::runbooks::{AlertsConfig, ThresholdAlerts, Procedure};
 /// let m = Arc::new(MemoryMetricsSource::new("m"));
 /// m.record_sample(SystemClock.now() - chrono::Duration::minutes(1), None, Metric::CpuUtilisation, 0.93)?;
-/// let (_, alerts) = ThresholdAlerts::new("api", m, AlertsConfig::default()).run(&Runner::new(), Mode::Execute).await?;
+/// let ops_core::runbooks::Finished { summary: alerts, .. } = ThresholdAlerts::new("api", m, AlertsConfig::default()).run(&Runner::new(), Mode::Execute).await?;
 /// let cpu = alerts.unwrap().into_iter().find(|a| a.rule == "cpu").unwrap();
 /// assert_eq!(cpu.severity, Some(Severity::Critical));
 /// # Ok(()) }
@@ -277,8 +277,7 @@ impl ThresholdAlerts {
         self
     }
 
-    /// The engine runbook.
-    pub fn runbook(&self) -> Result<Runbook> {
+    fn build(&self) -> Result<Runbook> {
         self.config.validate()?;
         let (metrics, config) = (self.metrics.clone(), self.config.clone());
         let mut rb = Runbook::new("threshold-alerts", &self.target)
@@ -322,15 +321,16 @@ impl ThresholdAlerts {
         }
         Ok(rb)
     }
+}
 
-    /// Runs it; the alerts are `None` only if evaluation failed.
-    pub async fn run(
-        &self,
-        runner: &Runner,
-        mode: Mode,
-    ) -> Result<(RunReport, Option<Vec<Alert>>)> {
-        let report = runner.run(&self.runbook()?, mode).await?;
-        let alerts = report.output("evaluate");
-        Ok((report, alerts))
+impl super::Procedure for ThresholdAlerts {
+    type Summary = Vec<Alert>;
+
+    fn runbook(&self) -> Result<Runbook> {
+        self.build()
+    }
+
+    fn summary(&self, report: &RunReport) -> Option<Vec<Alert>> {
+        report.output("evaluate")
     }
 }

@@ -23,7 +23,7 @@ use crate::contracts::{
     ArtifactReader, BackupFilter, BackupInfo, BackupState, BackupStore, CreateBackup, PutArtifact,
     Verification,
 };
-use crate::engine::{Action, Mode, RunReport, Runbook, Runner, Step};
+use crate::engine::{Action, RunReport, Runbook, Step};
 use crate::{Error, ErrorKind, Result};
 
 /// How many backups to keep: the newest of each of the last N hours, days, ISO weeks and months.
@@ -184,13 +184,13 @@ pub enum BackupSource {
 /// use ops_core::adapters::FsBackupStore;
 /// use ops_core::contracts::CreateBackup;
 /// use ops_core::engine::{Mode, Runner};
-/// use ops_core::runbooks::{BackupAndVerify, BackupSource, BackupVerifyConfig};
+/// use ops_core::runbooks::{BackupAndVerify, BackupSource, BackupVerifyConfig, Procedure};
 /// let dir = tempfile::tempdir().unwrap();
 /// std::fs::write(dir.path().join("app.db"), b"SQLite format 3\0").unwrap();
 /// let store = Arc::new(FsBackupStore::open(dir.path().join("backups")).await?);
 /// let source = BackupSource::Create(CreateBackup {
 ///     source: dir.path().join("app.db").display().to_string(), name: Some("app".into()), labels: Default::default() });
-/// let (report, backup) = BackupAndVerify::new("app", store, source, BackupVerifyConfig::default())
+/// let ops_core::runbooks::Finished { report, summary: backup } = BackupAndVerify::new("app", store, source, BackupVerifyConfig::default())
 ///     .run(&Runner::new(), Mode::Execute).await?;
 /// assert!(report.is_success() && backup.unwrap().id.starts_with("app-"));
 /// # Ok(()) }
@@ -249,8 +249,7 @@ impl BackupAndVerify {
         }
     }
 
-    /// The engine runbook.
-    pub fn runbook(&self) -> Result<Runbook> {
+    fn build(&self) -> Result<Runbook> {
         self.config.validate()?;
         let (store, source) = (self.store.clone(), self.source.clone());
         let mut rb = Runbook::new("backup-and-verify", &self.target)
@@ -397,16 +396,17 @@ impl BackupAndVerify {
         }
         Ok(rb)
     }
+}
 
-    /// Runs it; the backup's info is `None` when no backup was taken.
-    pub async fn run(
-        &self,
-        runner: &Runner,
-        mode: Mode,
-    ) -> Result<(RunReport, Option<BackupInfo>)> {
-        let report = runner.run(&self.runbook()?, mode).await?;
-        let info = report.output("backup");
-        Ok((report, info))
+impl super::Procedure for BackupAndVerify {
+    type Summary = BackupInfo;
+
+    fn runbook(&self) -> Result<Runbook> {
+        self.build()
+    }
+
+    fn summary(&self, report: &RunReport) -> Option<BackupInfo> {
+        report.output("backup")
     }
 }
 

@@ -20,7 +20,7 @@ use crate::contracts::{
     DeployRequest, Deployer, HealthProbe, InitialTraffic, LogSource, Notification,
     NotificationEvent, Notifier, Release, ServiceState, Severity,
 };
-use crate::engine::{Action, Mode, Output, RunReport, Runbook, Runner, Step};
+use crate::engine::{Action, Output, RunReport, Runbook, Step};
 use crate::{Error, Result};
 
 /// Settings of deploy-and-verify.
@@ -97,7 +97,7 @@ pub struct DeployStart {
 /// use ops_core::adapters::MemoryDeployer;
 /// use ops_core::contracts::{DeployRequest, Deployer};
 /// use ops_core::engine::{Mode, Runner};
-/// use ops_core::runbooks::{DeployAndVerify, DeployVerifyConfig};
+/// use ops_core::runbooks::{DeployAndVerify, DeployVerifyConfig, Procedure};
 /// let deployer = Arc::new(MemoryDeployer::new("api"));
 /// deployer.deploy(&DeployRequest::new("api:1.0")).await?;
 /// let run = DeployAndVerify::new("api:1.1", deployer.clone(), DeployVerifyConfig::default());
@@ -150,8 +150,7 @@ impl DeployAndVerify {
         self
     }
 
-    /// The engine runbook.
-    pub fn runbook(&self) -> Result<Runbook> {
+    fn build(&self) -> Result<Runbook> {
         self.config.validate()?;
         let target = self.deployer.target().to_string();
         let version = self.version.clone();
@@ -241,9 +240,16 @@ impl DeployAndVerify {
         }
         Ok(rb)
     }
+}
 
-    /// Runs it.
-    pub async fn run(&self, runner: &Runner, mode: Mode) -> Result<RunReport> {
-        runner.run(&self.runbook()?, mode).await
+impl super::Procedure for DeployAndVerify {
+    type Summary = ();
+
+    fn runbook(&self) -> Result<Runbook> {
+        self.build()
+    }
+
+    fn summary(&self, _: &RunReport) -> Option<()> {
+        Some(())
     }
 }

@@ -18,7 +18,7 @@ use crate::contracts::{
     Deployer, HealthProbe, HealthStatus, LogQuery, LogSeverity, LogSource, Notification, Notifier,
     Severity, TimeWindow, check_all,
 };
-use crate::engine::{Action, Mode, RunReport, Runbook, Runner, Step, StepContext};
+use crate::engine::{Action, RunReport, Runbook, Step, StepContext};
 
 /// Settings of the daily health check. Every key is optional in TOML.
 ///
@@ -97,11 +97,11 @@ pub struct HealthSummary {
 /// use ops_core::adapters::{MemoryDeployer, MemoryLogSource};
 /// use ops_core::contracts::HealthStatus;
 /// use ops_core::engine::{Mode, Runner};
-/// use ops_core::runbooks::{HealthCheck, HealthCheckConfig};
+/// use ops_core::runbooks::{HealthCheck, HealthCheckConfig, Procedure};
 /// let check = HealthCheck::new("api", HealthCheckConfig::default())
 ///     .deployer(Arc::new(MemoryDeployer::new("api")))
 ///     .logs(Arc::new(MemoryLogSource::new("api")));
-/// let (_, summary) = check.run(&Runner::new(), Mode::Execute).await?;
+/// let ops_core::runbooks::Finished { summary, .. } = check.run(&Runner::new(), Mode::Execute).await?;
 /// // Nothing deployed and no log lines: not healthy, and the summary says why.
 /// assert_ne!(summary.unwrap().verdict, HealthStatus::Healthy);
 /// # Ok(()) }
@@ -169,8 +169,7 @@ impl HealthCheck {
         self
     }
 
-    /// The engine runbook: the checks in parallel, then the verdict, then the notification.
-    pub fn runbook(&self) -> Result<Runbook> {
+    fn build(&self) -> Result<Runbook> {
         self.config.validate()?;
         let mut checks = Vec::new();
         if !self.probes.is_empty() {
@@ -293,16 +292,17 @@ impl HealthCheck {
         }
         Ok(rb)
     }
+}
 
-    /// Runs the check; the summary is `None` only when the run did not get to the verdict.
-    pub async fn run(
-        &self,
-        runner: &Runner,
-        mode: Mode,
-    ) -> Result<(RunReport, Option<HealthSummary>)> {
-        let report = runner.run(&self.runbook()?, mode).await?;
-        let summary = report.output(VERDICT);
-        Ok((report, summary))
+impl super::Procedure for HealthCheck {
+    type Summary = HealthSummary;
+
+    fn runbook(&self) -> Result<Runbook> {
+        self.build()
+    }
+
+    fn summary(&self, report: &RunReport) -> Option<HealthSummary> {
+        report.output(VERDICT)
     }
 }
 

@@ -104,6 +104,16 @@ impl RunbookConfig for IncidentConfig {
 /// Declares, updates, escalates and resolves incidents through the escalation levels'
 /// notifiers.
 ///
+/// The one runbook that is not a [`Procedure`](super::Procedure) on the engine, on purpose: an
+/// incident is not a list of steps run once to an end but a record that people and time move
+/// (declared, acknowledged by someone, escalated when nobody answers, updated, resolved), over
+/// hours and across processes. The engine's journal, resume and dry-run plan have nothing to
+/// hold on to there. What it does instead: every message is sent under the incident's dedup
+/// key, so a restarted responder re-sends rather than duplicates; a dry run (`dry_run`) sends
+/// nothing and says what it would; the [`Incident`] itself (serde) is the durable state a
+/// caller stores between calls; and the procedures run during an incident (rollback,
+/// emergency shutdown) are engine runbooks with journals of their own.
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() -> ops_core::Result<()> {

@@ -11,6 +11,7 @@ mod deploy;
 mod fingerprint;
 mod health_check;
 mod incident;
+mod procedure;
 mod restore;
 mod rightsize;
 mod rollback;
@@ -34,6 +35,7 @@ pub use health_check::{HealthCheck, HealthCheckConfig, HealthSummary};
 pub use incident::{
     Incident, IncidentConfig, IncidentResponse, Priority, PriorityPolicy, TimelineEntry,
 };
+pub use procedure::{Finished, Procedure};
 pub use restore::{Restore, RestoreConfig};
 pub use rightsize::{Decision, RightSize, RightSizeConfig, RightSizeSummary, Utilisation};
 pub use rollback::{AUTO_ROLLBACK, Rollback, RollbackChoice, RollbackConfig, RollbackTo};

@@ -18,7 +18,7 @@ use crate::contracts::{
     BackupInfo, BackupState, BackupStore, CreateBackup, Deployer, HealthProbe, Notification,
     NotificationEvent, Notifier, RestoreTarget, ServiceState, Severity, TrafficSplit,
 };
-use crate::engine::{Action, Mode, RunReport, Runbook, Runner, Step, StepContext};
+use crate::engine::{Action, RunReport, Runbook, Step, StepContext};
 
 /// Settings of a restore.
 ///
@@ -63,7 +63,7 @@ impl RunbookConfig for RestoreConfig {
 /// use ops_core::adapters::FsBackupStore;
 /// use ops_core::contracts::{BackupStore, CreateBackup, RestoreTarget};
 /// use ops_core::engine::{Mode, Runner};
-/// use ops_core::runbooks::{Restore, RestoreConfig};
+/// use ops_core::runbooks::{Restore, RestoreConfig, Procedure};
 /// let dir = tempfile::tempdir().unwrap();
 /// let db = dir.path().join("app.db");
 /// std::fs::write(&db, b"good").unwrap();
@@ -128,8 +128,7 @@ impl Restore {
         self
     }
 
-    /// The engine runbook.
-    pub fn runbook(&self) -> Result<Runbook> {
+    fn build(&self) -> Result<Runbook> {
         self.config.validate()?;
         let stop = match (self.config.stop_traffic, &self.deployer) {
             (true, Some(d)) => Some(d.clone()),
@@ -270,10 +269,17 @@ impl Restore {
         }
         Ok(rb)
     }
+}
 
-    /// Runs it.
-    pub async fn run(&self, runner: &Runner, mode: Mode) -> Result<RunReport> {
-        runner.run(&self.runbook()?, mode).await
+impl super::Procedure for Restore {
+    type Summary = ();
+
+    fn runbook(&self) -> Result<Runbook> {
+        self.build()
+    }
+
+    fn summary(&self, _: &RunReport) -> Option<()> {
+        Some(())
     }
 }
 

@@ -14,7 +14,7 @@ use serde_json::json;
 use super::RunbookConfig;
 use super::config::{human_duration, invalid, positive};
 use crate::contracts::{Deployer, Metric, MetricQuery, MetricsSource, ScaleSpec, TimeWindow};
-use crate::engine::{Action, Mode, RunReport, Runbook, Runner, Step};
+use crate::engine::{Action, RunReport, Runbook, Step};
 use crate::{Error, Result};
 
 /// Settings of right-sizing.
@@ -155,7 +155,7 @@ pub struct RightSizeSummary {
 /// use ops_core::clock::{Clock, SystemClock};
 /// use ops_core::contracts::{DeployRequest, Deployer, Metric, ScaleSpec};
 /// use ops_core::engine::{Mode, Runner};
-/// use ops_core::runbooks::{Decision, RightSize, RightSizeConfig};
+/// use ops_core::runbooks::{Decision, RightSize, RightSizeConfig, Procedure};
 /// let d = Arc::new(MemoryDeployer::new("api"));
 /// d.deploy(&DeployRequest::new("api:1")).await?;
 /// d.scale(&ScaleSpec { max_instances: Some(4), ..Default::default() }).await?;
@@ -165,7 +165,7 @@ pub struct RightSizeSummary {
 ///     m.record_sample(at, None, Metric::CpuUtilisation, 0.9)?;
 ///     m.record_sample(at, None, Metric::MemoryUtilisation, 0.5)?;
 /// }
-/// let (_, summary) = RightSize::new(d, m, RightSizeConfig::default()).run(&Runner::new(), Mode::Execute).await?;
+/// let ops_core::runbooks::Finished { summary, .. } = RightSize::new(d, m, RightSizeConfig::default()).run(&Runner::new(), Mode::Execute).await?;
 /// assert_eq!(summary.unwrap().decision, Decision::ScaleUp { from: 4, to: 6 });
 /// # Ok(()) }
 /// ```
@@ -218,8 +218,7 @@ impl RightSize {
         })
     }
 
-    /// The engine runbook.
-    pub fn runbook(&self) -> Result<Runbook> {
+    fn build(&self) -> Result<Runbook> {
         self.config.validate()?;
         let mut rb = Runbook::new("right-size", self.deployer.target())
             .with_category(crate::engine::Category::Maintenance)
@@ -289,15 +288,17 @@ impl RightSize {
         rb = rb.step(self.measure_step("measure-after"));
         Ok(rb)
     }
+}
 
-    /// Runs it.
-    pub async fn run(
-        &self,
-        runner: &Runner,
-        mode: Mode,
-    ) -> Result<(RunReport, Option<RightSizeSummary>)> {
-        let report = runner.run(&self.runbook()?, mode).await?;
-        let summary = match (
+impl super::Procedure for RightSize {
+    type Summary = RightSizeSummary;
+
+    fn runbook(&self) -> Result<Runbook> {
+        self.build()
+    }
+
+    fn summary(&self, report: &RunReport) -> Option<RightSizeSummary> {
+        match (
             report.output("measure-before"),
             report.output::<Decision>("decide"),
         ) {
@@ -314,8 +315,7 @@ impl RightSize {
                 })
             }
             _ => None,
-        };
-        Ok((report, summary))
+        }
     }
 }
 

@@ -16,8 +16,7 @@ use crate::contracts::{
     Deployer, HealthProbe, Notification, Notifier, ReleaseState, Severity, TrafficSplit,
 };
 use crate::engine::{
-    Action, Journal, JournalFilter, Mode, RunOutcome, RunReport, Runbook, Runner, Step,
-    run_summaries,
+    Action, Journal, JournalFilter, RunOutcome, RunReport, Runbook, Step, run_summaries,
 };
 use crate::{Error, ErrorKind, Result};
 
@@ -90,7 +89,7 @@ pub struct RollbackChoice {
 /// use ops_core::adapters::MemoryDeployer;
 /// use ops_core::contracts::{DeployRequest, Deployer, InitialTraffic};
 /// use ops_core::engine::{Mode, Runner};
-/// use ops_core::runbooks::{Rollback, RollbackConfig, RollbackTo};
+/// use ops_core::runbooks::{Rollback, RollbackConfig, RollbackTo, Procedure};
 /// let d = Arc::new(MemoryDeployer::new("api"));
 /// d.deploy(&DeployRequest::new("api:1")).await?;
 /// d.deploy(&DeployRequest { traffic: InitialTraffic::All, ..DeployRequest::new("api:2") }).await?;
@@ -157,8 +156,7 @@ impl Rollback {
         self
     }
 
-    /// The engine runbook.
-    pub fn runbook(&self) -> Result<Runbook> {
+    fn build(&self) -> Result<Runbook> {
         self.config.validate()?;
         let target = self.deployer.target().to_string();
         let name = match self.kind {
@@ -232,10 +230,17 @@ impl Rollback {
         }
         Ok(rb)
     }
+}
 
-    /// Runs it.
-    pub async fn run(&self, runner: &Runner, mode: Mode) -> Result<RunReport> {
-        runner.run(&self.runbook()?, mode).await
+impl super::Procedure for Rollback {
+    type Summary = ();
+
+    fn runbook(&self) -> Result<Runbook> {
+        self.build()
+    }
+
+    fn summary(&self, _: &RunReport) -> Option<()> {
+        Some(())
     }
 }
 

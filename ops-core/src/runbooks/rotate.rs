@@ -21,7 +21,7 @@ use crate::contracts::{
     DeployRequest, Deployer, InitialTraffic, SecretStore, SecretValue, SecretVersion, VersionRef,
     VersionState,
 };
-use crate::engine::{Action, Mode, RunReport, Runbook, Runner, Step};
+use crate::engine::{Action, RunReport, Runbook, Step};
 use crate::{Error, Result};
 
 /// Makes the new secret value (random bytes, a provider-issued key).
@@ -82,7 +82,7 @@ pub struct AddedVersion {
 /// use ops_core::adapters::MemorySecretStore;
 /// use ops_core::contracts::{SecretStore, SecretValue, VersionState};
 /// use ops_core::engine::{Mode, Runner};
-/// use ops_core::runbooks::{GenerateSecret, RotateConfig, RotateSecret};
+/// use ops_core::runbooks::{GenerateSecret, RotateConfig, RotateSecret, Procedure};
 /// let store = Arc::new(MemorySecretStore::new("sm"));
 /// store.add_version("api-key", &"old".into()).await?;
 /// let generate: GenerateSecret = Arc::new(|| Box::pin(async { Ok(SecretValue::from("new-random-value")) }));
@@ -132,8 +132,7 @@ impl RotateSecret {
         self
     }
 
-    /// The engine runbook.
-    pub fn runbook(&self) -> Result<Runbook> {
+    fn build(&self) -> Result<Runbook> {
         self.config.validate()?;
         crate::contracts::validate_name("runbook", "rotate", "secret", &self.secret)?;
         let (store, secret) = (self.store.clone(), self.secret.clone());
@@ -286,10 +285,17 @@ impl RotateSecret {
         );
         Ok(rb)
     }
+}
 
-    /// Runs it.
-    pub async fn run(&self, runner: &Runner, mode: Mode) -> Result<RunReport> {
-        runner.run(&self.runbook()?, mode).await
+impl super::Procedure for RotateSecret {
+    type Summary = ();
+
+    fn runbook(&self) -> Result<Runbook> {
+        self.build()
+    }
+
+    fn summary(&self, _: &RunReport) -> Option<()> {
+        Some(())
     }
 }
 

@@ -13,7 +13,7 @@ use super::RunbookConfig;
 use super::rotate::{AgeAuditConfig, secret_age_audit};
 use crate::Result;
 use crate::contracts::{AuditFinding, SecretStore, SecurityAuditor, Severity};
-use crate::engine::{Action, Mode, RunReport, Runbook, Runner, Step};
+use crate::engine::{Action, RunReport, Runbook, Step};
 
 /// The combined findings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,10 +63,10 @@ impl SecurityReport {
 /// use ops_core::adapters::MemorySecretStore;
 /// use ops_core::contracts::SecretStore;
 /// use ops_core::engine::{Mode, Runner};
-/// use ops_core::runbooks::{AgeAuditConfig, SecurityAudit};
+/// use ops_core::runbooks::{AgeAuditConfig, SecurityAudit, Procedure};
 /// let secrets = Arc::new(MemorySecretStore::new("sm"));
 /// secrets.add_version("fresh", &"x".into()).await?;
-/// let (_, found) = SecurityAudit::new("project", AgeAuditConfig::default()).secrets(secrets).run(&Runner::new(), Mode::Execute).await?;
+/// let ops_core::runbooks::Finished { summary: found, .. } = SecurityAudit::new("project", AgeAuditConfig::default()).secrets(secrets).run(&Runner::new(), Mode::Execute).await?;
 /// assert!(found.unwrap().findings.is_empty(), "a fresh secret is not a finding");
 /// # Ok(()) }
 /// ```
@@ -101,9 +101,7 @@ impl SecurityAudit {
         self
     }
 
-    /// The engine runbook: every source in parallel (a failing one is a finding, so the report
-    /// is never silently partial), then the combined report.
-    pub fn runbook(&self) -> Result<Runbook> {
+    fn build(&self) -> Result<Runbook> {
         self.age.validate()?;
         let mut steps = Vec::new();
         for (i, a) in self.auditors.iter().enumerate() {
@@ -166,16 +164,17 @@ impl SecurityAudit {
                 }))
             })))
     }
+}
 
-    /// Runs it.
-    pub async fn run(
-        &self,
-        runner: &Runner,
-        mode: Mode,
-    ) -> Result<(RunReport, Option<SecurityReport>)> {
-        let report = runner.run(&self.runbook()?, mode).await?;
-        let findings = report.output("report");
-        Ok((report, findings))
+impl super::Procedure for SecurityAudit {
+    type Summary = SecurityReport;
+
+    fn runbook(&self) -> Result<Runbook> {
+        self.build()
+    }
+
+    fn summary(&self, report: &RunReport) -> Option<SecurityReport> {
+        report.output("report")
     }
 }
 

@@ -19,7 +19,7 @@ use crate::contracts::{
     Deployer, LogQuery, LogSeverity, LogSource, Notification, Notifier, SecretStore, ServiceState,
     Severity, TimeWindow,
 };
-use crate::engine::{Action, Mode, RunReport, Runbook, Runner, Step};
+use crate::engine::{Action, RunReport, Runbook, Step};
 
 /// Settings of an emergency shutdown.
 ///
@@ -77,10 +77,10 @@ type SecretsToDisable = (Arc<dyn SecretStore>, Vec<(String, String)>);
 /// use ops_core::adapters::MemoryDeployer;
 /// use ops_core::contracts::{DeployRequest, Deployer};
 /// use ops_core::engine::{Mode, Runner};
-/// use ops_core::runbooks::{EmergencyShutdown, ShutdownConfig};
+/// use ops_core::runbooks::{EmergencyShutdown, ShutdownConfig, Procedure};
 /// let d = Arc::new(MemoryDeployer::new("api"));
 /// d.deploy(&DeployRequest::new("api:1")).await?;
-/// let (report, incident) = EmergencyShutdown::new("data leak", d.clone(), ShutdownConfig::default())
+/// let ops_core::runbooks::Finished { report, summary: incident } = EmergencyShutdown::new("data leak", d.clone(), ShutdownConfig::default())
 ///     .run(&Runner::new(), Mode::Execute).await?;
 /// assert!(report.is_success() && !d.current().await?.serving);
 /// assert!(incident.unwrap().contains("data leak"));
@@ -135,8 +135,7 @@ impl EmergencyShutdown {
         self
     }
 
-    /// The engine runbook.
-    pub fn runbook(&self) -> Result<Runbook> {
+    fn build(&self) -> Result<Runbook> {
         self.config.validate()?;
         if self.reason.trim().is_empty() {
             return Err(invalid("reason", "say why the service is being shut down"));
@@ -266,12 +265,17 @@ impl EmergencyShutdown {
         }
         Ok(rb)
     }
+}
 
-    /// Runs it; the incident report (Markdown) is `None` only if the run did not get that far.
-    pub async fn run(&self, runner: &Runner, mode: Mode) -> Result<(RunReport, Option<String>)> {
-        let report = runner.run(&self.runbook()?, mode).await?;
-        let md = report.output("incident-report");
-        Ok((report, md))
+impl super::Procedure for EmergencyShutdown {
+    type Summary = String;
+
+    fn runbook(&self) -> Result<Runbook> {
+        self.build()
+    }
+
+    fn summary(&self, report: &RunReport) -> Option<String> {
+        report.output("incident-report")
     }
 }
 

@@ -20,8 +20,7 @@ use crate::contracts::{
     BackupStore, LogQuery, LogSeverity, LogSource, PutArtifact, TimeWindow, log_entries,
 };
 use crate::engine::{
-    Action, Category, Journal, JournalFilter, Mode, RunOutcome, RunReport, Runbook, Runner, Step,
-    run_summaries,
+    Action, Category, Journal, JournalFilter, RunOutcome, RunReport, Runbook, Step, run_summaries,
 };
 use crate::{Error, ErrorKind, Result};
 
@@ -112,13 +111,13 @@ pub struct ChangeCounts {
 /// use ops_core::clock::{Clock, SystemClock};
 /// use ops_core::contracts::{LogEntry, LogSeverity};
 /// use ops_core::engine::{Mode, Runner};
-/// use ops_core::runbooks::{WeeklyReview, WeeklyReviewConfig};
+/// use ops_core::runbooks::{WeeklyReview, WeeklyReviewConfig, Procedure};
 /// let logs = Arc::new(MemoryLogSource::new("api"));
 /// for order in [17, 42] {
 ///     logs.push(LogEntry { timestamp: SystemClock.now() - chrono::Duration::hours(1), severity: LogSeverity::Error,
 ///         message: format!("order {order} failed"), payload: None, release: None, labels: Default::default() });
 /// }
-/// let (_, review) = WeeklyReview::new("api", logs, WeeklyReviewConfig::default()).run(&Runner::new(), Mode::Execute).await?;
+/// let ops_core::runbooks::Finished { summary: review, .. } = WeeklyReview::new("api", logs, WeeklyReviewConfig::default()).run(&Runner::new(), Mode::Execute).await?;
 /// assert!(review.unwrap().contains("| 2 | `order <n> failed` |"));
 /// # Ok(()) }
 /// ```
@@ -166,8 +165,7 @@ impl WeeklyReview {
         )
     }
 
-    /// The engine runbook.
-    pub fn runbook(&self) -> Result<Runbook> {
+    fn build(&self) -> Result<Runbook> {
         self.config.validate()?;
         let (logs, c) = (self.logs.clone(), self.config.clone());
         let mut rb = Runbook::new("weekly-review", &self.target)
@@ -230,14 +228,19 @@ impl WeeklyReview {
         }
         Ok(rb)
     }
+}
 
-    /// Runs it; returns the error summary, change counts (with a journal) and a Markdown review.
-    pub async fn run(&self, runner: &Runner, mode: Mode) -> Result<(RunReport, Option<String>)> {
-        let report = runner.run(&self.runbook()?, mode).await?;
-        let md = report
+impl super::Procedure for WeeklyReview {
+    type Summary = String;
+
+    fn runbook(&self) -> Result<Runbook> {
+        self.build()
+    }
+
+    fn summary(&self, report: &RunReport) -> Option<String> {
+        report
             .output::<ErrorSummary>("errors")
-            .map(|e| render(&self.target, &e, report.output("changes")));
-        Ok((report, md))
+            .map(|e| render(&self.target, &e, report.output("changes")))
     }
 }
 

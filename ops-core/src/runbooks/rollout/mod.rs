@@ -23,7 +23,7 @@ use crate::contracts::{
     DeployRequest, Deployer, MetricsSource, Notification, NotificationEvent, Notifier, Release,
     Severity, TrafficSplit,
 };
-use crate::engine::{Action, Mode, Output, RunReport, Runbook, Runner, Step};
+use crate::engine::{Action, Output, RunReport, Runbook, Step};
 use crate::{Error, Result};
 use analysis::{StageStart, analyse};
 
@@ -306,8 +306,7 @@ impl Rollout {
         }
     }
 
-    /// The engine runbook.
-    pub fn runbook(&self) -> Result<Runbook> {
+    fn build(&self) -> Result<Runbook> {
         self.config.validate()?;
         let target = self.deployer.target().to_string();
         let (version, key) = (
@@ -434,9 +433,16 @@ impl Rollout {
         }
         Ok(rb)
     }
+}
 
-    /// Runs it.
-    pub async fn run(&self, runner: &Runner, mode: Mode) -> Result<RunReport> {
-        runner.run(&self.runbook()?, mode).await
+impl super::Procedure for Rollout {
+    type Summary = ();
+
+    fn runbook(&self) -> Result<Runbook> {
+        self.build()
+    }
+
+    fn summary(&self, _: &RunReport) -> Option<()> {
+        Some(())
     }
 }
