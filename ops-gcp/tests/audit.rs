@@ -97,6 +97,28 @@ async fn broad_roles_public_grants_and_old_keys_are_findings() {
     }));
 }
 
+/// The project audit passes the SecurityAuditor suite on the same policy: worst first,
+/// complete findings, the known ones found, no token shown, the same findings twice.
+#[tokio::test]
+async fn the_project_audit_passes_the_security_auditor_suite() {
+    let server = MockServer::start().await;
+    policy(
+        &server,
+        json!([
+            {"role": "roles/owner", "members": ["user:founder@acme.dev"]},
+            {"role": "roles/run.invoker", "members": ["allUsers"]}
+        ]),
+    )
+    .await;
+    accounts(&server).await;
+    let audit = ProjectAudit::new(client(&server, clock()));
+    let fixture = ops_core::testkit::AuditFixture::new()
+        .expect(Severity::Critical, "allUsers")
+        .expect(Severity::Warning, "0a1b2c3d4e5f")
+        .secret(TOKEN);
+    ops_core::testkit::security_auditor(&audit, &fixture).await;
+}
+
 #[tokio::test]
 async fn a_clean_project_has_no_findings_and_denied_reads_are_typed() {
     let server = MockServer::start().await;

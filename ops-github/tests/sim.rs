@@ -377,6 +377,23 @@ async fn the_audit_reports_hooks_collaborators_and_keys_worst_first() {
     );
 }
 
+/// The repository audit passes the SecurityAuditor suite: worst first, complete findings, the
+/// simulator's known problems found, no token shown, and read-only.
+#[tokio::test]
+async fn the_audit_passes_the_security_auditor_suite() {
+    let (sim, _) = sim().await;
+    let audit = RepoAudit::new(sim.client().unwrap(), SIM_REPO).unwrap();
+    let before = sim.mutations();
+    let fixture = ops_core::testkit::AuditFixture::new()
+        .expect(Severity::Error, "contractor-admin")
+        .expect(Severity::Error, "webhook 2")
+        .expect(Severity::Warning, "old-ci")
+        .expect(Severity::Warning, "webhook 2")
+        .secret(ops_github::sim::SIM_TOKEN);
+    ops_core::testkit::security_auditor(&audit, &fixture).await;
+    assert_eq!(sim.mutations(), before, "an audit changes nothing");
+}
+
 #[tokio::test]
 async fn an_exhausted_rate_limit_is_waited_out_before_sending() {
     let (sim, clock) = sim().await;

@@ -24,6 +24,7 @@ mod metrics_source;
 mod notifier;
 mod run_lock;
 mod secret_store;
+mod security_auditor;
 
 pub use backup_store::{BackupFixture, backup_store};
 pub use config_loader::{config_loader, config_loader_from};
@@ -35,6 +36,7 @@ pub use metrics_source::{MetricsFixture, metrics_source};
 pub use notifier::notifier;
 pub use run_lock::run_lock;
 pub use secret_store::{SecretFixture, secret_store};
+pub use security_auditor::{AuditFixture, security_auditor};
 
 use crate::{Error, ErrorKind, Result};
 
