@@ -21,7 +21,7 @@ use ops_core::sim::Simulator;
 use ops_examples::providers::{PROJECT, REGION, gcp_client, gcp_sim, postgres};
 use ops_examples::{Opt, Session, Spec};
 use ops_gcp::storage::CloudStorage;
-use ops_postgres::{PgBackupStore, PgBackups, PgRestoreTest, PgTools};
+use ops_postgres::{PgBackupStore, PgTools};
 
 const SPEC: Spec = Spec {
     name: "postgres_backup",
@@ -86,10 +86,11 @@ async fn main() -> ExitCode {
         CloudStorage::new(client, &bucket, &prefix).and_then(|s| s.with_chunk_size(CHUNK)),
     );
     let tools = PgTools::find().unwrap_or_else(|e| session.usage_error(e));
-    let store: Arc<dyn BackupStore> = Arc::new(
-        PgBackupStore::new(db.clone(), tools.clone(), Arc::new(gcs)).with_clock(session.clock()),
-    );
-    let verify = Arc::new(PgBackups::new(db.clone(), tools).with_clock(session.clock()));
+    // One store: it takes the dump into Cloud Storage and, as the restore test, restores it
+    // into a scratch database and counts the rows.
+    let pg =
+        Arc::new(PgBackupStore::new(db.clone(), tools, Arc::new(gcs)).with_clock(session.clock()));
+    let store: Arc<dyn BackupStore> = pg.clone();
 
     let source = BackupSource::Create(CreateBackup {
         source: name.clone(),
@@ -97,7 +98,7 @@ async fn main() -> ExitCode {
         labels: Default::default(),
     });
     let run = BackupAndVerify::new(&name, store, source, session.config::<BackupVerifyConfig>())
-        .restore_test(Arc::new(PgRestoreTest(verify)));
+        .restore_test(pg);
     let runbook = session.or_exit(run.runbook());
     let report = session.run(&runbook).await;
 

@@ -1,4 +1,5 @@
-//! [`PgBackups`]: back up, restore and verify one database through any [`BackupStore`].
+//! [`PgBackupStore`]: back up, restore and verify the databases of one server, the dumps kept
+//! in any [`BackupStore`]; [`PgSource`], how a backup names the database it came from.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,17 +16,59 @@ use crate::dump::{PgTools, dump_into_labelled, restore_from};
 use crate::error::pg_error;
 use crate::scratch::Scratch;
 
-/// Logical backups of one database.
+/// The database a backup came from, as its [`BackupInfo::source`] says: `postgres:NAME`. The
+/// one place that form is written and read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgSource {
+    /// The database's name.
+    pub database: String,
+}
+
+impl PgSource {
+    const PREFIX: &'static str = "postgres:";
+
+    /// The source `database`.
+    pub fn new(database: impl Into<String>) -> Self {
+        Self {
+            database: database.into(),
+        }
+    }
+
+    /// The database a source names: `postgres:NAME`, or a bare `NAME` as a backup request
+    /// may give it. `None` for another kind of source (or an empty name).
+    ///
+    /// ```
+    /// use ops_postgres::PgSource;
+    /// assert_eq!(PgSource::parse("postgres:shop"), Some(PgSource::new("shop")));
+    /// assert_eq!(PgSource::parse("shop").unwrap().to_string(), "postgres:shop");
+    /// assert_eq!(PgSource::parse("sqlite:/var/app.db"), None);
+    /// ```
+    pub fn parse(source: &str) -> Option<Self> {
+        let name = match source.strip_prefix(Self::PREFIX) {
+            Some(name) => name,
+            None if source.contains(':') => return None,
+            None => source,
+        };
+        (!name.is_empty()).then(|| Self::new(name))
+    }
+}
+
+impl std::fmt::Display for PgSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", Self::PREFIX, self.database)
+    }
+}
+
+/// Logical backups of one database (what [`PgBackupStore`] does for each).
 #[derive(Debug, Clone)]
-pub struct PgBackups {
+struct Database {
     db: Postgres,
     tools: PgTools,
     clock: SharedClock,
 }
 
-impl PgBackups {
-    /// Backups of `db` made with `tools`.
-    pub fn new(db: Postgres, tools: PgTools) -> Self {
+impl Database {
+    fn new(db: Postgres, tools: PgTools) -> Self {
         Self {
             db,
             tools,
@@ -33,8 +76,7 @@ impl PgBackups {
         }
     }
 
-    /// The same on `clock` (backup names).
-    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+    fn with_clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
     }
@@ -52,9 +94,9 @@ impl PgBackups {
     ///
     /// The dump reads a snapshot exported by a repeatable-read transaction held open for it,
     /// and every table's rows are counted in that same snapshot and recorded in the backup's
-    /// labels ([`crate::counts::ROW_COUNTS_LABEL`]): what [`PgBackups::verify`] compares a
-    /// restore with, however much the database was written meanwhile.
-    pub async fn backup(
+    /// labels ([`crate::counts::ROW_COUNTS_LABEL`]): what a verification compares a restore
+    /// with, however much the database was written meanwhile.
+    async fn backup(
         &self,
         store: &dyn BackupStore,
         id: Option<String>,
@@ -78,7 +120,7 @@ impl PgBackups {
             .get(0);
         let request = PutArtifact {
             id,
-            source: Some(format!("postgres:{}", self.dbname())),
+            source: Some(PgSource::new(self.dbname()).to_string()),
             labels,
         };
         // Counted in the same snapshot while pg_dump reads it: the two overlap.
@@ -99,7 +141,7 @@ impl PgBackups {
 
     /// Restores backup `id` into the database `target` on the same server. A target with
     /// tables is refused unless `clean` (then the backup's objects replace its own).
-    pub async fn restore(
+    async fn restore(
         &self,
         store: &dyn BackupStore,
         id: &str,
@@ -135,7 +177,7 @@ impl PgBackups {
     /// the counts recorded when it was taken (never with the live database, which has moved
     /// on). The scratch database is dropped afterwards, also on failure; one left by a test
     /// that was killed is dropped at the start of the next.
-    pub async fn verify(&self, store: &dyn BackupStore, id: &str) -> Result<String> {
+    async fn verify(&self, store: &dyn BackupStore, id: &str) -> Result<String> {
         let info = store.describe(id).await?;
         let scratch = Scratch::create(&self.db, &self.dbname()).await?;
         let result = async {
@@ -150,25 +192,18 @@ impl PgBackups {
     }
 }
 
-/// [`PgBackups::verify`] as the backup runbook's restore test.
-#[derive(Debug, Clone)]
-pub struct PgRestoreTest(pub Arc<PgBackups>);
-
-#[async_trait]
-impl RestoreTest for PgRestoreTest {
-    fn name(&self) -> &str {
-        "postgres-restore-and-count"
-    }
-
-    async fn check(&self, store: &dyn BackupStore, backup: &BackupInfo) -> Result<String> {
-        self.0.verify(store, &backup.id).await
-    }
-}
-
-/// A [`BackupStore`] for databases on one server: `create` dumps a database into the inner
-/// store, `restore` loads a backup into a database, and the artifacts themselves live in the
-/// inner store (a directory, Cloud Storage, …). With it the backup and restore runbooks work
-/// on PostgreSQL, including the restore runbook's pre-restore backup.
+/// PostgreSQL backups: the databases of one server, their dumps in an inner [`BackupStore`] (a
+/// directory, Cloud Storage, …).
+///
+/// - As a [`BackupStore`], `create` dumps the database its request names, `restore` loads a
+///   backup into a database, and the artifacts themselves live in the inner store: with it the
+///   backup and restore runbooks work on PostgreSQL, the restore runbook's pre-restore backup
+///   included.
+/// - As a [`RestoreTest`], it restores a backup into a scratch database and compares every
+///   table's row count with the counts taken in the dump's own snapshot: the backup runbook's
+///   verification.
+/// - [`PgBackupStore::backup`], [`PgBackupStore::restore_into`] and [`PgBackupStore::verify`]
+///   do the same directly.
 pub struct PgBackupStore {
     server: Postgres,
     tools: PgTools,
@@ -204,13 +239,85 @@ impl PgBackupStore {
         self
     }
 
-    fn backups_of(&self, db: &str) -> Result<PgBackups> {
+    fn backups_of(&self, db: &str) -> Result<Database> {
         ops_core::contracts::validate_name("postgres", "backup", "database", db)?;
-        Ok(PgBackups::new(
+        Ok(Database::new(
             Postgres::new(self.server.config().with_dbname(db))?,
             self.tools.clone(),
         )
         .with_clock(self.clock.clone()))
+    }
+
+    /// The database backup `info` came from.
+    fn source_of(info: &BackupInfo) -> Result<PgSource> {
+        info.source
+            .as_deref()
+            .and_then(PgSource::parse)
+            .ok_or_else(|| {
+                Error::invalid_input(
+                    "postgres",
+                    "restore",
+                    "source",
+                    format!(
+                        "backup {} names no PostgreSQL database it came from",
+                        info.id
+                    ),
+                )
+            })
+    }
+
+    /// Streams `pg_dump -Fc` of `database` into the inner store as `id` (default
+    /// `DATABASE-YYYYMMDD-HHMMSS.dump`). The dump reads a snapshot exported by a
+    /// repeatable-read transaction held open for it, and every table's rows are counted in that
+    /// same snapshot and recorded in the backup's labels ([`crate::counts::ROW_COUNTS_LABEL`]):
+    /// what [`PgBackupStore::verify`] compares a restore with, however much the database was
+    /// written meanwhile.
+    pub async fn backup(
+        &self,
+        database: &str,
+        id: Option<String>,
+        labels: BTreeMap<String, String>,
+    ) -> Result<BackupInfo> {
+        self.backups_of(database)?
+            .backup(self.inner.as_ref(), id, labels)
+            .await
+    }
+
+    /// Restores backup `id` into the database `target` on this server. A target with tables is
+    /// refused unless `clean` (then the backup's objects replace its own).
+    pub async fn restore_into(
+        &self,
+        id: &str,
+        target: &str,
+        clean: bool,
+    ) -> Result<RestoreOutcome> {
+        self.backups_of(target)?
+            .restore(self.inner.as_ref(), id, target, clean)
+            .await
+    }
+
+    /// Restores backup `id` into a scratch database beside the one it came from and compares
+    /// every table's row count with the counts recorded when it was taken (never with the live
+    /// database, which has moved on). The scratch database is dropped afterwards, also on
+    /// failure; one left by a process that was killed is dropped at the start of the next.
+    pub async fn verify(&self, id: &str) -> Result<String> {
+        self.verify_in(self.inner.as_ref(), id).await
+    }
+
+    async fn verify_in(&self, store: &dyn BackupStore, id: &str) -> Result<String> {
+        let source = Self::source_of(&store.describe(id).await?)?;
+        self.backups_of(&source.database)?.verify(store, id).await
+    }
+}
+
+#[async_trait]
+impl RestoreTest for PgBackupStore {
+    fn name(&self) -> &str {
+        "postgres-restore-and-count"
+    }
+
+    async fn check(&self, store: &dyn BackupStore, backup: &BackupInfo) -> Result<String> {
+        self.verify_in(store, &backup.id).await
     }
 }
 
@@ -230,15 +337,22 @@ impl BackupStore for PgBackupStore {
         }
     }
 
-    /// Dumps the database `request.source` (`NAME` or `postgres:NAME`) as
+    /// Dumps the database `request.source` ([`PgSource`]: `NAME` or `postgres:NAME`) as
     /// `STEM-YYYYMMDD-HHMMSS.dump`, the stem being `request.name` or the database's name; a
     /// second backup within the same second gets `-2`, `-3`, … so names never collide (a
     /// restore's safety copy included).
     async fn create(&self, request: &ops_core::contracts::CreateBackup) -> Result<BackupInfo> {
-        let db = request
-            .source
-            .strip_prefix("postgres:")
-            .unwrap_or(&request.source);
+        let db = PgSource::parse(&request.source)
+            .ok_or_else(|| {
+                Error::invalid_input(
+                    "postgres",
+                    "backup",
+                    "source",
+                    format!("{:?} is not a PostgreSQL database", request.source),
+                )
+            })?
+            .database;
+        let db = db.as_str();
         let backups = self.backups_of(db)?;
         let stem = request.name.clone().unwrap_or_else(|| db.to_string());
         let now = self.clock.now();
@@ -286,19 +400,7 @@ impl BackupStore for PgBackupStore {
         let info = self.inner.describe(id).await?;
         let (db, clean) = match target {
             ops_core::contracts::RestoreTarget::Original => {
-                let source = info
-                    .source
-                    .as_deref()
-                    .and_then(|s| s.strip_prefix("postgres:"))
-                    .ok_or_else(|| {
-                        Error::invalid_input(
-                            "postgres",
-                            "restore",
-                            "target",
-                            "the backup names no source database; give one",
-                        )
-                    })?;
-                (source.to_string(), true)
+                (Self::source_of(&info)?.database, true)
             }
             ops_core::contracts::RestoreTarget::Other(db) => (db.clone(), false),
         };

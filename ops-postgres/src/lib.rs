@@ -17,7 +17,7 @@ pub mod scratch;
 mod sql;
 pub mod tls;
 
-pub use backup::{PgBackupStore, PgBackups, PgRestoreTest};
+pub use backup::{PgBackupStore, PgSource};
 pub use connect::{PgConfig, Postgres};
 pub use counts::row_counts;
 pub use dump::{PgTools, dump_into, dump_into_labelled, restore_from};

@@ -9,7 +9,8 @@ use ops_core::adapters::FsBackupStore;
 use ops_core::contracts::{BackupFilter, BackupStore};
 use ops_core::runbooks::Procedure;
 use ops_postgres::cluster::{TestCluster, client_bin_dir};
-use ops_postgres::{PgBackups, PgTools, Postgres, row_counts};
+use ops_postgres::{PgBackupStore, PgTools, Postgres, row_counts};
+use std::sync::Arc;
 
 async fn seeded(cluster: &TestCluster, name: &str) -> Postgres {
     let db = cluster.database(name).await.unwrap();
@@ -38,17 +39,17 @@ async fn a_dump_streams_into_the_store_verifies_and_restores() {
     let cluster = TestCluster::start().unwrap_or_else(|e| panic!("{e}"));
     let db = seeded(&cluster, "shop").await;
     let dir = tempfile::tempdir().unwrap();
-    let store = FsBackupStore::open(dir.path()).await.unwrap();
-    let backups = PgBackups::new(db.clone(), tools());
+    let store = Arc::new(FsBackupStore::open(dir.path()).await.unwrap());
+    let backups = PgBackupStore::new(db.clone(), tools(), store.clone());
 
     let info = backups
-        .backup(&store, Some("shop-1.dump".into()), BTreeMap::new())
+        .backup("shop", Some("shop-1.dump".into()), BTreeMap::new())
         .await
         .unwrap();
     assert!(info.size_bytes.unwrap() > 1000 && info.checksum.is_some());
     assert_eq!(info.source.as_deref(), Some("postgres:shop"));
 
-    let verdict = backups.verify(&store, "shop-1.dump").await.unwrap();
+    let verdict = backups.verify("shop-1.dump").await.unwrap();
     assert!(verdict.contains("2 tables, 5321 rows"), "{verdict}");
     let admin = cluster.database_pool("postgres").unwrap();
     let scratch: i64 = admin
@@ -66,7 +67,7 @@ async fn a_dump_streams_into_the_store_verifies_and_restores() {
 
     let copy = cluster.database("shop_copy").await.unwrap();
     backups
-        .restore(&store, "shop-1.dump", "shop_copy", false)
+        .restore_into("shop-1.dump", "shop_copy", false)
         .await
         .unwrap();
     assert_eq!(
@@ -74,7 +75,7 @@ async fn a_dump_streams_into_the_store_verifies_and_restores() {
         row_counts(&db).await.unwrap()
     );
     let err = backups
-        .restore(&store, "shop-1.dump", "shop_copy", false)
+        .restore_into("shop-1.dump", "shop_copy", false)
         .await
         .unwrap_err();
     assert!(
@@ -82,7 +83,7 @@ async fn a_dump_streams_into_the_store_verifies_and_restores() {
         "a non-empty target is refused: {err}"
     );
     backups
-        .restore(&store, "shop-1.dump", "shop_copy", true)
+        .restore_into("shop-1.dump", "shop_copy", true)
         .await
         .unwrap();
     assert_eq!(
@@ -96,11 +97,11 @@ async fn a_dump_streams_into_the_store_verifies_and_restores() {
 async fn a_failed_dump_is_never_a_backup() {
     let cluster = TestCluster::start().unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().unwrap();
-    let store = FsBackupStore::open(dir.path()).await.unwrap();
+    let store = Arc::new(FsBackupStore::open(dir.path()).await.unwrap());
     // A database that does not exist: pg_dump fails.
-    let missing = Postgres::new(cluster.config("no_such_db").unwrap()).unwrap();
-    let err = PgBackups::new(missing, tools())
-        .backup(&store, Some("bad.dump".into()), BTreeMap::new())
+    let server = Postgres::new(cluster.config("postgres").unwrap()).unwrap();
+    let err = PgBackupStore::new(server, tools(), store.clone())
+        .backup("no_such_db", Some("bad.dump".into()), BTreeMap::new())
         .await
         .unwrap_err();
     assert!(
@@ -122,10 +123,10 @@ async fn a_corrupted_backup_is_refused_before_the_target_is_touched() {
     let cluster = TestCluster::start().unwrap_or_else(|e| panic!("{e}"));
     let db = seeded(&cluster, "shop2").await;
     let dir = tempfile::tempdir().unwrap();
-    let store = FsBackupStore::open(dir.path()).await.unwrap();
-    let backups = PgBackups::new(db, tools());
+    let store = Arc::new(FsBackupStore::open(dir.path()).await.unwrap());
+    let backups = PgBackupStore::new(db, tools(), store.clone());
     backups
-        .backup(&store, Some("s.dump".into()), BTreeMap::new())
+        .backup("shop2", Some("s.dump".into()), BTreeMap::new())
         .await
         .unwrap();
     // Flip a byte in the middle of the stored dump (bit rot on the backup disk).
@@ -141,7 +142,7 @@ async fn a_corrupted_backup_is_refused_before_the_target_is_touched() {
     std::fs::write(&file, bytes).unwrap();
     let target = cluster.database("shop2_restore").await.unwrap();
     let err = backups
-        .restore(&store, "s.dump", "shop2_restore", false)
+        .restore_into("s.dump", "shop2_restore", false)
         .await
         .unwrap_err();
     assert!(

@@ -17,7 +17,7 @@ use ops_core::runbooks::{
 use ops_postgres::cluster::{TestCluster, client_bin_dir};
 use ops_postgres::counts::ROW_COUNTS_LABEL;
 use ops_postgres::scratch::{SCRATCH_PREFIX, reap};
-use ops_postgres::{PgBackupStore, PgBackups, PgRestoreTest, PgTools, Postgres, row_counts};
+use ops_postgres::{PgBackupStore, PgTools, Postgres, row_counts};
 
 fn tools() -> PgTools {
     PgTools::new(client_bin_dir().expect("pg_dump and pg_restore: install postgresql-client"))
@@ -72,7 +72,6 @@ async fn a_backup_taken_under_write_traffic_verifies_against_its_own_snapshot() 
     let db = seeded(&cluster, "busy").await;
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FsBackupStore::open(dir.path()).await.unwrap());
-    let backups = Arc::new(PgBackups::new(db.clone(), tools()));
 
     let (stop, inserted) = (
         Arc::new(AtomicBool::new(false)),
@@ -84,8 +83,8 @@ async fn a_backup_taken_under_write_traffic_verifies_against_its_own_snapshot() 
         tokio::task::yield_now().await;
     }
     let before = inserted.load(Ordering::SeqCst);
-    let pg_backups = backups.clone();
-    // The runbook's backup step is PgBackups::backup, through PgBackupStore::create.
+    // The runbook's backup step is PgBackupStore::create; its verification, the same store
+    // as a RestoreTest.
     let pg_store = Arc::new(PgBackupStore::new(db.clone(), tools(), store.clone()));
     let run = BackupAndVerify::new(
         "busy",
@@ -97,7 +96,7 @@ async fn a_backup_taken_under_write_traffic_verifies_against_its_own_snapshot() 
         }),
         BackupVerifyConfig::default(),
     )
-    .restore_test(Arc::new(PgRestoreTest(pg_backups)));
+    .restore_test(pg_store.clone());
     let Finished {
         report,
         summary: info,
@@ -132,7 +131,7 @@ async fn a_backup_taken_under_write_traffic_verifies_against_its_own_snapshot() 
         .batch_execute("TRUNCATE events")
         .await
         .unwrap();
-    backups.verify(store.as_ref(), &info.id).await.unwrap();
+    pg_store.verify(&info.id).await.unwrap();
 
     // A backup whose restore does not hold what was counted fails, naming the table.
     let sidecar = dir.path().join(format!("{}.meta.json", info.id));
@@ -144,7 +143,7 @@ async fn a_backup_taken_under_write_traffic_verifies_against_its_own_snapshot() 
     meta["labels"][ROW_COUNTS_LABEL] =
         serde_json::Value::String(serde_json::to_string(&counts).unwrap());
     std::fs::write(&sidecar, serde_json::to_vec(&meta).unwrap()).unwrap();
-    let err = backups.verify(store.as_ref(), &info.id).await.unwrap_err();
+    let err = pg_store.verify(&info.id).await.unwrap_err();
     assert!(
         matches!(err.kind(), ErrorKind::VerificationFailed { .. }),
         "{err}"
@@ -210,10 +209,10 @@ async fn a_corrupt_dump_is_named_corrupt_with_pg_restores_own_reason() {
     let cluster = TestCluster::start().unwrap_or_else(|e| panic!("{e}"));
     let db = seeded(&cluster, "rot").await;
     let dir = tempfile::tempdir().unwrap();
-    let store = FsBackupStore::open(dir.path()).await.unwrap();
-    let backups = PgBackups::new(db, tools());
+    let store = Arc::new(FsBackupStore::open(dir.path()).await.unwrap());
+    let backups = PgBackupStore::new(db, tools(), store.clone());
     backups
-        .backup(&store, Some("good.dump".into()), BTreeMap::new())
+        .backup("rot", Some("good.dump".into()), BTreeMap::new())
         .await
         .unwrap();
     // Damaged before it was stored (a bad disk on the way): its checksum matches its bytes,
@@ -234,7 +233,7 @@ async fn a_corrupt_dump_is_named_corrupt_with_pg_restores_own_reason() {
         .unwrap();
     cluster.database("rot_restore").await.unwrap();
     let err = backups
-        .restore(&store, "rotten.dump", "rot_restore", false)
+        .restore_into("rotten.dump", "rot_restore", false)
         .await
         .unwrap_err();
     let text = err.to_string();
@@ -375,13 +374,13 @@ async fn scratch_databases_of_killed_restore_tests_are_dropped_but_never_a_live_
     // And a verification reaps before it starts, then leaves nothing of its own.
     drop(holder);
     let dir = tempfile::tempdir().unwrap();
-    let store = FsBackupStore::open(dir.path()).await.unwrap();
-    let backups = PgBackups::new(db, tools());
+    let store = Arc::new(FsBackupStore::open(dir.path()).await.unwrap());
+    let backups = PgBackupStore::new(db, tools(), store.clone());
     backups
-        .backup(&store, Some("src.dump".into()), BTreeMap::new())
+        .backup("src", Some("src.dump".into()), BTreeMap::new())
         .await
         .unwrap();
-    backups.verify(&store, "src.dump").await.unwrap();
+    backups.verify("src.dump").await.unwrap();
     let left: i64 = admin
         .client()
         .await

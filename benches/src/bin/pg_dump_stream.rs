@@ -1,10 +1,11 @@
 //! Streams `pg_dump -Fc` of a database into an FsBackupStore directory through
-//! `PgBackups::backup`, and prints the throughput. Usage: `pg_dump_stream URL DIR`.
+//! `PgBackupStore::backup`, and prints the throughput. Usage: `pg_dump_stream URL DIR`.
 
 use std::time::Instant;
 
 use ops_core::adapters::FsBackupStore;
-use ops_postgres::{PgBackups, PgConfig, PgTools, Postgres};
+use ops_postgres::{PgBackupStore, PgConfig, PgTools, Postgres};
+use std::sync::Arc;
 
 #[tokio::main]
 #[allow(clippy::disallowed_methods)] // wall time of a whole process run is the figure itself
@@ -14,15 +15,19 @@ async fn main() -> ops_core::Result<()> {
         eprintln!("usage: pg_dump_stream URL DIR");
         std::process::exit(2);
     };
-    let store = FsBackupStore::open(dir).await?;
-    let backups = PgBackups::new(
-        Postgres::new(PgConfig::new(url.clone())?)?,
-        PgTools::find()?,
-    );
+    let store = Arc::new(FsBackupStore::open(dir).await?);
+    let db = Postgres::new(PgConfig::new(url.clone())?)?;
+    let name = db
+        .config()
+        .settings()
+        .get_dbname()
+        .unwrap_or("postgres")
+        .to_string();
+    let backups = PgBackupStore::new(db, PgTools::find()?, store);
     let started = Instant::now();
     let info = backups
         .backup(
-            &store,
+            &name,
             Some(format!("bench-{}.dump", std::process::id())),
             Default::default(),
         )
