@@ -5,12 +5,12 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
-use super::{expect_kind, expect_ok};
+use super::{Case, always, cases, check_cases, expect_kind, expect_ok};
 use crate::ErrorKind;
 use crate::checksum::Checksum;
 use crate::contracts::{
-    BackupFilter, BackupState, BackupStore, CreateBackup, PutArtifact, RestoreTarget, Verification,
-    latest_verified,
+    BackupFilter, BackupInfo, BackupState, BackupStore, CreateBackup, PutArtifact, RestoreTarget,
+    Verification, latest_verified,
 };
 
 /// What the backup suite needs from the store under test.
@@ -109,19 +109,67 @@ fn put(id: String) -> PutArtifact {
     }
 }
 
-/// Runs every behaviour `store` declares.
-pub async fn backup_store(store: &dyn BackupStore, fixture: &BackupFixture) {
-    let caps = store.capabilities();
-    let p = &fixture.id_prefix;
+/// The backup suite's cases, each with ids of its own under the fixture's prefix.
+pub fn backup_store_cases() -> Vec<Case<dyn BackupStore, BackupFixture>> {
+    cases![dyn BackupStore, BackupFixture;
+        missing_backups_are_not_found unless always,
+        undeclared_capabilities_are_unsupported unless always,
+        artifacts_stream_back_byte_for_byte unless no_artifacts,
+        an_existing_id_is_never_overwritten unless no_artifacts,
+        an_empty_id_is_invalid unless no_artifacts,
+        a_failed_put_never_lists unless no_artifacts,
+        listing_filters_orders_and_limits unless no_artifacts,
+        verification_marks_are_kept_apart_from_labels unless no_verification,
+        deleted_backups_are_gone unless no_artifact_delete,
+        created_backups_list_and_restore unless no_create,
+    ]
+}
 
+/// Runs every case that applies to what `store` declares, and fails naming every broken one.
+pub async fn backup_store(store: &(dyn BackupStore + 'static), fixture: &BackupFixture) {
+    check_cases("backup_store", store, fixture, &backup_store_cases()).await;
+}
+
+fn no_artifacts(store: &dyn BackupStore) -> Option<&'static str> {
+    (!store.capabilities().artifacts).then_some("the store does not declare `artifacts`")
+}
+
+fn no_verification(store: &dyn BackupStore) -> Option<&'static str> {
+    let caps = store.capabilities();
+    (!(caps.artifacts && caps.verification))
+        .then_some("the store does not declare `artifacts` and `verification`")
+}
+
+fn no_artifact_delete(store: &dyn BackupStore) -> Option<&'static str> {
+    let caps = store.capabilities();
+    (!(caps.artifacts && caps.delete))
+        .then_some("the store does not declare `artifacts` and `delete`")
+}
+
+fn no_create(store: &dyn BackupStore) -> Option<&'static str> {
+    (!store.capabilities().create).then_some("the store does not declare `create`")
+}
+
+/// Puts `data` as `id`, failing the case if the store refuses.
+async fn put_ok(store: &dyn BackupStore, id: &str, data: &'static [u8]) -> BackupInfo {
+    expect_ok(
+        "put_artifact",
+        store
+            .put_artifact(&put(id.to_string()), Box::pin(data))
+            .await,
+    )
+}
+
+async fn missing_backups_are_not_found(store: &dyn BackupStore, f: &BackupFixture) {
+    let missing = format!("{}-missing", f.id_prefix);
     expect_kind(
         "describe of a missing backup",
-        store.describe(&format!("{p}-missing")).await,
+        store.describe(&missing).await,
         |k| matches!(k, ErrorKind::NotFound { .. }),
     );
     expect_kind(
         "delete of a missing backup",
-        store.delete(&format!("{p}-missing")).await,
+        store.delete(&missing).await,
         |k| {
             matches!(
                 k,
@@ -129,10 +177,19 @@ pub async fn backup_store(store: &dyn BackupStore, fixture: &BackupFixture) {
             )
         },
     );
+    if store.capabilities().artifacts {
+        expect_kind(
+            "get of a missing artifact",
+            store.get_artifact(&missing).await.map(|_| ()),
+            |k| matches!(k, ErrorKind::NotFound { .. }),
+        );
+    }
+}
 
-    if caps.artifacts {
-        artifacts(store, p).await;
-    } else {
+async fn undeclared_capabilities_are_unsupported(store: &dyn BackupStore, f: &BackupFixture) {
+    let caps = store.capabilities();
+    let p = &f.id_prefix;
+    if !caps.artifacts {
         expect_kind(
             "put_artifact without the artifacts capability",
             store
@@ -141,7 +198,6 @@ pub async fn backup_store(store: &dyn BackupStore, fixture: &BackupFixture) {
             |k| matches!(k, ErrorKind::Unsupported { .. }),
         );
     }
-
     if !caps.verification {
         expect_kind(
             "record_verification without the verification capability",
@@ -151,49 +207,13 @@ pub async fn backup_store(store: &dyn BackupStore, fixture: &BackupFixture) {
             |k| matches!(k, ErrorKind::Unsupported { .. }),
         );
     }
-
-    if caps.create {
-        let source = fixture
-            .create_source
-            .as_ref()
-            .expect("the store declares `create`: give the fixture a create_source");
-        let info = expect_ok("create", store.create(source).await);
-        assert_eq!(
-            info.state,
-            BackupState::Complete,
-            "create returns a complete backup"
-        );
-        let listed = expect_ok(
-            "list after create",
-            store.list(&BackupFilter::default()).await,
-        );
-        assert!(
-            listed.iter().any(|b| b.id == info.id),
-            "a created backup lists"
-        );
-        if caps.restore {
-            let target = fixture
-                .restore_target
-                .as_ref()
-                .expect("the store declares `restore`: give the fixture a restore_target");
-            let out = expect_ok("restore", store.restore(&info.id, target).await);
-            assert_eq!(out.backup_id, info.id);
-            if let (Some(a), Some(b)) = (out.bytes, info.size_bytes) {
-                assert_eq!(a, b, "restore writes every byte");
-            }
-        }
-        if caps.delete {
-            expect_ok("delete created", store.delete(&info.id).await);
-        }
-    }
 }
 
-async fn artifacts(store: &dyn BackupStore, p: &str) {
-    let caps = store.capabilities();
+async fn artifacts_stream_back_byte_for_byte(store: &dyn BackupStore, f: &BackupFixture) {
     // Streaming round trip of a few MiB in uneven chunks.
     let len = 3 * 1024 * 1024 + 17;
     let expected = generated_bytes(len, 42).await;
-    let id = format!("{p}-artifact-a");
+    let id = format!("{}-stream", f.id_prefix);
     let info = expect_ok(
         "put_artifact",
         store
@@ -222,12 +242,15 @@ async fn artifacts(store: &dyn BackupStore, p: &str) {
         .await
         .unwrap_or_else(|e| panic!("reading the artifact back: {e}"));
     assert!(back == expected, "get_artifact returns the bytes put");
+}
 
-    // No overwrite.
+async fn an_existing_id_is_never_overwritten(store: &dyn BackupStore, f: &BackupFixture) {
+    let id = format!("{}-kept", f.id_prefix);
+    put_ok(store, &id, b"first").await;
     expect_kind(
         "put of an existing id",
         store
-            .put_artifact(&put(id.clone()), Box::pin(&b"other"[..]))
+            .put_artifact(&put(id.clone()), Box::pin(&b"other bytes"[..]))
             .await,
         |k| {
             matches!(
@@ -236,15 +259,14 @@ async fn artifacts(store: &dyn BackupStore, p: &str) {
             )
         },
     );
-    assert_eq!(
-        expect_ok(
-            "describe after refused overwrite",
-            store.describe(&id).await
-        )
-        .size_bytes,
-        Some(len as u64)
+    let kept = expect_ok(
+        "describe after refused overwrite",
+        store.describe(&id).await,
     );
+    assert_eq!(kept.size_bytes, Some(5), "the first put's bytes are kept");
+}
 
+async fn an_empty_id_is_invalid(store: &dyn BackupStore, _: &BackupFixture) {
     expect_kind(
         "empty id",
         store
@@ -252,17 +274,10 @@ async fn artifacts(store: &dyn BackupStore, p: &str) {
             .await,
         |k| matches!(k, ErrorKind::InvalidInput { .. }),
     );
-    expect_kind(
-        "get of a missing artifact",
-        store
-            .get_artifact(&format!("{p}-missing"))
-            .await
-            .map(|_| ()),
-        |k| matches!(k, ErrorKind::NotFound { .. }),
-    );
+}
 
-    // A source that dies mid-stream leaves nothing that lists.
-    let broken = format!("{p}-artifact-broken");
+async fn a_failed_put_never_lists(store: &dyn BackupStore, f: &BackupFixture) {
+    let broken = format!("{}-broken", f.id_prefix);
     let err = store
         .put_artifact(&put(broken.clone()), Box::pin(FailsAfter { good: 300_000 }))
         .await;
@@ -272,30 +287,37 @@ async fn artifacts(store: &dyn BackupStore, p: &str) {
         store.describe(&broken).await,
         |k| matches!(k, ErrorKind::NotFound { .. }),
     );
-
-    // Listing: filter, order, limit.
-    let id_b = format!("{p}-artifact-b");
-    expect_ok(
-        "second put",
+    let listed = expect_ok(
+        "list after a failed put",
         store
-            .put_artifact(&put(id_b.clone()), Box::pin(&b"small"[..]))
+            .list(&BackupFilter {
+                prefix: Some(broken.clone()),
+                ..Default::default()
+            })
             .await,
     );
+    assert!(listed.is_empty(), "a failed put never lists: {listed:?}");
+}
+
+async fn listing_filters_orders_and_limits(store: &dyn BackupStore, f: &BackupFixture) {
+    let prefix = format!("{}-list-", f.id_prefix);
+    let (a, b) = (format!("{prefix}a"), format!("{prefix}b"));
+    let first = put_ok(store, &a, b"one").await;
+    put_ok(store, &b, b"two").await;
     let all = expect_ok(
         "list",
         store
             .list(&BackupFilter {
-                prefix: Some(format!("{p}-artifact-")),
+                prefix: Some(prefix.clone()),
                 ..Default::default()
             })
             .await,
     );
     let ids: Vec<&str> = all.iter().map(|b| b.id.as_str()).collect();
     assert!(
-        ids.contains(&id.as_str()) && ids.contains(&id_b.as_str()),
+        ids.contains(&a.as_str()) && ids.contains(&b.as_str()),
         "list has both: {ids:?}"
     );
-    assert!(!ids.contains(&broken.as_str()), "a failed put never lists");
     assert!(
         all.windows(2).all(|w| w[0].created_at >= w[1].created_at),
         "list is newest first"
@@ -304,7 +326,7 @@ async fn artifacts(store: &dyn BackupStore, p: &str) {
         "list with limit",
         store
             .list(&BackupFilter {
-                prefix: Some(format!("{p}-artifact-")),
+                prefix: Some(prefix.clone()),
                 limit: Some(1),
                 ..Default::default()
             })
@@ -315,7 +337,7 @@ async fn artifacts(store: &dyn BackupStore, p: &str) {
         "list other prefix",
         store
             .list(&BackupFilter {
-                prefix: Some(format!("{p}-nothing-")),
+                prefix: Some(format!("{}-nothing-", f.id_prefix)),
                 ..Default::default()
             })
             .await,
@@ -325,38 +347,79 @@ async fn artifacts(store: &dyn BackupStore, p: &str) {
         "list after a future time",
         store
             .list(&BackupFilter {
-                created_after: Some(info.created_at + chrono::Duration::days(365)),
+                created_after: Some(first.created_at + chrono::Duration::days(365)),
                 ..Default::default()
             })
             .await,
     );
     assert!(future.is_empty(), "created_after filters");
+}
 
-    if caps.verification {
-        verification(store, p, &id, &id_b).await;
+async fn verification_marks_are_kept_apart_from_labels(store: &dyn BackupStore, f: &BackupFixture) {
+    let p = format!("{}-marks", f.id_prefix);
+    let (id, id_b) = (format!("{p}-artifact-a"), format!("{p}-artifact-b"));
+    put_ok(store, &id, b"verified bytes").await;
+    put_ok(store, &id_b, b"failed bytes").await;
+    verification(store, &p, &id, &id_b).await;
+}
+
+async fn deleted_backups_are_gone(store: &dyn BackupStore, f: &BackupFixture) {
+    let id = format!("{}-deleted", f.id_prefix);
+    put_ok(store, &id, b"soon gone").await;
+    expect_ok("delete", store.delete(&id).await);
+    expect_kind("describe after delete", store.describe(&id).await, |k| {
+        matches!(k, ErrorKind::NotFound { .. })
+    });
+    expect_kind(
+        "get after delete",
+        store.get_artifact(&id).await.map(|_| ()),
+        |k| matches!(k, ErrorKind::NotFound { .. }),
+    );
+    let left = expect_ok(
+        "list after delete",
+        store
+            .list(&BackupFilter {
+                prefix: Some(id.clone()),
+                ..Default::default()
+            })
+            .await,
+    );
+    assert!(left.is_empty(), "deleted backups do not list");
+}
+
+async fn created_backups_list_and_restore(store: &dyn BackupStore, fixture: &BackupFixture) {
+    let caps = store.capabilities();
+    let source = fixture
+        .create_source
+        .as_ref()
+        .expect("the store declares `create`: give the fixture a create_source");
+    let info = expect_ok("create", store.create(source).await);
+    assert_eq!(
+        info.state,
+        BackupState::Complete,
+        "create returns a complete backup"
+    );
+    let listed = expect_ok(
+        "list after create",
+        store.list(&BackupFilter::default()).await,
+    );
+    assert!(
+        listed.iter().any(|b| b.id == info.id),
+        "a created backup lists"
+    );
+    if caps.restore {
+        let target = fixture
+            .restore_target
+            .as_ref()
+            .expect("the store declares `restore`: give the fixture a restore_target");
+        let out = expect_ok("restore", store.restore(&info.id, target).await);
+        assert_eq!(out.backup_id, info.id);
+        if let (Some(a), Some(b)) = (out.bytes, info.size_bytes) {
+            assert_eq!(a, b, "restore writes every byte");
+        }
     }
-
     if caps.delete {
-        expect_ok("delete", store.delete(&id).await);
-        expect_ok("delete b", store.delete(&id_b).await);
-        expect_kind("describe after delete", store.describe(&id).await, |k| {
-            matches!(k, ErrorKind::NotFound { .. })
-        });
-        expect_kind(
-            "get after delete",
-            store.get_artifact(&id).await.map(|_| ()),
-            |k| matches!(k, ErrorKind::NotFound { .. }),
-        );
-        let left = expect_ok(
-            "list after delete",
-            store
-                .list(&BackupFilter {
-                    prefix: Some(format!("{p}-artifact-")),
-                    ..Default::default()
-                })
-                .await,
-        );
-        assert!(left.is_empty(), "deleted backups do not list");
+        expect_ok("delete created", store.delete(&info.id).await);
     }
 }
 

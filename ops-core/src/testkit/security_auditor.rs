@@ -1,6 +1,6 @@
 //! The [`SecurityAuditor`] suite.
 
-use super::expect_ok;
+use super::{Case, always, cases, check_cases, expect_ok};
 use crate::contracts::{AuditFinding, SecurityAuditor, Severity};
 
 /// What the audited configuration is known to hold: findings the audit must report, and
@@ -32,19 +32,38 @@ impl AuditFixture {
     }
 }
 
-/// Audits twice and checks: findings come worst first; every finding names its resource, its
-/// issue and advice; the expected findings are there at their severity; no secret of the
-/// fixture appears in any finding; and the audit is read-only (the second gives the same
-/// findings as the first).
-pub async fn security_auditor(auditor: &dyn SecurityAuditor, fixture: &AuditFixture) {
+/// The audit suite's cases.
+pub fn security_auditor_cases() -> Vec<Case<dyn SecurityAuditor, AuditFixture>> {
+    cases![dyn SecurityAuditor, AuditFixture;
+        findings_come_worst_first_and_complete unless always,
+        the_expected_findings_are_found unless always,
+        no_finding_shows_a_secret unless always,
+        an_audit_is_read_only unless always,
+    ]
+}
+
+/// Checks that findings come worst first; every finding names its resource, its issue and
+/// advice; the expected findings are there at their severity; no secret of the fixture appears
+/// in any finding; and the audit is read-only (a second gives the same findings).
+pub async fn security_auditor(auditor: &(dyn SecurityAuditor + 'static), fixture: &AuditFixture) {
+    check_cases(
+        "security_auditor",
+        auditor,
+        fixture,
+        &security_auditor_cases(),
+    )
+    .await;
+}
+
+async fn findings_come_worst_first_and_complete(auditor: &dyn SecurityAuditor, _: &AuditFixture) {
     assert!(!auditor.name().trim().is_empty(), "the auditor has a name");
-    let first = expect_ok("audit", auditor.audit().await);
+    let found = expect_ok("audit", auditor.audit().await);
     assert!(
-        first.windows(2).all(|w| w[0].severity >= w[1].severity),
+        found.windows(2).all(|w| w[0].severity >= w[1].severity),
         "findings come worst first: {:?}",
-        first.iter().map(|f| f.severity).collect::<Vec<_>>()
+        found.iter().map(|f| f.severity).collect::<Vec<_>>()
     );
-    for f in &first {
+    for f in &found {
         for (field, text) in [
             ("resource", &f.resource),
             ("issue", &f.issue),
@@ -53,14 +72,21 @@ pub async fn security_auditor(auditor: &dyn SecurityAuditor, fixture: &AuditFixt
             assert!(!text.trim().is_empty(), "a finding without {field}: {f:?}");
         }
     }
+}
+
+async fn the_expected_findings_are_found(auditor: &dyn SecurityAuditor, fixture: &AuditFixture) {
+    let found = expect_ok("audit", auditor.audit().await);
     for (severity, text) in &fixture.expected {
         assert!(
-            first.iter().any(|f| f.severity == *severity
+            found.iter().any(|f| f.severity == *severity
                 && (f.resource.contains(text.as_str()) || f.issue.contains(text.as_str()))),
-            "no {severity} finding about {text:?} among {first:#?}"
+            "no {severity} finding about {text:?} among {found:#?}"
         );
     }
-    for f in &first {
+}
+
+async fn no_finding_shows_a_secret(auditor: &dyn SecurityAuditor, fixture: &AuditFixture) {
+    for f in &expect_ok("audit", auditor.audit().await) {
         let shown = shown(f);
         for secret in &fixture.secrets {
             assert!(
@@ -69,6 +95,10 @@ pub async fn security_auditor(auditor: &dyn SecurityAuditor, fixture: &AuditFixt
             );
         }
     }
+}
+
+async fn an_audit_is_read_only(auditor: &dyn SecurityAuditor, _: &AuditFixture) {
+    let first = expect_ok("audit", auditor.audit().await);
     let second = expect_ok("audit again", auditor.audit().await);
     assert_eq!(
         first, second,

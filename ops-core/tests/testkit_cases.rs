@@ -1,0 +1,96 @@
+//! The testkit's case runner: every broken behaviour is reported, not only the first; cases
+//! that do not apply are skipped with their reason; one case runs by name.
+
+#![cfg(feature = "testkit")]
+
+use ops_core::adapters::FsBackupStore;
+use ops_core::contracts::BackupStore;
+use ops_core::testkit::{
+    BackupFixture, Case, CaseFuture, backup_store_cases, check_case, check_cases,
+};
+
+fn holds(_: &str, _: &()) -> CaseFuture<'static> {
+    Box::pin(async {})
+}
+
+fn breaks_first<'a>(s: &'a str, _: &'a ()) -> CaseFuture<'a> {
+    Box::pin(async move { panic!("first broke on {s}") })
+}
+
+fn breaks_second<'a>(_: &'a str, _: &'a ()) -> CaseFuture<'a> {
+    Box::pin(async { assert_eq!(1 + 1, 3, "second broke") })
+}
+
+fn never(_: &str) -> Option<&'static str> {
+    None
+}
+
+fn not_here(_: &str) -> Option<&'static str> {
+    Some("the subject does not declare it")
+}
+
+fn cases() -> Vec<Case<str, ()>> {
+    vec![
+        Case {
+            name: "first",
+            skip: never,
+            check: breaks_first,
+        },
+        Case {
+            name: "fine",
+            skip: never,
+            check: holds,
+        },
+        Case {
+            name: "second",
+            skip: never,
+            check: breaks_second,
+        },
+        Case {
+            name: "skipped",
+            skip: not_here,
+            check: breaks_first,
+        },
+    ]
+}
+
+#[tokio::test]
+async fn every_broken_case_is_reported_and_skipped_ones_do_not_run() {
+    let run = tokio::spawn(async { check_cases("demo", "subject", &(), &cases()).await });
+    let panic = run.await.unwrap_err().into_panic();
+    let message = panic.downcast_ref::<String>().unwrap();
+    assert!(message.contains("2 of 4 behaviours broken"), "{message}");
+    assert!(
+        message.contains("demo::first: first broke on subject"),
+        "{message}"
+    );
+    assert!(
+        message.contains("demo::second:") && message.contains("second broke"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("demo::fine") && !message.contains("demo::skipped"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn one_case_runs_by_name_and_a_case_that_does_not_apply_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsBackupStore::open(dir.path()).await.unwrap();
+    let store: &(dyn BackupStore + 'static) = &store;
+    let fixture = BackupFixture::new("by-name");
+    let all = backup_store_cases();
+    check_case("an_existing_id_is_never_overwritten", store, &fixture, &all).await;
+    let names: Vec<&str> = all.iter().map(|c| c.name).collect();
+    assert!(names.len() >= 10, "{names:?}");
+    let run = tokio::spawn(async { check_case("skipped", "subject", &(), &cases()).await });
+    let panic = run.await.unwrap_err().into_panic();
+    assert!(
+        panic
+            .downcast_ref::<String>()
+            .unwrap()
+            .contains("does not apply"),
+        "a test written for a case that does not apply fails"
+    );
+}
