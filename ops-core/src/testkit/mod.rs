@@ -40,7 +40,7 @@ pub use log_source::{LogFixture, log_source};
 pub use metrics_source::{MetricsFixture, metrics_source};
 pub use notifier::{notifier, notifier_cases};
 pub use run_lock::run_lock;
-pub use secret_store::{SecretFixture, secret_store};
+pub use secret_store::{SecretFixture, secret_store, secret_store_cases};
 pub use security_auditor::{AuditFixture, security_auditor, security_auditor_cases};
 
 use std::future::Future;

@@ -1,6 +1,6 @@
 //! The [`SecretStore`] suite.
 
-use super::{expect_kind, expect_ok};
+use super::{Case, always, cases, check_cases, expect_kind, expect_ok};
 use crate::ErrorKind;
 use crate::contracts::{SecretStore, SecretValue, VersionRef, VersionState};
 
@@ -19,9 +19,29 @@ fn leaks(text: &str, value: &SecretValue) -> bool {
     value.len() >= 4 && value.expose_str().is_ok_and(|v| text.contains(v))
 }
 
-/// Runs every behaviour `store` declares.
-pub async fn secret_store(store: &dyn SecretStore, fixture: &SecretFixture) {
-    let caps = store.capabilities();
+/// The secret suite's cases.
+pub fn secret_store_cases() -> Vec<Case<dyn SecretStore, SecretFixture>> {
+    cases![dyn SecretStore, SecretFixture;
+        a_missing_secret_is_not_found_and_no_value_leaks unless always,
+        existing_secrets_list_and_read_back unless always,
+        undeclared_capabilities_are_unsupported unless always,
+        versions_are_added_listed_disabled_and_destroyed unless read_only,
+    ]
+}
+
+/// Runs every case that applies to what `store` declares, and fails naming every broken one.
+pub async fn secret_store(store: &(dyn SecretStore + 'static), fixture: &SecretFixture) {
+    check_cases("secret_store", store, fixture, &secret_store_cases()).await;
+}
+
+fn read_only(store: &dyn SecretStore) -> Option<&'static str> {
+    (!store.capabilities().write).then_some("the store does not declare `write`")
+}
+
+async fn a_missing_secret_is_not_found_and_no_value_leaks(
+    store: &dyn SecretStore,
+    fixture: &SecretFixture,
+) {
     let missing = expect_kind(
         "read of a missing secret",
         store.read(&fixture.missing, &VersionRef::Latest).await,
@@ -35,7 +55,10 @@ pub async fn secret_store(store: &dyn SecretStore, fixture: &SecretFixture) {
     for (_, v) in &fixture.existing {
         assert!(!leaks(&missing.to_string(), v), "errors never carry values");
     }
+}
 
+async fn existing_secrets_list_and_read_back(store: &dyn SecretStore, fixture: &SecretFixture) {
+    let caps = store.capabilities();
     let listed = expect_ok("list_secrets", store.list_secrets().await);
     for (name, value) in &fixture.existing {
         assert!(
@@ -90,7 +113,10 @@ pub async fn secret_store(store: &dyn SecretStore, fixture: &SecretFixture) {
             );
         }
     }
+}
 
+async fn undeclared_capabilities_are_unsupported(store: &dyn SecretStore, fixture: &SecretFixture) {
+    let caps = store.capabilities();
     let scratch = &fixture.scratch;
     if !caps.write {
         expect_kind(
@@ -118,13 +144,14 @@ pub async fn secret_store(store: &dyn SecretStore, fixture: &SecretFixture) {
             |k| matches!(k, ErrorKind::Unsupported { .. }),
         );
     }
-    if caps.write {
-        writes(store, scratch).await;
-    }
 }
 
-async fn writes(store: &dyn SecretStore, scratch: &str) {
+async fn versions_are_added_listed_disabled_and_destroyed(
+    store: &dyn SecretStore,
+    fixture: &SecretFixture,
+) {
     let caps = store.capabilities();
+    let scratch = fixture.scratch.as_str();
     let v1 = expect_ok(
         "add_version 1",
         store
