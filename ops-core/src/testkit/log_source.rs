@@ -1,6 +1,6 @@
 //! The [`LogSource`] suite.
 
-use super::{expect_kind, expect_ok};
+use super::{Case, always, cases, check_cases, expect_kind, expect_ok};
 use crate::ErrorKind;
 use crate::contracts::{LogEntry, LogQuery, LogSeverity, LogSource, TimeWindow};
 
@@ -13,12 +13,30 @@ pub struct LogFixture {
     pub expected: Vec<LogEntry>,
 }
 
+/// The log suite's cases.
+pub fn log_source_cases() -> Vec<Case<dyn LogSource, LogFixture>> {
+    cases![dyn LogSource, LogFixture;
+        paging_returns_every_entry_once_oldest_first unless always,
+        count_honours_min_severity_and_its_cap unless always,
+        contains_filters_by_text unless always,
+        nothing_outside_the_window_is_returned unless always,
+        a_zero_page_size_is_invalid unless always,
+    ]
+}
+
 /// Checks paging, filters and counting against what the source is known to hold.
-pub async fn log_source(source: &dyn LogSource, fixture: &LogFixture) {
+pub async fn log_source(source: &(dyn LogSource + 'static), fixture: &LogFixture) {
     assert!(
         fixture.expected.len() >= 5,
         "the fixture needs at least 5 entries"
     );
+    check_cases("log_source", source, fixture, &log_source_cases()).await;
+}
+
+async fn paging_returns_every_entry_once_oldest_first(
+    source: &dyn LogSource,
+    fixture: &LogFixture,
+) {
     // Small pages, followed to the end.
     let mut q = LogQuery {
         page_size: 2,
@@ -43,7 +61,9 @@ pub async fn log_source(source: &dyn LogSource, fixture: &LogFixture) {
         msgs(&fixture.expected),
         "paging returns every entry once, oldest first"
     );
+}
 
+async fn count_honours_min_severity_and_its_cap(source: &dyn LogSource, fixture: &LogFixture) {
     let threshold = LogSeverity::Error;
     let want: Vec<&LogEntry> = fixture
         .expected
@@ -65,7 +85,9 @@ pub async fn log_source(source: &dyn LogSource, fixture: &LogFixture) {
         source.count(&LogQuery::new(fixture.window), 3).await,
     );
     assert_eq!(capped, 3, "count stops at the cap");
+}
 
+async fn contains_filters_by_text(source: &dyn LogSource, fixture: &LogFixture) {
     let word = fixture.expected[0]
         .message
         .split_whitespace()
@@ -81,7 +103,9 @@ pub async fn log_source(source: &dyn LogSource, fixture: &LogFixture) {
         !page.entries.is_empty() && page.entries.iter().all(|e| e.message.contains(&word)),
         "contains filters by text"
     );
+}
 
+async fn nothing_outside_the_window_is_returned(source: &dyn LogSource, fixture: &LogFixture) {
     let before = TimeWindow::new(
         fixture.window.start - chrono::Duration::days(400),
         fixture.window.start - chrono::Duration::days(399),
@@ -95,7 +119,9 @@ pub async fn log_source(source: &dyn LogSource, fixture: &LogFixture) {
         none.entries.is_empty() && none.next_page_token.is_none(),
         "nothing outside the window"
     );
+}
 
+async fn a_zero_page_size_is_invalid(source: &dyn LogSource, fixture: &LogFixture) {
     let bad = LogQuery {
         page_size: 0,
         ..LogQuery::new(fixture.window)

@@ -1,6 +1,6 @@
 //! The [`MetricsSource`] suite.
 
-use super::{expect_kind, expect_ok};
+use super::{Case, always, cases, check_cases, expect_kind, expect_ok};
 use crate::ErrorKind;
 use crate::contracts::{Metric, MetricQuery, MetricReading, MetricsSource};
 
@@ -14,12 +14,26 @@ pub struct MetricsFixture {
     pub tolerance: f64,
 }
 
+/// The metrics suite's cases.
+pub fn metrics_source_cases() -> Vec<Case<dyn MetricsSource, MetricsFixture>> {
+    cases![dyn MetricsSource, MetricsFixture;
+        known_values_read_back unless always,
+        too_few_samples_are_never_a_value unless always,
+        no_data_is_not_zero unless always,
+        an_impossible_percentile_is_invalid unless always,
+    ]
+}
+
 /// Checks known values, honest "insufficient data", and validation.
-pub async fn metrics_source(source: &dyn MetricsSource, fixture: &MetricsFixture) {
+pub async fn metrics_source(source: &(dyn MetricsSource + 'static), fixture: &MetricsFixture) {
     assert!(
         !fixture.cases.is_empty(),
         "the fixture needs at least one case"
     );
+    check_cases("metrics_source", source, fixture, &metrics_source_cases()).await;
+}
+
+async fn known_values_read_back(source: &dyn MetricsSource, fixture: &MetricsFixture) {
     for (q, want) in &fixture.cases {
         match expect_ok("read", source.read(q).await) {
             MetricReading::Value { value, samples } => {
@@ -36,6 +50,9 @@ pub async fn metrics_source(source: &dyn MetricsSource, fixture: &MetricsFixture
             other => panic!("{:?}: expected {want}, got {other:?}", q.metric),
         }
     }
+}
+
+async fn too_few_samples_are_never_a_value(source: &dyn MetricsSource, fixture: &MetricsFixture) {
     let (first, _) = &fixture.cases[0];
     let starved = MetricQuery {
         min_samples: u64::MAX,
@@ -49,6 +66,10 @@ pub async fn metrics_source(source: &dyn MetricsSource, fixture: &MetricsFixture
         matches!(reading, MetricReading::InsufficientData { .. }),
         "too little data is never a value: {reading:?}"
     );
+}
+
+async fn no_data_is_not_zero(source: &dyn MetricsSource, fixture: &MetricsFixture) {
+    let (first, _) = &fixture.cases[0];
     let empty_window = crate::contracts::TimeWindow::new(
         first.window.start - chrono::Duration::days(400),
         first.window.start - chrono::Duration::days(399),
@@ -68,6 +89,10 @@ pub async fn metrics_source(source: &dyn MetricsSource, fixture: &MetricsFixture
         matches!(reading, MetricReading::InsufficientData { samples: 0, .. }),
         "no data is not zero: {reading:?}"
     );
+}
+
+async fn an_impossible_percentile_is_invalid(source: &dyn MetricsSource, fixture: &MetricsFixture) {
+    let (first, _) = &fixture.cases[0];
     let bad = MetricQuery {
         metric: Metric::LatencyPercentile { percentile: 150.0 },
         ..first.clone()
