@@ -94,3 +94,38 @@ async fn one_case_runs_by_name_and_a_case_that_does_not_apply_is_an_error() {
         "a test written for a case that does not apply fails"
     );
 }
+
+/// The `# Behavior` sections of the backup contract name the suite's cases: every name there
+/// is a case, and every case is named there, so the documented behaviour is the checked one.
+#[test]
+fn the_backup_contracts_behavior_docs_name_exactly_the_suites_cases() {
+    let source = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/contracts/backup.rs"),
+    )
+    .unwrap();
+    let cases: std::collections::BTreeSet<&str> =
+        backup_store_cases().iter().map(|c| c.name).collect();
+    let mut named = std::collections::BTreeSet::new();
+    for piece in source.split('`').skip(1).step_by(2) {
+        let snake = piece.contains('_')
+            && piece
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit());
+        // Case names are sentences: at least four words.
+        if snake && piece.split('_').count() >= 4 {
+            named.insert(piece.to_string());
+        }
+    }
+    for name in &named {
+        assert!(
+            cases.contains(name.as_str()),
+            "the docs name {name}, which is no case"
+        );
+    }
+    for case in &cases {
+        assert!(
+            named.contains(*case),
+            "case {case} is named in no # Behavior section"
+        );
+    }
+}

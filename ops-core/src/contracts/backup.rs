@@ -251,6 +251,9 @@ pub struct BackupCapabilities {
 /// Artifacts are streamed: implementations never hold a whole artifact in memory, record a
 /// checksum while writing, and verify it while reading. A write that fails or is interrupted
 /// never leaves something that lists as a complete backup.
+///
+/// Each method's `# Behavior` names the cases of the testkit's backup suite
+/// (`testkit::backup_store_cases`) that check it.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait BackupStore: Send + Sync {
@@ -259,11 +262,23 @@ pub trait BackupStore: Send + Sync {
     /// What this store supports.
     fn capabilities(&self) -> BackupCapabilities;
     /// Takes a backup of `request.source`.
+    ///
+    /// # Behavior
+    /// Returns a complete backup that then lists; with `restore`, it restores whole
+    /// (`created_backups_list_and_restore`).
     async fn create(&self, request: &CreateBackup) -> Result<BackupInfo>;
     /// Streams `data` into a new artifact, recording its size and checksum.
     ///
     /// # Behavior
-    /// `Unsupported` unless [`BackupCapabilities::artifacts`] (the default body).
+    /// - Records the id, size, CRC32C and labels it returns, and `describe` returns the same
+    ///   (`artifacts_stream_back_byte_for_byte`).
+    /// - An existing id is refused (`AlreadyExists` or `Conflict`) and keeps its bytes
+    ///   (`an_existing_id_is_never_overwritten`); an empty id is `InvalidInput`
+    ///   (`an_empty_id_is_invalid`).
+    /// - A source that fails mid-stream fails the put and leaves nothing that lists
+    ///   (`a_failed_put_never_lists`).
+    /// - `Unsupported` unless [`BackupCapabilities::artifacts`] (the default body;
+    ///   `undeclared_capabilities_are_unsupported`).
     async fn put_artifact(
         &self,
         request: &PutArtifact,
@@ -279,7 +294,9 @@ pub trait BackupStore: Send + Sync {
     /// Streams an artifact out, verifying its checksum as it is read.
     ///
     /// # Behavior
-    /// `Unsupported` unless [`BackupCapabilities::artifacts`] (the default body).
+    /// Returns the bytes put, byte for byte (`artifacts_stream_back_byte_for_byte`); a missing
+    /// id is `NotFound` (`missing_backups_are_not_found`). `Unsupported` unless
+    /// [`BackupCapabilities::artifacts`] (the default body).
     async fn get_artifact(&self, id: &str) -> Result<ArtifactReader> {
         let _ = id;
         Err(super::common::unsupported_by(
@@ -289,17 +306,36 @@ pub trait BackupStore: Send + Sync {
         ))
     }
     /// Complete backups matching `filter`, newest first.
+    ///
+    /// # Behavior
+    /// Prefix, `created_after` and `limit` filter; newest first
+    /// (`listing_filters_orders_and_limits`); never a failed put (`a_failed_put_never_lists`)
+    /// or a deleted backup (`deleted_backups_are_gone`).
     async fn list(&self, filter: &BackupFilter) -> Result<Vec<BackupInfo>>;
     /// One backup.
+    ///
+    /// # Behavior
+    /// A missing id is `NotFound` (`missing_backups_are_not_found`); the verification mark is
+    /// shown apart from the labels (`verification_marks_are_kept_apart_from_labels`).
     async fn describe(&self, id: &str) -> Result<BackupInfo>;
     /// Restores a backup, verifying it on the way; the target is only replaced once the whole
     /// backup has been read and verified.
     async fn restore(&self, id: &str, target: &RestoreTarget) -> Result<RestoreOutcome>;
     /// Deletes a backup.
+    ///
+    /// # Behavior
+    /// Afterwards it neither describes, reads nor lists (`deleted_backups_are_gone`); a missing
+    /// id is `NotFound`, or `Unsupported` for a store that cannot delete
+    /// (`missing_backups_are_not_found`).
     async fn delete(&self, id: &str) -> Result<()>;
     /// Records what a check of backup `id` found, where [`BackupInfo::verification`] will show
-    /// it from then on (across restarts). Stores without
-    /// [`BackupCapabilities::verification`] return `Unsupported`.
+    /// it from then on (across restarts).
+    ///
+    /// # Behavior
+    /// `describe` and `list` show the mark, never among the labels, marking changes no byte,
+    /// and a missing id is `NotFound` (`verification_marks_are_kept_apart_from_labels`).
+    /// Stores without [`BackupCapabilities::verification`] return `Unsupported` (the default
+    /// body; `undeclared_capabilities_are_unsupported`).
     async fn record_verification(&self, id: &str, verification: &Verification) -> Result<()> {
         let _ = (id, verification);
         Err(crate::Error::new(
