@@ -17,7 +17,7 @@ async fn the_journal_passes_the_suite_and_is_shared() {
     let other = PgJournal::new(cluster.database_pool("ops_journal_suite").unwrap())
         .await
         .unwrap();
-    let seen = ops_core::engine::Journal::events(&other, &JournalFilter::run("pg-run-a"))
+    let seen = ops_core::engine::Journal::events(&other, &JournalFilter::run("pg-order-run-a"))
         .await
         .unwrap();
     assert_eq!(seen.len(), 3);

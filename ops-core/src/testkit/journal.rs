@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::expect_ok;
+use super::{Case, always, cases, check_cases, expect_ok};
 use crate::engine::{EventKind, Journal, JournalEvent, JournalFilter, Mode};
 
 fn event(run: &str, runbook: &str, seq: u64, at_secs: i64) -> JournalEvent {
@@ -30,9 +30,26 @@ fn event(run: &str, runbook: &str, seq: u64, at_secs: i64) -> JournalEvent {
     }
 }
 
+/// The journal suite's cases; the fixture is the prefix that makes run ids unique.
+pub fn journal_cases() -> Vec<Case<dyn Journal, String>> {
+    cases![dyn Journal, String;
+        a_runs_events_come_back_whole_and_in_order unless always,
+        filters_select_by_runbook_target_time_and_run unless always,
+        concurrent_appends_are_each_kept_once unless always,
+    ]
+}
+
 /// Checks append order, filters, and that concurrent appends are all kept whole. `prefix`
 /// makes the suite's run ids unique when the journal is shared.
-pub async fn journal(journal: &dyn Journal, prefix: &str) {
+pub async fn journal(journal: &(dyn Journal + 'static), prefix: &str) {
+    check_cases("journal", journal, &prefix.to_string(), &journal_cases()).await;
+}
+
+/// Appends five events of two runs (`…-run-a` of runbook alpha, `…-run-b` of beta).
+async fn append_two_runs(
+    journal: &dyn Journal,
+    prefix: &str,
+) -> (String, String, Vec<JournalEvent>) {
     let (a, b) = (format!("{prefix}-run-a"), format!("{prefix}-run-b"));
     let written = vec![
         event(&a, "alpha", 0, 0),
@@ -44,6 +61,11 @@ pub async fn journal(journal: &dyn Journal, prefix: &str) {
     for e in &written {
         expect_ok("append", journal.append(e).await);
     }
+    (a, b, written)
+}
+
+async fn a_runs_events_come_back_whole_and_in_order(journal: &dyn Journal, prefix: &String) {
+    let (a, _, written) = append_two_runs(journal, &format!("{prefix}-order")).await;
     let got = expect_ok(
         "events of run a",
         journal.events(&JournalFilter::run(&a)).await,
@@ -54,6 +76,10 @@ pub async fn journal(journal: &dyn Journal, prefix: &str) {
         want,
         "a run's events come back whole and in order"
     );
+}
+
+async fn filters_select_by_runbook_target_time_and_run(journal: &dyn Journal, prefix: &String) {
+    let (a, b, written) = append_two_runs(journal, &format!("{prefix}-filter")).await;
     let beta = expect_ok(
         "events of runbook beta",
         journal
@@ -98,8 +124,10 @@ pub async fn journal(journal: &dyn Journal, prefix: &str) {
             .await,
     );
     assert!(none.is_empty());
+}
 
-    // Concurrent appends: every event kept exactly once, none torn.
+async fn concurrent_appends_are_each_kept_once(journal: &dyn Journal, prefix: &String) {
+    // Every event kept exactly once, none torn.
     let c = format!("{prefix}-run-c");
     let appends = (0..64u64).map(|seq| {
         let e = event(&c, "gamma", seq, seq as i64);

@@ -35,7 +35,7 @@ pub use backup_store::{BackupFixture, backup_store, backup_store_cases};
 pub use config_loader::{config_loader, config_loader_from};
 pub use deployer::{DeployerFixture, deployer};
 pub use health_probe::health_probe;
-pub use journal::journal;
+pub use journal::{journal, journal_cases};
 pub use log_source::{LogFixture, log_source, log_source_cases};
 pub use metrics_source::{MetricsFixture, metrics_source, metrics_source_cases};
 pub use notifier::{notifier, notifier_cases};

@@ -27,10 +27,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
 
-fn default_base() -> Url {
-    Url::parse("https://slack.com/api/").expect("a valid URL")
-}
-
 /// The metadata event type that marks this crate's incident messages.
 pub const EVENT_TYPE: &str = "ops_incident";
 
@@ -216,7 +212,8 @@ impl SlackApi {
         let client = Self {
             auth: Authorizer::bearer(config.token.expose_secret()),
             channel: config.channel,
-            base: default_base(),
+            // Normalised (trailing `/`) by `with_base` below.
+            base: config.base_url.clone(),
             http: HttpClient::new("slack", &config.http)?,
             threads: Arc::new(Mutex::new(HashMap::new())),
             name: config.name,
