@@ -114,3 +114,40 @@ fn toml_settings_take_their_defaults_and_refuse_unknown_keys() {
     assert_eq!(c.http.read_timeout.as_secs(), 5);
     SlackApi::new(c).unwrap();
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 500,
+        failure_persistence: None,
+        ..Default::default()
+    })]
+
+    /// Any TOML text, and any environment, reads as settings or a typed error: never a panic,
+    /// and never an error that echoes a secret value.
+    #[test]
+    fn any_settings_read_or_say_why(
+        text in "(token|url|routing_key|source|channel|name|from|to|base_url|events_url|\\[smtp\\]|\\[http\\]|host|port|security|read_timeout| |=|\"|'|\\[|\\]|,|\\n|[a-z0-9:/._-]{0,12}){0,24}",
+        port in "\\PC{0,8}",
+        security in "\\PC{0,8}",
+    ) {
+        let _ = from_toml::<SlackWebhookConfig>(&text);
+        let _ = from_toml::<SlackApiConfig>(&text);
+        let _ = from_toml::<PagerDutyConfig>(&text);
+        let _ = from_toml::<EmailConfig>(&text);
+        let v = vars(&[
+            ("SMTP_HOST", "smtp.acme.dev"),
+            ("SMTP_PORT", &port),
+            ("SMTP_SECURITY", &security),
+            ("SMTP_PASSWORD", "hunter2-s3cret"),
+            ("EMAIL_FROM", "ops@acme.dev"),
+            ("EMAIL_TO", "oncall@acme.dev"),
+        ]);
+        let lookup = |k: &str| v.get(k).cloned();
+        if let Err(e) = EmailConfig::from_vars(Env::new("email", &lookup)) {
+            let typed = matches!(e.kind(), ErrorKind::InvalidInput { .. });
+            proptest::prop_assert!(typed, "not InvalidInput");
+            let shown = format!("{e} {e:?}");
+            proptest::prop_assert!(!shown.contains("hunter2-s3cret"), "the password shows");
+        }
+    }
+}

@@ -422,3 +422,21 @@ impl BackupStore for PgBackupStore {
         self.inner.record_verification(id, verification).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::PgSource;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any source text parses or is refused without a panic, and what parses writes back
+        /// as the one `postgres:NAME` form and reads back the same.
+        #[test]
+        fn any_source_parses_or_is_refused_and_round_trips(text in "\\PC{0,40}") {
+            if let Some(source) = PgSource::parse(&text) {
+                prop_assert!(!source.database.is_empty());
+                prop_assert_eq!(PgSource::parse(&source.to_string()), Some(source));
+            }
+        }
+    }
+}
