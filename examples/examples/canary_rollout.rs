@@ -13,81 +13,95 @@
 //! A rehearsal runs against the Google Cloud simulator on a clock 600 times faster than real
 //! time, so the 105 minutes of bakes take about ten seconds.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
 use std::sync::Arc;
 
 use ops_core::contracts::Deployer;
 use ops_core::runbooks::Procedure;
 use ops_core::runbooks::{Analysis, Rollout, RolloutConfig, Strategy, Verdict};
-use ops_examples::providers::{PROJECT, REGION, gcp_client, gcp_sim};
-use ops_examples::{Opt, Session, Spec};
+use ops_examples::providers::{gcp_client, gcp_sim};
+use ops_examples::{Common, Failure, GcpArgs, Session};
 use ops_gcp::sim::Behaviour;
 use ops_gcp::{CloudMonitoring, CloudRun};
 
-const SPEC: Spec = Spec {
-    name: "canary_rollout",
-    about: "roll a new image out in stages, judged by Cloud Monitoring, rolled back on failure",
-    options: &[
-        PROJECT,
-        REGION,
-        Opt::value("service", "OPS_SERVICE", "the Cloud Run service", "api"),
-        Opt::value(
-            "image",
-            "OPS_IMAGE",
-            "the image to roll out",
-            "registry.example/api:1.1",
-        ),
-        Opt::switch(
-            "blue-green",
-            "blue-green (0 → 10 → 100 %) instead of canary stages",
-        ),
-        Opt::config(),
-    ],
-    faults: &[(
-        "error-rate-at-25",
-        "the new revision fails 8 % of requests once it takes 25 % of traffic",
-    )],
-};
+/// roll a new image out in stages, judged by Cloud Monitoring, rolled back on failure
+#[derive(Parser)]
+#[command(name = "canary_rollout")]
+struct Flags {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    gcp: GcpArgs,
+    /// the Cloud Run service
+    #[arg(long, env = "OPS_SERVICE", default_value = "api")]
+    service: String,
+    /// the image to roll out
+    #[arg(long, env = "OPS_IMAGE", default_value = "registry.example/api:1.1")]
+    image: String,
+    /// blue-green (0 → 10 → 100 %) instead of canary stages
+    #[arg(long)]
+    blue_green: bool,
+    /// the runbook config, TOML (defaults when absent)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// inject a named failure into the rehearsal
+    #[arg(long, value_enum, value_name = "NAME")]
+    fault: Option<Fault>,
+}
+
+/// The failures a rehearsal can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Fault {
+    /// the new revision fails 8 % of requests once it takes 25 % of traffic
+    #[value(name = "error-rate-at-25")]
+    ErrorRateAt25,
+}
 
 /// What the stable revision runs in a rehearsal.
 const STABLE_IMAGE: &str = "registry.example/api:1.0";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut session = Session::start(SPEC).await;
-    let service = session.value("service");
-    let image = session.value("image");
-    let mut config: RolloutConfig = session.config();
-    if session.cli.switch("blue-green") {
+    ops_examples::run(example).await
+}
+
+async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure> {
+    let service = flags.service.clone();
+    let image = flags.image.clone();
+    let mut config: RolloutConfig = session.config(flags.config.as_deref())?;
+    if flags.blue_green {
         config.strategy = Strategy::BlueGreen;
         config.stages = None;
     }
 
-    let sim = gcp_sim(&session).await;
+    let sim = gcp_sim(&session, &flags.gcp).await;
     if let Some(sim) = &sim {
         sim.create_service(&service, STABLE_IMAGE);
-        if session.cli.fault_is("error-rate-at-25") {
+        if flags.fault == Some(Fault::ErrorRateAt25) {
             // A bug that hides under light load: fine at 1 % and 5 %, failing at 25 %.
             sim.set_behaviour(&image, Behaviour::failing_from_share(25, 0.08));
         }
     }
-    let client = gcp_client(&session, sim.as_ref()).await;
-    let run = Arc::new(session.or_exit(CloudRun::new(client.clone(), &service)));
-    let metrics = Arc::new(session.or_exit(CloudMonitoring::new(client, &service)));
-    let stable = session.or_exit(run.current().await);
+    let client = gcp_client(&session, &flags.gcp, sim.as_ref()).await?;
+    let run = Arc::new(CloudRun::new(client.clone(), &service)?);
+    let metrics = Arc::new(CloudMonitoring::new(client, &service)?);
+    let stable = run.current().await?;
 
     let rollout = Rollout::new(&image, run.clone(), metrics, config);
-    let runbook = session.or_exit(rollout.runbook());
+    let runbook = rollout.runbook()?;
     let Some(report) = session.run(&runbook).await else {
-        return session.finish().await;
+        return Ok(session.finish().await);
     };
 
-    if session.rehearsal() && !session.cli.dry_run {
-        let now = session.or_exit(run.current().await);
+    if session.rehearsal() && !flags.common.dry_run {
+        let now = run.current().await?;
         let new_release = report
             .output::<ops_core::contracts::Release>("deploy")
             .map(|r| r.id);
-        if session.cli.fault.is_some() {
+        if flags.fault.is_some() {
             // A failed analysis has no output; its readings are in the evidence.
             let failed_at_25 = report.evidence.iter().any(|e| {
                 e.step == "analyze-25"
@@ -121,5 +135,5 @@ async fn main() -> ExitCode {
             );
         }
     }
-    session.finish().await
+    Ok(session.finish().await)
 }

@@ -22,20 +22,27 @@
 //! batch = 5000
 //! ```
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use clap::Parser;
 
 use ops_core::runbooks::Procedure;
 use ops_core::runbooks::RunbookConfig;
 use ops_examples::providers::postgres;
-use ops_examples::{Opt, Session, Spec};
+use ops_examples::{Common, Failure, Session};
 use ops_postgres::{MaintenanceConfig, PgMaintenance, Postgres, Sizes};
 
-const SPEC: Spec = Spec {
-    name: "database_maintenance",
-    about: "retention deletes in batches, VACUUM ANALYZE, slow statements, idle connections",
-    options: &[Opt::config()],
-    faults: &[],
-};
+/// retention deletes in batches, VACUUM ANALYZE, slow statements, idle connections
+#[derive(Parser)]
+#[command(name = "database_maintenance")]
+struct Flags {
+    #[command(flatten)]
+    common: Common,
+    /// the retention rules and tables to vacuum, TOML (a rehearsal has its own)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
 
 /// The rehearsal's rules (a live run takes them from `--config`).
 const REHEARSAL_CONFIG: &str = r#"
@@ -59,43 +66,45 @@ async fn count_events(db: &Postgres) -> ops_core::Result<i64> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut session = Session::start(SPEC).await;
-    let config: MaintenanceConfig = match session.cli.optional("config") {
-        Some(_) => session.config(),
-        None if session.rehearsal() => {
-            session.or_exit(MaintenanceConfig::from_toml(REHEARSAL_CONFIG))
+    ops_examples::run(example).await
+}
+
+async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure> {
+    let config: MaintenanceConfig = match &flags.config {
+        Some(file) => session.config(Some(file))?,
+        None if session.rehearsal() => MaintenanceConfig::from_toml(REHEARSAL_CONFIG)?,
+        None => {
+            return Err(Failure::usage(
+                "--live needs --config FILE: the retention rules and tables to vacuum",
+            ));
         }
-        None => session
-            .usage_error("--live needs --config FILE: the retention rules and tables to vacuum"),
     };
-    let (db, _cluster) = postgres(&session, "app").await;
+    let (db, _cluster) = postgres(&session, "app").await?;
     if session.rehearsal() {
         // A year of events, one every 15 minutes: about three quarters are past 90 days.
-        let client = session.or_exit(db.client().await);
-        session.or_exit(
-            client
-                .batch_execute(
-                    "CREATE TABLE events(id bigserial PRIMARY KEY, created_at timestamptz NOT NULL, body text);
-                     INSERT INTO events(created_at, body)
-                       SELECT now() - i * interval '15 minutes', md5(i::text)
-                       FROM generate_series(0, 35039) i;",
-                )
-                .await,
-        );
+        let client = db.client().await?;
+        client
+            .batch_execute(
+                "CREATE TABLE events(id bigserial PRIMARY KEY, created_at timestamptz NOT NULL, body text);
+                 INSERT INTO events(created_at, body)
+                   SELECT now() - i * interval '15 minutes', md5(i::text)
+                   FROM generate_series(0, 35039) i;",
+            )
+            .await?;
     }
     let before = if session.rehearsal() {
-        session.or_exit(count_events(&db).await)
+        count_events(&db).await?
     } else {
         0
     };
 
     let maintenance = PgMaintenance::new(db.clone(), config);
-    let runbook = session.or_exit(maintenance.runbook());
+    let runbook = maintenance.runbook()?;
     let report = session.run(&runbook).await;
 
     if let Some(report) = &report
         && let Some(sizes) = report.output::<Sizes>("sizes")
-        && !session.cli.json
+        && !flags.common.json
     {
         println!("## Sizes\n\n| table | bytes |\n|---|---:|");
         println!("| (database) | {} |", sizes.database_bytes);
@@ -104,8 +113,8 @@ async fn main() -> ExitCode {
         }
     }
     if session.rehearsal() && report.is_some() {
-        let after = session.or_exit(count_events(&db).await);
-        if session.cli.dry_run {
+        let after = count_events(&db).await?;
+        if flags.common.dry_run {
             session.check("a dry run deletes nothing", after == before);
         } else {
             // 90 days of events at four an hour, plus the one at the boundary.
@@ -115,5 +124,5 @@ async fn main() -> ExitCode {
             );
         }
     }
-    session.finish().await
+    Ok(session.finish().await)
 }

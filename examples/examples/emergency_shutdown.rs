@@ -10,7 +10,10 @@
 //!     --disable stripe-key:3
 //! ```
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,68 +21,82 @@ use ops_core::contracts::{Deployer, SecretStore, VersionState};
 use ops_core::runbooks::Procedure;
 use ops_core::runbooks::{EmergencyShutdown, ShutdownConfig};
 use ops_core::sim::Simulator;
-use ops_examples::providers::{PROJECT, REGION, gcp_client, gcp_sim, pagerduty};
-use ops_examples::{Opt, Session, Spec};
-use ops_gcp::sim::{Behaviour, Fault};
+use ops_examples::providers::{gcp_client, gcp_sim, pagerduty};
+use ops_examples::{Common, Failure, GcpArgs, Session};
+use ops_gcp::sim::{Behaviour, Fault as SimFault};
 use ops_gcp::{CloudLogging, CloudRun, SecretManager};
 
-const SPEC: Spec = Spec {
-    name: "emergency_shutdown",
-    about: "stop a service at once, disable exposed secrets, keep the evidence, page on-call",
-    options: &[
-        PROJECT,
-        REGION,
-        Opt::value(
-            "service",
-            "OPS_SERVICE",
-            "the Cloud Run service to stop",
-            "api",
-        ),
-        Opt::value(
-            "reason",
-            "OPS_REASON",
-            "why: it goes into the page and the report",
-            "API key leaked in a public gist",
-        ),
-        Opt::value(
-            "disable",
-            "OPS_DISABLE",
-            "exposed secret versions, SECRET:VERSION[,SECRET:VERSION…]",
-            "stripe-key:1",
-        ),
-        Opt::config(),
-    ],
-    faults: &[(
-        "disable-denied",
-        "Secret Manager refuses to disable the version (403): the service still stops, on-call is paged, and the run fails naming the version left enabled",
-    )],
-};
+/// stop a service at once, disable exposed secrets, keep the evidence, page on-call
+#[derive(Parser)]
+#[command(name = "emergency_shutdown")]
+struct Flags {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    gcp: GcpArgs,
+    /// the Cloud Run service to stop
+    #[arg(long, env = "OPS_SERVICE", default_value = "api")]
+    service: String,
+    /// why: it goes into the page and the report
+    #[arg(
+        long,
+        env = "OPS_REASON",
+        default_value = "API key leaked in a public gist"
+    )]
+    reason: String,
+    /// exposed secret versions, SECRET:VERSION[,SECRET:VERSION…]
+    #[arg(
+        long,
+        env = "OPS_DISABLE",
+        default_value = "stripe-key:1",
+        value_delimiter = ',',
+        value_parser = secret_version
+    )]
+    disable: Vec<(String, String)>,
+    /// the runbook config, TOML (defaults when absent)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// inject a named failure into the rehearsal
+    #[arg(long, value_enum, value_name = "NAME")]
+    fault: Option<Fault>,
+}
+
+/// The failures a rehearsal can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Fault {
+    /// Secret Manager refuses to disable the version (403): the service still stops, on-call is paged, and the run fails naming the version left enabled
+    #[value(name = "disable-denied")]
+    DisableDenied,
+}
+
+/// `SECRET:VERSION`.
+fn secret_version(item: &str) -> Result<(String, String), String> {
+    match item.split_once(':') {
+        Some((secret, version)) if !secret.is_empty() && !version.is_empty() => {
+            Ok((secret.to_string(), version.to_string()))
+        }
+        _ => Err("give SECRET:VERSION".into()),
+    }
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut session = Session::start(SPEC).await;
-    let (service, reason) = (session.value("service"), session.value("reason"));
-    let mut exposed = Vec::new();
-    for item in session
-        .value("disable")
-        .split(',')
-        .filter(|s| !s.is_empty())
-    {
-        let Some((secret, version)) = item.split_once(':') else {
-            session.usage_error(format!("--disable {item}: give SECRET:VERSION"));
-        };
-        exposed.push((secret.to_string(), version.to_string()));
-    }
-    let config: ShutdownConfig = session.config();
+    ops_examples::run(example).await
+}
 
-    let sim = gcp_sim(&session).await;
+async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure> {
+    let (service, reason) = (flags.service.clone(), flags.reason.clone());
+    let exposed = flags.disable.clone();
+    let config: ShutdownConfig = session.config(flags.config.as_deref())?;
+
+    let sim = gcp_sim(&session, &flags.gcp).await;
     if let Some(sim) = &sim {
         // A service in trouble: the running image fails a fifth of its requests.
         sim.create_service(&service, "registry.example/api:1.0");
         sim.set_behaviour("registry.example/api:1.0", Behaviour::failing(0.2));
         sim.put_secret("stripe-key", b"sk_live_exposed");
-        if session.cli.fault_is("disable-denied") {
-            let denied = Fault::Status {
+        if flags.fault == Some(Fault::DisableDenied) {
+            let denied = SimFault::Status {
                 status: 403,
                 retry_after: None,
             };
@@ -88,44 +105,44 @@ async fn main() -> ExitCode {
         // Ten minutes of failing traffic before someone pulls the plug.
         session.clock().sleep(Duration::from_secs(600)).await;
     }
-    let (pager, pd_sim) = pagerduty(&session, &service).await;
-    let client = gcp_client(&session, sim.as_ref()).await;
-    let run = Arc::new(session.or_exit(CloudRun::new(client.clone(), &service)));
+    let (pager, pd_sim) = pagerduty(&session, &service).await?;
+    let client = gcp_client(&session, &flags.gcp, sim.as_ref()).await?;
+    let run = Arc::new(CloudRun::new(client.clone(), &service)?);
     let secrets = Arc::new(SecretManager::new(client.clone()));
-    let logs = Arc::new(session.or_exit(CloudLogging::new(client, &service)));
+    let logs = Arc::new(CloudLogging::new(client, &service)?);
 
     let shutdown = EmergencyShutdown::new(&reason, run.clone(), config)
         .disable_secrets(secrets.clone(), exposed.clone())
         .logs(logs)
         .notifier(pager);
-    let runbook = session.or_exit(shutdown.runbook());
+    let runbook = shutdown.runbook()?;
     let Some(report) = session.run(&runbook).await else {
-        return session.finish().await;
+        return Ok(session.finish().await);
     };
 
     if let Some(md) = report.output::<String>("incident-report") {
-        let path = session
-            .cli
+        let path = flags
+            .common
             .journal_dir
             .join(format!("{}-incident.md", report.run_id));
-        session.or_exit(std::fs::write(&path, &md));
-        if !session.cli.json {
+        std::fs::write(&path, &md)?;
+        if !flags.common.json {
             println!("{md}");
         }
         eprintln!("incident report: {}", path.display());
     }
 
-    if session.rehearsal() && !session.cli.dry_run {
-        let state = session.or_exit(run.current().await);
+    if session.rehearsal() && !flags.common.dry_run {
+        let state = run.current().await?;
         session.check("the service serves nothing", !state.serving);
         let mut all_disabled = true;
         for (secret, version) in &exposed {
-            let versions = session.or_exit(secrets.list_versions(secret).await);
+            let versions = secrets.list_versions(secret).await?;
             all_disabled &= versions
                 .iter()
                 .any(|v| &v.id == version && v.state == VersionState::Disabled);
         }
-        if session.cli.fault.is_some() {
+        if flags.fault.is_some() {
             let named = report
                 .error
                 .as_ref()
@@ -152,5 +169,5 @@ async fn main() -> ExitCode {
                 .all(|text| !text.contains("sk_live_exposed")),
         );
     }
-    session.finish().await
+    Ok(session.finish().await)
 }

@@ -10,7 +10,10 @@
 //!     --live --project P --region R --service api --url https://api.example.com/health
 //! ```
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,45 +21,57 @@ use ops_core::adapters::HttpProbe;
 use ops_core::contracts::HealthStatus;
 use ops_core::runbooks::Procedure;
 use ops_core::runbooks::{HealthCheck, HealthCheckConfig, HealthSummary};
-use ops_examples::providers::{PROJECT, REGION, gcp_client, gcp_sim, postgres, slack};
-use ops_examples::{Opt, Session, Spec};
+use ops_examples::providers::{gcp_client, gcp_sim, postgres, slack};
+use ops_examples::{Common, Failure, GcpArgs, Session};
 use ops_gcp::sim::Behaviour;
 use ops_gcp::{CloudLogging, CloudRun};
 use ops_postgres::{PgHealth, PgHealthConfig};
 
-const SPEC: Spec = Spec {
-    name: "health_check",
-    about: "check the service, its database, its errors and activity; one verdict",
-    options: &[
-        PROJECT,
-        REGION,
-        Opt::value("service", "OPS_SERVICE", "the Cloud Run service", "api"),
-        Opt::value(
-            "url",
-            "OPS_HEALTH_URLS",
-            "extra endpoints to probe, comma-separated (JSON with status \"healthy\")",
-            "",
-        ),
-        Opt::config(),
-    ],
-    faults: &[(
-        "error-spike",
-        "the service failed 2 % of its requests in the last ten minutes: the verdict drops and Slack is told",
-    )],
-};
+/// check the service, its database, its errors and activity; one verdict
+#[derive(Parser)]
+#[command(name = "health_check")]
+struct Flags {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    gcp: GcpArgs,
+    /// the Cloud Run service
+    #[arg(long, env = "OPS_SERVICE", default_value = "api")]
+    service: String,
+    /// extra endpoints to probe, comma-separated (JSON with status \"healthy\")
+    #[arg(long, env = "OPS_HEALTH_URLS")]
+    url: Option<String>,
+    /// the runbook config, TOML (defaults when absent)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// inject a named failure into the rehearsal
+    #[arg(long, value_enum, value_name = "NAME")]
+    fault: Option<Fault>,
+}
+
+/// The failures a rehearsal can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Fault {
+    /// the service failed 2 % of its requests in the last ten minutes: the verdict drops and Slack is told
+    #[value(name = "error-spike")]
+    ErrorSpike,
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut session = Session::start(SPEC).await;
-    let service = session.value("service");
-    let urls = session.cli.optional("url").unwrap_or_default();
-    let config: HealthCheckConfig = session.config();
+    ops_examples::run(example).await
+}
 
-    let sim = gcp_sim(&session).await;
+async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure> {
+    let service = flags.service.clone();
+    let urls = flags.url.clone().unwrap_or_default();
+    let config: HealthCheckConfig = session.config(flags.config.as_deref())?;
+
+    let sim = gcp_sim(&session, &flags.gcp).await;
     if let Some(sim) = &sim {
         let image = "registry.example/api:1.0";
         sim.create_service(&service, image);
-        let ratio = if session.cli.fault_is("error-spike") {
+        let ratio = if flags.fault == Some(Fault::ErrorSpike) {
             0.02
         } else {
             0.0
@@ -70,11 +85,11 @@ async fn main() -> ExitCode {
         }
         session.clock().sleep(Duration::from_secs(600)).await;
     }
-    let (db, _cluster) = postgres(&session, "app").await;
-    let (notifier, slack_sim) = slack(&session).await;
-    let client = gcp_client(&session, sim.as_ref()).await;
-    let run = Arc::new(session.or_exit(CloudRun::new(client.clone(), &service)));
-    let logs = Arc::new(session.or_exit(CloudLogging::new(client, &service)));
+    let (db, _cluster) = postgres(&session, "app").await?;
+    let (notifier, slack_sim) = slack(&session).await?;
+    let client = gcp_client(&session, &flags.gcp, sim.as_ref()).await?;
+    let run = Arc::new(CloudRun::new(client.clone(), &service)?);
+    let logs = Arc::new(CloudLogging::new(client, &service)?);
 
     let mut check = HealthCheck::new(&service, config)
         .probe(Arc::new(run.health_probe()))
@@ -85,11 +100,10 @@ async fn main() -> ExitCode {
         .logs(logs)
         .notifier(notifier);
     for url in urls.split(',').map(str::trim).filter(|u| !u.is_empty()) {
-        let probe = HttpProbe::new(url)
-            .unwrap_or_else(|e| session.usage_error(format!("--url {url}: {e}")));
+        let probe = HttpProbe::new(url).map_err(|e| Failure::usage(format!("--url {url}: {e}")))?;
         check = check.probe(Arc::new(probe.expect_field("status", "healthy")));
     }
-    let runbook = session.or_exit(check.runbook());
+    let runbook = check.runbook()?;
     let report = session.run(&runbook).await;
     let summary = report
         .as_ref()
@@ -106,10 +120,10 @@ async fn main() -> ExitCode {
         }
     }
 
-    if session.rehearsal() && !session.cli.dry_run {
+    if session.rehearsal() && !flags.common.dry_run {
         let verdict = summary.as_ref().map(|s| s.verdict);
         let told = slack_sim.map(|s| s.webhook_posts().len()).unwrap_or(0);
-        if session.cli.fault.is_some() {
+        if flags.fault.is_some() {
             session.check(
                 "the error spike lowers the verdict",
                 verdict.is_some_and(|v| v != HealthStatus::Healthy)
@@ -124,5 +138,5 @@ async fn main() -> ExitCode {
             session.check("Slack was left alone", told == 0);
         }
     }
-    session.finish().await
+    Ok(session.finish().await)
 }

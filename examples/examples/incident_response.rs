@@ -12,7 +12,10 @@
 //!   cargo run -p ops-examples --example incident_response -- --live --repo acme/app
 //! ```
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,41 +24,52 @@ use ops_core::Result;
 use ops_core::contracts::{Notification, Notifier, Receipt};
 use ops_core::engine::RunOutcome;
 use ops_core::runbooks::{IncidentConfig, IncidentResponse, Priority};
-use ops_core::sim::{Fault, Simulator};
-use ops_examples::providers::{GITHUB_REPO, github_client, github_sim, pagerduty, slack};
-use ops_examples::{Opt, Session, Spec};
+use ops_core::sim::{Fault as SimFault, Simulator};
+use ops_examples::providers::{github_client, github_sim, pagerduty, slack};
+use ops_examples::{Common, Failure, Session};
 use ops_github::GithubIssues;
 
-const SPEC: Spec = Spec {
-    name: "incident_response",
-    about: "declare an incident, escalate when unacknowledged, update, resolve, write the postmortem",
-    options: &[
-        Opt::value(
-            "title",
-            "OPS_INCIDENT_TITLE",
-            "one line on what is wrong",
-            "[DRILL] Checkout fails",
-        ),
-        Opt::value(
-            "impact",
-            "OPS_INCIDENT_IMPACT",
-            "who is affected and how",
-            "Customers cannot pay; about 30 % of checkouts fail",
-        ),
-        Opt::value(
-            "priority",
-            "OPS_INCIDENT_PRIORITY",
-            "P0, P1, P2 or P3",
-            "P1",
-        ),
-        GITHUB_REPO,
-        Opt::config(),
-    ],
-    faults: &[(
-        "pagerduty-down",
-        "PagerDuty answers 503 when the incident escalates: the error is reported, the response goes on",
-    )],
-};
+/// declare an incident, escalate when unacknowledged, update, resolve, write the postmortem
+#[derive(Parser)]
+#[command(name = "incident_response")]
+struct Flags {
+    #[command(flatten)]
+    common: Common,
+    /// the GitHub repository, OWNER/NAME
+    #[arg(long, env = "GITHUB_REPOSITORY", default_value = ops_github::sim::SIM_REPO)]
+    repo: String,
+    /// one line on what is wrong
+    #[arg(
+        long,
+        env = "OPS_INCIDENT_TITLE",
+        default_value = "[DRILL] Checkout fails"
+    )]
+    title: String,
+    /// who is affected and how
+    #[arg(
+        long,
+        env = "OPS_INCIDENT_IMPACT",
+        default_value = "Customers cannot pay; about 30 % of checkouts fail"
+    )]
+    impact: String,
+    /// P0, P1, P2 or P3
+    #[arg(long, env = "OPS_INCIDENT_PRIORITY", default_value = "P1")]
+    priority: String,
+    /// the runbook config, TOML (defaults when absent)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// inject a named failure into the rehearsal
+    #[arg(long, value_enum, value_name = "NAME")]
+    fault: Option<Fault>,
+}
+
+/// The failures a rehearsal can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Fault {
+    /// PagerDuty answers 503 when the incident escalates: the error is reported, the response goes on
+    #[value(name = "pagerduty-down")]
+    PagerdutyDown,
+}
 
 /// The team's first level: Slack for people, a GitHub issue as the record.
 struct TeamChannel {
@@ -82,30 +96,37 @@ impl Notifier for TeamChannel {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut session = Session::start(SPEC).await;
-    let (title, impact) = (session.value("title"), session.value("impact"));
-    let priority = match session.value("priority").as_str() {
+    ops_examples::run(example).await
+}
+
+async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure> {
+    let (title, impact) = (flags.title.clone(), flags.impact.clone());
+    let priority = match flags.priority.as_str() {
         "P0" => Priority::P0,
         "P1" => Priority::P1,
         "P2" => Priority::P2,
         "P3" => Priority::P3,
-        other => session.usage_error(format!("--priority {other}: give P0, P1, P2 or P3")),
+        other => {
+            return Err(Failure::usage(format!(
+                "--priority {other}: give P0, P1, P2 or P3"
+            )));
+        }
     };
-    let config: IncidentConfig = session.config();
+    let config: IncidentConfig = session.config(flags.config.as_deref())?;
 
-    let (slack, slack_sim) = slack(&session).await;
-    let (pager, pd_sim) = pagerduty(&session, "checkout").await;
+    let (slack, slack_sim) = slack(&session).await?;
+    let (pager, pd_sim) = pagerduty(&session, "checkout").await?;
     let gh_sim = github_sim(&session).await;
-    let client = github_client(&session, gh_sim.as_ref());
-    let issues = session.or_exit(GithubIssues::new(client, &session.value("repo")));
+    let client = github_client(&session, gh_sim.as_ref())?;
+    let issues = GithubIssues::new(client, &flags.repo)?;
     if let Some(pd) = &pd_sim
-        && session.cli.fault_is("pagerduty-down")
+        && flags.fault == Some(Fault::PagerdutyDown)
     {
         pd.inject(
             None,
             "/v2/enqueue",
             10,
-            Fault::Status {
+            SimFault::Status {
                 status: 503,
                 retry_after: None,
             },
@@ -121,13 +142,13 @@ async fn main() -> ExitCode {
         .level("team", team.clone())
         .level("on-call", pager)
         .with_clock(session.clock());
-    if session.cli.dry_run {
+    if flags.common.dry_run {
         response = response.dry_run();
     }
     let clock = session.clock();
     let say = |line: &str| eprintln!("  {} {line}", clock.now().format("%H:%M"));
 
-    let mut inc = session.or_exit(response.declare(&title, priority, &impact).await);
+    let mut inc = response.declare(&title, priority, &impact).await?;
     say(&format!("declared {} ({priority:?}): {title}", inc.id));
     // A notification that fails is reported and the response goes on: people still act.
     let mut failed_deliveries = 0;
@@ -166,14 +187,14 @@ async fn main() -> ExitCode {
     delivered("resolved", sent);
 
     let postmortem = inc.postmortem();
-    let path = session
-        .cli
+    let path = flags
+        .common
         .journal_dir
         .join(format!("{}-postmortem.md", inc.id));
-    session.or_exit(std::fs::create_dir_all(&session.cli.journal_dir));
-    session.or_exit(std::fs::write(&path, &postmortem));
-    if session.cli.json {
-        println!("{}", session.or_exit(serde_json::to_string_pretty(&inc)));
+    std::fs::create_dir_all(&flags.common.journal_dir)?;
+    std::fs::write(&path, &postmortem)?;
+    if flags.common.json {
+        println!("{}", serde_json::to_string_pretty(&inc)?);
     } else {
         println!("{postmortem}");
     }
@@ -185,14 +206,14 @@ async fn main() -> ExitCode {
     };
     session.outcome(&inc.id, outcome);
 
-    if session.rehearsal() && !session.cli.dry_run {
+    if session.rehearsal() && !flags.common.dry_run {
         let slack_posts = slack_sim.map(|s| s.webhook_posts().len()).unwrap_or(0);
         session.check(
             "Slack heard the declaration, the update and the resolution",
             slack_posts >= 3,
         );
         let alerts = pd_sim.map(|p| p.alerts()).unwrap_or_default();
-        if session.cli.fault.is_some() {
+        if flags.fault.is_some() {
             session.check("the failed escalation was reported", failed_deliveries > 0);
         } else {
             session.check(
@@ -215,5 +236,5 @@ async fn main() -> ExitCode {
             postmortem.contains("## Timeline"),
         );
     }
-    session.finish().await
+    Ok(session.finish().await)
 }

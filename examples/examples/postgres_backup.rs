@@ -11,60 +11,69 @@
 //!     --project P --bucket app-backups
 //! ```
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
 use std::sync::Arc;
 
 use ops_core::contracts::{BackupStore, CreateBackup};
 use ops_core::runbooks::Procedure;
 use ops_core::runbooks::{BackupAndVerify, BackupSource, BackupVerifyConfig};
 use ops_core::sim::Simulator;
-use ops_examples::providers::{PROJECT, REGION, gcp_client, gcp_sim, postgres};
-use ops_examples::{Opt, Session, Spec};
+use ops_examples::providers::{gcp_client, gcp_sim, postgres};
+use ops_examples::{Common, Failure, GcpArgs, Session};
 use ops_gcp::storage::CloudStorage;
 use ops_postgres::{PgBackupStore, PgTools};
 
-const SPEC: Spec = Spec {
-    name: "postgres_backup",
-    about: "stream pg_dump into Cloud Storage, verify by restoring into a scratch database",
-    options: &[
-        PROJECT,
-        REGION,
-        Opt::value(
-            "bucket",
-            "OPS_BUCKET",
-            "the bucket for backups",
-            "app-backups",
-        ),
-        Opt::value(
-            "prefix",
-            "OPS_BACKUP_PREFIX",
-            "where backups go in the bucket",
-            "postgres/",
-        ),
-        Opt::config(),
-    ],
-    faults: &[(
-        "upload-cut",
-        "the connection drops mid-upload: the upload asks where it stopped and resumes",
-    )],
-};
+/// stream pg_dump into Cloud Storage, verify by restoring into a scratch database
+#[derive(Parser)]
+#[command(name = "postgres_backup")]
+struct Flags {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    gcp: GcpArgs,
+    /// the bucket for backups
+    #[arg(long, env = "OPS_BUCKET", default_value = "app-backups")]
+    bucket: String,
+    /// where backups go in the bucket
+    #[arg(long, env = "OPS_BACKUP_PREFIX", default_value = "postgres/")]
+    prefix: String,
+    /// the runbook config, TOML (defaults when absent)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// inject a named failure into the rehearsal
+    #[arg(long, value_enum, value_name = "NAME")]
+    fault: Option<Fault>,
+}
+
+/// The failures a rehearsal can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Fault {
+    /// the connection drops mid-upload: the upload asks where it stopped and resumes
+    #[value(name = "upload-cut")]
+    UploadCut,
+}
 
 /// Upload chunks of 256 KiB, so even the rehearsal's small dump takes several.
 const CHUNK: usize = 256 * 1024;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut session = Session::start(SPEC).await;
-    let (bucket, prefix) = (session.value("bucket"), session.value("prefix"));
-    let (db, _cluster) = postgres(&session, "shop").await;
+    ops_examples::run(example).await
+}
+
+async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure> {
+    let (bucket, prefix) = (flags.bucket.clone(), flags.prefix.clone());
+    let (db, _cluster) = postgres(&session, "shop").await?;
     let Some(name) = db.config().settings().get_dbname().map(str::to_string) else {
-        session.usage_error("DATABASE_URL names no database");
+        return Err(Failure::usage("DATABASE_URL names no database"));
     };
     if session.rehearsal() {
         // About a megabyte of dump: customers and their orders.
-        let client = session.or_exit(db.client().await);
-        session.or_exit(
-            client
+        let client = db.client().await?;
+        client
                 .batch_execute(
                     "CREATE TABLE customers(id serial PRIMARY KEY, email text NOT NULL);
                      CREATE TABLE orders(id serial PRIMARY KEY, customer int REFERENCES customers, note text);
@@ -72,20 +81,17 @@ async fn main() -> ExitCode {
                      INSERT INTO orders(customer, note)
                        SELECT 1 + i % 2000, md5(i::text) || md5((i * 7)::text) FROM generate_series(1, 30000) i;",
                 )
-                .await,
-        );
+                .await?;
     }
-    let sim = gcp_sim(&session).await;
+    let sim = gcp_sim(&session, &flags.gcp).await;
     if let Some(sim) = &sim
-        && session.cli.fault_is("upload-cut")
+        && flags.fault == Some(Fault::UploadCut)
     {
         sim.cut_next_upload_after(300_000);
     }
-    let client = gcp_client(&session, sim.as_ref()).await;
-    let gcs = session.or_exit(
-        CloudStorage::new(client, &bucket, &prefix).and_then(|s| s.with_chunk_size(CHUNK)),
-    );
-    let tools = PgTools::find().unwrap_or_else(|e| session.usage_error(e));
+    let client = gcp_client(&session, &flags.gcp, sim.as_ref()).await?;
+    let gcs = CloudStorage::new(client, &bucket, &prefix)?.with_chunk_size(CHUNK)?;
+    let tools = PgTools::find().map_err(Failure::usage)?;
     // One store: it takes the dump into Cloud Storage and, as the restore test, restores it
     // into a scratch database and counts the rows.
     let pg =
@@ -97,13 +103,18 @@ async fn main() -> ExitCode {
         name: None,
         labels: Default::default(),
     });
-    let run = BackupAndVerify::new(&name, store, source, session.config::<BackupVerifyConfig>())
-        .restore_test(pg);
-    let runbook = session.or_exit(run.runbook());
+    let run = BackupAndVerify::new(
+        &name,
+        store,
+        source,
+        session.config::<BackupVerifyConfig>(flags.config.as_deref())?,
+    )
+    .restore_test(pg);
+    let runbook = run.runbook()?;
     let report = session.run(&runbook).await;
 
     if let (Some(sim), Some(report)) = (&sim, &report)
-        && !session.cli.dry_run
+        && !flags.common.dry_run
     {
         session.check("the backup verified by a restore", report.is_success());
         let puts = sim
@@ -116,7 +127,7 @@ async fn main() -> ExitCode {
             .and_then(|b| b.size_bytes)
             .unwrap_or(0) as usize;
         let chunks = size.div_ceil(CHUNK);
-        if session.cli.fault.is_some() {
+        if flags.fault.is_some() {
             // The cut chunk, the offset query, and the rest from where the server stopped.
             session.check(
                 &format!("the cut upload resumed ({puts} PUTs for {chunks} chunks)"),
@@ -129,5 +140,5 @@ async fn main() -> ExitCode {
             );
         }
     }
-    session.finish().await
+    Ok(session.finish().await)
 }

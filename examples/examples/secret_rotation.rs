@@ -15,7 +15,10 @@
 //! works for you: a login to the database with it, an API call.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,57 +27,56 @@ use ops_core::contracts::{Deployer, SecretStore, SecretValue, VersionState};
 use ops_core::runbooks::Procedure;
 use ops_core::runbooks::{GenerateSecret, RotateConfig, RotateSecret, ValidateSecret};
 use ops_core::{Error, ErrorKind};
-use ops_examples::providers::{
-    GITHUB_REPO, PROJECT, REGION, gcp_client, gcp_sim, github_client, github_sim,
-};
-use ops_examples::{Opt, Session, Spec};
+use ops_examples::providers::{gcp_client, gcp_sim, github_client, github_sim};
+use ops_examples::{Common, Failure, GcpArgs, Session};
 use ops_gcp::{CloudRun, SecretManager};
-use ops_github::sim::{SIM_ENVIRONMENT, SIM_WORKFLOW};
+use ops_github::sim::{SIM_ENVIRONMENT, SIM_REPO, SIM_WORKFLOW};
 use ops_github::{ActionsSecrets, WorkflowDeployer, WorkflowInputs};
 use ring::rand::SecureRandom;
 
-const SPEC: Spec = Spec {
-    name: "secret_rotation",
-    about: "rotate a secret, redeploy its consumer, retire the old value after a grace period",
-    options: &[
-        PROJECT,
-        REGION,
-        Opt::value(
-            "secret",
-            "OPS_SECRET",
-            "the secret to rotate (rehearsal with --github: DB_PASSWORD)",
-            "db-password",
-        ),
-        Opt::value(
-            "service",
-            "OPS_SERVICE",
-            "the Cloud Run service using it",
-            "api",
-        ),
-        Opt::switch(
-            "github",
-            "rotate a GitHub Actions repository secret instead",
-        ),
-        GITHUB_REPO,
-        Opt::value(
-            "workflow",
-            "OPS_WORKFLOW",
-            "the deploy workflow (with --github)",
-            SIM_WORKFLOW,
-        ),
-        Opt::value(
-            "environment",
-            "OPS_ENVIRONMENT",
-            "the deployment environment (with --github)",
-            SIM_ENVIRONMENT,
-        ),
-        Opt::config(),
-    ],
-    faults: &[(
-        "validation-fails",
-        "the new value is refused: it is disabled again and nothing is redeployed",
-    )],
-};
+/// rotate a secret, redeploy its consumer, retire the old value after a grace period
+#[derive(Parser)]
+#[command(name = "secret_rotation")]
+struct Flags {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    gcp: GcpArgs,
+    /// the secret to rotate (rehearsal: db-password, with --github DB_PASSWORD)
+    #[arg(long, env = "OPS_SECRET")]
+    secret: Option<String>,
+    /// the Cloud Run service using it
+    #[arg(long, env = "OPS_SERVICE", default_value = "api")]
+    service: String,
+    /// rotate a GitHub Actions repository secret instead (Google Cloud is left alone)
+    #[arg(long, conflicts_with_all = ["project", "region", "service"])]
+    github: bool,
+    // The flags of `--github` have their rehearsal values in code: without `--github` they
+    // are not needed, even with `--live`.
+    /// the GitHub repository, OWNER/NAME (with --github)
+    #[arg(long, env = "GITHUB_REPOSITORY", requires = "github")]
+    repo: Option<String>,
+    /// the deploy workflow (with --github)
+    #[arg(long, env = "OPS_WORKFLOW", requires = "github")]
+    workflow: Option<String>,
+    /// the deployment environment (with --github)
+    #[arg(long, env = "OPS_ENVIRONMENT", requires = "github")]
+    environment: Option<String>,
+    /// the runbook config, TOML (defaults when absent)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// inject a named failure into the rehearsal
+    #[arg(long, value_enum, value_name = "NAME")]
+    fault: Option<Fault>,
+}
+
+/// The failures a rehearsal can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Fault {
+    /// the new value is refused: it is disabled again and nothing is redeployed
+    #[value(name = "validation-fails")]
+    ValidationFails,
+}
 
 /// 32 random bytes from the OS, base64url: 43 characters. A rehearsal keeps what it made in
 /// `made`, to prove afterwards that no value reached the journal or the report.
@@ -124,56 +126,58 @@ fn validator(refuse: bool) -> ValidateSecret {
 }
 
 /// Each release's identity (a GitHub redeploy keeps the version but is a new deployment).
-async fn releases(session: &Session, d: &dyn Deployer) -> BTreeSet<(String, Option<String>)> {
-    let releases = session.or_exit(d.releases().await);
-    releases
+async fn releases(d: &dyn Deployer) -> Result<BTreeSet<(String, Option<String>)>, Failure> {
+    let releases = d.releases().await?;
+    Ok(releases
         .into_iter()
         .map(|r| (r.id, r.labels.get("deployment_id").cloned()))
-        .collect()
+        .collect())
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut session = Session::start(SPEC).await;
-    let github = session.cli.switch("github");
+    ops_examples::run(example).await
+}
+
+async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure> {
+    let github = flags.github;
     // GitHub secret names are letters, digits and underscores.
-    let secret = match session.cli.optional("secret") {
-        None if github && session.rehearsal() => "DB_PASSWORD".to_string(),
-        _ => session.value("secret"),
-    };
-    let refuse = session.cli.fault_is("validation-fails");
-    let config: RotateConfig = session.config();
+    let rehearsal_secret = if github { "DB_PASSWORD" } else { "db-password" };
+    let secret = session.or_rehearsal(flags.secret, "--secret or OPS_SECRET", rehearsal_secret)?;
+    let refuse = flags.fault == Some(Fault::ValidationFails);
+    let config: RotateConfig = session.config(flags.config.as_deref())?;
 
     let (store, consumer, _gcp, _github): (Arc<dyn SecretStore>, Arc<dyn Deployer>, _, _) =
         if github {
             let sim = github_sim(&session).await;
-            let client = github_client(&session, sim.as_ref());
-            let repo = session.value("repo");
-            let store = session.or_exit(ActionsSecrets::repository(client.clone(), &repo));
-            let deployer = session
-                .or_exit(WorkflowDeployer::new(
-                    client,
-                    &repo,
-                    session.value("workflow"),
-                    session.value("environment"),
-                ))
+            let client = github_client(&session, sim.as_ref())?;
+            let repo = session.or_rehearsal(flags.repo, "--repo or GITHUB_REPOSITORY", SIM_REPO)?;
+            let workflow =
+                session.or_rehearsal(flags.workflow, "--workflow or OPS_WORKFLOW", SIM_WORKFLOW)?;
+            let environment = session.or_rehearsal(
+                flags.environment,
+                "--environment or OPS_ENVIRONMENT",
+                SIM_ENVIRONMENT,
+            )?;
+            let store = ActionsSecrets::repository(client.clone(), &repo)?;
+            let deployer = WorkflowDeployer::new(client, &repo, workflow, environment)?
                 .inputs(WorkflowInputs {
                     promote: Some("promote".into()),
                     ..WorkflowInputs::default()
                 })
                 .with_polling(Duration::from_secs(15));
             if sim.is_some() {
-                session.or_exit(store.add_version(&secret, &"the-old-value".into()).await);
+                store.add_version(&secret, &"the-old-value".into()).await?;
             }
             (Arc::new(store), Arc::new(deployer), None, sim)
         } else {
-            let sim = gcp_sim(&session).await;
+            let sim = gcp_sim(&session, &flags.gcp).await;
             if let Some(sim) = &sim {
-                sim.create_service(&session.value("service"), "registry.example/api:1.0");
+                sim.create_service(&flags.service, "registry.example/api:1.0");
                 sim.put_secret(&secret, b"the-old-value");
             }
-            let client = gcp_client(&session, sim.as_ref()).await;
-            let run = session.or_exit(CloudRun::new(client.clone(), session.value("service")));
+            let client = gcp_client(&session, &flags.gcp, sim.as_ref()).await?;
+            let run = CloudRun::new(client.clone(), &flags.service)?;
             (
                 Arc::new(SecretManager::new(client)),
                 Arc::new(run),
@@ -188,19 +192,19 @@ async fn main() -> ExitCode {
     if store.capabilities().read {
         rotate = rotate.validate(validator(refuse));
     } else if refuse {
-        session.usage_error(
+        return Err(Failure::usage(
             "validation-fails needs a store that can read values back: leave out --github",
-        );
+        ));
     }
-    let before = releases(&session, consumer.as_ref()).await;
-    let runbook = session.or_exit(rotate.runbook());
+    let before = releases(consumer.as_ref()).await?;
+    let runbook = rotate.runbook()?;
     let Some(report) = session.run(&runbook).await else {
-        return session.finish().await;
+        return Ok(session.finish().await);
     };
 
-    if session.rehearsal() && !session.cli.dry_run {
-        let versions = session.or_exit(store.list_versions(&secret).await);
-        let now = releases(&session, consumer.as_ref()).await;
+    if session.rehearsal() && !flags.common.dry_run {
+        let versions = store.list_versions(&secret).await?;
+        let now = releases(consumer.as_ref()).await?;
         let enabled = versions
             .iter()
             .filter(|v| v.state == VersionState::Enabled)
@@ -232,5 +236,5 @@ async fn main() -> ExitCode {
             );
         }
     }
-    session.finish().await
+    Ok(session.finish().await)
 }

@@ -12,7 +12,10 @@
 //!     --object data/app.db --restore app.db-20261123-031500   # restore
 //! ```
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
 use std::sync::Arc;
 
 use ops_core::adapters::SqliteIntegrityCheck;
@@ -24,47 +27,45 @@ use ops_core::runbooks::Procedure;
 use ops_core::runbooks::{
     BackupAndVerify, BackupSource, BackupVerifyConfig, Restore, RestoreConfig,
 };
-use ops_examples::providers::{PROJECT, REGION, gcp_client, gcp_sim};
-use ops_examples::{Opt, Session, Spec};
+use ops_examples::providers::{gcp_client, gcp_sim};
+use ops_examples::{Common, Failure, GcpArgs, Session};
 use ops_gcp::storage::CloudStorage;
 
-const SPEC: Spec = Spec {
-    name: "sqlite_backup",
-    about: "back up a SQLite database kept in Cloud Storage, check it, restore with a safety copy",
-    options: &[
-        PROJECT,
-        REGION,
-        Opt::value(
-            "bucket",
-            "OPS_BUCKET",
-            "the bucket holding the database",
-            "app-data",
-        ),
-        Opt::value(
-            "object",
-            "OPS_OBJECT",
-            "the database's object name",
-            "data/app.db",
-        ),
-        Opt::value(
-            "prefix",
-            "OPS_BACKUP_PREFIX",
-            "where backups go in the bucket",
-            "backups/",
-        ),
-        Opt::value(
-            "restore",
-            "",
-            "restore this backup id instead of backing up",
-            "",
-        ),
-        Opt::config(),
-    ],
-    faults: &[(
-        "corrupt-database",
-        "the live database is damaged before the backup: the integrity check refuses the copy",
-    )],
-};
+/// back up a SQLite database kept in Cloud Storage, check it, restore with a safety copy
+#[derive(Parser)]
+#[command(name = "sqlite_backup")]
+struct Flags {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    gcp: GcpArgs,
+    /// the bucket holding the database
+    #[arg(long, env = "OPS_BUCKET", default_value = "app-data")]
+    bucket: String,
+    /// the database's object name
+    #[arg(long, env = "OPS_OBJECT", default_value = "data/app.db")]
+    object: String,
+    /// where backups go in the bucket
+    #[arg(long, env = "OPS_BACKUP_PREFIX", default_value = "backups/")]
+    prefix: String,
+    /// restore this backup id instead of backing up
+    #[arg(long)]
+    restore: Option<String>,
+    /// the runbook config, TOML (defaults when absent)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// inject a named failure into the rehearsal
+    #[arg(long, value_enum, value_name = "NAME")]
+    fault: Option<Fault>,
+}
+
+/// The failures a rehearsal can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Fault {
+    /// the live database is damaged before the backup: the integrity check refuses the copy
+    #[value(name = "corrupt-database")]
+    CorruptDatabase,
+}
 
 /// A small real SQLite database for the rehearsal.
 fn rehearsal_database() -> Vec<u8> {
@@ -92,26 +93,28 @@ fn damaged(mut bytes: Vec<u8>) -> Vec<u8> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut session = Session::start(SPEC).await;
+    ops_examples::run(example).await
+}
+
+async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure> {
     let (bucket, object, prefix) = (
-        session.value("bucket"),
-        session.value("object"),
-        session.value("prefix"),
+        flags.bucket.clone(),
+        flags.object.clone(),
+        flags.prefix.clone(),
     );
-    let restore_id = session.cli.optional("restore");
-    let sim = gcp_sim(&session).await;
+    let restore_id = flags.restore.clone();
+    let sim = gcp_sim(&session, &flags.gcp).await;
     let good = rehearsal_database();
     if let Some(sim) = &sim {
-        let live = if session.cli.fault_is("corrupt-database") {
+        let live = if flags.fault == Some(Fault::CorruptDatabase) {
             damaged(good.clone())
         } else {
             good.clone()
         };
         sim.put_object(&bucket, &object, &live);
     }
-    let client = gcp_client(&session, sim.as_ref()).await;
-    let store: Arc<dyn BackupStore> =
-        Arc::new(session.or_exit(CloudStorage::new(client, &bucket, &prefix)));
+    let client = gcp_client(&session, &flags.gcp, sim.as_ref()).await?;
+    let store: Arc<dyn BackupStore> = Arc::new(CloudStorage::new(client, &bucket, &prefix)?);
     let current = CreateBackup {
         source: object.clone(),
         name: None,
@@ -128,13 +131,13 @@ async fn main() -> ExitCode {
                 name: None,
                 ..current.clone()
             }),
-            session.config::<BackupVerifyConfig>(),
+            session.config::<BackupVerifyConfig>(flags.config.as_deref())?,
         )
         .restore_test(Arc::new(SqliteIntegrityCheck::new()));
-        let runbook = session.or_exit(run.runbook());
+        let runbook = run.runbook()?;
         let report = session.run(&runbook).await;
         backup = report.as_ref().and_then(|r| r.output("backup"));
-        if session.rehearsal() && session.cli.fault.is_some() && !session.cli.dry_run {
+        if session.rehearsal() && flags.fault.is_some() && !flags.common.dry_run {
             let step = |name: &str| {
                 report
                     .as_ref()
@@ -160,7 +163,7 @@ async fn main() -> ExitCode {
     // A rehearsal goes on to a restore drill: the live database is damaged, then restored.
     let restore_id = match (restore_id, &sim, &backup) {
         (Some(id), _, _) => Some(id),
-        (None, Some(sim), Some(b)) if session.cli.fault.is_none() && !session.cli.dry_run => {
+        (None, Some(sim), Some(b)) if flags.fault.is_none() && !flags.common.dry_run => {
             sim.put_object(&bucket, &object, &damaged(good.clone()));
             // Restore "the latest": the newest backup that passed its checks, never one that
             // is unverified or failed.
@@ -170,7 +173,7 @@ async fn main() -> ExitCode {
                 prefix: Some(format!("{stem}-")),
                 ..Default::default()
             };
-            let latest = session.or_exit(latest_verified(store.as_ref(), &filter).await);
+            let latest = latest_verified(store.as_ref(), &filter).await?;
             session.check(
                 "the latest verified backup is the one just taken",
                 latest.id == b.id,
@@ -185,12 +188,12 @@ async fn main() -> ExitCode {
             &id,
             RestoreTarget::Original,
             current,
-            session.config::<RestoreConfig>(),
+            session.config::<RestoreConfig>(flags.config.as_deref())?,
         );
-        let runbook = session.or_exit(restore.runbook());
+        let runbook = restore.runbook()?;
         let report = session.run(&runbook).await;
         if let (Some(sim), Some(_)) = (&sim, report)
-            && !session.cli.dry_run
+            && !flags.common.dry_run
         {
             session.check(
                 "the live database is the backup again",
@@ -205,5 +208,5 @@ async fn main() -> ExitCode {
             session.check("the damaged database was kept as a pre-restore copy", saved);
         }
     }
-    session.finish().await
+    Ok(session.finish().await)
 }

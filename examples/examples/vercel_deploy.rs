@@ -11,7 +11,10 @@
 //!     --repo acme/site --ref main
 //! ```
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,110 +23,116 @@ use ops_core::runbooks::Procedure;
 use ops_core::runbooks::{
     DeployAndVerify, DeployVerifyConfig, Rollback, RollbackConfig, RollbackTo,
 };
-use ops_examples::providers::{VERCEL_PROJECT, vercel_client, vercel_sim};
-use ops_examples::{Opt, Session, Spec};
+use ops_examples::providers::{vercel_client, vercel_sim};
+use ops_examples::{Common, Failure, Session};
 use ops_vercel::{GitRepo, VercelDeployer, VercelHealth};
 
-const SPEC: Spec = Spec {
-    name: "vercel_deploy",
-    about: "deploy a git ref to Vercel production and verify it; instant rollback on failure",
-    options: &[
-        VERCEL_PROJECT,
-        Opt::value(
-            "repo",
-            "VERCEL_GIT_REPO",
-            "the GitHub repository, OWNER/NAME",
-            "acme/site",
-        ),
-        Opt::value(
-            "ref",
-            "VERCEL_GIT_REF",
-            "the branch or commit to deploy",
-            "main",
-        ),
-        Opt::switch(
-            "rollback",
-            "roll production back to the previous deployment instead",
-        ),
-        Opt::config(),
-    ],
-    faults: &[("build-fails", "the build fails: production never moves")],
-};
+/// deploy a git ref to Vercel production and verify it; instant rollback on failure
+#[derive(Parser)]
+#[command(name = "vercel_deploy")]
+struct Flags {
+    #[command(flatten)]
+    common: Common,
+    /// the Vercel project (id or name)
+    #[arg(long, env = "VERCEL_PROJECT", default_value = "site")]
+    project: String,
+    /// the GitHub repository, OWNER/NAME
+    #[arg(long, env = "VERCEL_GIT_REPO", default_value = "acme/site")]
+    repo: String,
+    /// the branch or commit to deploy
+    #[arg(long = "ref", env = "VERCEL_GIT_REF", default_value = "main")]
+    git_ref: String,
+    /// roll production back to the previous deployment instead
+    #[arg(long)]
+    rollback: bool,
+    /// the runbook config, TOML (defaults when absent)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// inject a named failure into the rehearsal
+    #[arg(long, value_enum, value_name = "NAME")]
+    fault: Option<Fault>,
+}
+
+/// The failures a rehearsal can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Fault {
+    /// the build fails: production never moves
+    #[value(name = "build-fails")]
+    BuildFails,
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut session = Session::start(SPEC).await;
-    let (project, repo, git_ref) = (
-        session.value("project"),
-        session.value("repo"),
-        session.value("ref"),
-    );
+    ops_examples::run(example).await
+}
+
+async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure> {
+    let (project, repo, git_ref) = (&flags.project, &flags.repo, &flags.git_ref);
     let Some((org, name)) = repo.split_once('/') else {
-        session.usage_error(format!("--repo {repo}: give OWNER/NAME"));
+        return Err(Failure::usage(format!("--repo {repo}: give OWNER/NAME")));
     };
     let git = GitRepo {
         org: org.into(),
         repo: name.into(),
         branch: git_ref.clone(),
     };
-    let sim = vercel_sim(&session).await;
-    let client = vercel_client(&session, sim.as_ref());
-    let deployer = session
-        .or_exit(VercelDeployer::new(client, &project, Some(git)))
+    let sim = vercel_sim(&session, &flags.project).await;
+    let client = vercel_client(&session, sim.as_ref())?;
+    let deployer = VercelDeployer::new(client, project, Some(git))?
         .with_polling(Duration::from_secs(5), Duration::from_secs(300));
     // In a rehearsal the simulator answers as the site itself.
     let site = sim.as_ref().map(|s| s.uri());
     let probe = Arc::new(VercelHealth::new(deployer.clone(), site));
     let deployer = Arc::new(deployer);
 
-    if session.cli.switch("rollback") {
+    if flags.rollback {
         if sim.is_some() {
             // The release being regretted.
             let req = DeployRequest {
                 traffic: InitialTraffic::All,
-                ..DeployRequest::new(&git_ref)
+                ..DeployRequest::new(git_ref)
             };
-            session.or_exit(deployer.deploy(&req).await);
+            deployer.deploy(&req).await?;
         }
-        let before = session.or_exit(deployer.current().await);
+        let before = deployer.current().await?;
         let rollback = Rollback::new(
             RollbackTo::Previous,
             deployer.clone(),
-            session.config::<RollbackConfig>(),
+            session.config::<RollbackConfig>(flags.config.as_deref())?,
         )
         .emergency()
         .probe(probe);
-        let runbook = session.or_exit(rollback.runbook());
-        if session.run(&runbook).await.is_some() && session.rehearsal() && !session.cli.dry_run {
-            let now = session.or_exit(deployer.current().await);
+        let runbook = rollback.runbook()?;
+        if session.run(&runbook).await.is_some() && session.rehearsal() && !flags.common.dry_run {
+            let now = deployer.current().await?;
             session.check(
                 "production moved off the regretted deployment",
                 now.primary_release().is_some()
                     && now.primary_release() != before.primary_release(),
             );
         }
-        return session.finish().await;
+        return Ok(session.finish().await);
     }
 
     if let Some(sim) = &sim
-        && session.cli.fault_is("build-fails")
+        && flags.fault == Some(Fault::BuildFails)
     {
-        sim.fail_builds_of(&git_ref);
+        sim.fail_builds_of(git_ref);
     }
-    let before = session.or_exit(deployer.current().await);
+    let before = deployer.current().await?;
     let deploy = DeployAndVerify::new(
-        &git_ref,
+        git_ref,
         deployer.clone(),
-        session.config::<DeployVerifyConfig>(),
+        session.config::<DeployVerifyConfig>(flags.config.as_deref())?,
     )
     .probe(probe);
-    let runbook = session.or_exit(deploy.runbook());
+    let runbook = deploy.runbook()?;
     let Some(report) = session.run(&runbook).await else {
-        return session.finish().await;
+        return Ok(session.finish().await);
     };
-    if session.rehearsal() && !session.cli.dry_run {
-        let now = session.or_exit(deployer.current().await);
-        if session.cli.fault.is_some() {
+    if session.rehearsal() && !flags.common.dry_run {
+        let now = deployer.current().await?;
+        if flags.fault.is_some() {
             session.check(
                 "production is still the previous deployment",
                 now.primary_release() == before.primary_release(),
@@ -136,5 +145,5 @@ async fn main() -> ExitCode {
             );
         }
     }
-    session.finish().await
+    Ok(session.finish().await)
 }

@@ -12,35 +12,39 @@
 //! Deploys and rollbacks are counted from every journal in `--journal-dir`, so after the other
 //! examples have run there, the review counts their runs.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use clap::Parser;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ops_core::engine::{FileJournal, FsyncPolicy, Journal, JournalFilter, MemoryJournal};
 use ops_core::runbooks::Procedure;
 use ops_core::runbooks::{ChangeCounts, ErrorSummary, WeeklyReview, WeeklyReviewConfig};
-use ops_examples::providers::{PROJECT, REGION, gcp_client, gcp_sim};
-use ops_examples::{Opt, Session, Spec};
+use ops_examples::providers::{gcp_client, gcp_sim};
+use ops_examples::{Common, Failure, GcpArgs, Session};
 use ops_gcp::CloudLogging;
 use ops_gcp::storage::CloudStorage;
 
-const SPEC: Spec = Spec {
-    name: "weekly_review",
-    about: "group the week's errors, count deploys and rollbacks, archive the errors",
-    options: &[
-        PROJECT,
-        REGION,
-        Opt::value("service", "OPS_SERVICE", "the Cloud Run service", "api"),
-        Opt::value(
-            "bucket",
-            "OPS_ARCHIVE_BUCKET",
-            "the bucket for the error archive",
-            "app-archive",
-        ),
-        Opt::config(),
-    ],
-    faults: &[],
-};
+/// group the week's errors, count deploys and rollbacks, archive the errors
+#[derive(Parser)]
+#[command(name = "weekly_review")]
+struct Flags {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    gcp: GcpArgs,
+    /// the Cloud Run service
+    #[arg(long, env = "OPS_SERVICE", default_value = "api")]
+    service: String,
+    /// the bucket for the error archive
+    #[arg(long, env = "OPS_ARCHIVE_BUCKET", default_value = "app-archive")]
+    bucket: String,
+    /// the runbook config, TOML (defaults when absent)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
 
 /// A week of errors: a few bugs, each firing many times with different numbers in it.
 const SEED: [(&str, u32); 4] = [
@@ -51,28 +55,30 @@ const SEED: [(&str, u32); 4] = [
 ];
 
 /// Every journal in the directory, read into one.
-async fn all_journals(session: &Session) -> Arc<dyn Journal> {
+async fn all_journals(dir: &Path) -> Result<Arc<dyn Journal>, Failure> {
     let all = MemoryJournal::new();
-    let dir = &session.cli.journal_dir;
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
         if path.extension().is_some_and(|e| e == "jsonl") {
-            let journal = session.or_exit(FileJournal::open(&path, FsyncPolicy::Never).await);
-            for event in session.or_exit(journal.events(&JournalFilter::default()).await) {
-                session.or_exit(all.append(&event).await);
+            let journal = FileJournal::open(&path, FsyncPolicy::Never).await?;
+            for event in journal.events(&JournalFilter::default()).await? {
+                all.append(&event).await?;
             }
         }
     }
-    Arc::new(all)
+    Ok(Arc::new(all))
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut session = Session::start(SPEC).await;
-    let (service, bucket) = (session.value("service"), session.value("bucket"));
-    let config: WeeklyReviewConfig = session.config();
+    ops_examples::run(example).await
+}
 
-    let sim = gcp_sim(&session).await;
+async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure> {
+    let (service, bucket) = (flags.service.clone(), flags.bucket.clone());
+    let config: WeeklyReviewConfig = session.config(flags.config.as_deref())?;
+
+    let sim = gcp_sim(&session, &flags.gcp).await;
     let mut seeded = 0u64;
     if let Some(sim) = &sim {
         sim.create_service(&service, "registry.example/api:1.0");
@@ -98,18 +104,18 @@ async fn main() -> ExitCode {
         sim.push_log(now - chrono::Duration::days(9), "ERROR", "old news", None);
         session.clock().sleep(Duration::from_secs(1)).await;
     }
-    let client = gcp_client(&session, sim.as_ref()).await;
-    let logs = Arc::new(session.or_exit(CloudLogging::new(client.clone(), &service)));
-    let archive = Arc::new(session.or_exit(CloudStorage::new(client, &bucket, "weekly-errors/")));
+    let client = gcp_client(&session, &flags.gcp, sim.as_ref()).await?;
+    let logs = Arc::new(CloudLogging::new(client.clone(), &service)?);
+    let archive = Arc::new(CloudStorage::new(client, &bucket, "weekly-errors/")?);
     let review = WeeklyReview::new(&service, logs, config)
-        .journal(all_journals(&session).await)
+        .journal(all_journals(&flags.common.journal_dir).await?)
         .archive(archive);
-    let runbook = session.or_exit(review.runbook());
+    let runbook = review.runbook()?;
     let report = session.run(&runbook).await;
 
     // The findings, for people: the error groups and the changes.
     if let Some(report) = &report
-        && !session.cli.json
+        && !flags.common.json
     {
         if let Some(errors) = report.output::<ErrorSummary>("errors") {
             println!(
@@ -135,7 +141,7 @@ async fn main() -> ExitCode {
     }
 
     if let (Some(sim), Some(report)) = (&sim, &report)
-        && !session.cli.dry_run
+        && !flags.common.dry_run
     {
         let errors: Option<ErrorSummary> = report.output("errors");
         let groups = errors.as_ref().map(|e| e.top.clone()).unwrap_or_default();
@@ -154,5 +160,5 @@ async fn main() -> ExitCode {
         let archived = sim.object_names(&bucket);
         session.check("the week's errors are archived", archived.len() == 1);
     }
-    session.finish().await
+    Ok(session.finish().await)
 }

@@ -1,10 +1,13 @@
-//! Draws the engine's progress events: a bar redrawn in place on a terminal, one line per
-//! finished step otherwise (CI logs). Durations are on the run's clock, so a rehearsal shows
-//! the 15-minute bake it simulated, not the second it took.
+//! Draws the engine's progress events: one line per finished step (the only output in CI
+//! logs) and, on a terminal, an `indicatif` bar below them for the running step. Durations
+//! are on the run's clock, so a rehearsal shows the 15-minute bake it simulated, not the
+//! second it took.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use ops_core::clock::SharedClock;
 use std::sync::{Arc, Mutex};
@@ -98,34 +101,41 @@ impl Renderer {
         }
     }
 
-    /// The line redrawn in place while a step runs.
-    pub fn status_line(&self, now: Instant) -> Option<String> {
+    /// The step running now and how long it has run, `now` on the run's clock.
+    pub fn running_step(&self, now: Instant) -> Option<(&str, Duration)> {
         let step = self.current.as_ref()?;
         let since = self.running.get(step)?;
-        Some(format!(
-            "  ..     {} {step} {}",
-            bar(self.done, self.total, 20),
-            human(now.saturating_duration_since(*since))
-        ))
+        Some((step, now.saturating_duration_since(*since)))
     }
 }
 
 /// The progress display: a [`ProgressSink`] that prints as events arrive (so the lines of a
-/// run always come before its report), plus a ticker redrawing the running step on a terminal.
+/// run always come before its report), plus, on a terminal, a bar for the running step whose
+/// time a ticker keeps current on the run's clock.
 #[derive(Debug)]
 pub struct Display {
     renderer: Mutex<Renderer>,
     clock: SharedClock,
-    tty: bool,
+    /// `None` when stderr is not a terminal: then only the plain lines are printed.
+    bar: Option<ProgressBar>,
 }
 
 impl Display {
     /// A display on stderr, timing steps on `clock`.
     pub fn new(clock: SharedClock) -> Arc<Self> {
+        let target = ProgressDrawTarget::stderr();
+        let bar = (!target.is_hidden()).then(|| {
+            let bar = ProgressBar::with_draw_target(Some(0), target);
+            let style = ProgressStyle::with_template("  ..     [{bar:20}] {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("#-");
+            bar.set_style(style);
+            bar
+        });
         Arc::new(Self {
             renderer: Mutex::new(Renderer::default()),
             clock,
-            tty: std::io::stderr().is_terminal(),
+            bar,
         })
     }
 
@@ -133,20 +143,23 @@ impl Display {
         self.renderer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Redraws the running step ten times a second (on a terminal only) until aborted.
+    /// Keeps the running step's time current ten times a second (on a terminal only) until
+    /// aborted.
     pub fn spawn_ticker(self: &Arc<Self>) -> JoinHandle<()> {
         let display = self.clone();
         tokio::spawn(async move {
-            if !display.tty {
+            let Some(bar) = display.bar.clone() else {
                 return;
-            }
+            };
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
                 tick.tick().await;
-                let line = display.renderer().status_line(display.clock.instant());
-                if let Some(line) = line {
-                    let _ = write!(std::io::stderr().lock(), "\r\x1b[K{line}");
-                }
+                let message = display
+                    .renderer()
+                    .running_step(display.clock.instant())
+                    .map(|(step, took)| format!("{step} {}", human(took)))
+                    .unwrap_or_default();
+                bar.set_message(message);
             }
         })
     }
@@ -154,13 +167,31 @@ impl Display {
 
 impl ProgressSink for Display {
     fn emit(&self, event: ProgressEvent) {
-        let lines = self.renderer().on_event(&event, self.clock.instant());
-        let mut err = std::io::stderr().lock();
-        if self.tty {
-            let _ = write!(err, "\r\x1b[K");
-        }
-        for line in lines {
-            let _ = writeln!(err, "{line}");
+        let (lines, done, total) = {
+            let mut r = self.renderer();
+            let lines = r.on_event(&event, self.clock.instant());
+            (lines, r.done, r.total)
+        };
+        match &self.bar {
+            Some(bar) => {
+                if matches!(event, ProgressEvent::RunStarted { .. }) {
+                    bar.reset();
+                }
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+                if matches!(event, ProgressEvent::RunFinished { .. }) {
+                    bar.finish_and_clear();
+                }
+                for line in lines {
+                    bar.println(line);
+                }
+            }
+            None => {
+                let mut err = std::io::stderr().lock();
+                for line in lines {
+                    let _ = writeln!(err, "{line}");
+                }
+            }
         }
     }
 }
@@ -205,8 +236,8 @@ mod tests {
         );
         let later = t0 + Duration::from_secs(900);
         assert_eq!(
-            r.status_line(later).unwrap(),
-            "  ..     [--------------------] bake-1 15m00s"
+            r.running_step(later),
+            Some(("bake-1", Duration::from_secs(900)))
         );
         let done = r.on_event(
             &ProgressEvent::StepFinished {
@@ -220,7 +251,7 @@ mod tests {
             done,
             vec!["  ok     [##########----------] bake-1 (15m00s)"]
         );
-        assert_eq!(r.status_line(later), None);
+        assert_eq!(r.running_step(later), None);
         let end = r.on_event(
             &ProgressEvent::RunFinished {
                 outcome: RunOutcome::Failed,

@@ -14,19 +14,64 @@ use ops_core::engine::{
 use ops_core::runbooks::RunbookConfig;
 use tokio::task::JoinHandle;
 
-use crate::cli::{Cli, Spec, UsageError};
+use crate::args::{Common, Parsed};
+use crate::failure::{EXIT_CHECK_FAILED, EXIT_RUN_FAILED, Failure};
 use crate::progress::Display;
 
-/// Exit codes: 0 every run succeeded (or was planned), 1 a run failed, 2 bad flags or missing
-/// credentials, 3 a rehearsal check found the simulated world not as the runbook left it.
-const EXIT_RUN_FAILED: u8 = 1;
-const EXIT_USAGE: u8 = 2;
-const EXIT_CHECK_FAILED: u8 = 3;
+/// Parses the flags into `F`, starts a [`Session`] and runs `body`; a [`Failure`] it returns
+/// is printed in one line, prefixed with the example's name, and becomes the exit code. This
+/// is an example's whole `main`:
+///
+/// ```no_run
+/// # use std::process::ExitCode;
+/// # use ops_examples::{Common, Failure, Session};
+/// # #[derive(clap::Parser)]
+/// # struct Flags { #[command(flatten)] common: Common }
+/// #[tokio::main]
+/// async fn main() -> ExitCode {
+///     ops_examples::run(example).await
+/// }
+///
+/// async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure> {
+///     // build the runbook, `session.run(&runbook).await`, check the rehearsal
+///     Ok(session.finish().await)
+/// }
+/// ```
+///
+/// `main` cannot return the `Result` itself: the standard library turns every `Err` into exit
+/// code 1, and a usage error must exit with 2.
+pub async fn run<F, Fut>(body: impl FnOnce(Session, F) -> Fut) -> ExitCode
+where
+    F: clap::Parser,
+    Fut: std::future::Future<Output = Result<ExitCode, Failure>>,
+{
+    let name = F::command().get_name().to_string();
+    let outcome = match crate::args::parse::<F>(std::env::args_os()) {
+        Ok(parsed) => match Session::start(&parsed).await {
+            Ok(session) => body(session, parsed.flags).await,
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) if e.code() == 0 => {
+            print!("{e}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::from(e.code())
+        }
+    }
+}
 
-/// An example's session. Start it first thing in `main`, end it with [`Session::finish`].
+/// An example's session: its clock, journal, lock, progress display, runs and checks. [`run`]
+/// starts it; the example ends it with [`Session::finish`].
 pub struct Session {
-    /// The parsed flags.
-    pub cli: Cli,
+    /// The shared flags.
+    pub args: Common,
+    name: String,
     clock: SharedClock,
     journal: Arc<FileJournal>,
     lock: Arc<FileRunLock>,
@@ -86,44 +131,30 @@ impl std::io::Write for LogCapture {
 }
 
 impl Session {
-    /// Parses the flags (printing help or a one-line usage error and exiting on a problem),
-    /// sets up logging, the clock (the real one with `--live`, a [`ScaledClock`] in a
+    /// Sets up logging, the clock (the real one with `--live`, a [`ScaledClock`] in a
     /// rehearsal), the journal and run lock under `--journal-dir`, and the progress display.
-    pub async fn start(spec: Spec) -> Session {
-        let cli = match Cli::parse_from(spec, std::env::args().skip(1), std::env::vars()) {
-            Ok(cli) => cli,
-            Err(UsageError(msg)) if msg.contains('\n') => {
-                print!("{msg}");
-                std::process::exit(0);
-            }
-            Err(e) => {
-                eprintln!("{}: {e}", spec.name);
-                std::process::exit(EXIT_USAGE.into());
-            }
-        };
+    pub async fn start<F>(parsed: &Parsed<F>) -> Result<Session, Failure> {
+        let (args, name) = (parsed.common.clone(), parsed.name.clone());
         let logs = LogCapture::default();
-        logs.init(spec.name);
-        let clock: SharedClock = if cli.live {
+        logs.init(&name);
+        let clock: SharedClock = if args.live {
             Arc::new(SystemClock)
         } else {
-            match ScaledClock::starting_at(SystemClock.now(), cli.speed) {
-                // A 24-hour grace period plays one hour, then jumps.
-                Ok(c) => Arc::new(c.jump_beyond(std::time::Duration::from_secs(3600))),
-                Err(e) => fail(spec.name, EXIT_USAGE, e),
-            }
+            let c =
+                ScaledClock::starting_at(SystemClock.now(), args.speed).map_err(Failure::usage)?;
+            // A 24-hour grace period plays one hour, then jumps.
+            Arc::new(c.jump_beyond(std::time::Duration::from_secs(3600)))
         };
-        let journal_path = cli.journal_dir.join(format!("{}.jsonl", spec.name));
-        let journal = FileJournal::open(&journal_path, FsyncPolicy::EveryEvent)
-            .await
-            .unwrap_or_else(|e| fail(spec.name, EXIT_RUN_FAILED, e));
-        let lock = FileRunLock::open(cli.journal_dir.join("locks"))
-            .await
-            .unwrap_or_else(|e| fail(spec.name, EXIT_RUN_FAILED, e))
+        let journal_path = args.journal_dir.join(format!("{name}.jsonl"));
+        let journal = FileJournal::open(&journal_path, FsyncPolicy::EveryEvent).await?;
+        let lock = FileRunLock::open(args.journal_dir.join("locks"))
+            .await?
             .with_clock(clock.clone());
         let display = Display::new(clock.clone());
         let ticker = display.spawn_ticker();
         let session = Session {
-            cli,
+            args,
+            name,
             clock,
             journal: Arc::new(journal),
             lock: Arc::new(lock),
@@ -134,14 +165,14 @@ impl Session {
             logs,
         };
         eprintln!("{}", session.banner());
-        session
+        Ok(session)
     }
 
     fn banner(&self) -> String {
-        let c = &self.cli;
+        let c = &self.args;
         let mode = if c.dry_run { ", dry run" } else { "" };
         if c.live {
-            format!("{}: LIVE against real providers{mode}", c.name())
+            format!("{}: LIVE against real providers{mode}", self.name)
         } else {
             let fault = c
                 .fault
@@ -150,8 +181,7 @@ impl Session {
                 .unwrap_or_default();
             format!(
                 "{}: rehearsal against simulators (no credentials; time x{}{fault}{mode})",
-                c.name(),
-                c.speed
+                self.name, c.speed
             )
         }
     }
@@ -168,12 +198,12 @@ impl Session {
 
     /// Whether this is a rehearsal against simulators.
     pub fn rehearsal(&self) -> bool {
-        !self.cli.live
+        !self.args.live
     }
 
     /// Dry run or execute, from the flags.
     pub fn mode(&self) -> Mode {
-        if self.cli.dry_run {
+        if self.args.dry_run {
             Mode::DryRun
         } else {
             Mode::Execute
@@ -183,7 +213,7 @@ impl Session {
     /// A runner with this session's clock, journal, lock, progress display and approver (a
     /// rehearsal or `--yes` approves; otherwise a person at the terminal decides).
     pub fn runner(&self) -> Runner {
-        let approver: Arc<dyn Approver> = if self.rehearsal() || self.cli.yes {
+        let approver: Arc<dyn Approver> = if self.rehearsal() || self.args.yes {
             Arc::new(AutoApprove {
                 by: if self.rehearsal() {
                     "rehearsal".into()
@@ -229,7 +259,7 @@ impl Session {
             }
         });
         let runner = self.runner();
-        let result = match self.cli.resume.take() {
+        let result = match self.args.resume.take() {
             Some(run_id) => runner.resume(runbook, &run_id, &control).await,
             None => runner.run_with(runbook, self.mode(), &control, None).await,
         };
@@ -241,7 +271,7 @@ impl Session {
     pub fn report(&mut self, result: ops_core::Result<RunReport>) -> Option<RunReport> {
         match result {
             Ok(report) => {
-                let body = if self.cli.json {
+                let body = if self.args.json {
                     report.to_json()
                 } else {
                     report.to_markdown()
@@ -253,7 +283,7 @@ impl Session {
                 Some(report)
             }
             Err(e) => {
-                eprintln!("{}: the run could not start: {e}", self.cli.name());
+                eprintln!("{}: the run could not start: {e}", self.name);
                 self.runs.push(("(not started)".into(), RunOutcome::Failed));
                 None
             }
@@ -279,31 +309,37 @@ impl Session {
         }
     }
 
-    /// Option `name` (see [`Cli::value`]); a missing one with `--live` is a one-line usage
-    /// error naming the flag and its variable.
-    pub fn value(&self, name: &str) -> String {
-        self.cli.value(name).unwrap_or_else(|e| self.usage_error(e))
+    /// A credential from the environment, required with `--live`: the error says what to set.
+    pub fn credential(&self, var: &str, what: &str) -> Result<String, Failure> {
+        env_var(var).ok_or_else(|| Failure::usage(format!("--live needs {var} ({what})")))
     }
 
-    /// Prints a one-line error and exits: bad input or missing credentials (2).
-    pub fn usage_error(&self, e: impl std::fmt::Display) -> ! {
-        fail(self.cli.name(), EXIT_USAGE, e)
-    }
-
-    /// Unwraps setup work; on an error prints it in one line and exits with 1.
-    pub fn or_exit<T, E: std::fmt::Display>(&self, result: Result<T, E>) -> T {
-        result.unwrap_or_else(|e| fail(self.cli.name(), EXIT_RUN_FAILED, e))
+    /// `value` when given; otherwise the `rehearsal` value in a rehearsal, and with `--live` a
+    /// usage error naming `flag`. For flags whose rehearsal value depends on other flags; a
+    /// flag with one rehearsal value declares it as its clap default instead.
+    pub fn or_rehearsal(
+        &self,
+        value: Option<String>,
+        flag: &str,
+        rehearsal: &str,
+    ) -> Result<String, Failure> {
+        match value {
+            Some(v) => Ok(v),
+            None if self.rehearsal() => Ok(rehearsal.to_string()),
+            None => Err(Failure::usage(format!("--live needs {flag}"))),
+        }
     }
 
     /// The runbook config from `--config FILE` (TOML, validated), or its defaults; a bad file
-    /// is a one-line error naming the field.
-    pub fn config<C: RunbookConfig>(&self) -> C {
-        let Some(path) = self.cli.optional("config") else {
-            return C::default();
+    /// is a one-line usage error naming the field.
+    pub fn config<C: RunbookConfig>(&self, file: Option<&std::path::Path>) -> Result<C, Failure> {
+        let Some(path) = file else {
+            return Ok(C::default());
         };
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| self.usage_error(format!("--config {path}: {e}")));
-        C::from_toml(&text).unwrap_or_else(|e| self.usage_error(format!("--config {path}: {e}")))
+        let bad =
+            |e: &dyn std::fmt::Display| Failure::usage(format!("--config {}: {e}", path.display()));
+        let text = std::fs::read_to_string(path).map_err(|e| bad(&e))?;
+        C::from_toml(&text).map_err(|e| bad(&e))
     }
 
     /// Where the journal is.
@@ -327,7 +363,7 @@ impl Session {
         );
         if let Some((id, _)) = self.runs.iter().find(|(id, o)| {
             matches!(o, RunOutcome::Failed | RunOutcome::Cancelled)
-                && self.cli.live
+                && self.args.live
                 && !id.starts_with('(')
         }) {
             eprintln!("continue it once the cause is fixed: --live --resume {id}");
@@ -335,8 +371,7 @@ impl Session {
         if self.failed_checks > 0 {
             eprintln!(
                 "{}: {} rehearsal check(s) failed",
-                self.cli.name(),
-                self.failed_checks
+                self.name, self.failed_checks
             );
             return ExitCode::from(EXIT_CHECK_FAILED);
         }
@@ -352,9 +387,9 @@ impl Session {
     }
 }
 
-fn fail(name: &str, code: u8, e: impl std::fmt::Display) -> ! {
-    eprintln!("{name}: {e}");
-    std::process::exit(code.into())
+/// An environment variable, when set and not empty.
+pub fn env_var(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|v| !v.is_empty())
 }
 
 /// Asks the person at the terminal; with no terminal it denies and says to pass `--yes`.
