@@ -23,7 +23,8 @@
 //!   reports).
 //! - [`runbooks`]: the seed procedures (daily health check, deploy and verify, rollouts, …)
 //!   as typed, configurable engine runbooks.
-//! - `testkit` (feature `testkit`): conformance suites every implementation must pass.
+//! - [`memory`] and `testkit` (feature `testkit`): in-memory doubles of the contracts a runbook
+//!   decides with, for tests and rehearsals; conformance suites every implementation must pass.
 //!
 //! With the `mock` feature, every contract has a mockall mock (`contracts::MockDeployer`, ...).
 
@@ -35,6 +36,7 @@ pub mod contracts;
 pub mod engine;
 pub mod error;
 pub mod http;
+pub mod memory;
 pub mod poll;
 pub mod redact;
 pub mod retry;

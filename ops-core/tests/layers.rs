@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["http", "poll", "sim"],
     &["adapters", "engine"],
     &["runbooks"],
-    &["testkit"],
+    &["memory", "testkit"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

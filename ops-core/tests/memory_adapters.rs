@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use ops_core::ErrorKind;
-use ops_core::adapters::{MemoryDeployer, MemoryLogSource, MemoryMetricsSource};
 use ops_core::contracts::*;
+use ops_core::memory::{MemoryDeployer, MemoryLogSource, MemoryMetricsSource};
 use ops_core::testkit::{self, DeployerFixture, LogFixture, MetricsFixture};
 
 fn t(secs: i64) -> DateTime<Utc> {

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ops_core::ErrorKind;
-use ops_core::adapters::MemoryMetricsSource;
 use ops_core::clock::SimulatedClock;
 use ops_core::contracts::*;
 use ops_core::engine::{Mode, Runner};
+use ops_core::memory::MemoryMetricsSource;
 use ops_core::runbooks::*;
 
 fn now() -> DateTime<Utc> {

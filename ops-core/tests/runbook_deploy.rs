@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use ops_core::adapters::{MemoryDeployer, MemoryLogSource};
 use ops_core::clock::{Clock, SimulatedClock, SystemClock};
 use ops_core::contracts::*;
 use ops_core::engine::{Mode, RunOutcome, Runner, StepStatus};
+use ops_core::memory::{MemoryDeployer, MemoryLogSource};
 use ops_core::runbooks::Procedure;
 use ops_core::runbooks::{DeployAndVerify, DeployVerifyConfig, RunbookConfig};
 use ops_core::{Error, ErrorKind};

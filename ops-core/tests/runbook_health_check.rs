@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use ops_core::adapters::{MemoryDeployer, MemoryLogSource};
 use ops_core::clock::SimulatedClock;
 use ops_core::contracts::*;
 use ops_core::engine::{Mode, RunOutcome, Runner};
+use ops_core::memory::{MemoryDeployer, MemoryLogSource};
 use ops_core::runbooks::Finished;
 use ops_core::runbooks::Procedure;
 use ops_core::runbooks::{HealthCheck, HealthCheckConfig, HealthSummary, RunbookConfig};

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ops_core::adapters::{FsBackupStore, MemoryDeployer};
+use ops_core::adapters::FsBackupStore;
 use ops_core::clock::ManualClock;
 use ops_core::contracts::*;
 use ops_core::engine::{Mode, RunOutcome, Runner, StepStatus};
+use ops_core::memory::MemoryDeployer;
 use ops_core::runbooks::*;
 
 struct Fixture {

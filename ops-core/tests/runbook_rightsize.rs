@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ops_core::adapters::{MemoryDeployer, MemoryMetricsSource};
 use ops_core::clock::{Clock, SimulatedClock, SystemClock};
 use ops_core::contracts::*;
 use ops_core::engine::{Mode, RunOutcome, Runner};
+use ops_core::memory::{MemoryDeployer, MemoryMetricsSource};
 use ops_core::runbooks::*;
 
 async fn world(cpu: f64, memory: f64) -> (Arc<MemoryDeployer>, Arc<MemoryMetricsSource>, Runner) {

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ops_core::ErrorKind;
-use ops_core::adapters::MemoryDeployer;
 use ops_core::clock::{Clock, SystemClock};
 use ops_core::contracts::*;
 use ops_core::engine::*;
+use ops_core::memory::MemoryDeployer;
 use ops_core::runbooks::*;
 
 /// api-00001 (1.0), api-00002 (1.1, failed to start), api-00003 (1.2) serving.

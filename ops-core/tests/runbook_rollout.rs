@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ops_core::ErrorKind;
-use ops_core::adapters::{MemoryDeployer, MemoryMetricsSource};
 use ops_core::clock::{Clock, SimulatedClock, SystemClock};
 use ops_core::contracts::*;
 use ops_core::engine::*;
+use ops_core::memory::{MemoryDeployer, MemoryMetricsSource};
 use ops_core::runbooks::*;
 
 fn start() -> DateTime<Utc> {

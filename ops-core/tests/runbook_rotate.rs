@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use ops_core::adapters::{EnvSecretStore, MemoryDeployer, MemorySecretStore};
+use ops_core::adapters::EnvSecretStore;
 use ops_core::clock::{Clock, SimulatedClock, SystemClock};
 use ops_core::contracts::*;
 use ops_core::engine::*;
+use ops_core::memory::{MemoryDeployer, MemorySecretStore};
 use ops_core::runbooks::*;
 use ops_core::{Error, ErrorKind};
 

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ops_core::adapters::MemorySecretStore;
 use ops_core::clock::{ManualClock, SimulatedClock};
 use ops_core::contracts::*;
 use ops_core::engine::{Mode, Runner};
+use ops_core::memory::MemorySecretStore;
 use ops_core::runbooks::*;
 use ops_core::{Error, ErrorKind};
 

@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use ops_core::adapters::{MemoryDeployer, MemoryLogSource, MemorySecretStore};
 use ops_core::clock::SimulatedClock;
 use ops_core::contracts::*;
 use ops_core::engine::{Mode, RunOutcome, Runner};
+use ops_core::memory::{MemoryDeployer, MemoryLogSource, MemorySecretStore};
 use ops_core::runbooks::*;
 
 fn now() -> DateTime<Utc> {

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use ops_core::adapters::{FsBackupStore, MemoryDeployer, MemoryLogSource};
+use ops_core::adapters::FsBackupStore;
 use ops_core::clock::SimulatedClock;
 use ops_core::contracts::*;
 use ops_core::engine::*;
+use ops_core::memory::{MemoryDeployer, MemoryLogSource};
 use ops_core::runbooks::*;
 use ops_core::{Error, ErrorKind};
 

@@ -133,7 +133,7 @@ async fn file_store_bad_input_is_typed() {
 
 #[tokio::test]
 async fn memory_store_passes_the_suite_with_every_capability() {
-    let store = ops_core::adapters::MemorySecretStore::new("mem");
+    let store = ops_core::memory::MemorySecretStore::new("mem");
     store
         .add_version("api-key", &SecretValue::from("k-0000-1111"))
         .await

@@ -6,7 +6,7 @@
 use ops_core::adapters::FsBackupStore;
 use ops_core::contracts::BackupStore;
 use ops_core::testkit::{
-    BackupFixture, Case, CaseFuture, backup_store_cases, check_case, check_cases,
+    BackupFixture, Case, CaseFuture, backup_store_cases, check_case, check_cases, deployer_cases,
 };
 
 fn holds(_: &str, _: &()) -> CaseFuture<'static> {
@@ -95,37 +95,48 @@ async fn one_case_runs_by_name_and_a_case_that_does_not_apply_is_an_error() {
     );
 }
 
-/// The `# Behavior` sections of the backup contract name the suite's cases: every name there
-/// is a case, and every case is named there, so the documented behaviour is the checked one.
-#[test]
-fn the_backup_contracts_behavior_docs_name_exactly_the_suites_cases() {
-    let source = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/contracts/backup.rs"),
-    )
-    .unwrap();
-    let cases: std::collections::BTreeSet<&str> =
-        backup_store_cases().iter().map(|c| c.name).collect();
+/// The case names a contract's source mentions in backticks (case names are sentences in
+/// snake case, at least four words).
+fn case_names_in(file: &str) -> std::collections::BTreeSet<String> {
+    let source =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file))
+            .unwrap();
     let mut named = std::collections::BTreeSet::new();
     for piece in source.split('`').skip(1).step_by(2) {
         let snake = piece.contains('_')
             && piece
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit());
-        // Case names are sentences: at least four words.
         if snake && piece.split('_').count() >= 4 {
             named.insert(piece.to_string());
         }
     }
+    named
+}
+
+/// Every name in `file`'s docs is one of `cases`, and every case is named there.
+fn assert_docs_name_exactly(file: &str, cases: &[&'static str]) {
+    let named = case_names_in(file);
     for name in &named {
         assert!(
-            cases.contains(name.as_str()),
-            "the docs name {name}, which is no case"
+            cases.contains(&name.as_str()),
+            "{file}: the docs name {name}, which is no case"
         );
     }
-    for case in &cases {
+    for case in cases {
         assert!(
             named.contains(*case),
-            "case {case} is named in no # Behavior section"
+            "{file}: case {case} is named in no # Behavior section"
         );
     }
+}
+
+/// The `# Behavior` sections of a contract name the suite's cases: every name there is a
+/// case, and every case is named there, so the documented behaviour is the checked one.
+#[test]
+fn the_contracts_behavior_docs_name_exactly_the_suites_cases() {
+    let backup: Vec<&str> = backup_store_cases().iter().map(|c| c.name).collect();
+    assert_docs_name_exactly("src/contracts/backup.rs", &backup);
+    let deployer: Vec<&str> = deployer_cases().iter().map(|c| c.name).collect();
+    assert_docs_name_exactly("src/contracts/deploy.rs", &deployer);
 }

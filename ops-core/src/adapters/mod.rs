@@ -6,7 +6,6 @@ mod fs_backup;
 mod http_probe;
 mod local_fs;
 mod log_notifier;
-mod memory;
 mod read_only_secrets;
 #[cfg(feature = "sqlite")]
 mod sqlite_check;
@@ -18,7 +17,6 @@ pub use file_secret::{FileSecretStore, MAX_SECRET_FILE};
 pub use fs_backup::FsBackupStore;
 pub use http_probe::HttpProbe;
 pub use log_notifier::LogNotifier;
-pub use memory::{MemoryDeployer, MemoryLogSource, MemoryMetricsSource, MemorySecretStore};
 #[cfg(feature = "sqlite")]
 pub use sqlite_check::SqliteIntegrityCheck;
 pub use tcp_probe::TcpProbe;

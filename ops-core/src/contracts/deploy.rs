@@ -344,25 +344,55 @@ pub struct DeployerCapabilities {
 /// operations are awaited inside the call, bounded by a deadline. Calls the platform cannot do
 /// fail with [`crate::ErrorKind::Unsupported`]; invalid input fails with
 /// [`crate::ErrorKind::InvalidInput`] before anything is sent.
+///
+/// Each method's `# Behavior` names the cases of the testkit's deployer suite
+/// (`testkit::deployer_cases`) that check it.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait Deployer: Send + Sync {
     /// The target's name (service, project), used in locks, journals and reports.
+    ///
+    /// # Behavior
+    /// Never empty (`a_deployer_names_its_target`).
     fn target(&self) -> &str;
     /// What this deployer supports.
     fn capabilities(&self) -> DeployerCapabilities;
     /// The live state: traffic, serving, latest ready release.
+    ///
+    /// # Behavior
+    /// Names the target, shows the traffic in force and serving after a deploy with traffic
+    /// (`a_deploy_with_all_traffic_is_ready_and_takes_the_traffic`); `latest_ready` is the
+    /// newest ready release (`a_deploy_without_traffic_leaves_traffic_alone`).
     async fn current(&self) -> Result<ServiceState>;
     /// The known releases, newest first.
+    ///
+    /// # Behavior
+    /// Newest first (`a_deploy_without_traffic_leaves_traffic_alone`).
     async fn releases(&self) -> Result<Vec<Release>>;
     /// Deploys a new release and waits until it is ready (or failed, or the deadline passed).
+    ///
+    /// # Behavior
+    /// - Returns the release once ready, with its version; with all traffic it takes the
+    ///   traffic (`a_deploy_with_all_traffic_is_ready_and_takes_the_traffic`), with none it
+    ///   leaves traffic alone (`a_deploy_without_traffic_leaves_traffic_alone`). The same
+    ///   version deployed again is a new release.
+    /// - An empty version is `InvalidInput` (`an_empty_version_is_invalid_input`).
     async fn deploy(&self, request: &DeployRequest) -> Result<Release>;
     /// Sets the traffic split; unknown releases are rejected.
+    ///
+    /// # Behavior
+    /// - Moves all traffic to one release (`all_traffic_moves_to_one_release`).
+    /// - With [`DeployerCapabilities::traffic_split`] a split is in force as given, and a split
+    ///   naming an unknown release is `InvalidInput` or `NotFound` and changes nothing
+    ///   (`a_split_is_in_force_and_a_refused_one_changes_nothing`); without it a split is
+    ///   `Unsupported` (`a_split_without_the_capability_is_unsupported`).
     async fn set_traffic(&self, split: &TrafficSplit) -> Result<ServiceState>;
     /// Changes instance counts and sizes.
     ///
     /// # Behavior
-    /// `Unsupported` unless [`DeployerCapabilities::scale`] (the default body).
+    /// With [`DeployerCapabilities::scale`] the counts are in force and min above max is
+    /// `InvalidInput` (`scale_is_in_force_and_min_above_max_is_refused`); without it,
+    /// `Unsupported` (the default body; `scale_without_the_capability_is_unsupported`).
     async fn scale(&self, spec: &ScaleSpec) -> Result<ServiceState> {
         let _ = spec;
         Err(super::common::unsupported_by(
@@ -372,8 +402,17 @@ pub trait Deployer: Send + Sync {
         ))
     }
     /// Stops serving entirely (emergency shutdown). Undo with [`Deployer::set_traffic`].
+    ///
+    /// # Behavior
+    /// With [`DeployerCapabilities::stop_serving`] the target stops serving and
+    /// `set_traffic` resumes it (`stop_serving_stops_and_set_traffic_resumes`); without it,
+    /// `Unsupported` (`stop_serving_without_the_capability_is_unsupported`).
     async fn stop_serving(&self) -> Result<ServiceState>;
     /// Checks a change without applying it. The default runs the local checks only.
+    ///
+    /// # Behavior
+    /// Min instances above max is `InvalidInput`
+    /// (`min_above_max_is_invalid_before_anything_runs`).
     async fn validate(&self, action: &DeployAction) -> Result<Validation> {
         validate_locally(action)?;
         Ok(Validation::CheckedLocally)

@@ -236,7 +236,7 @@ pub async fn evaluate_alerts(
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> ops_core::Result<()> {
 /// use std::sync::Arc;
-/// use ops_core::adapters::MemoryMetricsSource;
+/// use ops_core::memory::MemoryMetricsSource;
 /// use ops_core::clock::{Clock, SystemClock};
 /// use ops_core::contracts::{Metric, Severity};
 /// use ops_core::engine::{Mode, Runner};

@@ -94,7 +94,7 @@ pub struct HealthSummary {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> ops_core::Result<()> {
 /// use std::sync::Arc;
-/// use ops_core::adapters::{MemoryDeployer, MemoryLogSource};
+/// use ops_core::memory::{MemoryDeployer, MemoryLogSource};
 /// use ops_core::contracts::HealthStatus;
 /// use ops_core::engine::{Mode, Runner};
 /// use ops_core::runbooks::{HealthCheck, HealthCheckConfig, Procedure};

@@ -31,7 +31,7 @@ impl<S> std::ops::Deref for Finished<S> {
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() -> ops_core::Result<()> {
 /// use std::sync::Arc;
-/// use ops_core::adapters::MemoryDeployer;
+/// use ops_core::memory::MemoryDeployer;
 /// use ops_core::contracts::{DeployRequest, Deployer};
 /// use ops_core::engine::{Category, Mode, Runner};
 /// use ops_core::runbooks::{DeployAndVerify, DeployVerifyConfig, Procedure};

@@ -151,7 +151,7 @@ pub struct RightSizeSummary {
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() -> ops_core::Result<()> {
 /// use std::sync::Arc;
-/// use ops_core::adapters::{MemoryDeployer, MemoryMetricsSource};
+/// use ops_core::memory::{MemoryDeployer, MemoryMetricsSource};
 /// use ops_core::clock::{Clock, SystemClock};
 /// use ops_core::contracts::{DeployRequest, Deployer, Metric, ScaleSpec};
 /// use ops_core::engine::{Mode, Runner};

@@ -79,7 +79,7 @@ pub struct AddedVersion {
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() -> ops_core::Result<()> {
 /// use std::sync::Arc;
-/// use ops_core::adapters::MemorySecretStore;
+/// use ops_core::memory::MemorySecretStore;
 /// use ops_core::contracts::{SecretStore, SecretValue, VersionState};
 /// use ops_core::engine::{Mode, Runner};
 /// use ops_core::runbooks::{GenerateSecret, RotateConfig, RotateSecret, Procedure};
@@ -376,7 +376,7 @@ impl RunbookConfig for AgeAuditConfig {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> ops_core::Result<()> {
-/// use ops_core::adapters::MemorySecretStore;
+/// use ops_core::memory::MemorySecretStore;
 /// use ops_core::contracts::SecretStore;
 /// use ops_core::runbooks::{secret_age_audit, AgeAuditConfig};
 /// let s = MemorySecretStore::new("s");

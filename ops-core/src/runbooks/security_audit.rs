@@ -60,7 +60,7 @@ impl SecurityReport {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> ops_core::Result<()> {
 /// use std::sync::Arc;
-/// use ops_core::adapters::MemorySecretStore;
+/// use ops_core::memory::MemorySecretStore;
 /// use ops_core::contracts::SecretStore;
 /// use ops_core::engine::{Mode, Runner};
 /// use ops_core::runbooks::{AgeAuditConfig, SecurityAudit, Procedure};

@@ -74,7 +74,7 @@ type SecretsToDisable = (Arc<dyn SecretStore>, Vec<(String, String)>);
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> ops_core::Result<()> {
 /// use std::sync::Arc;
-/// use ops_core::adapters::MemoryDeployer;
+/// use ops_core::memory::MemoryDeployer;
 /// use ops_core::contracts::{DeployRequest, Deployer};
 /// use ops_core::engine::{Mode, Runner};
 /// use ops_core::runbooks::{EmergencyShutdown, ShutdownConfig, Procedure};

@@ -107,7 +107,7 @@ pub struct ChangeCounts {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> ops_core::Result<()> {
 /// use std::sync::Arc;
-/// use ops_core::adapters::MemoryLogSource;
+/// use ops_core::memory::MemoryLogSource;
 /// use ops_core::clock::{Clock, SystemClock};
 /// use ops_core::contracts::{LogEntry, LogSeverity};
 /// use ops_core::engine::{Mode, Runner};

@@ -33,13 +33,13 @@ mod security_auditor;
 
 pub use backup_store::{BackupFixture, backup_store, backup_store_cases};
 pub use config_loader::{config_loader, config_loader_from};
-pub use deployer::{DeployerFixture, deployer};
-pub use health_probe::health_probe;
+pub use deployer::{DeployerFixture, deployer, deployer_cases};
+pub use health_probe::{HealthExpectation, health_probe, health_report_cases};
 pub use journal::{journal, journal_cases};
 pub use log_source::{LogFixture, log_source, log_source_cases};
 pub use metrics_source::{MetricsFixture, metrics_source, metrics_source_cases};
 pub use notifier::{notifier, notifier_cases};
-pub use run_lock::run_lock;
+pub use run_lock::{run_lock, run_lock_cases};
 pub use secret_store::{SecretFixture, secret_store, secret_store_cases};
 pub use security_auditor::{AuditFixture, security_auditor, security_auditor_cases};
 

@@ -23,7 +23,7 @@ const PROVIDER: &str = "memory-deployer";
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> ops_core::Result<()> {
-/// use ops_core::adapters::MemoryDeployer;
+/// use ops_core::memory::MemoryDeployer;
 /// use ops_core::contracts::{DeployRequest, Deployer, TrafficSplit};
 /// let d = MemoryDeployer::new("api");
 /// let stable = d.deploy(&DeployRequest::new("api:1.0")).await?;

@@ -34,7 +34,7 @@ struct Sample {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> ops_core::Result<()> {
-/// use ops_core::adapters::MemoryMetricsSource;
+/// use ops_core::memory::MemoryMetricsSource;
 /// use ops_core::contracts::{Metric, MetricQuery, MetricsSource, TimeWindow};
 /// let m = MemoryMetricsSource::new("app");
 /// let at: chrono::DateTime<chrono::Utc> = "2026-01-01T00:00:30Z".parse().unwrap();

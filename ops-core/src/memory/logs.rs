@@ -16,7 +16,7 @@ const PROVIDER: &str = "memory-logs";
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> ops_core::Result<()> {
-/// use ops_core::adapters::MemoryLogSource;
+/// use ops_core::memory::MemoryLogSource;
 /// use ops_core::contracts::{LogEntry, LogQuery, LogSeverity, LogSource, TimeWindow};
 /// let logs = MemoryLogSource::new("app");
 /// let at = "2026-01-01T00:00:00Z".parse().unwrap();

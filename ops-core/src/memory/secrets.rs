@@ -30,7 +30,7 @@ struct Entry {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> ops_core::Result<()> {
-/// use ops_core::adapters::MemorySecretStore;
+/// use ops_core::memory::MemorySecretStore;
 /// use ops_core::contracts::{SecretStore, VersionRef};
 /// let s = MemorySecretStore::new("secrets");
 /// s.add_version("db-password", &"one".into()).await?;
