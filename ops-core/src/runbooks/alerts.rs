@@ -18,7 +18,7 @@ use crate::Result;
 use crate::contracts::{
     Metric, MetricQuery, MetricReading, MetricsSource, Notification, Notifier, Severity, TimeWindow,
 };
-use crate::engine::{Action, RunReport, Runbook, Step};
+use crate::engine::{Action, Output, RunReport, Runbook, Step};
 
 /// One row of the alert table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -281,19 +281,19 @@ impl ThresholdAlerts {
         self.config.validate()?;
         let (metrics, config) = (self.metrics.clone(), self.config.clone());
         let mut rb = Runbook::new("threshold-alerts", &self.target)
-            .with_category(crate::engine::Category::Check)
-            .step(Step::read("evaluate", move |ctx| {
-                let (metrics, config, now) = (metrics.clone(), config.clone(), ctx.clock().now());
-                Ok(Action::new(
-                    "MetricsSource::read",
-                    json!({ "rules": config.rules.len() }),
-                    async move { evaluate_alerts(metrics.as_ref(), &config, now).await },
-                ))
-            }));
+            .with_category(crate::engine::Category::Check);
+        let evaluated: Output<Vec<Alert>> = rb.add_step(Step::read("evaluate", move |ctx| {
+            let (metrics, config, now) = (metrics.clone(), config.clone(), ctx.clock().now());
+            Ok(Action::new(
+                "MetricsSource::read",
+                json!({ "rules": config.rules.len() }),
+                async move { evaluate_alerts(metrics.as_ref(), &config, now).await },
+            ))
+        }));
         if let Some(n) = self.notifier.clone() {
             let target = self.target.clone();
             rb = rb.step(Step::mutate("notify", move |ctx| {
-                let alerts: Vec<Alert> = ctx.output("evaluate")?;
+                let alerts = ctx.get(&evaluated)?;
                 let firing: Vec<Alert> = alerts
                     .into_iter()
                     .filter(|a| a.severity.is_some() && a.silenced.is_none())

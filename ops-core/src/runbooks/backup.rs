@@ -23,7 +23,7 @@ use crate::contracts::{
     ArtifactReader, BackupFilter, BackupInfo, BackupState, BackupStore, CreateBackup, PutArtifact,
     Verification,
 };
-use crate::engine::{Action, RunReport, Runbook, Step};
+use crate::engine::{Action, Output, RunReport, Runbook, Step};
 use crate::{Error, ErrorKind, Result};
 
 /// How many backups to keep: the newest of each of the last N hours, days, ISO weeks and months.
@@ -253,45 +253,42 @@ impl BackupAndVerify {
         self.config.validate()?;
         let (store, source) = (self.store.clone(), self.source.clone());
         let mut rb = Runbook::new("backup-and-verify", &self.target)
-            .with_category(crate::engine::Category::Backup)
-            .step(Step::mutate("backup", move |ctx| {
-                let store = store.clone();
-                match source.clone() {
-                    BackupSource::Create(req) => {
-                        Ok(Action::new("BackupStore::create", json!(req), async move {
-                            store.create(&req).await
-                        }))
-                    }
-                    BackupSource::Artifact {
-                        stem,
-                        extension,
-                        source,
-                        open,
-                    } => {
-                        let id = crate::contracts::backup_id(
-                            &stem,
-                            extension.as_deref(),
-                            ctx.clock().now(),
-                        );
-                        let req = PutArtifact {
-                            id,
-                            source,
-                            labels: Default::default(),
-                        };
-                        Ok(Action::new(
-                            "BackupStore::put_artifact",
-                            json!(req),
-                            async move {
-                                let data = open().await?;
-                                store.put_artifact(&req, data).await
-                            },
-                        ))
-                    }
+            .with_category(crate::engine::Category::Backup);
+        let backup: Output<BackupInfo> = rb.add_step(Step::mutate("backup", move |ctx| {
+            let store = store.clone();
+            match source.clone() {
+                BackupSource::Create(req) => {
+                    Ok(Action::new("BackupStore::create", json!(req), async move {
+                        store.create(&req).await
+                    }))
                 }
-            }));
-        let store = self.store.clone();
+                BackupSource::Artifact {
+                    stem,
+                    extension,
+                    source,
+                    open,
+                } => {
+                    let id =
+                        crate::contracts::backup_id(&stem, extension.as_deref(), ctx.clock().now());
+                    let req = PutArtifact {
+                        id,
+                        source,
+                        labels: Default::default(),
+                    };
+                    Ok(Action::new(
+                        "BackupStore::put_artifact",
+                        json!(req),
+                        async move {
+                            let data = open().await?;
+                            store.put_artifact(&req, data).await
+                        },
+                    ))
+                }
+            }
+        }));
+        let (store, taken) = (self.store.clone(), backup.clone());
         rb = rb.step(Step::read("verify-checksum", move |ctx| {
-            let info: BackupInfo = ctx.output("backup")?;
+            let info = ctx.get(&taken)?;
             let (store, clock) = (store.clone(), ctx.clock().clone());
             Ok(Action::new(
                 "BackupStore::get_artifact",
@@ -303,9 +300,9 @@ impl BackupAndVerify {
             ))
         }));
         if let Some(test) = self.restore_test.clone() {
-            let store = self.store.clone();
+            let (store, taken) = (self.store.clone(), backup.clone());
             rb = rb.step(Step::read("restore-test", move |ctx| {
-                let info: BackupInfo = ctx.output("backup")?;
+                let info = ctx.get(&taken)?;
                 let (store, test, clock) = (store.clone(), test.clone(), ctx.clock().clone());
                 Ok(Action::new(
                     format!("RestoreTest::{}", test.name()),
@@ -324,10 +321,10 @@ impl BackupAndVerify {
                 ))
             }));
         }
-        let store = self.store.clone();
+        let (store, taken) = (self.store.clone(), backup.clone());
         rb = rb.step(
             Step::mutate("record-verified", move |ctx| {
-                let info: BackupInfo = ctx.output("backup")?;
+                let info = ctx.get(&taken)?;
                 let (store, at) = (store.clone(), ctx.clock().now());
                 Ok(Action::new(
                     "BackupStore::record_verification",
@@ -344,8 +341,8 @@ impl BackupAndVerify {
                 .prune_prefix
                 .clone()
                 .unwrap_or_else(|| format!("{}-", self.stem()));
-            rb = rb.step(Step::read("plan-prune", move |ctx| {
-                let info: BackupInfo = ctx.output("backup")?;
+            let plan: Output<PrunePlan> = rb.add_step(Step::read("plan-prune", move |ctx| {
+                let info = ctx.get(&backup)?;
                 let (store, prefix) = (store.clone(), prefix.clone());
                 Ok(Action::new(
                     "BackupStore::list",
@@ -373,7 +370,7 @@ impl BackupAndVerify {
             let store = self.store.clone();
             rb = rb.step(
                 Step::mutate("prune", move |ctx| {
-                    let plan: PrunePlan = ctx.output("plan-prune")?;
+                    let plan = ctx.get(&plan)?;
                     let store = store.clone();
                     Ok(Action::new(
                         "BackupStore::delete",

@@ -18,7 +18,7 @@ use crate::contracts::{
     Deployer, HealthProbe, HealthStatus, LogQuery, LogSeverity, LogSource, Notification, Notifier,
     Severity, TimeWindow, check_all,
 };
-use crate::engine::{Action, RunReport, Runbook, Step, StepContext};
+use crate::engine::{Action, Output, RunReport, Runbook, Step, StepContext};
 
 /// Settings of the daily health check. Every key is optional in TOML.
 ///
@@ -260,12 +260,14 @@ impl HealthCheck {
                 "nothing to check: give at least one probe, deployer, database or log source",
             ));
         }
-        let names: Vec<String> = checks.iter().map(|s| s.name().to_string()).collect();
+        // The checks run side by side; each produces a `CheckOutput`.
+        let outputs: Vec<Output<CheckOutput>> =
+            checks.iter().map(|s| Output::of(s.name())).collect();
         let mut rb = Runbook::new("daily-health-check", &self.target)
             .with_category(crate::engine::Category::Check)
             .parallel(checks);
-        rb = rb.step(Step::read(VERDICT, move |ctx| {
-            let summary = summarize(ctx, &names);
+        let verdict: Output<HealthSummary> = rb.add_step(Step::read(VERDICT, move |ctx| {
+            let summary = summarize(ctx, &outputs);
             Ok(Action::new(
                 "summarize",
                 json!({}),
@@ -275,7 +277,7 @@ impl HealthCheck {
         if let (Some(notifier), true) = (self.notifier.clone(), self.config.notify) {
             let target = self.target.clone();
             rb = rb.step(Step::mutate(NOTIFY, move |ctx| {
-                let summary: HealthSummary = ctx.output(VERDICT)?;
+                let summary = ctx.get(&verdict)?;
                 let Some(severity) = summary.severity else {
                     return Ok(Action::new("none: healthy", json!({}), async {
                         Ok("not sent")
@@ -433,18 +435,19 @@ fn activity_finding(count: Result<u64>) -> Finding {
     }
 }
 
-fn summarize(ctx: &StepContext, steps: &[String]) -> HealthSummary {
+fn summarize(ctx: &StepContext, outputs: &[Output<CheckOutput>]) -> HealthSummary {
     let mut findings = Vec::new();
     let (mut error_count, mut activity) = (None, None);
-    for step in steps {
-        let out: CheckOutput = ctx.output(step).unwrap_or_else(|e| {
+    for output in outputs {
+        let step = output.step();
+        let out = ctx.get(output).unwrap_or_else(|e| {
             CheckOutput::of(vec![Finding::new(
                 step,
                 HealthStatus::Unhealthy,
                 e.to_string(),
             )])
         });
-        match step.as_str() {
+        match step {
             ERRORS => error_count = out.count,
             ACTIVITY => activity = out.count,
             _ => {}

@@ -18,7 +18,7 @@ use crate::contracts::{
     BackupInfo, BackupState, BackupStore, CreateBackup, Deployer, HealthProbe, Notification,
     NotificationEvent, Notifier, RestoreTarget, ServiceState, Severity, TrafficSplit,
 };
-use crate::engine::{Action, RunReport, Runbook, Step, StepContext};
+use crate::engine::{Action, Output, RunReport, Runbook, Step, StepContext};
 
 /// Settings of a restore.
 ///
@@ -143,7 +143,8 @@ impl Restore {
             .unwrap_or_else(|| what.rsplit(['/', '\\']).next().unwrap_or(&what).to_string());
         let (store, id) = (self.store.clone(), self.backup_id.clone());
         // The target (lock key, journal) is the data's short name, not its path.
-        let mut rb = Runbook::new("restore", &stem).with_category(crate::engine::Category::Restore).step(Step::read("describe", move |ctx| {
+        let mut rb = Runbook::new("restore", &stem).with_category(crate::engine::Category::Restore);
+        let described: Output<BackupInfo> = rb.add_step(Step::read("describe", move |ctx| {
             let (store, id, ctx) = (store.clone(), id.clone(), ctx.clone());
             Ok(Action::new(
                 "BackupStore::describe",
@@ -170,7 +171,7 @@ impl Restore {
         // corrupt backup stops the restore here, not after the safety copy and the stop.
         let store = self.store.clone();
         rb = rb.step(Step::read("check-backup", move |ctx| {
-            let info: BackupInfo = ctx.output("describe")?;
+            let info = ctx.get(&described)?;
             let (store, clock) = (store.clone(), ctx.clock().clone());
             Ok(Action::new(
                 "BackupStore::get_artifact",
@@ -182,9 +183,11 @@ impl Restore {
             ))
         }));
         let key = format!("restore/{what}/{}", self.backup_id);
+        // Named before the step exists: the announcement's failure message reports it.
+        let safety_copy: Output<BackupInfo> = Output::of(PRE_RESTORE);
         if let Some(n) = self.notifier.clone() {
             let (w, b, k) = (what.clone(), self.backup_id.clone(), key.clone());
-            let (w2, b2) = (what.clone(), self.backup_id.clone());
+            let (w2, b2, copy) = (what.clone(), self.backup_id.clone(), safety_copy.clone());
             rb = rb.step(announce_step(
                 n,
                 key.clone(),
@@ -194,12 +197,17 @@ impl Restore {
                             .dedup_key(&k),
                     )
                 },
-                move |ctx| format!("Restore of {w2} from {b2} failed; {}", where_is_safety(ctx)),
+                move |ctx| {
+                    format!(
+                        "Restore of {w2} from {b2} failed; {}",
+                        where_is_safety(ctx, &copy)
+                    )
+                },
             ));
         }
         let (store, mut safety) = (self.store.clone(), self.current.clone());
         safety.name = Some(format!("{}-{stem}", self.config.pre_restore_prefix));
-        rb = rb.step(Step::mutate("pre-restore-backup", move |ctx| {
+        rb = rb.step(Step::mutate(PRE_RESTORE, move |ctx| {
             let (store, safety, ctx) = (store.clone(), safety.clone(), ctx.clone());
             Ok(Action::new(
                 "BackupStore::create",
@@ -214,14 +222,16 @@ impl Restore {
                 },
             ))
         }));
+        let mut saved_traffic: Option<Output<ServiceState>> = None;
         if let Some(d) = stop.clone() {
             let d2 = d.clone();
-            rb = rb.step(Step::read("save-traffic", move |_| {
+            let saved: Output<ServiceState> = rb.add_step(Step::read("save-traffic", move |_| {
                 let d = d.clone();
                 Ok(Action::new("Deployer::current", json!({}), async move {
                     d.current().await
                 }))
             }));
+            saved_traffic = Some(saved.clone());
             let d3 = d2.clone();
             rb = rb.step(
                 Step::mutate("stop-traffic", move |_| {
@@ -232,7 +242,7 @@ impl Restore {
                         async move { d.stop_serving().await },
                     ))
                 })
-                .compensate(move |ctx| resume(ctx, d3.clone())),
+                .compensate(move |ctx| resume(ctx, &saved, d3.clone())),
             );
         }
         let (store, id, target) = (
@@ -251,9 +261,10 @@ impl Restore {
         if !self.probes.is_empty() {
             rb = rb.step(verify_step("verify", self.probes.clone()));
         }
-        if let Some(d) = stop {
+        if let (Some(d), Some(saved)) = (stop, saved_traffic) {
             rb = rb.step(
-                Step::mutate("resume-traffic", move |ctx| resume(ctx, d.clone())).idempotent(),
+                Step::mutate("resume-traffic", move |ctx| resume(ctx, &saved, d.clone()))
+                    .idempotent(),
             );
         }
         if let Some(n) = self.notifier.clone() {
@@ -261,7 +272,10 @@ impl Restore {
             rb = rb.step(notify_step("announce-result", n, move |ctx| {
                 Ok(Notification::new(
                     Severity::Info,
-                    format!("Restored {w} from {b}; {}", where_is_safety(ctx)),
+                    format!(
+                        "Restored {w} from {b}; {}",
+                        where_is_safety(ctx, &safety_copy)
+                    ),
                 )
                 .event(NotificationEvent::Resolve)
                 .dedup_key(&key))
@@ -283,16 +297,19 @@ impl super::Procedure for Restore {
     }
 }
 
-fn where_is_safety(ctx: &StepContext) -> String {
-    match ctx.output::<BackupInfo>("pre-restore-backup") {
+/// The step taking the safety copy before the restore.
+const PRE_RESTORE: &str = "pre-restore-backup";
+
+fn where_is_safety(ctx: &StepContext, copy: &Output<BackupInfo>) -> String {
+    match ctx.get(copy) {
         Ok(info) => format!("the pre-restore backup is {} at {}", info.id, info.location),
         Err(_) => "no pre-restore backup was taken (nothing was changed)".into(),
     }
 }
 
 /// Puts back the traffic split saved before stopping.
-fn resume(ctx: &StepContext, d: Arc<dyn Deployer>) -> Result<Action> {
-    let saved: ServiceState = ctx.output("save-traffic")?;
+fn resume(ctx: &StepContext, saved: &Output<ServiceState>, d: Arc<dyn Deployer>) -> Result<Action> {
+    let saved = ctx.get(saved)?;
     let split = TrafficSplit::from_allocations(saved.traffic.clone())?;
     Ok(Action::new(
         "Deployer::set_traffic",

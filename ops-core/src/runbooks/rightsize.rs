@@ -14,7 +14,7 @@ use serde_json::json;
 use super::RunbookConfig;
 use super::config::{human_duration, invalid, positive};
 use crate::contracts::{Deployer, Metric, MetricQuery, MetricsSource, ScaleSpec, TimeWindow};
-use crate::engine::{Action, RunReport, Runbook, Step};
+use crate::engine::{Action, Output, RunReport, Runbook, Step};
 use crate::{Error, Result};
 
 /// Settings of right-sizing.
@@ -221,11 +221,11 @@ impl RightSize {
     fn build(&self) -> Result<Runbook> {
         self.config.validate()?;
         let mut rb = Runbook::new("right-size", self.deployer.target())
-            .with_category(crate::engine::Category::Maintenance)
-            .step(self.measure_step("measure-before"));
+            .with_category(crate::engine::Category::Maintenance);
+        let before: Output<Utilisation> = rb.add_step(self.measure_step("measure-before"));
         let (d, c) = (self.deployer.clone(), self.config.clone());
-        rb = rb.step(Step::read("decide", move |ctx| {
-            let before: Utilisation = ctx.output("measure-before")?;
+        let decision: Output<Decision> = rb.add_step(Step::read("decide", move |ctx| {
+            let before = ctx.get(&before)?;
             let (d, c) = (d.clone(), c.clone());
             Ok(Action::new("Deployer::current", json!({}), async move {
                 let max = d
@@ -245,9 +245,9 @@ impl RightSize {
             }))
         }));
         let d = self.deployer.clone();
-        rb = rb.step(
+        let scaled: Output<bool> = rb.add_step(
             Step::mutate("scale", move |ctx| {
-                let decision: Decision = ctx.output("decide")?;
+                let decision = ctx.get(&decision)?;
                 let d = d.clone();
                 let to = match decision {
                     Decision::ScaleUp { to, .. } | Decision::ScaleDown { to, .. } => to,
@@ -272,7 +272,7 @@ impl RightSize {
         );
         let settle = self.config.settle;
         rb = rb.step(Step::read("settle", move |ctx| {
-            let scaled: bool = ctx.output("scale")?;
+            let scaled = ctx.get(&scaled)?;
             let clock = ctx.clock().clone();
             Ok(Action::new(
                 "wait",

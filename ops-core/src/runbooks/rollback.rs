@@ -16,7 +16,7 @@ use crate::contracts::{
     Deployer, HealthProbe, Notification, Notifier, ReleaseState, Severity, TrafficSplit,
 };
 use crate::engine::{
-    Action, Journal, JournalFilter, RunOutcome, RunReport, Runbook, Step, run_summaries,
+    Action, Journal, JournalFilter, Output, RunOutcome, RunReport, Runbook, Step, run_summaries,
 };
 use crate::{Error, ErrorKind, Result};
 
@@ -165,16 +165,15 @@ impl Rollback {
             Kind::Emergency => "emergency-rollback",
         };
         let (d, to) = (self.deployer.clone(), self.to.clone());
-        let mut rb = Runbook::new(name, &target)
-            .with_category(crate::engine::Category::Rollback)
-            .step(Step::read("choose", move |_| {
-                let (d, to) = (d.clone(), to.clone());
-                Ok(Action::new(
-                    "Deployer::releases",
-                    json!({ "to": to }),
-                    async move { choose(d.as_ref(), &to).await },
-                ))
-            }));
+        let mut rb = Runbook::new(name, &target).with_category(crate::engine::Category::Rollback);
+        let chosen: Output<RollbackChoice> = rb.add_step(Step::read("choose", move |_| {
+            let (d, to) = (d.clone(), to.clone());
+            Ok(Action::new(
+                "Deployer::releases",
+                json!({ "to": to }),
+                async move { choose(d.as_ref(), &to).await },
+            ))
+        }));
         if let (Kind::Automatic, Some(journal)) = (self.kind, self.journal.clone()) {
             let (cap, t) = (self.config.max_automatic_in_a_row, target.clone());
             rb = rb.step(Step::read("cap", move |_| {
@@ -192,10 +191,10 @@ impl Rollback {
                 }))
             }));
         }
-        let d = self.deployer.clone();
+        let (d, choice) = (self.deployer.clone(), chosen.clone());
         rb = rb.step(
             Step::mutate("shift", move |ctx| {
-                let choice: RollbackChoice = ctx.output("choose")?;
+                let choice = ctx.get(&choice)?;
                 let split = TrafficSplit::all_to(choice.to)?;
                 let d = d.clone();
                 Ok(Action::new(
@@ -217,7 +216,7 @@ impl Rollback {
                 Severity::Warning
             };
             rb = rb.step(notify_step("notify", n, move |ctx| {
-                let c: RollbackChoice = ctx.output("choose")?;
+                let c = ctx.get(&chosen)?;
                 let from = c.from.unwrap_or_else(|| "nothing".into());
                 Ok(Notification::new(
                     severity,

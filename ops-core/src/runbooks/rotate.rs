@@ -21,7 +21,7 @@ use crate::contracts::{
     DeployRequest, Deployer, InitialTraffic, SecretStore, SecretValue, SecretVersion, VersionRef,
     VersionState,
 };
-use crate::engine::{Action, RunReport, Runbook, Step};
+use crate::engine::{Action, Output, RunReport, Runbook, Step};
 use crate::{Error, Result};
 
 /// Makes the new secret value (random bytes, a provider-issued key).
@@ -133,25 +133,29 @@ impl RotateSecret {
     }
 
     fn build(&self) -> Result<Runbook> {
+        /// The step adding the new version.
+        const ADD_VERSION: &str = "add-version";
         self.config.validate()?;
         crate::contracts::validate_name("runbook", "rotate", "secret", &self.secret)?;
         let (store, secret) = (self.store.clone(), self.secret.clone());
         let mut rb = Runbook::new("rotate-secret", &self.secret)
-            .with_category(crate::engine::Category::Maintenance)
-            .step(Step::read("current", move |_| {
-                let (store, secret) = (store.clone(), secret.clone());
-                Ok(Action::new(
-                    "SecretStore::list_versions",
-                    json!({ "secret": secret }),
-                    async move {
-                        let versions = store.list_versions(&secret).await?;
-                        Ok(versions
-                            .into_iter()
-                            .find(|v| v.state == VersionState::Enabled)
-                            .map(|v| v.id))
-                    },
-                ))
-            }));
+            .with_category(crate::engine::Category::Maintenance);
+        let current: Output<Option<String>> = rb.add_step(Step::read("current", move |_| {
+            let (store, secret) = (store.clone(), secret.clone());
+            Ok(Action::new(
+                "SecretStore::list_versions",
+                json!({ "secret": secret }),
+                async move {
+                    let versions = store.list_versions(&secret).await?;
+                    Ok(versions
+                        .into_iter()
+                        .find(|v| v.state == VersionState::Enabled)
+                        .map(|v| v.id))
+                },
+            ))
+        }));
+        // Named before the step exists: its own compensation reads it.
+        let added: Output<AddedVersion> = Output::of(ADD_VERSION);
         let (store, store2, secret, secret2, generate) = (
             self.store.clone(),
             self.store.clone(),
@@ -159,8 +163,9 @@ impl RotateSecret {
             self.secret.clone(),
             self.generate.clone(),
         );
+        let added_here = added.clone();
         rb = rb.step(
-            Step::mutate("add-version", move |ctx| {
+            Step::mutate(ADD_VERSION, move |ctx| {
                 let (store, secret, generate, at) = (
                     store.clone(),
                     secret.clone(),
@@ -182,7 +187,7 @@ impl RotateSecret {
                 ))
             })
             .compensate(move |ctx| {
-                let added: AddedVersion = ctx.output("add-version")?;
+                let added = ctx.get(&added_here)?;
                 let (store, secret) = (store2.clone(), secret2.clone());
                 Ok(Action::new(
                     "SecretStore::disable_version",
@@ -192,9 +197,9 @@ impl RotateSecret {
             }),
         );
         if let Some(check) = self.validate.clone() {
-            let (store, secret) = (self.store.clone(), self.secret.clone());
+            let (store, secret, added) = (self.store.clone(), self.secret.clone(), added.clone());
             rb = rb.step(Step::read("validate", move |ctx| {
-                let added: AddedVersion = ctx.output("add-version")?;
+                let added = ctx.get(&added)?;
                 let (store, secret, check) = (store.clone(), secret.clone(), check.clone());
                 Ok(Action::new(
                     "validate new value",
@@ -227,7 +232,7 @@ impl RotateSecret {
         }
         let grace = self.config.grace_period;
         rb = rb.step(Step::read("grace", move |ctx| {
-            let added: AddedVersion = ctx.output("add-version")?;
+            let added = ctx.get(&added)?;
             let (clock, dry) = (ctx.clock().clone(), ctx.is_dry_run());
             // Measured from when the version was added: a resumed run waits only the rest.
             let end = chrono::Duration::from_std(grace)
@@ -251,7 +256,7 @@ impl RotateSecret {
         );
         rb = rb.step(
             Step::mutate("retire-old", move |ctx| {
-                let old: Option<String> = ctx.output("current")?;
+                let old = ctx.get(&current)?;
                 let (store, secret) = (store.clone(), secret.clone());
                 let call = if destroy {
                     "SecretStore::destroy_version"

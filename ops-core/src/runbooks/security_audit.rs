@@ -13,7 +13,7 @@ use super::RunbookConfig;
 use super::rotate::{AgeAuditConfig, secret_age_audit};
 use crate::Result;
 use crate::contracts::{AuditFinding, SecretStore, SecurityAuditor, Severity};
-use crate::engine::{Action, RunReport, Runbook, Step};
+use crate::engine::{Action, Output, RunReport, Runbook, Step};
 
 /// The combined findings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,14 +145,16 @@ impl SecurityAudit {
                 "nothing to audit: add an auditor or a secret store",
             ));
         }
-        let names: Vec<String> = steps.iter().map(|s| s.name().to_string()).collect();
+        // The audits run side by side; each produces its findings.
+        let audits: Vec<Output<Vec<AuditFinding>>> =
+            steps.iter().map(|s| Output::of(s.name())).collect();
         Ok(Runbook::new("security-audit", &self.target)
             .with_category(crate::engine::Category::Check)
             .parallel(steps)
             .step(Step::read("report", move |ctx| {
-                let mut findings: Vec<AuditFinding> = names
+                let mut findings: Vec<AuditFinding> = audits
                     .iter()
-                    .flat_map(|n| ctx.output::<Vec<AuditFinding>>(n).unwrap_or_default())
+                    .flat_map(|a| ctx.get(a).unwrap_or_default())
                     .collect();
                 findings.sort_by(|a, b| {
                     b.severity

@@ -19,7 +19,7 @@ use crate::contracts::{
     Deployer, LogQuery, LogSeverity, LogSource, Notification, Notifier, SecretStore, ServiceState,
     Severity, TimeWindow,
 };
-use crate::engine::{Action, RunReport, Runbook, Step};
+use crate::engine::{Action, Output, RunReport, Runbook, Step, StepContext};
 
 /// Settings of an emergency shutdown.
 ///
@@ -144,15 +144,15 @@ impl EmergencyShutdown {
         let d = self.deployer.clone();
         // The state before anything changes is the first piece of evidence.
         let mut rb = Runbook::new("emergency-shutdown", &target)
-            .with_category(crate::engine::Category::Incident)
-            .step(Step::read("capture-state", move |ctx| {
-                let (d, ctx) = (d.clone(), ctx.clone());
-                Ok(Action::new("Deployer::current", json!({}), async move {
-                    let state = d.current().await?;
-                    ctx.evidence("deployment state before shutdown", &state);
-                    Ok(state)
-                }))
-            }));
+            .with_category(crate::engine::Category::Incident);
+        let state: Output<ServiceState> = rb.add_step(Step::read("capture-state", move |ctx| {
+            let (d, ctx) = (d.clone(), ctx.clone());
+            Ok(Action::new("Deployer::current", json!({}), async move {
+                let state = d.current().await?;
+                ctx.evidence("deployment state before shutdown", &state);
+                Ok(state)
+            }))
+        }));
         let d = self.deployer.clone();
         rb = rb.step(
             Step::mutate("stop-serving", move |_| {
@@ -165,36 +165,40 @@ impl EmergencyShutdown {
             })
             .idempotent(),
         );
+        let mut disabled: Option<Output<DisabledSecrets>> = None;
         if let Some((store, versions)) = self.secrets.clone() {
-            rb = rb.step(
-                Step::mutate("disable-secrets", move |_| {
-                    let (store, versions) = (store.clone(), versions.clone());
-                    let names: Vec<String> =
-                        versions.iter().map(|(s, v)| format!("{s}@{v}")).collect();
-                    Ok(Action::new(
-                        "SecretStore::disable_version",
-                        json!({ "versions": names }),
-                        async move {
-                            // Every version is tried: one failure must not leave the others enabled.
-                            let mut out = DisabledSecrets::default();
-                            for (secret, version) in &versions {
-                                match store.disable_version(secret, version).await {
-                                    Ok(_) => out.disabled.push(format!("{secret}@{version}")),
-                                    Err(e) => out
-                                        .failed
-                                        .push((format!("{secret}@{version}"), e.to_string())),
+            disabled = Some(
+                rb.add_step(
+                    Step::mutate("disable-secrets", move |_| {
+                        let (store, versions) = (store.clone(), versions.clone());
+                        let names: Vec<String> =
+                            versions.iter().map(|(s, v)| format!("{s}@{v}")).collect();
+                        Ok(Action::new(
+                            "SecretStore::disable_version",
+                            json!({ "versions": names }),
+                            async move {
+                                // Every version is tried: one failure must not leave the others enabled.
+                                let mut out = DisabledSecrets::default();
+                                for (secret, version) in &versions {
+                                    match store.disable_version(secret, version).await {
+                                        Ok(_) => out.disabled.push(format!("{secret}@{version}")),
+                                        Err(e) => out
+                                            .failed
+                                            .push((format!("{secret}@{version}"), e.to_string())),
+                                    }
                                 }
-                            }
-                            Ok(out)
-                        },
-                    ))
-                })
-                .idempotent(),
+                                Ok(out)
+                            },
+                        ))
+                    })
+                    .idempotent(),
+                ),
             );
         }
+        let mut logged: Option<Output<usize>> = None;
         if let Some(logs) = self.logs.clone() {
             let c = self.config.clone();
-            rb = rb.step(Step::read("capture-logs", move |ctx| {
+            logged = Some(rb.add_step(Step::read("capture-logs", move |ctx| {
                 let (logs, ctx2) = (logs.clone(), ctx.clone());
                 let window = TimeWindow::ending_at(ctx.clock().now(), c.evidence_window)?;
                 let q = LogQuery {
@@ -210,12 +214,13 @@ impl EmergencyShutdown {
                         Ok(page.entries.len())
                     },
                 ))
-            }));
+            })));
         }
         if let Some(n) = self.notifier.clone() {
-            let (reason, t) = (self.reason.clone(), target.clone());
+            let (reason, t, secrets) = (self.reason.clone(), target.clone(), disabled.clone());
             rb = rb.step(Step::mutate("page", move |ctx| {
-                let disabled: Option<DisabledSecrets> = ctx.output("disable-secrets").ok();
+                // Disabling may have failed as a whole: the page goes out regardless.
+                let disabled = secrets.as_ref().and_then(|o| ctx.get(o).ok());
                 let mut note = Notification::new(
                     Severity::Critical,
                     format!("EMERGENCY: {t} has been shut down"),
@@ -237,17 +242,22 @@ impl EmergencyShutdown {
             }));
         }
         let (reason, t) = (self.reason.clone(), target.clone());
+        let evidence = Evidence {
+            disabled: disabled.clone(),
+            state,
+            logged,
+        };
         rb = rb.step(Step::read("incident-report", move |ctx| {
-            let report = incident_report(ctx, &t, &reason);
+            let report = incident_report(ctx, &evidence, &t, &reason);
             Ok(Action::new(
                 "write incident report",
                 json!({}),
                 async move { Ok(report) },
             ))
         }));
-        if self.secrets.is_some() {
-            rb = rb.step(Step::read("confirm-secrets", |ctx| {
-                let d: DisabledSecrets = ctx.output("disable-secrets")?;
+        if let Some(disabled) = disabled {
+            rb = rb.step(Step::read("confirm-secrets", move |ctx| {
+                let d = ctx.get(&disabled)?;
                 Ok(Action::new("check", json!({}), async move {
                     if d.failed.is_empty() {
                         Ok(d.disabled.len())
@@ -279,7 +289,14 @@ impl super::Procedure for EmergencyShutdown {
     }
 }
 
-fn incident_report(ctx: &crate::engine::StepContext, target: &str, reason: &str) -> String {
+/// The outputs the incident report is written from; each may be missing (a failed step).
+struct Evidence {
+    disabled: Option<Output<DisabledSecrets>>,
+    state: Output<ServiceState>,
+    logged: Option<Output<usize>>,
+}
+
+fn incident_report(ctx: &StepContext, evidence: &Evidence, target: &str, reason: &str) -> String {
     let mut md = format!(
         "# Incident: emergency shutdown of `{target}`\n\n- **When:** {}\n- **Run:** `{}`\n- **Reason:** {reason}\n\n## Actions\n\n",
         ctx.clock().now().to_rfc3339(),
@@ -291,7 +308,7 @@ fn incident_report(ctx: &crate::engine::StepContext, target: &str, reason: &str)
     } else {
         "- Serving stopped\n"
     });
-    if let Ok(d) = ctx.output::<DisabledSecrets>("disable-secrets") {
+    if let Some(d) = evidence.disabled.as_ref().and_then(|o| ctx.get(o).ok()) {
         for s in &d.disabled {
             md.push_str(&format!("- Secret version `{s}` disabled\n"));
         }
@@ -299,7 +316,7 @@ fn incident_report(ctx: &crate::engine::StepContext, target: &str, reason: &str)
             md.push_str(&format!("- **FAILED** to disable `{s}`: {e}\n"));
         }
     }
-    if let Ok(state) = ctx.output::<ServiceState>("capture-state") {
+    if let Ok(state) = ctx.get(&evidence.state) {
         let split = state
             .traffic
             .iter()
@@ -311,7 +328,7 @@ fn incident_report(ctx: &crate::engine::StepContext, target: &str, reason: &str)
             state.serving
         ));
     }
-    if let Ok(n) = ctx.output::<usize>("capture-logs") {
+    if let Some(n) = evidence.logged.as_ref().and_then(|o| ctx.get(o).ok()) {
         md.push_str(&format!(
             "\n## Evidence\n\n- {n} ERROR entries captured into the run report\n"
         ));
