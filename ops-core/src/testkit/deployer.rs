@@ -83,6 +83,11 @@ async fn stable_and_canary(deployer: &dyn Deployer, f: &DeployerFixture) -> (Rel
     (a, b)
 }
 
+/// 10 % to `canary`, 90 % to `stable`.
+fn ten_percent_to(canary: &Release, stable: &Release) -> TrafficSplit {
+    TrafficSplit::new([(canary.id.as_str(), 10), (stable.id.as_str(), 90)]).expect("a split")
+}
+
 fn min_above_max() -> ScaleSpec {
     ScaleSpec {
         min_instances: Some(5),
@@ -178,7 +183,7 @@ async fn a_split_is_in_force_and_a_refused_one_changes_nothing(
     f: &DeployerFixture,
 ) {
     let (a, b) = stable_and_canary(deployer, f).await;
-    let canary = TrafficSplit::new([(b.id.as_str(), 10), (a.id.as_str(), 90)]).expect("a split");
+    let canary = ten_percent_to(&b, &a);
     let state = expect_ok("set_traffic 10/90", deployer.set_traffic(&canary).await);
     let pct = |id: &str| {
         state
@@ -216,7 +221,7 @@ async fn a_split_without_the_capability_is_unsupported(
     f: &DeployerFixture,
 ) {
     let (a, b) = stable_and_canary(deployer, f).await;
-    let canary = TrafficSplit::new([(b.id.as_str(), 10), (a.id.as_str(), 90)]).expect("a split");
+    let canary = ten_percent_to(&b, &a);
     expect_kind(
         "a split without the capability",
         deployer.set_traffic(&canary).await,
