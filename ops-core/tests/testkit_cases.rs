@@ -7,6 +7,8 @@ use ops_core::adapters::FsBackupStore;
 use ops_core::contracts::BackupStore;
 use ops_core::testkit::{
     BackupFixture, Case, CaseFuture, backup_store_cases, check_case, check_cases, deployer_cases,
+    health_report_cases, log_source_cases, metrics_source_cases, notifier_cases,
+    secret_store_cases, security_auditor_cases,
 };
 
 fn holds(_: &str, _: &()) -> CaseFuture<'static> {
@@ -139,4 +141,16 @@ fn the_contracts_behavior_docs_name_exactly_the_suites_cases() {
     assert_docs_name_exactly("src/contracts/backup.rs", &backup);
     let deployer: Vec<&str> = deployer_cases().iter().map(|c| c.name).collect();
     assert_docs_name_exactly("src/contracts/deploy.rs", &deployer);
+    let secrets: Vec<&str> = secret_store_cases().iter().map(|c| c.name).collect();
+    assert_docs_name_exactly("src/contracts/secret.rs", &secrets);
+    let notifier: Vec<&str> = notifier_cases().iter().map(|c| c.name).collect();
+    assert_docs_name_exactly("src/contracts/notify.rs", &notifier);
+    let logs: Vec<&str> = log_source_cases().iter().map(|c| c.name).collect();
+    assert_docs_name_exactly("src/contracts/logs.rs", &logs);
+    let metrics: Vec<&str> = metrics_source_cases().iter().map(|c| c.name).collect();
+    assert_docs_name_exactly("src/contracts/metrics.rs", &metrics);
+    let audit: Vec<&str> = security_auditor_cases().iter().map(|c| c.name).collect();
+    assert_docs_name_exactly("src/contracts/audit.rs", &audit);
+    let health: Vec<&str> = health_report_cases().iter().map(|c| c.name).collect();
+    assert_docs_name_exactly("src/contracts/health.rs", &health);
 }

@@ -27,5 +27,13 @@ pub trait SecurityAuditor: Send + Sync {
     /// The auditor's name, for reports.
     fn name(&self) -> &str;
     /// Every finding, worst first.
+    ///
+    /// # Behavior
+    /// Cases of `testkit::security_auditor_cases`:
+    /// - worst first, each finding with a resource, an issue and advice
+    ///   (`findings_come_worst_first_and_complete`);
+    /// - the findings arranged in the fixture are found (`the_expected_findings_are_found`);
+    /// - no finding shows a secret value (`no_finding_shows_a_secret`);
+    /// - it is read-only: auditing again finds the same (`an_audit_is_read_only`).
     async fn audit(&self) -> Result<Vec<AuditFinding>>;
 }

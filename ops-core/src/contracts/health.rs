@@ -101,6 +101,16 @@ pub trait HealthProbe: Send + Sync {
     /// The probe's name, used in reports.
     fn name(&self) -> &str;
     /// Looks and reports.
+    ///
+    /// # Behavior
+    /// Cases of `testkit::health_report_cases`, over the report:
+    /// - it names its probe (`the_report_names_its_probe`);
+    /// - it has at least one check, each named and explained
+    ///   (`every_check_is_named_and_explained`);
+    /// - its status is the worst check's (`the_overall_status_is_the_worst_check`);
+    /// - it shows the status the target was arranged to have
+    ///   (`the_probe_sees_the_arranged_status`);
+    /// - it survives JSON (`a_report_survives_json`).
     async fn check(&self) -> Result<HealthReport>;
 }
 

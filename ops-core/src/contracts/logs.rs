@@ -126,15 +126,29 @@ pub struct LogPage {
 }
 
 /// A source of log entries.
+///
+/// Each method's `# Behavior` names the cases of the testkit's log source suite
+/// (`testkit::log_source_cases`) that check it.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait LogSource: Send + Sync {
     /// The source's name, for reports.
     fn name(&self) -> &str;
     /// One page of entries matching `query`.
+    ///
+    /// # Behavior
+    /// - Following the page tokens returns every entry once, oldest first
+    ///   (`paging_returns_every_entry_once_oldest_first`).
+    /// - Only entries inside the window (`nothing_outside_the_window_is_returned`) and
+    ///   containing the text asked for (`contains_filters_by_text`).
+    /// - A zero page size is `InvalidInput` (`a_zero_page_size_is_invalid`).
     async fn query_page(&self, query: &LogQuery) -> Result<LogPage>;
     /// How many entries match, counting at most `cap` (a source may count server-side; the
     /// default pages through).
+    ///
+    /// # Behavior
+    /// Counts only entries at or above the minimum severity, and never more than `cap`
+    /// (`count_honours_min_severity_and_its_cap`).
     async fn count(&self, query: &LogQuery, cap: u64) -> Result<u64> {
         let mut q = query.clone();
         let mut n = 0u64;

@@ -97,11 +97,20 @@ impl MetricReading {
 }
 
 /// A source of metrics.
+///
+/// `# Behavior` names the cases of the testkit's metrics source suite
+/// (`testkit::metrics_source_cases`).
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait MetricsSource: Send + Sync {
     /// The source's name, for reports.
     fn name(&self) -> &str;
     /// Measures one metric; metrics the source does not have are `Unsupported`.
+    ///
+    /// # Behavior
+    /// - Known values read back (`known_values_read_back`).
+    /// - Fewer samples than `min_samples` are never a value
+    ///   (`too_few_samples_are_never_a_value`), and no data is not zero (`no_data_is_not_zero`).
+    /// - A percentile outside 0–100 is `InvalidInput` (`an_impossible_percentile_is_invalid`).
     async fn read(&self, query: &MetricQuery) -> Result<MetricReading>;
 }

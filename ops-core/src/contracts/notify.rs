@@ -166,11 +166,19 @@ pub struct Receipt {
 }
 
 /// Delivers notifications to one channel.
+///
+/// `# Behavior` names the cases of the testkit's notifier suite (`testkit::notifier_cases`).
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait Notifier: Send + Sync {
     /// The channel's name, for reports.
     fn name(&self) -> &str;
     /// Sends one notification; `InvalidInput` when [`Notification::validate`] fails.
+    ///
+    /// # Behavior
+    /// - A trigger, an update and a resolution under one dedup key are delivered, each receipt
+    ///   naming the notifier (`an_incident_triggers_updates_and_resolves_under_its_key`).
+    /// - An invalid notification is `InvalidInput` and nothing is sent
+    ///   (`invalid_notifications_are_refused_before_sending`).
     async fn send(&self, notification: &Notification) -> Result<Receipt>;
 }

@@ -159,6 +159,9 @@ pub struct SecretCapabilities {
 }
 
 /// Versioned secrets. Calls a store cannot do fail with [`crate::ErrorKind::Unsupported`].
+///
+/// Each method's `# Behavior` names the cases of the testkit's secret store suite
+/// (`testkit::secret_store_cases`) that check it. No error of any method carries a value.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait SecretStore: Send + Sync {
@@ -167,14 +170,28 @@ pub trait SecretStore: Send + Sync {
     /// What this store supports.
     fn capabilities(&self) -> SecretCapabilities;
     /// All secrets with their metadata.
+    ///
+    /// # Behavior
+    /// Lists every existing secret (`existing_secrets_list_and_read_back`).
     async fn list_secrets(&self) -> Result<Vec<SecretInfo>>;
     /// Reads a version's value; `NotFound` for a missing secret or version, and for a
     /// disabled or destroyed version asked by id.
+    ///
+    /// # Behavior
+    /// - Returns the stored value and the version it resolved; that version asked by id gives
+    ///   the same value; a missing version is `NotFound`; without
+    ///   [`SecretCapabilities::read`], `Unsupported` (`existing_secrets_list_and_read_back`).
+    /// - A missing secret is `NotFound`, and the error shows no value
+    ///   (`a_missing_secret_is_not_found_and_no_value_leaks`).
+    /// - `Latest` skips disabled versions; a disabled or destroyed version asked by id is
+    ///   `NotFound` (`versions_are_added_listed_disabled_and_destroyed`).
     async fn read(&self, secret: &str, version: &VersionRef) -> Result<SecretRead>;
     /// Adds a new, enabled version (creating the secret where the store needs that).
     ///
     /// # Behavior
-    /// `Unsupported` unless [`SecretCapabilities::write`] (the default body).
+    /// A new version is enabled, with an id of its own, and is the latest
+    /// (`versions_are_added_listed_disabled_and_destroyed`). `Unsupported` unless
+    /// [`SecretCapabilities::write`] (the default body; `undeclared_capabilities_are_unsupported`).
     async fn add_version(&self, secret: &str, value: &SecretValue) -> Result<SecretVersion> {
         let _ = (secret, value);
         Err(super::common::unsupported_by(
@@ -184,11 +201,18 @@ pub trait SecretStore: Send + Sync {
         ))
     }
     /// All versions, newest first.
+    ///
+    /// # Behavior
+    /// Newest first, each naming its secret; without [`SecretCapabilities::history`] only the
+    /// current value, as one version (`existing_secrets_list_and_read_back`,
+    /// `versions_are_added_listed_disabled_and_destroyed`).
     async fn list_versions(&self, secret: &str) -> Result<Vec<SecretVersion>>;
     /// Enables a disabled version.
     ///
     /// # Behavior
-    /// `Unsupported` unless [`SecretCapabilities::enable_disable`] (the default body).
+    /// The version reads again (`versions_are_added_listed_disabled_and_destroyed`).
+    /// `Unsupported` unless [`SecretCapabilities::enable_disable`] (the default body;
+    /// `undeclared_capabilities_are_unsupported`).
     async fn enable_version(&self, secret: &str, version: &str) -> Result<SecretVersion> {
         let _ = (secret, version);
         Err(super::common::unsupported_by(
@@ -200,7 +224,10 @@ pub trait SecretStore: Send + Sync {
     /// Disables a version (reads fail until it is enabled again).
     ///
     /// # Behavior
-    /// `Unsupported` unless [`SecretCapabilities::enable_disable`] (the default body).
+    /// The version no longer reads, by id or as the latest
+    /// (`versions_are_added_listed_disabled_and_destroyed`). `Unsupported` unless
+    /// [`SecretCapabilities::enable_disable`] (the default body;
+    /// `undeclared_capabilities_are_unsupported`).
     async fn disable_version(&self, secret: &str, version: &str) -> Result<SecretVersion> {
         let _ = (secret, version);
         Err(super::common::unsupported_by(
@@ -212,7 +239,9 @@ pub trait SecretStore: Send + Sync {
     /// Destroys a version's value for good.
     ///
     /// # Behavior
-    /// `Unsupported` unless [`SecretCapabilities::destroy`] (the default body).
+    /// The value is gone: reading it is `NotFound`
+    /// (`versions_are_added_listed_disabled_and_destroyed`). `Unsupported` unless
+    /// [`SecretCapabilities::destroy`] (the default body; `undeclared_capabilities_are_unsupported`).
     async fn destroy_version(&self, secret: &str, version: &str) -> Result<SecretVersion> {
         let _ = (secret, version);
         Err(super::common::unsupported_by(
