@@ -12,6 +12,8 @@
 //!   [`contracts::BackupStore`], [`contracts::HealthProbe`], [`contracts::SecretStore`],
 //!   [`contracts::Notifier`], [`contracts::LogSource`], [`contracts::MetricsSource`]) and the
 //!   data they share (an [`contracts::Incident`], a [`contracts::RestoreTest`]).
+//! - [`judge`]: the canary judge, sequential tests over request, error and latency counts
+//!   (pure arithmetic).
 //! - [`retry`]: backoff with jitter, a total time cap, `Retry-After` honoured.
 //! - [`http`], [`poll`], [`sim`]: one reqwest client set-up, status → [`ErrorKind`] mapping,
 //!   retried sends and the provider kit (one JSON call with credentials, pagination, lenient
@@ -36,6 +38,7 @@ pub mod contracts;
 pub mod engine;
 pub mod error;
 pub mod http;
+pub mod judge;
 pub mod memory;
 pub mod poll;
 pub mod redact;

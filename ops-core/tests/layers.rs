@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["error", "clock", "checksum", "redact"],
     &["config", "serde_duration"],
-    &["contracts"],
+    &["contracts", "judge"],
     &["retry"],
     &["http", "poll", "sim"],
     &["adapters", "engine"],
