@@ -1,1 +1,3 @@
 //! Criterion benchmarks for `ops`; see `benches/RESULTS.md` for recorded figures.
+
+pub mod canary;
