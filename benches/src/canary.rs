@@ -6,7 +6,7 @@
 //! Every minute of a stage is one look: the total traffic splits between canary and baseline
 //! by the stage's share (binomially), errors and slow requests fall binomially on each arm.
 
-use ops_core::judge::{ArmCounts, Decision, Histogram, Interval, JudgeConfig, SequentialJudge};
+use ops_core::judge::{Decision, Histogram, Interval, JudgeConfig, RequestCounts, SequentialJudge};
 
 /// One simulated rollout's conditions.
 #[derive(Debug, Clone)]
@@ -161,12 +161,12 @@ pub fn simulate(scenario: &Scenario, judge: &mut dyn Judge, rng: &mut fastrand::
             let (ec, eb) = (binomial(rng, nc, pc), binomial(rng, nb, pb));
             canary_errors += ec;
             let interval = Interval {
-                canary: ArmCounts {
+                canary: RequestCounts {
                     requests: nc,
                     errors: ec,
                     latency: scenario.latency.then(|| latency(rng, nc)),
                 },
-                baseline: ArmCounts {
+                baseline: RequestCounts {
                     requests: nb,
                     errors: eb,
                     latency: scenario.latency.then(|| latency(rng, nb)),

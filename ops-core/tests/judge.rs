@@ -5,7 +5,7 @@
 use ops_core::ErrorKind;
 use ops_core::judge::evidence::{Arm, RATE_RATIO_PRIOR, RateRatioEvidence, SampleRatioEvidence};
 use ops_core::judge::{
-    ArmCounts, Decision, Histogram, Interval, JudgeConfig, SequentialJudge, TestReading,
+    Decision, Histogram, Interval, JudgeConfig, RequestCounts, SequentialJudge, TestReading,
 };
 
 fn arm(exposure: u64, events: u64) -> Arm {
@@ -14,12 +14,12 @@ fn arm(exposure: u64, events: u64) -> Arm {
 
 fn interval(c: (u64, u64), b: (u64, u64), share: f64) -> Interval {
     Interval {
-        canary: ArmCounts {
+        canary: RequestCounts {
             requests: c.0,
             errors: c.1,
             latency: None,
         },
-        baseline: ArmCounts {
+        baseline: RequestCounts {
             requests: b.0,
             errors: b.1,
             latency: None,

@@ -153,13 +153,20 @@ async fn a_bad_canary_is_aborted_at_the_first_stage() {
             dedup_key: None,
         })
     });
+    let t0 = SystemClock.instant();
     let report = rollout(&w, RolloutConfig::default())
         .notifier(Arc::new(n))
         .run(&runner(&w), Mode::Execute)
         .await
         .unwrap();
     assert_eq!(report.outcome, Some(RunOutcome::Failed));
-    assert_eq!(status(&report, "analyze-1"), StepStatus::Failed);
+    // The watched bake aborts at the look that finds it, not after the 15-minute bake.
+    assert_eq!(status(&report, "bake-1"), StepStatus::Failed);
+    assert!(
+        SystemClock.instant() - t0 <= Duration::from_secs(3 * 60),
+        "aborted within three looks: {:?}",
+        SystemClock.instant() - t0
+    );
     assert_eq!(status(&report, "deploy"), StepStatus::Compensated);
     assert_eq!(
         primary(&w).await,
@@ -169,7 +176,7 @@ async fn a_bad_canary_is_aborted_at_the_first_stage() {
     assert_eq!(w.deployer.current().await.unwrap().traffic.len(), 1);
     let msg = &report.error.as_ref().unwrap().message;
     assert!(
-        msg.contains("analysis at 1 %") && msg.contains("ErrorRate=0.2"),
+        msg.contains("analysis at 1 %") && msg.contains("errors: canary") && msg.contains("abort"),
         "{msg}"
     );
     assert!(
@@ -184,16 +191,30 @@ async fn a_bad_canary_is_aborted_at_the_first_stage() {
 #[tokio::test(start_paused = true)]
 async fn an_error_rate_that_rises_at_25_percent_rolls_back_by_itself() {
     let w = world(0.1, 25, 120.0, true).await;
+    let t0 = SystemClock.instant();
     let report = rollout(&w, RolloutConfig::default())
         .run(&runner(&w), Mode::Execute)
         .await
         .unwrap();
     assert_eq!(report.outcome, Some(RunOutcome::Failed));
-    assert_eq!(
-        report.output::<Analysis>("analyze-5").unwrap().verdict,
-        Verdict::Pass
+    let at_5 = report.output::<Analysis>("analyze-5").unwrap();
+    assert_eq!(at_5.verdict, Verdict::Pass);
+    // The judge carries its evidence from stage to stage.
+    let carried = at_5.sequential.expect("a watched stage");
+    assert!(carried.last.number >= 45, "{:?}", carried.last);
+    assert_eq!(status(&report, "bake-25"), StepStatus::Failed);
+    let into_25 = SystemClock.instant() - t0 - Duration::from_secs(45 * 60);
+    assert!(
+        into_25 <= Duration::from_secs(3 * 60),
+        "aborted within 3 minutes of the 25 % stage, not after its hour: {into_25:?}"
     );
-    assert_eq!(status(&report, "analyze-25"), StepStatus::Failed);
+    // Every look is in the evidence, with the counts and the bound.
+    let look = report
+        .evidence
+        .iter()
+        .find(|e| e.step == "bake-25" && e.value["decision"] == "fail")
+        .expect("the failing look is in the evidence");
+    assert!(look.value["tests"][0]["log10_bound"].as_f64().unwrap() > 2.0);
     assert_eq!(primary(&w).await, "api-00001");
 }
 

@@ -10,12 +10,15 @@ use ops_benches::canary::{
 };
 use ops_core::judge::JudgeConfig;
 
+/// Makes a fresh judge for each simulated rollout.
+type NewJudge = fn() -> Box<dyn Judge>;
+
 fn main() {
     let runs: u32 = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(2000);
-    let judges: [(&str, fn() -> Box<dyn Judge>); 3] = [
+    let judges: [(&str, NewJudge); 3] = [
         ("sequential (ops, α = 0.01)", || {
             Box::new(Sequential::new(JudgeConfig::default()))
         }),

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::contracts::TimeWindow;
+pub use crate::judge::{Histogram, RequestCounts};
 use crate::{Error, Result};
 
 /// What to measure.
@@ -113,4 +114,19 @@ pub trait MetricsSource: Send + Sync {
     ///   (`too_few_samples_are_never_a_value`), and no data is not zero (`no_data_is_not_zero`).
     /// - A percentile outside 0–100 is `InvalidInput` (`an_impossible_percentile_is_invalid`).
     async fn read(&self, query: &MetricQuery) -> Result<MetricReading>;
+    /// The requests `release` served over `window`: how many, how many failed (server errors),
+    /// and their latencies as a histogram where the source has one. What the canary judge
+    /// compares, canary against baseline over the same window.
+    ///
+    /// # Behavior
+    /// `Unsupported` for a source that cannot count per release (the default body): a
+    /// rollout then judges by thresholds and says so.
+    async fn counts(&self, release: &str, window: &TimeWindow) -> Result<RequestCounts> {
+        let _ = (release, window);
+        Err(Error::unsupported(
+            self.name().to_string(),
+            "counts",
+            "request counts per release",
+        ))
+    }
 }

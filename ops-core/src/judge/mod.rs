@@ -127,9 +127,10 @@ impl JudgeConfig {
     }
 }
 
-/// What one arm served in one interval.
+/// What one release served over a window (one arm of a comparison): the answer of
+/// [`crate::contracts::MetricsSource::counts`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ArmCounts {
+pub struct RequestCounts {
     /// Requests served.
     pub requests: u64,
     /// Of which failed.
@@ -142,9 +143,9 @@ pub struct ArmCounts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Interval {
     /// The canary (the new release).
-    pub canary: ArmCounts,
+    pub canary: RequestCounts,
     /// The baseline (the stable release), over the same interval.
-    pub baseline: ArmCounts,
+    pub baseline: RequestCounts,
     /// The canary's share of requests under the split, from 0 to 1.
     pub canary_share: f64,
 }
@@ -222,8 +223,9 @@ pub struct Look {
 }
 
 /// A rollout's judge: feed it every interval with [`observe`](Self::observe), close each
-/// stage with [`end_stage`](Self::end_stage).
-#[derive(Debug, Clone)]
+/// stage with [`end_stage`](Self::end_stage). It serializes whole (config and evidence), so a
+/// rollout journals it between stages and a resumed run carries on with the same evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SequentialJudge {
     config: JudgeConfig,
     errors: RateRatioEvidence,
@@ -236,7 +238,7 @@ pub struct SequentialJudge {
     settled: Option<Decision>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct LatencyTest {
     threshold_ms: f64,
     evidence: RateRatioEvidence,
@@ -323,6 +325,16 @@ impl SequentialJudge {
         let look = self.look(self.readings(), decision);
         self.stage_canary_requests = 0;
         look
+    }
+
+    /// Canary requests seen in the current stage so far.
+    pub fn stage_canary_requests(&self) -> u64 {
+        self.stage_canary_requests
+    }
+
+    /// The config it judges by.
+    pub fn config(&self) -> &JudgeConfig {
+        &self.config
     }
 
     fn look(&self, tests: Vec<TestReading>, decision: Decision) -> Look {

@@ -6,7 +6,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::lock;
-use crate::contracts::{Metric, MetricQuery, MetricReading, MetricsSource};
+use crate::contracts::{
+    Histogram, Metric, MetricQuery, MetricReading, MetricsSource, RequestCounts, TimeWindow,
+};
 use crate::{Error, Result};
 
 const PROVIDER: &str = "memory-metrics";
@@ -117,6 +119,12 @@ impl MemoryMetricsSource {
     }
 }
 
+/// The latency buckets of [`MemoryMetricsSource::counts`], in ms (Prometheus client libraries'
+/// default buckets).
+pub const LATENCY_BOUNDS_MS: [f64; 11] = [
+    5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
+];
+
 fn insufficient(samples: u64, min: u64) -> MetricReading {
     MetricReading::InsufficientData {
         samples,
@@ -134,6 +142,34 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 impl MetricsSource for MemoryMetricsSource {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Counts the recorded requests of `release` in `window`; server errors are statuses of
+    /// 500 and above; latencies go into [`LATENCY_BOUNDS_MS`].
+    async fn counts(&self, release: &str, window: &TimeWindow) -> Result<RequestCounts> {
+        let requests = lock(&self.requests);
+        let mut counts = RequestCounts {
+            latency: Some(Histogram {
+                bounds_ms: LATENCY_BOUNDS_MS.to_vec(),
+                counts: vec![0; LATENCY_BOUNDS_MS.len() + 1],
+            }),
+            ..RequestCounts::default()
+        };
+        let scoped = requests
+            .iter()
+            .filter(|r| window.contains(r.at) && r.release.as_deref() == Some(release));
+        for r in scoped {
+            counts.requests += 1;
+            counts.errors += u64::from(r.status >= 500);
+            if let Some(h) = counts.latency.as_mut() {
+                let bucket = LATENCY_BOUNDS_MS
+                    .iter()
+                    .position(|b| r.latency_ms <= *b)
+                    .unwrap_or(LATENCY_BOUNDS_MS.len());
+                h.counts[bucket] += 1;
+            }
+        }
+        Ok(counts)
     }
 
     async fn read(&self, q: &MetricQuery) -> Result<MetricReading> {

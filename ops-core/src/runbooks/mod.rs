@@ -41,7 +41,7 @@ pub use rightsize::{Decision, RightSize, RightSizeConfig, RightSizeSummary, Util
 pub use rollback::{AUTO_ROLLBACK, Rollback, RollbackChoice, RollbackConfig, RollbackTo};
 pub use rollout::{
     Analysis, MetricResult, OnFailure, OnInconclusive, Rollout, RolloutConfig, RolloutMetric,
-    Stage, Strategy, Thresholds, Verdict,
+    Sequential, Stage, Strategy, Thresholds, Verdict, Watched,
 };
 pub use rotate::{
     AddedVersion, AgeAuditConfig, AgedSecret, GenerateSecret, RotateConfig, RotateSecret,

@@ -52,6 +52,10 @@ pub struct Analysis {
     pub waits: u32,
     /// Whether a human must decide (pause policies).
     pub needs_human: bool,
+    /// The sequential judge after this stage, when the bake was watched (carried into the
+    /// next stage's evidence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequential: Option<super::watch::Sequential>,
 }
 
 /// When a stage's traffic share took effect.
@@ -71,7 +75,7 @@ fn judge(value: f64, t: Thresholds) -> Verdict {
     }
 }
 
-async fn measure(
+pub(super) async fn measure(
     metrics: &dyn MetricsSource,
     config: &RolloutConfig,
     release: &str,
@@ -153,6 +157,7 @@ pub(super) async fn analyse(
             metrics: results.clone(),
             waits,
             needs_human,
+            sequential: None,
         };
         match verdict {
             Verdict::Pass | Verdict::Warn => return Ok(analysis(false)),

@@ -14,8 +14,10 @@ use serde_json::json;
 
 use super::RunbookConfig;
 mod analysis;
+mod watch;
 
 pub use analysis::{Analysis, MetricResult, Verdict};
+pub use watch::{Sequential, Watched};
 
 use super::common::{announce_step, deploy_step, notify_step, wait_step};
 use super::config::{MAX_WAIT, at_most, human_duration, invalid, ordered, positive};
@@ -24,6 +26,7 @@ use crate::contracts::{
     Severity, TrafficSplit,
 };
 use crate::engine::{Action, Output, RunReport, Runbook, Step};
+use crate::judge::JudgeConfig;
 use crate::{Error, Result};
 use analysis::{StageStart, analyse};
 
@@ -121,7 +124,22 @@ pub enum RolloutMetric {
 /// dry_run_metrics = []                    # e.g. ["latency_p95"]: evaluated, never acted on
 /// hotfix_bake = "5m"                      # hotfix: straight to 100 %, one analysis
 /// deploy_deadline = "10m"
+/// look_interval = "1m"                    # how often a bake is judged
+///
+/// [judge]                                 # canary against stable, sequentially
+/// alpha = 0.01                            # false aborts, for the whole rollout
+/// sample_ratio_alpha = 0.001
+/// error_margin = 0.0                      # 0.1: tolerate 10 % more errors
+/// latency_margin = 0.0
+/// latency_thresholds_ms = [250, 500, 1000, 2000]
+/// min_canary_requests = 100               # per stage, to pass
 /// ```
+///
+/// When the metrics source counts requests per release ([`MetricsSource::counts`]), each
+/// bake is watched: every `look_interval` the [`crate::judge`] compares the canary with the
+/// stable release, and the rollout aborts at the look that finds a regression (or when the
+/// `error_rate` / `latency_p95_ms` abort levels are crossed, as guard rails). Otherwise the
+/// bake is a wait and the thresholds judge the stage at its end.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RolloutConfig {
@@ -154,6 +172,11 @@ pub struct RolloutConfig {
     /// Longest wait for the new release to become ready.
     #[serde(with = "human_duration")]
     pub deploy_deadline: Duration,
+    /// How often a bake is judged.
+    #[serde(with = "human_duration")]
+    pub look_interval: Duration,
+    /// The sequential judge.
+    pub judge: JudgeConfig,
 }
 
 impl Default for RolloutConfig {
@@ -178,6 +201,8 @@ impl Default for RolloutConfig {
             dry_run_metrics: Vec::new(),
             hotfix_bake: Duration::from_secs(300),
             deploy_deadline: Duration::from_secs(600),
+            look_interval: Duration::from_secs(60),
+            judge: JudgeConfig::default(),
         }
     }
 }
@@ -246,6 +271,8 @@ impl RunbookConfig for RolloutConfig {
         }
         positive("inconclusive_wait", self.inconclusive_wait)?;
         positive("hotfix_bake", self.hotfix_bake)?;
+        positive("look_interval", self.look_interval)?;
+        self.judge.validate()?;
         positive("deploy_deadline", self.deploy_deadline)
     }
 }
@@ -363,6 +390,8 @@ impl Rollout {
                 ctx.get(&s)
             }));
         let stages = self.stages();
+        // The last stage's analysis: its judge carries into the next stage.
+        let mut previous: Option<Output<Analysis>> = None;
         for (i, stage) in stages.iter().copied().enumerate() {
             let p = stage.percent;
             let (d, canary, s) = (self.deployer.clone(), deploy.clone(), stable.clone());
@@ -382,32 +411,87 @@ impl Rollout {
                 })
                 .idempotent(),
             );
-            if !stage.bake.is_zero() {
+            if !stage.bake.is_zero() && p == 0 {
                 rb = rb.step(wait_step(&format!("bake-{p}"), stage.bake));
-                if p > 0 {
-                    let (metrics, config) = (self.metrics.clone(), self.config.clone());
-                    let canary = deploy.clone();
-                    let analysis: Output<Analysis> =
-                        rb.add_step(Step::read(format!("analyze-{p}"), move |ctx| {
-                            let canary = ctx.get(&canary)?;
-                            let start = ctx.get(&started)?;
-                            let (metrics, config, ctx) =
-                                (metrics.clone(), config.clone(), ctx.clone());
-                            Ok(Action::new(
-                                "MetricsSource::read",
-                                json!({ "release": canary.id, "percent": p }),
-                                async move {
-                                    analyse(&ctx, metrics.as_ref(), &config, &canary.id, start)
+            } else if !stage.bake.is_zero() {
+                // The bake, watched: aborts at the look that finds a regression.
+                let (metrics, config) = (self.metrics.clone(), self.config.clone());
+                let (canary, s, since, before) = (
+                    deploy.clone(),
+                    stable.clone(),
+                    started.clone(),
+                    previous.clone(),
+                );
+                let bake = stage.bake;
+                let watched: Output<Watched> = rb.add_step(
+                    Step::mutate(format!("bake-{p}"), move |ctx| {
+                        let (canary, stable) = (ctx.get(&canary)?, ctx.get(&s)?);
+                        let start = ctx.get(&since)?;
+                        let judge = match &before {
+                            Some(a) => ctx.get(a)?.sequential.map(|s| s.judge),
+                            None => None,
+                        };
+                        let (metrics, config, ctx) = (metrics.clone(), config.clone(), ctx.clone());
+                        Ok(Action::new(
+                            "MetricsSource::counts",
+                            json!({ "release": canary.id, "baseline": stable, "percent": p }),
+                            async move {
+                                watch::Bake {
+                                    ctx: &ctx,
+                                    metrics: metrics.as_ref(),
+                                    config: &config,
+                                    canary: &canary.id,
+                                    stable: &stable,
+                                    start,
+                                    length: bake,
+                                    judge,
+                                }
+                                .watch()
+                                .await
+                            },
+                        ))
+                    })
+                    .idempotent(),
+                );
+                let (metrics, config) = (self.metrics.clone(), self.config.clone());
+                let canary = deploy.clone();
+                let analysis: Output<Analysis> =
+                    rb.add_step(Step::read(format!("analyze-{p}"), move |ctx| {
+                        let canary = ctx.get(&canary)?;
+                        let start = ctx.get(&started)?;
+                        let watched = ctx.get(&watched)?;
+                        let (metrics, config, ctx) = (metrics.clone(), config.clone(), ctx.clone());
+                        Ok(Action::new(
+                            "MetricsSource::read",
+                            json!({ "release": canary.id, "percent": p }),
+                            async move {
+                                match watched.judge.clone() {
+                                    Some(judge) => {
+                                        watch::close_stage(
+                                            &ctx,
+                                            metrics.as_ref(),
+                                            &config,
+                                            &canary.id,
+                                            start,
+                                            watched,
+                                            judge,
+                                        )
                                         .await
-                                },
-                            ))
-                        }));
-                    rb = rb.gate_if(
-                        format!("confirm-{p}"),
-                        format!("The analysis at {p} % needs a decision: go on?"),
-                        move |ctx| Ok(ctx.get(&analysis)?.needs_human),
-                    );
-                }
+                                    }
+                                    None => {
+                                        analyse(&ctx, metrics.as_ref(), &config, &canary.id, start)
+                                            .await
+                                    }
+                                }
+                            },
+                        ))
+                    }));
+                previous = Some(analysis.clone());
+                rb = rb.gate_if(
+                    format!("confirm-{p}"),
+                    format!("The analysis at {p} % needs a decision: go on?"),
+                    move |ctx| Ok(ctx.get(&analysis)?.needs_human),
+                );
             }
             if self.config.approve_between_stages && i + 1 < stages.len() {
                 let next = stages[i + 1].percent;
