@@ -15,6 +15,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use std::sync::Arc;
@@ -102,16 +103,33 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
             .output::<ops_core::contracts::Release>("deploy")
             .map(|r| r.id);
         if flags.fault.is_some() {
-            // A failed analysis has no output; its readings are in the evidence.
+            // The watched bake failed at a look; every look is in the evidence.
             let failed_at_25 = report.evidence.iter().any(|e| {
-                e.step == "analyze-25"
-                    && e.value["metric"] == "error_rate"
-                    && e.value["verdict"] == "fail"
+                e.step == "bake-25"
+                    && e.value["decision"] == "fail"
+                    && e.value["why"]
+                        .as_str()
+                        .is_some_and(|w| w.starts_with("errors"))
             });
             session.check(
-                "the analysis at 25 % failed on the error rate",
+                "the judge aborted the 25 % bake on the errors",
                 failed_at_25,
             );
+            let bake = report.steps.iter().find(|s| s.name == "bake-25");
+            let took = bake.and_then(|s| s.duration).unwrap_or(Duration::MAX);
+            let (_, failed) = match (&sim, &new_release) {
+                (Some(sim), Some(id)) => sim.served_by(id),
+                _ => (0.0, f64::INFINITY),
+            };
+            eprintln!(
+                "  caught {}s into the 25 % stage; {failed:.0} failed requests reached users",
+                took.as_secs()
+            );
+            session.check(
+                "caught within 3 minutes of the 25 % stage",
+                took <= Duration::from_secs(180),
+            );
+            session.check("at most 100 failed requests reached users", failed <= 100.0);
             session.check(
                 "the analyses at 1 % and 5 % passed",
                 ["analyze-1", "analyze-5"].iter().all(|s| {

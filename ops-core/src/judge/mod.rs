@@ -35,7 +35,7 @@ mod histogram;
 
 use serde::{Deserialize, Serialize};
 
-pub use histogram::Histogram;
+pub use histogram::{Histogram, MAX_BUCKETS};
 
 use crate::Result;
 use crate::config::invalid;

@@ -131,6 +131,45 @@ impl BucketOptions {
     }
 }
 
+impl BucketOptions {
+    /// The finite bounds of the layout, in order (`None` without a layout, or with more than
+    /// the judge's bucket limit).
+    pub fn finite_bounds(&self) -> Option<Vec<f64>> {
+        let n = if let Some(e) = self.exponential_buckets {
+            e.num_finite_buckets as usize + 1
+        } else if let Some(l) = self.linear_buckets {
+            l.num_finite_buckets as usize + 1
+        } else {
+            self.explicit_buckets.as_ref()?.bounds.len()
+        };
+        if n == 0 || n > ops_core::judge::MAX_BUCKETS {
+            return None;
+        }
+        let bounds: Vec<f64> = (0..n).map(|i| self.bounds(i).1).collect();
+        let increasing = bounds.windows(2).all(|w| w[0] < w[1]);
+        (increasing && bounds.iter().all(|b| b.is_finite())).then_some(bounds)
+    }
+}
+
+/// The distributions merged into one histogram, when they share one bucket layout (their
+/// counts summed); `None` when there is none, or layouts differ, or counts do not fit it.
+pub fn histogram(dists: &[Distribution]) -> Option<ops_core::contracts::Histogram> {
+    let first = dists.first()?;
+    let bounds_ms = first.bucket_options.finite_bounds()?;
+    let mut counts = vec![0u64; bounds_ms.len() + 1];
+    for d in dists {
+        if d.bucket_options.finite_bounds().as_ref() != Some(&bounds_ms)
+            || d.bucket_counts.len() > counts.len()
+        {
+            return None;
+        }
+        for (sum, c) in counts.iter_mut().zip(&d.bucket_counts) {
+            *sum = sum.checked_add(c.0)?;
+        }
+    }
+    Some(ops_core::contracts::Histogram { bounds_ms, counts })
+}
+
 impl Distribution {
     /// Its non-empty buckets with bounds.
     pub fn buckets(&self) -> Vec<Bucket> {

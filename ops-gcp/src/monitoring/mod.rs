@@ -16,13 +16,15 @@ pub mod distribution;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use ops_core::contracts::{Metric, MetricQuery, MetricReading, MetricsSource};
+use ops_core::contracts::{
+    Metric, MetricQuery, MetricReading, MetricsSource, RequestCounts, TimeWindow,
+};
 use ops_core::{Error, Result};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::client::{GcpClient, collect_pages};
-use distribution::{Distribution, mean, percentile};
+use distribution::{Distribution, histogram, mean, percentile};
 
 /// Request count by response code.
 pub const REQUEST_COUNT: &str = "run.googleapis.com/request_count";
@@ -153,28 +155,35 @@ impl MetricsSource for CloudMonitoring {
         &self.name
     }
 
+    /// `request_count` by `response_code_class` (`5xx` are the errors) and the merged
+    /// `request_latencies` distributions of revision `release` over `window`: two
+    /// `timeSeries.list` calls. The histogram is left out when the distributions do not share
+    /// one bucket layout.
+    async fn counts(&self, release: &str, window: &TimeWindow) -> Result<RequestCounts> {
+        let query = |metric| MetricQuery {
+            metric,
+            window: *window,
+            release: Some(release.to_string()),
+            min_samples: 0,
+        };
+        let q = query(Metric::ErrorRatio);
+        let (errors, requests) = error_counts(&self.series(&q, &self.request_for(&q)).await?)?;
+        let q = query(Metric::LatencyPercentile { percentile: 50.0 });
+        let dists = distributions(&self.series(&q, &self.request_for(&q)).await?)?;
+        Ok(RequestCounts {
+            requests,
+            errors,
+            latency: histogram(&dists),
+        })
+    }
+
     async fn read(&self, query: &MetricQuery) -> Result<MetricReading> {
         query.validate()?;
         let req = self.request_for(query);
         let series = self.series(query, &req).await?;
         let (value, samples) = match &query.metric {
             Metric::ErrorRatio => {
-                let (mut errors, mut total) = (0u64, 0u64);
-                for s in &series {
-                    let mut n = 0u64;
-                    for p in &s.points {
-                        n = n.saturating_add(p.value.int64()?.unwrap_or(0));
-                    }
-                    total += n;
-                    if s.metric
-                        .labels
-                        .get("response_code_class")
-                        .map(String::as_str)
-                        == Some("5xx")
-                    {
-                        errors += n;
-                    }
-                }
+                let (errors, total) = error_counts(&series)?;
                 ((total > 0).then(|| errors as f64 / total as f64), total)
             }
             Metric::LatencyPercentile { percentile: p } => {
@@ -216,6 +225,28 @@ impl MetricsSource for CloudMonitoring {
             },
         })
     }
+}
+
+/// Server errors (`5xx`) and all requests in `request_count` series grouped by
+/// `response_code_class`.
+fn error_counts(series: &[TimeSeries]) -> Result<(u64, u64)> {
+    let (mut errors, mut total) = (0u64, 0u64);
+    for s in series {
+        let mut n = 0u64;
+        for p in &s.points {
+            n = n.saturating_add(p.value.int64()?.unwrap_or(0));
+        }
+        total = total.saturating_add(n);
+        if s.metric
+            .labels
+            .get("response_code_class")
+            .map(String::as_str)
+            == Some("5xx")
+        {
+            errors = errors.saturating_add(n);
+        }
+    }
+    Ok((errors, total))
 }
 
 fn distributions(series: &[TimeSeries]) -> Result<Vec<Distribution>> {

@@ -285,6 +285,12 @@ impl GcpSim {
         self.state().create_service(service, image)
     }
 
+    /// The requests and failed requests revision `revision` (its short or full name) has
+    /// served so far, as the simulated traffic history gives them.
+    pub fn served_by(&self, revision: &str) -> (f64, f64) {
+        self.state().served_by(revision)
+    }
+
     /// How revisions running `image` behave from now on.
     pub fn set_behaviour(&self, image: &str, behaviour: Behaviour) {
         self.state().behaviours.insert(image.to_string(), behaviour);

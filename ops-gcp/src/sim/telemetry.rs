@@ -67,6 +67,20 @@ impl SimState {
         out
     }
 
+    /// Requests and errors of one revision (short or full name) over the whole history.
+    pub(super) fn served_by(&mut self, revision: &str) -> (f64, f64) {
+        self.settle();
+        let start = self
+            .traffic_history
+            .first()
+            .map_or_else(|| self.now(), |(t, _)| *t);
+        let suffix = format!("/revisions/{revision}");
+        self.served(start, self.now())
+            .into_iter()
+            .filter(|(name, _)| name == revision || name.ends_with(&suffix))
+            .fold((0.0, 0.0), |(r, e), (_, s)| (r + s.requests, e + s.errors))
+    }
+
     /// `timeSeries.list` for the Cloud Run metrics.
     pub(super) fn list_time_series(&mut self, query: &BTreeMap<String, String>) -> Reply {
         self.settle();

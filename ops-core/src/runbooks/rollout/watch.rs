@@ -99,7 +99,13 @@ impl Bake<'_> {
                 }
                 Err(e) => return Err(e),
             };
-            let baseline = self.metrics.counts(self.stable, &window).await?;
+            let mut baseline = self.metrics.counts(self.stable, &window).await?;
+            let mut canary = canary;
+            // Latency compares only on one bucket layout: otherwise errors alone this look.
+            let layout = |c: &RequestCounts| c.latency.as_ref().map(|h| h.bounds_ms.clone());
+            if layout(&canary) != layout(&baseline) {
+                (canary.latency, baseline.latency) = (None, None);
+            }
             let interval = Interval {
                 canary,
                 baseline,
@@ -111,11 +117,12 @@ impl Bake<'_> {
             let p = self.start.percent;
             self.ctx
                 .evidence(format!("look {} at {p} %", look.number), &look);
-            if let Some(why) = stage.crossed(self.config) {
-                return Err(failed(&format!("guard rail at {p} %"), why));
-            }
+            // The evidence explains best; the guard rails catch what it has not yet seen.
             if look.decision.stops() {
                 return Err(failed(&format!("analysis at {p} %"), look.why));
+            }
+            if let Some(why) = stage.crossed(self.config) {
+                return Err(failed(&format!("guard rail at {p} %"), why));
             }
             from = next;
         }
