@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use ops_core::config::{Env, RunbookConfig};
-use ops_core::contracts::{Metric, MetricQuery, MetricReading, MetricsSource, TimeWindow};
+use ops_core::contracts::{
+    Histogram, Metric, MetricQuery, MetricReading, MetricsSource, RequestCounts, TimeWindow,
+};
 use ops_core::http::{HttpClient, HttpConfig, SendOptions, decode_json};
 use ops_core::redact::redact_text;
 use ops_core::{Error, ErrorKind, Result};
@@ -278,6 +280,57 @@ impl Prometheus {
     }
 }
 
+/// A classic histogram's cumulative `le` series as per-bucket counts: bounds in ms, counts
+/// rounded and made non-decreasing (`increase` can dip between buckets), the `+Inf` bucket
+/// the overflow. `None` for no series; a series without `le`, or an `le` that is not a
+/// number, is a decode error.
+fn histogram(series: &[Sample], unit_ms: u32) -> Result<Option<Histogram>> {
+    if series.is_empty() {
+        return Ok(None);
+    }
+    let mut cumulative = Vec::with_capacity(series.len());
+    for s in series {
+        let le = s
+            .labels
+            .get("le")
+            .ok_or_else(|| decode("a latency bucket series has no le label"))?;
+        let bound = match le.as_str() {
+            "+Inf" => f64::INFINITY,
+            other => other
+                .parse::<f64>()
+                .map_err(|_| decode("an le label is not a number"))?,
+        };
+        let value = s.points.last().map_or(0.0, |p| p.1);
+        let n = if value.is_finite() && value > 0.0 {
+            value.round().min(u64::MAX as f64) as u64
+        } else {
+            0
+        };
+        cumulative.push((bound, n));
+    }
+    cumulative.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (mut bounds_ms, mut counts, mut below) = (Vec::new(), Vec::new(), 0u64);
+    for (bound, n) in cumulative {
+        let n = n.max(below);
+        if bound.is_finite() {
+            let ms = bound * f64::from(unit_ms);
+            if bounds_ms.last().is_some_and(|last: &f64| *last >= ms) || !(ms >= 0.0) {
+                return Err(decode("le labels repeat or are negative"));
+            }
+            bounds_ms.push(ms);
+        }
+        counts.push(n - below);
+        below = n;
+    }
+    if counts.len() == bounds_ms.len() {
+        counts.push(0); // no +Inf series: nothing above the last bound
+    }
+    if bounds_ms.len() > ops_core::judge::MAX_BUCKETS || counts.len() != bounds_ms.len() + 1 {
+        return Ok(None);
+    }
+    Ok(Some(Histogram { bounds_ms, counts }))
+}
+
 fn number(v: &serde_json::Value) -> Result<f64> {
     let s = v
         .as_str()
@@ -407,6 +460,49 @@ fn samples(data: &Data) -> Result<Vec<Sample>> {
 impl MetricsSource for Prometheus {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The `requests` and `errors` queries for `release` over `window` (rounded: `increase`
+    /// extrapolates), and the `latency_buckets` query as a histogram. `Unsupported` unless
+    /// `requests` and `errors` are configured.
+    async fn counts(&self, release: &str, window: &TimeWindow) -> Result<RequestCounts> {
+        let q = &self.queries;
+        if q.requests.trim().is_empty() || q.errors.trim().is_empty() {
+            return Err(Error::unsupported(
+                "prometheus",
+                "counts",
+                "request counts per release: configure the requests and errors queries",
+            ));
+        }
+        let secs = window.duration().as_secs().max(1);
+        let time = window.end.timestamp() as f64;
+        let count = |v: Option<f64>| v.map_or(0, |n| n.round().max(0.0) as u64);
+        let requests = count(
+            self.single(
+                &PromQueries::fill(&q.requests, secs, Some(release), None),
+                time,
+            )
+            .await?,
+        );
+        let errors = count(
+            self.single(
+                &PromQueries::fill(&q.errors, secs, Some(release), None),
+                time,
+            )
+            .await?,
+        )
+        .min(requests);
+        let latency = if q.latency_buckets.trim().is_empty() {
+            None
+        } else {
+            let promql = PromQueries::fill(&q.latency_buckets, secs, Some(release), None);
+            histogram(&self.query(&promql, time).await?, q.le_unit_ms)?
+        };
+        Ok(RequestCounts {
+            requests,
+            errors,
+            latency,
+        })
     }
 
     async fn read(&self, q: &MetricQuery) -> Result<MetricReading> {

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 /// error_ratio = 'sum(rate(http_requests_total{code=~"5..",release=~"$release"}[$window])) / sum(rate(http_requests_total{release=~"$release"}[$window]))'
 /// latency = 'histogram_quantile($quantile, sum by (le) (rate(http_request_duration_seconds_bucket{release=~"$release"}[$window]))) * 1000'
 /// requests = 'sum(increase(http_requests_total{release=~"$release"}[$window]))'
+/// errors = 'sum(increase(http_requests_total{code=~"5..",release=~"$release"}[$window]))'
+/// latency_buckets = 'sum by (le) (increase(http_request_duration_seconds_bucket{release=~"$release"}[$window]))'
+/// le_unit_ms = 1000                 # the `le` label is in seconds
 /// cpu = 'avg(rate(container_cpu_usage_seconds_total{pod=~"api-.*"}[$window]))'
 /// memory = 'avg(container_memory_working_set_bytes{pod=~"api-.*"} / container_spec_memory_limit_bytes{pod=~"api-.*"})'
 ///
@@ -19,7 +22,7 @@ use serde::{Deserialize, Serialize};
 /// api_latency_p95 = 'api_latency_p95'
 /// up = 'min(up{job="api"})'
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PromQueries {
     /// Failed requests / all requests (0 to 1).
@@ -33,8 +36,32 @@ pub struct PromQueries {
     pub cpu: String,
     /// Memory utilisation (0 to 1).
     pub memory: String,
+    /// Failed requests in the window. With `requests`, what the canary judge compares
+    /// (`MetricsSource::counts`); empty: counts are `Unsupported`.
+    pub errors: String,
+    /// Cumulative latency buckets in the window, one series per `le` label (a classic
+    /// Prometheus histogram); empty: counts carry no latency.
+    pub latency_buckets: String,
+    /// Milliseconds per unit of the `le` label: 1000 for seconds, 1 for milliseconds.
+    pub le_unit_ms: u32,
     /// Queries by name for `Metric::Named`.
     pub named: BTreeMap<String, String>,
+}
+
+impl Default for PromQueries {
+    fn default() -> Self {
+        Self {
+            error_ratio: String::new(),
+            latency: String::new(),
+            requests: String::new(),
+            cpu: String::new(),
+            memory: String::new(),
+            errors: String::new(),
+            latency_buckets: String::new(),
+            le_unit_ms: 1000,
+            named: BTreeMap::new(),
+        }
+    }
 }
 
 impl RunbookConfig for PromQueries {
@@ -43,9 +70,19 @@ impl RunbookConfig for PromQueries {
             ("error_ratio", &self.error_ratio),
             ("latency", &self.latency),
             ("requests", &self.requests),
+            ("errors", &self.errors),
+            ("latency_buckets", &self.latency_buckets),
             ("cpu", &self.cpu),
             ("memory", &self.memory),
         ];
+        if self.le_unit_ms == 0 {
+            return Err(Error::invalid_input(
+                "prometheus",
+                "queries",
+                "le_unit_ms",
+                "must be at least 1",
+            ));
+        }
         for (field, q) in all
             .into_iter()
             .chain(self.named.iter().map(|(k, v)| (k.as_str(), v)))

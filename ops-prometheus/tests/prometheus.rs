@@ -309,3 +309,48 @@ fn on_manual_clock(prom: Prometheus) -> Prometheus {
             .with_clock(std::sync::Arc::new(clock)),
     )
 }
+
+/// `counts`: requests and errors from their queries (rounded: `increase` extrapolates), the
+/// latency histogram from the cumulative `le` series, `+Inf` the overflow, out of order and
+/// with the small dips `increase` gives between buckets.
+#[tokio::test]
+async fn counts_come_from_the_request_error_and_bucket_queries() {
+    let sim = PrometheusSim::start().await;
+    sim.data_since(1795420000.0);
+    let mut q = queries();
+    q.errors =
+        r#"sum(increase(http_requests_total{job="api",code=~"5..",release=~"$release"}[$window]))"#
+            .into();
+    q.latency_buckets = r#"sum by (le) (increase(http_request_duration_seconds_bucket{job="api",release=~"$release"}[$window]))"#.into();
+    let fill = |t: &str| PromQueries::fill(t, 300, Some("api-7"), None);
+    sim.answer(&fill(&q.requests), 1000.4);
+    sim.answer(&fill(&q.errors), 12.6);
+    let le = |l: &str, v: f64| ([("le".to_string(), l.to_string())].into(), v);
+    sim.answer_series(
+        &fill(&q.latency_buckets),
+        vec![
+            le("+Inf", 1000.4),
+            le("0.1", 600.2),
+            le("0.5", 949.0), // below the 0.25 bucket: an `increase` dip, read as no requests
+            le("0.25", 950.0),
+            le("1", 990.0),
+        ],
+    );
+    let prom = Prometheus::new(PrometheusConfig::new(&sim.uri(), q.clone()).unwrap()).unwrap();
+    let c = prom.counts("api-7", &window()).await.unwrap();
+    assert_eq!((c.requests, c.errors), (1000, 13));
+    let h = c.latency.expect("a histogram");
+    assert_eq!(h.bounds_ms, vec![100.0, 250.0, 500.0, 1000.0]);
+    assert_eq!(h.counts, vec![600, 350, 0, 40, 10]);
+    assert_eq!(h.total().unwrap(), 1000);
+
+    // Without an errors query, counts are unsupported (a rollout falls back to thresholds).
+    let plain = Prometheus::new(PrometheusConfig::new(&sim.uri(), queries()).unwrap()).unwrap();
+    let e = plain.counts("api-7", &window()).await.unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::Unsupported { .. }), "{e}");
+
+    // A bucket series without `le` is a decode error, not a wrong histogram.
+    sim.answer_series(&fill(&q.latency_buckets), vec![(Default::default(), 5.0)]);
+    let e = prom.counts("api-7", &window()).await.unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::Decode { .. }), "{e}");
+}
