@@ -193,6 +193,12 @@ async fn memory_metrics_source_passes_the_suite_and_tells_releases_apart() {
             (q(Metric::CpuUtilisation, "stable"), 0.7),
         ],
         tolerance: 1e-9,
+        counts: Some(testkit::CountsFixture {
+            release: "canary".into(),
+            window: window(),
+            requests: 100,
+            errors: 20,
+        }),
     };
     testkit::metrics_source(&m, &fixture).await;
     let all = MetricQuery {

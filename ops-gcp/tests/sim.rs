@@ -118,6 +118,13 @@ async fn cloud_monitoring_passes_the_metrics_suite() {
         min_samples: 100,
     };
     let metrics = CloudMonitoring::new(sim.client().unwrap(), "api").unwrap();
+    let release = run(&sim)
+        .current()
+        .await
+        .unwrap()
+        .primary_release()
+        .unwrap()
+        .to_string();
     testkit::metrics_source(
         &metrics,
         &testkit::MetricsFixture {
@@ -141,6 +148,13 @@ async fn cloud_monitoring_passes_the_metrics_suite() {
                 ),
             ],
             tolerance: 1e-9,
+            // 20 requests a second for ten minutes, a tenth of them failing.
+            counts: Some(testkit::CountsFixture {
+                release,
+                window,
+                requests: 12_000,
+                errors: 1_200,
+            }),
         },
     )
     .await;

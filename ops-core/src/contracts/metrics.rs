@@ -119,8 +119,10 @@ pub trait MetricsSource: Send + Sync {
     /// compares, canary against baseline over the same window.
     ///
     /// # Behavior
-    /// `Unsupported` for a source that cannot count per release (the default body): a
-    /// rollout then judges by thresholds and says so.
+    /// The release's requests and errors, none of another release's, a well-formed histogram
+    /// counting no more than the requests; `Unsupported` for a source that cannot count per
+    /// release (the default body: a rollout then judges by thresholds and says so)
+    /// (`counts_are_the_releases_requests_and_errors_or_unsupported`).
     async fn counts(&self, release: &str, window: &TimeWindow) -> Result<RequestCounts> {
         let _ = (release, window);
         Err(Error::unsupported(

@@ -2,7 +2,7 @@
 
 use super::{Case, always, cases, check_cases, expect_kind, expect_ok};
 use crate::ErrorKind;
-use crate::contracts::{Metric, MetricQuery, MetricReading, MetricsSource};
+use crate::contracts::{Metric, MetricQuery, MetricReading, MetricsSource, TimeWindow};
 
 /// Queries with known answers.
 #[derive(Debug, Clone)]
@@ -12,6 +12,22 @@ pub struct MetricsFixture {
     pub cases: Vec<(MetricQuery, f64)>,
     /// Allowed absolute difference.
     pub tolerance: f64,
+    /// A release, a window, and the requests and errors it served there; `None` when the
+    /// source does not count per release (then `counts` must be `Unsupported`).
+    pub counts: Option<CountsFixture>,
+}
+
+/// What [`MetricsSource::counts`] must answer for one release over one window.
+#[derive(Debug, Clone)]
+pub struct CountsFixture {
+    /// The release.
+    pub release: String,
+    /// The window.
+    pub window: TimeWindow,
+    /// Requests it served there.
+    pub requests: u64,
+    /// Of which failed.
+    pub errors: u64,
 }
 
 /// The metrics suite's cases.
@@ -21,6 +37,7 @@ pub fn metrics_source_cases() -> Vec<Case<dyn MetricsSource, MetricsFixture>> {
         too_few_samples_are_never_a_value unless always,
         no_data_is_not_zero unless always,
         an_impossible_percentile_is_invalid unless always,
+        counts_are_the_releases_requests_and_errors_or_unsupported unless always,
     ]
 }
 
@@ -100,4 +117,44 @@ async fn an_impossible_percentile_is_invalid(source: &dyn MetricsSource, fixture
     expect_kind("percentile 150", source.read(&bad).await, |k| {
         matches!(k, ErrorKind::InvalidInput { .. })
     });
+}
+
+async fn counts_are_the_releases_requests_and_errors_or_unsupported(
+    source: &dyn MetricsSource,
+    fixture: &MetricsFixture,
+) {
+    let Some(want) = &fixture.counts else {
+        let window = fixture.cases[0].0.window;
+        expect_kind(
+            "counts of a source the fixture says cannot count",
+            source.counts("any-release", &window).await,
+            |k| matches!(k, ErrorKind::Unsupported { .. }),
+        );
+        return;
+    };
+    let got = expect_ok("counts", source.counts(&want.release, &want.window).await);
+    assert_eq!(
+        (got.requests, got.errors),
+        (want.requests, want.errors),
+        "requests and errors of {}",
+        want.release
+    );
+    if let Some(h) = &got.latency {
+        expect_ok("a well-formed histogram", h.check());
+        let total = expect_ok("its total", h.total());
+        assert!(
+            total <= got.requests,
+            "the histogram counts {total} of {} requests",
+            got.requests
+        );
+    }
+    let other = expect_ok(
+        "counts of a release that served nothing",
+        source.counts("no-such-release-0", &want.window).await,
+    );
+    assert_eq!(
+        (other.requests, other.errors),
+        (0, 0),
+        "another release's requests are not counted"
+    );
 }

@@ -37,7 +37,7 @@ pub use deployer::{DeployerFixture, deployer, deployer_cases};
 pub use health_probe::{HealthExpectation, health_probe, health_report_cases};
 pub use journal::{journal, journal_cases};
 pub use log_source::{LogFixture, log_source, log_source_cases};
-pub use metrics_source::{MetricsFixture, metrics_source, metrics_source_cases};
+pub use metrics_source::{CountsFixture, MetricsFixture, metrics_source, metrics_source_cases};
 pub use notifier::{notifier, notifier_cases};
 pub use run_lock::{run_lock, run_lock_cases};
 pub use secret_store::{SecretFixture, secret_store, secret_store_cases};
