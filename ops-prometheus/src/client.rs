@@ -314,7 +314,7 @@ fn histogram(series: &[Sample], unit_ms: u32) -> Result<Option<Histogram>> {
         let n = n.max(below);
         if bound.is_finite() {
             let ms = bound * f64::from(unit_ms);
-            if bounds_ms.last().is_some_and(|last: &f64| *last >= ms) || !(ms >= 0.0) {
+            if bounds_ms.last().is_some_and(|last: &f64| *last >= ms) || ms.is_nan() || ms < 0.0 {
                 return Err(decode("le labels repeat or are negative"));
             }
             bounds_ms.push(ms);

@@ -10,7 +10,7 @@ mod secrets;
 
 pub use deployer::MemoryDeployer;
 pub use logs::MemoryLogSource;
-pub use metrics::MemoryMetricsSource;
+pub use metrics::{LATENCY_BOUNDS_MS, MemoryMetricsSource};
 pub use secrets::MemorySecretStore;
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
