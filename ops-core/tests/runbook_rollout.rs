@@ -189,6 +189,31 @@ async fn a_bad_canary_is_aborted_at_the_first_stage() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_failing_look_can_pause_for_a_human_who_stops_it() {
+    let w = world(0.2, 0, 120.0, true).await;
+    let config = RolloutConfig {
+        on_failure: OnFailure::Pause,
+        ..RolloutConfig::default()
+    };
+    let t0 = SystemClock.instant();
+    let report = rollout(&w, config)
+        .run(
+            &runner(&w).with_approver(Arc::new(DenyAll::default())),
+            Mode::Execute,
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Some(RunOutcome::Failed));
+    // The watch ended at the failing look and the human was asked at once.
+    assert_eq!(status(&report, "bake-1"), StepStatus::Succeeded);
+    let a: Analysis = report.output("analyze-1").unwrap();
+    assert_eq!((a.verdict, a.needs_human), (Verdict::Fail, true));
+    assert_eq!(status(&report, "confirm-1"), StepStatus::Failed);
+    assert!(SystemClock.instant() - t0 <= Duration::from_secs(3 * 60));
+    assert_eq!(primary(&w).await, "api-00001");
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_error_rate_that_rises_at_25_percent_rolls_back_by_itself() {
     let w = world(0.1, 25, 120.0, true).await;
     let t0 = SystemClock.instant();

@@ -427,8 +427,14 @@ impl Rollout {
                     Step::mutate(format!("bake-{p}"), move |ctx| {
                         let (canary, stable) = (ctx.get(&canary)?, ctx.get(&s)?);
                         let start = ctx.get(&since)?;
+                        // The evidence carries over from a stage that passed; after a human
+                        // overrode a failed one, the next stage starts afresh.
                         let judge = match &before {
-                            Some(a) => ctx.get(a)?.sequential.map(|s| s.judge),
+                            Some(a) => ctx
+                                .get(a)?
+                                .sequential
+                                .filter(|s| s.last.decision == crate::judge::Decision::Pass)
+                                .map(|s| s.judge),
                             None => None,
                         };
                         let (metrics, config, ctx) = (metrics.clone(), config.clone(), ctx.clone());

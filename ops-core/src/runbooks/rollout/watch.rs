@@ -28,6 +28,10 @@ pub struct Watched {
     pub looks: u32,
     /// Times the bake was extended for too little traffic (`on_inconclusive = "wait"`).
     pub waits: u32,
+    /// What stopped the watch early, when `on_failure = "pause"` leaves the decision to a
+    /// human.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
 }
 
 /// The judge's state after a stage, carried to the next one.
@@ -95,6 +99,7 @@ impl Bake<'_> {
                         fallback: Some(e.to_string()),
                         looks,
                         waits,
+                        stopped: None,
                     });
                 }
                 Err(e) => return Err(e),
@@ -118,11 +123,25 @@ impl Bake<'_> {
             self.ctx
                 .evidence(format!("look {} at {p} %", look.number), &look);
             // The evidence explains best; the guard rails catch what it has not yet seen.
-            if look.decision.stops() {
-                return Err(failed(&format!("analysis at {p} %"), look.why));
-            }
-            if let Some(why) = stage.crossed(self.config) {
-                return Err(failed(&format!("guard rail at {p} %"), why));
+            let stop = if look.decision.stops() {
+                Some((format!("analysis at {p} %"), look.why))
+            } else {
+                stage
+                    .crossed(self.config)
+                    .map(|why| (format!("guard rail at {p} %"), why))
+            };
+            if let Some((check, why)) = stop {
+                if self.config.on_failure == super::OnFailure::Pause {
+                    // A human decides at the stage's gate; the watch ends here.
+                    return Ok(Watched {
+                        judge: Some(judge),
+                        fallback: None,
+                        looks,
+                        waits,
+                        stopped: Some(format!("{check}: {why}")),
+                    });
+                }
+                return Err(failed(&check, why));
             }
             from = next;
         }
@@ -131,6 +150,7 @@ impl Bake<'_> {
             fallback: None,
             looks,
             waits,
+            stopped: None,
         })
     }
 }
@@ -166,6 +186,8 @@ pub(super) async fn close_stage(
         m.dry_run = true;
     }
     let verdict = match last.decision {
+        // A guard rail stopped the watch (on_failure = "pause"): not a pass either.
+        Decision::Pass | Decision::Continue if watched.stopped.is_some() => Verdict::Fail,
         Decision::Pass | Decision::Continue => Verdict::Pass,
         Decision::Inconclusive => Verdict::Inconclusive,
         Decision::Fail | Decision::Invalid => Verdict::Fail,
@@ -193,6 +215,7 @@ pub(super) async fn close_stage(
                 watched.waits, last.why
             ),
         )),
+        Verdict::Fail if config.on_failure == super::OnFailure::Pause => Ok(analysis(true)),
         Verdict::Fail => Err(failed(&format!("analysis at {percent} %"), last.why)),
     }
 }
