@@ -1,7 +1,8 @@
-//! Canary rollout on Cloud Run: 1 % → 5 % → 25 % → 100 % with bakes of 15, 30 and 60 minutes,
-//! the new revision's error rate and p95 latency judged from Cloud Monitoring at every stage,
-//! and all traffic back on the stable revision the moment a stage fails. `--blue-green` runs
-//! 0 % → 10 % → 100 % instead.
+//! Canary rollout on Cloud Run: 1 % → 5 % → 25 % → 100 % with bakes of 15, 30 and 60 minutes.
+//! Every minute of a bake, the new revision's requests, errors and latencies from Cloud
+//! Monitoring are judged against the stable revision's (the sequential canary judge), and all
+//! traffic goes back on the stable revision at the look that finds a regression.
+//! `--blue-green` runs 0 % → 10 % → 100 % instead.
 //!
 //! ```sh
 //! cargo run -p ops-examples --example canary_rollout                            # rehearsal
