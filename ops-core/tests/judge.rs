@@ -338,3 +338,29 @@ proptest::proptest! {
 fn any_count() -> impl proptest::strategy::Strategy<Value = u64> {
     proptest::prop_oneof![0u64..1000, proptest::num::u64::ANY]
 }
+
+#[test]
+fn the_guard_rail_evidence_is_the_mixture_of_one_sample_ratios() {
+    use ops_core::judge::evidence::AboveLevelEvidence;
+    let mut e = AboveLevelEvidence::new(0.05);
+    e.observe(100, 6);
+    let want: f64 = RATE_RATIO_PRIOR
+        .iter()
+        .map(|&(r, w)| {
+            let p1 = (0.05 * r).min(0.525);
+            w * (p1 / 0.05f64).powi(6) * ((1.0 - p1) / 0.95f64).powi(94)
+        })
+        .sum();
+    assert!((e.log_evidence().exp() - want).abs() <= 1e-9 * want);
+    // Six failures in a hundred at a 5 % level is no evidence to speak of.
+    assert!(e.log_evidence().exp() < 10.0, "{}", e.log_evidence().exp());
+    // Thirty in a hundred is.
+    let mut bad = AboveLevelEvidence::new(0.05);
+    bad.observe(100, 30);
+    assert!(bad.log_evidence() > 1000f64.ln());
+    // Counts that contradict themselves, or a level of 0 or 1, gather nothing.
+    let mut odd = AboveLevelEvidence::new(1.0);
+    odd.observe(10, 10);
+    odd.observe(u64::MAX, u64::MAX);
+    assert_eq!(odd.log_evidence(), 0.0);
+}

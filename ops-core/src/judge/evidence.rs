@@ -132,6 +132,52 @@ impl SampleRatioEvidence {
     }
 }
 
+/// Evidence that one release's rate of some event is above a fixed `level` (an absolute guard
+/// rail: "more than 5 % of requests fail").
+///
+/// Each request has the event with probability `p`; against the null `p ≤ level`, the
+/// alternatives `p = level·r` (capped below one) have likelihood ratio
+/// `(p/level)^e · ((1 − p)/(1 − level))^(n − e)` over `n` requests with `e` events, a
+/// supermartingale under the whole null; the mixture uses [`RATE_RATIO_PRIOR`]'s grid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AboveLevelEvidence {
+    level: f64,
+    grid: Vec<(f64, f64)>,
+    log_lr: Vec<f64>,
+}
+
+impl AboveLevelEvidence {
+    /// No evidence yet, against a rate of at most `level` (strictly between 0 and 1; other
+    /// levels never gather evidence).
+    pub fn new(level: f64) -> Self {
+        let grid: Vec<(f64, f64)> = RATE_RATIO_PRIOR.iter().map(|&(r, w)| (r, w.ln())).collect();
+        Self {
+            level,
+            log_lr: vec![0.0; grid.len()],
+            grid,
+        }
+    }
+
+    /// Adds `exposure` requests of which `events` had the event (at most `exposure`).
+    pub fn observe(&mut self, exposure: u64, events: u64) {
+        let p0 = self.level;
+        if !(p0 > 0.0 && p0 < 1.0) || events > exposure {
+            return;
+        }
+        let (e, rest) = (events as f64, (exposure - events) as f64);
+        for ((r, _), acc) in self.grid.iter().zip(self.log_lr.iter_mut()) {
+            // Halfway to certainty at most: the ratio stays finite.
+            let p1 = (p0 * r).min((1.0 + p0) / 2.0);
+            *acc += e * (p1 / p0).ln() + rest * ((1.0 - p1) / (1.0 - p0)).ln();
+        }
+    }
+
+    /// The natural log of the evidence.
+    pub fn log_evidence(&self) -> f64 {
+        log_mixture(&self.grid, &self.log_lr)
+    }
+}
+
 /// One arm's exposure (requests) and events (errors, slow requests) in one interval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Arm {

@@ -13,7 +13,8 @@ use super::analysis::StageStart;
 use super::{Analysis, RolloutConfig, RolloutMetric, Verdict};
 use crate::contracts::{MetricsSource, RequestCounts, TimeWindow};
 use crate::engine::StepContext;
-use crate::judge::{Decision, Histogram, Interval, Look, SequentialJudge};
+use crate::judge::evidence::AboveLevelEvidence;
+use crate::judge::{Decision, Interval, Look, SequentialJudge};
 use crate::runbooks::common::failed;
 use crate::{ErrorKind, Result};
 
@@ -66,7 +67,7 @@ impl Bake<'_> {
         };
         let mut waits = 0u32;
         let share = f64::from(self.start.percent) / 100.0;
-        let mut stage = Guard::default();
+        let mut stage = Guard::new(self.config);
         let (mut from, mut looks) = (self.start.at, 0u32);
         loop {
             if from >= end {
@@ -117,7 +118,7 @@ impl Bake<'_> {
                 canary_share: share,
             };
             let look = judge.observe(&interval)?;
-            stage.add(&interval.canary);
+            stage.add(&interval.canary, self.config);
             looks = looks.saturating_add(1);
             let p = self.start.percent;
             self.ctx
@@ -221,77 +222,75 @@ pub(super) async fn close_stage(
 }
 
 /// The absolute guard rails of the seeds (error rate and p95 latency abort levels), over the
-/// stage so far, once it has `min_requests` canary requests.
-#[derive(Debug, Default)]
+/// stage so far, tested sequentially like the comparison: a guard rail trips when the evidence
+/// that the canary's error rate is above the abort level (or that more than 5 % of its
+/// requests are slower than the p95 abort level) reaches `1/`[`GUARD_ALPHA`]. A few unlucky
+/// requests at the start of a stage do not trip it, however often it looks.
+#[derive(Debug)]
 struct Guard {
     requests: u64,
     errors: u64,
-    latency: Option<Histogram>,
+    slow: u64,
+    timed: u64,
+    error_evidence: AboveLevelEvidence,
+    latency_evidence: AboveLevelEvidence,
 }
 
+/// The chance a guard rail trips, in one stage, on a canary within its levels.
+pub const GUARD_ALPHA: f64 = 0.001;
+
 impl Guard {
-    fn add(&mut self, c: &RequestCounts) {
+    fn new(config: &RolloutConfig) -> Self {
+        Self {
+            requests: 0,
+            errors: 0,
+            slow: 0,
+            timed: 0,
+            error_evidence: AboveLevelEvidence::new(config.error_rate.abort),
+            latency_evidence: AboveLevelEvidence::new(0.05),
+        }
+    }
+
+    fn add(&mut self, c: &RequestCounts, config: &RolloutConfig) {
         self.requests = self.requests.saturating_add(c.requests);
         self.errors = self.errors.saturating_add(c.errors);
+        self.error_evidence.observe(c.requests, c.errors);
         if let Some(h) = &c.latency {
-            match &mut self.latency {
-                Some(sum) if sum.bounds_ms == h.bounds_ms => {
-                    for (s, n) in sum.counts.iter_mut().zip(&h.counts) {
-                        *s = s.saturating_add(*n);
-                    }
-                }
-                Some(_) => {}
-                None => self.latency = Some(h.clone()),
-            }
+            let (total, slow) = (
+                h.total().unwrap_or(0),
+                h.slower_than(config.latency_p95_ms.abort),
+            );
+            self.timed = self.timed.saturating_add(total);
+            self.slow = self.slow.saturating_add(slow);
+            self.latency_evidence.observe(total, slow);
         }
     }
 
     fn crossed(&self, config: &RolloutConfig) -> Option<String> {
-        if self.requests < config.min_requests {
-            return None;
-        }
         let on_trial = |m| config.dry_run_metrics.contains(&m);
-        let rate = self.errors as f64 / self.requests as f64;
-        if rate > config.error_rate.abort && !on_trial(RolloutMetric::ErrorRate) {
+        let bound = (1.0 / GUARD_ALPHA).ln();
+        let log10 = |ln: f64| ln / std::f64::consts::LN_10;
+        if self.error_evidence.log_evidence() >= bound && !on_trial(RolloutMetric::ErrorRate) {
             return Some(format!(
-                "error rate {:.2} % ({} of {}) is over the abort level {:.2} %",
-                100.0 * rate,
+                "error rate {:.2} % ({} of {}) is above the abort level {:.2} %, evidence 10^{:.1}",
+                100.0 * self.errors as f64 / self.requests.max(1) as f64,
                 self.errors,
                 self.requests,
-                100.0 * config.error_rate.abort
+                100.0 * config.error_rate.abort,
+                log10(self.error_evidence.log_evidence())
             ));
         }
-        if on_trial(RolloutMetric::LatencyP95) {
-            return None;
+        if self.latency_evidence.log_evidence() >= bound && !on_trial(RolloutMetric::LatencyP95) {
+            return Some(format!(
+                "p95 latency is above the abort level {} ms ({} of {} requests slower), evidence 10^{:.1}",
+                config.latency_p95_ms.abort,
+                self.slow,
+                self.timed,
+                log10(self.latency_evidence.log_evidence())
+            ));
         }
-        let p95 = self.latency.as_ref().and_then(p95_at_least)?;
-        (p95 > config.latency_p95_ms.abort).then(|| {
-            format!(
-                "p95 latency is over {p95} ms, above the abort level {} ms",
-                config.latency_p95_ms.abort
-            )
-        })
+        None
     }
-}
-
-/// A lower bound on the p95: the lower edge of the bucket holding the 95th percentile.
-fn p95_at_least(h: &Histogram) -> Option<f64> {
-    let total = h.total().ok()?;
-    if total == 0 {
-        return None;
-    }
-    let rank = (total as f64 * 0.95).ceil() as u64;
-    let mut seen = 0u64;
-    for (i, n) in h.counts.iter().enumerate() {
-        seen = seen.saturating_add(*n);
-        if seen >= rank {
-            return Some(match i.checked_sub(1) {
-                Some(below) => h.bounds_ms.get(below).copied()?,
-                None => 0.0,
-            });
-        }
-    }
-    None
 }
 
 fn add(at: DateTime<Utc>, d: Duration) -> Result<DateTime<Utc>> {
