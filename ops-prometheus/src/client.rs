@@ -328,7 +328,8 @@ fn histogram(series: &[Sample], unit_ms: u32) -> Result<Option<Histogram>> {
     if bounds_ms.len() > ops_core::judge::MAX_BUCKETS || counts.len() != bounds_ms.len() + 1 {
         return Ok(None);
     }
-    Ok(Some(Histogram { bounds_ms, counts }))
+    let h = Histogram { bounds_ms, counts };
+    Ok(h.check().is_ok().then_some(h))
 }
 
 fn number(v: &serde_json::Value) -> Result<f64> {
@@ -562,5 +563,46 @@ impl MetricsSource for Prometheus {
                 ),
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod histogram_tests {
+    use super::*;
+    use proptest::strategy::Strategy;
+
+    proptest::proptest! {
+        /// Any `le` series a server sends: a well-formed histogram, none, or a decode error;
+        /// never a panic.
+        #[test]
+        fn any_bucket_series_is_a_histogram_or_a_typed_error(
+            series in proptest::collection::vec(
+                (
+                    proptest::prop_oneof![
+                        proptest::sample::select(vec!["+Inf", "0.1", "0.1", "1e308", "-1", "NaN", "x", ""])
+                            .prop_map(String::from),
+                        proptest::num::f64::ANY.prop_map(|f| f.to_string()),
+                    ],
+                    proptest::num::f64::ANY,
+                ),
+                0..12,
+            ),
+            unit in 1u32..100_000,
+        ) {
+            let samples: Vec<Sample> = series
+                .into_iter()
+                .map(|(le, v)| Sample {
+                    labels: [("le".to_string(), le)].into(),
+                    points: vec![(0.0, v)],
+                })
+                .collect();
+            match histogram(&samples, unit) {
+                Ok(Some(h)) => proptest::prop_assert!(h.check().is_ok(), "{:?}", h),
+                Ok(None) => {}
+                Err(e) => proptest::prop_assert!(
+                    matches!(e.kind(), ErrorKind::Decode { .. }), "{}", e
+                ),
+            }
+        }
     }
 }

@@ -152,7 +152,8 @@ impl BucketOptions {
 }
 
 /// The distributions merged into one histogram, when they share one bucket layout (their
-/// counts summed); `None` when there is none, or layouts differ, or counts do not fit it.
+/// counts summed); `None` when there is none, or layouts differ, or counts do not fit it, or
+/// the result is not a valid histogram (negative bounds, a total past 64 bits).
 pub fn histogram(dists: &[Distribution]) -> Option<ops_core::contracts::Histogram> {
     let first = dists.first()?;
     let bounds_ms = first.bucket_options.finite_bounds()?;
@@ -167,7 +168,9 @@ pub fn histogram(dists: &[Distribution]) -> Option<ops_core::contracts::Histogra
             *sum = sum.checked_add(c.0)?;
         }
     }
-    Some(ops_core::contracts::Histogram { bounds_ms, counts })
+    // Only a histogram the judge accepts (bounds not negative, a total that fits in 64 bits).
+    let h = ops_core::contracts::Histogram { bounds_ms, counts };
+    h.check().is_ok().then_some(h)
 }
 
 impl Distribution {
@@ -293,5 +296,49 @@ mod tests {
         let b = dist(serde_json::json!({"count": "3", "mean": 0.1}));
         assert!((mean(&[a, b]).unwrap() - 0.3).abs() < 1e-9);
         assert_eq!(mean(&[]), None);
+    }
+
+    proptest::proptest! {
+        /// Any distributions a reply carries (any layout, any counts): one well-formed
+        /// histogram or none, never a panic.
+        #[test]
+        fn any_distributions_merge_into_a_histogram_or_none(
+            dists in proptest::collection::vec(
+                (
+                    0u8..3,
+                    0u32..300,
+                    proptest::num::f64::ANY,
+                    proptest::num::f64::ANY,
+                    proptest::collection::vec(proptest::num::f64::ANY, 0..8),
+                    proptest::collection::vec(proptest::num::u64::ANY, 0..12),
+                ),
+                0..4,
+            ),
+        ) {
+            let dists: Vec<Distribution> = dists
+                .into_iter()
+                .map(|(kind, n, a, b, bounds, counts)| Distribution {
+                    count: 0,
+                    mean: 0.0,
+                    bucket_options: BucketOptions {
+                        exponential_buckets: (kind == 0).then_some(Exponential {
+                            num_finite_buckets: n,
+                            growth_factor: a,
+                            scale: b,
+                        }),
+                        linear_buckets: (kind == 1).then_some(Linear {
+                            num_finite_buckets: n,
+                            width: a,
+                            offset: b,
+                        }),
+                        explicit_buckets: (kind == 2).then_some(Explicit { bounds }),
+                    },
+                    bucket_counts: counts.into_iter().map(Int64).collect(),
+                })
+                .collect();
+            if let Some(h) = histogram(&dists) {
+                proptest::prop_assert!(h.check().is_ok(), "{:?}", h);
+            }
+        }
     }
 }
