@@ -23,7 +23,9 @@ use std::sync::Arc;
 
 use ops_core::contracts::Deployer;
 use ops_core::runbooks::Procedure;
-use ops_core::runbooks::{Analysis, Rollout, RolloutConfig, Strategy, Verdict};
+use ops_core::runbooks::{
+    Analysis, JudgedBy, Rollout, RolloutConfig, RolloutSummary, Strategy, Verdict,
+};
 use ops_examples::providers::{gcp_client, gcp_sim};
 use ops_examples::{Common, Failure, GcpArgs, Session};
 use ops_gcp::sim::Behaviour;
@@ -98,6 +100,14 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
         return Ok(session.finish().await);
     };
 
+    // How each stage was judged, and why the rollout went on or stopped.
+    let summary = RolloutSummary::from_report(&report);
+    if !flags.common.json && !flags.common.dry_run {
+        for line in summary.lines() {
+            eprintln!("  {line}");
+        }
+    }
+
     if session.rehearsal() && !flags.common.dry_run {
         let now = run.current().await?;
         let new_release = report
@@ -148,6 +158,12 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
                         .all(|t| t.percent == 0 || t.percent == 100),
             );
         } else {
+            session.check(
+                "the judge passed every stage, canary against stable",
+                summary.stages.iter().all(|s| {
+                    s.judged_by == JudgedBy::Sequential && s.verdict == Some(Verdict::Pass)
+                }) && !summary.stages.is_empty(),
+            );
             session.check(
                 "the new revision takes all traffic",
                 new_release.is_some() && now.primary_release() == new_release.as_deref(),

@@ -488,3 +488,109 @@ fn bad_stage_plans_and_thresholds_are_rejected_by_field() {
         (0.01, 0.05, 500.0, 2000.0)
     );
 }
+
+/// A metrics source that reads ratios but cannot count per release (the contract's default).
+struct RatiosOnly(Arc<MemoryMetricsSource>);
+
+#[async_trait::async_trait]
+impl MetricsSource for RatiosOnly {
+    fn name(&self) -> &str {
+        "ratios-only"
+    }
+    async fn read(&self, query: &MetricQuery) -> ops_core::Result<MetricReading> {
+        self.0.read(query).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_source_that_cannot_count_falls_back_to_thresholds_and_says_so() {
+    let w = world(0.0, 0, 120.0, true).await;
+    let t0 = SystemClock.instant();
+    let report = Rollout::new(
+        "api:1.1",
+        w.deployer.clone(),
+        Arc::new(RatiosOnly(w.metrics.clone())),
+        RolloutConfig::default(),
+    )
+    .run(&runner(&w), Mode::Execute)
+    .await
+    .unwrap();
+    assert_eq!(
+        report.outcome,
+        Some(RunOutcome::Succeeded),
+        "{}",
+        report.summary()
+    );
+    // No looks: each bake is a plain wait, judged at its end.
+    assert_eq!(
+        SystemClock.instant() - t0,
+        Duration::from_secs((15 + 30 + 60) * 60)
+    );
+    assert!(!report.evidence.iter().any(|e| e.key.starts_with("look ")));
+    let said = report
+        .evidence
+        .iter()
+        .filter(|e| e.key.starts_with("judged by thresholds"))
+        .count();
+    assert_eq!(said, 3, "one note per stage");
+    let summary = RolloutSummary::from_report(&report);
+    assert_eq!(summary.stages.len(), 3);
+    for s in &summary.stages {
+        assert!(
+            matches!(&s.judged_by, JudgedBy::Thresholds { reason } if reason.contains("ratios-only")),
+            "{s:?}"
+        );
+        assert_eq!(s.verdict, Some(Verdict::Pass));
+        assert!(
+            s.why.as_deref().unwrap().contains("ErrorRate 0.0000"),
+            "{s:?}"
+        );
+    }
+    assert!(summary.to_markdown().contains("| 1 % | thresholds ("));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_summary_leads_with_why_and_lists_every_look() {
+    let w = world(0.1, 25, 120.0, true).await;
+    let rollout = rollout(&w, RolloutConfig::default());
+    let finished = rollout.run(&runner(&w), Mode::Execute).await.unwrap();
+    let summary = finished
+        .summary
+        .clone()
+        .expect("a rollout always summarises");
+    let stopped = summary.stopped.as_deref().expect("it stopped");
+    assert!(
+        stopped.starts_with("analysis at 25 %: errors: canary"),
+        "{stopped}"
+    );
+    let percents: Vec<u8> = summary.stages.iter().map(|s| s.percent).collect();
+    assert_eq!(percents, [1, 5, 25], "stages as far as the run got");
+    let [one, five, twenty_five] = &summary.stages[..] else {
+        unreachable!()
+    };
+    // 15 and 30 one-minute looks; the 25 % stage stopped at a failing one.
+    assert_eq!((one.looks.len(), five.looks.len()), (15, 30));
+    assert_eq!(one.judged_by, JudgedBy::Sequential);
+    assert_eq!(five.verdict, Some(Verdict::Pass));
+    assert!(five.why.as_deref().unwrap().ends_with("— pass"), "{five:?}");
+    let last = twenty_five.looks.last().unwrap();
+    assert_eq!(last.decision, ops_core::judge::Decision::Fail);
+    assert_eq!(twenty_five.verdict, None, "its analysis never ran");
+    assert!(twenty_five.why.as_deref().unwrap().contains(&last.why));
+    // Look numbers run on across stages: one evidence for the whole rollout.
+    assert_eq!(twenty_five.looks[0].number, 46);
+    let md = summary.to_markdown();
+    assert!(
+        md.starts_with("## Canary analysis\n\n**Stopped:** analysis at 25 %"),
+        "{md}"
+    );
+    assert!(md.contains("### Looks at 25 %"));
+    assert!(md.contains("**rejected**"));
+    let look_rows = md
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.contains("errors "))
+        .count();
+    let looks: usize = summary.stages.iter().map(|s| s.looks.len()).sum();
+    assert_eq!(look_rows, looks, "one row per look");
+    assert_eq!(summary.lines().len(), 3);
+}

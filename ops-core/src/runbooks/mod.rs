@@ -40,8 +40,9 @@ pub use restore::{Restore, RestoreConfig};
 pub use rightsize::{Decision, RightSize, RightSizeConfig, RightSizeSummary, Utilisation};
 pub use rollback::{AUTO_ROLLBACK, Rollback, RollbackChoice, RollbackConfig, RollbackTo};
 pub use rollout::{
-    Analysis, MetricResult, OnFailure, OnInconclusive, Rollout, RolloutConfig, RolloutMetric,
-    Sequential, Stage, Strategy, Thresholds, Verdict, Watched,
+    Analysis, JudgedBy, MetricResult, OnFailure, OnInconclusive, Rollout, RolloutConfig,
+    RolloutMetric, RolloutSummary, Sequential, Stage, StageSummary, Strategy, Thresholds, Verdict,
+    Watched,
 };
 pub use rotate::{
     AddedVersion, AgeAuditConfig, AgedSecret, GenerateSecret, RotateConfig, RotateSecret,

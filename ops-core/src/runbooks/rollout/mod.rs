@@ -14,9 +14,11 @@ use serde_json::json;
 
 use super::RunbookConfig;
 mod analysis;
+mod summary;
 mod watch;
 
 pub use analysis::{Analysis, MetricResult, Verdict};
+pub use summary::{JudgedBy, RolloutSummary, StageSummary};
 pub use watch::{Sequential, Watched};
 
 use super::common::{announce_step, deploy_step, notify_step, wait_step};
@@ -139,7 +141,9 @@ pub enum RolloutMetric {
 /// bake is watched: every `look_interval` the [`crate::judge`] compares the canary with the
 /// stable release, and the rollout aborts at the look that finds a regression (or when the
 /// `error_rate` / `latency_p95_ms` abort levels are crossed, as guard rails). Otherwise the
-/// bake is a wait and the thresholds judge the stage at its end.
+/// bake is a wait and the thresholds judge the stage at its end, which the report says.
+/// Every look is journaled; [`RolloutSummary`] (the run's summary) reads them back: why the
+/// rollout stopped, how each stage was judged, and each look's counts and evidence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RolloutConfig {
@@ -526,13 +530,14 @@ impl Rollout {
 }
 
 impl super::Procedure for Rollout {
-    type Summary = ();
+    type Summary = RolloutSummary;
 
     fn runbook(&self) -> Result<Runbook> {
         self.build()
     }
 
-    fn summary(&self, _: &RunReport) -> Option<()> {
-        Some(())
+    /// How each stage was judged and why the rollout went on or stopped.
+    fn summary(&self, report: &RunReport) -> Option<RolloutSummary> {
+        Some(RolloutSummary::from_report(report))
     }
 }

@@ -91,7 +91,13 @@ impl Bake<'_> {
             let canary = match self.metrics.counts(self.canary, &window).await {
                 Ok(c) => c,
                 Err(e) if matches!(e.kind(), ErrorKind::Unsupported { .. }) => {
-                    // Nothing to watch with: the rest of the bake is a plain wait.
+                    // Nothing to watch with: the rest of the bake is a plain wait, and the
+                    // thresholds judge at its end. Said in the report, not silently.
+                    self.ctx.evidence(
+                        format!("judged by thresholds at {} %", self.start.percent),
+                        e.to_string(),
+                    );
+                    tracing::warn!(percent = self.start.percent, reason = %e, "the metrics source cannot count per release: judging the stage by thresholds at the end of its bake");
                     if let Ok(rest) = (end - clock.now()).to_std() {
                         clock.sleep(rest).await;
                     }
