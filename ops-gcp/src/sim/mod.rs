@@ -37,6 +37,7 @@ mod secret_manager;
 mod sql;
 mod storage;
 mod telemetry;
+mod traffic;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -132,6 +133,7 @@ struct SimState {
     clock: SharedClock,
     operation_delay: Duration,
     requests_per_second: f64,
+    random_traffic: Option<traffic::RandomTraffic>,
     services: BTreeMap<String, cloud_run::SimService>,
     revisions: BTreeMap<String, cloud_run::SimRevision>,
     operations: Vec<cloud_run::SimOperation>,
@@ -166,6 +168,7 @@ pub struct GcpSimBuilder {
     clock: SharedClock,
     operation_delay: Duration,
     requests_per_second: f64,
+    random_traffic: Option<u64>,
 }
 
 impl GcpSimBuilder {
@@ -199,6 +202,14 @@ impl GcpSimBuilder {
         self
     }
 
+    /// Serves random traffic drawn from `seed` (Poisson requests per second, binomial
+    /// errors) rather than the expected counts: what a rollout sees from real traffic, and
+    /// the same for the same seed. Default: the expected counts, no noise.
+    pub fn random_traffic(mut self, seed: u64) -> Self {
+        self.random_traffic = Some(seed);
+        self
+    }
+
     /// Starts the HTTP server.
     pub async fn start(self) -> GcpSim {
         let state = SimState {
@@ -207,6 +218,9 @@ impl GcpSimBuilder {
             clock: self.clock,
             operation_delay: self.operation_delay,
             requests_per_second: self.requests_per_second,
+            random_traffic: self
+                .random_traffic
+                .map(|seed| traffic::RandomTraffic { seed }),
             services: BTreeMap::new(),
             revisions: BTreeMap::new(),
             operations: Vec::new(),
@@ -253,6 +267,7 @@ impl GcpSim {
             clock: system_clock(),
             operation_delay: Duration::from_secs(2),
             requests_per_second: 20.0,
+            random_traffic: None,
         }
     }
 

@@ -57,11 +57,28 @@ impl SimState {
                     .map(|r| r.image.as_str())
                     .unwrap_or("");
                 let behaviour = self.behaviour(image);
-                let requests = self.requests_per_second * secs * f64::from(*pct) / 100.0;
+                let rate = self.requests_per_second * f64::from(*pct) / 100.0;
+                let error_ratio = behaviour.error_ratio_at(*pct);
                 let s = out.entry(rev.clone()).or_default();
-                s.requests += requests;
-                s.errors += requests * behaviour.error_ratio_at(*pct);
                 s.seconds += secs;
+                match &self.random_traffic {
+                    Some(random) => {
+                        // The whole seconds `t` with a <= t < b: each drawn once, whichever
+                        // window asks.
+                        let first_second = |t: DateTime<Utc>| {
+                            t.timestamp() + i64::from(t.timestamp_subsec_nanos() > 0)
+                        };
+                        for second in first_second(a)..first_second(b) {
+                            let (r, e) = random.second(rev, second, rate, error_ratio);
+                            s.requests += r as f64;
+                            s.errors += e as f64;
+                        }
+                    }
+                    None => {
+                        s.requests += rate * secs;
+                        s.errors += rate * secs * error_ratio;
+                    }
+                }
             }
         }
         out
