@@ -24,7 +24,7 @@
 //!   of steps and their runner (dry runs, retries, sagas, approvals, journal, lock, resume,
 //!   reports).
 //! - [`runbooks`]: the seed procedures (daily health check, deploy and verify, rollouts, …)
-//!   as typed, configurable engine runbooks.
+//!   as typed, configurable engine runbooks; [`schedule`]: when they run, and the scheduler.
 //! - [`memory`] and `testkit` (feature `testkit`): in-memory doubles of the contracts a runbook
 //!   decides with, for tests and rehearsals; conformance suites every implementation must pass.
 //!
@@ -44,6 +44,7 @@ pub mod poll;
 pub mod redact;
 pub mod retry;
 pub mod runbooks;
+pub mod schedule;
 pub mod sim;
 #[cfg(feature = "testkit")]
 pub mod testkit;

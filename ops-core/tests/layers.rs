@@ -12,7 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["retry"],
     &["http", "poll", "sim"],
     &["adapters", "engine"],
-    &["runbooks"],
+    &["runbooks", "schedule"],
     &["memory", "testkit"],
 ];
 
