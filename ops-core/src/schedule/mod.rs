@@ -5,6 +5,16 @@
 //!   gap, a repeated time runs once), with jitter, a per-occurrence deadline, an overlap policy
 //!   and a catch-up policy for occurrences missed while no scheduler ran. Pure arithmetic on
 //!   instants: no clock is read here.
+//! - [`OccurrenceStore`]: one record per occurrence, claimed atomically; how replicas agree.
+//!   [`MemoryOccurrenceStore`] for one process; PostgreSQL in `ops-postgres`.
+//! - [`Scheduler`]: a replica that runs [`Job`]s at their occurrences through the
+//!   [`crate::engine::Runner`] (journal, lock, report), on the runner's clock. Each occurrence
+//!   runs once however many replicas tick; a dead replica's run is taken over after its lease
+//!   and resumed from the journal; nothing is missed without a record saying so.
+pub mod scheduler;
 pub mod spec;
+pub mod store;
 
+pub use scheduler::{Job, RunbookFactory, Scheduler, SchedulerConfig, Takeover, Tick, run_id};
 pub use spec::{CatchUp, Due, MAX_CATCH_UP, MAX_DELAY, Overlap, Schedule, ScheduleConfig};
+pub use store::{MemoryOccurrenceStore, OccurrenceRecord, OccurrenceStatus, OccurrenceStore};

@@ -118,6 +118,11 @@ impl Runner {
         self
     }
 
+    /// The clock its runs read.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
     /// Runs `runbook` to the end.
     pub async fn run(&self, runbook: &Runbook, mode: Mode) -> Result<RunReport> {
         self.run_with(runbook, mode, &RunControl::new(), None).await
