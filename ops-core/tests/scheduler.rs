@@ -510,3 +510,8 @@ async fn a_month_of_killed_replicas_runs_every_occurrence_once_and_misses_none()
     eprintln!("{kills} kills ({mid_run} mid-run), {resumed} taken over, {failed} failed");
     assert!(resumed > 50, "{resumed} occurrences were taken over");
 }
+
+#[tokio::test]
+async fn the_memory_store_passes_the_occurrence_store_suite() {
+    ops_core::testkit::occurrence_store(&MemoryOccurrenceStore::new(), "memory").await;
+}

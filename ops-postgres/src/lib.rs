@@ -1,6 +1,6 @@
 //! PostgreSQL provider for `ops`: connection pool over rustls ([`Postgres`]), one error mapping
-//! by SQLSTATE, the run journal ([`PgJournal`]) and run locks ([`PgRunLock`]) shared by
-//! runners on several machines, and a throwaway test cluster (feature `cluster`).
+//! by SQLSTATE, the run journal ([`PgJournal`]), run locks ([`PgRunLock`]) and the
+//! schedulers' occurrence store ([`PgOccurrenceStore`]) shared by runners on several machines, and a throwaway test cluster (feature `cluster`).
 
 mod backup;
 #[cfg(feature = "cluster")]
@@ -13,6 +13,7 @@ mod health;
 mod journal;
 mod lock;
 mod maintenance;
+mod schedule;
 pub mod scratch;
 mod sql;
 pub mod tls;
@@ -27,3 +28,4 @@ pub use lock::PgRunLock;
 pub use maintenance::{
     MaintenanceConfig, PgMaintenance, RetentionRule, Sizes, SlowStatement, SlowStatements,
 };
+pub use schedule::PgOccurrenceStore;
