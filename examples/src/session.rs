@@ -196,6 +196,11 @@ impl Session {
         self.clock.clone()
     }
 
+    /// The session's journal (`--journal-dir`), for runners an example builds itself.
+    pub fn journal(&self) -> Arc<dyn ops_core::engine::Journal> {
+        self.journal.clone()
+    }
+
     /// Whether this is a rehearsal against simulators.
     pub fn rehearsal(&self) -> bool {
         !self.args.live

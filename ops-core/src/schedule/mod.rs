@@ -15,6 +15,8 @@ pub mod scheduler;
 pub mod spec;
 pub mod store;
 
-pub use scheduler::{Job, RunbookFactory, Scheduler, SchedulerConfig, Takeover, Tick, run_id};
+pub use scheduler::{
+    Job, RunbookFactory, Scheduler, SchedulerConfig, TAKEOVER_MARGIN, Takeover, Tick, run_id,
+};
 pub use spec::{CatchUp, Due, MAX_CATCH_UP, MAX_DELAY, Overlap, Schedule, ScheduleConfig};
 pub use store::{MemoryOccurrenceStore, OccurrenceRecord, OccurrenceStatus, OccurrenceStore};

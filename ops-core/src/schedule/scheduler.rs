@@ -127,13 +127,19 @@ pub struct Tick {
     pub waiting: Vec<(String, DateTime<Utc>)>,
 }
 
+/// Another replica takes an occurrence over only `lease / TAKEOVER_MARGIN` after its lease
+/// ran out, so the holder (which stops when the lease runs out by its own clock) has stopped
+/// first despite scheduling delays and small clock differences.
+pub const TAKEOVER_MARGIN: u32 = 6;
+
 /// How a scheduler replica behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchedulerConfig {
     /// This replica's name, unique among replicas (host and process, say).
     pub replica: String,
     /// How long a claim on a running occurrence lasts without renewal; renewed every third of
-    /// it. A dead replica's occurrence is taken over within about `lease + lease / 3`.
+    /// it. A dead replica's occurrence is taken over within about `lease + lease / 2` (the
+    /// lease, the [`TAKEOVER_MARGIN`], and the next tick).
     pub lease: Duration,
     /// The most occurrences of one job a tick decides (a later tick goes on).
     pub max_per_tick: usize,
@@ -248,8 +254,17 @@ impl Scheduler {
     }
 
     async fn take_over(&self, tick: &mut Tick) -> Result<()> {
-        let now = self.clock().now();
+        // Leases that ran out a margin ago: their holder has stopped by its own clock.
+        let margin = chrono::Duration::from_std(self.inner.config.lease / TAKEOVER_MARGIN)
+            .unwrap_or(chrono::Duration::zero());
+        let now = self.clock().now() - margin;
         for expired in self.inner.store.expired(now).await? {
+            if self
+                .local()
+                .contains_key(&(expired.schedule.clone(), expired.occurrence))
+            {
+                continue; // this replica's own run, still going: its heartbeat decides
+            }
             let Some(job) = self.inner.jobs.get(&expired.schedule) else {
                 continue; // another replica's job: it is for that replica to take over
             };
@@ -370,9 +385,22 @@ impl Scheduler {
         let mut local = self.local();
         let handle = tokio::spawn(async move {
             let control = RunControl::new();
+            // The heartbeat is a task of its own: a run that blocks its thread for a while
+            // (a synchronous check, a slow disk) must not starve its lease's renewals.
+            let lost = CancellationToken::new();
+            // Stopped with this task however it ends (aborted too: a "dead" replica must
+            // not go on renewing).
+            let _heartbeat = AbortOnDrop(tokio::spawn({
+                let (me, job, control, lost) =
+                    (me.clone(), job.clone(), control.clone(), lost.clone());
+                async move {
+                    me.heartbeat(&job, occurrence, &control).await;
+                    lost.cancel();
+                }
+            }));
             let outcome = tokio::select! {
                 outcome = me.execute(&job, occurrence, &control) => Some(outcome),
-                () = me.heartbeat(&job, occurrence, &control) => None,
+                () = lost.cancelled() => None,
                 () = me.inner.dead.cancelled() => None,
             };
             if let Some((status, detail)) = outcome {
@@ -407,30 +435,40 @@ impl Scheduler {
     }
 
     /// Renews the lease every third of it; returns when the lease is lost (the run must stop
-    /// at once: another replica now holds it). Cancels the run when asked to.
+    /// at once: another replica may hold it now). The lease counts as lost when a renewal is
+    /// refused, and also when it runs out by this replica's own clock with no renewal getting
+    /// through (the store unreachable): a replica stops before any other may take over
+    /// ([`TAKEOVER_MARGIN`] after the lease). Cancels the run when asked to.
     async fn heartbeat(&self, job: &Job, occurrence: DateTime<Utc>, control: &RunControl) {
         let every = self.inner.config.lease / 3;
+        let mut valid_until = self.lease_until();
         loop {
-            self.clock().sleep(every).await;
+            let until_expiry = (valid_until - self.clock().now())
+                .to_std()
+                .unwrap_or(Duration::ZERO);
+            self.clock().sleep(every.min(until_expiry)).await;
+            if self.clock().now() >= valid_until {
+                tracing::error!(job = %job.name, %occurrence, "the lease ran out without a renewal: stopping the run");
+                return;
+            }
+            let next = self.lease_until();
             let renewed = self
                 .inner
                 .store
-                .renew(
-                    &job.name,
-                    occurrence,
-                    &self.inner.config.replica,
-                    self.lease_until(),
-                )
+                .renew(&job.name, occurrence, &self.inner.config.replica, next)
                 .await;
             match renewed {
-                Ok(Some(r)) if r.cancel_requested => control.cancel(),
-                Ok(Some(_)) => {}
+                Ok(Some(r)) => {
+                    valid_until = next;
+                    if r.cancel_requested {
+                        control.cancel();
+                    }
+                }
                 Ok(None) => {
                     tracing::error!(job = %job.name, %occurrence, "lost the lease on a running occurrence: stopping it");
                     return;
                 }
-                // The store is unreachable: keep running; the lease may run out and the
-                // next renewal says so.
+                // The store is unreachable: keep running while the lease lasts.
                 Err(e) => {
                     tracing::warn!(job = %job.name, %occurrence, error = %e, "could not renew a lease")
                 }
@@ -556,5 +594,14 @@ impl Scheduler {
             handle.abort();
         }
         self.inner.ended.notify_waiters();
+    }
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
