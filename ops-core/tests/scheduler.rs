@@ -516,3 +516,110 @@ async fn a_month_of_killed_replicas_runs_every_occurrence_once_and_misses_none()
 async fn the_memory_store_passes_the_occurrence_store_suite() {
     ops_core::testkit::occurrence_store(&MemoryOccurrenceStore::new(), "memory").await;
 }
+
+/// A store that is down: every call fails, and calls are counted.
+#[derive(Default)]
+struct DownStore {
+    calls: std::sync::atomic::AtomicU32,
+}
+
+impl DownStore {
+    fn fail<T>(&self) -> ops_core::Result<T> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err(ops_core::Error::new(
+            "test",
+            "store",
+            ops_core::ErrorKind::Unavailable { retry_after: None },
+        ))
+    }
+}
+
+#[async_trait::async_trait]
+impl OccurrenceStore for DownStore {
+    async fn claim(&self, _: &OccurrenceRecord) -> ops_core::Result<bool> {
+        self.fail()
+    }
+    async fn renew(
+        &self,
+        _: &str,
+        _: DateTime<Utc>,
+        _: &str,
+        _: DateTime<Utc>,
+    ) -> ops_core::Result<Option<OccurrenceRecord>> {
+        self.fail()
+    }
+    async fn started(&self, _: &str, _: DateTime<Utc>, _: &str, _: &str) -> ops_core::Result<bool> {
+        self.fail()
+    }
+    async fn finish(
+        &self,
+        _: &str,
+        _: DateTime<Utc>,
+        _: &str,
+        _: OccurrenceStatus,
+        _: Option<String>,
+    ) -> ops_core::Result<bool> {
+        self.fail()
+    }
+    async fn expired(&self, _: DateTime<Utc>) -> ops_core::Result<Vec<OccurrenceRecord>> {
+        self.fail()
+    }
+    async fn take_over(
+        &self,
+        _: &OccurrenceRecord,
+        _: &str,
+        _: DateTime<Utc>,
+    ) -> ops_core::Result<bool> {
+        self.fail()
+    }
+    async fn request_cancel(&self, _: &str, _: DateTime<Utc>) -> ops_core::Result<bool> {
+        self.fail()
+    }
+    async fn running(&self, _: &str) -> ops_core::Result<Vec<OccurrenceRecord>> {
+        self.fail()
+    }
+    async fn watermark(&self, _: &str) -> ops_core::Result<Option<DateTime<Utc>>> {
+        self.fail()
+    }
+    async fn advance(&self, _: &str, _: DateTime<Utc>) -> ops_core::Result<()> {
+        self.fail()
+    }
+    async fn records(
+        &self,
+        _: &str,
+        _: DateTime<Utc>,
+        _: DateTime<Utc>,
+    ) -> ops_core::Result<Vec<OccurrenceRecord>> {
+        self.fail()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_that_is_down_is_retried_at_the_tick_not_in_a_tight_loop() {
+    let w = Replicas::new();
+    let store = Arc::new(DownStore::default());
+    let runner = Runner::new().with_clock(w.clock.clone());
+    let config = SchedulerConfig {
+        lease: Duration::from_secs(60),
+        ..SchedulerConfig::new("a")
+    };
+    let a = Scheduler::new(
+        config,
+        runner,
+        store.clone(),
+        vec![w.job("backup", hourly(), Duration::ZERO)],
+    )
+    .unwrap();
+    play(
+        std::slice::from_ref(&a),
+        &w.clock,
+        Duration::from_secs(10 * 60),
+    )
+    .await;
+    // Ten minutes at a tick every 20 s: about 30 ticks of a couple of calls each.
+    let calls = store.calls.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (20..=100).contains(&calls),
+        "{calls} calls to a store that is down"
+    );
+}

@@ -552,8 +552,10 @@ impl Scheduler {
         let now = self.clock().now();
         let mut earliest: Option<DateTime<Utc>> = None;
         for job in self.inner.jobs.values() {
+            // Unreachable store, or a job not seen yet: the regular tick looks again (never a
+            // tight loop against a store that is down).
             let Ok(Some(since)) = self.inner.store.watermark(&job.name).await else {
-                return Duration::ZERO;
+                continue;
             };
             if let Ok(Some(next)) = job.schedule.next_after(since) {
                 let start = job.schedule.start_of(&job.name, next);
