@@ -182,3 +182,46 @@ fn rules_load_from_toml_and_nonsense_is_named() {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn alerts_are_silenced_while_a_maintenance_window_is_open() {
+    let runner = Runner::new().with_clock(Arc::new(SimulatedClock::starting_at(now())));
+    let window = |opens: &str| {
+        ops_core::schedule::Window::new("db-maintenance", opens, "UTC", Duration::from_secs(7200))
+            .unwrap()
+    };
+    let evaluate = |opens: &'static str| {
+        let runner = runner.clone();
+        async move {
+            ThresholdAlerts::new("market", metrics(), AlertsConfig::default())
+                .silence_during([window(opens)])
+                .run(&runner, Mode::Execute)
+                .await
+                .unwrap()
+                .summary
+                .unwrap()
+        }
+    };
+    // Tuesday 05:00, inside Tuesday 04:00–06:00: every firing alert is held, with the window.
+    let inside = evaluate("0 4 * * TUE").await;
+    let firing: Vec<_> = inside.iter().filter(|a| a.severity.is_some()).collect();
+    assert_eq!(firing.len(), 3, "{inside:?}");
+    for a in firing {
+        let why = a.silenced.as_deref().unwrap();
+        assert!(
+            why.starts_with("maintenance window db-maintenance"),
+            "{why}"
+        );
+        assert!(why.contains("until 2026-12-01 06:00 UTC"), "{why}");
+    }
+    assert!(
+        inside
+            .iter()
+            .filter(|a| a.severity.is_none())
+            .all(|a| a.silenced.is_none())
+    );
+    // Outside the window (Wednesdays) nothing is held.
+    let outside = evaluate("0 4 * * WED").await;
+    assert!(outside.iter().all(|a| a.silenced.is_none()));
+    assert_eq!(outside.iter().filter(|a| a.severity.is_some()).count(), 3);
+}

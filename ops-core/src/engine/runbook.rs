@@ -57,6 +57,7 @@ pub struct Runbook {
     pub(crate) target: String,
     pub(crate) items: Vec<Item>,
     pub(crate) category: Category,
+    pub(crate) change: crate::schedule::ChangeRules,
 }
 
 impl Runbook {
@@ -67,6 +68,7 @@ impl Runbook {
             target: target.into(),
             items: Vec::new(),
             category: Category::Other,
+            change: crate::schedule::ChangeRules::default(),
         }
     }
 
@@ -79,6 +81,37 @@ impl Runbook {
     /// What kind of procedure it is.
     pub fn category(&self) -> Category {
         self.category
+    }
+
+    /// Marks it as an emergency (runs while the line is stopped or a freeze is on) or not.
+    /// Unmarked, rollbacks and incident procedures are emergencies and the rest are not.
+    pub fn emergency(mut self, emergency: bool) -> Self {
+        self.change.emergency = Some(emergency);
+        self
+    }
+
+    /// Lets it run only inside the change-control window `window`; outside, it waits for the
+    /// window or is refused, as `outside` says.
+    pub fn window_only(mut self, window: &str, outside: crate::schedule::OutsideWindow) -> Self {
+        self.change.window = Some(crate::schedule::WindowRule {
+            window: window.into(),
+            outside,
+        });
+        self
+    }
+
+    /// What it says about change control.
+    pub fn change_rules(&self) -> &crate::schedule::ChangeRules {
+        &self.change
+    }
+
+    /// Whether any of its steps changes something (change control holds only these).
+    pub fn is_mutating(&self) -> bool {
+        self.items.iter().any(|item| match item {
+            Item::Step(s) => s.kind.mutates(),
+            Item::Parallel(steps) => steps.iter().any(|s| s.kind.mutates()),
+            Item::Gate(_) => false,
+        })
     }
 
     /// Appends a step.

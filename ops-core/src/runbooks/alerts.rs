@@ -5,6 +5,7 @@
 //! CPU above 70 / 90 %, memory above 80 / 95 %, database connections above 80 / 95 % of the
 //! pool, queue depth) and "silence alerts during the maintenance window".
 
+use crate::schedule::Window;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -230,6 +231,27 @@ pub async fn evaluate_alerts(
     Ok(out)
 }
 
+/// Silences the firing alerts while a window is open.
+fn silence_in_windows(alerts: &mut [Alert], windows: &[Window], now: DateTime<Utc>) -> Result<()> {
+    for w in windows {
+        let Some(open) = w.open_at(now)? else {
+            continue;
+        };
+        let why = format!(
+            "maintenance window {} until {}",
+            w.describe(),
+            open.until.format("%Y-%m-%d %H:%M UTC")
+        );
+        for a in alerts
+            .iter_mut()
+            .filter(|a| a.severity.is_some() && a.silenced.is_none())
+        {
+            a.silenced = Some(why.clone());
+        }
+    }
+    Ok(())
+}
+
 /// Evaluates the table and notifies the alerts that fire and are not silenced.
 ///
 /// ```
@@ -254,6 +276,7 @@ pub struct ThresholdAlerts {
     target: String,
     metrics: Arc<dyn MetricsSource>,
     notifier: Option<Arc<dyn Notifier>>,
+    windows: Vec<Window>,
 }
 
 impl ThresholdAlerts {
@@ -268,6 +291,7 @@ impl ThresholdAlerts {
             target: target.into(),
             metrics,
             notifier: None,
+            windows: Vec::new(),
         }
     }
 
@@ -277,17 +301,30 @@ impl ThresholdAlerts {
         self
     }
 
+    /// Silences every alert while one of `windows` is open (the maintenance windows of the
+    /// change calendar, [`crate::schedule::ChangeControl::windows`]).
+    pub fn silence_during(mut self, windows: impl IntoIterator<Item = Window>) -> Self {
+        self.windows.extend(windows);
+        self
+    }
+
     fn build(&self) -> Result<Runbook> {
         self.config.validate()?;
         let (metrics, config) = (self.metrics.clone(), self.config.clone());
+        let windows = self.windows.clone();
         let mut rb = Runbook::new("threshold-alerts", &self.target)
             .with_category(crate::engine::Category::Check);
         let evaluated: Output<Vec<Alert>> = rb.add_step(Step::read("evaluate", move |ctx| {
             let (metrics, config, now) = (metrics.clone(), config.clone(), ctx.clock().now());
+            let windows = windows.clone();
             Ok(Action::new(
                 "MetricsSource::read",
                 json!({ "rules": config.rules.len() }),
-                async move { evaluate_alerts(metrics.as_ref(), &config, now).await },
+                async move {
+                    let mut alerts = evaluate_alerts(metrics.as_ref(), &config, now).await?;
+                    silence_in_windows(&mut alerts, &windows, now)?;
+                    Ok(alerts)
+                },
             ))
         }));
         if let Some(n) = self.notifier.clone() {

@@ -195,6 +195,22 @@ impl Schedule {
         }
     }
 
+    /// The last occurrence at or before `t`; `None` when there is none (a pattern limited to
+    /// later years, or before the year 1).
+    pub fn last_at_or_before(&self, t: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+        let local = t.with_timezone(&self.zone);
+        match self.cron.find_previous_occurrence(&local, true) {
+            Ok(prev) => Ok(Some(prev.with_timezone(&Utc))),
+            Err(croner::errors::CronError::TimeSearchLimitExceeded) => Ok(None),
+            Err(e) => Err(Error::invalid_input(
+                "schedule",
+                "last_at_or_before",
+                "cron",
+                e.to_string(),
+            )),
+        }
+    }
+
     /// When an occurrence starts: its time plus its jitter, which depends only on `name`
     /// and the occurrence, so every replica agrees.
     pub fn start_of(&self, name: &str, occurrence: DateTime<Utc>) -> DateTime<Utc> {

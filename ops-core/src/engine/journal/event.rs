@@ -169,6 +169,22 @@ pub enum EventKind {
         /// The evidence (secrets masked).
         value: serde_json::Value,
     },
+    /// Change control decided whether the run may go on (journaled in the run, before any
+    /// step).
+    ChangeDecided {
+        /// The decision.
+        decision: crate::schedule::ChangeDecision,
+    },
+    /// A change-control switch was set (journaled under
+    /// [`crate::schedule::CHANGE_CONTROL_RUN`]).
+    ChangeControlSet {
+        /// What was set.
+        switch: crate::schedule::ChangeSwitch,
+        /// Who set it.
+        by: String,
+        /// Why.
+        reason: String,
+    },
     /// The run was paused at a step boundary.
     RunPaused,
     /// The run was resumed after a pause.
@@ -201,6 +217,8 @@ impl EventKind {
             | EventKind::ApprovalDenied { gate, .. } => Some(gate),
             EventKind::RunStarted { .. }
             | EventKind::LockLost { .. }
+            | EventKind::ChangeDecided { .. }
+            | EventKind::ChangeControlSet { .. }
             | EventKind::RunPaused
             | EventKind::RunResumed
             | EventKind::RunFinished { .. } => None,

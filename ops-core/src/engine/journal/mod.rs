@@ -138,7 +138,11 @@ pub struct RunSummary {
 pub fn run_summaries(events: &[JournalEvent]) -> Vec<RunSummary> {
     let mut runs: Vec<RunSummary> = Vec::new();
     let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    for e in events {
+    // Change-control switches share the journal but are not a run.
+    for e in events
+        .iter()
+        .filter(|e| e.run_id != crate::schedule::CHANGE_CONTROL_RUN)
+    {
         let i = *index.entry(e.run_id.as_str()).or_insert_with(|| {
             runs.push(RunSummary {
                 run_id: e.run_id.clone(),

@@ -145,6 +145,9 @@ pub struct RunReport {
     pub planned: Vec<PlannedAction>,
     /// Gate decisions.
     pub approvals: Vec<ApprovalRecord>,
+    /// Change control's decisions on the run (windows, freezes, the stopped line), in order.
+    #[serde(default)]
+    pub change_control: Vec<crate::schedule::ChangeDecision>,
     /// Compensations, in the order they ran.
     pub compensations: Vec<CompensationRecord>,
     /// Evidence attached by steps.
@@ -195,6 +198,7 @@ impl RunReport {
                 .collect(),
             planned: Vec::new(),
             approvals: Vec::new(),
+            change_control: Vec::new(),
             compensations: Vec::new(),
             evidence: Vec::new(),
             outputs: Default::default(),
@@ -341,7 +345,8 @@ impl RunReport {
                     value: serde_json::json!({ "key": key, "fence": fence, "reason": reason }),
                 });
             }
-            EventKind::RunPaused | EventKind::RunResumed => {}
+            EventKind::ChangeDecided { decision } => self.change_control.push(decision.clone()),
+            EventKind::RunPaused | EventKind::RunResumed | EventKind::ChangeControlSet { .. } => {}
             EventKind::RunFinished { outcome, error } => {
                 self.outcome = Some(*outcome);
                 self.finished_at = Some(e.at);

@@ -50,6 +50,7 @@ pub struct Runner {
     approver: Arc<dyn Approver>,
     approval_timeout: Duration,
     progress: Option<Arc<dyn ProgressSink>>,
+    change: Option<Arc<crate::schedule::ChangeControl>>,
 }
 
 impl std::fmt::Debug for Runner {
@@ -79,6 +80,7 @@ impl Runner {
             approver: Arc::new(DenyAll::default()),
             approval_timeout: Duration::from_secs(3600),
             progress: None,
+            change: None,
         }
     }
 
@@ -118,6 +120,14 @@ impl Runner {
         self
     }
 
+    /// Asks `control` before every mutating run: the stopped line and freezes refuse all but
+    /// emergencies, and a window-only runbook waits for (or is refused outside) its window.
+    /// Each decision is journaled in the run.
+    pub fn with_change_control(mut self, control: Arc<crate::schedule::ChangeControl>) -> Self {
+        self.change = Some(control);
+        self
+    }
+
     /// The clock its runs read.
     pub fn clock(&self) -> &SharedClock {
         &self.clock
@@ -140,6 +150,14 @@ impl Runner {
         let run_id = match run_id {
             Some(id) => {
                 crate::contracts::validate_name("engine", "run", "run_id", &id)?;
+                if id == crate::schedule::CHANGE_CONTROL_RUN {
+                    return Err(Error::invalid_input(
+                        "engine",
+                        "run",
+                        "run_id",
+                        format!("{id:?} is reserved for change-control switches"),
+                    ));
+                }
                 if !self
                     .journal
                     .events(&JournalFilter::run(&id))

@@ -9,6 +9,7 @@ use futures_util::FutureExt;
 use futures_util::future::join_all;
 use tracing::Instrument;
 
+mod admit;
 mod approval;
 mod compensate;
 
@@ -238,7 +239,10 @@ impl<'a> Exec<'a> {
             runbook: self.state.runbook.clone(),
             total: self.index.len(),
         });
-        let (outcome, error) = self.body(&resumption).await?;
+        let (outcome, error) = match self.admit().await? {
+            Some((outcome, error)) => (outcome, Some(error)),
+            None => self.body(&resumption).await?,
+        };
         self.record(EventKind::RunFinished {
             outcome,
             error: error.as_ref().map(ErrorRecord::from),
