@@ -31,6 +31,7 @@
 //! With the `mock` feature, every contract has a mockall mock (`contracts::MockDeployer`, ...).
 
 pub mod adapters;
+pub mod calendar;
 pub mod checksum;
 pub mod clock;
 pub mod config;

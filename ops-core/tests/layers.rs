@@ -10,7 +10,7 @@ const LAYERS: &[&[&str]] = &[
     &["config", "serde_duration"],
     &["contracts", "judge"],
     &["retry"],
-    &["http", "poll", "sim"],
+    &["http", "poll", "sim", "calendar"],
     &["adapters", "engine"],
     &["runbooks", "schedule"],
     &["memory", "testkit"],

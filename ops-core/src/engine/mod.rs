@@ -8,7 +8,10 @@
 //!   timeout and an overall deadline the retries never outlive;
 //! - **saga**: when a step fails or the run is cancelled, the compensations of completed steps
 //!   run in reverse order, each journaled; a failed compensation is reported, not hidden;
-//! - **approval gates**: an [`Approver`] decides, within a timeout;
+//! - **approval gates**: an [`Approver`] decides, within a timeout, under an [`ApprovalPolicy`]
+//!   (several distinct approvers, four eyes, a stated default at the timeout);
+//! - **change control**: a [`change::ChangeControl`] decides before each mutating run
+//!   (maintenance windows, freezes, the stopped line; emergencies pass freezes);
 //! - **control**: [`RunControl`] cancels (at the next await point) or pauses (at the next step
 //!   boundary);
 //! - **journal**: every event goes to a [`Journal`] ([`FileJournal`]: JSON lines, fsync
@@ -18,6 +21,7 @@
 //! - **progress**: [`ProgressEvent`]s for display, and tracing spans per run and step.
 
 mod approval;
+pub mod change;
 mod context;
 mod control;
 mod journal;
@@ -32,7 +36,10 @@ mod step;
 
 #[cfg(feature = "mock")]
 pub use approval::MockApprover;
-pub use approval::{ApprovalDecision, ApprovalRequest, Approver, AutoApprove, DenyAll};
+pub use approval::{
+    ApprovalDecision, ApprovalPolicy, ApprovalRequest, Approver, AutoApprove, AutoApproveAs,
+    DenyAll, MAX_APPROVERS, OnTimeout,
+};
 pub use context::StepContext;
 pub use control::RunControl;
 #[cfg(feature = "mock")]

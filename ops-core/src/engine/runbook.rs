@@ -18,6 +18,8 @@ pub struct Gate {
     pub prompt: String,
     /// When set, the gate asks only if this returns true (it is recorded as skipped otherwise).
     pub condition: Option<GateCondition>,
+    /// Who must approve; `None`: the runner's policy.
+    pub policy: Option<crate::engine::ApprovalPolicy>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -26,6 +28,7 @@ impl std::fmt::Debug for Gate {
             .field("name", &self.name)
             .field("prompt", &self.prompt)
             .field("conditional", &self.condition.is_some())
+            .field("policy", &self.policy)
             .finish()
     }
 }
@@ -57,7 +60,7 @@ pub struct Runbook {
     pub(crate) target: String,
     pub(crate) items: Vec<Item>,
     pub(crate) category: Category,
-    pub(crate) change: crate::schedule::ChangeRules,
+    pub(crate) change: crate::engine::change::ChangeRules,
 }
 
 impl Runbook {
@@ -68,7 +71,7 @@ impl Runbook {
             target: target.into(),
             items: Vec::new(),
             category: Category::Other,
-            change: crate::schedule::ChangeRules::default(),
+            change: crate::engine::change::ChangeRules::default(),
         }
     }
 
@@ -92,8 +95,12 @@ impl Runbook {
 
     /// Lets it run only inside the change-control window `window`; outside, it waits for the
     /// window or is refused, as `outside` says.
-    pub fn window_only(mut self, window: &str, outside: crate::schedule::OutsideWindow) -> Self {
-        self.change.window = Some(crate::schedule::WindowRule {
+    pub fn window_only(
+        mut self,
+        window: &str,
+        outside: crate::engine::change::OutsideWindow,
+    ) -> Self {
+        self.change.window = Some(super::change::WindowRule {
             window: window.into(),
             outside,
         });
@@ -101,7 +108,7 @@ impl Runbook {
     }
 
     /// What it says about change control.
-    pub fn change_rules(&self) -> &crate::schedule::ChangeRules {
+    pub fn change_rules(&self) -> &crate::engine::change::ChangeRules {
         &self.change
     }
 
@@ -140,6 +147,24 @@ impl Runbook {
             name: name.into(),
             prompt: prompt.into(),
             condition: None,
+            policy: None,
+        }));
+        self
+    }
+
+    /// Appends an approval gate with its own [`ApprovalPolicy`](crate::engine::ApprovalPolicy)
+    /// (several approvers, four eyes, a timeout and its default).
+    pub fn gate_with(
+        mut self,
+        name: impl Into<String>,
+        prompt: impl Into<String>,
+        policy: crate::engine::ApprovalPolicy,
+    ) -> Self {
+        self.items.push(Item::Gate(Gate {
+            name: name.into(),
+            prompt: prompt.into(),
+            condition: None,
+            policy: Some(policy),
         }));
         self
     }
@@ -160,6 +185,7 @@ impl Runbook {
             name: name.into(),
             prompt: prompt.into(),
             condition: Some(condition),
+            policy: None,
         }));
         self
     }
@@ -231,6 +257,22 @@ impl Runbook {
             }
             if !seen.insert(name.clone()) {
                 return Err(invalid("steps", format!("{name} is used twice")));
+            }
+        }
+        for item in &self.items {
+            if let Item::Gate(Gate {
+                name,
+                policy: Some(p),
+                ..
+            }) = item
+            {
+                use crate::config::RunbookConfig;
+                p.validate().map_err(|e| match e.kind() {
+                    crate::ErrorKind::InvalidInput { field, reason } => {
+                        invalid(&format!("gate {name}: {field}"), reason.clone())
+                    }
+                    _ => e,
+                })?;
             }
         }
         Ok(())

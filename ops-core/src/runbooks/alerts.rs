@@ -5,7 +5,7 @@
 //! CPU above 70 / 90 %, memory above 80 / 95 %, database connections above 80 / 95 % of the
 //! pool, queue depth) and "silence alerts during the maintenance window".
 
-use crate::schedule::Window;
+use crate::calendar::Window;
 use std::sync::Arc;
 use std::time::Duration;
 

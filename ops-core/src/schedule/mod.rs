@@ -13,19 +13,18 @@
 //!   and resumed from the journal; nothing is missed without a record saying so.
 //! - [`ChangeControl`]: maintenance [`Window`]s, freezes and the stop-the-line switch, decided
 //!   by the runner before each mutating run and journaled with who set them.
-pub mod change;
 pub mod scheduler;
-pub mod spec;
 pub mod store;
-pub mod window;
 
-pub use change::{
+pub use crate::calendar::{
+    CatchUp, Due, MAX_CATCH_UP, MAX_DELAY, MAX_WINDOW, Opening, Overlap, Schedule, ScheduleConfig,
+    Window, WindowConfig,
+};
+pub use crate::engine::change::{
     CHANGE_CONTROL_RUN, ChangeCalendarConfig, ChangeControl, ChangeDecision, ChangeRules,
     ChangeState, ChangeSwitch, Freeze, OutsideWindow, SetBy, Verdict, WindowRule,
 };
 pub use scheduler::{
     Job, RunbookFactory, Scheduler, SchedulerConfig, TAKEOVER_MARGIN, Takeover, Tick, run_id,
 };
-pub use spec::{CatchUp, Due, MAX_CATCH_UP, MAX_DELAY, Overlap, Schedule, ScheduleConfig};
 pub use store::{MemoryOccurrenceStore, OccurrenceRecord, OccurrenceStatus, OccurrenceStore};
-pub use window::{MAX_WINDOW, Opening, Window, WindowConfig};

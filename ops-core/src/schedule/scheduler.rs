@@ -11,8 +11,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use super::spec::{Overlap, Schedule};
 use super::store::{OccurrenceRecord, OccurrenceStatus, OccurrenceStore};
+use crate::calendar::{Overlap, Schedule};
 use crate::clock::SharedClock;
 use crate::engine::{Mode, RunControl, RunOutcome, Runbook, Runner};
 use crate::{Error, ErrorKind, Result};

@@ -173,13 +173,13 @@ pub enum EventKind {
     /// step).
     ChangeDecided {
         /// The decision.
-        decision: crate::schedule::ChangeDecision,
+        decision: crate::engine::change::ChangeDecision,
     },
     /// A change-control switch was set (journaled under
-    /// [`crate::schedule::CHANGE_CONTROL_RUN`]).
+    /// [`crate::engine::change::CHANGE_CONTROL_RUN`]).
     ChangeControlSet {
         /// What was set.
-        switch: crate::schedule::ChangeSwitch,
+        switch: crate::engine::change::ChangeSwitch,
         /// Who set it.
         by: String,
         /// Why.

@@ -141,7 +141,7 @@ pub fn run_summaries(events: &[JournalEvent]) -> Vec<RunSummary> {
     // Change-control switches share the journal but are not a run.
     for e in events
         .iter()
-        .filter(|e| e.run_id != crate::schedule::CHANGE_CONTROL_RUN)
+        .filter(|e| e.run_id != crate::engine::change::CHANGE_CONTROL_RUN)
     {
         let i = *index.entry(e.run_id.as_str()).or_insert_with(|| {
             runs.push(RunSummary {

@@ -146,8 +146,8 @@ pub struct RunReport {
     /// Gate decisions.
     pub approvals: Vec<ApprovalRecord>,
     /// Change control's decisions on the run (windows, freezes, the stopped line), in order.
-    #[serde(default)]
-    pub change_control: Vec<crate::schedule::ChangeDecision>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub change_control: Vec<crate::engine::change::ChangeDecision>,
     /// Compensations, in the order they ran.
     pub compensations: Vec<CompensationRecord>,
     /// Evidence attached by steps.

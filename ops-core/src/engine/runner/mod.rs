@@ -49,8 +49,10 @@ pub struct Runner {
     lock: Option<(Arc<dyn RunLock>, LockWait)>,
     approver: Arc<dyn Approver>,
     approval_timeout: Duration,
+    approval_policy: crate::engine::ApprovalPolicy,
+    requested_by: Option<String>,
     progress: Option<Arc<dyn ProgressSink>>,
-    change: Option<Arc<crate::schedule::ChangeControl>>,
+    change: Option<Arc<crate::engine::change::ChangeControl>>,
 }
 
 impl std::fmt::Debug for Runner {
@@ -59,6 +61,8 @@ impl std::fmt::Debug for Runner {
             .field("clock", &self.clock)
             .field("locked", &self.lock.is_some())
             .field("approval_timeout", &self.approval_timeout)
+            .field("approval_policy", &self.approval_policy)
+            .field("requested_by", &self.requested_by)
             .finish_non_exhaustive()
     }
 }
@@ -79,6 +83,8 @@ impl Runner {
             lock: None,
             approver: Arc::new(DenyAll::default()),
             approval_timeout: Duration::from_secs(3600),
+            approval_policy: crate::engine::ApprovalPolicy::default(),
+            requested_by: None,
             progress: None,
             change: None,
         }
@@ -108,9 +114,22 @@ impl Runner {
         self
     }
 
-    /// Denies a gate nobody decides within `timeout`.
+    /// Denies a gate nobody decides within `timeout` (unless its policy says otherwise).
     pub fn approval_timeout(mut self, timeout: Duration) -> Self {
         self.approval_timeout = timeout;
+        self
+    }
+
+    /// The policy of gates that have none of their own (default: one approver, anyone).
+    /// Checked when a run starts.
+    pub fn approval_policy(mut self, policy: crate::engine::ApprovalPolicy) -> Self {
+        self.approval_policy = policy;
+        self
+    }
+
+    /// Runs on behalf of `who`: approvers are told, and four-eyes gates refuse their approval.
+    pub fn requested_by(mut self, who: impl Into<String>) -> Self {
+        self.requested_by = Some(who.into());
         self
     }
 
@@ -123,7 +142,10 @@ impl Runner {
     /// Asks `control` before every mutating run: the stopped line and freezes refuse all but
     /// emergencies, and a window-only runbook waits for (or is refused outside) its window.
     /// Each decision is journaled in the run.
-    pub fn with_change_control(mut self, control: Arc<crate::schedule::ChangeControl>) -> Self {
+    pub fn with_change_control(
+        mut self,
+        control: Arc<crate::engine::change::ChangeControl>,
+    ) -> Self {
         self.change = Some(control);
         self
     }
@@ -147,10 +169,11 @@ impl Runner {
         run_id: Option<String>,
     ) -> Result<RunReport> {
         runbook.validate()?;
+        self.check_policy()?;
         let run_id = match run_id {
             Some(id) => {
                 crate::contracts::validate_name("engine", "run", "run_id", &id)?;
-                if id == crate::schedule::CHANGE_CONTROL_RUN {
+                if id == crate::engine::change::CHANGE_CONTROL_RUN {
                     return Err(Error::invalid_input(
                         "engine",
                         "run",
@@ -207,6 +230,7 @@ impl Runner {
         control: &RunControl,
     ) -> Result<RunReport> {
         runbook.validate()?;
+        self.check_policy()?;
         let history = self.journal.events(&JournalFilter::run(run_id)).await?;
         let resumption = resume::analyse(runbook, run_id, &history)?;
         let exec = Exec::new(
@@ -220,6 +244,11 @@ impl Runner {
         );
         self.locked(runbook, &exec, move |exec| Box::pin(exec.run(resumption)))
             .await
+    }
+
+    fn check_policy(&self) -> Result<()> {
+        use crate::config::RunbookConfig;
+        self.approval_policy.validate()
     }
 
     /// The report of `run_id`, rebuilt from the journal.

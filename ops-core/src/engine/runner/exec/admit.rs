@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use super::Exec;
+use crate::engine::change::Verdict;
 use crate::engine::{EventKind, RunOutcome};
-use crate::schedule::Verdict;
 use crate::{Error, ErrorKind, Result};
 
 /// How often a run waiting for a window decides again when the window's opening is unknown.

@@ -4,16 +4,19 @@
 use super::{Exec, Stop, pending};
 use crate::engine::runner::resume::Resumption;
 use crate::engine::{
-    ApprovalDecision, ApprovalRequest, EventKind, Gate, Item, PlannedAction, ProgressEvent,
-    StepStatus,
+    ApprovalDecision, ApprovalPolicy, ApprovalRequest, EventKind, Gate, Item, OnTimeout,
+    PlannedAction, ProgressEvent, StepStatus,
 };
 use crate::{Error, ErrorKind, Result};
 
 impl Exec<'_> {
+    /// Asks until the policy is met: `needed` distinct eligible approvals, any denial ends it,
+    /// and the timeout (over all the answers) gives the policy's default.
     async fn ask(
         &self,
         gate: &str,
         prompt: &str,
+        policy: &ApprovalPolicy,
     ) -> std::result::Result<std::result::Result<(), Error>, Stop> {
         self.record(EventKind::ApprovalRequested {
             gate: gate.to_string(),
@@ -24,65 +27,119 @@ impl Exec<'_> {
         self.emit(|| ProgressEvent::AwaitingApproval {
             gate: gate.to_string(),
         });
-        let request = ApprovalRequest {
-            run_id: self.state.run_id.clone(),
-            runbook: self.state.runbook.clone(),
-            target: self.state.target.clone(),
-            gate: gate.to_string(),
-            prompt: prompt.to_string(),
-        };
-        let limit = self.runner.approval_timeout;
-        let decision = tokio::select! {
-            biased;
-            _ = self.state.cancel.cancelled() => return Err(Stop::Cancelled),
-            d = crate::clock::timeout(self.runner.clock.as_ref(), limit, self.runner.approver.decide(&request)) => d,
-        };
-        let (event, result) = match decision {
-            Some(Ok(ApprovalDecision::Approved { by, comment })) => (
-                EventKind::ApprovalGranted {
+        let clock = self.runner.clock.as_ref();
+        let requester = self.runner.requested_by.clone();
+        let limit = policy.timeout.unwrap_or(self.runner.approval_timeout);
+        let deadline = clock.instant().checked_add(limit);
+        let mut approved: Vec<String> = Vec::new();
+        loop {
+            let mut ineligible = approved.clone();
+            if policy.forbid_requester
+                && let Some(r) = &requester
+            {
+                ineligible.push(r.clone());
+            }
+            let request = ApprovalRequest {
+                run_id: self.state.run_id.clone(),
+                runbook: self.state.runbook.clone(),
+                target: self.state.target.clone(),
+                gate: gate.to_string(),
+                prompt: prompt.to_string(),
+                requested_by: requester.clone(),
+                needed: policy.approvers,
+                approved_by: approved.clone(),
+                ineligible: ineligible.clone(),
+            };
+            let left = deadline.map_or(limit, |d| d.saturating_duration_since(clock.instant()));
+            let decision = tokio::select! {
+                biased;
+                _ = self.state.cancel.cancelled() => return Err(Stop::Cancelled),
+                d = crate::clock::timeout(clock, left, self.runner.approver.decide(&request)) => d,
+            };
+            let denied = |by: String, reason: String, error: Error| {
+                let event = EventKind::ApprovalDenied {
                     gate: gate.to_string(),
                     by,
-                    comment,
-                },
-                Ok(()),
-            ),
-            Some(Ok(ApprovalDecision::Denied { by, reason })) => (
-                EventKind::ApprovalDenied {
-                    gate: gate.to_string(),
-                    by: by.clone(),
-                    reason: reason.clone(),
-                },
-                Err(Error::new(
-                    "engine",
-                    "approval",
-                    ErrorKind::Conflict {
-                        detail: format!("{gate} denied by {by}: {reason}"),
+                    reason,
+                };
+                (event, Err(error))
+            };
+            let conflict =
+                |detail: String| Error::new("engine", "approval", ErrorKind::Conflict { detail });
+            let (event, result) = match decision {
+                Some(Ok(ApprovalDecision::Approved { by, comment })) => {
+                    let same = |p: &String| p.trim().eq_ignore_ascii_case(by.trim());
+                    let why_not = if by.trim().is_empty() {
+                        Some("an approval must name who gave it".to_string())
+                    } else if policy.forbid_requester && requester.as_ref().is_some_and(same) {
+                        Some(format!(
+                            "four eyes: {by} requested this run and may not approve it"
+                        ))
+                    } else if approved.iter().any(same) {
+                        Some(format!(
+                            "{by} has already approved; {} distinct approvers are needed",
+                            policy.approvers
+                        ))
+                    } else {
+                        None
+                    };
+                    match why_not {
+                        Some(reason) => {
+                            let error = conflict(format!("{gate} denied: {reason}"));
+                            denied(by, reason, error)
+                        }
+                        None => {
+                            self.record(EventKind::ApprovalGranted {
+                                gate: gate.to_string(),
+                                by: by.clone(),
+                                comment,
+                            })
+                            .await
+                            .map_err(Stop::Fatal)?;
+                            approved.push(by);
+                            if approved.len() >= policy.approvers as usize {
+                                return Ok(Ok(()));
+                            }
+                            continue;
+                        }
+                    }
+                }
+                Some(Ok(ApprovalDecision::Denied { by, reason })) => {
+                    let error = conflict(format!("{gate} denied by {by}: {reason}"));
+                    denied(by, reason, error)
+                }
+                Some(Err(e)) => (
+                    EventKind::ApprovalDenied {
+                        gate: gate.to_string(),
+                        by: "approver".into(),
+                        reason: e.to_string(),
                     },
-                )),
-            ),
-            Some(Err(e)) => (
-                EventKind::ApprovalDenied {
-                    gate: gate.to_string(),
-                    by: "approver".into(),
-                    reason: e.to_string(),
-                },
-                Err(e),
-            ),
-            None => (
-                EventKind::ApprovalDenied {
-                    gate: gate.to_string(),
-                    by: "timeout".into(),
-                    reason: format!("no decision within {limit:?}"),
-                },
-                Err(Error::new(
-                    "engine",
-                    "approval",
-                    ErrorKind::Timeout { after: limit },
-                )),
-            ),
-        };
-        self.record(event).await.map_err(Stop::Fatal)?;
-        Ok(result)
+                    Err(e),
+                ),
+                None => {
+                    let so_far = format!("{} of {} approved", approved.len(), policy.approvers);
+                    match policy.on_timeout {
+                        OnTimeout::Approve => (
+                            EventKind::ApprovalGranted {
+                                gate: gate.to_string(),
+                                by: "timeout".into(),
+                                comment: Some(format!(
+                                    "approved by default: no objection within {limit:?} ({so_far})"
+                                )),
+                            },
+                            Ok(()),
+                        ),
+                        OnTimeout::Deny => denied(
+                            "timeout".into(),
+                            format!("no decision within {limit:?} ({so_far})"),
+                            Error::new("engine", "approval", ErrorKind::Timeout { after: limit }),
+                        ),
+                    }
+                }
+            };
+            self.record(event).await.map_err(Stop::Fatal)?;
+            return Ok(result);
+        }
     }
 
     pub(super) async fn gate(&self, gate: &Gate) -> std::result::Result<(), Stop> {
@@ -130,7 +187,8 @@ impl Exec<'_> {
             self.finished(&gate.name, StepStatus::Planned);
             return Ok(());
         }
-        match self.ask(&gate.name, &gate.prompt).await {
+        let policy = gate.policy.as_ref().unwrap_or(&self.runner.approval_policy);
+        match self.ask(&gate.name, &gate.prompt, policy).await {
             Ok(Ok(())) => {
                 self.finished(&gate.name, StepStatus::Succeeded);
                 Ok(())
@@ -168,7 +226,14 @@ impl Exec<'_> {
                 "Step {} was in flight when run {} stopped; it may or may not have taken effect. Run it again?",
                 step.name, self.state.run_id
             );
-            match self.ask(&format!("rerun:{}", step.name), &prompt).await {
+            match self
+                .ask(
+                    &format!("rerun:{}", step.name),
+                    &prompt,
+                    &self.runner.approval_policy,
+                )
+                .await
+            {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) | Err(Stop::Cancelled) => {
                     return Ok(Some(Error::new(

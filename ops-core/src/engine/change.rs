@@ -1,10 +1,10 @@
 //! Change control as data: maintenance windows, freezes and the "stop the line" switch, decided
-//! by the [`Runner`](crate::engine::Runner) before every run that changes something.
+//! by the [`Runner`](super::Runner) before every run that changes something.
 //!
 //! Switches set at run time (the line stopped, a freeze set or lifted) are journal events under
 //! the reserved run id [`CHANGE_CONTROL_RUN`], each with who set it and why: every replica
 //! sharing the journal sees them, and the journal is their history. Each decision on a run is
-//! journaled in that run ([`crate::engine::EventKind::ChangeDecided`]).
+//! journaled in that run ([`super::EventKind::ChangeDecided`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,10 +12,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::window::{Window, WindowConfig};
+use super::{Category, EventKind, Journal, JournalEvent, JournalFilter};
+use crate::calendar::{Window, WindowConfig};
 use crate::clock::SharedClock;
 use crate::config::{RunbookConfig, invalid};
-use crate::engine::{Category, EventKind, Journal, JournalEvent, JournalFilter};
 use crate::{Error, ErrorKind, Result};
 
 /// The journal run id under which change-control switches are recorded (no run may use it).
