@@ -9,7 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ops_core::clock::{SharedClock, system_clock};
 use ops_core::config::{RunbookConfig, human_duration};
-use ops_core::contracts::{Notification, NotificationEvent, Notifier, Receipt, Severity};
+use ops_core::contracts::{
+    Notification, NotificationEvent, Notifier, OnCallSource, Receipt, Severity,
+};
 use ops_core::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 
@@ -25,10 +27,14 @@ use serde::{Deserialize, Serialize};
 ///
 /// [[escalation]]                   # not acknowledged 15 minutes after the trigger
 /// after = "15m"
-/// channels = ["pagerduty-secondary"]
+/// channels = ["@on-call"]          # whoever is on call then (NotifyRouter::with_on_call)
 /// [[escalation]]
 /// after = "30m"
-/// channels = ["email-management"]
+/// channels = ["@on-call-secondary", "email-management"]
+///
+/// [contacts]                       # each person's channel, for @on-call
+/// alice = "sms-alice"
+/// bob = "sms-bob"
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -39,7 +45,14 @@ pub struct RouterConfig {
     pub escalation: Vec<EscalationLevel>,
     /// The least severity that escalates.
     pub escalate_from: Severity,
+    /// Each person's channel, for the channels `@on-call` and `@on-call-secondary`.
+    pub contacts: BTreeMap<String, String>,
 }
+
+/// In a route or escalation level: whoever is on call when it is sent.
+pub const ON_CALL: &str = "@on-call";
+/// In a route or escalation level: the on-call person's backup.
+pub const ON_CALL_SECONDARY: &str = "@on-call-secondary";
 
 impl Default for RouterConfig {
     fn default() -> Self {
@@ -47,6 +60,7 @@ impl Default for RouterConfig {
             routes: BTreeMap::new(),
             escalation: Vec::new(),
             escalate_from: Severity::Error,
+            contacts: BTreeMap::new(),
         }
     }
 }
@@ -93,6 +107,19 @@ impl RunbookConfig for RouterConfig {
                 ));
             }
             last = l.after;
+        }
+        let named = self
+            .routes
+            .values()
+            .flatten()
+            .chain(self.escalation.iter().flat_map(|l| &l.channels));
+        for name in named {
+            if name.starts_with('@') && name != ON_CALL && name != ON_CALL_SECONDARY {
+                return Err(invalid(
+                    "channels",
+                    "the only @ channels are @on-call and @on-call-secondary",
+                ));
+            }
         }
         Ok(())
     }
@@ -148,6 +175,7 @@ pub struct NotifyRouter {
     clock: SharedClock,
     incidents: Arc<Mutex<HashMap<String, Incident>>>,
     name: String,
+    on_call: Option<Arc<dyn OnCallSource>>,
 }
 
 impl std::fmt::Debug for NotifyRouter {
@@ -202,7 +230,9 @@ impl NotifyRouter {
             .routes
             .values()
             .flatten()
-            .chain(config.escalation.iter().flat_map(|l| &l.channels));
+            .chain(config.escalation.iter().flat_map(|l| &l.channels))
+            .filter(|n| !n.starts_with('@'))
+            .chain(config.contacts.values());
         for name in named {
             if !channels.contains_key(name) {
                 return Err(Error::invalid_input(
@@ -219,7 +249,80 @@ impl NotifyRouter {
             clock: system_clock(),
             incidents: Arc::new(Mutex::new(HashMap::new())),
             name: "router".into(),
+            on_call: None,
         })
+    }
+
+    /// Resolves `@on-call` and `@on-call-secondary` through `source` (a
+    /// [`ops_core::calendar::Rotation`], or a paging service's schedule) and the config's
+    /// contacts, at the moment each notification goes out.
+    pub fn with_on_call(mut self, source: Arc<dyn OnCallSource>) -> Self {
+        self.on_call = Some(source);
+        self
+    }
+
+    /// Sends `n` to `names`, `@on-call` and `@on-call-secondary` resolved now; a name that
+    /// cannot be resolved is a failed delivery in the report, never skipped silently.
+    async fn deliver(&self, names: &[String], n: &Notification) -> RouteReport {
+        let mut concrete: Vec<String> = Vec::new();
+        let mut failed = Vec::new();
+        let mut note = n.clone();
+        if names.iter().any(|c| c.starts_with('@')) {
+            let shift = match &self.on_call {
+                Some(source) => source.on_call(self.clock.now()).await,
+                None => Err(Error::invalid_input(
+                    "notify",
+                    "route",
+                    "on_call",
+                    "the routes name @on-call but the router has no on-call source (with_on_call)",
+                )),
+            };
+            if let Ok(s) = &shift {
+                note = note.field("on_call", s.primary.clone());
+            }
+            for name in names.iter().filter(|c| c.starts_with('@')) {
+                let person = match &shift {
+                    Ok(s) if name == ON_CALL => Ok(Some(s.primary.clone())),
+                    Ok(s) => Ok(s.secondary.clone()),
+                    Err(e) => Err(e.clone()),
+                };
+                let channel = person.and_then(|p| match p {
+                    None => Err(Error::invalid_input(
+                        "notify",
+                        "route",
+                        "on_call",
+                        format!("{name}: the rotation has nobody for it"),
+                    )),
+                    Some(p) => self.config.contacts.get(&p).cloned().ok_or_else(|| {
+                        Error::invalid_input(
+                            "notify",
+                            "route",
+                            "contacts",
+                            format!("{name} is {p}, who has no channel in contacts"),
+                        )
+                    }),
+                });
+                match channel {
+                    Ok(c) if !concrete.contains(&c) => concrete.push(c),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(channel = %name, error = %e, "could not resolve an on-call channel");
+                        failed.push(Delivery {
+                            channel: name.clone(),
+                            outcome: Err(e),
+                        });
+                    }
+                }
+            }
+        }
+        for name in names.iter().filter(|c| !c.starts_with('@')) {
+            if !concrete.contains(name) {
+                concrete.push(name.clone());
+            }
+        }
+        let mut report = fan_out(&self.channels, &concrete, &note).await;
+        report.deliveries.extend(failed);
+        report
     }
 
     /// The same router waiting on `clock` (escalation timers).
@@ -258,10 +361,19 @@ impl NotifyRouter {
                 format!("no channel is routed for {}", n.severity),
             ));
         }
-        let report = fan_out(&self.channels, &targets, n).await;
+        let report = self.deliver(&targets, n).await;
         if let Some(key) = n.dedup_key.clone() {
             match n.event {
-                NotificationEvent::Trigger => self.opened(key, targets, n),
+                NotificationEvent::Trigger => {
+                    // Later updates go to the channels this went to, @on-call as resolved now.
+                    let sent = report
+                        .deliveries
+                        .iter()
+                        .map(|d| d.channel.clone())
+                        .filter(|c| !c.starts_with('@'))
+                        .collect();
+                    self.opened(key, sent, n)
+                }
                 NotificationEvent::Acknowledge | NotificationEvent::Resolve => {
                     self.acknowledge(&key)
                 }
@@ -316,7 +428,7 @@ impl NotifyRouter {
                 ..n.clone()
             };
             tracing::warn!(dedup_key = %key, level = level + 1, "escalating an unacknowledged incident");
-            let report = fan_out(&self.channels, &l.channels, &note).await;
+            let report = self.deliver(&l.channels, &note).await;
             if let Some(i) = self.lock().get_mut(&key) {
                 for c in report.delivered() {
                     if !i.channels.iter().any(|x| x == c) {

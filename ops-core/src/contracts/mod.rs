@@ -10,6 +10,7 @@ mod incident;
 mod logs;
 mod metrics;
 mod notify;
+mod on_call;
 mod secret;
 
 pub use audit::*;
@@ -21,4 +22,5 @@ pub use incident::*;
 pub use logs::*;
 pub use metrics::*;
 pub use notify::*;
+pub use on_call::*;
 pub use secret::*;
