@@ -102,6 +102,8 @@ pub struct Schedule {
     config: ScheduleConfig,
     cron: croner::Cron,
     zone: chrono_tz::Tz,
+    /// Occurrences fall this much before the pattern's times (announcements ahead of them).
+    lead: chrono::Duration,
 }
 
 /// The occurrences a tick must act on: those to run, those missed, and how far it decided.
@@ -150,7 +152,12 @@ impl Schedule {
                 format!("from 1 to {MAX_CATCH_UP}"),
             ));
         }
-        let schedule = Self { config, cron, zone };
+        let schedule = Self {
+            config,
+            cron,
+            zone,
+            lead: chrono::Duration::zero(),
+        };
         // A pattern that never matches (31 February) is a config error, not a silent no-op.
         let probe = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).single();
         if probe
@@ -179,12 +186,36 @@ impl Schedule {
         &self.config
     }
 
+    /// The same occurrences, `lead` earlier, each with a deadline of `lead` (an announcement
+    /// that would come after what it announces is missed instead); jitter is dropped.
+    pub fn earlier_by(&self, lead: Duration) -> Result<Self> {
+        if lead.is_zero() || lead > MAX_DELAY {
+            return Err(invalid("lead", "from 1 s to 366 days"));
+        }
+        let lead_chrono =
+            chrono::Duration::from_std(lead).map_err(|_| invalid("lead", "too long"))?;
+        let mut s = self.clone();
+        s.lead = self.lead + lead_chrono;
+        s.config.jitter = Duration::ZERO;
+        s.config.deadline = Some(lead);
+        Ok(s)
+    }
+
+    /// How much earlier than the pattern's times its occurrences fall (zero but for
+    /// [`earlier_by`](Self::earlier_by)).
+    pub fn lead(&self) -> Duration {
+        self.lead.to_std().unwrap_or(Duration::ZERO)
+    }
+
     /// The first occurrence strictly after `t`; `None` when there is none left (a pattern
     /// limited to past years, or beyond the year 9999).
     pub fn next_after(&self, t: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+        let Some(t) = t.checked_add_signed(self.lead) else {
+            return Ok(None);
+        };
         let local = t.with_timezone(&self.zone);
         match self.cron.find_next_occurrence(&local, false) {
-            Ok(next) => Ok(Some(next.with_timezone(&Utc))),
+            Ok(next) => Ok(next.with_timezone(&Utc).checked_sub_signed(self.lead)),
             Err(croner::errors::CronError::TimeSearchLimitExceeded) => Ok(None),
             Err(e) => Err(Error::invalid_input(
                 "schedule",
@@ -198,9 +229,12 @@ impl Schedule {
     /// The last occurrence at or before `t`; `None` when there is none (a pattern limited to
     /// later years, or before the year 1).
     pub fn last_at_or_before(&self, t: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+        let Some(t) = t.checked_add_signed(self.lead) else {
+            return Ok(None);
+        };
         let local = t.with_timezone(&self.zone);
         match self.cron.find_previous_occurrence(&local, true) {
-            Ok(prev) => Ok(Some(prev.with_timezone(&Utc))),
+            Ok(prev) => Ok(prev.with_timezone(&Utc).checked_sub_signed(self.lead)),
             Err(croner::errors::CronError::TimeSearchLimitExceeded) => Ok(None),
             Err(e) => Err(Error::invalid_input(
                 "schedule",

@@ -13,6 +13,7 @@
 //!   and resumed from the journal; nothing is missed without a record saying so.
 //! - [`ChangeControl`]: maintenance [`Window`]s, freezes and the stop-the-line switch, decided
 //!   by the runner before each mutating run and journaled with who set them.
+pub mod announce;
 pub mod scheduler;
 pub mod store;
 
@@ -24,6 +25,7 @@ pub use crate::engine::change::{
     CHANGE_CONTROL_RUN, ChangeCalendarConfig, ChangeControl, ChangeDecision, ChangeRules,
     ChangeState, ChangeSwitch, Freeze, OutsideWindow, SetBy, Verdict, WindowRule,
 };
+pub use announce::SEED_LEAD_TIMES;
 pub use scheduler::{
     Job, RunbookFactory, Scheduler, SchedulerConfig, TAKEOVER_MARGIN, Takeover, Tick, run_id,
 };

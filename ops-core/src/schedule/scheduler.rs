@@ -17,9 +17,9 @@ use crate::clock::SharedClock;
 use crate::engine::{Mode, RunControl, RunOutcome, Runbook, Runner};
 use crate::{Error, ErrorKind, Result};
 
-/// Builds the runbook of one occurrence (a [`crate::runbooks::Procedure`] with its config,
-/// or any runbook).
-pub type RunbookFactory = Arc<dyn Fn() -> Result<Runbook> + Send + Sync>;
+/// Builds the runbook of one occurrence, given the occurrence (a
+/// [`crate::runbooks::Procedure`] with its config, or any runbook).
+pub type RunbookFactory = Arc<dyn Fn(DateTime<Utc>) -> Result<Runbook> + Send + Sync>;
 
 /// What happens to a job's occurrence whose replica died while running it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -61,6 +61,16 @@ impl Job {
         schedule: Schedule,
         runbook: impl Fn() -> Result<Runbook> + Send + Sync + 'static,
     ) -> Result<Self> {
+        Self::for_occurrence(name, schedule, move |_| runbook())
+    }
+
+    /// A job whose runbook depends on the occurrence it runs for (an announcement naming the
+    /// time it announces, a report of the period just ended).
+    pub fn for_occurrence(
+        name: &str,
+        schedule: Schedule,
+        runbook: impl Fn(DateTime<Utc>) -> Result<Runbook> + Send + Sync + 'static,
+    ) -> Result<Self> {
         if let Some(reason) = crate::contracts::plain_name_problem(name, 100) {
             return Err(Error::invalid_input("schedule", "job", "name", reason));
         }
@@ -81,6 +91,11 @@ impl Job {
     {
         let procedure = Arc::new(procedure);
         Self::new(name, schedule, move || procedure.runbook())
+    }
+
+    /// Whether it runs as dry runs.
+    pub fn mode(&self) -> Mode {
+        self.mode
     }
 
     /// Runs as dry runs (plans only), for rehearsing a calendar.
@@ -492,7 +507,7 @@ impl Scheduler {
         {
             return (OccurrenceStatus::Failed, Some(e.to_string()));
         }
-        let runbook = match (job.runbook)() {
+        let runbook = match (job.runbook)(occurrence) {
             Ok(rb) => rb,
             Err(e) => return (OccurrenceStatus::Failed, Some(e.to_string())),
         };
