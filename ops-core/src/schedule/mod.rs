@@ -6,7 +6,8 @@
 //!   and a catch-up policy for occurrences missed while no scheduler ran. Pure arithmetic on
 //!   instants: no clock is read here.
 //! - [`OccurrenceStore`]: one record per occurrence, claimed atomically; how replicas agree.
-//!   [`MemoryOccurrenceStore`] for one process; PostgreSQL in `ops-postgres`.
+//!   [`MemoryOccurrenceStore`] for one process, [`FileOccurrenceStore`] for the processes of
+//!   one machine (the embedded default); PostgreSQL in `ops-postgres` for several machines.
 //! - [`Scheduler`]: a replica that runs [`Job`]s at their occurrences through the
 //!   [`crate::engine::Runner`] (journal, lock, report), on the runner's clock. Each occurrence
 //!   runs once however many replicas tick; a dead replica's run is taken over after its lease
@@ -14,6 +15,8 @@
 //! - [`ChangeControl`]: maintenance [`Window`]s, freezes and the stop-the-line switch, decided
 //!   by the runner before each mutating run and journaled with who set them.
 pub mod announce;
+pub mod file_store;
+pub mod memory_store;
 pub mod scheduler;
 pub mod store;
 
@@ -26,7 +29,9 @@ pub use crate::engine::change::{
     ChangeState, ChangeSwitch, Freeze, OutsideWindow, SetBy, Verdict, WindowRule,
 };
 pub use announce::SEED_LEAD_TIMES;
+pub use file_store::{DEFAULT_RETENTION, FileOccurrenceStore};
+pub use memory_store::MemoryOccurrenceStore;
 pub use scheduler::{
     Job, RunbookFactory, Scheduler, SchedulerConfig, TAKEOVER_MARGIN, Takeover, Tick, run_id,
 };
-pub use store::{MemoryOccurrenceStore, OccurrenceRecord, OccurrenceStatus, OccurrenceStore};
+pub use store::{OccurrenceRecord, OccurrenceStatus, OccurrenceStore};

@@ -3,9 +3,6 @@
 //! A running occurrence holds a lease its replica renews; a replica that dies stops renewing,
 //! and another takes the occurrence over when the lease has run out.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -75,8 +72,9 @@ impl OccurrenceRecord {
     }
 }
 
-/// The shared record of occurrences. Implementations: [`MemoryOccurrenceStore`] (one
-/// process), and PostgreSQL in `ops-postgres` (replicas on several machines).
+/// The shared record of occurrences. Implementations: [`super::MemoryOccurrenceStore`] (one
+/// process), [`super::FileOccurrenceStore`] (processes on one machine, the embedded default)
+/// and PostgreSQL in `ops-postgres` (replicas on several machines).
 ///
 /// Every write is conditional, so a replica acting on stale knowledge changes nothing.
 #[async_trait]
@@ -147,190 +145,4 @@ pub trait OccurrenceStore: Send + Sync {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<OccurrenceRecord>>;
-}
-
-/// Occurrences in this process's memory: several schedulers of one process agree through it
-/// (tests, rehearsals, a single replica that may forget on restart).
-#[derive(Debug, Default)]
-pub struct MemoryOccurrenceStore {
-    state: Mutex<MemoryState>,
-}
-
-#[derive(Debug, Default)]
-struct MemoryState {
-    records: BTreeMap<(String, DateTime<Utc>), OccurrenceRecord>,
-    watermarks: BTreeMap<String, DateTime<Utc>>,
-}
-
-impl MemoryOccurrenceStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn with<T>(&self, f: impl FnOnce(&mut MemoryState) -> T) -> T {
-        // A panic elsewhere while holding the lock leaves the maps consistent (every change is
-        // one insert or field write), so a poisoned lock is still usable.
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut state)
-    }
-
-    fn held<T>(
-        &self,
-        schedule: &str,
-        occurrence: DateTime<Utc>,
-        replica: &str,
-        f: impl FnOnce(&mut OccurrenceRecord) -> T,
-    ) -> Option<T> {
-        self.with(|s| {
-            let r = s.records.get_mut(&(schedule.to_string(), occurrence))?;
-            (r.status == OccurrenceStatus::Running && r.replica.as_deref() == Some(replica))
-                .then(|| f(r))
-        })
-    }
-}
-
-#[async_trait]
-impl OccurrenceStore for MemoryOccurrenceStore {
-    async fn claim(&self, record: &OccurrenceRecord) -> Result<bool> {
-        Ok(self.with(|s| {
-            let key = (record.schedule.clone(), record.occurrence);
-            if s.records.contains_key(&key) {
-                return false;
-            }
-            s.records.insert(key, record.clone());
-            true
-        }))
-    }
-
-    async fn renew(
-        &self,
-        schedule: &str,
-        occurrence: DateTime<Utc>,
-        replica: &str,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Option<OccurrenceRecord>> {
-        Ok(self.held(schedule, occurrence, replica, |r| {
-            r.lease_until = Some(lease_until);
-            r.clone()
-        }))
-    }
-
-    async fn started(
-        &self,
-        schedule: &str,
-        occurrence: DateTime<Utc>,
-        replica: &str,
-        run_id: &str,
-    ) -> Result<bool> {
-        Ok(self
-            .held(schedule, occurrence, replica, |r| {
-                r.run_id = Some(run_id.to_string());
-            })
-            .is_some())
-    }
-
-    async fn finish(
-        &self,
-        schedule: &str,
-        occurrence: DateTime<Utc>,
-        replica: &str,
-        status: OccurrenceStatus,
-        detail: Option<String>,
-    ) -> Result<bool> {
-        Ok(self
-            .held(schedule, occurrence, replica, |r| {
-                r.status = status;
-                r.lease_until = None;
-                r.detail = detail;
-            })
-            .is_some())
-    }
-
-    async fn expired(&self, now: DateTime<Utc>) -> Result<Vec<OccurrenceRecord>> {
-        Ok(self.with(|s| {
-            s.records
-                .values()
-                .filter(|r| {
-                    r.status == OccurrenceStatus::Running && r.lease_until.is_some_and(|l| l < now)
-                })
-                .cloned()
-                .collect()
-        }))
-    }
-
-    async fn take_over(
-        &self,
-        expired: &OccurrenceRecord,
-        replica: &str,
-        lease_until: DateTime<Utc>,
-    ) -> Result<bool> {
-        Ok(self.with(|s| {
-            let key = (expired.schedule.clone(), expired.occurrence);
-            match s.records.get_mut(&key) {
-                Some(r)
-                    if r.status == OccurrenceStatus::Running
-                        && r.replica == expired.replica
-                        && r.lease_until == expired.lease_until =>
-                {
-                    r.replica = Some(replica.to_string());
-                    r.lease_until = Some(lease_until);
-                    r.takeovers = r.takeovers.saturating_add(1);
-                    true
-                }
-                _ => false,
-            }
-        }))
-    }
-
-    async fn request_cancel(&self, schedule: &str, occurrence: DateTime<Utc>) -> Result<bool> {
-        Ok(self.with(
-            |s| match s.records.get_mut(&(schedule.to_string(), occurrence)) {
-                Some(r) if r.status == OccurrenceStatus::Running => {
-                    r.cancel_requested = true;
-                    true
-                }
-                _ => false,
-            },
-        ))
-    }
-
-    async fn running(&self, schedule: &str) -> Result<Vec<OccurrenceRecord>> {
-        Ok(self.with(|s| {
-            s.records
-                .values()
-                .filter(|r| r.schedule == schedule && r.status == OccurrenceStatus::Running)
-                .cloned()
-                .collect()
-        }))
-    }
-
-    async fn watermark(&self, schedule: &str) -> Result<Option<DateTime<Utc>>> {
-        Ok(self.with(|s| s.watermarks.get(schedule).copied()))
-    }
-
-    async fn advance(&self, schedule: &str, through: DateTime<Utc>) -> Result<()> {
-        self.with(|s| {
-            let w = s.watermarks.entry(schedule.to_string()).or_insert(through);
-            *w = (*w).max(through);
-        });
-        Ok(())
-    }
-
-    async fn records(
-        &self,
-        schedule: &str,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<OccurrenceRecord>> {
-        if from > to {
-            return Ok(Vec::new());
-        }
-        Ok(self.with(|s| {
-            s.records
-                .range((schedule.to_string(), from)..=(schedule.to_string(), to))
-                .map(|(_, r)| r.clone())
-                .collect()
-        }))
-    }
 }
