@@ -113,7 +113,10 @@ async fn a_process_killed_while_saving_leaves_a_file_that_loads() {
         let mut child = child_command("save-forever", dir.path()).spawn().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         // Waits for the child's first save (libtest's own lines come first).
-        assert!(lines.any(|l| l.unwrap().contains("ready")), "the child never saved");
+        assert!(
+            lines.any(|l| l.unwrap().contains("ready")),
+            "the child never saved"
+        );
         // Saving continuously now: kill it at whatever point it has reached.
         let store = FileOccurrenceStore::open(dir.path()).unwrap();
         let seen = store.watermark("busy").await.unwrap().unwrap();

@@ -1,7 +1,9 @@
 //! Scheduler replicas agreeing through a real PostgreSQL: the occurrence store suite, and
 //! three replicas sharing the store and the journal while the test kills them (process death)
 //! and terminates their database sessions, over 12 hours of occurrences played 1,200 times
-//! faster than real time: every occurrence recorded once, no change run twice.
+//! faster than real time: every occurrence recorded once, no change run twice. Each replica
+//! runs under its own `PgRunLock` (a machine's), so a terminated session also takes the run's
+//! lock away: the run stops before its next change and resumes under a new fence.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -9,10 +11,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ops_core::clock::{Clock, ScaledClock};
-use ops_core::engine::{Action, Runbook, Runner, Step};
+use ops_core::engine::{
+    Action, EventKind, Journal, JournalFilter, LockWait, Runbook, Runner, Step,
+};
 use ops_core::schedule::*;
 use ops_postgres::cluster::TestCluster;
-use ops_postgres::{PgJournal, PgOccurrenceStore};
+use ops_postgres::{PgJournal, PgOccurrenceStore, PgRunLock};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,7 +70,16 @@ async fn replicas_killed_and_cut_off_still_run_every_occurrence_once() {
         ..ScheduleConfig::default()
     };
     let stop = CancellationToken::new();
-    let launch = |name: String| {
+    let lock = || async {
+        Arc::new(
+            PgRunLock::new(db.clone())
+                .await
+                .unwrap()
+                .with_clock(clock.clone())
+                .with_keepalive(Duration::from_secs(60)),
+        )
+    };
+    let launch = |name: String, lock: Arc<PgRunLock>| {
         let e = executions.clone();
         let job = Job::new(
             "sync",
@@ -76,7 +89,8 @@ async fn replicas_killed_and_cut_off_still_run_every_occurrence_once() {
         .unwrap();
         let runner = Runner::new()
             .with_clock(clock.clone())
-            .with_journal(journal.clone());
+            .with_journal(journal.clone())
+            .with_lock(lock, LockWait::Wait(Duration::from_secs(10 * 60)));
         let config = SchedulerConfig {
             lease: Duration::from_secs(10 * 60), // 0.5 s of real time
             ..SchedulerConfig::new(&name)
@@ -89,7 +103,10 @@ async fn replicas_killed_and_cut_off_still_run_every_occurrence_once() {
         (r, handle)
     };
     let admin = cluster.database_pool("postgres").unwrap();
-    let mut live: Vec<_> = (0..3).map(|i| launch(format!("r{i}"))).collect();
+    let mut live = Vec::new();
+    for i in 0..3 {
+        live.push(launch(format!("r{i}"), lock().await));
+    }
     // Fault times and kinds from one seed; which idle replica dies from another, so timing
     // differences between machines do not change the faults.
     let (mut rng, mut pick) = (fastrand::Rng::with_seed(7), fastrand::Rng::with_seed(8));
@@ -109,11 +126,18 @@ async fn replicas_killed_and_cut_off_still_run_every_occurrence_once() {
             let (dead, handle) = live.swap_remove(victim);
             dead.abort();
             handle.await.unwrap();
-            live.push(launch(format!("r{n}")));
+            live.push(launch(format!("r{n}"), lock().await));
             n += 1;
             killed += 1;
         } else {
-            // Every session of the replicas is terminated (a failover, an operator).
+            // Every session of the replicas is terminated (a failover, an operator), while a
+            // run holds its lock if one comes within 15 minutes.
+            for _ in 0..15 {
+                if live.iter().any(|(r, _)| !r.in_flight().is_empty()) {
+                    break;
+                }
+                clock.sleep(Duration::from_secs(60)).await;
+            }
             let client = admin.client().await.unwrap();
             client
                 .execute(
@@ -160,13 +184,34 @@ async fn replicas_killed_and_cut_off_still_run_every_occurrence_once() {
             // Skipped (a dead replica's run still held its lease when the next one came),
             // failed or missed: recorded, with the reason.
             OccurrenceStatus::Failed | OccurrenceStatus::Skipped | OccurrenceStatus::Missed => {
+                eprintln!("{:?} {}: {:?}", r.status, r.occurrence, r.detail);
                 assert!(r.detail.is_some(), "it says why: {r:?}")
             }
             OccurrenceStatus::Running => panic!("still running after the end: {r:?}"),
         }
         *by_status.entry(format!("{:?}", r.status)).or_default() += 1;
     }
-    eprintln!("{killed} killed, {cut_off} cut off: {by_status:?}");
+    // Runs that lost their lock went on under a later fence, and no fence was used twice.
+    let events = journal.events(&JournalFilter::default()).await.unwrap();
+    let lost = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::LockLost { .. }))
+        .count();
+    // Each acquisition of the lock has its own fence: one run per fence.
+    let mut fences = BTreeMap::<u64, std::collections::BTreeSet<&str>>::new();
+    for e in &events {
+        if let EventKind::StepStarted { fence: Some(f), .. } = &e.kind {
+            fences.entry(*f).or_default().insert(e.run_id.as_str());
+        }
+    }
+    let used = fences.len();
+    assert!(
+        fences.values().all(|runs| runs.len() == 1),
+        "a fence shared by two runs: {fences:?}"
+    );
+    assert!(used > 0, "the steps ran under a lock");
+
+    eprintln!("{killed} killed, {cut_off} cut off, {lost} locks lost: {by_status:?}");
     let succeeded = by_status.get("Succeeded").copied().unwrap_or(0) as usize;
     assert!(
         succeeded * 10 >= expected * 8,

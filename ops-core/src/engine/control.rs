@@ -31,6 +31,16 @@ impl RunControl {
         }
     }
 
+    /// A control for one attempt of a run steered by this one: cancelling this one (or
+    /// pausing it) reaches the attempt; the attempt's own cancellation (a lost lock) does not
+    /// reach back, so the caller may try again.
+    pub fn child(&self) -> Self {
+        Self {
+            cancel: self.cancel.child_token(),
+            paused: self.paused.clone(),
+        }
+    }
+
     /// Cancels the run.
     pub fn cancel(&self) {
         self.cancel.cancel();

@@ -11,15 +11,20 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
+mod execute;
+
 use super::store::{OccurrenceRecord, OccurrenceStatus, OccurrenceStore};
 use crate::calendar::{Overlap, Schedule};
 use crate::clock::SharedClock;
-use crate::engine::{Mode, RunControl, RunOutcome, Runbook, Runner};
-use crate::{Error, ErrorKind, Result};
+use crate::engine::{Mode, RunControl, Runbook, Runner};
+use crate::{Error, Result};
 
 /// Builds the runbook of one occurrence, given the occurrence (a
 /// [`crate::runbooks::Procedure`] with its config, or any runbook).
 pub type RunbookFactory = Arc<dyn Fn(DateTime<Utc>) -> Result<Runbook> + Send + Sync>;
+
+/// How many times one occurrence's run is resumed after losing its run lock or its journal.
+pub const MAX_LOCK_RESUMES: u32 = 3;
 
 /// What happens to a job's occurrence whose replica died while running it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -488,57 +493,6 @@ impl Scheduler {
                     tracing::warn!(job = %job.name, %occurrence, error = %e, "could not renew a lease")
                 }
             }
-        }
-    }
-
-    /// Starts the occurrence's run, or resumes it when the journal has it unfinished, or
-    /// reads its end when it finished before its replica could record it.
-    async fn execute(
-        &self,
-        job: &Job,
-        occurrence: DateTime<Utc>,
-        control: &RunControl,
-    ) -> (OccurrenceStatus, Option<String>) {
-        let run_id = run_id(&job.name, occurrence);
-        let store = &self.inner.store;
-        if let Err(e) = store
-            .started(&job.name, occurrence, &self.inner.config.replica, &run_id)
-            .await
-        {
-            return (OccurrenceStatus::Failed, Some(e.to_string()));
-        }
-        let runbook = match (job.runbook)(occurrence) {
-            Ok(rb) => rb,
-            Err(e) => return (OccurrenceStatus::Failed, Some(e.to_string())),
-        };
-        let runner = &self.inner.runner;
-        let report = match runner
-            .run_with(&runbook, job.mode, control, Some(run_id.clone()))
-            .await
-        {
-            Err(e) if matches!(e.kind(), ErrorKind::AlreadyExists { .. }) => {
-                match runner.report(&run_id).await {
-                    Ok(r) if r.outcome.is_some() => Ok(r),
-                    Ok(_) => runner.resume(&runbook, &run_id, control).await,
-                    Err(e) => Err(e),
-                }
-            }
-            other => other,
-        };
-        match report {
-            Ok(r) => match r.outcome {
-                Some(RunOutcome::Succeeded | RunOutcome::Planned) => {
-                    (OccurrenceStatus::Succeeded, None)
-                }
-                _ => (
-                    OccurrenceStatus::Failed,
-                    Some(
-                        r.error
-                            .map_or_else(|| format!("run {run_id} did not succeed"), |e| e.message),
-                    ),
-                ),
-            },
-            Err(e) => (OccurrenceStatus::Failed, Some(e.to_string())),
         }
     }
 
