@@ -1,7 +1,9 @@
 //! The runbook calendar as a service: the seeds' daily health check (09:00), hourly backups
-//! of the SQLite database in Cloud Storage, the weekly review (Monday 10:00) and the monthly
-//! database maintenance in its window (first Sunday, 02:00 UTC), run by one or more
-//! scheduler replicas that run each occurrence exactly once.
+//! of the SQLite database in Cloud Storage, the weekly review (Monday 10:00), the monthly
+//! database maintenance held to its window (Sunday 02:00–04:00 UTC) and announced an hour, a
+//! week and two weeks ahead, and the quarterly restore drill (the latest verified backup
+//! restored beside the live database, never over it), run by one or more scheduler replicas
+//! that run each occurrence exactly once.
 //!
 //! ```sh
 //! cargo run -p ops-examples --example scheduler                   # a week in about a minute
@@ -21,16 +23,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use ops_core::adapters::LogNotifier;
 use ops_core::clock::{ScaledClock, SharedClock, system_clock};
+use ops_core::contracts::{BackupFilter, RestoreTarget, latest_verified};
 use ops_core::contracts::{BackupStore, Deployer};
-use ops_core::engine::{AutoApprove, Journal, Runner};
+use ops_core::engine::{Action, AutoApprove, Journal, MemoryJournal, Runbook, Runner, Step};
+use ops_core::runbooks::RunbookConfig;
 use ops_core::runbooks::{
     BackupAndVerify, BackupSource, BackupVerifyConfig, HealthCheck, HealthCheckConfig, Procedure,
     WeeklyReview, WeeklyReviewConfig,
 };
 use ops_core::schedule::{
-    Job, MemoryOccurrenceStore, OccurrenceStatus, OccurrenceStore, Schedule, ScheduleConfig,
-    Scheduler, SchedulerConfig,
+    ChangeCalendarConfig, ChangeControl, Job, MemoryOccurrenceStore, OccurrenceStatus,
+    OccurrenceStore, OutsideWindow, SEED_LEAD_TIMES, Schedule, ScheduleConfig, Scheduler,
+    SchedulerConfig,
 };
 use ops_examples::providers::{gcp_client, postgres};
 use ops_examples::{Common, Failure, GcpArgs, Session};
@@ -66,6 +72,51 @@ struct Flags {
 const DATABASE: &str = "data/app.db";
 /// How much faster than real time a rehearsal plays.
 const SPEED: f64 = 10_000.0;
+/// Where the restore drill puts the restored copy, beside the live database.
+const DRILL_COPY: &str = "drill/app.db";
+
+/// The seeds' change calendar: maintenance only on Sunday 02:00–04:00 UTC.
+const CALENDAR: &str = r#"
+[windows.sunday-maintenance]
+opens = "0 2 * * SUN"
+lasts = "2h"
+"#;
+
+/// The quarterly restore drill: the latest verified backup restored beside the live database
+/// (never over it), its size recorded.
+fn restore_drill(store: Arc<dyn BackupStore>, target: &str) -> Runbook {
+    let mut rb =
+        Runbook::new("restore-drill", target).with_category(ops_core::engine::Category::Restore);
+    let s1 = store.clone();
+    let latest = rb.add_step::<String>(Step::read("latest-verified", move |_| {
+        let store = s1.clone();
+        Ok(Action::new(
+            "latest_verified",
+            serde_json::json!({}),
+            async move {
+                Ok(latest_verified(store.as_ref(), &BackupFilter::default())
+                    .await?
+                    .id)
+            },
+        ))
+    }));
+    rb.step(
+        Step::mutate("restore-beside", move |ctx| {
+            let (store, id) = (store.clone(), ctx.get(&latest)?);
+            Ok(Action::new(
+                "BackupStore::restore",
+                serde_json::json!({ "backup": id, "to": DRILL_COPY }),
+                async move {
+                    let out = store
+                        .restore(&id, &RestoreTarget::Other(DRILL_COPY.into()))
+                        .await?;
+                    Ok(out.bytes)
+                },
+            ))
+        })
+        .idempotent(),
+    )
+}
 
 fn schedule(cron: &str, zone: &str) -> Result<Schedule, Failure> {
     Ok(Schedule::new(ScheduleConfig {
@@ -124,6 +175,9 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
     let logs = Arc::new(CloudLogging::new(client.clone(), &flags.service)?);
     let backups: Arc<dyn BackupStore> =
         Arc::new(CloudStorage::new(client, &flags.bucket, "backups/")?);
+    let drill_store = backups.clone();
+    // Where announcements go: the log here; a NotifyRouter with Slack and a status page live.
+    let announcer = Arc::new(LogNotifier::default());
 
     let service = flags.service.clone();
     let health = HealthCheck::new(&service, HealthCheckConfig::default())
@@ -149,12 +203,14 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
         Arc::new(maintenance),
     );
     let jobs = || -> Result<Vec<Job>, Failure> {
-        let (h, b, r, m) = (
+        let (h, b, r, m, d) = (
             health.clone(),
             backup.clone(),
             review.clone(),
             maintenance.clone(),
+            drill_store.clone(),
         );
+        let service_name = service.clone();
         let jobs = vec![
             Job::new(
                 "health-check",
@@ -167,13 +223,25 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
                 schedule("0 10 * * MON", "Europe/London")?,
                 move || r.runbook(),
             )?,
-            // The seeds' maintenance window: Sunday 02:00-04:00 UTC, monthly.
+            // Monthly, first Sunday at 02:00 UTC; refused outside the window.
             Job::new(
                 "maintenance",
                 schedule("0 2 * * SUN#1", "UTC")?,
-                move || m.runbook(),
+                move || {
+                    Ok(m.runbook()?
+                        .window_only("sunday-maintenance", OutsideWindow::Refuse))
+                },
+            )?,
+            // Quarterly: the first of March, June, September and December at 03:00 UTC.
+            Job::new(
+                "restore-drill",
+                schedule("0 3 1 3,6,9,12 *", "UTC")?,
+                move || Ok(restore_drill(d.clone(), &service_name)),
             )?,
         ];
+        // Maintenance announced 14 days, 7 days and an hour ahead.
+        let announced = jobs[3].announcements(&SEED_LEAD_TIMES, announcer.clone())?;
+        let jobs: Vec<Job> = jobs.into_iter().chain(announced).collect();
         // --dry-run: every occurrence plans its calls and changes nothing.
         Ok(jobs
             .into_iter()
@@ -190,11 +258,23 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
             Arc::new(PgJournal::new(db.clone()).await?),
         )
     } else {
-        (Arc::new(MemoryOccurrenceStore::new()), session.journal())
+        // In memory, like the store: the runs' ids are their occurrences', so a journal kept
+        // from an earlier rehearsal would answer for this one's runs.
+        (
+            Arc::new(MemoryOccurrenceStore::new()),
+            Arc::new(MemoryJournal::new()),
+        )
     };
+    let calendar = ChangeCalendarConfig::from_toml(CALENDAR)?;
+    let change = Arc::new(ChangeControl::new(
+        calendar,
+        journal.clone(),
+        clock.clone(),
+    )?);
     let runner = Runner::new()
         .with_clock(clock.clone())
         .with_journal(journal)
+        .with_change_control(change)
         .with_approver(Arc::new(AutoApprove {
             by: "scheduler".into(),
         }));
@@ -202,8 +282,8 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
     let mut replicas = Vec::new();
     for i in 0..flags.replicas {
         let config = SchedulerConfig {
-            // Renewed every 10 minutes of the run's clock.
-            lease: Duration::from_secs(30 * 60),
+            // Renewed every 40 minutes of the run's clock (240 ms of a rehearsal's real time).
+            lease: Duration::from_secs(2 * 3600),
             ..SchedulerConfig::new(&replica_name(i))
         };
         let replica = Scheduler::new(config, runner.clone(), store.clone(), jobs()?)?;
@@ -214,10 +294,18 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
         replicas.push((replica, handle));
     }
     eprintln!(
-        "scheduler: {} replica(s), jobs health-check, backup, weekly-review, maintenance{}",
+        "scheduler: {} replica(s), jobs {}{}",
         flags.replicas,
+        jobs()?
+            .iter()
+            .map(|j| j.name().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
         if rehearsal {
-            format!("; playing {} days from {start}", flags.days)
+            format!(
+                "; playing {} days from {start} at x{SPEED} (its own clock, not the session's)",
+                flags.days
+            )
         } else {
             String::new()
         }

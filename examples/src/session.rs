@@ -361,11 +361,15 @@ impl Session {
             .iter()
             .map(|(id, o)| format!("{id} {o}"))
             .collect();
-        eprintln!(
-            "\njournal: {} ({})",
-            self.journal_path().display(),
-            runs.join(", ")
-        );
+        if runs.is_empty() {
+            eprintln!("\njournal: {}", self.journal_path().display());
+        } else {
+            eprintln!(
+                "\njournal: {} ({})",
+                self.journal_path().display(),
+                runs.join(", ")
+            );
+        }
         if let Some((id, _)) = self.runs.iter().find(|(id, o)| {
             matches!(o, RunOutcome::Failed | RunOutcome::Cancelled)
                 && self.args.live
