@@ -1,6 +1,6 @@
 //! An on-call rotation: people take turns, handing off at each occurrence of a cron pattern,
 //! with overrides (holidays, swaps) and business hours. Answers
-//! [`OnCallSource`](crate::contracts::OnCallSource) from its config alone.
+//! [`OnCallSource`] from its config alone.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

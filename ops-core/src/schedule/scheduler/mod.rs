@@ -347,12 +347,17 @@ impl Scheduler {
             }
         }
         let mut through = due.missed.last().copied().unwrap_or(since).max(since);
+        // What runs now, read once per tick; occurrences this tick starts join it.
+        let mut running = if due.run.is_empty() {
+            Vec::new()
+        } else {
+            store.running(&job.name).await?
+        };
         for &o in &due.run {
-            let others: Vec<_> = store
-                .running(&job.name)
-                .await?
-                .into_iter()
+            let others: Vec<_> = running
+                .iter()
                 .filter(|r| r.occurrence != o)
+                .cloned()
                 .collect();
             if !others.is_empty() {
                 match job.schedule.config().overlap {
@@ -388,6 +393,10 @@ impl Scheduler {
             if store.claim(&r).await? {
                 tick.started.push((job.name.clone(), o));
                 self.spawn(job.clone(), o);
+                running.push(r);
+            } else {
+                // Another replica decided it first (ran, skipped or recorded it): read again.
+                running = store.running(&job.name).await?;
             }
             through = o;
         }
