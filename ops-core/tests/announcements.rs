@@ -5,34 +5,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use ops_core::ErrorKind;
 use ops_core::clock::{Clock, SimulatedClock};
-use ops_core::contracts::{Notification, Notifier, Receipt};
 use ops_core::engine::{Action, MemoryJournal, Runbook, Runner, Step};
+use ops_core::memory::MemoryNotifier;
 use ops_core::schedule::*;
-use ops_core::{ErrorKind, Result};
 use tokio_util::sync::CancellationToken;
-
-#[derive(Default)]
-struct Recorder {
-    sent: Mutex<Vec<Notification>>,
-}
-
-#[async_trait]
-impl Notifier for Recorder {
-    fn name(&self) -> &str {
-        "recorder"
-    }
-    async fn send(&self, n: &Notification) -> Result<Receipt> {
-        self.sent.lock().unwrap().push(n.clone());
-        Ok(Receipt {
-            notifier: "recorder".into(),
-            id: None,
-            dedup_key: n.dedup_key.clone(),
-        })
-    }
-}
 
 fn start() -> DateTime<Utc> {
     "2026-11-30T00:00:00Z".parse().unwrap()
@@ -85,7 +64,7 @@ async fn each_lead_time_is_announced_once_by_two_replicas_and_a_stopped_line_doe
         Arc::new(MemoryOccurrenceStore::new()),
         Arc::new(MemoryJournal::new()),
     );
-    let recorder = Arc::new(Recorder::default());
+    let recorder = Arc::new(MemoryNotifier::new("announcements"));
     let ran = Arc::new(Mutex::new(0));
     let control = Arc::new(
         ChangeControl::new(
@@ -122,13 +101,7 @@ async fn each_lead_time_is_announced_once_by_two_replicas_and_a_stopped_line_doe
         .collect();
     play(&replicas, &clock, Duration::from_secs(40 * 86_400)).await;
 
-    let mut sent: Vec<_> = recorder
-        .sent
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|n| n.title.clone())
-        .collect();
+    let mut sent: Vec<_> = recorder.sent().iter().map(|n| n.title.clone()).collect();
     sent.sort();
     // 6 December: only the hour-ahead one comes after the start; 3 January: all three.
     assert_eq!(
@@ -157,7 +130,7 @@ async fn each_lead_time_is_announced_once_by_two_replicas_and_a_stopped_line_doe
 #[tokio::test(start_paused = true)]
 async fn a_dry_run_jobs_announcements_are_planned_not_sent() {
     let clock = Arc::new(SimulatedClock::starting_at(start()));
-    let recorder = Arc::new(Recorder::default());
+    let recorder = Arc::new(MemoryNotifier::new("announcements"));
     let job = maintenance(Arc::default()).dry_run();
     let jobs = job
         .announcements(&[Duration::from_secs(3600)], recorder.clone())
@@ -171,7 +144,7 @@ async fn a_dry_run_jobs_announcements_are_planned_not_sent() {
     };
     let s = Scheduler::new(config, runner, store.clone(), jobs).unwrap();
     play(&[s], &clock, Duration::from_secs(8 * 86_400)).await;
-    assert!(recorder.sent.lock().unwrap().is_empty());
+    assert!(recorder.sent().is_empty());
     let records = store
         .records("db-maintenance.announce-1h", start(), clock.now())
         .await
@@ -185,7 +158,7 @@ fn lead_times_are_checked() {
     let job = maintenance(Arc::default());
     for lead in [Duration::ZERO, Duration::from_secs(367 * 86_400)] {
         let e = job
-            .announcement(lead, Arc::new(Recorder::default()))
+            .announcement(lead, Arc::new(MemoryNotifier::new("announcements")))
             .unwrap_err();
         assert!(matches!(e.kind(), ErrorKind::InvalidInput { field, .. } if field == "lead"));
     }

@@ -3,36 +3,16 @@
 //! failed delivery in the report, never a silent skip.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
+use ops_core::ErrorKind;
 use ops_core::calendar::{Override, Rotation, RotationConfig};
 use ops_core::clock::{Clock, SimulatedClock};
 use ops_core::contracts::*;
+use ops_core::memory::MemoryNotifier;
 use ops_core::runbooks::RunbookConfig;
-use ops_core::{ErrorKind, Result};
 use ops_notify::{NotifyRouter, RouterConfig};
-
-#[derive(Default)]
-struct Recorder {
-    sent: Mutex<Vec<Notification>>,
-}
-
-#[async_trait]
-impl Notifier for Recorder {
-    fn name(&self) -> &str {
-        "recorder"
-    }
-    async fn send(&self, n: &Notification) -> Result<Receipt> {
-        self.sent.lock().unwrap().push(n.clone());
-        Ok(Receipt {
-            notifier: "recorder".into(),
-            id: None,
-            dedup_key: n.dedup_key.clone(),
-        })
-    }
-}
 
 const CONFIG: &str = r#"
 [routes]
@@ -68,7 +48,7 @@ fn rotation(overrides: Vec<Override>) -> Rotation {
 
 struct World {
     router: NotifyRouter,
-    ch: BTreeMap<String, Arc<Recorder>>,
+    ch: BTreeMap<String, Arc<MemoryNotifier>>,
 }
 
 fn world(source: Option<Rotation>) -> World {
@@ -79,9 +59,9 @@ fn world(source: Option<Rotation>) -> World {
         "sms-bob",
         "sms-carol",
     ];
-    let ch: BTreeMap<String, Arc<Recorder>> = names
+    let ch: BTreeMap<String, Arc<MemoryNotifier>> = names
         .iter()
-        .map(|n| (n.to_string(), Arc::new(Recorder::default())))
+        .map(|n| (n.to_string(), Arc::new(MemoryNotifier::new(n))))
         .collect();
     let channels = ch
         .iter()
@@ -98,7 +78,7 @@ fn world(source: Option<Rotation>) -> World {
 
 impl World {
     fn sent(&self, ch: &str) -> Vec<Notification> {
-        self.ch[ch].sent.lock().unwrap().clone()
+        self.ch[ch].sent()
     }
 }
 
@@ -197,7 +177,7 @@ fn unknown_at_channels_and_missing_contact_channels_are_refused() {
         .map(|n| {
             (
                 n.to_string(),
-                Arc::new(Recorder::default()) as Arc<dyn Notifier>,
+                Arc::new(MemoryNotifier::new(n)) as Arc<dyn Notifier>,
             )
         })
         .collect();

@@ -1,16 +1,18 @@
-//! In-memory implementations of the contracts a runbook decides with: a deployer, a log source
-//! and a metrics source. They hold real state and real logic (traffic validation, log filters
+//! In-memory implementations of the contracts a runbook decides with: a deployer, a log source,
+//! a metrics source, secrets and a notifier. They hold real state and real logic (traffic validation, log filters
 //! and paging, error ratios and percentiles), so engine and runbook tests, and rehearsals, run
 //! against them with no cloud; the testkit suites hold them to the same contracts as providers.
 
 mod deployer;
 mod logs;
 mod metrics;
+mod notifier;
 mod secrets;
 
 pub use deployer::MemoryDeployer;
 pub use logs::MemoryLogSource;
 pub use metrics::{LATENCY_BOUNDS_MS, MemoryMetricsSource};
+pub use notifier::MemoryNotifier;
 pub use secrets::MemorySecretStore;
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
