@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ops_core::ErrorKind;
-use ops_core::clock::SimulatedClock;
+use ops_core::clock::{Clock, SimulatedClock};
 use ops_core::contracts::*;
 use ops_core::engine::{Mode, Runner};
 use ops_core::memory::MemoryMetricsSource;
@@ -73,6 +73,7 @@ async fn silences_hold_alerts_back_until_they_expire() {
     let config = AlertsConfig {
         silences: vec![Silence {
             rule: "cpu".into(),
+            from: None,
             until: now() + chrono::Duration::hours(1),
             reason: "maintenance".into(),
         }],
@@ -114,6 +115,7 @@ async fn firing_alerts_are_notified_and_silenced_ones_are_not() {
     let config = AlertsConfig {
         silences: vec![Silence {
             rule: "error-rate".into(),
+            from: None,
             until: now() + chrono::Duration::hours(1),
             reason: "deploy".into(),
         }],
@@ -224,4 +226,240 @@ async fn alerts_are_silenced_while_a_maintenance_window_is_open() {
     let outside = evaluate("0 4 * * WED").await;
     assert!(outside.iter().all(|a| a.silenced.is_none()));
     assert_eq!(outside.iter().filter(|a| a.severity.is_some()).count(), 3);
+}
+
+/// A gauge sampled every minute for `minutes` up to now, at `value`.
+fn gauge(m: &MemoryMetricsSource, metric: Metric, minutes: i64, value: impl Fn(i64) -> f64) {
+    for i in 0..minutes {
+        m.record_sample(
+            now() - chrono::Duration::seconds(30) - chrono::Duration::minutes(i),
+            None,
+            metric.clone(),
+            value(i),
+        )
+        .unwrap();
+    }
+}
+
+fn one_rule(rule: AlertRule) -> AlertsConfig {
+    AlertsConfig {
+        rules: vec![rule],
+        silences: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_rule_with_for_fires_only_when_every_window_it_spans_breaches() {
+    // Seed 000, alert 5: "CPU > 80 % for > 15 minutes", read over 5-minute windows.
+    let rule = AlertRule::new("cpu", Metric::CpuUtilisation, 0.80, 0.95)
+        .holding_for(Duration::from_secs(15 * 60));
+    let config = one_rule(rule.clone());
+    // Hot for the last 10 minutes only: the window 10–15 minutes ago was fine.
+    let m = MemoryMetricsSource::new("m");
+    gauge(&m, Metric::CpuUtilisation, 60, |i| {
+        if i < 10 { 0.9 } else { 0.2 }
+    });
+    let brief = evaluate_alerts(&m, &config, now()).await.unwrap();
+    assert_eq!(brief[0].severity, None, "{brief:?}");
+    assert_eq!(brief[0].value, Some(0.9), "the newest window is hot");
+    // Without `for`, the same data fires at once.
+    let plain = AlertRule::new("cpu", Metric::CpuUtilisation, 0.80, 0.95);
+    let now_only = evaluate_alerts(&m, &one_rule(plain), now()).await.unwrap();
+    assert_eq!(now_only[0].severity, Some(Severity::Warning));
+    // Hot for 16 minutes, critical in the newest window only: fires at the mildest, warning.
+    let m = MemoryMetricsSource::new("m");
+    gauge(&m, Metric::CpuUtilisation, 16, |i| {
+        if i < 5 { 0.99 } else { 0.9 }
+    });
+    let held = evaluate_alerts(&m, &config, now()).await.unwrap();
+    assert_eq!(held[0].severity, Some(Severity::Warning), "{held:?}");
+    // A window without data is no evidence that it held.
+    let m = MemoryMetricsSource::new("m");
+    gauge(&m, Metric::CpuUtilisation, 6, |_| 0.99);
+    let gap = evaluate_alerts(&m, &config, now()).await.unwrap();
+    assert_eq!(gap[0].severity, None);
+}
+
+#[tokio::test]
+async fn a_rule_below_its_levels_fires_when_the_metric_falls() {
+    // Seed 004: active witnesses below 5 for 1 h (warning), below 1 for 1 h (critical).
+    let users = Metric::Named {
+        name: "active_witnesses".into(),
+    };
+    let rule = AlertRule::new("witnesses", users.clone(), 5.0, 1.0)
+        .below()
+        .over(Duration::from_secs(600))
+        .holding_for(Duration::from_secs(3600));
+    let config = one_rule(rule);
+    let judged = |values: fn(i64) -> f64| {
+        let m = MemoryMetricsSource::new("m");
+        gauge(&m, users.clone(), 70, values);
+        let config = config.clone();
+        async move { evaluate_alerts(&m, &config, now()).await.unwrap()[0].severity }
+    };
+    assert_eq!(judged(|_| 12.0).await, None);
+    assert_eq!(judged(|_| 3.0).await, Some(Severity::Warning));
+    assert_eq!(judged(|_| 0.0).await, Some(Severity::Critical));
+    // Low for only the last half hour: not yet an hour.
+    assert_eq!(judged(|i| if i < 30 { 0.0 } else { 9.0 }).await, None);
+}
+
+#[tokio::test]
+async fn a_silence_written_ahead_mutes_nothing_before_it_starts() {
+    // Seed 001's Sunday 02:00–04:00 UTC window, configured days ahead.
+    let sunday = |h: u32| -> DateTime<Utc> { format!("2026-12-06T{h:02}:00:00Z").parse().unwrap() };
+    let config = AlertsConfig {
+        silences: vec![Silence {
+            rule: "*".into(),
+            from: Some(sunday(2)),
+            until: sunday(4),
+            reason: "weekly maintenance".into(),
+        }],
+        ..AlertsConfig::default()
+    };
+    config.validate().unwrap();
+    let before = evaluate_alerts(metrics().as_ref(), &config, now())
+        .await
+        .unwrap();
+    assert!(before.iter().all(|a| a.silenced.is_none()), "{before:?}");
+    assert_eq!(before.iter().filter(|a| a.severity.is_some()).count(), 3);
+    // At 03:00 on Sunday the same readings are held back.
+    let m = metrics();
+    let shifted = sunday(3) - now();
+    let cpu = Metric::CpuUtilisation;
+    m.record_sample(
+        now() + shifted - chrono::Duration::minutes(1),
+        None,
+        cpu,
+        0.95,
+    )
+    .unwrap();
+    let during = evaluate_alerts(m.as_ref(), &config, sunday(3))
+        .await
+        .unwrap();
+    let cpu = during.iter().find(|a| a.rule == "cpu").unwrap();
+    assert_eq!(cpu.silenced.as_deref(), Some("weekly maintenance"));
+    assert!(
+        evaluate_alerts(m.as_ref(), &config, sunday(4))
+            .await
+            .unwrap()
+            .iter()
+            .all(|a| a.silenced.is_none())
+    );
+}
+
+#[test]
+fn directions_for_and_silence_starts_are_validated() {
+    for (toml, field, says) in [
+        (
+            "[[rules]]\nrule = \"u\"\nmetric = \"named\"\nname = \"users\"\ndirection = \"below\"\nwarning = 1\ncritical = 5",
+            "rules[0].warning",
+            "warning 1 above critical 5",
+        ),
+        (
+            "[[rules]]\nrule = \"c\"\nmetric = \"cpu_utilisation\"\nwarning = 0.7\ncritical = 0.9\nwindow = \"1m\"\nfor = \"3h\"",
+            "rules[0].for",
+            "more than 96 windows",
+        ),
+        (
+            "[[rules]]\nrule = \"c\"\nmetric = \"cpu_utilisation\"\nwarning = 0.7\ncritical = 0.9\nfor = \"0s\"",
+            "rules[0].for",
+            "",
+        ),
+        (
+            "[[silences]]\nrule = \"*\"\nfrom = \"2026-12-06T04:00:00Z\"\nuntil = \"2026-12-06T02:00:00Z\"\nreason = \"x\"",
+            "silences[0].from",
+            "before",
+        ),
+    ] {
+        let e = AlertsConfig::from_toml(toml).unwrap_err();
+        match e.kind() {
+            ErrorKind::InvalidInput { field: f, .. } => assert_eq!(f, field, "{toml}"),
+            other => panic!("{toml}: {other:?}"),
+        }
+        assert!(e.to_string().contains(says), "{e}");
+    }
+    let ok = AlertsConfig::from_toml(
+        "[[rules]]\nrule = \"u\"\nmetric = \"named\"\nname = \"users\"\ndirection = \"below\"\nwarning = 5\ncritical = 1\nfor = \"1h\"\nwindow = \"10m\"",
+    )
+    .unwrap();
+    assert_eq!(ok.rules[0].hold, Some(Duration::from_secs(3600)));
+    assert_eq!(ok.rules[0].direction, Direction::Below);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_alert_that_stops_firing_is_resolved_once() {
+    let notifier = Arc::new(ops_core::memory::MemoryNotifier::new("n"));
+    let m = Arc::new(MemoryMetricsSource::new("m"));
+    let clock = Arc::new(ops_core::clock::ManualClock::starting_at(now()));
+    let runner = Runner::new().with_clock(clock.clone());
+    let alerts = ThresholdAlerts::new(
+        "api",
+        m.clone(),
+        one_rule(AlertRule::new("cpu", Metric::CpuUtilisation, 0.7, 0.9)),
+    )
+    .notifier(notifier.clone());
+    let at = |minutes: i64| now() + chrono::Duration::minutes(minutes);
+    let evaluate_at = |minutes: i64| {
+        let (alerts, runner, clock) = (alerts.clone(), runner.clone(), clock.clone());
+        async move {
+            let behind = at(minutes) - clock.now();
+            clock.advance(behind.to_std().unwrap());
+            let done = alerts.run(&runner, Mode::Execute).await.unwrap();
+            assert!(done.report.is_success());
+            done.summary.unwrap().remove(0)
+        }
+    };
+    m.record_sample(
+        at(0) - chrono::Duration::minutes(1),
+        None,
+        Metric::CpuUtilisation,
+        0.95,
+    )
+    .unwrap();
+    assert_eq!(evaluate_at(0).await.severity, Some(Severity::Critical));
+    // Ten minutes later the window holds no data: not judged, so not resolved.
+    let quiet = evaluate_at(10).await;
+    assert_eq!((quiet.value, quiet.resolved), (None, false));
+    m.record_sample(
+        at(20) - chrono::Duration::minutes(1),
+        None,
+        Metric::CpuUtilisation,
+        0.30,
+    )
+    .unwrap();
+    assert!(evaluate_at(20).await.resolved);
+    // Resolved once: the next evaluation has nothing to say.
+    m.record_sample(
+        at(30) - chrono::Duration::minutes(1),
+        None,
+        Metric::CpuUtilisation,
+        0.30,
+    )
+    .unwrap();
+    assert!(!evaluate_at(30).await.resolved);
+    let sent = notifier.sent();
+    let events: Vec<_> = sent
+        .iter()
+        .map(|n| (n.event, n.severity, n.title.as_str()))
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            (
+                NotificationEvent::Trigger,
+                Severity::Critical,
+                "api: cpu is critical"
+            ),
+            (
+                NotificationEvent::Resolve,
+                Severity::Critical,
+                "api: cpu is resolved"
+            ),
+        ]
+    );
+    assert!(
+        sent.iter()
+            .all(|n| n.dedup_key.as_deref() == Some("alert/api/cpu"))
+    );
 }

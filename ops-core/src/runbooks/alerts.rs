@@ -1,12 +1,14 @@
 //! Threshold alerts: a table of metrics with warning and critical levels, evaluated into
-//! alerts, with maintenance silences that expire.
+//! alerts, with maintenance silences that start and expire.
 //!
-//! Replaces the seeds' alert table (error rate above 1 % / 5 %, p95 latency above 500 ms / 2 s,
-//! CPU above 70 / 90 %, memory above 80 / 95 %, database connections above 80 / 95 % of the
-//! pool, queue depth) and "silence alerts during the maintenance window".
+//! Replaces the seeds' alert tables (error rate above 1 % / 5 %, p95 latency above 500 ms / 2 s,
+//! CPU above 80 % *for more than 15 minutes*, active users *below* 5 for an hour, database
+//! connections above 80 / 95 % of the pool, queue depth) and "silence alerts during the
+//! maintenance window". An alert that was notified and stops firing is notified as resolved.
 
 use crate::calendar::Window;
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -17,9 +19,26 @@ use super::RunbookConfig;
 use super::config::{human_duration, invalid, ordered, positive};
 use crate::Result;
 use crate::contracts::{
-    Metric, MetricQuery, MetricReading, MetricsSource, Notification, Notifier, Severity, TimeWindow,
+    Metric, MetricQuery, MetricReading, MetricsSource, Notification, NotificationEvent, Notifier,
+    Severity, TimeWindow,
 };
 use crate::engine::{Action, Output, RunReport, Runbook, Step};
+
+/// Which side of the thresholds is bad.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Above the level fires (error rate, latency, CPU): `warning < critical`.
+    #[default]
+    Above,
+    /// Below the level fires (active users, success ratio, open connections):
+    /// `warning > critical`.
+    Below,
+}
+
+/// The most consecutive windows one `for` duration may span (`for / window`), so a rule reads
+/// at most this many windows per evaluation.
+pub const MAX_HOLD_WINDOWS: u64 = 96;
 
 /// One row of the alert table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,13 +49,27 @@ pub struct AlertRule {
     /// "queue_depth"` (see [`Metric`]).
     #[serde(flatten)]
     pub metric: Metric,
-    /// Above this: a warning.
+    /// Which side is bad (default above).
+    #[serde(default)]
+    pub direction: Direction,
+    /// Beyond this: a warning.
     pub warning: f64,
-    /// Above this: critical.
+    /// Beyond this: critical.
     pub critical: f64,
-    /// Over how long (default 5 min).
+    /// Over how long one reading is taken (default 5 min).
     #[serde(default = "five_minutes", with = "human_duration")]
     pub window: Duration,
+    /// Fires only when every window over this long breaches (`for = "15m"`: "CPU above 80 %
+    /// for more than 15 minutes"). The readings are taken over consecutive windows ending now,
+    /// `ceil(for / window)` of them (at most [`MAX_HOLD_WINDOWS`]), so the judgement comes from
+    /// the data and survives a restart. The severity is the mildest of those windows.
+    #[serde(
+        default,
+        rename = "for",
+        with = "human_duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub hold: Option<Duration>,
     /// Fewer samples than this: no judgement (default 1).
     #[serde(default = "one")]
     pub min_samples: u64,
@@ -56,23 +89,80 @@ impl AlertRule {
         Self {
             rule: name.into(),
             metric,
+            direction: Direction::Above,
             warning,
             critical,
             window: five_minutes(),
+            hold: None,
             min_samples: 1,
         }
     }
+
+    /// The same rule firing below its levels (`warning > critical`).
+    pub fn below(mut self) -> Self {
+        self.direction = Direction::Below;
+        self
+    }
+
+    /// The same rule, firing only when it holds for `hold`.
+    pub fn holding_for(mut self, hold: Duration) -> Self {
+        self.hold = Some(hold);
+        self
+    }
+
+    /// The same rule read over `window`.
+    pub fn over(mut self, window: Duration) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// The severity of one reading.
+    pub fn judge(&self, value: f64) -> Option<Severity> {
+        let beyond = |level: f64| match self.direction {
+            Direction::Above => value > level,
+            Direction::Below => value < level,
+        };
+        if beyond(self.critical) {
+            Some(Severity::Critical)
+        } else if beyond(self.warning) {
+            Some(Severity::Warning)
+        } else {
+            None
+        }
+    }
+
+    /// How many consecutive windows are read: `ceil(for / window)`, at least one.
+    fn windows_read(&self) -> u64 {
+        let window = self.window.as_nanos().max(1);
+        self.hold.map_or(1, |h| {
+            u64::try_from(h.as_nanos().div_ceil(window))
+                .unwrap_or(u64::MAX)
+                .max(1)
+        })
+    }
 }
 
-/// Alerts held back until `until` (a maintenance window).
+/// Alerts held back from `from` (default: at once) until `until` (a maintenance window).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Silence {
     /// The rule silenced, or `*` for all.
     pub rule: String,
+    /// When the silence starts; written ahead of a window, it mutes nothing before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<DateTime<Utc>>,
     /// When the silence ends.
     pub until: DateTime<Utc>,
     /// Why.
     pub reason: String,
+}
+
+impl Silence {
+    /// Whether it holds `rule` back at `now`.
+    pub fn covers(&self, rule: &str, now: DateTime<Utc>) -> bool {
+        (self.rule == "*" || self.rule == rule)
+            && self.from.is_none_or(|from| from <= now)
+            && now < self.until
+    }
 }
 
 /// Settings of the threshold alerts.
@@ -92,9 +182,19 @@ pub struct Silence {
 /// critical = 5000
 /// window = "10m"
 ///
+/// [[rules]]
+/// rule = "active-users"
+/// metric = "named"
+/// name = "active_users"
+/// direction = "below"
+/// warning = 5
+/// critical = 1
+/// for = "1h"
+///
 /// [[silences]]
 /// rule = "*"
-/// until = "2026-12-01T06:00:00Z"
+/// from = "2026-12-06T02:00:00Z"
+/// until = "2026-12-06T04:00:00Z"
 /// reason = "database upgrade"
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,8 +241,32 @@ impl RunbookConfig for AlertsConfig {
                     "must be present and unique",
                 ));
             }
-            ordered(&format!("rules[{i}].warning"), r.warning, r.critical)?;
+            let field = format!("rules[{i}].warning");
+            match r.direction {
+                Direction::Above => ordered(&field, r.warning, r.critical)?,
+                Direction::Below => ordered(&field, r.critical, r.warning).map_err(|_| {
+                    invalid(
+                        &field,
+                        format!(
+                            "a rule firing below its levels needs warning {} above critical {}",
+                            r.warning, r.critical
+                        ),
+                    )
+                })?,
+            }
             positive(&format!("rules[{i}].window"), r.window)?;
+            if let Some(hold) = r.hold {
+                positive(&format!("rules[{i}].for"), hold)?;
+                if r.windows_read() > MAX_HOLD_WINDOWS {
+                    return Err(invalid(
+                        &format!("rules[{i}].for"),
+                        format!(
+                            "spans more than {MAX_HOLD_WINDOWS} windows of {}: widen the window",
+                            human_duration::format(r.window)
+                        ),
+                    ));
+                }
+            }
             let q = MetricQuery {
                 metric: r.metric.clone(),
                 window: TimeWindow::new(DateTime::UNIX_EPOCH, DateTime::UNIX_EPOCH)?,
@@ -163,6 +287,12 @@ impl RunbookConfig for AlertsConfig {
             }
         }
         for (i, s) in self.silences.iter().enumerate() {
+            if s.from.is_some_and(|from| from >= s.until) {
+                return Err(invalid(
+                    &format!("silences[{i}].from"),
+                    "must be before `until`",
+                ));
+            }
             if s.rule != "*" && !self.rules.iter().any(|r| r.rule == s.rule) {
                 return Err(invalid(
                     &format!("silences[{i}].rule"),
@@ -185,6 +315,9 @@ pub struct Alert {
     pub value: Option<f64>,
     /// Held back by a silence (the reason).
     pub silenced: Option<String>,
+    /// It was notified as firing and no longer fires: notified as resolved.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resolved: bool,
 }
 
 /// Reads every rule's metric at `now` and judges it.
@@ -196,29 +329,11 @@ pub async fn evaluate_alerts(
     config.validate()?;
     let mut out = Vec::with_capacity(config.rules.len());
     for r in &config.rules {
-        let q = MetricQuery {
-            metric: r.metric.clone(),
-            window: TimeWindow::ending_at(now, r.window)?,
-            release: None,
-            min_samples: r.min_samples,
-        };
-        let value = match metrics.read(&q).await? {
-            MetricReading::Value { value, .. } => Some(value),
-            MetricReading::InsufficientData { .. } => None,
-        };
-        let severity = value.and_then(|v| {
-            if v > r.critical {
-                Some(Severity::Critical)
-            } else if v > r.warning {
-                Some(Severity::Warning)
-            } else {
-                None
-            }
-        });
+        let (value, severity) = judge_rule(metrics, r, now).await?;
         let silenced = config
             .silences
             .iter()
-            .find(|s| (s.rule == "*" || s.rule == r.rule) && now < s.until)
+            .find(|s| s.covers(&r.rule, now))
             .filter(|_| severity.is_some())
             .map(|s| s.reason.clone());
         out.push(Alert {
@@ -226,9 +341,90 @@ pub async fn evaluate_alerts(
             severity,
             value,
             silenced,
+            resolved: false,
         });
     }
     Ok(out)
+}
+
+/// The newest window's value, and the mildest severity over the windows `for` spans (none
+/// when any of them breaches nothing or has too little data).
+async fn judge_rule(
+    metrics: &dyn MetricsSource,
+    rule: &AlertRule,
+    now: DateTime<Utc>,
+) -> Result<(Option<f64>, Option<Severity>)> {
+    let step =
+        chrono::Duration::from_std(rule.window).map_err(|_| invalid("window", "is too long"))?;
+    let (mut newest, mut mildest) = (None, None);
+    let mut end = now;
+    for i in 0..rule.windows_read() {
+        let q = MetricQuery {
+            metric: rule.metric.clone(),
+            window: TimeWindow::ending_at(end, rule.window)?,
+            release: None,
+            min_samples: rule.min_samples,
+        };
+        let value = match metrics.read(&q).await? {
+            MetricReading::Value { value, .. } => Some(value),
+            MetricReading::InsufficientData { .. } => None,
+        };
+        if i == 0 {
+            newest = value;
+        }
+        let Some(severity) = value.and_then(|v| rule.judge(v)) else {
+            return Ok((newest, None));
+        };
+        mildest = Some(mildest.map_or(severity, |m: Severity| m.min(severity)));
+        end = end
+            .checked_sub_signed(step)
+            .ok_or_else(|| invalid("for", "reaches before the start of time"))?;
+    }
+    Ok((newest, mildest))
+}
+
+/// The alerts a [`ThresholdAlerts`] has notified as firing, so that it can notify each one's
+/// resolution once. Clones of one `ThresholdAlerts` share it.
+///
+/// It lives in memory: a process that restarts forgets what it fired and sends no resolution for
+/// it, unless it was saved with [`AlertMemory::firing`] and given back with
+/// [`AlertMemory::remembering`].
+#[derive(Debug, Default)]
+pub struct AlertMemory {
+    firing: Mutex<BTreeMap<String, Severity>>,
+}
+
+impl AlertMemory {
+    /// Remembers `firing` rules (saved from a previous process).
+    pub fn remembering(firing: impl IntoIterator<Item = (String, Severity)>) -> Self {
+        Self {
+            firing: Mutex::new(firing.into_iter().collect()),
+        }
+    }
+
+    /// The rules notified as firing and not resolved since, with their last severity.
+    pub fn firing(&self) -> Vec<(String, Severity)> {
+        self.lock()
+            .iter()
+            .map(|(rule, s)| (rule.clone(), *s))
+            .collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Severity>> {
+        // Each update is one insert or remove: a panicked holder leaves a consistent map.
+        self.firing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Marks as resolved the remembered alerts whose newest reading no longer breaches (a rule
+/// without data is not judged, so it is not resolved either).
+fn mark_resolved(alerts: &mut [Alert], config: &AlertsConfig, memory: &AlertMemory) {
+    let firing = memory.lock();
+    for (a, r) in alerts.iter_mut().zip(&config.rules) {
+        a.resolved = firing.contains_key(&a.rule)
+            && a.severity.is_none()
+            && a.value.is_some_and(|v| r.judge(v).is_none());
+    }
 }
 
 /// Silences the firing alerts while a window is open.
@@ -277,6 +473,7 @@ pub struct ThresholdAlerts {
     metrics: Arc<dyn MetricsSource>,
     notifier: Option<Arc<dyn Notifier>>,
     windows: Vec<Window>,
+    memory: Arc<AlertMemory>,
 }
 
 impl ThresholdAlerts {
@@ -292,7 +489,14 @@ impl ThresholdAlerts {
             metrics,
             notifier: None,
             windows: Vec::new(),
+            memory: Arc::default(),
         }
+    }
+
+    /// Uses `memory` for what was fired (to share it between instances, or restore it).
+    pub fn memory(mut self, memory: Arc<AlertMemory>) -> Self {
+        self.memory = memory;
+        self
     }
 
     /// Where firing alerts go.
@@ -312,51 +516,75 @@ impl ThresholdAlerts {
         self.config.validate()?;
         let (metrics, config) = (self.metrics.clone(), self.config.clone());
         let windows = self.windows.clone();
+        let memory = self.memory.clone();
         let mut rb = Runbook::new("threshold-alerts", &self.target)
             .with_category(crate::engine::Category::Check);
         let evaluated: Output<Vec<Alert>> = rb.add_step(Step::read("evaluate", move |ctx| {
             let (metrics, config, now) = (metrics.clone(), config.clone(), ctx.clock().now());
-            let windows = windows.clone();
+            let (windows, memory) = (windows.clone(), memory.clone());
             Ok(Action::new(
                 "MetricsSource::read",
                 json!({ "rules": config.rules.len() }),
                 async move {
                     let mut alerts = evaluate_alerts(metrics.as_ref(), &config, now).await?;
                     silence_in_windows(&mut alerts, &windows, now)?;
+                    mark_resolved(&mut alerts, &config, &memory);
                     Ok(alerts)
                 },
             ))
         }));
         if let Some(n) = self.notifier.clone() {
-            let target = self.target.clone();
+            let (target, memory) = (self.target.clone(), self.memory.clone());
             rb = rb.step(Step::mutate("notify", move |ctx| {
                 let alerts = ctx.get(&evaluated)?;
-                let firing: Vec<Alert> = alerts
+                let to_send: Vec<Alert> = alerts
                     .into_iter()
-                    .filter(|a| a.severity.is_some() && a.silenced.is_none())
+                    .filter(|a| (a.severity.is_some() && a.silenced.is_none()) || a.resolved)
                     .collect();
-                let (n, target) = (n.clone(), target.clone());
-                let names: Vec<String> = firing.iter().map(|a| a.rule.clone()).collect();
+                let (n, target, memory) = (n.clone(), target.clone(), memory.clone());
+                let names: Vec<String> = to_send.iter().map(|a| a.rule.clone()).collect();
                 Ok(Action::new(
                     "Notifier::send",
                     json!({ "alerts": names }),
                     async move {
-                        for a in &firing {
-                            let severity = a.severity.unwrap_or(Severity::Warning);
-                            let note = Notification::new(
-                                severity,
-                                format!("{target}: {} is {severity}", a.rule),
-                            )
-                            .field("value", a.value.map_or("n/a".into(), |v| format!("{v:.4}")))
-                            .dedup_key(format!("alert/{target}/{}", a.rule));
-                            n.send(&note).await?;
+                        for a in &to_send {
+                            n.send(&alert_notification(&target, a, &memory)).await?;
+                            // Remembered only once sent: a failed send is retried next time.
+                            match a.severity {
+                                Some(s) => memory.lock().insert(a.rule.clone(), s),
+                                None => memory.lock().remove(&a.rule),
+                            };
                         }
-                        Ok(firing.len())
+                        Ok(to_send.len())
                     },
                 ))
             }));
         }
         Ok(rb)
+    }
+}
+
+/// A firing alert as a trigger, a resolved one as the resolution of the same dedup key.
+fn alert_notification(target: &str, a: &Alert, memory: &AlertMemory) -> Notification {
+    let value = a.value.map_or("n/a".into(), |v| format!("{v:.4}"));
+    let key = format!("alert/{target}/{}", a.rule);
+    match a.severity {
+        Some(severity) => {
+            Notification::new(severity, format!("{target}: {} is {severity}", a.rule))
+                .field("value", value)
+                .dedup_key(key)
+        }
+        None => {
+            let was = memory
+                .lock()
+                .get(&a.rule)
+                .copied()
+                .unwrap_or(Severity::Warning);
+            Notification::new(was, format!("{target}: {} is resolved", a.rule))
+                .event(NotificationEvent::Resolve)
+                .field("value", value)
+                .dedup_key(key)
+        }
     }
 }
 

@@ -23,7 +23,10 @@ mod weekly_review;
 
 use serde::{Deserialize, Serialize};
 
-pub use alerts::{Alert, AlertRule, AlertsConfig, Silence, ThresholdAlerts, evaluate_alerts};
+pub use alerts::{
+    Alert, AlertMemory, AlertRule, AlertsConfig, Direction, MAX_HOLD_WINDOWS, Silence,
+    ThresholdAlerts, evaluate_alerts,
+};
 pub use backup::{
     BackupAndVerify, BackupSource, BackupVerifyConfig, OpenArtifact, PrunePlan, RestoreTest,
     Retention,
