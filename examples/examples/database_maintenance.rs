@@ -13,13 +13,19 @@
 //! `maintenance.toml` says what to keep and what to vacuum:
 //!
 //! ```toml
-//! vacuum = ["events"]
+//! vacuum = ["notifications", "task_metrics"]
+//! slow_statements_by = "mean"            # seed 000 sorts by mean time
 //! terminate_idle_after = "1h"
-//! [[retention]]
-//! table = "events"
+//! idle_since = "query_start"             # seed 001's rule; the default is "state_change"
+//! [[retention]]                          # seed 000: only completed notifications go
+//! table = "notifications"
 //! column = "created_at"
 //! older_than = "90d"
-//! batch = 5000
+//! only = [{ column = "status", op = "eq", value = "completed" }]
+//! [[retention]]
+//! table = "task_metrics"
+//! column = "start_time"
+//! older_than = "180d"
 //! ```
 
 use std::path::PathBuf;

@@ -139,10 +139,21 @@ impl TestCluster {
                 "--no-instructions",
             ],
         )?;
-        let opts = format!(
+        let mut opts = format!(
             "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=off -c max_connections=60",
             cluster.dir().display()
         );
+        // Preloaded where the server ships it, so tests can `CREATE EXTENSION pg_stat_statements`.
+        // `initdb` may be a symlink (/usr/local/bin → /usr/lib/postgresql/15/bin).
+        let real_bin =
+            std::fs::canonicalize(bin.join("initdb")).unwrap_or_else(|_| bin.join("initdb"));
+        let lib = real_bin
+            .parent()
+            .and_then(|b| b.parent())
+            .map(|p| p.join("lib/pg_stat_statements.so"));
+        if lib.is_some_and(|l| l.exists()) {
+            opts.push_str(" -c shared_preload_libraries=pg_stat_statements");
+        }
         let log = cluster.dir().join("server.log").display().to_string();
         cluster
             .run(

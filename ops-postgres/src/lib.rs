@@ -13,6 +13,7 @@ mod health;
 mod journal;
 mod lock;
 mod maintenance;
+mod retention;
 mod schedule;
 pub mod scratch;
 mod sql;
@@ -26,6 +27,9 @@ pub use health::{PgHealth, PgHealthConfig};
 pub use journal::PgJournal;
 pub use lock::PgRunLock;
 pub use maintenance::{
-    MaintenanceConfig, PgMaintenance, RetentionRule, Sizes, SlowStatement, SlowStatements,
+    IdleSince, MaintenanceConfig, PgMaintenance, Sizes, SlowStatement, SlowStatements, SlowestBy,
+};
+pub use retention::{
+    Condition, ConditionOp, ConditionValue, MAX_CONDITIONS, MAX_LIST, RetentionRule,
 };
 pub use schedule::PgOccurrenceStore;

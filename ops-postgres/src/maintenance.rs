@@ -13,37 +13,21 @@ use serde_json::json;
 
 use crate::connect::Postgres;
 use crate::error::pg_error;
-
-/// Rows of `table` older than `older_than` (by `column`) are deleted, `batch` at a time.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetentionRule {
-    /// The table (`schema.table` or `table`).
-    pub table: String,
-    /// Its timestamp column.
-    pub column: String,
-    /// Age beyond which rows go.
-    #[serde(with = "human_duration")]
-    pub older_than: Duration,
-    /// Rows per delete (short transactions, no long lock).
-    #[serde(default = "default_batch")]
-    pub batch: i64,
-}
-
-fn default_batch() -> i64 {
-    5000
-}
+use crate::retention::{RetentionRule, count_old, delete_old, ident};
 
 /// What the maintenance does.
 ///
 /// ```toml
 /// vacuum = ["orders", "events"]
 /// slow_statements = 10
+/// slow_statements_by = "mean"
 /// terminate_idle_after = "1h"
+/// idle_since = "query_start"
 /// [[retention]]
-/// table = "events"
+/// table = "notifications"
 /// column = "created_at"
 /// older_than = "90d"
+/// only = [{ column = "status", op = "eq", value = "completed" }]
 /// [[retention]]
 /// table = "audit_log"
 /// column = "at"
@@ -57,11 +41,50 @@ pub struct MaintenanceConfig {
     pub retention: Vec<RetentionRule>,
     /// Tables to `VACUUM ANALYZE`.
     pub vacuum: Vec<String>,
-    /// How many of the slowest statements to report (from `pg_stat_statements`).
+    /// How many of the slowest statements to report (from `pg_stat_statements`), 1 to 1000.
     pub slow_statements: i64,
+    /// Which statements are the slowest (default total time; seed 000 sorts by mean).
+    pub slow_statements_by: SlowestBy,
     /// Idle connections older than this are terminated (never this runbook's own).
     #[serde(default, with = "human_duration::option")]
     pub terminate_idle_after: Option<Duration>,
+    /// What "older" measures for an idle connection (default: idle since).
+    pub idle_since: IdleSince,
+}
+
+/// The order of [`SlowStatements`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlowestBy {
+    /// Total execution time: what costs the database most.
+    #[default]
+    Total,
+    /// Mean execution time: what each caller waits longest for.
+    Mean,
+    /// The single longest execution.
+    Max,
+}
+
+impl SlowestBy {
+    fn column(self) -> &'static str {
+        match self {
+            SlowestBy::Total => "total_exec_time",
+            SlowestBy::Mean => "mean_exec_time",
+            SlowestBy::Max => "max_exec_time",
+        }
+    }
+}
+
+/// When an idle connection's age starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdleSince {
+    /// From when it went idle (`state_change`): a pool's connection that just finished a long
+    /// query is not taken for a forgotten one.
+    #[default]
+    StateChange,
+    /// From when its last query started (`query_start`), as seed 001 writes it.
+    QueryStart,
 }
 
 impl Default for MaintenanceConfig {
@@ -70,69 +93,25 @@ impl Default for MaintenanceConfig {
             retention: Vec::new(),
             vacuum: Vec::new(),
             slow_statements: 10,
+            slow_statements_by: SlowestBy::Total,
             terminate_idle_after: None,
+            idle_since: IdleSince::StateChange,
         }
     }
-}
-
-/// A quoted identifier, `schema.table` split at the dot.
-fn ident(name: &str) -> Result<String> {
-    let parts: Vec<&str> = name.split('.').collect();
-    if parts.is_empty()
-        || parts.len() > 2
-        || parts
-            .iter()
-            .any(|p| p.is_empty() || p.contains('"') || p.contains('\0'))
-    {
-        return Err(Error::invalid_input(
-            "postgres",
-            "maintenance",
-            "table",
-            format!("{name:?} is not a table name"),
-        ));
-    }
-    Ok(parts
-        .iter()
-        .map(|p| format!("\"{p}\""))
-        .collect::<Vec<_>>()
-        .join("."))
 }
 
 impl RunbookConfig for MaintenanceConfig {
     fn validate(&self) -> Result<()> {
         for (i, r) in self.retention.iter().enumerate() {
-            ident(&r.table).map_err(|_| {
-                Error::invalid_input(
-                    "postgres",
-                    "maintenance",
-                    format!("retention[{i}].table"),
-                    "not a table name",
-                )
-            })?;
-            ident(&r.column).map_err(|_| {
-                Error::invalid_input(
-                    "postgres",
-                    "maintenance",
-                    format!("retention[{i}].column"),
-                    "not a column name",
-                )
-            })?;
-            if r.batch < 1 || r.batch > 100_000 {
-                return Err(Error::invalid_input(
-                    "postgres",
-                    "maintenance",
-                    format!("retention[{i}].batch"),
-                    "1 to 100000",
-                ));
-            }
-            if r.older_than.is_zero() {
-                return Err(Error::invalid_input(
-                    "postgres",
-                    "maintenance",
-                    format!("retention[{i}].older_than"),
-                    "must be positive",
-                ));
-            }
+            r.validate(&format!("retention[{i}]"))?;
+        }
+        if !(1..=1000).contains(&self.slow_statements) {
+            return Err(Error::invalid_input(
+                "postgres",
+                "maintenance",
+                "slow_statements",
+                "1 to 1000",
+            ));
         }
         for t in &self.vacuum {
             ident(t).map_err(|_| {
@@ -168,6 +147,9 @@ pub struct SlowStatement {
     pub mean_ms: f64,
     /// Total time, ms.
     pub total_ms: f64,
+    /// The longest single execution, ms.
+    #[serde(default)]
+    pub max_ms: f64,
 }
 
 /// The slowest statements, or why there are none.
@@ -176,7 +158,7 @@ pub struct SlowStatement {
 pub enum SlowStatements {
     /// Read from the extension.
     Found {
-        /// Slowest first (by total time).
+        /// Slowest first, by the configured [`SlowestBy`].
         statements: Vec<SlowStatement>,
     },
     /// The extension is not installed in this database.
@@ -265,32 +247,37 @@ impl PgMaintenance {
             );
         }
         let (db, n) = (self.db.clone(), self.config.slow_statements);
+        let by = self.config.slow_statements_by;
         rb = rb.step(Step::read("slow-statements", move |_| {
             let db = db.clone();
             Ok(Action::new(
                 "pg_stat_statements",
-                json!({"top": n}),
-                async move { slow_statements(&db, n).await },
+                json!({"top": n, "by": by}),
+                async move { slow_statements(&db, n, by).await },
             ))
         }));
         if let Some(after) = self.config.terminate_idle_after {
-            let db = self.db.clone();
+            let (db, since) = (self.db.clone(), self.config.idle_since);
             rb = rb.step(
                 Step::mutate("terminate-idle", move |_| {
                     let db = db.clone();
+                    let column = match since {
+                        IdleSince::StateChange => "state_change",
+                        IdleSince::QueryStart => "query_start",
+                    };
                     Ok(Action::new(
                         "pg_terminate_backend",
-                        json!({"idle_longer_than": human_duration::format(after)}),
+                        json!({"idle_longer_than": human_duration::format(after), "since": column}),
                         async move {
                             let client = db.client().await?;
-                            let row = client
-                                .query_one(
-                                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                            let sql = format!(
+                                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
                                  WHERE state = 'idle' AND backend_type = 'client backend'
                                    AND datname = current_database() AND pid <> pg_backend_pid()
-                                   AND now() - state_change > make_interval(secs => $1)",
-                                    &[&after.as_secs_f64()],
-                                )
+                                   AND now() - {column} > make_interval(secs => $1)"
+                            );
+                            let row = client
+                                .query_one(&sql, &[&after.as_secs_f64()])
                                 .await
                                 .map_err(|e| pg_error("terminate_idle", &e))?;
                             Ok(row.get::<_, i64>(0))
@@ -339,43 +326,7 @@ async fn sizes(db: &Postgres) -> Result<Sizes> {
     })
 }
 
-async fn count_old(db: &Postgres, r: &RetentionRule) -> Result<i64> {
-    let client = db.client().await?;
-    let sql = format!(
-        "SELECT count(*) FROM {} WHERE {} < now() - make_interval(secs => $1)",
-        ident(&r.table)?,
-        ident(&r.column)?
-    );
-    Ok(client
-        .query_one(&sql, &[&r.older_than.as_secs_f64()])
-        .await
-        .map_err(|e| pg_error("count_old", &e))?
-        .get(0))
-}
-
-/// Deletes in batches of `r.batch` rows, each its own short transaction, until none are left.
-async fn delete_old(db: &Postgres, r: &RetentionRule) -> Result<i64> {
-    let client = db.client().await?;
-    let sql = format!(
-        "DELETE FROM {t} WHERE ctid IN (SELECT ctid FROM {t} WHERE {c} < now() - make_interval(secs => $1) LIMIT $2)",
-        t = ident(&r.table)?,
-        c = ident(&r.column)?
-    );
-    let mut total = 0i64;
-    loop {
-        let n = client
-            .execute(&sql, &[&r.older_than.as_secs_f64(), &r.batch])
-            .await
-            .map_err(|e| pg_error("delete_old", &e))? as i64;
-        total += n;
-        if n < r.batch {
-            tracing::info!(table = %r.table, deleted = total, "retention done");
-            return Ok(total);
-        }
-    }
-}
-
-async fn slow_statements(db: &Postgres, n: i64) -> Result<SlowStatements> {
+async fn slow_statements(db: &Postgres, n: i64, by: SlowestBy) -> Result<SlowStatements> {
     let client = db.client().await?;
     let installed: bool = client
         .query_one(
@@ -390,8 +341,12 @@ async fn slow_statements(db: &Postgres, n: i64) -> Result<SlowStatements> {
             advice: "pg_stat_statements is not installed: add it to shared_preload_libraries, restart, then CREATE EXTENSION pg_stat_statements".into(),
         });
     }
+    let sql = format!(
+        "SELECT query, calls, mean_exec_time, total_exec_time, max_exec_time FROM pg_stat_statements ORDER BY {} DESC LIMIT $1",
+        by.column()
+    );
     let rows = client
-        .query("SELECT query, calls, mean_exec_time, total_exec_time FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT $1", &[&n])
+        .query(&sql, &[&n])
         .await
         .map_err(|e| pg_error("slow_statements", &e))?;
     Ok(SlowStatements::Found {
@@ -402,6 +357,7 @@ async fn slow_statements(db: &Postgres, n: i64) -> Result<SlowStatements> {
                 calls: r.get(1),
                 mean_ms: r.get(2),
                 total_ms: r.get(3),
+                max_ms: r.get(4),
             })
             .collect(),
     })
