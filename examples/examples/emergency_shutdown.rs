@@ -1,6 +1,8 @@
-//! Emergency shutdown of a Cloud Run service: record its state, stop it serving, disable the
-//! exposed Secret Manager versions, capture the last hour's error logs as evidence, page
-//! on-call through PagerDuty, and write the incident report.
+//! Emergency shutdown of a Cloud Run service: record its state, stop it serving and pin its
+//! instances at zero (a daemon kept up by minimum instances stops too), confirm from the
+//! instance-count metric that nothing runs, disable the exposed Secret Manager versions, capture
+//! the last hour's error logs as evidence, page on-call through PagerDuty, and write the
+//! incident report.
 //!
 //! ```sh
 //! cargo run -p ops-examples --example emergency_shutdown                       # rehearsal
@@ -17,14 +19,15 @@ use clap::{Parser, ValueEnum};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ops_core::contracts::{Deployer, SecretStore, VersionState};
+use ops_core::contracts::{Deployer, Metric, ScaleSpec, SecretStore, VersionState};
 use ops_core::runbooks::Procedure;
 use ops_core::runbooks::{EmergencyShutdown, ShutdownConfig};
 use ops_core::sim::Simulator;
 use ops_examples::providers::{gcp_client, gcp_sim, pagerduty};
 use ops_examples::{Common, Failure, GcpArgs, Session};
+use ops_gcp::monitoring::INSTANCE_COUNT;
 use ops_gcp::sim::{Behaviour, Fault as SimFault};
-use ops_gcp::{CloudLogging, CloudRun, SecretManager};
+use ops_gcp::{CloudLogging, CloudMonitoring, CloudRun, SecretManager};
 
 /// stop a service at once, disable exposed secrets, keep the evidence, page on-call
 #[derive(Parser)]
@@ -109,9 +112,22 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
     let client = gcp_client(&session, &flags.gcp, sim.as_ref()).await?;
     let run = Arc::new(CloudRun::new(client.clone(), &service)?);
     let secrets = Arc::new(SecretManager::new(client.clone()));
-    let logs = Arc::new(CloudLogging::new(client, &service)?);
+    let logs = Arc::new(CloudLogging::new(client.clone(), &service)?);
+    let metrics = Arc::new(CloudMonitoring::new(client, &service)?);
+    if sim.is_some() {
+        // Kept up by a minimum instance, like seed 000's daemon.
+        run.scale(&ScaleSpec {
+            min_instances: Some(1),
+            ..ScaleSpec::default()
+        })
+        .await?;
+    }
 
+    let instances = Metric::Named {
+        name: INSTANCE_COUNT.into(),
+    };
     let shutdown = EmergencyShutdown::new(&reason, run.clone(), config)
+        .confirm_stopped(metrics, instances)
         .disable_secrets(secrets.clone(), exposed.clone())
         .logs(logs)
         .notifier(pager);
@@ -135,6 +151,14 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
     if session.rehearsal() && !flags.common.dry_run {
         let state = run.current().await?;
         session.check("the service serves nothing", !state.serving);
+        let confirmed = report.output::<ops_core::runbooks::StopConfirmation>("confirm-stopped");
+        session.check(
+            "the instance count confirms nothing runs",
+            matches!(
+                confirmed,
+                Some(ops_core::runbooks::StopConfirmation::Stopped { .. })
+            ),
+        );
         let mut all_disabled = true;
         for (secret, version) in &exposed {
             let versions = secrets.list_versions(secret).await?;
@@ -154,9 +178,10 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
         } else {
             session.check("the exposed secret versions are disabled", all_disabled);
         }
-        let logs_kept = report.evidence.iter().any(|e| {
-            e.key == "recent error logs" && e.value.as_array().is_some_and(|a| !a.is_empty())
-        });
+        let logs_kept = report
+            .evidence
+            .iter()
+            .any(|e| e.key == "recent logs" && e.value.as_array().is_some_and(|a| !a.is_empty()));
         session.check("the error logs are kept as evidence", logs_kept);
         let paged = pd_sim.is_some_and(|pd| pd.alerts().iter().any(|a| a.status == "triggered"));
         session.check("on-call was paged", paged);

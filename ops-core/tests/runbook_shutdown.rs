@@ -96,7 +96,7 @@ async fn stops_disables_captures_pages_and_reports() {
     let keys: Vec<&str> = report.evidence.iter().map(|e| e.key.as_str()).collect();
     assert_eq!(
         keys,
-        vec!["deployment state before shutdown", "recent error logs"]
+        vec!["deployment state before shutdown", "recent logs"]
     );
     assert_eq!(report.evidence[1].value.as_array().unwrap().len(), 5);
     let md = incident.unwrap();
@@ -182,9 +182,62 @@ async fn a_dry_run_stops_nothing() {
     );
 }
 
+/// Seed 000 keeps "the last 5000 lines" of any severity. Sources page oldest first; the
+/// evidence is the newest entries, even when the window holds more pages than are read.
+#[tokio::test(start_paused = true)]
+async fn the_evidence_is_the_newest_entries_of_any_severity() {
+    let (d, _, _, runner) = setup().await;
+    let logs = Arc::new(MemoryLogSource::new("daemon"));
+    let severities = [LogSeverity::Info, LogSeverity::Warning, LogSeverity::Error];
+    // 60 000 lines over the last 50 minutes, one every 50 ms: more than 50 pages of 1000.
+    for i in 0..60_000i64 {
+        logs.push(LogEntry {
+            timestamp: now() - chrono::Duration::milliseconds(50 * (60_000 - i)),
+            severity: severities[(i % 3) as usize],
+            message: format!("line {i}"),
+            payload: None,
+            release: None,
+            labels: BTreeMap::new(),
+        });
+    }
+    let config =
+        ShutdownConfig::from_toml("max_log_entries = 5000\nevidence_min_severity = \"DEFAULT\"")
+            .unwrap();
+    let report = EmergencyShutdown::new("runaway loop", d, config)
+        .logs(logs)
+        .run(&runner, Mode::Execute)
+        .await
+        .unwrap()
+        .report;
+    assert!(report.is_success(), "{}", report.to_markdown());
+    let captured: CapturedLogs = report.output("capture-logs").unwrap();
+    assert_eq!((captured.kept, captured.cut), (5000, false), "{captured:?}");
+    let evidence = &report
+        .evidence
+        .iter()
+        .find(|e| e.key == "recent logs")
+        .unwrap()
+        .value;
+    let lines = evidence.as_array().unwrap();
+    assert_eq!(lines.len(), 5000);
+    assert_eq!(
+        lines.last().unwrap()["message"],
+        "line 59999",
+        "the newest line is kept"
+    );
+    assert_eq!(lines[0]["message"], "line 55000");
+    let kinds: std::collections::BTreeSet<_> = lines
+        .iter()
+        .map(|l| l["severity"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.len(), 3, "every severity: {kinds:?}");
+}
+
 #[test]
 fn config_and_reason() {
-    assert!(ShutdownConfig::from_toml("max_log_entries = 5000").is_err());
+    assert!(ShutdownConfig::from_toml("max_log_entries = 5000").is_ok());
+    assert!(ShutdownConfig::from_toml("max_log_entries = 10001").is_err());
+    assert!(ShutdownConfig::from_toml("confirm_within = \"0s\"").is_err());
     assert_eq!(
         ShutdownConfig::from_toml("evidence_window = \"30m\"")
             .unwrap()

@@ -328,21 +328,35 @@ async fn an_etag_mismatch_is_a_conflict_and_is_not_retried() {
     );
 }
 
+/// Seed 000's daemon is kept up by minimum instances: closing the ingress alone would leave it
+/// running. The stop closes ingress and pins the instances at zero in one write; resuming puts
+/// back exactly what was there.
 #[tokio::test]
-async fn stop_serving_closes_ingress_and_set_traffic_reopens_it() {
+async fn stop_serving_closes_ingress_stops_the_instances_and_set_traffic_restores_both() {
     let server = MockServer::start().await;
-    let svc = service("api-00001-abc", "api-00001-abc", latest_100(), "\"etag-7\"");
+    let mut svc = service("api-00001-abc", "api-00001-abc", latest_100(), "\"etag-7\"");
+    svc["scaling"] =
+        json!({"minInstanceCount": 1, "maxInstanceCount": 4, "scalingMode": "AUTOMATIC"});
     get_service_returns(&server, svc.clone()).await;
+    let before_scaling = r#"{"minInstanceCount":1,"maxInstanceCount":4,"scalingMode":"AUTOMATIC"}"#;
+    let annotations = json!({
+        "ops.rs/ingress-before-stop": "INGRESS_TRAFFIC_ALL",
+        "ops.rs/scaling-before-stop": before_scaling,
+    });
+    let stopped_scaling = json!({"minInstanceCount": 1, "maxInstanceCount": 4,
+                                 "scalingMode": "MANUAL", "manualInstanceCount": 0});
     let mut stopped = svc.clone();
     stopped["ingress"] = json!("INGRESS_TRAFFIC_NONE");
-    stopped["annotations"] = json!({"ops.rs/ingress-before-stop": "INGRESS_TRAFFIC_ALL"});
+    stopped["scaling"] = stopped_scaling.clone();
+    stopped["annotations"] = annotations.clone();
     stopped["etag"] = json!("\"etag-8\"");
     Mock::given(method("PATCH"))
         .and(path(SERVICE_PATH))
-        .and(query_param("updateMask", "ingress,annotations"))
+        .and(query_param("updateMask", "ingress,annotations,scaling"))
         .and(body_json(json!({
             "ingress": "INGRESS_TRAFFIC_NONE",
-            "annotations": {"ops.rs/ingress-before-stop": "INGRESS_TRAFFIC_ALL"},
+            "scaling": stopped_scaling,
+            "annotations": annotations,
             "etag": "\"etag-7\""
         })))
         .respond_with(ResponseTemplate::new(200).set_body_json(operation(
@@ -357,7 +371,17 @@ async fn stop_serving_closes_ingress_and_set_traffic_reopens_it() {
     assert!(!state.serving);
     assert!(state.traffic.is_empty());
 
-    // Resuming: the stopped service is read, the old ingress comes back.
+    // Stopping again changes nothing and records nothing over what there was.
+    let server = MockServer::start().await;
+    get_service_returns(&server, stopped.clone()).await;
+    Mock::given(method("PATCH"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&server)
+        .await;
+    assert!(!run(&server, clock()).stop_serving().await.unwrap().serving);
+
+    // Resuming: the stopped service is read, the old ingress and scaling come back.
     let server = MockServer::start().await;
     get_service_returns(&server, stopped).await;
     Mock::given(method("GET"))
@@ -369,10 +393,11 @@ async fn stop_serving_closes_ingress_and_set_traffic_reopens_it() {
         .await;
     Mock::given(method("PATCH"))
         .and(path(SERVICE_PATH))
-        .and(query_param("updateMask", "traffic,ingress,annotations"))
+        .and(query_param("updateMask", "traffic,ingress,annotations,scaling"))
         .and(body_json(json!({
             "traffic": [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": "api-00001-abc", "percent": 100}],
             "ingress": "INGRESS_TRAFFIC_ALL",
+            "scaling": {"minInstanceCount": 1, "maxInstanceCount": 4, "scalingMode": "AUTOMATIC"},
             "annotations": {},
             "etag": "\"etag-8\""
         })))

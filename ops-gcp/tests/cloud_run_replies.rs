@@ -75,10 +75,12 @@ async fn an_unspecified_ingress_is_never_stored_or_called_healthy() {
     // What to restore later is the default (all), not the unspecified value read back.
     Mock::given(method("PATCH"))
         .and(path(SERVICE_PATH))
-        .and(query_param("updateMask", "ingress,annotations"))
+        .and(query_param("updateMask", "ingress,annotations,scaling"))
         .and(body_json(json!({
             "ingress": "INGRESS_TRAFFIC_NONE",
-            "annotations": {"ops.rs/ingress-before-stop": "INGRESS_TRAFFIC_ALL"},
+            "scaling": {"scalingMode": "MANUAL", "manualInstanceCount": 0},
+            "annotations": {"ops.rs/ingress-before-stop": "INGRESS_TRAFFIC_ALL",
+                            "ops.rs/scaling-before-stop": "{}"},
             "etag": "\"etag-7\""
         })))
         .respond_with(ResponseTemplate::new(200).set_body_json(operation(
@@ -111,10 +113,13 @@ async fn resuming_never_writes_an_unspecified_ingress_back() {
     let svc = service("api-00001-abc", "api-00001-abc", latest_100(), "\"etag-9\"");
     Mock::given(method("PATCH"))
         .and(path(SERVICE_PATH))
-        .and(query_param("updateMask", "traffic,ingress,annotations"))
+        .and(query_param(
+            "updateMask",
+            "traffic,ingress,annotations,scaling",
+        ))
         .and(|req: &wiremock::Request| {
             let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
-            body["ingress"] == "INGRESS_TRAFFIC_ALL"
+            body["ingress"] == "INGRESS_TRAFFIC_ALL" && body["scaling"] == serde_json::json!({})
         })
         .respond_with(ResponseTemplate::new(200).set_body_json(operation("op-2", true, Some(svc))))
         .expect(1)

@@ -52,7 +52,10 @@ pub use rotate::{
     ValidateSecret, secret_age_audit,
 };
 pub use security_audit::{SecurityAudit, SecurityReport};
-pub use shutdown::{DisabledSecrets, EmergencyShutdown, ShutdownConfig};
+pub use shutdown::{
+    CapturedLogs, DisabledSecrets, EmergencyShutdown, MAX_EVIDENCE_ENTRIES, MAX_EVIDENCE_PAGES,
+    ShutdownConfig, StopConfirmation,
+};
 pub use weekly_review::{ChangeCounts, ErrorSummary, WeeklyReview, WeeklyReviewConfig};
 
 use crate::contracts::HealthStatus;

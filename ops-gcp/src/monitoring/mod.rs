@@ -35,6 +35,10 @@ pub const CPU_UTILIZATIONS: &str = "run.googleapis.com/container/cpu/utilization
 /// Container memory utilisation distribution.
 pub const MEMORY_UTILIZATIONS: &str = "run.googleapis.com/container/memory/utilizations";
 
+/// Running container instances (a gauge, labelled `state`: `active` or `idle`); read as
+/// `Metric::Named { name: INSTANCE_COUNT }` to confirm a stop.
+pub const INSTANCE_COUNT: &str = "run.googleapis.com/container/instance_count";
+
 /// The most time series one reading collects (one per revision, or per group when reduced:
 /// far fewer in practice).
 const MAX_SERIES: usize = 10_000;

@@ -16,10 +16,15 @@
 //! overwritten. Writes return a long-running operation, awaited to `done` within a deadline.
 //! [`Deployer::validate`] sends the same write with `validateOnly=true`.
 //!
-//! **Stopping a service.** Cloud Run v2 does not accept `maxInstanceCount: 0`. `stop_serving`
-//! sets `ingress` to `INGRESS_TRAFFIC_NONE` (no request reaches any revision; revisions, traffic
-//! and URLs stay as they were, so evidence is kept) and records the previous ingress in the
-//! annotation [`model::INGRESS_BEFORE_STOP`]; `set_traffic` restores it.
+//! **Stopping a service.** Cloud Run v2 does not accept `maxInstanceCount: 0`, and a closed
+//! ingress alone leaves a daemon kept up by minimum instances running (and billed). So
+//! `stop_serving` does both in one write: `ingress` becomes `INGRESS_TRAFFIC_NONE` (no request
+//! reaches any revision) and service-level `scaling` becomes manual with zero instances (which
+//! overrides every revision's own minimum). Revisions, traffic and URLs stay as they were, so
+//! evidence is kept. The previous ingress and scaling are recorded in the annotations
+//! [`model::INGRESS_BEFORE_STOP`] and [`model::SCALING_BEFORE_STOP`]; `set_traffic` restores
+//! both. The instance-count metric (`run.googleapis.com/container/instance_count`) confirms the
+//! stop ([`ops_core::runbooks::EmergencyShutdown::confirm_stopped`]).
 //!
 //! **Scaling.** Instance counts are set on the service (`scaling`), which makes no new revision.
 //! CPU and memory live in the revision template: changing them makes a new revision, which then
@@ -44,7 +49,8 @@ use url::Url;
 
 pub use health::CloudRunHealth;
 use model::{
-    INGRESS_BEFORE_STOP, INGRESS_NONE, Revision, RevisionPage, Service, TrafficTarget, short_name,
+    INGRESS_BEFORE_STOP, INGRESS_NONE, Revision, RevisionPage, SCALING_BEFORE_STOP, Service,
+    ServiceScaling, TrafficTarget, short_name,
 };
 
 use crate::client::{GcpClient, Operation, OperationPolling, collect_pages};
@@ -256,14 +262,20 @@ impl CloudRun {
                 .filter(|t| t.tag.is_some() && t.percent == 0)
                 .cloned(),
         );
-        if svc.ingress.as_deref() == Some(INGRESS_NONE) {
+        let stopped = svc.ingress.as_deref() == Some(INGRESS_NONE)
+            || svc.scaling.as_ref().is_some_and(ServiceScaling::is_stopped);
+        if stopped {
             let mut annotations = svc.annotations.clone();
             let ingress =
                 model::ingress_to_restore(annotations.remove(INGRESS_BEFORE_STOP).as_deref())
                     .to_string();
+            let scaling = ServiceScaling::to_restore(
+                annotations.remove(SCALING_BEFORE_STOP).as_deref(),
+                svc.scaling.as_ref(),
+            );
             return Patch {
-                mask: "traffic,ingress,annotations",
-                body: json!({ "traffic": traffic, "ingress": ingress,
+                mask: "traffic,ingress,annotations,scaling",
+                body: json!({ "traffic": traffic, "ingress": ingress, "scaling": scaling,
                               "annotations": annotations, "etag": svc.etag }),
                 force_new_revision: false,
             };
@@ -339,16 +351,29 @@ impl CloudRun {
         })
     }
 
-    fn plan_stop(&self, svc: &Service) -> Patch {
-        let mut annotations = svc.annotations.clone();
-        let before = model::ingress_to_restore(svc.ingress.as_deref()).to_string();
-        annotations.insert(INGRESS_BEFORE_STOP.into(), before);
-        Patch {
-            mask: "ingress,annotations",
-            body: json!({ "ingress": INGRESS_NONE, "annotations": annotations,
-                          "etag": svc.etag }),
-            force_new_revision: false,
+    /// Closes ingress and pins the instances to zero, recording what each was, unless it is
+    /// already so (a repeated stop must not record "stopped" as the state to go back to).
+    fn plan_stop(&self, svc: &Service) -> Option<Patch> {
+        let scaling = svc.scaling.clone().unwrap_or_default();
+        let closed = svc.ingress.as_deref() == Some(INGRESS_NONE);
+        if closed && scaling.is_stopped() {
+            return None;
         }
+        let mut annotations = svc.annotations.clone();
+        if !closed {
+            let before = model::ingress_to_restore(svc.ingress.as_deref()).to_string();
+            annotations.insert(INGRESS_BEFORE_STOP.into(), before);
+        }
+        if !scaling.is_stopped() {
+            let before = serde_json::to_string(&scaling).unwrap_or_default();
+            annotations.insert(SCALING_BEFORE_STOP.into(), before);
+        }
+        Some(Patch {
+            mask: "ingress,annotations,scaling",
+            body: json!({ "ingress": INGRESS_NONE, "scaling": scaling.stopped(),
+                          "annotations": annotations, "etag": svc.etag }),
+            force_new_revision: false,
+        })
     }
 
     /// Sends all traffic to whatever revision is newest and ready, now and after later
@@ -443,15 +468,14 @@ impl Deployer for CloudRun {
 
     async fn stop_serving(&self) -> Result<ServiceState> {
         let svc = self.service().await?;
-        if svc.ingress.as_deref() == Some(INGRESS_NONE) {
+        let Some(patch) = self.plan_stop(&svc) else {
             return Ok(state_of(&self.service, &svc));
-        }
-        let patch = self.plan_stop(&svc);
+        };
         let svc = self
             .apply(patch, false, self.operation_deadline, "stop_serving")
             .await?
             .unwrap_or_default();
-        tracing::warn!(service = %self.service, "stopped serving: ingress is INGRESS_TRAFFIC_NONE");
+        tracing::warn!(service = %self.service, "stopped: ingress INGRESS_TRAFFIC_NONE, manual scaling at 0 instances");
         Ok(state_of(&self.service, &svc))
     }
 
@@ -461,7 +485,10 @@ impl Deployer for CloudRun {
             DeployAction::Deploy(request) => self.plan_deploy(&self.service().await?, request)?,
             DeployAction::SetTraffic(split) => self.checked_traffic_plan(split).await?.1,
             DeployAction::Scale(spec) => self.plan_scale(&self.service().await?, spec)?,
-            DeployAction::StopServing => self.plan_stop(&self.service().await?),
+            DeployAction::StopServing => match self.plan_stop(&self.service().await?) {
+                Some(patch) => patch,
+                None => return Ok(Validation::ValidatedByProvider),
+            },
         };
         self.apply(patch, true, self.operation_deadline, "validate")
             .await?;
@@ -518,7 +545,8 @@ fn pinned_traffic(svc: &Service) -> Vec<TrafficTarget> {
 }
 
 fn state_of(target: &str, svc: &Service) -> ServiceState {
-    let stopped = svc.ingress.as_deref() == Some(INGRESS_NONE);
+    let stopped = svc.ingress.as_deref() == Some(INGRESS_NONE)
+        || svc.scaling.as_ref().is_some_and(ServiceScaling::is_stopped);
     let traffic = if stopped {
         Vec::new()
     } else {
@@ -535,7 +563,7 @@ fn state_of(target: &str, svc: &Service) -> ServiceState {
         svc.template
             .pointer(&format!("/scaling/{key}"))
             .and_then(Value::as_u64)
-            .map(|n| n as u32)
+            .and_then(|n| u32::try_from(n).ok())
     };
     let scaling = svc.scaling.clone().unwrap_or_default();
     ServiceState {

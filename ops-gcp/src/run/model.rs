@@ -27,6 +27,11 @@ pub fn ingress_to_restore(recorded: Option<&str>) -> &str {
 }
 /// The service annotation that remembers the ingress in force before a stop.
 pub const INGRESS_BEFORE_STOP: &str = "ops.rs/ingress-before-stop";
+/// The service annotation that remembers the service-level scaling (JSON) before a stop.
+pub const SCALING_BEFORE_STOP: &str = "ops.rs/scaling-before-stop";
+/// `scalingMode` that pins the instance count (`manualInstanceCount`), overriding every
+/// revision's own minimum and maximum.
+pub const SCALING_MANUAL: &str = "MANUAL";
 
 /// A `Service`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -142,6 +147,39 @@ pub struct ServiceScaling {
     /// `scaling` replaces the whole message, and must not clear what it did not mean to change.
     #[serde(flatten)]
     pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ServiceScaling {
+    /// Manual scaling to zero instances: nothing runs, whatever the revisions' minimums.
+    pub fn is_stopped(&self) -> bool {
+        self.scaling_mode.as_deref() == Some(SCALING_MANUAL)
+            && self.manual_instance_count == Some(0)
+    }
+
+    /// The same settings, pinned to zero instances.
+    pub fn stopped(&self) -> Self {
+        Self {
+            scaling_mode: Some(SCALING_MANUAL.into()),
+            manual_instance_count: Some(0),
+            ..self.clone()
+        }
+    }
+
+    /// What to restore from the annotation written by a stop. A missing or damaged annotation
+    /// gives the current settings back to automatic scaling, never a service left at zero.
+    pub fn to_restore(recorded: Option<&str>, current: Option<&ServiceScaling>) -> Self {
+        if let Some(before) = recorded.and_then(|r| serde_json::from_str::<Self>(r).ok())
+            && !before.is_stopped()
+        {
+            return before;
+        }
+        let mut s = current.cloned().unwrap_or_default();
+        if s.is_stopped() {
+            s.scaling_mode = None;
+            s.manual_instance_count = None;
+        }
+        s
+    }
 }
 
 /// A `Condition`.

@@ -57,6 +57,31 @@ impl SimService {
     }
 }
 
+/// Instances a service runs: a manual count as set (it overrides every revision's minimum);
+/// otherwise the larger of the service's and the template's minimum, and at least one while it
+/// admits the simulator's steady traffic.
+fn running_instances(svc: &SimService) -> u32 {
+    let count = |v: &Value, key: &str| {
+        v.get(key)
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0)
+    };
+    if svc.scaling.get("scalingMode").and_then(Value::as_str) == Some("MANUAL") {
+        return count(&svc.scaling, "manualInstanceCount");
+    }
+    let template_min = svc
+        .template
+        .get("scaling")
+        .map_or(0, |s| count(s, "minInstanceCount"));
+    let min = count(&svc.scaling, "minInstanceCount").max(template_min);
+    if svc.ingress == INGRESS_NONE {
+        min
+    } else {
+        min.max(1)
+    }
+}
+
 pub(super) fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
@@ -184,6 +209,12 @@ impl SimState {
             }
         }
         self.traffic_history.push((at, split));
+        let instances = self
+            .services
+            .values()
+            .map(|svc| (svc.short.clone(), running_instances(svc)))
+            .collect();
+        self.instance_history.push((at, instances));
     }
 
     pub(super) fn render_service(&self, svc: &SimService) -> Value {

@@ -138,6 +138,8 @@ struct SimState {
     revisions: BTreeMap<String, cloud_run::SimRevision>,
     operations: Vec<cloud_run::SimOperation>,
     traffic_history: Vec<(DateTime<Utc>, BTreeMap<String, u8>)>,
+    /// Running instances per service (short name) from each time on.
+    instance_history: Vec<(DateTime<Utc>, BTreeMap<String, u32>)>,
     behaviours: BTreeMap<String, Behaviour>,
     custom_logs: Vec<telemetry::CustomLog>,
     secrets: BTreeMap<String, secret_manager::SimSecret>,
@@ -225,6 +227,7 @@ impl GcpSimBuilder {
             revisions: BTreeMap::new(),
             operations: Vec::new(),
             traffic_history: Vec::new(),
+            instance_history: Vec::new(),
             behaviours: BTreeMap::new(),
             custom_logs: Vec::new(),
             secrets: BTreeMap::new(),

@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 use super::SimState;
 use super::cloud_run::time;
 use super::http::{Reply, google_error};
-use crate::monitoring::{CPU_UTILIZATIONS, MEMORY_UTILIZATIONS, REQUEST_COUNT, REQUEST_LATENCIES};
+use crate::monitoring::{
+    CPU_UTILIZATIONS, INSTANCE_COUNT, MEMORY_UTILIZATIONS, REQUEST_COUNT, REQUEST_LATENCIES,
+};
 
 /// The most generated error entries one log query sees.
 pub const MAX_GENERATED_ENTRIES: usize = 2000;
@@ -82,6 +84,29 @@ impl SimState {
             }
         }
         out
+    }
+
+    /// The time-weighted mean of `service`'s running instances in `[start, end)`, if the
+    /// history covers any of it.
+    fn mean_instances(
+        &self,
+        service: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Option<f64> {
+        let now = self.now();
+        let (mut weighted, mut seconds) = (0.0, 0.0);
+        for (i, (from, counts)) in self.instance_history.iter().enumerate() {
+            let to = self.instance_history.get(i + 1).map_or(now, |(t, _)| *t);
+            let (a, b) = ((*from).max(start), to.min(end));
+            let Some(n) = counts.get(service).filter(|_| b > a) else {
+                continue;
+            };
+            let secs = (b - a).num_milliseconds() as f64 / 1000.0;
+            weighted += f64::from(*n) * secs;
+            seconds += secs;
+        }
+        (seconds > 0.0).then(|| weighted / seconds)
     }
 
     /// Requests and errors of one revision (short or full name) over the whole history.
@@ -192,6 +217,17 @@ impl SimState {
                         "points": [{"interval": interval, "value": {"distributionValue": distribution(value, count, bounds)}}],
                     }))
                 })
+                .collect(),
+            // One gauge per service, aligned to its mean over the window (ALIGN_MEAN).
+            INSTANCE_COUNT => self
+                .mean_instances(&service, start, end)
+                .map(|mean| json!({
+                    "metric": {"type": INSTANCE_COUNT, "labels": {"state": "active"}},
+                    "resource": resource(None),
+                    "metricKind": "GAUGE", "valueType": "DOUBLE",
+                    "points": [{"interval": interval, "value": {"doubleValue": mean}}],
+                }))
+                .into_iter()
                 .collect(),
             _ => Vec::new(),
         };
