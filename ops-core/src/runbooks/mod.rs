@@ -40,7 +40,9 @@ pub use incident::{
 };
 pub use procedure::{Finished, Procedure};
 pub use restore::{Restore, RestoreConfig};
-pub use rightsize::{Decision, RightSize, RightSizeConfig, RightSizeSummary, Utilisation};
+pub use rightsize::{
+    Change, Decision, Resource, RightSize, RightSizeConfig, RightSizeSummary, Utilisation,
+};
 pub use rollback::{AUTO_ROLLBACK, Rollback, RollbackChoice, RollbackConfig, RollbackTo};
 pub use rollout::{
     Analysis, JudgedBy, MetricResult, OnFailure, OnInconclusive, Rollout, RolloutConfig,
