@@ -54,18 +54,39 @@ pub fn incident_update(i: &Incident, status: &str, next_update_minutes: u32) -> 
     .event(NotificationEvent::Update)
 }
 
-/// Resolved: how, how long it lasted, and that a postmortem follows.
+/// Resolved: how, how long it lasted, and when the postmortem is due (the incident's
+/// `postmortem_due`, set from its priority's policy; nothing promised when there is none).
 pub fn incident_resolved(
     i: &Incident,
     resolution: &str,
     resolved_at: chrono::DateTime<chrono::Utc>,
 ) -> Notification {
     let minutes = (resolved_at - i.declared_at).num_minutes().max(0);
-    Notification::new(severity(i.priority), format!("[{:?}] {}: resolved", i.priority, i.title))
-        .body(format!("*Resolution:* {resolution}\n*Duration:* {} h {} min\nA postmortem follows within 5 working days.", minutes / 60, minutes % 60))
-        .field("incident", &i.id)
-        .dedup_key(key(i))
-        .event(NotificationEvent::Resolve)
+    let mut body = format!(
+        "*Resolution:* {resolution}\n*Duration:* {} h {} min",
+        minutes / 60,
+        minutes % 60
+    );
+    if let Some(due) = i.postmortem_due {
+        body.push_str(&format!(
+            "\nThe postmortem is due by {} UTC.",
+            due.format("%Y-%m-%d %H:%M")
+        ));
+    }
+    if let Some(due) = i.retrospective_due {
+        body.push_str(&format!(
+            "\nThe retrospective is due by {} UTC.",
+            due.format("%Y-%m-%d %H:%M")
+        ));
+    }
+    Notification::new(
+        severity(i.priority),
+        format!("[{:?}] {}: resolved", i.priority, i.title),
+    )
+    .body(body)
+    .field("incident", &i.id)
+    .dedup_key(key(i))
+    .event(NotificationEvent::Resolve)
 }
 
 /// Scheduled maintenance: when, what is affected, what users should expect.

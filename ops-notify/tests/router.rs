@@ -241,10 +241,13 @@ fn templates_carry_the_incident_key_and_event() {
         acknowledged: None,
         resolved: None,
         escalated_to: 0,
+        notified: Vec::new(),
         last_update: declared_at,
         timeline: Vec::new(),
         root_cause: None,
         follow_ups: Vec::new(),
+        postmortem_due: None,
+        retrospective_due: None,
     };
     let d = templates::incident_declared(&i, "alice", Some("https://status.acme.dev"));
     assert_eq!(

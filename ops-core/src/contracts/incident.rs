@@ -44,8 +44,12 @@ pub struct Incident {
     pub acknowledged: Option<(String, DateTime<Utc>)>,
     /// When it was resolved, and how.
     pub resolved: Option<(DateTime<Utc>, String)>,
-    /// Escalation levels notified so far (0 = the first).
+    /// The highest escalation level notified so far (0 = the first).
     pub escalated_to: usize,
+    /// The levels told so far, by name, in the order they were told (empty in records written
+    /// before the escalation matrix: levels `0..=escalated_to`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notified: Vec<String>,
     /// When the last status update went out.
     pub last_update: DateTime<Utc>,
     /// What happened, in order.
@@ -54,6 +58,12 @@ pub struct Incident {
     pub root_cause: Option<String>,
     /// Follow-up actions.
     pub follow_ups: Vec<String>,
+    /// When the postmortem is due (set at resolution from the priority's policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postmortem_due: Option<DateTime<Utc>>,
+    /// When the retrospective is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrospective_due: Option<DateTime<Utc>>,
 }
 
 impl Incident {
@@ -93,6 +103,12 @@ impl Incident {
                 at.to_rfc3339(),
                 (*at - self.declared_at).num_minutes()
             ));
+        }
+        if let Some(at) = self.postmortem_due {
+            md.push_str(&format!("- **Postmortem due:** {}\n", at.to_rfc3339()));
+        }
+        if let Some(at) = self.retrospective_due {
+            md.push_str(&format!("- **Retrospective due:** {}\n", at.to_rfc3339()));
         }
         md.push_str("\n## Timeline\n\n| Time (UTC) | Event |\n|---|---|\n");
         for e in &self.timeline {

@@ -36,7 +36,8 @@ pub use deploy::{DeployAndVerify, DeployStart, DeployVerifyConfig};
 pub use fingerprint::{ErrorGroup, ErrorGrouper, fingerprint, group_lines};
 pub use health_check::{HealthCheck, HealthCheckConfig, HealthSummary};
 pub use incident::{
-    Incident, IncidentConfig, IncidentResponse, Priority, PriorityPolicy, TimelineEntry,
+    EscalationRule, Incident, IncidentConfig, IncidentResponse, Priority, PriorityPolicy,
+    TimelineEntry, Trigger,
 };
 pub use procedure::{Finished, Procedure};
 pub use restore::{Restore, RestoreConfig};

@@ -1,17 +1,23 @@
-//! Incident response: declare, keep a timeline, post updates on a cadence, escalate when
-//! nobody acknowledges in time, resolve, and write the postmortem.
+//! Incident response: declare, keep a timeline, post updates on a cadence, escalate by the
+//! escalation matrix, resolve, and write the postmortem by its deadline.
 //!
 //! Replaces the seeds' incident procedure: severity P0–P3 with response times (P0 5 min, P1
-//! 15 min, P2 4 h, P3 24 h), the escalation path (on-call → team lead → head of engineering),
-//! status updates every 15 / 30 / 120 minutes, and the postmortem template.
+//! 15 min, P2 4 h, P3 24 h), the escalation matrix (levels told at once, after a time without
+//! an acknowledgement or without a resolution, or when a metric such as cost crosses a line;
+//! see [`escalation`]), status updates every 15 / 30 / 120 minutes, and the postmortem with its
+//! deadline.
 //!
 //! An incident is long-lived and driven by events from outside (someone acknowledges), so it is
 //! not a list of steps: [`Incident`] (a contract type) is plain data (serde: save it and load it across
 //! restarts), [`IncidentResponse`] acts on it, reading time from its clock.
 
+pub mod escalation;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+pub use escalation::{EscalationRule, Trigger};
 
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +25,7 @@ use super::RunbookConfig;
 use super::config::{MAX_WAIT, at_most, human_duration, invalid, positive};
 use crate::clock::{SharedClock, system_clock};
 pub use crate::contracts::{Incident, Priority, TimelineEntry};
-use crate::contracts::{Notification, NotificationEvent, Notifier, Severity};
+use crate::contracts::{MetricsSource, Notification, NotificationEvent, Notifier, Severity};
 use crate::{Error, Result};
 
 /// What a priority demands.
@@ -34,6 +40,20 @@ pub struct PriorityPolicy {
     pub update_every: Duration,
     /// Notification severity.
     pub severity: Severity,
+    /// The postmortem is due this long after the resolution (seeds 001 and 004: 24 h).
+    #[serde(
+        default,
+        with = "human_duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub postmortem_within: Option<Duration>,
+    /// The retrospective meeting is due this long after the resolution (seed 004: 48 h for P1).
+    #[serde(
+        default,
+        with = "human_duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub retrospective_within: Option<Duration>,
 }
 
 /// Settings of incident response.
@@ -43,6 +63,12 @@ pub struct PriorityPolicy {
 /// response_time = "5m"
 /// update_every = "15m"
 /// severity = "critical"
+/// postmortem_within = "24h"
+///
+/// [[escalation]]
+/// level = "leadership"
+/// priorities = ["P0"]
+/// when = "declared"
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -51,6 +77,9 @@ pub struct IncidentConfig {
     /// none). Priorities a config leaves out keep their defaults.
     #[serde(deserialize_with = "over_defaults")]
     pub priorities: BTreeMap<Priority, PriorityPolicy>,
+    /// The escalation matrix. Empty (the default): level `i` is told when nobody acknowledges
+    /// within `i` response times.
+    pub escalation: Vec<EscalationRule>,
 }
 
 fn over_defaults<'de, D: serde::Deserializer<'de>>(
@@ -68,6 +97,8 @@ impl Default for IncidentConfig {
             response_time: r,
             update_every: u,
             severity,
+            postmortem_within: None,
+            retrospective_within: None,
         };
         Self {
             priorities: BTreeMap::from([
@@ -76,6 +107,7 @@ impl Default for IncidentConfig {
                 (Priority::P2, p(m(240), m(120), Severity::Warning)),
                 (Priority::P3, p(m(24 * 60), m(0), Severity::Info)),
             ]),
+            escalation: Vec::new(),
         }
     }
 }
@@ -96,6 +128,19 @@ impl RunbookConfig for IncidentConfig {
                 policy.update_every,
                 MAX_WAIT,
             )?;
+            for (name, d) in [
+                ("postmortem_within", policy.postmortem_within),
+                ("retrospective_within", policy.retrospective_within),
+            ] {
+                if let Some(d) = d {
+                    let field = format!("priorities.{p:?}.{name}");
+                    positive(&field, d)?;
+                    at_most(&field, d, MAX_WAIT)?;
+                }
+            }
+        }
+        for (i, rule) in self.escalation.iter().enumerate() {
+            rule.validate(&format!("escalation[{i}]"))?;
         }
         Ok(())
     }
@@ -133,6 +178,7 @@ impl RunbookConfig for IncidentConfig {
 pub struct IncidentResponse {
     config: IncidentConfig,
     levels: Vec<(String, Arc<dyn Notifier>)>,
+    metrics: Option<Arc<dyn MetricsSource>>,
     clock: SharedClock,
     dry_run: bool,
 }
@@ -143,9 +189,87 @@ impl IncidentResponse {
         Self {
             config,
             levels: Vec::new(),
+            metrics: None,
             clock: system_clock(),
             dry_run: false,
         }
+    }
+
+    /// Where metric triggers of the escalation matrix read (cost, error rate).
+    pub fn metrics(mut self, metrics: Arc<dyn MetricsSource>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Checks the config against the levels given: every rule names a level, metric rules
+    /// have a source.
+    fn check(&self) -> Result<()> {
+        self.config.validate()?;
+        if self.levels.is_empty() {
+            return Err(invalid("levels", "give at least one escalation level"));
+        }
+        for (i, rule) in self.config.escalation.iter().enumerate() {
+            if self.level_index(&rule.level).is_none() {
+                let names: Vec<&str> = self.levels.iter().map(|(n, _)| n.as_str()).collect();
+                return Err(invalid(
+                    &format!("escalation[{i}].level"),
+                    format!(
+                        "no level named {:?}; levels are {}",
+                        rule.level,
+                        names.join(", ")
+                    ),
+                ));
+            }
+            if matches!(rule.when, Trigger::Metric { .. }) && self.metrics.is_none() {
+                return Err(invalid(
+                    &format!("escalation[{i}]"),
+                    "a metric trigger needs IncidentResponse::metrics",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn level_index(&self, name: &str) -> Option<usize> {
+        self.levels.iter().position(|(n, _)| n == name)
+    }
+
+    /// The rules in force: the configured matrix, or the response-time ladder.
+    fn rules(&self, policy: &PriorityPolicy) -> Vec<EscalationRule> {
+        if self.config.escalation.is_empty() {
+            let names: Vec<String> = self.levels.iter().map(|(n, _)| n.clone()).collect();
+            escalation::default_ladder(&names, policy.response_time)
+        } else {
+            self.config.escalation.clone()
+        }
+    }
+
+    /// The levels told so far (an incident saved before the matrix counts its ladder).
+    fn told(&self, inc: &Incident) -> Vec<usize> {
+        if inc.notified.is_empty() {
+            return (0..=inc.escalated_to.min(self.levels.len().saturating_sub(1))).collect();
+        }
+        inc.notified
+            .iter()
+            .filter_map(|n| self.level_index(n))
+            .collect()
+    }
+
+    /// Records that `level` was told.
+    fn mark_told(&self, inc: &mut Incident, level: usize) {
+        if inc.notified.is_empty() {
+            // Carry an older record's ladder over before adding to it.
+            inc.notified = self
+                .told(inc)
+                .iter()
+                .map(|i| self.levels[*i].0.clone())
+                .collect();
+        }
+        let name = &self.levels[level].0;
+        if !inc.notified.contains(name) {
+            inc.notified.push(name.clone());
+        }
+        inc.escalated_to = inc.escalated_to.max(level);
     }
 
     /// Rehearses: every notification is recorded in the timeline as what would be sent, and
@@ -179,15 +303,13 @@ impl IncidentResponse {
     async fn notify(
         &self,
         inc: &mut Incident,
-        levels: std::ops::RangeInclusive<usize>,
+        levels: &[usize],
         note: &Notification,
     ) -> Result<()> {
         if self.dry_run {
-            let to: Vec<&str> = self
-                .levels
+            let to: Vec<&str> = levels
                 .iter()
-                .take(levels.end() + 1)
-                .skip(*levels.start())
+                .filter_map(|i| self.levels.get(*i))
                 .map(|(n, _)| n.as_str())
                 .collect();
             let line = format!(
@@ -200,12 +322,7 @@ impl IncidentResponse {
             return Ok(());
         }
         let mut first: Option<Error> = None;
-        for (name, n) in self
-            .levels
-            .iter()
-            .take(levels.end() + 1)
-            .skip(*levels.start())
-        {
+        for (name, n) in levels.iter().filter_map(|i| self.levels.get(*i)) {
             if let Err(e) = n.send(note).await {
                 tracing::error!(incident = %inc.id, level = %name, error = %e, "could not notify");
                 first.get_or_insert(e);
@@ -216,12 +333,9 @@ impl IncidentResponse {
 
     /// Declares an incident and notifies the first escalation level.
     pub async fn declare(&self, title: &str, priority: Priority, impact: &str) -> Result<Incident> {
-        self.config.validate()?;
+        self.check()?;
         if title.trim().is_empty() {
             return Err(invalid("title", "must not be empty"));
-        }
-        if self.levels.is_empty() {
-            return Err(invalid("levels", "give at least one escalation level"));
         }
         let now = self.clock.now();
         let mut inc = Incident {
@@ -233,24 +347,42 @@ impl IncidentResponse {
             acknowledged: None,
             resolved: None,
             escalated_to: 0,
+            notified: Vec::new(),
             last_update: now,
             timeline: Vec::new(),
             root_cause: None,
             follow_ups: Vec::new(),
+            postmortem_due: None,
+            retrospective_due: None,
         };
+        let policy = self.policy(priority)?.clone();
+        // The first level, and every level the matrix tells at once for this priority.
+        let mut first = vec![0];
+        for rule in self.rules(&policy) {
+            if rule.applies_to(priority)
+                && rule.when == Trigger::Declared
+                && let Some(i) = self.level_index(&rule.level)
+                && !first.contains(&i)
+            {
+                first.push(i);
+            }
+        }
+        let names: Vec<&str> = first.iter().map(|i| self.levels[*i].0.as_str()).collect();
         inc.log(
             now,
             format!(
                 "Declared {priority:?}: {title}; notified {}",
-                self.levels[0].0
+                names.join(", ")
             ),
         );
-        let policy = self.policy(priority)?;
+        for i in &first {
+            self.mark_told(&mut inc, *i);
+        }
         let note = Notification::new(policy.severity, format!("[{priority:?}] {title}"))
             .body(impact)
             .field("incident", &inc.id)
             .dedup_key(inc.key());
-        self.notify(&mut inc, 0..=0, &note).await?;
+        self.notify(&mut inc, &first, &note).await?;
         Ok(inc)
     }
 
@@ -275,47 +407,42 @@ impl IncidentResponse {
         .body(text)
         .event(NotificationEvent::Update)
         .dedup_key(inc.key());
-        self.notify(inc, 0..=inc.escalated_to, &note).await
+        let told = self.told(inc);
+        self.notify(inc, &told, &note).await
     }
 
-    /// Escalates when unacknowledged past the response time (one level per response time), and
-    /// posts the cadence update when one is due. Call it periodically, or use
-    /// [`IncidentResponse::watch`]. Returns what it did.
+    /// Escalates by the matrix (each level at most once), and posts the cadence update when
+    /// one is due. Call it periodically, or use [`IncidentResponse::watch`]. Returns what it
+    /// did.
     pub async fn tick(&self, inc: &mut Incident) -> Result<Vec<String>> {
         let mut did = Vec::new();
         if inc.resolved.is_some() {
             return Ok(did);
         }
+        self.check()?;
         let now = self.clock.now();
         let policy = self.policy(inc.priority)?.clone();
-        let response =
-            chrono::Duration::from_std(policy.response_time).unwrap_or(chrono::Duration::MAX);
-        if inc.acknowledged.is_none() {
-            let due_level = ((now - inc.declared_at).num_milliseconds()
-                / response.num_milliseconds().max(1)) as usize;
-            while inc.escalated_to < due_level.min(self.levels.len() - 1) {
-                inc.escalated_to += 1;
-                let name = self.levels[inc.escalated_to].0.clone();
-                inc.log(
-                    now,
-                    format!(
-                        "Not acknowledged within {}: escalated to {name}",
-                        human_duration::format(policy.response_time)
-                    ),
-                );
-                let note = Notification::new(
-                    policy.severity,
-                    format!(
-                        "[{:?}] {} — ESCALATED, unacknowledged",
-                        inc.priority, inc.title
-                    ),
-                )
-                .body(&inc.impact)
-                .dedup_key(inc.key());
-                let level = inc.escalated_to;
-                self.notify(inc, level..=level, &note).await?;
-                did.push(format!("escalated to {name}"));
+        for rule in self.rules(&policy) {
+            let Some(level) = self.level_index(&rule.level) else {
+                continue;
+            };
+            if !rule.applies_to(inc.priority) || self.told(inc).contains(&level) {
+                continue;
             }
+            let Some(why) = rule.fires(inc, now, self.metrics.as_deref()).await? else {
+                continue;
+            };
+            let name = rule.level.clone();
+            inc.log(now, format!("Escalated to {name}: {why}"));
+            self.mark_told(inc, level);
+            let note = Notification::new(
+                policy.severity,
+                format!("[{:?}] {} — ESCALATED: {why}", inc.priority, inc.title),
+            )
+            .body(&inc.impact)
+            .dedup_key(inc.key());
+            self.notify(inc, &[level], &note).await?;
+            did.push(format!("escalated to {name}"));
         }
         if !policy.update_every.is_zero()
             && now - inc.last_update
@@ -347,18 +474,39 @@ impl IncidentResponse {
         }
     }
 
-    /// Resolves the incident and tells every level notified.
+    /// Resolves the incident, sets the postmortem and retrospective deadlines of its priority,
+    /// and tells every level notified.
     pub async fn resolve(&self, inc: &mut Incident, resolution: &str) -> Result<()> {
         let now = self.clock.now();
+        let policy = self.policy(inc.priority)?.clone();
+        let due = |within: Option<Duration>| {
+            within
+                .and_then(|d| chrono::Duration::from_std(d).ok())
+                .and_then(|d| now.checked_add_signed(d))
+        };
         inc.resolved = Some((now, resolution.to_string()));
+        inc.postmortem_due = due(policy.postmortem_within);
+        inc.retrospective_due = due(policy.retrospective_within);
         inc.log(now, format!("Resolved: {resolution}"));
+        let mut body = resolution.to_string();
+        for (what, at) in [
+            ("Postmortem", inc.postmortem_due),
+            ("Retrospective", inc.retrospective_due),
+        ] {
+            if let Some(at) = at {
+                let line = format!("{what} due by {}", at.format("%Y-%m-%d %H:%M UTC"));
+                inc.log(now, line.clone());
+                body.push_str(&format!("\n{line}"));
+            }
+        }
         let note = Notification::new(
             Severity::Info,
             format!("[{:?}] {}: resolved", inc.priority, inc.title),
         )
-        .body(resolution)
+        .body(body)
         .event(NotificationEvent::Resolve)
         .dedup_key(inc.key());
-        self.notify(inc, 0..=inc.escalated_to, &note).await
+        let told = self.told(inc);
+        self.notify(inc, &told, &note).await
     }
 }
