@@ -1,7 +1,9 @@
 //! A SQLite database kept in Cloud Storage: back it up (a server-side copy), read the copy
 //! back through its CRC32C, run `PRAGMA integrity_check` on it, prune by grandfather-father-son;
-//! `--restore ID` puts a backup back, after saving what is there now as a pre-restore copy.
-//! A rehearsal runs both: the backup, then a restore drill after the live database is damaged.
+//! `--restore ID` puts a backup back as seed 002 does: stop the Cloud Run service's traffic,
+//! save what is there now as a pre-restore copy, restore, restart the service (new revisions of
+//! what served) so no instance keeps the old file, verify, resume. A rehearsal runs both: the
+//! backup, then a restore drill after the live database is damaged.
 //!
 //! ```sh
 //! cargo run -p ops-examples --example sqlite_backup                           # rehearsal
@@ -20,7 +22,7 @@ use std::sync::Arc;
 
 use ops_core::adapters::SqliteIntegrityCheck;
 use ops_core::contracts::{
-    BackupFilter, BackupInfo, BackupStore, CreateBackup, RestoreTarget, latest_verified,
+    BackupFilter, BackupInfo, BackupStore, CreateBackup, Deployer, RestoreTarget, latest_verified,
 };
 use ops_core::engine::StepStatus;
 use ops_core::runbooks::Procedure;
@@ -51,6 +53,9 @@ struct Flags {
     /// restore this backup id instead of backing up
     #[arg(long)]
     restore: Option<String>,
+    /// the Cloud Run service that serves the database (stopped and restarted by a restore)
+    #[arg(long, env = "OPS_SERVICE", default_value = "app")]
+    service: String,
     /// the runbook config, TOML (defaults when absent)
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -112,8 +117,10 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
             good.clone()
         };
         sim.put_object(&bucket, &object, &live);
+        sim.create_service(&flags.service, "registry.example/app:1.0");
     }
     let client = gcp_client(&session, &flags.gcp, sim.as_ref()).await?;
+    let run = Arc::new(ops_gcp::CloudRun::new(client.clone(), &flags.service)?);
     let store: Arc<dyn BackupStore> = Arc::new(CloudStorage::new(client, &bucket, &prefix)?);
     let current = CreateBackup {
         source: object.clone(),
@@ -183,13 +190,15 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
         _ => None,
     };
     if let Some(id) = restore_id {
-        let restore = Restore::new(
-            store.clone(),
-            &id,
-            RestoreTarget::Original,
-            current,
-            session.config::<RestoreConfig>(flags.config.as_deref())?,
-        );
+        let mut config = session.config::<RestoreConfig>(flags.config.as_deref())?;
+        if flags.config.is_none() {
+            // Seed 002's order: stop traffic, copy, restore, restart, resume.
+            config.stop_traffic = true;
+            config.restart = true;
+        }
+        let before = run.current().await?;
+        let restore = Restore::new(store.clone(), &id, RestoreTarget::Original, current, config)
+            .deployer(run.clone());
         let runbook = restore.runbook()?;
         let report = session.run(&runbook).await;
         if let (Some(sim), Some(_)) = (&sim, report)
@@ -206,6 +215,11 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
                 .filter_map(|n| sim.object_data(&bucket, &n))
                 .any(|d| d == damaged(good.clone()));
             session.check("the damaged database was kept as a pre-restore copy", saved);
+            let after = run.current().await?;
+            session.check(
+                "the service serves again, from a new revision that loaded the restored file",
+                after.serving && after.primary_release() != before.primary_release(),
+            );
         }
     }
     Ok(session.finish().await)

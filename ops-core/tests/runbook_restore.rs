@@ -154,9 +154,9 @@ async fn traffic_is_stopped_for_the_restore_and_put_back() {
         vec![
             "describe",
             "check-backup",
-            "pre-restore-backup",
             "save-traffic",
             "stop-traffic",
+            "pre-restore-backup",
             "restore",
             "resume-traffic"
         ]
@@ -292,4 +292,101 @@ fn config() {
     .runbook()
     .unwrap_err();
     assert!(needs_deployer.to_string().contains("stop_traffic"));
+}
+
+/// Seed 002: stop traffic, copy the current file, restore, restart the service so it loads the
+/// restored file, resume. Every release that served comes back as a new release of the same
+/// version, with the same share.
+#[tokio::test]
+async fn the_service_restarts_on_the_restored_data_before_traffic_resumes() {
+    let f = fixture().await;
+    let d = Arc::new(MemoryDeployer::new("app"));
+    let stable = d.deploy(&DeployRequest::new("app:1")).await.unwrap();
+    let canary = d.deploy(&DeployRequest::new("app:2")).await.unwrap();
+    d.set_traffic(
+        &TrafficSplit::new([(canary.id.as_str(), 10), (stable.id.as_str(), 90)]).unwrap(),
+    )
+    .await
+    .unwrap();
+    let config = RestoreConfig::from_toml("stop_traffic = true\nrestart = true").unwrap();
+    let report = restore(&f, config)
+        .deployer(d.clone())
+        .probe(probe(true))
+        .run(&f.runner, Mode::Execute)
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{}", report.summary());
+    let names: Vec<&str> = report.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "describe",
+            "check-backup",
+            "save-traffic",
+            "stop-traffic",
+            "pre-restore-backup",
+            "restore",
+            "restart",
+            "verify",
+            "resume-traffic"
+        ]
+    );
+    let restarted: Restarted = report.output("restart").unwrap();
+    assert_eq!(restarted.replaced.len(), 2);
+    let now = d.current().await.unwrap();
+    assert!(now.serving);
+    let releases = d.releases().await.unwrap();
+    let version_of = |id: &str| {
+        releases
+            .iter()
+            .find(|r| r.id == id)
+            .unwrap()
+            .version
+            .clone()
+    };
+    let mut shares: Vec<(String, u8)> = now
+        .traffic
+        .iter()
+        .map(|a| (version_of(&a.release), a.percent))
+        .collect();
+    shares.sort();
+    assert_eq!(
+        shares,
+        [("app:1".to_string(), 90), ("app:2".to_string(), 10)]
+    );
+    assert!(
+        now.traffic
+            .iter()
+            .all(|a| a.release != stable.id && a.release != canary.id),
+        "no instance that loaded the old data serves: {:?}",
+        now.traffic
+    );
+
+    // Serving throughout (no stop): the restart moves the traffic at once.
+    let f = fixture().await;
+    let config = RestoreConfig::from_toml("restart = true").unwrap();
+    let report = restore(&f, config)
+        .deployer(d.clone())
+        .run(&f.runner, Mode::Execute)
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{}", report.summary());
+    let names: Vec<&str> = report.steps.iter().map(|s| s.name.as_str()).collect();
+    assert!(
+        names.ends_with(&["restore", "restart", "move-traffic"]),
+        "{names:?}"
+    );
+    let moved = d.current().await.unwrap();
+    assert!(
+        moved
+            .traffic
+            .iter()
+            .all(|a| now.traffic.iter().all(|b| a.release != b.release))
+    );
+
+    // Restarting needs something to restart.
+    let e = restore(&f, RestoreConfig::from_toml("restart = true").unwrap())
+        .runbook()
+        .unwrap_err();
+    assert!(e.to_string().contains("restart"), "{e}");
 }

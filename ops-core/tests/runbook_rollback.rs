@@ -194,7 +194,7 @@ async fn automatic_rollbacks_are_capped_until_something_else_succeeds() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_emergency_rollback_acts_at_once_without_checks() {
+async fn an_emergency_rollback_acts_at_once_pages_then_checks_health() {
     let d = service().await;
     let mut n = MockNotifier::new();
     n.expect_name().return_const("pager".to_string());
@@ -213,7 +213,7 @@ async fn an_emergency_rollback_acts_at_once_without_checks() {
     let t0 = SystemClock.instant();
     let report = Rollback::new(RollbackTo::Previous, d.clone(), RollbackConfig::default())
         .emergency()
-        .probe(probe(false)) // never asked
+        .probe(probe(true))
         .notifier(Arc::new(n))
         .run(&Runner::new(), Mode::Execute)
         .await
@@ -226,8 +226,50 @@ async fn an_emergency_rollback_acts_at_once_without_checks() {
             .iter()
             .map(|s| s.name.as_str())
             .collect::<Vec<_>>(),
-        vec!["choose", "shift", "notify"]
+        vec!["choose", "shift", "notify", "verify"]
     );
+}
+
+/// Seed 003: "rollback:emergency", then "curl …/health". An unhealthy service after an
+/// emergency rollback fails the run, after the traffic moved and the page went out.
+#[tokio::test(start_paused = true)]
+async fn an_emergency_rollback_to_an_unhealthy_release_fails_after_paging() {
+    let d = service().await;
+    let before = d
+        .current()
+        .await
+        .unwrap()
+        .primary_release()
+        .map(str::to_owned);
+    let pager = Arc::new(ops_core::memory::MemoryNotifier::new("pager"));
+    let report = Rollback::new(RollbackTo::Previous, d.clone(), RollbackConfig::default())
+        .emergency()
+        .probe(probe(false))
+        .notifier(pager.clone())
+        .run(&Runner::new(), Mode::Execute)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.outcome,
+        Some(RunOutcome::Failed),
+        "{}",
+        report.summary()
+    );
+    assert_eq!(pager.sent().len(), 1, "the page went out first");
+    let after = d
+        .current()
+        .await
+        .unwrap()
+        .primary_release()
+        .map(str::to_owned);
+    assert_ne!(after, before, "the traffic moved");
+    let failed: Vec<_> = report
+        .steps
+        .iter()
+        .filter(|s| s.status == StepStatus::Failed)
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(failed, vec!["verify"]);
 }
 
 #[tokio::test(start_paused = true)]

@@ -40,7 +40,7 @@ pub use incident::{
     TimelineEntry, Trigger,
 };
 pub use procedure::{Finished, Procedure};
-pub use restore::{Restore, RestoreConfig};
+pub use restore::{Restarted, Restore, RestoreConfig};
 pub use rightsize::{
     Change, Decision, Resource, RightSize, RightSizeConfig, RightSizeSummary, Utilisation,
 };

@@ -1,8 +1,11 @@
-//! Restore: back up the current state first, optionally stop traffic, restore, verify, resume.
+//! Restore: optionally stop traffic, back up the current state, restore, restart the service so
+//! it loads what was restored, verify, resume.
 //!
-//! Replaces the seeds' `gsutil cp gs://…/app.db gs://…/backup/pre-restore-….db`, `gcloud run
-//! services update --max-instances=0`, `gsutil cp gs://…/backup/app-….db gs://…/app.db`,
-//! `curl …/health`, and putting traffic back; and `pg_restore` after a safety dump.
+//! Replaces seed 002's restore of its SQLite file in Cloud Storage — stop traffic, `gsutil cp
+//! gs://…/app.db gs://…/backup/pre-restore-….db`, `gsutil cp gs://…/backup/app-….db
+//! gs://…/app.db`, "restart service to pick up restored database" (`gcloud run services update
+//! --no-traffic`), resume traffic — and `pg_restore` after a safety dump. Without the restart,
+//! instances that loaded the old file keep serving it, and may write it back over the restore.
 
 use std::sync::Arc;
 
@@ -24,13 +27,20 @@ use crate::engine::{Action, Output, RunReport, Runbook, Step, StepContext};
 ///
 /// ```toml
 /// stop_traffic = false          # stop serving while restoring (needs a deployer)
+/// restart = false               # new releases of what served, loading the restored data
 /// pre_restore_prefix = "pre-restore"
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RestoreConfig {
-    /// Stop serving while restoring (default false).
+    /// Stop serving while restoring, before the safety copy so no write is lost between the
+    /// copy and the restore (default false).
     pub stop_traffic: bool,
+    /// After the restore, deploy every release that served traffic again (same version, new
+    /// release) and move its traffic to the new one, so no running instance keeps the data it
+    /// loaded before (default false; needs a deployer). A service that reads its data on
+    /// startup (a SQLite file copied from a bucket) needs it.
+    pub restart: bool,
     /// The stem of the safety backup's name (default `pre-restore`).
     pub pre_restore_prefix: String,
 }
@@ -39,6 +49,7 @@ impl Default for RestoreConfig {
     fn default() -> Self {
         Self {
             stop_traffic: false,
+            restart: false,
             pre_restore_prefix: "pre-restore".into(),
         }
     }
@@ -135,6 +146,11 @@ impl Restore {
             (true, None) => return Err(invalid("stop_traffic", "needs a deployer")),
             (false, _) => None,
         };
+        let restart = match (self.config.restart, &self.deployer) {
+            (true, Some(d)) => Some(d.clone()),
+            (true, None) => return Err(invalid("restart", "needs a deployer")),
+            (false, _) => None,
+        };
         let what = self.current.source.clone();
         let stem = self
             .current
@@ -205,23 +221,6 @@ impl Restore {
                 },
             ));
         }
-        let (store, mut safety) = (self.store.clone(), self.current.clone());
-        safety.name = Some(format!("{}-{stem}", self.config.pre_restore_prefix));
-        rb = rb.step(Step::mutate(PRE_RESTORE, move |ctx| {
-            let (store, safety, ctx) = (store.clone(), safety.clone(), ctx.clone());
-            Ok(Action::new(
-                "BackupStore::create",
-                json!(safety),
-                async move {
-                    let info = store.create(&safety).await?;
-                    ctx.evidence(
-                        "pre-restore backup",
-                        json!({ "id": info.id, "location": info.location }),
-                    );
-                    Ok(info)
-                },
-            ))
-        }));
         let mut saved_traffic: Option<Output<ServiceState>> = None;
         if let Some(d) = stop.clone() {
             let d2 = d.clone();
@@ -242,9 +241,26 @@ impl Restore {
                         async move { d.stop_serving().await },
                     ))
                 })
-                .compensate(move |ctx| resume(ctx, &saved, d3.clone())),
+                .compensate(move |ctx| resume(ctx, &saved, None, d3.clone())),
             );
         }
+        let (store, mut safety) = (self.store.clone(), self.current.clone());
+        safety.name = Some(format!("{}-{stem}", self.config.pre_restore_prefix));
+        rb = rb.step(Step::mutate(PRE_RESTORE, move |ctx| {
+            let (store, safety, ctx) = (store.clone(), safety.clone(), ctx.clone());
+            Ok(Action::new(
+                "BackupStore::create",
+                json!(safety),
+                async move {
+                    let info = store.create(&safety).await?;
+                    ctx.evidence(
+                        "pre-restore backup",
+                        json!({ "id": info.id, "location": info.location }),
+                    );
+                    Ok(info)
+                },
+            ))
+        }));
         let (store, id, target) = (
             self.store.clone(),
             self.backup_id.clone(),
@@ -258,13 +274,54 @@ impl Restore {
                 async move { store.restore(&id, &target).await },
             ))
         }));
+        let mut restarted: Option<Output<Restarted>> = None;
+        if let Some(d) = restart {
+            let before_stop = saved_traffic.clone();
+            let r: Output<Restarted> = rb.add_step(Step::mutate("restart", move |ctx| {
+                let d = d.clone();
+                // Stopped, the service serves nothing: the split saved before the stop counts.
+                let saved = before_stop.as_ref().map(|s| ctx.get(s)).transpose()?;
+                Ok(Action::new(
+                    "Deployer::deploy",
+                    json!({ "releases": "every release serving traffic, again" }),
+                    async move {
+                        let serving = match saved {
+                            Some(s) => s.traffic,
+                            None => d.current().await?.traffic,
+                        };
+                        restart_serving(d.as_ref(), serving).await
+                    },
+                ))
+            }));
+            restarted = Some(r.clone());
+            if stop.is_none()
+                && let Some(d) = self.deployer.clone()
+            {
+                // Serving all along: the traffic moves to the new releases now.
+                rb = rb.step(
+                    Step::mutate("move-traffic", move |ctx| {
+                        let restarted = ctx.get(&r)?;
+                        let d = d.clone();
+                        let split = TrafficSplit::from_allocations(restarted.traffic)?;
+                        Ok(Action::new(
+                            "Deployer::set_traffic",
+                            json!(split),
+                            async move { d.set_traffic(&split).await },
+                        ))
+                    })
+                    .idempotent(),
+                );
+            }
+        }
         if !self.probes.is_empty() {
             rb = rb.step(verify_step("verify", self.probes.clone()));
         }
         if let (Some(d), Some(saved)) = (stop, saved_traffic) {
             rb = rb.step(
-                Step::mutate("resume-traffic", move |ctx| resume(ctx, &saved, d.clone()))
-                    .idempotent(),
+                Step::mutate("resume-traffic", move |ctx| {
+                    resume(ctx, &saved, restarted.as_ref(), d.clone())
+                })
+                .idempotent(),
             );
         }
         if let Some(n) = self.notifier.clone() {
@@ -307,10 +364,70 @@ fn where_is_safety(ctx: &StepContext, copy: &Output<BackupInfo>) -> String {
     }
 }
 
-/// Puts back the traffic split saved before stopping.
-fn resume(ctx: &StepContext, saved: &Output<ServiceState>, d: Arc<dyn Deployer>) -> Result<Action> {
+/// What the restart deployed: each serving release's replacement, and the split moved onto them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Restarted {
+    /// `(old release, new release)`.
+    pub replaced: Vec<(String, String)>,
+    /// The traffic split in force, on the new releases.
+    pub traffic: Vec<crate::contracts::TrafficAllocation>,
+}
+
+/// Deploys every release of `traffic` again (same version, no traffic yet); with no traffic
+/// at all, the newest ready release.
+async fn restart_serving(
+    d: &dyn Deployer,
+    mut traffic: Vec<crate::contracts::TrafficAllocation>,
+) -> Result<Restarted> {
+    let releases = d.releases().await?;
+    if traffic.is_empty() {
+        let latest = d
+            .current()
+            .await?
+            .latest_ready
+            .or_else(|| releases.first().map(|r| r.id.clone()));
+        let Some(latest) = latest else {
+            return Err(failed("restart", "the service has no release to restart"));
+        };
+        traffic = vec![crate::contracts::TrafficAllocation {
+            release: latest,
+            percent: 100,
+        }];
+    }
+    let mut replaced = Vec::new();
+    for a in &mut traffic {
+        let Some(old) = releases.iter().find(|r| r.id == a.release) else {
+            return Err(failed(
+                "restart",
+                format!("release {} serves traffic but is not listed", a.release),
+            ));
+        };
+        let new = d
+            .deploy(&crate::contracts::DeployRequest::new(old.version.clone()))
+            .await?;
+        replaced.push((old.id.clone(), new.id.clone()));
+        a.release = new.id;
+    }
+    Ok(Restarted { replaced, traffic })
+}
+
+/// Puts back the traffic split saved before stopping, on the restarted releases if any.
+fn resume(
+    ctx: &StepContext,
+    saved: &Output<ServiceState>,
+    restarted: Option<&Output<Restarted>>,
+    d: Arc<dyn Deployer>,
+) -> Result<Action> {
     let saved = ctx.get(saved)?;
-    let split = TrafficSplit::from_allocations(saved.traffic.clone())?;
+    let mut allocations = saved.traffic.clone();
+    if let Some(r) = restarted.and_then(|r| ctx.get(r).ok()) {
+        for a in &mut allocations {
+            if let Some((_, new)) = r.replaced.iter().find(|(old, _)| *old == a.release) {
+                a.release = new.clone();
+            }
+        }
+    }
+    let split = TrafficSplit::from_allocations(allocations)?;
     Ok(Action::new(
         "Deployer::set_traffic",
         json!(split),

@@ -138,7 +138,9 @@ impl Rollback {
         self
     }
 
-    /// Marks it an emergency: acts at once, no stabilisation, no verification, no cap.
+    /// Marks it an emergency: acts at once, pages before anything else is checked, no
+    /// stabilisation wait and no cap; the probes still run right after the page (seed 003:
+    /// `rollback:emergency`, then `curl …/health`), and a failing one fails the run.
     pub fn emergency(mut self) -> Self {
         self.kind = Kind::Emergency;
         self
@@ -226,6 +228,9 @@ impl Rollback {
                 .field("to", &c.to)
                 .dedup_key(format!("rollback/{target}/{}", c.to)))
             }));
+        }
+        if self.kind == Kind::Emergency && !self.probes.is_empty() {
+            rb = rb.step(verify_step("verify", self.probes.clone()));
         }
         Ok(rb)
     }
