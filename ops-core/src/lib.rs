@@ -42,6 +42,7 @@ pub mod http;
 pub mod judge;
 pub mod memory;
 pub mod poll;
+pub mod presets;
 pub mod redact;
 pub mod retry;
 pub mod runbooks;

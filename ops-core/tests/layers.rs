@@ -12,7 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["retry"],
     &["http", "poll", "sim", "calendar"],
     &["adapters", "engine"],
-    &["runbooks", "schedule"],
+    &["runbooks", "schedule", "presets"],
     &["memory", "testkit"],
 ];
 

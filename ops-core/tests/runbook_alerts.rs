@@ -463,3 +463,32 @@ async fn an_alert_that_stops_firing_is_resolved_once() {
             .all(|n| n.dedup_key.as_deref() == Some("alert/api/cpu"))
     );
 }
+
+#[tokio::test]
+async fn a_rule_may_have_one_level_only() {
+    // Seed 000: "error rate > 5 % over 10 minutes" is critical; "CPU > 80 %" is a warning.
+    let config = AlertsConfig::from_toml(
+        "[[rules]]\nrule = \"errors\"\nmetric = \"error_ratio\"\ncritical = 0.05\nwindow = \"10m\"\n[[rules]]\nrule = \"cpu\"\nmetric = \"cpu_utilisation\"\nwarning = 0.8",
+    )
+    .unwrap();
+    let alerts = evaluate_alerts(metrics().as_ref(), &config, now())
+        .await
+        .unwrap();
+    assert_eq!(
+        severity(&alerts, "errors"),
+        None,
+        "2 % is below the only level, 5 %"
+    );
+    assert_eq!(
+        severity(&alerts, "cpu"),
+        Some(Severity::Warning),
+        "95 % is only ever a warning"
+    );
+    let e =
+        AlertsConfig::from_toml("[[rules]]\nrule = \"x\"\nmetric = \"error_ratio\"").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("give a warning level, a critical level, or both"),
+        "{e}"
+    );
+}

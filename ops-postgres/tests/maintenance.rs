@@ -350,3 +350,38 @@ async fn slowest_statements_by_mean_and_idle_connections_by_query_start() {
         "terminated"
     );
 }
+
+/// The seed presets' PostgreSQL sections load as this crate's config.
+#[test]
+fn the_seed_presets_maintenance_sections_load() {
+    use ops_core::presets::Preset;
+    use ops_postgres::{ConditionOp, ConditionValue, IdleSince, SlowestBy};
+    let code_developer: MaintenanceConfig = Preset::load("code-developer")
+        .unwrap()
+        .provider("postgres.maintenance")
+        .unwrap();
+    assert_eq!(code_developer.slow_statements_by, SlowestBy::Mean);
+    let notifications = &code_developer.retention[0];
+    assert_eq!(
+        (
+            notifications.table.as_str(),
+            notifications.older_than.as_secs()
+        ),
+        ("notifications", 90 * 86_400)
+    );
+    assert_eq!(notifications.only[0].op, ConditionOp::Eq);
+    assert_eq!(
+        notifications.only[0].value,
+        Some(ConditionValue::Text("completed".into()))
+    );
+    let marketplace: MaintenanceConfig = Preset::load("agent-marketplace")
+        .unwrap()
+        .provider("postgres.maintenance")
+        .unwrap();
+    assert_eq!(marketplace.idle_since, IdleSince::QueryStart);
+    let none: MaintenanceConfig = Preset::load("loopcloser")
+        .unwrap()
+        .provider("postgres.maintenance")
+        .unwrap();
+    assert_eq!(none, MaintenanceConfig::default());
+}

@@ -54,6 +54,18 @@ pub fn from_toml<T: DeserializeOwned>(text: &str) -> Result<T> {
     })
 }
 
+/// Deserializes an already parsed TOML table (a preset with overrides laid over it), naming the
+/// field at fault like [`from_toml`].
+pub fn from_toml_table<T: DeserializeOwned>(table: toml::Table) -> Result<T> {
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let path = e.path().to_string();
+        invalid(
+            if path == "." { "toml" } else { &path },
+            e.inner().message(),
+        )
+    })
+}
+
 /// A variable lookup: `std::env::var` in [`from_env`](Env::from_env) constructors, a map in
 /// tests, so a config's environment reading is tested without touching the process's
 /// environment.

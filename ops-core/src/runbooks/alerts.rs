@@ -52,10 +52,13 @@ pub struct AlertRule {
     /// Which side is bad (default above).
     #[serde(default)]
     pub direction: Direction,
-    /// Beyond this: a warning.
-    pub warning: f64,
+    /// Beyond this: a warning (a rule may have only one of the two levels, as most seed
+    /// alerts do).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<f64>,
     /// Beyond this: critical.
-    pub critical: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub critical: Option<f64>,
     /// Over how long one reading is taken (default 5 min).
     #[serde(default = "five_minutes", with = "human_duration")]
     pub window: Duration,
@@ -90,11 +93,27 @@ impl AlertRule {
             rule: name.into(),
             metric,
             direction: Direction::Above,
-            warning,
-            critical,
+            warning: Some(warning),
+            critical: Some(critical),
             window: five_minutes(),
             hold: None,
             min_samples: 1,
+        }
+    }
+
+    /// A rule with a critical level only (seed 000: "error rate > 5 % over 10 minutes").
+    pub fn critical_only(name: &str, metric: Metric, critical: f64) -> Self {
+        Self {
+            warning: None,
+            ..Self::new(name, metric, critical, critical)
+        }
+    }
+
+    /// A rule with a warning level only (seed 000: "CPU > 80 % for > 15 minutes").
+    pub fn warning_only(name: &str, metric: Metric, warning: f64) -> Self {
+        Self {
+            critical: None,
+            ..Self::new(name, metric, warning, warning)
         }
     }
 
@@ -118,9 +137,10 @@ impl AlertRule {
 
     /// The severity of one reading.
     pub fn judge(&self, value: f64) -> Option<Severity> {
-        let beyond = |level: f64| match self.direction {
-            Direction::Above => value > level,
-            Direction::Below => value < level,
+        let beyond = |level: Option<f64>| match (self.direction, level) {
+            (_, None) => false,
+            (Direction::Above, Some(level)) => value > level,
+            (Direction::Below, Some(level)) => value < level,
         };
         if beyond(self.critical) {
             Some(Severity::Critical)
@@ -242,17 +262,28 @@ impl RunbookConfig for AlertsConfig {
                 ));
             }
             let field = format!("rules[{i}].warning");
-            match r.direction {
-                Direction::Above => ordered(&field, r.warning, r.critical)?,
-                Direction::Below => ordered(&field, r.critical, r.warning).map_err(|_| {
+            for (name, level) in [("warning", r.warning), ("critical", r.critical)] {
+                if level.is_some_and(|l| !l.is_finite()) {
+                    return Err(invalid(&format!("rules[{i}].{name}"), "must be a number"));
+                }
+            }
+            match (r.direction, r.warning, r.critical) {
+                (_, None, None) => {
+                    return Err(invalid(
+                        &field,
+                        "give a warning level, a critical level, or both",
+                    ));
+                }
+                (Direction::Above, Some(w), Some(c)) => ordered(&field, w, c)?,
+                (Direction::Below, Some(w), Some(c)) => ordered(&field, c, w).map_err(|_| {
                     invalid(
                         &field,
                         format!(
-                            "a rule firing below its levels needs warning {} above critical {}",
-                            r.warning, r.critical
+                            "a rule firing below its levels needs warning {w} above critical {c}"
                         ),
                     )
                 })?,
+                _ => {}
             }
             positive(&format!("rules[{i}].window"), r.window)?;
             if let Some(hold) = r.hold {
@@ -279,11 +310,13 @@ impl RunbookConfig for AlertsConfig {
                 r.metric,
                 Metric::ErrorRatio | Metric::CpuUtilisation | Metric::MemoryUtilisation
             );
-            if ratio && r.critical > 1.0 {
-                return Err(invalid(
-                    &format!("rules[{i}].critical"),
-                    "is a ratio: at most 1 (write 90 % as 0.9)",
-                ));
+            for (name, level) in [("critical", r.critical), ("warning", r.warning)] {
+                if ratio && level.is_some_and(|l| l > 1.0) {
+                    return Err(invalid(
+                        &format!("rules[{i}].{name}"),
+                        "is a ratio: at most 1 (write 90 % as 0.9)",
+                    ));
+                }
             }
         }
         for (i, s) in self.silences.iter().enumerate() {

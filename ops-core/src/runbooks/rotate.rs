@@ -5,6 +5,7 @@
 //! consumers pick it up, a day's wait, `gcloud secrets versions disable NAME --version=OLD`,
 //! and the quarterly "which secrets are older than 90 days?" review.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -359,19 +360,44 @@ pub struct AgeAuditConfig {
     /// Older than this is reported (default 90 days).
     #[serde(with = "human_duration")]
     pub max_age: Duration,
+    /// Ages per secret, over `max_age` (seed 004: `VERCEL_TOKEN` every six months,
+    /// `DATABASE_URL` yearly).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, SecretAge>,
+}
+
+/// One secret's own rotation age.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretAge {
+    /// Older than this is reported.
+    #[serde(with = "human_duration")]
+    pub max_age: Duration,
 }
 
 impl Default for AgeAuditConfig {
     fn default() -> Self {
         Self {
             max_age: Duration::from_secs(90 * 86_400),
+            secrets: BTreeMap::new(),
         }
+    }
+}
+
+impl AgeAuditConfig {
+    /// The age limit of `secret`: its own, or `max_age`.
+    pub fn max_age_of(&self, secret: &str) -> Duration {
+        self.secrets.get(secret).map_or(self.max_age, |s| s.max_age)
     }
 }
 
 impl RunbookConfig for AgeAuditConfig {
     fn validate(&self) -> Result<()> {
-        positive_age("max_age", self.max_age)
+        positive_age("max_age", self.max_age)?;
+        for (name, age) in &self.secrets {
+            positive_age(&format!("secrets.{name}.max_age"), age.max_age)?;
+        }
+        Ok(())
     }
 }
 
@@ -398,12 +424,13 @@ pub async fn secret_age_audit(
     config: &AgeAuditConfig,
 ) -> Result<Vec<AgedSecret>> {
     config.validate()?;
-    let limit = chrono::Duration::from_std(config.max_age).unwrap_or(chrono::Duration::MAX);
     let mut out: Vec<AgedSecret> = store
         .list_secrets()
         .await?
         .into_iter()
         .filter_map(|s| {
+            let limit = chrono::Duration::from_std(config.max_age_of(&s.name))
+                .unwrap_or(chrono::Duration::MAX);
             let changed = s.updated_at.or(s.created_at);
             match changed {
                 Some(t) if now - t <= limit => None,

@@ -52,12 +52,19 @@ pub struct Stage {
     /// How long to wait before analysing (0: no analysis at this stage).
     #[serde(with = "human_duration")]
     pub bake: Duration,
+    /// A person approves before traffic goes to this stage (seed 003: before 5 % and 25 %).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub approve: bool,
 }
 
 impl Stage {
     /// A stage.
     pub const fn new(percent: u8, bake: Duration) -> Self {
-        Self { percent, bake }
+        Self {
+            percent,
+            bake,
+            approve: false,
+        }
     }
 }
 
@@ -122,7 +129,7 @@ pub enum RolloutMetric {
 /// inconclusive_wait = "5m"
 /// max_inconclusive_waits = 3
 /// on_failure = "abort"                    # or "pause"
-/// approve_between_stages = false
+/// approve_between_stages = false         # or per stage: { percent = 5, bake = "30m", approve = true }
 /// dry_run_metrics = []                    # e.g. ["latency_p95"]: evaluated, never acted on
 /// hotfix_bake = "5m"                      # hotfix: straight to 100 %, one analysis
 /// deploy_deadline = "10m"
@@ -503,7 +510,8 @@ impl Rollout {
                     move |ctx| Ok(ctx.get(&analysis)?.needs_human),
                 );
             }
-            if self.config.approve_between_stages && i + 1 < stages.len() {
+            let next_approved = stages.get(i + 1).is_some_and(|s| s.approve);
+            if (self.config.approve_between_stages || next_approved) && i + 1 < stages.len() {
                 let next = stages[i + 1].percent;
                 rb = rb.gate(
                     format!("approve-{next}"),
