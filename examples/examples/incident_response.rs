@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use ops_core::Result;
 use ops_core::contracts::{Notification, Notifier, Receipt};
 use ops_core::engine::RunOutcome;
-use ops_core::runbooks::{IncidentConfig, IncidentResponse, Priority};
+use ops_core::runbooks::{IncidentConfig, IncidentResponse, Priority, Trigger};
 use ops_core::sim::{Fault as SimFault, Simulator};
 use ops_examples::providers::{github_client, github_sim, pagerduty, slack};
 use ops_examples::{Common, Failure, Session};
@@ -112,7 +112,20 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
             )));
         }
     };
-    let config: IncidentConfig = session.config(flags.config.as_deref())?;
+    let mut config: IncidentConfig = session.config(flags.config.as_deref())?;
+    if !session.rehearsal() {
+        // A metric rule (seed 000's cost) needs a cost source this template does not wire.
+        config.escalation.retain(|r| {
+            let keep = !matches!(r.when, Trigger::Metric { .. });
+            if !keep {
+                eprintln!(
+                    "note: escalation to {} on a metric needs a metrics source: left out",
+                    r.level
+                );
+            }
+            keep
+        });
+    }
 
     let (slack, slack_sim) = slack(&session).await?;
     let (pager, pd_sim) = pagerduty(&session, "checkout").await?;
@@ -138,10 +151,45 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
         issues,
         issue: Mutex::new(None),
     });
+    // The levels a preset's matrix names (leadership, finance …): a channel each. A rehearsal
+    // keeps what they are sent; a live run logs it (wire your own notifiers here).
+    let mut extra: Vec<(String, Arc<ops_core::memory::MemoryNotifier>)> = Vec::new();
+    for rule in &config.escalation {
+        if !["team", "on-call"].contains(&rule.level.as_str())
+            && !extra.iter().any(|(n, _)| *n == rule.level)
+        {
+            extra.push((
+                rule.level.clone(),
+                Arc::new(ops_core::memory::MemoryNotifier::new(&rule.level)),
+            ));
+        }
+    }
+    let metric_rules = config
+        .escalation
+        .iter()
+        .any(|r| matches!(r.when, Trigger::Metric { .. }));
     let mut response = IncidentResponse::new(config)
         .level("team", team.clone())
         .level("on-call", pager)
         .with_clock(session.clock());
+    for (name, n) in &extra {
+        let channel: Arc<dyn Notifier> = if session.rehearsal() {
+            n.clone()
+        } else {
+            Arc::new(ops_core::adapters::LogNotifier::new(name))
+        };
+        response = response.level(name, channel);
+    }
+    if metric_rules {
+        // The rehearsal's cost: $640 over the last day, above seed 000's $500 line.
+        let cost = Arc::new(ops_core::memory::MemoryMetricsSource::new("billing"));
+        let at = session.clock().now() - chrono::Duration::hours(1);
+        let metric = ops_core::contracts::Metric::Named {
+            name: "daily_cost_usd".into(),
+        };
+        cost.record_sample(at, None, metric, 640.0)?;
+        response = response.metrics(cost);
+    }
     if flags.common.dry_run {
         response = response.dry_run();
     }
@@ -213,8 +261,27 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
             slack_posts >= 3,
         );
         let alerts = pd_sim.map(|p| p.alerts()).unwrap_or_default();
+        for (name, n) in &extra {
+            let told = inc.notified.contains(name);
+            let heard_resolution = n
+                .sent()
+                .last()
+                .is_some_and(|m| m.event == ops_core::contracts::NotificationEvent::Resolve);
+            if told {
+                session.check(
+                    &format!("{name}, told by the preset's matrix, heard the resolution"),
+                    heard_resolution,
+                );
+            }
+        }
+        let paged = inc.notified.iter().any(|n| n == "on-call");
         if flags.fault.is_some() {
             session.check("the failed escalation was reported", failed_deliveries > 0);
+        } else if !paged {
+            session.check(
+                "the preset's matrix never pages on-call, and nothing was paged",
+                alerts.is_empty(),
+            );
         } else {
             session.check(
                 "on-call was paged, then the alert resolved",

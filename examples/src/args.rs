@@ -67,6 +67,10 @@ pub struct Common {
     /// continue an interrupted live run from its journal
     #[arg(long, value_name = "RUN_ID")]
     pub resume: Option<String>,
+    /// a seed's numbers: code-developer, agent-marketplace, loopcloser, godel, monkeytown
+    /// (`--config` then overrides the preset field by field)
+    #[arg(long, value_name = "SEED", value_parser = preset)]
+    pub preset: Option<String>,
     /// The name given to the example's `--fault` (filled in by [`parse`]).
     #[arg(skip)]
     pub fault: Option<String>,
@@ -81,6 +85,18 @@ pub struct GcpArgs {
     /// the Google Cloud region
     #[arg(long, env = "GOOGLE_CLOUD_REGION", default_value = "europe-west1")]
     pub region: String,
+}
+
+fn preset(text: &str) -> Result<String, String> {
+    if ops_core::presets::Preset::names().any(|n| n == text) {
+        Ok(text.to_string())
+    } else {
+        let names: Vec<&str> = ops_core::presets::Preset::names().collect();
+        Err(format!(
+            "no preset {text:?}; the presets are {}",
+            names.join(", ")
+        ))
+    }
 }
 
 fn speed(text: &str) -> Result<f64, String> {

@@ -1,5 +1,6 @@
 //! One example's run: flags, clock, journal, lock, progress, approvals, reports, exit code.
 
+use ops_core::presets::PresetSection;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +12,6 @@ use ops_core::engine::{
     ApprovalDecision, ApprovalRequest, Approver, AutoApprove, FileJournal, FileRunLock,
     FsyncPolicy, LockWait, Mode, RunControl, RunOutcome, RunReport, Runbook, Runner,
 };
-use ops_core::runbooks::RunbookConfig;
 use tokio::task::JoinHandle;
 
 use crate::args::{Common, Parsed};
@@ -335,16 +335,32 @@ impl Session {
         }
     }
 
-    /// The runbook config from `--config FILE` (TOML, validated), or its defaults; a bad file
-    /// is a one-line usage error naming the field.
-    pub fn config<C: RunbookConfig>(&self, file: Option<&std::path::Path>) -> Result<C, Failure> {
-        let Some(path) = file else {
-            return Ok(C::default());
+    /// The runbook config: the `--preset` seed's section with `--config FILE` (TOML, the
+    /// config's own shape) laid over it field by field; without a preset, the file alone or
+    /// the defaults. A bad file is a one-line usage error naming the field.
+    pub fn config<C: PresetSection>(&self, file: Option<&std::path::Path>) -> Result<C, Failure> {
+        let text = match file {
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|e| Failure::usage(format!("--config {}: {e}", path.display())))?,
+            None => String::new(),
         };
-        let bad =
-            |e: &dyn std::fmt::Display| Failure::usage(format!("--config {}: {e}", path.display()));
-        let text = std::fs::read_to_string(path).map_err(|e| bad(&e))?;
-        C::from_toml(&text).map_err(|e| bad(&e))
+        let from = match (file, &self.args.preset) {
+            (Some(path), Some(p)) => format!("--preset {p} --config {}", path.display()),
+            (Some(path), None) => format!("--config {}", path.display()),
+            (None, Some(p)) => format!("--preset {p}"),
+            (None, None) => return Ok(C::default()),
+        };
+        let loaded = match &self.args.preset {
+            Some(p) => ops_core::presets::Preset::section::<C>(p, &text),
+            None => C::from_toml(&text),
+        };
+        loaded.map_err(|e| Failure::usage(format!("{from}: {e}")))
+    }
+
+    /// The `--preset` seed, if one was given.
+    pub fn preset(&self) -> Option<ops_core::presets::Preset> {
+        let name = self.args.preset.as_deref()?;
+        ops_core::presets::Preset::load(name).ok()
     }
 
     /// Where the journal is.

@@ -11,6 +11,10 @@
 //! | `godel` | 003, Godel v2.0 | self-hosted Node under pm2, PostgreSQL |
 //! | `monkeytown` | 004, Monkeytown | Vercel, GitHub Actions, PostgreSQL, Kubernetes |
 //!
+//! Escalation levels are named `on-call` (the pager), then as each seed names its people
+//! (`leadership`, `team-lead`, `senior-engineer` …); give [`IncidentResponse`](crate::runbooks::IncidentResponse)
+//! a level of each name, the team channel first (it is told at every declaration).
+//!
 //! The seeds name priorities their own way; presets map them onto [`Priority`](crate::contracts::Priority)
 //! P0 (most urgent) to P3, as each file's header says. Sections a provider crate reads
 //! (`[postgres.maintenance]`, `[notify.router]`) stay as TOML in [`Preset::providers`].
@@ -126,6 +130,36 @@ impl Preset {
     /// The preset `name` with `overrides` (TOML of the same shape) laid over it table by
     /// table: a key given replaces that key, anything not given stays as the preset has it.
     pub fn load_with(name: &str, overrides: &str) -> Result<Self> {
+        Self::load_with_table(name, parse(overrides)?)
+    }
+
+    /// The config of one runbook from preset `name`, with `overrides` — TOML of that config's
+    /// own shape, as a `--config` file holds it — laid over the preset's section.
+    ///
+    /// ```
+    /// use ops_core::presets::Preset;
+    /// use ops_core::runbooks::ShutdownConfig;
+    /// let c: ShutdownConfig = Preset::section("code-developer", "evidence_window = \"2h\"")?;
+    /// assert_eq!((c.max_log_entries, c.evidence_window.as_secs()), (5000, 7200));
+    /// # Ok::<(), ops_core::Error>(())
+    /// ```
+    pub fn section<C: PresetSection>(name: &str, overrides: &str) -> Result<C> {
+        let mut wrapped = parse(overrides)?;
+        for key in C::SECTION.rsplit('.') {
+            let mut outer = toml::Table::new();
+            outer.insert(key.to_string(), toml::Value::Table(wrapped));
+            wrapped = outer;
+        }
+        Self::load_with_table(name, wrapped)?.get()
+    }
+
+    /// This preset's config of one runbook.
+    pub fn get<C: PresetSection>(&self) -> Result<C> {
+        C::from_preset(self)
+    }
+
+    /// The preset `name` with `overrides` laid over it (see [`Preset::load_with`]).
+    pub fn load_with_table(name: &str, overrides: toml::Table) -> Result<Self> {
         let Some((_, text)) = PRESETS.iter().find(|(n, _)| *n == name) else {
             let known: Vec<&str> = Self::names().collect();
             return Err(Error::invalid_input(
@@ -139,7 +173,7 @@ impl Preset {
             ));
         };
         let mut base: toml::Table = parse(text)?;
-        merge(&mut base, parse(overrides)?);
+        merge(&mut base, overrides);
         let preset: Preset = from_toml_table(base)?;
         preset.validate()?;
         Ok(preset)
@@ -220,4 +254,40 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
             }
         }
     }
+}
+
+/// A config that a preset holds a section of.
+pub trait PresetSection: RunbookConfig {
+    /// Where it sits in a preset (`"shutdown"`, `"providers.postgres.maintenance"`).
+    const SECTION: &'static str;
+    /// Reads it from `preset`.
+    fn from_preset(preset: &Preset) -> Result<Self>;
+}
+
+macro_rules! sections {
+    ($($ty:ty => $field:ident),* $(,)?) => {$(
+        impl PresetSection for $ty {
+            const SECTION: &'static str = stringify!($field);
+            fn from_preset(preset: &Preset) -> Result<Self> {
+                Ok(preset.$field.clone())
+            }
+        }
+    )*};
+}
+
+sections! {
+    AlertsConfig => alerts,
+    IncidentConfig => incident,
+    HealthCheckConfig => health_check,
+    DeployVerifyConfig => deploy,
+    RolloutConfig => rollout,
+    RollbackConfig => rollback,
+    BackupVerifyConfig => backup,
+    RestoreConfig => restore,
+    ShutdownConfig => shutdown,
+    RightSizeConfig => right_size,
+    RotateConfig => rotation,
+    AgeAuditConfig => secret_ages,
+    WeeklyReviewConfig => weekly_review,
+    ChangeCalendarConfig => change,
 }

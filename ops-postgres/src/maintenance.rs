@@ -362,3 +362,11 @@ async fn slow_statements(db: &Postgres, n: i64, by: SlowestBy) -> Result<SlowSta
             .collect(),
     })
 }
+
+impl ops_core::presets::PresetSection for MaintenanceConfig {
+    const SECTION: &'static str = "providers.postgres.maintenance";
+
+    fn from_preset(preset: &ops_core::presets::Preset) -> Result<Self> {
+        preset.provider("postgres.maintenance")
+    }
+}
