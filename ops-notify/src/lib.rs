@@ -28,6 +28,7 @@
 //! ```
 
 pub mod email;
+pub mod incident;
 pub mod pagerduty;
 pub mod router;
 #[cfg(feature = "sim")]

@@ -263,7 +263,7 @@ impl NotifyRouter {
 
     /// Sends `n` to `names`, `@on-call` and `@on-call-secondary` resolved now; a name that
     /// cannot be resolved is a failed delivery in the report, never skipped silently.
-    async fn deliver(&self, names: &[String], n: &Notification) -> RouteReport {
+    pub(crate) async fn deliver(&self, names: &[String], n: &Notification) -> RouteReport {
         let mut concrete: Vec<String> = Vec::new();
         let mut failed = Vec::new();
         let mut note = n.clone();
@@ -323,6 +323,30 @@ impl NotifyRouter {
         let mut report = fan_out(&self.channels, &concrete, &note).await;
         report.deliveries.extend(failed);
         report
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &RouterConfig {
+        &self.config
+    }
+
+    /// The clock its timers wait on.
+    pub(crate) fn clock(&self) -> SharedClock {
+        self.clock.clone()
+    }
+
+    /// Whether `name` is one of its channels (or `@on-call` / `@on-call-secondary`).
+    pub(crate) fn has_channel(&self, name: &str) -> bool {
+        self.channels.contains_key(name) || name == ON_CALL || name == ON_CALL_SECONDARY
+    }
+
+    /// The same channels, clock and on-call source under `config`, with incidents of its own.
+    pub(crate) fn with_config(&self, config: RouterConfig) -> Self {
+        Self {
+            config: Arc::new(config),
+            incidents: Arc::new(Mutex::new(HashMap::new())),
+            ..self.clone()
+        }
     }
 
     /// The same router waiting on `clock` (escalation timers).

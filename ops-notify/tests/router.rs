@@ -291,3 +291,94 @@ fn the_router_config_loader_survives_random_toml() {
     let base = RouterConfig::from_toml(CONFIG).unwrap();
     ops_core::testkit::config_loader_from(&base, 300);
 }
+
+/// One escalation model: an incident escalates by the router's matrix (once, through the
+/// router's channels), plus the incident config's own rules — here seed 000's "cannot resolve
+/// in 1 hour → team lead".
+#[tokio::test(start_paused = true)]
+async fn an_incident_escalates_by_the_routers_matrix_once() {
+    let config = RouterConfig::from_toml(
+        r#"
+[routes]
+critical = ["slack"]
+[[escalation]]
+after = "15m"
+channels = ["pagerduty"]
+[[escalation]]
+after = "30m"
+channels = ["email-management"]
+"#,
+    )
+    .unwrap();
+    let (slack, pager, email, lead) = (
+        recorder("slack", false),
+        recorder("pagerduty", false),
+        recorder("email-management", false),
+        recorder("team-lead", false),
+    );
+    let channels: BTreeMap<String, Arc<dyn Notifier>> = [
+        ("slack", slack.clone() as Arc<dyn Notifier>),
+        ("pagerduty", pager.clone()),
+        ("email-management", email.clone()),
+        ("team-lead", lead.clone()),
+    ]
+    .map(|(n, c)| (n.to_string(), c))
+    .into();
+    let clock = Arc::new(SimulatedClock::starting_at(
+        "2026-12-01T09:00:00Z".parse().unwrap(),
+    ));
+    let router = NotifyRouter::new(config, channels)
+        .unwrap()
+        .with_clock(clock.clone());
+    let incident = ops_core::runbooks::IncidentConfig::from_toml(
+        "[[escalation]]\nlevel = \"team-lead\"\nwhen = \"unresolved\"\nafter = \"1h\"",
+    )
+    .unwrap();
+    let response = router.incident_response(incident).unwrap();
+    let mut inc = response
+        .declare("Checkout down", Priority::P0, "all payments fail")
+        .await
+        .unwrap();
+    // Triggers only: every level told also hears the cadence updates.
+    let count = |r: &Recorder| {
+        r.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, e)| *e == NotificationEvent::Trigger)
+            .count()
+    };
+    assert_eq!((count(&slack), count(&pager)), (1, 0), "routes first");
+    for _ in 0..20 {
+        clock.sleep(Duration::from_secs(60)).await;
+        response.tick(&mut inc).await.unwrap();
+    }
+    assert_eq!(
+        count(&pager),
+        1,
+        "paged once at 15 min, by the response and not the router too"
+    );
+    response.acknowledge(&mut inc, "ana");
+    for _ in 0..45 {
+        clock.sleep(Duration::from_secs(60)).await;
+        response.tick(&mut inc).await.unwrap();
+    }
+    assert_eq!(count(&email), 0, "acknowledged before 30 min");
+    assert_eq!(
+        count(&lead),
+        1,
+        "unresolved after an hour, acknowledged or not"
+    );
+    response.resolve(&mut inc, "fixed").await.unwrap();
+    assert_eq!(
+        pager.sent.lock().unwrap().last().map(|(_, e)| *e),
+        Some(NotificationEvent::Resolve)
+    );
+    // A rule naming something that is not a channel is refused.
+    let bad = ops_core::runbooks::IncidentConfig::from_toml(
+        "[[escalation]]\nlevel = \"board\"\nwhen = \"declared\"",
+    )
+    .unwrap();
+    let e = router.incident_response(bad).err().unwrap();
+    assert!(e.to_string().contains("\"board\" is not a channel"), "{e}");
+}
