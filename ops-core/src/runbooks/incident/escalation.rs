@@ -2,6 +2,9 @@
 //! — at once, when nobody acknowledges it in time, when it stays unresolved, or when a metric
 //! crosses a line while it is open.
 //!
+//! A notification router's escalation levels become such rules with
+//! `ops_notify::NotifyRouter::incident_response`, so one matrix drives both.
+//!
 //! ```toml
 //! [[escalation]]              # seeds 000 and 001: critical goes straight to leadership
 //! level = "leadership"
