@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use ops_core::contracts::{Notification, Notifier, Receipt};
 use ops_core::runbooks::{EscalationRule, IncidentConfig, IncidentResponse, Trigger};
-use ops_core::{Error, ErrorKind, Result};
+use ops_core::{Error, Result};
 
 use crate::router::{NotifyRouter, RouterConfig};
 
@@ -29,30 +29,10 @@ impl Notifier for RouterChannel {
 
     async fn send(&self, n: &Notification) -> Result<Receipt> {
         n.validate()?;
-        let report = self
-            .router
+        self.router
             .deliver(std::slice::from_ref(&self.channel), n)
-            .await;
-        let delivered = report
-            .delivered()
-            .iter()
-            .map(|c| c.to_string())
-            .collect::<Vec<_>>();
-        if delivered.is_empty() {
-            let first = report.deliveries.into_iter().find_map(|d| d.outcome.err());
-            return Err(first.unwrap_or_else(|| {
-                Error::new(
-                    "notify",
-                    "route",
-                    ErrorKind::Unavailable { retry_after: None },
-                )
-            }));
-        }
-        Ok(Receipt {
-            notifier: self.channel.clone(),
-            id: Some(format!("delivered to {}", delivered.join(", "))),
-            dedup_key: n.dedup_key.clone(),
-        })
+            .await
+            .receipt(&self.channel, n)
     }
 }
 

@@ -142,6 +142,36 @@ pub struct RouteReport {
 }
 
 impl RouteReport {
+    /// A receipt from `notifier` naming the channels that took `n` (and those that failed),
+    /// or the first error when none did.
+    pub fn receipt(self, notifier: &str, n: &Notification) -> Result<Receipt> {
+        let delivered = self.delivered();
+        if delivered.is_empty() {
+            let first = self.deliveries.into_iter().find_map(|d| d.outcome.err());
+            return Err(first.unwrap_or_else(|| {
+                Error::new(
+                    "notify",
+                    "route",
+                    ErrorKind::Unavailable { retry_after: None },
+                )
+            }));
+        }
+        let failed: Vec<String> = self
+            .failed()
+            .iter()
+            .map(|(c, e)| format!("{c}: {}", e.kind().name()))
+            .collect();
+        let mut summary = format!("delivered to {}", delivered.join(", "));
+        if !failed.is_empty() {
+            summary.push_str(&format!("; failed: {}", failed.join(", ")));
+        }
+        Ok(Receipt {
+            notifier: notifier.to_string(),
+            id: Some(summary),
+            dedup_key: n.dedup_key.clone(),
+        })
+    }
+
     /// Channels that took the notification.
     pub fn delivered(&self) -> Vec<&str> {
         self.deliveries
@@ -473,31 +503,6 @@ impl Notifier for NotifyRouter {
     /// Succeeds when at least one channel took the notification (the receipt says which);
     /// fails with the first error when none did.
     async fn send(&self, n: &Notification) -> Result<Receipt> {
-        let report = self.send_all(n).await?;
-        let delivered = report.delivered();
-        if delivered.is_empty() {
-            let first = report.deliveries.into_iter().find_map(|d| d.outcome.err());
-            return Err(first.unwrap_or_else(|| {
-                Error::new(
-                    "notify",
-                    "route",
-                    ErrorKind::Unavailable { retry_after: None },
-                )
-            }));
-        }
-        let failed: Vec<String> = report
-            .failed()
-            .iter()
-            .map(|(c, e)| format!("{c}: {}", e.kind().name()))
-            .collect();
-        let mut summary = format!("delivered to {}", delivered.join(", "));
-        if !failed.is_empty() {
-            summary.push_str(&format!("; failed: {}", failed.join(", ")));
-        }
-        Ok(Receipt {
-            notifier: self.name.clone(),
-            id: Some(summary),
-            dedup_key: n.dedup_key.clone(),
-        })
+        self.send_all(n).await?.receipt(&self.name, n)
     }
 }
