@@ -203,4 +203,27 @@ fn every_config_loader_survives_random_toml() {
     config_loader::<AgeAuditConfig>(CASES);
     config_loader::<ShutdownConfig>(CASES);
     config_loader::<WeeklyReviewConfig>(CASES);
+    config_loader::<ops_core::engine::ApprovalPolicy>(CASES);
+    config_loader::<ops_core::schedule::ChangeCalendarConfig>(CASES);
+}
+
+/// The same property around each seed preset's sections, so the fields the presets use
+/// (`direction`, `for`, escalation triggers, vertical steps, per-stage approvals, per-secret
+/// ages, maintenance windows) are mutated too.
+#[test]
+fn every_preset_section_survives_random_toml() {
+    use ops_core::testkit::config_loader_from;
+    const CASES: u32 = 50;
+    for name in ops_core::presets::Preset::names() {
+        let p = ops_core::presets::Preset::load(name).unwrap();
+        config_loader_from(&p.alerts, CASES);
+        config_loader_from(&p.incident, CASES);
+        config_loader_from(&p.right_size, CASES);
+        config_loader_from(&p.rollout, CASES);
+        config_loader_from(&p.shutdown, CASES);
+        config_loader_from(&p.secret_ages, CASES);
+        config_loader_from(&p.restore, CASES);
+        config_loader_from(&p.backup, CASES);
+        config_loader_from(&p.change, CASES);
+    }
 }

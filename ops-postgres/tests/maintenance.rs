@@ -111,6 +111,13 @@ fn bad_configs_name_the_field() {
 fn the_maintenance_config_loader_survives_random_toml() {
     let base = MaintenanceConfig::from_toml(CONFIG).unwrap();
     ops_core::testkit::config_loader_from(&base, 300);
+    // Around seed 000's rules too, so retention conditions are mutated.
+    let seed_000: MaintenanceConfig = ops_core::presets::Preset::load("code-developer")
+        .unwrap()
+        .get()
+        .unwrap();
+    assert!(!seed_000.retention[0].only.is_empty());
+    ops_core::testkit::config_loader_from(&seed_000, 300);
 }
 
 async fn count(db: &ops_postgres::Postgres, sql: &str) -> i64 {
