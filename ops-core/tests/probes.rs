@@ -235,3 +235,125 @@ async fn check_all_respects_the_concurrency_bound() {
     );
     assert_eq!(peak.load(Ordering::SeqCst), 4);
 }
+
+/// A status endpoint that answers 200 only with `Authorization: Bearer <token>` (seed 000's
+/// `/api/daemon/status`), 401 otherwise.
+async fn bearer_server(token: &str) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/daemon/status"))
+        .and(header("authorization", format!("Bearer {token}").as_str()))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({"status": "healthy"})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn a_bearer_token_from_a_secret_store_is_sent_and_never_shown() {
+    use ops_core::contracts::SecretStore;
+    use ops_core::memory::MemorySecretStore;
+    let server = bearer_server("tok-first-5f2a").await;
+    let secrets = Arc::new(MemorySecretStore::new("secrets"));
+    secrets
+        .add_version("daemon-token", &"tok-first-5f2a".into())
+        .await
+        .unwrap();
+    let probe = HttpProbe::new(&format!("{}/api/daemon/status", server.uri()))
+        .unwrap()
+        .expect_field("status", "healthy")
+        .bearer_from_secret(secrets.clone(), "daemon-token")
+        .unwrap();
+    let report = testkit::health_probe(&probe, HealthStatus::Healthy).await;
+    let shown = format!(
+        "{probe:?} {report:?} {}",
+        serde_json::to_string(&report).unwrap()
+    );
+    assert!(!shown.contains("tok-first"), "{shown}");
+    assert!(
+        shown.contains("daemon-token"),
+        "the Debug form names the secret: {shown}"
+    );
+
+    // Rotated: the next check sends the new value, and the old one is refused by the server.
+    secrets
+        .add_version("daemon-token", &"tok-second-9c1d".into())
+        .await
+        .unwrap();
+    let report = testkit::health_probe(&probe, HealthStatus::Unhealthy).await;
+    assert_eq!(report.checks[0].detail, "status 401, expected 200");
+    let server = bearer_server("tok-second-9c1d").await;
+    let probe = HttpProbe::new(&format!("{}/api/daemon/status", server.uri()))
+        .unwrap()
+        .bearer_from_secret(secrets.clone(), "daemon-token")
+        .unwrap();
+    testkit::health_probe(&probe, HealthStatus::Healthy).await;
+}
+
+#[tokio::test]
+async fn a_missing_secret_fails_the_check_and_bad_headers_are_invalid_input() {
+    use ops_core::memory::MemorySecretStore;
+    let server = bearer_server("t").await;
+    let secrets = Arc::new(MemorySecretStore::new("secrets"));
+    let probe = HttpProbe::new(&server.uri())
+        .unwrap()
+        .bearer_from_secret(secrets, "absent")
+        .unwrap();
+    let err = probe.check().await.unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::NotFound { .. }), "{err}");
+
+    let url = server.uri();
+    let err = HttpProbe::new(&url)
+        .unwrap()
+        .header("bad name", &"v".into())
+        .unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::InvalidInput { .. }),
+        "{err}"
+    );
+    let err = HttpProbe::new(&url)
+        .unwrap()
+        .header("x-api-key", &"line\r\nInjected: 1".into())
+        .unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::InvalidInput { .. }),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("Injected"), "{err}");
+
+    // A fixed header value is sent as given and hidden the same way.
+    let probe = HttpProbe::new(&format!("{url}/api/daemon/status"))
+        .unwrap()
+        .header("authorization", &"Bearer t".into())
+        .unwrap();
+    testkit::health_probe(&probe, HealthStatus::Healthy).await;
+    assert!(!format!("{probe:?}").contains("Bearer t"));
+}
+
+#[tokio::test]
+async fn a_secret_value_with_a_line_break_is_refused_without_showing_it() {
+    use ops_core::contracts::SecretStore;
+    use ops_core::memory::MemorySecretStore;
+    let server = bearer_server("t").await;
+    let secrets = Arc::new(MemorySecretStore::new("secrets"));
+    secrets
+        .add_version("token", &"abc\nX-Evil: leaked-part".into())
+        .await
+        .unwrap();
+    let probe = HttpProbe::new(&server.uri())
+        .unwrap()
+        .bearer_from_secret(secrets, "token")
+        .unwrap();
+    let err = probe.check().await.unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::InvalidInput { .. }),
+        "{err}"
+    );
+    assert!(!format!("{err} {err:?}").contains("leaked-part"), "{err:?}");
+}

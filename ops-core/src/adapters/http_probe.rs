@@ -1,13 +1,17 @@
-//! [`HttpProbe`]: GET a URL, expect a status and JSON fields, report latency.
+//! [`HttpProbe`]: GET a URL, expect a status and JSON fields, report latency; request headers
+//! (a bearer token) may come from a [`SecretStore`] and are never shown.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::Value;
 
 use crate::clock::{SharedClock, system_clock};
-use crate::contracts::{CheckResult, HealthProbe, HealthReport, HealthStatus};
+use crate::contracts::{
+    CheckResult, HealthProbe, HealthReport, HealthStatus, SecretStore, SecretValue, VersionRef,
+};
 use crate::{Error, Result};
 
 const PROVIDER: &str = "http-probe";
@@ -28,6 +32,54 @@ fn shared_client() -> reqwest::Client {
                 .expect("a client with only static settings builds")
         })
         .clone()
+}
+
+/// Where a request header's value comes from. Values are marked sensitive for the HTTP stack
+/// and never appear in `Debug`, reports or errors.
+#[derive(Clone)]
+enum HeaderSource {
+    /// A value given once.
+    Fixed(HeaderValue),
+    /// Read from a secret store at every check, so a rotated token is picked up; `prefix`
+    /// goes before it (`"Bearer "`).
+    Secret {
+        store: Arc<dyn SecretStore>,
+        secret: String,
+        prefix: String,
+    },
+}
+
+/// One request header of a probe.
+#[derive(Clone)]
+struct ProbeHeader {
+    name: HeaderName,
+    source: HeaderSource,
+}
+
+impl std::fmt::Debug for ProbeHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let from = match &self.source {
+            HeaderSource::Fixed(_) => "fixed value".to_string(),
+            HeaderSource::Secret { store, secret, .. } => {
+                format!("secret {secret:?} of {}", store.name())
+            }
+        };
+        write!(f, "{}: <redacted: {from}>", self.name)
+    }
+}
+
+/// A header value from bytes, marked sensitive; the error names the header, never the value.
+fn sensitive_value(name: &HeaderName, bytes: &[u8]) -> Result<HeaderValue> {
+    let mut value = HeaderValue::from_bytes(bytes).map_err(|_| {
+        Error::invalid_input(
+            PROVIDER,
+            "header",
+            name.as_str(),
+            "the value holds a byte a header cannot carry (a control character or line break)",
+        )
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 /// A JSON field the body must hold, addressed by a dotted path (`status`, `checks.db.state`).
@@ -62,6 +114,7 @@ pub struct HttpProbe {
     shown_url: String,
     expect_status: u16,
     fields: Vec<FieldExpectation>,
+    headers: Vec<ProbeHeader>,
     degraded_above: Option<Duration>,
     timeout: Duration,
     client: reqwest::Client,
@@ -94,6 +147,7 @@ impl HttpProbe {
             shown_url,
             expect_status: 200,
             fields: Vec::new(),
+            headers: Vec::new(),
             degraded_above: None,
             timeout: Duration::from_secs(10),
             client: shared_client(),
@@ -122,6 +176,51 @@ impl HttpProbe {
         self
     }
 
+    /// Sends this request header with a fixed value (shown nowhere). `InvalidInput` for a name
+    /// that is not a header name or a value with control characters.
+    pub fn header(mut self, name: &str, value: &SecretValue) -> Result<Self> {
+        let name = header_name(name)?;
+        let value = sensitive_value(&name, value.expose_bytes())?;
+        self.headers.push(ProbeHeader {
+            name,
+            source: HeaderSource::Fixed(value),
+        });
+        Ok(self)
+    }
+
+    /// Sends this request header with the latest value of `secret` in `store`, read at every
+    /// check (a rotated value is used from the next check on), after `prefix`. A secret that
+    /// cannot be read fails the check with the store's error: the probe could not look.
+    pub fn header_from_secret(
+        mut self,
+        name: &str,
+        store: Arc<dyn SecretStore>,
+        secret: impl Into<String>,
+        prefix: impl Into<String>,
+    ) -> Result<Self> {
+        let name = header_name(name)?;
+        let prefix = prefix.into();
+        sensitive_value(&name, prefix.as_bytes())?;
+        self.headers.push(ProbeHeader {
+            name,
+            source: HeaderSource::Secret {
+                store,
+                secret: secret.into(),
+                prefix,
+            },
+        });
+        Ok(self)
+    }
+
+    /// `Authorization: Bearer <latest value of secret>`: the status endpoint of seed 000.
+    pub fn bearer_from_secret(
+        self,
+        store: Arc<dyn SecretStore>,
+        secret: impl Into<String>,
+    ) -> Result<Self> {
+        self.header_from_secret("authorization", store, secret, "Bearer ")
+    }
+
     /// Reports `Degraded` when the response takes longer than this.
     pub fn degraded_above(mut self, latency: Duration) -> Self {
         self.degraded_above = Some(latency);
@@ -146,11 +245,41 @@ impl HttpProbe {
         self
     }
 
+    /// The request headers with their current values; the secret store's error when a value
+    /// cannot be read.
+    async fn header_values(&self) -> Result<reqwest::header::HeaderMap> {
+        let mut map = reqwest::header::HeaderMap::with_capacity(self.headers.len());
+        for h in &self.headers {
+            let value = match &h.source {
+                HeaderSource::Fixed(v) => v.clone(),
+                HeaderSource::Secret {
+                    store,
+                    secret,
+                    prefix,
+                } => {
+                    let read = store.read(secret, &VersionRef::Latest).await?;
+                    let mut bytes = Vec::with_capacity(prefix.len() + read.value.len());
+                    bytes.extend_from_slice(prefix.as_bytes());
+                    bytes.extend_from_slice(read.value.expose_bytes());
+                    let value = sensitive_value(&h.name, &bytes);
+                    bytes.fill(0);
+                    value?
+                }
+            };
+            map.append(h.name.clone(), value);
+        }
+        Ok(map)
+    }
+
     /// Sends the GET; `Ok((status, body))` or the reason it got no answer.
-    async fn fetch(&self) -> std::result::Result<(u16, Vec<u8>), String> {
+    async fn fetch(
+        &self,
+        headers: reqwest::header::HeaderMap,
+    ) -> std::result::Result<(u16, Vec<u8>), String> {
         let resp = self
             .client
             .get(self.url.clone())
+            .headers(headers)
             .timeout(self.timeout)
             .send()
             .await
@@ -178,6 +307,17 @@ impl HttpProbe {
     }
 }
 
+fn header_name(name: &str) -> Result<HeaderName> {
+    HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+        Error::invalid_input(
+            PROVIDER,
+            "header",
+            "name",
+            format!("{name:?} is not a header name"),
+        )
+    })
+}
+
 fn lookup<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(v, |v, key| v.get(key))
 }
@@ -198,9 +338,10 @@ impl HealthProbe for HttpProbe {
     }
 
     async fn check(&self) -> Result<HealthReport> {
+        let headers = self.header_values().await?;
         let observed_at = self.clock.now();
         let start = self.clock.instant();
-        let outcome = self.fetch().await;
+        let outcome = self.fetch(headers).await;
         let latency = self.clock.instant().saturating_duration_since(start);
         let check = |name: String, status, detail: String| CheckResult {
             name,
