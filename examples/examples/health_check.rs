@@ -1,11 +1,13 @@
 //! The daily health check: the Cloud Run service's conditions and traffic, the database
 //! (connections, replication, long transactions), the last 24 hours' ERROR count (warn above
-//! 10), recent activity, and any extra HTTP endpoints — one verdict, and Slack hears about it
-//! when it is not healthy.
+//! 10), recent activity, last night's backup (the newest verified one in the bucket must be
+//! younger than `--max-backup-age`), and any extra HTTP endpoints — one verdict, and Slack
+//! hears about it when it is not healthy.
 //!
 //! ```sh
 //! cargo run -p ops-examples --example health_check                            # rehearsal
 //! cargo run -p ops-examples --example health_check -- --fault error-spike
+//! cargo run -p ops-examples --example health_check -- --fault stale-backup
 //! DATABASE_URL=… SLACK_WEBHOOK_URL=… cargo run -p ops-examples --example health_check -- \
 //!     --live --project P --region R --service api --url https://api.example.com/health
 //! ```
@@ -17,13 +19,14 @@ use clap::{Parser, ValueEnum};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ops_core::adapters::HttpProbe;
-use ops_core::contracts::HealthStatus;
+use ops_core::adapters::{BackupFreshness, HttpProbe};
+use ops_core::contracts::{BackupStore, HealthStatus, PutArtifact, Verification};
 use ops_core::runbooks::Procedure;
 use ops_core::runbooks::{HealthCheck, HealthCheckConfig, HealthSummary};
 use ops_examples::providers::{gcp_client, gcp_sim, postgres, slack};
 use ops_examples::{Common, Failure, GcpArgs, Session};
 use ops_gcp::sim::Behaviour;
+use ops_gcp::storage::CloudStorage;
 use ops_gcp::{CloudLogging, CloudRun};
 use ops_postgres::{PgHealth, PgHealthConfig};
 
@@ -41,6 +44,17 @@ struct Flags {
     /// extra endpoints to probe, comma-separated (JSON with status \"healthy\")
     #[arg(long, env = "OPS_HEALTH_URLS")]
     url: Option<String>,
+    /// the bucket the nightly backups go to (checked for freshness when given; always in a
+    /// rehearsal)
+    #[arg(long, env = "OPS_BACKUP_BUCKET")]
+    backup_bucket: Option<String>,
+    /// where in the bucket the backups are [default: backups/]
+    #[arg(long)]
+    backup_prefix: Option<String>,
+    /// the newest verified backup must be younger than this [default: 26h, a night and two
+    /// hours' slack]
+    #[arg(long, value_parser = ops_examples::args::duration)]
+    max_backup_age: Option<Duration>,
     /// the runbook config, TOML (defaults when absent)
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -55,6 +69,9 @@ enum Fault {
     /// the service failed 2 % of its requests in the last ten minutes: the verdict drops and Slack is told
     #[value(name = "error-spike")]
     ErrorSpike,
+    /// last night's backup did not run: the newest verified one is 30 hours old
+    #[value(name = "stale-backup")]
+    StaleBackup,
 }
 
 #[tokio::main]
@@ -67,7 +84,15 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
     let urls = flags.url.clone().unwrap_or_default();
     let config: HealthCheckConfig = session.config(flags.config.as_deref())?;
 
+    let backup_prefix = flags.backup_prefix.as_deref().unwrap_or("backups/");
+    let max_backup_age = flags
+        .max_backup_age
+        .unwrap_or(Duration::from_secs(26 * 3600));
     let sim = gcp_sim(&session, &flags.gcp).await;
+    let backup_bucket = match (&sim, &flags.backup_bucket) {
+        (Some(_), None) => Some("app-backups".to_string()),
+        (_, given) => given.clone(),
+    };
     if let Some(sim) = &sim {
         let image = "registry.example/api:1.0";
         sim.create_service(&service, image);
@@ -77,6 +102,20 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
             0.0
         };
         sim.set_behaviour(image, Behaviour::failing(ratio));
+        // Last night's backup, taken and verified through the store itself; the check runs
+        // six hours later (thirty when the night's run was missed).
+        let client = gcp_client(&session, &flags.gcp, Some(sim)).await?;
+        let store = CloudStorage::new(client, "app-backups", backup_prefix)?;
+        nightly_backup(&store, session.clock().now()).await?;
+        let hours = if flags.fault == Some(Fault::StaleBackup) {
+            30
+        } else {
+            6
+        };
+        session
+            .clock()
+            .sleep(Duration::from_secs(hours * 3600))
+            .await;
         // Ten minutes of traffic before the check, with its request logs.
         let now = session.clock().now();
         for i in 0..50 {
@@ -89,7 +128,7 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
     let (notifier, slack_sim) = slack(&session).await?;
     let client = gcp_client(&session, &flags.gcp, sim.as_ref()).await?;
     let run = Arc::new(CloudRun::new(client.clone(), &service)?);
-    let logs = Arc::new(CloudLogging::new(client, &service)?);
+    let logs = Arc::new(CloudLogging::new(client.clone(), &service)?);
 
     let mut check = HealthCheck::new(&service, config)
         .probe(Arc::new(run.health_probe()))
@@ -99,6 +138,14 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
         ))
         .logs(logs)
         .notifier(notifier);
+    if let Some(bucket) = &backup_bucket {
+        let store = Arc::new(CloudStorage::new(client, bucket, backup_prefix)?);
+        check = check.probe(Arc::new(
+            BackupFreshness::new("backups")
+                .watch(store, max_backup_age)
+                .with_clock(session.clock()),
+        ));
+    }
     for url in urls.split(',').map(str::trim).filter(|u| !u.is_empty()) {
         let probe = HttpProbe::new(url).map_err(|e| Failure::usage(format!("--url {url}: {e}")))?;
         check = check.probe(Arc::new(probe.expect_field("status", "healthy")));
@@ -123,7 +170,18 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
     if session.rehearsal() && !flags.common.dry_run {
         let verdict = summary.as_ref().map(|s| s.verdict);
         let told = slack_sim.map(|s| s.webhook_posts().len()).unwrap_or(0);
-        if flags.fault.is_some() {
+        let backups = summary
+            .as_ref()
+            .and_then(|s| s.findings.iter().find(|f| f.check.starts_with("backups")))
+            .map(|f| f.status);
+        if flags.fault == Some(Fault::StaleBackup) {
+            session.check(
+                "the missed backup makes the check unhealthy",
+                backups == Some(HealthStatus::Unhealthy)
+                    && verdict == Some(HealthStatus::Unhealthy),
+            );
+            session.check("Slack was told", told == 1);
+        } else if flags.fault.is_some() {
             session.check(
                 "the error spike lowers the verdict",
                 verdict.is_some_and(|v| v != HealthStatus::Healthy)
@@ -135,8 +193,34 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
             session.check("Slack was told", told == 1);
         } else {
             session.check("healthy", verdict == Some(HealthStatus::Healthy));
+            session.check(
+                "last night's backup is fresh",
+                backups == Some(HealthStatus::Healthy),
+            );
             session.check("Slack was left alone", told == 0);
         }
     }
     Ok(session.finish().await)
+}
+
+/// Puts a small backup into the store and records it verified, as the nightly backup runbook
+/// does after reading it back.
+async fn nightly_backup(
+    store: &CloudStorage,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), Failure> {
+    let info = store
+        .put_artifact(
+            &PutArtifact {
+                id: format!("app-{}.db", now.format("%Y%m%d-%H%M%S")),
+                source: Some("app.db".into()),
+                labels: Default::default(),
+            },
+            Box::pin(&b"SQLite format 3\0 nightly"[..]),
+        )
+        .await?;
+    store
+        .record_verification(&info.id, &Verification::Verified { at: now })
+        .await?;
+    Ok(())
 }

@@ -267,6 +267,12 @@ fn one_line(e: clap::Error) -> Failure {
     Failure::usage(format!("{line} (try --help)"))
 }
 
+/// A clap value parser for durations written like the configs: `"30s"`, `"26h"`, `"1h30m"`,
+/// `"7d"` ([`ops_core::config::human_duration::parse`]).
+pub fn duration(text: &str) -> Result<std::time::Duration, String> {
+    ops_core::config::human_duration::parse(text)
+}
+
 #[cfg(test)]
 mod tests {
     use clap::ValueEnum;

@@ -1,5 +1,6 @@
 //! Implementations of the contracts that need no cloud account.
 
+mod backup_freshness;
 mod env_secret;
 mod file_secret;
 mod fs_backup;
@@ -12,6 +13,9 @@ mod sqlite_check;
 mod tcp_probe;
 mod webhook_notifier;
 
+pub use backup_freshness::{
+    BACKUP_AGE_HOURS, BackupFreshness, NEVER_BACKED_UP_HOURS, StoreFreshness, store_freshness,
+};
 pub use env_secret::EnvSecretStore;
 pub use file_secret::{FileSecretStore, MAX_SECRET_FILE};
 pub use fs_backup::FsBackupStore;

@@ -120,6 +120,8 @@ pub fn backup_store_cases() -> Vec<Case<dyn BackupStore, BackupFixture>> {
         a_failed_put_never_lists unless no_artifacts,
         listing_filters_orders_and_limits unless no_artifacts,
         verification_marks_are_kept_apart_from_labels unless no_verification,
+        freshness_follows_the_newest_verified_backup unless no_verification,
+        freshness_follows_the_newest_complete_backup unless no_create_without_verification,
         deleted_backups_are_gone unless no_artifact_delete,
         created_backups_list_and_restore unless no_create,
     ]
@@ -138,6 +140,12 @@ fn no_verification(store: &dyn BackupStore) -> Option<&'static str> {
     let caps = store.capabilities();
     (!(caps.artifacts && caps.verification))
         .then_some("the store does not declare `artifacts` and `verification`")
+}
+
+fn no_create_without_verification(store: &dyn BackupStore) -> Option<&'static str> {
+    let caps = store.capabilities();
+    (!caps.create || caps.verification)
+        .then_some("the store records verification, or does not declare `create`")
 }
 
 fn no_artifact_delete(store: &dyn BackupStore) -> Option<&'static str> {
@@ -361,6 +369,111 @@ async fn verification_marks_are_kept_apart_from_labels(store: &dyn BackupStore, 
     put_ok(store, &id, b"verified bytes").await;
     put_ok(store, &id_b, b"failed bytes").await;
     verification(store, &p, &id, &id_b).await;
+}
+
+/// The freshness of the ids under `prefix`, judged at `now` with a bound of `max_age_secs`:
+/// its status and the check's text. Stores stamp backups by their own clock (a simulator's may
+/// be anywhere), so `now` is taken from a backup's own stamp.
+async fn freshness_over(
+    store: &dyn BackupStore,
+    prefix: &str,
+    max_age_secs: u64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> (crate::contracts::HealthStatus, String) {
+    let filter = BackupFilter {
+        prefix: Some(prefix.to_string()),
+        ..Default::default()
+    };
+    let max_age = std::time::Duration::from_secs(max_age_secs);
+    let f = expect_ok(
+        "freshness",
+        crate::adapters::store_freshness("under test", store, &filter, max_age, now).await,
+    );
+    (f.status(None), f.detail())
+}
+
+async fn freshness_follows_the_newest_verified_backup(store: &dyn BackupStore, f: &BackupFixture) {
+    use crate::contracts::HealthStatus;
+    let p = format!("{}-fresh", f.id_prefix);
+    let day = 24 * 3600;
+    // Only an unverified backup: no good one, unhealthy, and the report says why.
+    put_ok(store, &format!("{p}-a"), b"not yet checked").await;
+    let a = expect_ok("describe", store.describe(&format!("{p}-a")).await);
+    let hour_later = a.created_at + chrono::Duration::hours(1);
+    let (status, detail) = freshness_over(store, &p, day, hour_later).await;
+    assert_eq!(status, HealthStatus::Unhealthy, "{detail}");
+    assert!(
+        detail.starts_with("no verified backup") && detail.contains("is not verified"),
+        "the check names the missing verification: {detail:?}"
+    );
+    // Verified: healthy an hour later within a day's bound.
+    let now = a.created_at;
+    let verified = Verification::Verified { at: now };
+    expect_ok(
+        "record verified",
+        store
+            .record_verification(&format!("{p}-a"), &verified)
+            .await,
+    );
+    let (status, detail) = freshness_over(store, &p, day, hour_later).await;
+    assert_eq!(status, HealthStatus::Healthy, "{detail}");
+    // A newer backup that failed its check: still within the bound, but degraded and said.
+    let b = put_ok(store, &format!("{p}-b"), b"bad bytes").await;
+    expect_ok(
+        "record failed",
+        store
+            .record_verification(&b.id, &Verification::failed(now, "checksum mismatch"))
+            .await,
+    );
+    let (status, detail) = freshness_over(store, &p, day, hour_later).await;
+    let listed = expect_ok(
+        "list",
+        store
+            .list(&BackupFilter {
+                prefix: Some(p.clone()),
+                ..Default::default()
+            })
+            .await,
+    );
+    // Put later, and ids break ties newest first: the failed one lists first.
+    assert_eq!(
+        listed.first().map(|n| n.id.as_str()),
+        Some(b.id.as_str()),
+        "the newer backup lists first"
+    );
+    assert_eq!(status, HealthStatus::Degraded, "{detail}");
+    assert!(
+        detail.contains("failed verification: checksum mismatch"),
+        "{detail:?}"
+    );
+    // The bound is what decides: an hour is past a bound of 59 minutes.
+    let (status, detail) = freshness_over(store, &p, 59 * 60, hour_later).await;
+    assert_eq!(status, HealthStatus::Unhealthy, "{detail}");
+    assert!(
+        detail.contains("is 1h old"),
+        "the age is the store's: {detail:?}"
+    );
+}
+
+async fn freshness_follows_the_newest_complete_backup(store: &dyn BackupStore, f: &BackupFixture) {
+    use crate::contracts::HealthStatus;
+    let source = f
+        .create_source
+        .as_ref()
+        .expect("the store declares `create`: give the fixture a create_source");
+    let info = expect_ok("create", store.create(source).await);
+    let prefix = info.id.clone();
+    let hour_later = info.created_at + chrono::Duration::hours(1);
+    let (status, detail) = freshness_over(store, &prefix, 24 * 3600, hour_later).await;
+    assert_eq!(
+        status,
+        HealthStatus::Healthy,
+        "a store that records no verification counts its complete backups: {detail}"
+    );
+    assert!(detail.starts_with("newest complete backup"), "{detail:?}");
+    if store.capabilities().delete {
+        expect_ok("delete created", store.delete(&info.id).await);
+    }
 }
 
 async fn deleted_backups_are_gone(store: &dyn BackupStore, f: &BackupFixture) {
