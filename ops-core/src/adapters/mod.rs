@@ -8,6 +8,7 @@ mod http_probe;
 mod local_fs;
 mod log_notifier;
 mod read_only_secrets;
+pub mod redis_probe;
 #[cfg(feature = "sqlite")]
 mod sqlite_check;
 mod tcp_probe;
@@ -21,6 +22,7 @@ pub use file_secret::{FileSecretStore, MAX_SECRET_FILE};
 pub use fs_backup::FsBackupStore;
 pub use http_probe::HttpProbe;
 pub use log_notifier::LogNotifier;
+pub use redis_probe::RedisProbe;
 #[cfg(feature = "sqlite")]
 pub use sqlite_check::SqliteIntegrityCheck;
 pub use tcp_probe::TcpProbe;
