@@ -275,6 +275,14 @@ macro_rules! sections {
     )*};
 }
 
+impl PresetSection for crate::adapters::HostResourcesConfig {
+    const SECTION: &'static str = "providers.host.resources";
+
+    fn from_preset(preset: &Preset) -> Result<Self> {
+        preset.provider("host.resources")
+    }
+}
+
 sections! {
     AlertsConfig => alerts,
     IncidentConfig => incident,

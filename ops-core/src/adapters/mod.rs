@@ -4,6 +4,7 @@ mod backup_freshness;
 mod env_secret;
 mod file_secret;
 mod fs_backup;
+mod host_resources;
 mod http_probe;
 mod local_fs;
 mod log_notifier;
@@ -20,6 +21,10 @@ pub use backup_freshness::{
 pub use env_secret::EnvSecretStore;
 pub use file_secret::{FileSecretStore, MAX_SECRET_FILE};
 pub use fs_backup::FsBackupStore;
+pub use host_resources::{
+    DiskUsage, HostResources, HostResourcesConfig, MAX_MOUNTS, MemInfo, MountRule, UsageLevels,
+    disk_usage, parse_meminfo,
+};
 pub use http_probe::HttpProbe;
 pub use log_notifier::LogNotifier;
 pub use redis_probe::RedisProbe;
