@@ -446,8 +446,10 @@ mod tests {
 
     #[test]
     fn levels_out_of_range_or_order_are_invalid() {
-        let mut c = HostResourcesConfig::default();
-        c.memory = UsageLevels::new(0.95, 0.80);
+        let mut c = HostResourcesConfig {
+            memory: UsageLevels::new(0.95, 0.80),
+            ..Default::default()
+        };
         assert!(c.validate().unwrap_err().to_string().contains("memory"));
         c.memory = UsageLevels::new(0.5, 1.5);
         assert!(c.validate().is_err());
