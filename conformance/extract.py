@@ -214,6 +214,14 @@ GITHUB = [
     ("GET", "/repos/{owner}/{repo}/branches/{branch}/protection"),
     ("GET", "/repos/{owner}/{repo}"),
     ("POST", "/app/installations/{installation_id}/access_tokens"),
+    ("GET", "/repos/{owner}/{repo}/actions/workflows"),
+    ("GET", "/repos/{owner}/{repo}/actions/workflows/{workflow_id}"),
+    ("PUT", "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/disable"),
+    ("PUT", "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/enable"),
+    ("GET", "/repos/{owner}/{repo}/actions/runs/{run_id}/jobs"),
+    ("GET", "/repos/{owner}/{repo}/actions/jobs/{job_id}/logs"),
+    ("GET", "/repos/{owner}/{repo}/dependabot/alerts"),
+    ("GET", "/repos/{owner}/{repo}/code-scanning/alerts"),
 ]
 
 
@@ -248,6 +256,11 @@ GITHUB_REPLIES = {
     ("GET", "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses"),
     ("GET", "/repos/{owner}/{repo}/issues"),
     ("GET", "/repos/{owner}/{repo}/actions/runs/{run_id}"),
+    ("GET", "/repos/{owner}/{repo}/actions/workflows"),
+    ("GET", "/repos/{owner}/{repo}/actions/workflows/{workflow_id}"),
+    ("GET", "/repos/{owner}/{repo}/actions/runs/{run_id}/jobs"),
+    ("GET", "/repos/{owner}/{repo}/dependabot/alerts"),
+    ("GET", "/repos/{owner}/{repo}/code-scanning/alerts"),
 }
 
 

@@ -32,11 +32,19 @@ pub const NOT_IN_THE_DESCRIPTIONS: &[(&str, &str, &str)] = &[
 ];
 
 /// Requests a client sends that are not API calls at all, by provider and operation name.
-pub const NOT_API_CALLS: &[(&str, &str, &str)] = &[(
-    "vercel",
-    "probe_site",
-    "the health probe reading the deployed site itself, not the Vercel API",
-)];
+pub const NOT_API_CALLS: &[(&str, &str, &str)] = &[
+    (
+        "vercel",
+        "probe_site",
+        "the health probe reading the deployed site itself, not the Vercel API",
+    ),
+    (
+        "github",
+        "download_job_log",
+        "a job's log at the signed URL GitHub's `GET …/actions/jobs/{job_id}/logs` redirects \
+         to: GitHub's log storage, not the REST API, fetched without the token",
+    ),
+];
 
 /// The outcome of a check.
 #[derive(Debug, Default)]

@@ -8,6 +8,7 @@
 //! | [`WorkflowDeployer`] | `Deployer` | deploy = dispatch a workflow and await its run; current = the Deployments API |
 //! | [`RepoActivity`] | — | commits, merged pull requests, workflow runs, releases with generated notes |
 //! | [`RepoAudit`] | `SecurityAuditor` | webhooks, outside collaborators and deploy keys as findings |
+//! | [`Workflows`] | — | workflows disabled and enabled, runs listed, failed runs with their failing jobs and log tails |
 //!
 //! The client core ([`client`]) follows `Link` pagination up to a cap, revalidates GETs with
 //! their ETag (a `304` costs no quota), waits out an exhausted primary rate limit, retries
@@ -43,6 +44,8 @@ pub mod model;
 pub mod secrets;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod workflow_runbooks;
+pub mod workflows;
 
 pub use actions::{WorkflowDeployer, WorkflowInputs};
 pub use activity::RepoActivity;
@@ -51,3 +54,7 @@ pub use auth::GithubApp;
 pub use client::{Credentials, GithubClient, GithubConfig, Repo};
 pub use issues::GithubIssues;
 pub use secrets::{ActionsSecrets, SecretScope};
+pub use workflow_runbooks::{
+    FailureAlertsConfig, SwitchWorkflows, Switched, WorkflowFailureAlerts,
+};
+pub use workflows::{FailedJob, FailedRun, RunFilter, Workflows};

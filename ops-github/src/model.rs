@@ -113,3 +113,105 @@ fn non_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D
     let s: Option<String> = Option::deserialize(d)?;
     Ok(s.filter(|s| !s.trim().is_empty()))
 }
+
+/// A workflow of a repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workflow {
+    /// Its id.
+    pub id: u64,
+    /// Its name (`Deploy`).
+    pub name: String,
+    /// Its file (`.github/workflows/deploy.yml`).
+    pub path: String,
+    /// `active`, `disabled_manually`, `disabled_inactivity`, `disabled_fork`, `deleted`, or a
+    /// state added later.
+    pub state: String,
+    /// The web page.
+    #[serde(default)]
+    pub html_url: String,
+}
+
+impl Workflow {
+    /// Whether it runs on its triggers.
+    pub fn is_active(&self) -> bool {
+        self.state == "active"
+    }
+
+    /// The file name (`deploy.yml`), which the API accepts in place of the id.
+    pub fn file(&self) -> &str {
+        self.path.rsplit('/').next().unwrap_or(&self.path)
+    }
+}
+
+/// `{"total_count":…,"workflows":[…]}`.
+#[derive(Debug, Deserialize)]
+pub struct WorkflowsPage {
+    /// The workflows on this page.
+    pub workflows: Vec<Workflow>,
+}
+
+/// One step of a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobStep {
+    /// Its name (`Run tests`).
+    pub name: String,
+    /// `queued`, `in_progress`, `completed`, …
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Once completed: `success`, `failure`, `skipped`, …
+    #[serde(default)]
+    pub conclusion: Option<String>,
+    /// Its position in the job.
+    #[serde(default)]
+    pub number: u64,
+}
+
+/// A job of a workflow run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    /// Its id (for its log).
+    pub id: u64,
+    /// The run it belongs to.
+    pub run_id: u64,
+    /// Its name (`test`, `deploy (production)`).
+    pub name: String,
+    /// `queued`, `in_progress`, `completed`, `waiting`, …
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Once completed: `success`, `failure`, `cancelled`, `timed_out`, …
+    #[serde(default)]
+    pub conclusion: Option<String>,
+    /// The web page.
+    #[serde(default)]
+    pub html_url: Option<String>,
+    /// Its steps, where reported.
+    #[serde(default)]
+    pub steps: Option<Vec<JobStep>>,
+}
+
+impl Job {
+    /// Whether it ended without success (failure, timeout, startup failure).
+    pub fn failed(&self) -> bool {
+        matches!(
+            self.conclusion.as_deref(),
+            Some("failure" | "timed_out" | "startup_failure")
+        )
+    }
+
+    /// The names of the steps that failed.
+    pub fn failed_steps(&self) -> Vec<String> {
+        self.steps
+            .iter()
+            .flatten()
+            .filter(|s| s.conclusion.as_deref() == Some("failure"))
+            .map(|s| s.name.clone())
+            .collect()
+    }
+}
+
+/// `{"total_count":…,"jobs":[…]}`.
+#[derive(Debug, Deserialize)]
+pub struct JobsPage {
+    /// The jobs on this page.
+    pub jobs: Vec<Job>,
+}

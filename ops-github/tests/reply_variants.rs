@@ -123,3 +123,50 @@ async fn incident_issues_in_every_described_shape() {
         )
         .await;
 }
+
+#[tokio::test]
+async fn workflows_in_every_described_shape() {
+    use ops_github::Workflows;
+    let d = vendored("github-rest.json");
+    Replay::new("GET", r"/actions/workflows$")
+        .then(json!({"total_count": 0, "workflows": []}))
+        .each(
+            variants(&d, "actions/list-repo-workflows.response", &[]),
+            |base| async move {
+                Workflows::new(client(&base), "o/r")?
+                    .list()
+                    .await
+                    .map(|_| ())
+            },
+        )
+        .await;
+    Replay::new("GET", r"/actions/workflows/agents\.yml$")
+        .each(
+            variants(&d, "actions/get-workflow.response", &[]),
+            |base| async move {
+                Workflows::new(client(&base), "o/r")?
+                    .get("agents.yml")
+                    .await
+                    .map(|_| ())
+            },
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn jobs_of_a_run_in_every_described_shape() {
+    use ops_github::Workflows;
+    let d = vendored("github-rest.json");
+    Replay::new("GET", r"/actions/runs/\d+/jobs$")
+        .then(json!({"total_count": 0, "jobs": []}))
+        .each(
+            variants(&d, "actions/list-jobs-for-workflow-run.response", &[]),
+            |base| async move {
+                Workflows::new(client(&base), "o/r")?
+                    .jobs(30433642)
+                    .await
+                    .map(|_| ())
+            },
+        )
+        .await;
+}

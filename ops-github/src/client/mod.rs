@@ -127,6 +127,9 @@ impl GithubConfig {
 
 /// Redirect statuses GitHub answers with (a renamed or transferred repository).
 const REDIRECTS: [u16; 4] = [301, 302, 307, 308];
+/// The most bytes [`GithubClient::download_tail`] reads of one download.
+pub const MAX_DOWNLOAD: u64 = 512 * 1024 * 1024;
+
 /// The most redirects one request follows.
 pub const MAX_REDIRECTS: usize = 5;
 
@@ -343,6 +346,113 @@ impl GithubClient {
             return Err(refuse(format!("more than {MAX_REDIRECTS} redirects")));
         }
         Ok(to)
+    }
+
+    /// GETs `url`, which answers with a redirect to a signed download elsewhere (job logs,
+    /// archives), and returns where it points without following it: the token must not travel
+    /// to the storage host, so the caller fetches the target without credentials.
+    pub async fn download_location(
+        &self,
+        operation: &'static str,
+        url: Url,
+        resource: &str,
+    ) -> Result<Url> {
+        self.rate
+            .wait_if_exhausted(self.clock(), self.config.max_rate_limit_wait, operation)
+            .await?;
+        let mut options = resource_options(resource);
+        options.accept.extend(REDIRECTS);
+        let reply = self
+            .attempt::<()>(operation, &Method::GET, &url, None, &options, None)
+            .await?;
+        self.rate.observe(&reply.headers);
+        let refuse = |detail: String| {
+            Error::new(
+                "github",
+                operation,
+                ErrorKind::Provider {
+                    status: reply.status.as_u16(),
+                    code: Some("download".into()),
+                    body_excerpt: detail,
+                },
+            )
+        };
+        if !REDIRECTS.contains(&reply.status.as_u16()) {
+            return Err(refuse(format!(
+                "expected a redirect to the download, got {}",
+                reply.status
+            )));
+        }
+        let location = reply
+            .headers
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| refuse("a redirect without a Location".into()))?;
+        let to = url
+            .join(location)
+            .map_err(|e| refuse(format!("an unreadable Location: {e}")))?;
+        if !matches!(to.scheme(), "https" | "http") {
+            return Err(refuse(format!("a download over {}", to.scheme())));
+        }
+        Ok(to)
+    }
+
+    /// The last `max_lines` lines of the text at `url` (a signed download from
+    /// [`GithubClient::download_location`]), fetched without credentials. The body streams
+    /// through; only the last `keep_bytes` are held, so a large log costs little memory, and
+    /// reading stops after [`MAX_DOWNLOAD`] bytes (the tail is then of that much, and says so).
+    pub async fn download_tail(
+        &self,
+        operation: &'static str,
+        url: Url,
+        max_lines: usize,
+        keep_bytes: usize,
+    ) -> Result<Vec<String>> {
+        let mut resp = self
+            .http
+            .send_with(operation, self.http.get(url), &SendOptions::default())
+            .await?;
+        let keep = keep_bytes.max(1);
+        let mut tail: Vec<u8> = Vec::with_capacity(keep.min(1 << 20) * 2);
+        let (mut read, mut dropped) = (0u64, false);
+        let io = |e: reqwest::Error| {
+            Error::new(
+                "github",
+                operation,
+                ErrorKind::Io {
+                    kind: std::io::ErrorKind::UnexpectedEof,
+                    message: format!("the download broke off: {e}"),
+                },
+            )
+        };
+        while let Some(chunk) = resp.chunk().await.map_err(io)? {
+            read = read.saturating_add(chunk.len() as u64);
+            tail.extend_from_slice(&chunk);
+            if tail.len() > keep.saturating_mul(2) {
+                tail.drain(..tail.len() - keep);
+                dropped = true;
+            }
+            if read > MAX_DOWNLOAD {
+                break;
+            }
+        }
+        if tail.len() > keep {
+            tail.drain(..tail.len() - keep);
+            dropped = true;
+        }
+        let text = String::from_utf8_lossy(&tail);
+        let mut lines: Vec<&str> = text.lines().collect();
+        if dropped && !lines.is_empty() {
+            lines.remove(0); // cut mid-line
+        }
+        let from = lines.len().saturating_sub(max_lines);
+        let mut out: Vec<String> = lines[from..].iter().map(|l| l.to_string()).collect();
+        if read > MAX_DOWNLOAD {
+            out.push(format!(
+                "[ops: the log is longer than {MAX_DOWNLOAD} bytes; this is the tail of its start]"
+            ));
+        }
+        Ok(out)
     }
 
     /// Sends and decodes the JSON answer.

@@ -78,17 +78,14 @@ impl State {
 
     pub(super) fn render_run(&self, r: &SimRun) -> Value {
         let (status, conclusion) = self.run_status(r);
-        let name = if r.workflow == SIM_WORKFLOW {
-            "Deploy"
-        } else {
-            "CI"
-        };
+        let name = self.workflow_name(&r.workflow);
+        let name = name.as_str();
         json!({
             "id": r.id, "name": name, "node_id": "WFR_sim", "head_branch": r.git_ref,
             "head_sha": format!("{:040x}", r.id), "path": format!(".github/workflows/{}@{}", r.workflow, r.git_ref),
             "run_number": r.id - 1000, "event": r.event,
             "display_title": r.inputs.get("version").map_or(name.to_string(), |v| format!("Deploy {v}")),
-            "status": status, "conclusion": conclusion, "workflow_id": if r.workflow == SIM_WORKFLOW { 161335 } else { 161336 },
+            "status": status, "conclusion": conclusion, "workflow_id": self.workflow_id(&r.workflow),
             "url": format!("https://api.github.com/repos/{SIM_REPO}/actions/runs/{}", r.id),
             "html_url": format!("https://github.com/{SIM_REPO}/actions/runs/{}", r.id),
             "pull_requests": [], "created_at": iso(r.created), "updated_at": iso(self.clock.now().min(r.attempt_started + chrono::Duration::from_std(self.run_time).unwrap_or_default())),
@@ -122,6 +119,13 @@ impl State {
             .filter(|r| q.get("event").is_none_or(|e| *e == r.event))
             .filter(|r| q.get("branch").is_none_or(|b| *b == r.git_ref))
             .filter(|r| since.is_none_or(|s| r.created >= s))
+            .filter(|r| {
+                // `status` takes a status or a conclusion.
+                q.get("status").is_none_or(|want| {
+                    let (status, conclusion) = self.run_status(r);
+                    status == want || conclusion == Some(want.as_str())
+                })
+            })
             .collect();
         runs.sort_by_key(|r| std::cmp::Reverse((r.created, r.id)));
         runs.into_iter().map(|r| self.render_run(r)).collect()
@@ -130,6 +134,16 @@ impl State {
     pub(super) fn dispatch(&mut self, wf: &str, body: &Value, now: DateTime<Utc>) -> Out {
         if wf != SIM_WORKFLOW && wf != "161335" {
             return gh_error(404, "Not Found");
+        }
+        if self
+            .workflows
+            .get(SIM_WORKFLOW)
+            .is_some_and(|w| w.state != "active")
+        {
+            return gh_error(
+                422,
+                "Cannot trigger a 'workflow_dispatch' on a disabled workflow",
+            );
         }
         let Some(git_ref) = body.get("ref").and_then(Value::as_str) else {
             return validation("ref", "missing_field", "ref is required");

@@ -28,6 +28,7 @@ mod replies;
 mod routes;
 mod secrets;
 mod seed;
+mod workflows;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -142,6 +143,7 @@ struct State {
     rate_reset: DateTime<Utc>,
     not_modified: u64,
     return_run_details: bool,
+    workflows: BTreeMap<String, workflows::SimWorkflow>,
 }
 
 /// An issue as the simulator holds it, for assertions.
@@ -214,6 +216,7 @@ impl GithubSimBuilder {
             rate_reset: now + chrono::Duration::hours(1),
             not_modified: 0,
             return_run_details: self.return_run_details,
+            workflows: workflows::seeded(now),
         };
         seed::seed(&mut state, now);
         GithubSim {
@@ -372,6 +375,23 @@ impl GithubSim {
         let mut s = self.state();
         s.rate_remaining = remaining;
         s.rate_reset = s.clock.now() + reset_in;
+    }
+
+    /// Starts a run of `workflow` (`ci.yml`, `agents.yml`) as its trigger would (`schedule`,
+    /// `push`), failing its test job when `fails`; `None` when the workflow is disabled (or
+    /// unknown), since a disabled workflow starts nothing.
+    pub fn trigger_workflow(&self, workflow: &str, event: &str, fails: bool) -> Option<u64> {
+        let mut s = self.state();
+        let now = s.clock.now();
+        s.trigger(workflow, event, fails, now)
+    }
+
+    /// A workflow's state (`active`, `disabled_manually`).
+    pub fn workflow_state(&self, workflow: &str) -> Option<String> {
+        self.state()
+            .workflows
+            .get(workflow)
+            .map(|w| w.state.clone())
     }
 
     /// `304 Not Modified` answers so far.

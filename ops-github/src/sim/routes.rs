@@ -6,10 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use ops_core::sim::{Ledger, Request, ResponseTemplate, SimApi};
 use serde_json::{Value, json};
 
-use super::{
-    Fault, SIM_ENVIRONMENT, SIM_ORG, SIM_REPO, SIM_TOKEN, SIM_WORKFLOW, SimDeployment, SimIssue,
-    State,
-};
+use super::{Fault, SIM_ENVIRONMENT, SIM_ORG, SIM_REPO, SIM_TOKEN, SimDeployment, SimIssue, State};
 
 use super::replies::*;
 
@@ -191,13 +188,10 @@ impl State {
                 }
             }
             ("POST", ["actions", "workflows", wf, "dispatches"]) => self.dispatch(wf, body, now),
-            ("GET", ["actions", "workflows", wf, "runs"]) => {
-                if *wf != SIM_WORKFLOW && *wf != "161335" {
-                    return gh_error(404, "Not Found");
-                }
-                let items = self.list_runs(q, Some(SIM_WORKFLOW));
-                wrapped_page("workflow_runs", items, q, url)
+            (_, ["actions", "workflows", tail @ ..]) => {
+                self.workflows_route(method, tail, q, url, now)
             }
+            ("GET", ["actions", "jobs", id, "logs"]) => self.job_logs(id, url),
             ("GET", ["actions", "runs"]) => {
                 let items = self.list_runs(q, None);
                 wrapped_page("workflow_runs", items, q, url)
@@ -212,6 +206,10 @@ impl State {
                 };
                 match (method, tail) {
                     ("GET", []) => ok(200, self.render_run(&self.runs[idx])),
+                    ("GET", ["jobs"]) => {
+                        let items = self.run_jobs(&self.runs[idx]);
+                        wrapped_page("jobs", items, q, url)
+                    }
                     ("POST", ["rerun-failed-jobs"]) => {
                         if self.run_status(&self.runs[idx]) != ("completed", Some("failure")) {
                             return gh_error(403, "This workflow run is not eligible for re-run");
@@ -460,6 +458,20 @@ fn respond(s: &mut State, req: &Request) -> ResponseTemplate {
         }
     };
     let auth = header("authorization");
+    if let Some(job) = path.strip_prefix(super::workflows::BLOB_PREFIX) {
+        // The log storage is another host: a request carrying the API token there would be
+        // a leak, and is refused.
+        if !auth.is_empty() {
+            return ResponseTemplate::new(403)
+                .set_body_string("credentials sent to the log storage");
+        }
+        return match s.job_log(job) {
+            Some(text) if method == "GET" => ResponseTemplate::new(200)
+                .insert_header("content-type", "text/plain")
+                .set_body_string(text),
+            _ => ResponseTemplate::new(404).set_body_string("BlobNotFound"),
+        };
+    }
     if let ["app", "installations", id, "access_tokens"] = segments.as_slice()
         && method == "POST"
     {
