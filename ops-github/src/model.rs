@@ -32,6 +32,10 @@ pub struct WorkflowRun {
     /// The web page.
     #[serde(default)]
     pub html_url: String,
+    /// The workflow's file, as GitHub reports it (`.github/workflows/deploy.yml`, with
+    /// `@ref` on some runs).
+    #[serde(default)]
+    pub path: Option<String>,
     /// Which attempt this is (re-runs count up).
     #[serde(default = "one")]
     pub run_attempt: u32,
@@ -46,6 +50,13 @@ fn one() -> u32 {
 }
 
 impl WorkflowRun {
+    /// The workflow's file name (`deploy.yml`), from [`WorkflowRun::path`].
+    pub fn workflow_file(&self) -> Option<&str> {
+        let path = self.path.as_deref()?;
+        let path = path.split('@').next().unwrap_or(path);
+        path.rsplit('/').next().filter(|f| !f.is_empty())
+    }
+
     /// Whether it has finished.
     pub fn is_completed(&self) -> bool {
         self.status.as_deref() == Some("completed")
