@@ -1,12 +1,13 @@
 //! Weekly review: the week's ERROR logs from Cloud Logging grouped by fingerprint (numbers,
 //! ids and addresses masked, so one bug is one line however often it fired), the deploys and
-//! rollbacks the run journals recorded, and the week's errors archived as JSON lines in Cloud
-//! Storage.
+//! rollbacks the run journals recorded, the repository's open Dependabot and code-scanning
+//! alerts ("check dependency vulnerabilities"), and the week's errors archived as JSON lines in
+//! Cloud Storage.
 //!
 //! ```sh
 //! cargo run -p ops-examples --example weekly_review                          # rehearsal
-//! cargo run -p ops-examples --example weekly_review -- --live --project P --region R \
-//!     --service api --bucket app-archive
+//! GITHUB_TOKEN=… cargo run -p ops-examples --example weekly_review -- --live --project P \
+//!     --region R --service api --bucket app-archive --repo acme/app
 //! ```
 //!
 //! Deploys and rollbacks are counted from every journal in `--journal-dir`, so after the other
@@ -19,13 +20,15 @@ use clap::Parser;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ops_core::contracts::{AuditFinding, Severity};
 use ops_core::engine::{FileJournal, FsyncPolicy, Journal, JournalFilter, MemoryJournal};
 use ops_core::runbooks::Procedure;
 use ops_core::runbooks::{ChangeCounts, ErrorSummary, WeeklyReview, WeeklyReviewConfig};
-use ops_examples::providers::{gcp_client, gcp_sim};
+use ops_examples::providers::{gcp_client, gcp_sim, github_client, github_sim};
 use ops_examples::{Common, Failure, GcpArgs, Session};
 use ops_gcp::CloudLogging;
 use ops_gcp::storage::CloudStorage;
+use ops_github::DependencyAlerts;
 
 /// group the week's errors, count deploys and rollbacks, archive the errors
 #[derive(Parser)]
@@ -41,6 +44,10 @@ struct Flags {
     /// the bucket for the error archive
     #[arg(long, env = "OPS_ARCHIVE_BUCKET", default_value = "app-archive")]
     bucket: String,
+    /// the GitHub repository whose Dependabot and code-scanning alerts join the review,
+    /// OWNER/NAME (rehearsal: the simulator's; live: left out unless given)
+    #[arg(long, env = "GITHUB_REPOSITORY")]
+    repo: Option<String>,
     /// the runbook config, TOML (defaults when absent)
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -107,9 +114,18 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
     let client = gcp_client(&session, &flags.gcp, sim.as_ref()).await?;
     let logs = Arc::new(CloudLogging::new(client.clone(), &service)?);
     let archive = Arc::new(CloudStorage::new(client, &bucket, "weekly-errors/")?);
-    let review = WeeklyReview::new(&service, logs, config)
+    let mut review = WeeklyReview::new(&service, logs, config)
         .journal(all_journals(&flags.common.journal_dir).await?)
         .archive(archive);
+    let github = github_sim(&session).await;
+    let repo = match (&github, &flags.repo) {
+        (Some(_), None) => Some(ops_github::sim::SIM_REPO.to_string()),
+        (_, given) => given.clone(),
+    };
+    if let Some(repo) = &repo {
+        let client = github_client(&session, github.as_ref())?;
+        review = review.auditor(Arc::new(DependencyAlerts::new(client, repo)?));
+    }
     let runbook = review.runbook()?;
     let report = session.run(&runbook).await;
 
@@ -138,6 +154,12 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
         if let Some(changes) = report.output::<serde_json::Value>("changes") {
             println!("\n## Changes this week\n\n```json\n{changes:#}\n```");
         }
+        if let Some(findings) = report.output::<Vec<AuditFinding>>("security") {
+            println!("\n## Dependency and code alerts: {}\n", findings.len());
+            for f in &findings {
+                println!("- **{}** {}: {}", f.severity, f.resource, f.issue);
+            }
+        }
     }
 
     if let (Some(sim), Some(report)) = (&sim, &report)
@@ -156,6 +178,15 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
         session.check(
             "deploys and rollbacks counted",
             report.output::<ChangeCounts>("changes").is_some(),
+        );
+        let findings: Vec<AuditFinding> = report.output("security").unwrap_or_default();
+        session.check(
+            "the open Dependabot alert with a fix is in the review, worst first",
+            findings.first().is_some_and(|f| {
+                f.severity == Severity::Critical
+                    && f.resource.contains("lodash")
+                    && f.issue.contains("fix available")
+            }),
         );
         let archived = sim.object_names(&bucket);
         session.check("the week's errors are archived", archived.len() == 1);

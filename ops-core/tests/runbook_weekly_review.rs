@@ -351,3 +351,58 @@ async fn counts_runs_by_the_category_the_journal_carries() {
         }
     );
 }
+
+/// An auditor with fixed findings.
+struct Fixed(Vec<AuditFinding>);
+
+#[async_trait::async_trait]
+impl SecurityAuditor for Fixed {
+    fn name(&self) -> &str {
+        "fixed"
+    }
+    async fn audit(&self) -> ops_core::Result<Vec<AuditFinding>> {
+        Ok(self.0.clone())
+    }
+}
+
+fn finding(severity: Severity, resource: &str) -> AuditFinding {
+    AuditFinding {
+        severity,
+        resource: resource.into(),
+        issue: "open 40 days | fix available".into(),
+        advice: "upgrade".into(),
+    }
+}
+
+#[tokio::test]
+async fn security_findings_join_the_review_worst_first() {
+    let clock = Arc::new(SimulatedClock::starting_at(now()));
+    let review = WeeklyReview::new("api", logs(), WeeklyReviewConfig::default())
+        .auditor(Arc::new(Fixed(vec![
+            finding(
+                Severity::Warning,
+                "repo:acme/app dependabot alert 2 tar (npm)",
+            ),
+            finding(
+                Severity::Critical,
+                "repo:acme/app dependabot alert 1 lodash (npm)",
+            ),
+        ])))
+        .auditor(Arc::new(Fixed(vec![finding(Severity::Info, "other")])));
+    let done = review
+        .run(&Runner::new().with_clock(clock), Mode::Execute)
+        .await
+        .unwrap();
+    let md = done.summary.unwrap();
+    assert!(
+        md.contains("## Security findings\n\n1 critical, 0 error, 1 warning, 1 info\n"),
+        "{md}"
+    );
+    let lodash = md.find("lodash").unwrap();
+    let tar = md.find("tar (npm)").unwrap();
+    assert!(lodash < tar, "worst first: {md}");
+    assert!(
+        md.contains("open 40 days \\| fix available"),
+        "cells are escaped: {md}"
+    );
+}

@@ -8,6 +8,7 @@
 //! | [`WorkflowDeployer`] | `Deployer` | deploy = dispatch a workflow and await its run; current = the Deployments API |
 //! | [`RepoActivity`] | — | commits, merged pull requests, workflow runs, releases with generated notes |
 //! | [`RepoAudit`] | `SecurityAuditor` | webhooks, outside collaborators and deploy keys as findings |
+//! | [`DependencyAlerts`] | `SecurityAuditor` | open Dependabot and code-scanning alerts by severity, age and fix |
 //! | [`Workflows`] | — | workflows disabled and enabled, runs listed, failed runs with their failing jobs and log tails |
 //!
 //! The client core ([`client`]) follows `Link` pagination up to a cap, revalidates GETs with
@@ -39,6 +40,7 @@ mod api;
 pub mod audit;
 pub mod auth;
 pub mod client;
+pub mod dependency_alerts;
 pub mod issues;
 pub mod model;
 pub mod secrets;
@@ -52,6 +54,7 @@ pub use activity::RepoActivity;
 pub use audit::RepoAudit;
 pub use auth::GithubApp;
 pub use client::{Credentials, GithubClient, GithubConfig, Repo};
+pub use dependency_alerts::DependencyAlerts;
 pub use issues::GithubIssues;
 pub use secrets::{ActionsSecrets, SecretScope};
 pub use workflow_runbooks::{

@@ -170,3 +170,33 @@ async fn jobs_of_a_run_in_every_described_shape() {
         )
         .await;
 }
+
+#[tokio::test]
+async fn dependency_and_code_scanning_alerts_in_every_described_shape() {
+    use ops_github::DependencyAlerts;
+    let d = vendored("github-rest.json");
+    replay(r"/dependabot/alerts$")
+        .also("GET", r"/code-scanning/alerts$", json!([]))
+        .each(
+            variants(&d, "dependabot/list-alerts-for-repo.response", &[]),
+            |base| async move {
+                DependencyAlerts::new(client(&base), "o/r")?
+                    .audit()
+                    .await
+                    .map(|_| ())
+            },
+        )
+        .await;
+    replay(r"/code-scanning/alerts$")
+        .also("GET", r"/dependabot/alerts$", json!([]))
+        .each(
+            variants(&d, "code-scanning/list-alerts-for-repo.response", &[]),
+            |base| async move {
+                DependencyAlerts::new(client(&base), "o/r")?
+                    .audit()
+                    .await
+                    .map(|_| ())
+            },
+        )
+        .await;
+}

@@ -17,7 +17,8 @@ use super::RunbookConfig;
 use super::config::{human_duration, invalid, positive};
 use super::fingerprint::{ErrorGroup, ErrorGrouper};
 use crate::contracts::{
-    BackupStore, LogQuery, LogSeverity, LogSource, PutArtifact, TimeWindow, log_entries,
+    AuditFinding, BackupStore, LogQuery, LogSeverity, LogSource, PutArtifact, SecurityAuditor,
+    Severity, TimeWindow, log_entries,
 };
 use crate::engine::{
     Action, Category, Journal, JournalFilter, RunOutcome, RunReport, Runbook, Step, run_summaries,
@@ -128,6 +129,7 @@ pub struct WeeklyReview {
     logs: Arc<dyn LogSource>,
     journal: Option<Arc<dyn Journal>>,
     archive: Option<Arc<dyn BackupStore>>,
+    auditors: Vec<Arc<dyn SecurityAuditor>>,
 }
 
 impl WeeklyReview {
@@ -143,7 +145,15 @@ impl WeeklyReview {
             logs,
             journal: None,
             archive: None,
+            auditors: Vec::new(),
         }
+    }
+
+    /// Adds `auditor`'s findings to the review ("check dependency vulnerabilities": the
+    /// repository's Dependabot and code-scanning alerts, say), worst first.
+    pub fn auditor(mut self, auditor: Arc<dyn SecurityAuditor>) -> Self {
+        self.auditors.push(auditor);
+        self
     }
 
     /// Counts deploys and rollbacks in `journal`.
@@ -205,6 +215,25 @@ impl WeeklyReview {
                 ))
             }));
         }
+        if !self.auditors.is_empty() {
+            let auditors = self.auditors.clone();
+            let names: Vec<String> = auditors.iter().map(|a| a.name().to_string()).collect();
+            rb = rb.step(Step::read("security", move |_| {
+                let auditors = auditors.clone();
+                Ok(Action::new(
+                    "SecurityAuditor::audit",
+                    json!({ "auditors": names }),
+                    async move {
+                        let mut all = Vec::new();
+                        for a in &auditors {
+                            all.extend(a.audit().await?);
+                        }
+                        all.sort_by_key(|f: &AuditFinding| std::cmp::Reverse(f.severity));
+                        Ok(all)
+                    },
+                ))
+            }));
+        }
         if let Some(store) = self.archive.clone() {
             let (logs, c, target) = (self.logs.clone(), self.config.clone(), self.target.clone());
             rb = rb.step(Step::mutate("archive", move |ctx| {
@@ -238,9 +267,15 @@ impl super::Procedure for WeeklyReview {
     }
 
     fn summary(&self, report: &RunReport) -> Option<String> {
-        report
-            .output::<ErrorSummary>("errors")
-            .map(|e| render(&self.target, &e, report.output("changes")))
+        report.output::<ErrorSummary>("errors").map(|e| {
+            render(
+                &self.target,
+                &e,
+                report.output("changes"),
+                report.output("security"),
+                self.config.top,
+            )
+        })
     }
 }
 
@@ -320,7 +355,13 @@ async fn archive(
     }
 }
 
-fn render(target: &str, e: &ErrorSummary, changes: Option<ChangeCounts>) -> String {
+fn render(
+    target: &str,
+    e: &ErrorSummary,
+    changes: Option<ChangeCounts>,
+    security: Option<Vec<AuditFinding>>,
+    top: usize,
+) -> String {
     let mut md = format!(
         "# Weekly review: `{target}`\n\n- ERROR entries: {} ({} distinct)\n",
         e.total, e.distinct
@@ -343,6 +384,29 @@ fn render(target: &str, e: &ErrorSummary, changes: Option<ChangeCounts>) -> Stri
             cell(&g.fingerprint),
             cell(&g.example)
         ));
+    }
+    if let Some(findings) = security {
+        let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
+        md.push_str(&format!(
+            "\n## Security findings\n\n{} critical, {} error, {} warning, {} info\n\n| Severity | Resource | Issue | Advice |\n|---|---|---|---|\n",
+            count(Severity::Critical),
+            count(Severity::Error),
+            count(Severity::Warning),
+            count(Severity::Info)
+        ));
+        let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+        for f in findings.iter().take(top) {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                f.severity,
+                cell(&f.resource),
+                cell(&f.issue),
+                cell(&f.advice)
+            ));
+        }
+        if findings.len() > top {
+            md.push_str(&format!("\n({} more)\n", findings.len() - top));
+        }
     }
     md
 }

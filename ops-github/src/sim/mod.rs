@@ -27,6 +27,7 @@ mod issues;
 mod replies;
 mod routes;
 mod secrets;
+mod security_alerts;
 mod seed;
 mod workflows;
 
@@ -144,6 +145,10 @@ struct State {
     not_modified: u64,
     return_run_details: bool,
     workflows: BTreeMap<String, workflows::SimWorkflow>,
+    dependabot_alerts: Vec<Value>,
+    code_scanning_alerts: Vec<Value>,
+    /// Dependabot alerts switched off for the repository: listing them is 403.
+    dependabot_off: bool,
 }
 
 /// An issue as the simulator holds it, for assertions.
@@ -217,6 +222,9 @@ impl GithubSimBuilder {
             not_modified: 0,
             return_run_details: self.return_run_details,
             workflows: workflows::seeded(now),
+            dependabot_alerts: Vec::new(),
+            code_scanning_alerts: Vec::new(),
+            dependabot_off: false,
         };
         seed::seed(&mut state, now);
         GithubSim {
@@ -384,6 +392,12 @@ impl GithubSim {
         let mut s = self.state();
         let now = s.clock.now();
         s.trigger(workflow, event, fails, now)
+    }
+
+    /// Switches Dependabot alerts off for the repository: listing them answers 403, as GitHub
+    /// does.
+    pub fn disable_dependabot_alerts(&self) {
+        self.state().dependabot_off = true;
     }
 
     /// A workflow's state (`active`, `disabled_manually`).

@@ -359,6 +359,17 @@ impl State {
                 page_of(items, q, url)
             }
             ("GET", ["keys"]) => page_of(self.keys.clone(), q, url),
+            ("GET", ["dependabot", "alerts"]) => {
+                if self.dependabot_off {
+                    return gh_error(403, "Dependabot alerts are disabled for this repository.");
+                }
+                let items = super::security_alerts::by_state(&self.dependabot_alerts, q);
+                page_of(items, q, url)
+            }
+            ("GET", ["code-scanning", "alerts"]) => {
+                let items = super::security_alerts::by_state(&self.code_scanning_alerts, q);
+                page_of(items, q, url)
+            }
             _ => gh_error(404, "Not Found"),
         }
     }

@@ -142,4 +142,6 @@ pub(super) fn seed(s: &mut State, now: DateTime<Utc>) {
             "title": "old-ci", "verified": true, "created_at": iso(now - Duration::days(800)), "read_only": false,
             "added_by": "octocat", "last_used": null, "enabled": true}),
     ];
+    s.dependabot_alerts = super::security_alerts::dependabot(now);
+    s.code_scanning_alerts = super::security_alerts::code_scanning(now);
 }
