@@ -25,7 +25,7 @@ use ops_core::contracts::{Notification, Notifier, Receipt};
 use ops_core::engine::RunOutcome;
 use ops_core::runbooks::{IncidentConfig, IncidentResponse, Priority, Trigger};
 use ops_core::sim::{Fault as SimFault, Simulator};
-use ops_examples::providers::{github_client, github_sim, pagerduty, slack};
+use ops_examples::providers::{github_client, github_sim, pagerduty, slack, statuspage};
 use ops_examples::{Common, Failure, Session};
 use ops_github::GithubIssues;
 
@@ -154,8 +154,17 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
     // The levels a preset's matrix names (leadership, finance …): a channel each. A rehearsal
     // keeps what they are sent; a live run logs it (wire your own notifiers here).
     let mut extra: Vec<(String, Arc<ops_core::memory::MemoryNotifier>)> = Vec::new();
+    // The public status page (seed 001): Statuspage, told at declaration, with every update
+    // and the resolution.
+    let wants_page = config.escalation.iter().any(|r| r.level == "status-page");
+    let (page, page_sim) = if wants_page {
+        let (n, sim) = statuspage(&session).await?;
+        (Some(n), sim)
+    } else {
+        (None, None)
+    };
     for rule in &config.escalation {
-        if !["team", "on-call"].contains(&rule.level.as_str())
+        if !["team", "on-call", "status-page"].contains(&rule.level.as_str())
             && !extra.iter().any(|(n, _)| *n == rule.level)
         {
             extra.push((
@@ -172,6 +181,9 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
         .level("team", team.clone())
         .level("on-call", pager)
         .with_clock(session.clock());
+    if let Some(page) = page {
+        response = response.level("status-page", page);
+    }
     for (name, n) in &extra {
         let channel: Arc<dyn Notifier> = if session.rehearsal() {
             n.clone()
@@ -273,6 +285,17 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
                     heard_resolution,
                 );
             }
+        }
+        if let Some(page) = &page_sim
+            && inc.notified.iter().any(|n| n == "status-page")
+        {
+            let incidents = page.incidents();
+            session.check(
+                "the status page showed the incident, its updates and its resolution",
+                incidents.len() == 1
+                    && incidents[0].status == "resolved"
+                    && incidents[0].updates.len() >= 3,
+            );
         }
         let paged = inc.notified.iter().any(|n| n == "on-call");
         if flags.fault.is_some() {

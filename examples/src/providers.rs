@@ -10,8 +10,10 @@ use ops_gcp::sim::GcpSim;
 use ops_gcp::{GcpClient, GcpConfig};
 use ops_github::sim::GithubSim;
 use ops_github::{GithubClient, GithubConfig};
-use ops_notify::sim::{PagerDutySim, SlackSim};
-use ops_notify::{PagerDuty, PagerDutyConfig, SlackWebhook, SlackWebhookConfig};
+use ops_notify::sim::{PagerDutySim, SlackSim, StatuspageSim};
+use ops_notify::{
+    PagerDuty, PagerDutyConfig, SlackWebhook, SlackWebhookConfig, Statuspage, StatuspageConfig,
+};
 use ops_postgres::cluster::TestCluster;
 use ops_postgres::{PgConfig, Postgres};
 use ops_vercel::sim::VercelSim;
@@ -70,6 +72,29 @@ pub async fn slack(session: &Session) -> Result<(Arc<dyn Notifier>, Option<Slack
     let url = session.credential("SLACK_WEBHOOK_URL", "a Slack incoming-webhook URL")?;
     let hook = SlackWebhook::new(SlackWebhookConfig::new("slack", url))?;
     Ok((Arc::new(hook.with_http(http(session, "slack")?)), None))
+}
+
+/// The public status page on Atlassian Statuspage: the simulator's, or `STATUSPAGE_API_KEY`
+/// and `STATUSPAGE_PAGE_ID` (with optional `STATUSPAGE_COMPONENT_IDS`) with `--live`.
+pub async fn statuspage(
+    session: &Session,
+) -> Result<(Arc<dyn Notifier>, Option<StatuspageSim>), Failure> {
+    if session.rehearsal() {
+        let sim = StatuspageSim::start_on(session.clock()).await;
+        let config = StatuspageConfig::new(
+            ops_notify::sim::statuspage_key(),
+            ops_notify::sim::statuspage_page(),
+        )
+        .components(ops_notify::sim::statuspage_components());
+        let page = Statuspage::new(config)?.with_base(&sim.uri(), http(session, "statuspage")?)?;
+        return Ok((Arc::new(page), Some(sim)));
+    }
+    session.credential(
+        "STATUSPAGE_API_KEY",
+        "an API key of the status page's organisation",
+    )?;
+    let page = Statuspage::new(StatuspageConfig::from_env()?)?.with_clock(session.clock());
+    Ok((Arc::new(page), None))
 }
 
 /// PagerDuty Events v2: the simulator, or `PAGERDUTY_ROUTING_KEY` with `--live`; alerts name

@@ -1,5 +1,6 @@
 //! Notifications a team already uses: Slack ([`SlackWebhook`], [`SlackApi`] with threads),
-//! PagerDuty Events v2 ([`PagerDuty`]), email over SMTP ([`EmailNotifier`]), a router with
+//! PagerDuty Events v2 ([`PagerDuty`]), a public status page on Atlassian Statuspage
+//! ([`Statuspage`]), email over SMTP ([`EmailNotifier`]), a router with
 //! the escalation matrix as configuration ([`NotifyRouter`]), the seeds' message
 //! [`templates`], and simulators (feature `sim`).
 //!
@@ -34,9 +35,11 @@ pub mod router;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod slack;
+pub mod statuspage;
 pub mod templates;
 
 pub use email::{EmailConfig, EmailNotifier};
 pub use pagerduty::{PagerDuty, PagerDutyConfig};
 pub use router::{Delivery, EscalationLevel, NotifyRouter, RouteReport, RouterConfig};
 pub use slack::{SlackApi, SlackApiConfig, SlackWebhook, SlackWebhookConfig};
+pub use statuspage::{Maintenance, Statuspage, StatuspageConfig};

@@ -125,3 +125,48 @@ async fn pagerduty_answers_in_every_described_shape() {
         )
         .await;
 }
+
+fn statuspage(base: String) -> ops_notify::Statuspage {
+    ops_notify::Statuspage::new(ops_notify::StatuspageConfig::new("k", "page1"))
+        .unwrap()
+        .with_base(&base, http())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn statuspage_incidents_in_every_described_shape() {
+    let d = vendored("statuspage-v1.json");
+    // A new incident: the creation's reply.
+    Replay::new("POST", r"/incidents$")
+        .status(201)
+        .also("GET", r"/unresolved$", json!([]))
+        .each(variants(&d, "Incident", &[]), |base| async move {
+            statuspage(base)
+                .send(&incident(NotificationEvent::Trigger))
+                .await
+                .map(|_| ())
+        })
+        .await;
+    // Looking the key up among the open incidents: none of the variants carries it, so an
+    // update finds nothing open (NotFound), never a decode failure.
+    Replay::new("GET", r"/unresolved$")
+        .then(json!([]))
+        .each(variants(&d, "IncidentList", &[]), |base| async move {
+            statuspage(base)
+                .send(&incident(NotificationEvent::Update))
+                .await
+                .map(|_| ())
+        })
+        .await;
+    // An update of an open incident: the PATCH's reply.
+    let open = json!([{"id": "p1", "status": "investigating", "metadata": {"ops": {"dedup_key": "inc-42"}}}]);
+    Replay::new("PATCH", r"/incidents/p1$")
+        .also("GET", r"/unresolved$", open)
+        .each(variants(&d, "Incident", &[]), |base| async move {
+            statuspage(base)
+                .send(&incident(NotificationEvent::Update))
+                .await
+                .map(|_| ())
+        })
+        .await;
+}
