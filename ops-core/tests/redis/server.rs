@@ -56,8 +56,10 @@ impl RedisServer {
         for _ in 0..5 {
             let port = free_port();
             // Started by a shell that waits on its stdin: when this process ends however it
-            // ends, the kernel closes the pipe and the shell kills the server.
-            let script = r#"bin=$1; shift; "$bin" "$@" & pid=$!; cat >/dev/null; kill -9 $pid"#;
+            // ends, the kernel closes the pipe and the shell kills the server, and exits only
+            // once it is gone (so a test that kills it finds the port closed).
+            let script =
+                r#"bin=$1; shift; "$bin" "$@" & pid=$!; cat >/dev/null; kill -9 $pid; wait $pid"#;
             let mut child = Command::new("sh")
                 .args(["-c", script, "redis"])
                 .arg(&bin)
