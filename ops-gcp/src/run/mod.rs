@@ -9,6 +9,13 @@
 //! | `gcloud run services update-traffic --to-latest` | [`CloudRun::route_all_to_latest`] |
 //! | `--min-instances / --max-instances / --cpu / --memory` | [`Deployer::scale`] |
 //! | emergency stop | [`Deployer::stop_serving`] |
+//! | `gcloud run services update --update-env-vars / --update-secrets` | [`CloudRun::with_env_change`] then [`Deployer::deploy`] |
+//!
+//! **Configuration changes.** [`CloudRun::with_env_change`] gives a deployer whose deploys also
+//! set or remove environment variables ([`env::EnvChange`]; secrets only as Secret Manager
+//! references). Deploying the serving image ([`CloudRun::current_image`]) through it is a
+//! configuration change with the same verification and rollback as an image change: the old
+//! settings live on in the previous revision, which a rollback sends the traffic back to.
 //!
 //! A deploy always makes a new revision (`forceNewRevision`), so redeploying the serving image
 //! (to pick up a rotated secret) restarts it. Every write carries the service's `etag`: if someone else changed the service since it was
@@ -30,6 +37,7 @@
 //! CPU and memory live in the revision template: changing them makes a new revision, which then
 //! takes all traffic, so it is refused while traffic is split (finish the rollout first).
 
+pub mod env;
 mod health;
 pub mod model;
 
@@ -80,6 +88,7 @@ pub struct CloudRun {
     name: String,
     polling: OperationPolling,
     operation_deadline: Duration,
+    env_change: Option<std::sync::Arc<env::EnvChange>>,
 }
 
 /// A write: the field mask and the body (with the etag it was planned against).
@@ -107,7 +116,35 @@ impl CloudRun {
             name,
             polling: OperationPolling::default(),
             operation_deadline: Duration::from_secs(300),
+            env_change: None,
         })
+    }
+
+    /// The same service, whose deploys also apply `change` to the container's environment: a
+    /// configuration change as a verified deploy (deploy [`CloudRun::current_image`] to change
+    /// only the settings). `InvalidInput` for an unsafe or malformed change (a secret as plain
+    /// text, a reserved name).
+    pub fn with_env_change(mut self, change: env::EnvChange) -> Result<Self> {
+        change.validate()?;
+        self.env_change = Some(std::sync::Arc::new(change));
+        Ok(self)
+    }
+
+    /// The image the service's template runs now.
+    pub async fn current_image(&self) -> Result<String> {
+        let svc = self.service().await?;
+        svc.template
+            .pointer("/containers/0/image")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                Error::invalid_input(
+                    "gcp",
+                    "current_image",
+                    "template.containers",
+                    "the service has no container",
+                )
+            })
     }
 
     /// How operations other than deploys (which carry their own deadline) are awaited.
@@ -227,6 +264,9 @@ impl CloudRun {
                 )
             })?;
         container["image"] = json!(request.version);
+        if let Some(change) = &self.env_change {
+            container["env"] = change.apply(&container["env"]);
+        }
         if let Some(obj) = template.as_object_mut() {
             // A fixed revision name would collide with the existing revision.
             obj.remove("revision");

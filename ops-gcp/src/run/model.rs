@@ -236,6 +236,24 @@ pub struct Container {
     /// The image reference.
     #[serde(default)]
     pub image: String,
+    /// Its environment (what a configuration change sets).
+    #[serde(default)]
+    pub env: Vec<EnvVar>,
+}
+
+/// One environment variable of a container: a plain value or a secret reference.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvVar {
+    /// Its name.
+    #[serde(default)]
+    pub name: String,
+    /// A plain value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Where the value comes from instead (`{"secretKeyRef": {"secret", "version"}}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_source: Option<serde_json::Value>,
 }
 
 /// A page of `revisions.list`.

@@ -34,10 +34,15 @@ pub(super) struct SimRevision {
     pub service: String,
     pub image: String,
     pub labels: Value,
+    /// The container's environment (`[{name, value}|{name, valueSource}]`).
+    pub env: Value,
     pub created: DateTime<Utc>,
     /// When it becomes ready (or fails).
     pub settles_at: DateTime<Utc>,
     pub fails: bool,
+    /// Why it fails, as Cloud Run says it, when it does for a reason of its own (a secret it
+    /// cannot read).
+    pub failure: Option<String>,
 }
 
 /// A change waiting for its operation to finish.
@@ -120,7 +125,7 @@ impl SimState {
             failed_condition: None,
         };
         self.services.insert(name.clone(), svc);
-        let rev = self.new_revision(&name, image, json!({}), now);
+        let rev = self.new_revision(&name, image, json!({}), json!([]), now);
         let svc = self.services.get_mut(&name).expect("just inserted");
         svc.latest_created = rev.clone();
         svc.latest_ready = rev;
@@ -133,9 +138,12 @@ impl SimState {
         service: &str,
         image: &str,
         labels: Value,
+        env: Value,
         settles_at: DateTime<Utc>,
     ) -> String {
         let behaviour = self.behaviour(image);
+        let crashes = self.env_crashes(&env);
+        let missing_secret = self.unreadable_secret(&env);
         let svc = self.services.get_mut(service).expect("service exists");
         let suffix: String = (0..3).map(|_| fastrand::lowercase()).collect();
         let short = format!("{}-{:05}-{suffix}", svc.short, svc.next_revision);
@@ -149,12 +157,49 @@ impl SimState {
                 service: service.to_string(),
                 image: image.to_string(),
                 labels,
+                env,
                 created,
                 settles_at,
-                fails: behaviour.fails_to_start,
+                fails: behaviour.fails_to_start || crashes || missing_secret.is_some(),
+                failure: missing_secret,
             },
         );
         short
+    }
+
+    /// Whether the environment holds a setting the service cannot start with.
+    fn env_crashes(&self, env: &Value) -> bool {
+        env.as_array().into_iter().flatten().any(|e| {
+            self.crash_env
+                .iter()
+                .any(|(name, value)| e["name"] == name.as_str() && e["value"] == value.as_str())
+        })
+    }
+
+    /// The first secret reference the revision cannot read (a secret or version that does not
+    /// exist, or a disabled version), as Cloud Run reports it.
+    fn unreadable_secret(&self, env: &Value) -> Option<String> {
+        for (i, e) in env.as_array().into_iter().flatten().enumerate() {
+            let Some(r) = e.pointer("/valueSource/secretKeyRef") else {
+                continue;
+            };
+            let secret = r["secret"].as_str().unwrap_or("");
+            let short = secret.rsplit('/').next().unwrap_or(secret);
+            let version = r["version"].as_str().unwrap_or("latest");
+            let readable = self.secrets.get(short).is_some_and(|s| {
+                s.versions.iter().any(|v| {
+                    v.state == "ENABLED" && (version == "latest" || v.id.to_string() == version)
+                })
+            });
+            if !readable {
+                return Some(format!(
+                    "spec.template.spec.containers[0].env[{i}].value_from.secret_key_ref.name: \
+                     Secret projects/{}/secrets/{short}/versions/{version} was not found",
+                    self.project
+                ));
+            }
+        }
+        None
     }
 
     pub(super) fn behaviour(&self, image: &str) -> Behaviour {
@@ -177,8 +222,18 @@ impl SimState {
             };
             let rev_name = format!("{}/revisions/{rev_short}", op.service);
             let fails = self.revisions.get(&rev_name).is_some_and(|r| r.fails);
+            let failure = self
+                .revisions
+                .get(&rev_name)
+                .and_then(|r| r.failure.clone());
             let svc = self.services.get_mut(&op.service).expect("service exists");
-            if fails {
+            if let Some(reason) = failure {
+                let msg = format!(
+                    "Revision '{rev_short}' is not ready and cannot serve traffic. {reason}"
+                );
+                svc.failed_condition = Some(msg.clone());
+                self.operations[i].error = Some(json!({"code": 9, "message": msg}));
+            } else if fails {
                 let msg = format!(
                     "Revision '{rev_short}' is not ready and cannot serve traffic. The user-provided \
                      container failed to start and listen on the port defined provided by the \
@@ -286,7 +341,7 @@ impl SimState {
             "service": rev.service,
             "createTime": time(rev.created),
             "labels": rev.labels,
-            "containers": [{"image": rev.image}],
+            "containers": [{"image": rev.image, "env": rev.env}],
             "conditions": [{"type": "Ready", "state": state, "lastTransitionTime": time(rev.settles_at)}],
             "reconciling": state == "CONDITION_RECONCILING",
             "logUri": format!("https://console.cloud.google.com/logs/viewer?revision={}", rev.name),
@@ -425,7 +480,7 @@ impl SimState {
                 .collect(),
         };
         let mut next = svc.clone();
-        let mut new_image: Option<(String, Value)> = None;
+        let mut new_image: Option<(String, Value, Value)> = None;
         for field in &mask {
             let value = body.get(*field).cloned().unwrap_or(Value::Null);
             match *field {
@@ -440,11 +495,18 @@ impl SimState {
                             "Image must be specified.",
                         );
                     }
+                    if let Err(reply) = check_env(value.pointer("/containers/0/env")) {
+                        return reply;
+                    }
                     let forced = query.get("forceNewRevision").map(String::as_str) == Some("true");
                     if forced || value != svc.template {
                         new_image = Some((
                             image.to_string(),
                             value.get("labels").cloned().unwrap_or(json!({})),
+                            value
+                                .pointer("/containers/0/env")
+                                .cloned()
+                                .unwrap_or(json!([])),
                         ));
                     }
                     next.template = value;
@@ -508,8 +570,8 @@ impl SimState {
         let done_at =
             self.now() + chrono::Duration::from_std(self.operation_delay).unwrap_or_default();
         self.services.insert(name.to_string(), next);
-        let new_revision = new_image.map(|(image, labels)| {
-            let short = self.new_revision(name, &image, labels, done_at);
+        let new_revision = new_image.map(|(image, labels, env)| {
+            let short = self.new_revision(name, &image, labels, env, done_at);
             self.services.get_mut(name).expect("exists").latest_created = short.clone();
             short
         });
@@ -613,6 +675,50 @@ pub(super) fn effective_traffic(svc: &SimService) -> Vec<(String, u8)> {
         }
     }
     out
+}
+
+/// Cloud Run's checks of a container's environment: names, reserved names, one value each.
+fn check_env(env: Option<&Value>) -> Result<(), Reply> {
+    const RESERVED: [&str; 4] = ["PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION"];
+    let Some(env) = env else {
+        return Ok(());
+    };
+    let Some(list) = env.as_array() else {
+        return Err(bad_request(
+            "template.containers[0].env",
+            "env must be a list",
+        ));
+    };
+    for (i, e) in list.iter().enumerate() {
+        let field = format!("template.containers[0].env[{i}]");
+        let name = e["name"].as_str().unwrap_or("");
+        let valid = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(bad_request(
+                &format!("{field}.name"),
+                "Invalid environment variable name.",
+            ));
+        }
+        if RESERVED.contains(&name) {
+            return Err(bad_request(
+                &format!("{field}.name"),
+                &format!(
+                    "The following reserved env names were provided: {name}. These values are automatically set by the system."
+                ),
+            ));
+        }
+        if e.get("value").is_some() && e.get("valueSource").is_some() {
+            return Err(bad_request(
+                &field,
+                "Only one of value and valueSource may be set.",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn bad_request(field: &str, message: &str) -> Reply {

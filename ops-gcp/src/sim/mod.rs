@@ -141,6 +141,8 @@ struct SimState {
     /// Running instances per service (short name) from each time on.
     instance_history: Vec<(DateTime<Utc>, BTreeMap<String, u32>)>,
     behaviours: BTreeMap<String, Behaviour>,
+    /// Environment settings a revision cannot start with: (name, value).
+    crash_env: Vec<(String, String)>,
     custom_logs: Vec<telemetry::CustomLog>,
     secrets: BTreeMap<String, secret_manager::SimSecret>,
     objects: BTreeMap<(String, String), storage::SimObject>,
@@ -229,6 +231,7 @@ impl GcpSimBuilder {
             traffic_history: Vec::new(),
             instance_history: Vec::new(),
             behaviours: BTreeMap::new(),
+            crash_env: Vec::new(),
             custom_logs: Vec::new(),
             secrets: BTreeMap::new(),
             objects: BTreeMap::new(),
@@ -312,6 +315,14 @@ impl GcpSim {
     /// How revisions running `image` behave from now on.
     pub fn set_behaviour(&self, image: &str, behaviour: Behaviour) {
         self.state().behaviours.insert(image.to_string(), behaviour);
+    }
+
+    /// A revision whose environment sets `name` to `value` fails to start (a broken setting:
+    /// the deploy fails, traffic stays where it was).
+    pub fn crash_when_env(&self, name: &str, value: &str) {
+        self.state()
+            .crash_env
+            .push((name.to_string(), value.to_string()));
     }
 
     /// Adds a log entry (`severity` is a Cloud Logging level name such as `ERROR`).
