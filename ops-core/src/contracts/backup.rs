@@ -310,7 +310,11 @@ pub trait BackupStore: Send + Sync {
     /// # Behavior
     /// Prefix, `created_after` and `limit` filter; newest first
     /// (`listing_filters_orders_and_limits`); never a failed put (`a_failed_put_never_lists`)
-    /// or a deleted backup (`deleted_backups_are_gone`).
+    /// or a deleted backup (`deleted_backups_are_gone`). What it lists is what
+    /// [`crate::adapters::BackupFreshness`] judges: the newest verified backup (the newest
+    /// complete one, where the store records no verification), its age against the bound, and
+    /// a newer backup that failed its check (`freshness_follows_the_newest_verified_backup`,
+    /// `freshness_follows_the_newest_complete_backup`).
     async fn list(&self, filter: &BackupFilter) -> Result<Vec<BackupInfo>>;
     /// One backup.
     ///
