@@ -50,7 +50,8 @@ GOOGLE = {
     "sqladmin.v1": [
         "sql.backupRuns.insert", "sql.backupRuns.list", "sql.backupRuns.get",
         "sql.backupRuns.delete", "sql.instances.get", "sql.instances.restoreBackup",
-        "sql.operations.get",
+        "sql.operations.get", "sql.instances.insert", "sql.instances.clone",
+        "sql.instances.delete",
     ],
     "cloudresourcemanager.v3": ["cloudresourcemanager.projects.getIamPolicy"],
     "iam.v1": [

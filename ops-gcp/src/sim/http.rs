@@ -121,7 +121,7 @@ fn route(
             }
             state.list_time_series(query)
         }
-        (_, ["v1", "projects", p, "instances" | "operations", _, ..]) => {
+        (_, ["v1", "projects", p, "instances" | "operations", ..]) => {
             if *p != state.project {
                 return google_error(
                     403,

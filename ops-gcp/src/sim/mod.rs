@@ -399,6 +399,27 @@ impl GcpSim {
         self.state().fail_next_sql_backup = true;
     }
 
+    /// The source instance and point in time a clone was made from.
+    pub fn sql_cloned_from(&self, instance: &str) -> Option<(String, DateTime<Utc>)> {
+        self.state()
+            .sql_instances
+            .get(instance)
+            .and_then(|i| i.cloned_from.clone())
+    }
+
+    /// The Cloud SQL instances there are, by name.
+    pub fn sql_instances(&self) -> Vec<String> {
+        self.state().sql_instances.keys().cloned().collect()
+    }
+
+    /// Changes an instance's backup configuration (a field of `settings.backupConfiguration`),
+    /// as someone in the console would.
+    pub fn set_sql_backup_setting(&self, instance: &str, field: &str, value: serde_json::Value) {
+        if let Some(i) = self.state().sql_instances.get_mut(instance) {
+            i.backup_config[field] = value;
+        }
+    }
+
     /// The `(instance, backup run)` an instance was last restored from.
     pub fn sql_restored_from(&self, instance: &str) -> Option<(String, u64)> {
         self.state()

@@ -15,6 +15,14 @@ pub(super) struct SimInstance {
     pub backup_config: Value,
     pub runs: Vec<SimRun>,
     pub restored_from: Option<(String, u64)>,
+    /// `RUNNABLE`, or `PENDING_CREATE` until its creation finishes.
+    pub state: &'static str,
+    pub tier: String,
+    pub version: String,
+    /// A point-in-time clone's source and time.
+    pub cloned_from: Option<(String, DateTime<Utc>)>,
+    /// Its address.
+    pub ip: String,
 }
 
 #[derive(Debug, Clone)]
@@ -40,19 +48,35 @@ pub(super) struct SimSqlOp {
     settled: bool,
 }
 
+impl SimInstance {
+    fn new(backup_config: Value, state: &'static str, ip: String) -> Self {
+        Self {
+            backup_config,
+            runs: Vec::new(),
+            restored_from: None,
+            state,
+            tier: "db-custom-2-7680".into(),
+            version: "POSTGRES_15".into(),
+            cloned_from: None,
+            ip,
+        }
+    }
+}
+
 impl SimState {
     /// Creates an instance with daily backups at 03:00, PITR on, 7 kept, and `runs` successful
     /// automated backups a day apart (newest yesterday).
     pub(super) fn create_sql_instance(&mut self, instance: &str, runs: u32) {
         let now = self.now();
-        let mut inst = SimInstance {
-            backup_config: json!({"kind": "sql#backupConfiguration", "enabled": true, "startTime": "03:00",
+        let ip = format!("10.20.0.{}", self.sql_instances.len() + 2);
+        let mut inst = SimInstance::new(
+            json!({"kind": "sql#backupConfiguration", "enabled": true, "startTime": "03:00",
                 "pointInTimeRecoveryEnabled": true, "transactionLogRetentionDays": 7,
                 "backupRetentionSettings": {"retentionUnit": "COUNT", "retainedBackups": 7},
                 "backupTier": "STANDARD"}),
-            runs: Vec::new(),
-            restored_from: None,
-        };
+            "RUNNABLE",
+            ip,
+        );
         for day in (1..=runs).rev() {
             self.next_sql_id += 1;
             let at = now - chrono::Duration::days(day as i64);
@@ -149,6 +173,10 @@ impl SimState {
                 }
                 "DELETE_BACKUP" => inst.runs.retain(|r| Some(r.id) != op.backup_id),
                 "RESTORE_VOLUME" => inst.restored_from = op.restore_from.clone(),
+                "CREATE" | "CLONE" => inst.state = "RUNNABLE",
+                "DELETE" => {
+                    self.sql_instances.remove(&op.instance);
+                }
                 _ => {}
             }
         }
@@ -210,13 +238,23 @@ impl SimState {
                 Some(inst) => Reply::json(
                     200,
                     json!({
-                    "kind": "sql#instance", "name": i, "project": self.project, "state": "RUNNABLE",
-                    "databaseVersion": "POSTGRES_15", "region": self.region,
-                    "settings": {"kind": "sql#settings", "tier": "db-custom-2-7680", "activationPolicy": "ALWAYS",
+                    "kind": "sql#instance", "name": i, "project": self.project, "state": inst.state,
+                    "databaseVersion": inst.version, "region": self.region,
+                    "connectionName": format!("{}:{}:{i}", self.project, self.region),
+                    "ipAddresses": [{"type": "PRIVATE", "ipAddress": inst.ip}],
+                    "settings": {"kind": "sql#settings", "tier": inst.tier, "activationPolicy": "ALWAYS",
                                  "backupConfiguration": inst.backup_config}}),
                 ),
                 None => not_found("instance"),
             },
+            ("POST", ["instances"]) => self.insert_instance(body),
+            ("POST", ["instances", source, "clone"]) => self.clone_instance(source, body),
+            ("DELETE", ["instances", i]) => {
+                if !self.sql_instances.contains_key(*i) {
+                    return not_found("instance");
+                }
+                self.start_sql_op("DELETE", i, None, None, false)
+            }
             ("GET", ["instances", i, "backupRuns"]) => {
                 let Some(inst) = self.sql_instances.get(*i) else {
                     return not_found("instance");
@@ -293,8 +331,16 @@ impl SimState {
                         "restoreBackupContext.instanceId and backupRunId are required.",
                     );
                 };
-                if !self.sql_instances.contains_key(*target) {
-                    return not_found("instance");
+                match self.sql_instances.get(*target).map(|t| t.state) {
+                    None => return not_found("instance"),
+                    Some("RUNNABLE") => {}
+                    Some(_) => {
+                        return google_error(
+                            409,
+                            "FAILED_PRECONDITION",
+                            "The instance is not running: it cannot be restored into yet.",
+                        );
+                    }
                 }
                 let exists = self.sql_instances.get(source).is_some_and(|inst| {
                     inst.runs
@@ -319,6 +365,99 @@ impl SimState {
             }
             _ => google_error(404, "NOT_FOUND", "not simulated"),
         }
+    }
+}
+
+impl SimState {
+    fn insert_instance(&mut self, body: &Value) -> Reply {
+        let name = body.get("name").and_then(Value::as_str).unwrap_or("");
+        if name.is_empty()
+            || name.len() > 98
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return google_error(400, "INVALID_ARGUMENT", "Invalid instance name.");
+        }
+        if self.sql_instances.contains_key(name) {
+            return google_error(
+                409,
+                "ALREADY_EXISTS",
+                "The Cloud SQL instance already exists.",
+            );
+        }
+        let backup = body
+            .pointer("/settings/backupConfiguration")
+            .cloned()
+            .unwrap_or(json!({"enabled": false}));
+        let ip = format!("10.20.0.{}", self.sql_instances.len() + 2);
+        let mut inst = SimInstance::new(backup, "PENDING_CREATE", ip);
+        if let Some(t) = body.pointer("/settings/tier").and_then(Value::as_str) {
+            inst.tier = t.to_string();
+        }
+        if let Some(v) = body.get("databaseVersion").and_then(Value::as_str) {
+            inst.version = v.to_string();
+        }
+        self.sql_instances.insert(name.to_string(), inst);
+        self.start_sql_op("CREATE", name, None, None, false)
+    }
+
+    /// A clone, to a point in time when asked: the source needs point-in-time recovery on, and
+    /// the time must lie within its transaction-log retention.
+    fn clone_instance(&mut self, source: &str, body: &Value) -> Reply {
+        let Some(src) = self.sql_instances.get(source).cloned() else {
+            return google_error(404, "NOT_FOUND", "The Cloud SQL instance does not exist.");
+        };
+        let ctx = body.get("cloneContext").cloned().unwrap_or(Value::Null);
+        let Some(dest) = ctx.get("destinationInstanceName").and_then(Value::as_str) else {
+            return google_error(
+                400,
+                "INVALID_ARGUMENT",
+                "cloneContext.destinationInstanceName is required.",
+            );
+        };
+        if self.sql_instances.contains_key(dest) {
+            return google_error(
+                409,
+                "ALREADY_EXISTS",
+                "The Cloud SQL instance already exists.",
+            );
+        }
+        let now = self.now();
+        let at = match ctx.get("pointInTime").and_then(Value::as_str) {
+            None => now,
+            Some(t) => {
+                let Ok(at) = DateTime::parse_from_rfc3339(t) else {
+                    return google_error(400, "INVALID_ARGUMENT", "Invalid pointInTime.");
+                };
+                let at = at.with_timezone(&Utc);
+                if src.backup_config["pointInTimeRecoveryEnabled"] != true {
+                    return google_error(
+                        400,
+                        "FAILED_PRECONDITION",
+                        "Point-in-time recovery is not enabled for the source instance.",
+                    );
+                }
+                let days = src.backup_config["transactionLogRetentionDays"]
+                    .as_i64()
+                    .unwrap_or(7);
+                if at > now || at < now - chrono::Duration::days(days) {
+                    return google_error(
+                        400,
+                        "INVALID_ARGUMENT",
+                        "The requested point in time is outside the instance's point-in-time recovery window.",
+                    );
+                }
+                at
+            }
+        };
+        let ip = format!("10.20.0.{}", self.sql_instances.len() + 2);
+        let mut inst = SimInstance::new(json!({"enabled": false}), "PENDING_CREATE", ip);
+        inst.tier = src.tier.clone();
+        inst.version = src.version.clone();
+        inst.cloned_from = Some((source.to_string(), at));
+        self.sql_instances.insert(dest.to_string(), inst);
+        self.start_sql_op("CLONE", dest, None, None, false)
     }
 }
 

@@ -8,13 +8,17 @@
 //! | `gcloud sql backups describe ID` | [`BackupStore::describe`] |
 //! | `gcloud sql backups restore ID --restore-instance=T` | [`BackupStore::restore`] |
 //! | `gcloud sql backups delete ID` | [`BackupStore::delete`] |
-//! | `gcloud sql instances describe I --format='value(settings.backupConfiguration)'` | [`CloudSql::backup_configuration`] |
+//! | `gcloud sql instances describe I --format='value(settings.backupConfiguration)'` | [`CloudSql::backup_configuration`], [`drill::BackupPolicyCheck`] |
+//! | restore drill: `gcloud sql instances create` + `backups restore` + row counts + `instances delete` | [`drill::RestoreDrill`] |
+//! | `gcloud sql instances clone I T --point-in-time=…` | [`CloudSql::clone_at`] (and a [`drill::DrillSource::PointInTime`] drill) |
 //!
 //! Every write returns a Cloud SQL operation (`PENDING` → `RUNNING` → `DONE`, with `error` on
 //! failure; there is no `wait` method): it is polled on the client's clock within a deadline.
 //! Backup runs are managed by Cloud SQL and cannot be downloaded, so artifacts are
 //! `Unsupported` (stream a `pg_dump` into Cloud Storage for that).
 
+pub mod drill;
+pub mod instances;
 mod wire;
 
 use std::time::Duration;
