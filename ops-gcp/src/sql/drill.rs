@@ -406,53 +406,59 @@ impl RestoreDrill {
             self.counter.clone(),
             self.config.tables.clone(),
         );
-        let counted: Output<DrillReport> = rb.add_step(Step::read("count-rows", move |ctx| {
-            let (scratch, backup, at) = ctx.get(&plan4)?;
-            let (sql, counter, tables) = (sql.clone(), counter.clone(), tables.clone());
-            Ok(Action::new(
-                "RowCounter::row_counts",
-                json!({"instance": scratch, "tables": tables}),
-                async move {
-                    let instance = sql.instance_info(Some(&scratch)).await?;
-                    let all = counter.row_counts(&instance).await?;
-                    let mut counts = BTreeMap::new();
-                    let mut short = Vec::new();
-                    for (table, min) in &tables {
-                        match all.get(table) {
-                            Some(n) if n >= min => {
-                                counts.insert(table.clone(), *n);
+        // It reads, but only what the mutations before it made: a mutation for the engine, so
+        // a dry run plans it rather than looking for an instance it did not create.
+        let counted: Output<DrillReport> = rb.add_step(
+            Step::mutate("count-rows", move |ctx| {
+                let (scratch, backup, at) = ctx.get(&plan4)?;
+                let (sql, counter, tables) = (sql.clone(), counter.clone(), tables.clone());
+                Ok(Action::new(
+                    "RowCounter::row_counts",
+                    json!({"instance": scratch, "tables": tables}),
+                    async move {
+                        let instance = sql.instance_info(Some(&scratch)).await?;
+                        let all = counter.row_counts(&instance).await?;
+                        let mut counts = BTreeMap::new();
+                        let mut short = Vec::new();
+                        for (table, min) in &tables {
+                            match all.get(table) {
+                                Some(n) if n >= min => {
+                                    counts.insert(table.clone(), *n);
+                                }
+                                Some(n) => {
+                                    counts.insert(table.clone(), *n);
+                                    short.push(format!(
+                                        "{table} has {n} rows, expected at least {min}"
+                                    ));
+                                }
+                                None => short.push(format!("{table} is missing from the restore")),
                             }
-                            Some(n) => {
-                                counts.insert(table.clone(), *n);
-                                short
-                                    .push(format!("{table} has {n} rows, expected at least {min}"));
-                            }
-                            None => short.push(format!("{table} is missing from the restore")),
                         }
-                    }
-                    if !short.is_empty() {
-                        return Err(Error::new(
-                            "gcp",
-                            "restore_drill",
-                            ErrorKind::VerificationFailed {
-                                check: "row_counts".into(),
-                                detail: short.join("; "),
-                            },
-                        ));
-                    }
-                    let restored = match (backup, at) {
-                        (Some(id), _) => format!("backup run {id}"),
-                        (None, Some(at)) => format!("point in time {}", at.to_rfc3339()),
-                        _ => String::new(),
-                    };
-                    Ok(DrillReport {
-                        restored,
-                        instance: scratch,
-                        counts,
-                    })
-                },
-            ))
-        }));
+                        if !short.is_empty() {
+                            return Err(Error::new(
+                                "gcp",
+                                "restore_drill",
+                                ErrorKind::VerificationFailed {
+                                    check: "row_counts".into(),
+                                    detail: short.join("; "),
+                                },
+                            ));
+                        }
+                        let restored = match (backup, at) {
+                            (Some(id), _) => format!("backup run {id}"),
+                            (None, Some(at)) => format!("point in time {}", at.to_rfc3339()),
+                            _ => String::new(),
+                        };
+                        Ok(DrillReport {
+                            restored,
+                            instance: scratch,
+                            counts,
+                        })
+                    },
+                ))
+            })
+            .idempotent(),
+        );
         let (sql, plan5) = (self.sql.clone(), plan);
         rb = rb.step(
             Step::mutate("delete-scratch", move |ctx| {
