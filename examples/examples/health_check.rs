@@ -1,13 +1,17 @@
 //! The daily health check: the Cloud Run service's conditions and traffic, the database
 //! (connections, replication, long transactions), the last 24 hours' ERROR count (warn above
 //! 10), recent activity, last night's backup (the newest verified one in the bucket must be
-//! younger than `--max-backup-age`), and any extra HTTP endpoints — one verdict, and Slack
-//! hears about it when it is not healthy.
+//! younger than `--max-backup-age`), Redis (`--redis`: AUTH with the password in Secret Manager,
+//! PING, memory, hit rate), an authenticated status endpoint (`--status-url` with a bearer
+//! token from Secret Manager), this host's disk and memory (`--host`), and any extra HTTP
+//! endpoints — one verdict, and Slack hears about it when it is not healthy.
 //!
 //! ```sh
 //! cargo run -p ops-examples --example health_check                            # rehearsal
 //! cargo run -p ops-examples --example health_check -- --fault error-spike
 //! cargo run -p ops-examples --example health_check -- --fault stale-backup
+//! cargo run -p ops-examples --example health_check -- --redis local     # a real redis-server
+//! cargo run -p ops-examples --example health_check -- --redis local --fault redis-password-rotated
 //! DATABASE_URL=… SLACK_WEBHOOK_URL=… cargo run -p ops-examples --example health_check -- \
 //!     --live --project P --region R --service api --url https://api.example.com/health
 //! ```
@@ -19,8 +23,11 @@ use clap::{Parser, ValueEnum};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ops_core::adapters::{BackupFreshness, HostResources, HostResourcesConfig, HttpProbe};
-use ops_core::contracts::{BackupStore, HealthStatus, PutArtifact, Verification};
+use ops_core::adapters::redis_probe::RedisTestServer;
+use ops_core::adapters::{
+    BackupFreshness, HostResources, HostResourcesConfig, HttpProbe, RedisProbe,
+};
+use ops_core::contracts::{BackupStore, HealthStatus, PutArtifact, SecretStore, Verification};
 use ops_core::presets::PresetSection;
 use ops_core::runbooks::Procedure;
 use ops_core::runbooks::{HealthCheck, HealthCheckConfig, HealthSummary};
@@ -28,7 +35,7 @@ use ops_examples::providers::{gcp_client, gcp_sim, postgres, slack};
 use ops_examples::{Common, Failure, GcpArgs, Session};
 use ops_gcp::sim::Behaviour;
 use ops_gcp::storage::CloudStorage;
-use ops_gcp::{CloudLogging, CloudRun};
+use ops_gcp::{CloudLogging, CloudRun, SecretManager};
 use ops_postgres::{PgHealth, PgHealthConfig};
 
 /// check the service, its database, its errors and activity; one verdict
@@ -56,6 +63,19 @@ struct Flags {
     /// hours' slack]
     #[arg(long, value_parser = ops_examples::args::duration)]
     max_backup_age: Option<Duration>,
+    /// the Redis to check, HOST:PORT (rehearsal: `local` starts a redis-server)
+    #[arg(long, env = "OPS_REDIS")]
+    redis: Option<String>,
+    /// the Secret Manager secret holding the Redis password [default: redis-password]
+    #[arg(long)]
+    redis_secret: Option<String>,
+    /// a status endpoint that wants `Authorization: Bearer <token>` (seed 000's
+    /// /api/daemon/status), JSON with status "healthy" (rehearsal: `local` serves one)
+    #[arg(long)]
+    status_url: Option<String>,
+    /// the Secret Manager secret holding that token [default: daemon-status-token]
+    #[arg(long, requires = "status_url")]
+    status_token_secret: Option<String>,
     /// also check this host's disk space, inodes and memory (a self-hosted service, seed 003:
     /// `df -h`, `free -h`), at the preset's `[providers.host.resources]` levels
     #[arg(long)]
@@ -77,6 +97,10 @@ enum Fault {
     /// last night's backup did not run: the newest verified one is 30 hours old
     #[value(name = "stale-backup")]
     StaleBackup,
+    /// the Redis password was changed on the server but not in Secret Manager: the check
+    /// finds the credentials refused (with --redis local)
+    #[value(name = "redis-password-rotated")]
+    RedisPasswordRotated,
 }
 
 #[tokio::main]
@@ -144,12 +168,62 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
         .logs(logs)
         .notifier(notifier);
     if let Some(bucket) = &backup_bucket {
-        let store = Arc::new(CloudStorage::new(client, bucket, backup_prefix)?);
+        let store = Arc::new(CloudStorage::new(client.clone(), bucket, backup_prefix)?);
         check = check.probe(Arc::new(
             BackupFreshness::new("backups")
                 .watch(store, max_backup_age)
                 .with_clock(session.clock()),
         ));
+    }
+    let secrets: Arc<dyn SecretStore> = Arc::new(SecretManager::new(client.clone()));
+    let mut _redis_server = None;
+    if let Some(address) = &flags.redis {
+        let secret = flags.redis_secret.as_deref().unwrap_or("redis-password");
+        let address = match (&sim, address.as_str()) {
+            (Some(sim), "local") => {
+                // A real redis-server with the password Secret Manager holds.
+                let password = "rehearsal-redis-pw-5c1e";
+                sim.put_secret(secret, password.as_bytes());
+                let mut server = RedisTestServer::start(password, "64mb").await?;
+                if flags.fault == Some(Fault::RedisPasswordRotated) {
+                    server.set_password("rotated-on-the-server-only").await?;
+                }
+                let address = server.address().to_string();
+                _redis_server = Some(server);
+                address
+            }
+            (_, given) => given.to_string(),
+        };
+        let probe = RedisProbe::new(&address)
+            .map_err(|e| Failure::usage(format!("--redis {address}: {e}")))?
+            .password_from_secret(secrets.clone(), secret)
+            .with_clock(session.clock());
+        check = check.probe(Arc::new(probe));
+    }
+    let mut _status_server = None;
+    if let Some(url) = &flags.status_url {
+        let secret = flags
+            .status_token_secret
+            .as_deref()
+            .unwrap_or("daemon-status-token");
+        let url = match (&sim, url.as_str()) {
+            (Some(sim), "local") => {
+                // An endpoint answering only the token Secret Manager holds.
+                let token = "rehearsal-status-token-0b7d";
+                sim.put_secret(secret, token.as_bytes());
+                let server = status_endpoint(token).await;
+                let url = format!("{}/api/daemon/status", server.uri());
+                _status_server = Some(server);
+                url
+            }
+            (_, given) => given.to_string(),
+        };
+        let url = &url;
+        let probe = HttpProbe::new(url)
+            .map_err(|e| Failure::usage(format!("--status-url {url}: {e}")))?
+            .expect_field("status", "healthy")
+            .bearer_from_secret(secrets.clone(), secret)?;
+        check = check.probe(Arc::new(probe));
     }
     if flags.host {
         let levels = match session.preset() {
@@ -188,7 +262,17 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
             .as_ref()
             .and_then(|s| s.findings.iter().find(|f| f.check.starts_with("backups")))
             .map(|f| f.status);
-        if flags.fault == Some(Fault::StaleBackup) {
+        let redis = summary
+            .as_ref()
+            .and_then(|s| s.findings.iter().find(|f| f.check.starts_with("redis")))
+            .map(|f| f.status);
+        if flags.fault == Some(Fault::RedisPasswordRotated) {
+            session.check(
+                "the refused Redis credentials make the check unhealthy",
+                redis == Some(HealthStatus::Unhealthy),
+            );
+            session.check("Slack was told", told == 1);
+        } else if flags.fault == Some(Fault::StaleBackup) {
             session.check(
                 "the missed backup makes the check unhealthy",
                 backups == Some(HealthStatus::Unhealthy)
@@ -227,12 +311,39 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
                 "last night's backup is fresh",
                 backups == Some(HealthStatus::Healthy),
             );
+            if flags.redis.is_some() {
+                session.check(
+                    "Redis accepted the credentials from Secret Manager",
+                    redis == Some(HealthStatus::Healthy),
+                );
+            }
             if !flags.host {
                 session.check("Slack was left alone", told == 0);
             }
         }
     }
     Ok(session.finish().await)
+}
+
+/// A status endpoint like seed 000's `/api/daemon/status`: healthy JSON for `Bearer <token>`,
+/// 401 otherwise.
+async fn status_endpoint(token: &str) -> wiremock::MockServer {
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/daemon/status"))
+        .and(header("authorization", format!("Bearer {token}").as_str()))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({"status": "healthy"})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&server)
+        .await;
+    server
 }
 
 /// Puts a small backup into the store and records it verified, as the nightly backup runbook

@@ -2,18 +2,21 @@
 //! wrong, missing, an ACL user), PING, memory against maxmemory, the keyspace hit rate; and
 //! against hostile listeners: one that never answers, one that answers garbage.
 
-#[path = "redis/server.rs"]
-mod server;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use ops_core::adapters::RedisProbe;
+use ops_core::adapters::redis_probe::RedisTestServer;
 use ops_core::adapters::redis_probe::resp::Reply;
 use ops_core::contracts::{HealthProbe, HealthReport, HealthStatus, SecretStore};
 use ops_core::memory::MemorySecretStore;
 use ops_core::{ErrorKind, testkit};
-use server::RedisServer;
+
+async fn start(password: &str, maxmemory: &str) -> RedisTestServer {
+    RedisTestServer::start(password, maxmemory)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
 use tokio::io::AsyncWriteExt;
 
 const PASSWORD: &str = "redis-pw-7f3c91";
@@ -46,9 +49,9 @@ fn assert_no_password(probe: &RedisProbe, report: &HealthReport, password: &str)
 
 #[tokio::test]
 async fn credentials_from_the_secret_store_authenticate_and_the_server_is_read() {
-    let server = RedisServer::start(PASSWORD, "64mb").await;
+    let server = start(PASSWORD, "64mb").await;
     let store = secrets(PASSWORD).await;
-    let probe = RedisProbe::new(&server.address)
+    let probe = RedisProbe::new(server.address())
         .unwrap()
         .password_from_secret(store.clone(), "redis-password");
     let report = testkit::health_probe(&probe, HealthStatus::Healthy).await;
@@ -67,9 +70,9 @@ async fn credentials_from_the_secret_store_authenticate_and_the_server_is_read()
 
 #[tokio::test]
 async fn a_wrong_or_missing_password_is_unhealthy_and_never_shown() {
-    let mut server = RedisServer::start(PASSWORD, "64mb").await;
+    let mut server = start(PASSWORD, "64mb").await;
     let wrong = "not-the-pw-2b8e";
-    let probe = RedisProbe::new(&server.address)
+    let probe = RedisProbe::new(server.address())
         .unwrap()
         .password_from_secret(secrets(wrong).await, "redis-password");
     let report = testkit::health_probe(&probe, HealthStatus::Unhealthy).await;
@@ -80,17 +83,17 @@ async fn a_wrong_or_missing_password_is_unhealthy_and_never_shown() {
     assert_eq!(report.checks.len(), 1, "nothing after a refused AUTH");
     assert_no_password(&probe, &report, wrong);
 
-    let bare = RedisProbe::new(&server.address).unwrap();
+    let bare = RedisProbe::new(server.address()).unwrap();
     let report = testkit::health_probe(&bare, HealthStatus::Unhealthy).await;
     assert!(detail(&report, "ping").contains("NOAUTH"), "{report:?}");
 
     // The password is rotated on the server and in the store: the next check uses the new one.
     let store = secrets(PASSWORD).await;
-    let probe = RedisProbe::new(&server.address)
+    let probe = RedisProbe::new(server.address())
         .unwrap()
         .password_from_secret(store.clone(), "redis-password");
     testkit::health_probe(&probe, HealthStatus::Healthy).await;
-    server.set_password("rotated-pw-44d1").await;
+    server.set_password("rotated-pw-44d1").await.unwrap();
     testkit::health_probe(&probe, HealthStatus::Unhealthy).await;
     store
         .add_version("redis-password", &"rotated-pw-44d1".into())
@@ -99,7 +102,7 @@ async fn a_wrong_or_missing_password_is_unhealthy_and_never_shown() {
     testkit::health_probe(&probe, HealthStatus::Healthy).await;
 
     // A secret that is not there: the probe could not look.
-    let probe = RedisProbe::new(&server.address)
+    let probe = RedisProbe::new(server.address())
         .unwrap()
         .password_from_secret(store, "absent");
     let err = probe.check().await.unwrap_err();
@@ -108,7 +111,7 @@ async fn a_wrong_or_missing_password_is_unhealthy_and_never_shown() {
 
 #[tokio::test]
 async fn an_acl_user_authenticates_with_its_name() {
-    let server = RedisServer::start(PASSWORD, "64mb").await;
+    let server = start(PASSWORD, "64mb").await;
     let created = server
         .admin(&[
             "ACL",
@@ -119,9 +122,10 @@ async fn an_acl_user_authenticates_with_its_name() {
             "+ping",
             "+info",
         ])
-        .await;
+        .await
+        .unwrap();
     assert_eq!(created, Reply::Simple("OK".into()));
-    let probe = RedisProbe::new(&server.address)
+    let probe = RedisProbe::new(server.address())
         .unwrap()
         .password_from_secret(secrets("probe-pw-5a").await, "redis-password")
         .username("probe");
@@ -133,22 +137,28 @@ async fn an_acl_user_authenticates_with_its_name() {
 
 #[tokio::test]
 async fn memory_near_maxmemory_and_a_low_hit_rate_degrade() {
-    let server = RedisServer::start(PASSWORD, "8mb").await;
+    let server = start(PASSWORD, "8mb").await;
     // Fill towards the limit, then look keys up mostly in vain.
     let blob = "x".repeat(1024);
     for i in 0..3000 {
-        let r = server.admin(&["SET", &format!("k{i}"), &blob]).await;
+        let r = server
+            .admin(&["SET", &format!("k{i}"), &blob])
+            .await
+            .unwrap();
         if matches!(r, Reply::Error(_)) {
             break; // OOM under noeviction: as full as it gets
         }
     }
     for i in 0..40 {
-        server.admin(&["GET", &format!("missing-{i}")]).await;
+        server
+            .admin(&["GET", &format!("missing-{i}")])
+            .await
+            .unwrap();
     }
     for i in 0..10 {
-        server.admin(&["GET", &format!("k{i}")]).await;
+        server.admin(&["GET", &format!("k{i}")]).await.unwrap();
     }
-    let probe = RedisProbe::new(&server.address)
+    let probe = RedisProbe::new(server.address())
         .unwrap()
         .password_from_secret(secrets(PASSWORD).await, "redis-password")
         .memory_degraded_above(0.5)
@@ -180,8 +190,8 @@ async fn memory_near_maxmemory_and_a_low_hit_rate_degrade() {
 
 #[tokio::test]
 async fn a_dead_server_a_silent_one_and_a_garbling_one_are_unhealthy() {
-    let mut server = RedisServer::start(PASSWORD, "64mb").await;
-    let address = server.address.clone();
+    let mut server = start(PASSWORD, "64mb").await;
+    let address = server.address().to_string();
     server.kill();
     let probe = RedisProbe::new(&address).unwrap();
     let report = testkit::health_probe(&probe, HealthStatus::Unhealthy).await;

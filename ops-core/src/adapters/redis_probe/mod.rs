@@ -3,6 +3,10 @@
 //! credentials in secrets" and the cache checks of seeds 001, 003 and 004.
 
 pub mod resp;
+#[cfg(feature = "redis-test-server")]
+mod test_server;
+#[cfg(feature = "redis-test-server")]
+pub use test_server::{RedisTestServer, binary as redis_server_binary};
 
 use std::sync::Arc;
 use std::time::Duration;
