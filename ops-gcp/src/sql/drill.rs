@@ -371,16 +371,7 @@ impl RestoreDrill {
             })
             .compensate(move |ctx| {
                 let (scratch, _, _) = ctx.get(&plan_undo)?;
-                let sql = sql_undo.clone();
-                Ok(Action::new(
-                    "DELETE instances/{scratch}",
-                    json!({"instance": scratch}),
-                    async move {
-                        sql.delete_scratch(&ScratchInstance { name: scratch })
-                            .await?;
-                        Ok(())
-                    },
-                ))
+                Ok(delete_scratch(sql_undo.clone(), scratch))
             }),
         );
         let (sql, plan3) = (self.sql.clone(), plan.clone());
@@ -408,7 +399,7 @@ impl RestoreDrill {
         );
         // It reads, but only what the mutations before it made: a mutation for the engine, so
         // a dry run plans it rather than looking for an instance it did not create.
-        let counted: Output<DrillReport> = rb.add_step(
+        rb = rb.step(
             Step::mutate("count-rows", move |ctx| {
                 let (scratch, backup, at) = ctx.get(&plan4)?;
                 let (sql, counter, tables) = (sql.clone(), counter.clone(), tables.clone());
@@ -463,22 +454,25 @@ impl RestoreDrill {
         rb = rb.step(
             Step::mutate("delete-scratch", move |ctx| {
                 let (scratch, _, _) = ctx.get(&plan5)?;
-                let sql = sql.clone();
-                Ok(Action::new(
-                    "DELETE instances/{scratch}",
-                    json!({"instance": scratch}),
-                    async move {
-                        sql.delete_scratch(&ScratchInstance { name: scratch })
-                            .await?;
-                        Ok(())
-                    },
-                ))
+                Ok(delete_scratch(sql.clone(), scratch))
             })
             .idempotent(),
         );
-        let _ = counted;
         Ok(rb)
     }
+}
+
+/// Deleting the scratch instance: the drill's last step, and what undoes its creation.
+fn delete_scratch(sql: CloudSql, scratch: String) -> Action {
+    Action::new(
+        "DELETE instances/{scratch}",
+        json!({"instance": scratch}),
+        async move {
+            sql.delete_scratch(&ScratchInstance { name: scratch })
+                .await?;
+            Ok(())
+        },
+    )
 }
 
 impl Procedure for RestoreDrill {
