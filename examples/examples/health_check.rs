@@ -101,6 +101,10 @@ enum Fault {
     /// finds the credentials refused (with --redis local)
     #[value(name = "redis-password-rotated")]
     RedisPasswordRotated,
+    /// the status endpoint's token was rotated but Secret Manager still holds the old one:
+    /// the endpoint refuses the probe (with --status-url local)
+    #[value(name = "status-token-stale")]
+    StatusTokenStale,
 }
 
 #[tokio::main]
@@ -211,7 +215,12 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
                 // An endpoint answering only the token Secret Manager holds.
                 let token = "rehearsal-status-token-0b7d";
                 sim.put_secret(secret, token.as_bytes());
-                let server = status_endpoint(token).await;
+                let expected = if flags.fault == Some(Fault::StatusTokenStale) {
+                    "a-newer-token-the-store-lacks"
+                } else {
+                    token
+                };
+                let server = status_endpoint(expected).await;
                 let url = format!("{}/api/daemon/status", server.uri());
                 _status_server = Some(server);
                 url
@@ -266,7 +275,21 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
             .as_ref()
             .and_then(|s| s.findings.iter().find(|f| f.check.starts_with("redis")))
             .map(|f| f.status);
-        if flags.fault == Some(Fault::RedisPasswordRotated) {
+        let status = summary
+            .as_ref()
+            .and_then(|s| {
+                s.findings
+                    .iter()
+                    .find(|f| f.check.contains("/api/daemon/status"))
+            })
+            .map(|f| f.status);
+        if flags.fault == Some(Fault::StatusTokenStale) {
+            session.check(
+                "the refused token makes the check unhealthy",
+                status == Some(HealthStatus::Unhealthy),
+            );
+            session.check("Slack was told", told == 1);
+        } else if flags.fault == Some(Fault::RedisPasswordRotated) {
             session.check(
                 "the refused Redis credentials make the check unhealthy",
                 redis == Some(HealthStatus::Unhealthy),

@@ -69,6 +69,10 @@ enum Fault {
     /// PagerDuty answers 503 when the incident escalates: the error is reported, the response goes on
     #[value(name = "pagerduty-down")]
     PagerdutyDown,
+    /// the status page answers 503 when the incident is declared (with seed 001's preset and
+    /// a P0): the failed delivery is reported, the response goes on
+    #[value(name = "status-page-down")]
+    StatusPageDown,
 }
 
 /// The team's first level: Slack for people, a GitHub issue as the record.
@@ -159,6 +163,19 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
     let wants_page = config.escalation.iter().any(|r| r.level == "status-page");
     let (page, page_sim) = if wants_page {
         let (n, sim) = statuspage(&session).await?;
+        if let Some(sim) = &sim
+            && flags.fault == Some(Fault::StatusPageDown)
+        {
+            sim.inject(
+                None,
+                "/incidents",
+                10,
+                SimFault::Status {
+                    status: 503,
+                    retry_after: None,
+                },
+            );
+        }
         (Some(n), sim)
     } else {
         (None, None)
@@ -210,8 +227,11 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
 
     let mut inc = response.declare(&title, priority, &impact).await?;
     say(&format!("declared {} ({priority:?}): {title}", inc.id));
+    let mut failed_deliveries = inc.failed_deliveries.len();
+    for failed in &inc.failed_deliveries {
+        say(&format!("declared, but could not notify {failed}"));
+    }
     // A notification that fails is reported and the response goes on: people still act.
-    let mut failed_deliveries = 0;
     let mut delivered = |what: &str, result: Result<()>| match result {
         Ok(()) => say(what),
         Err(e) => {
@@ -288,6 +308,7 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
         }
         if let Some(page) = &page_sim
             && inc.notified.iter().any(|n| n == "status-page")
+            && flags.fault != Some(Fault::StatusPageDown)
         {
             let incidents = page.incidents();
             session.check(

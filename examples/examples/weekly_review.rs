@@ -51,6 +51,18 @@ struct Flags {
     /// the runbook config, TOML (defaults when absent)
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// inject a named failure into the rehearsal
+    #[arg(long, value_enum, value_name = "NAME")]
+    fault: Option<Fault>,
+}
+
+/// The failures a rehearsal can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Fault {
+    /// Dependabot alerts are switched off for the repository: the review says so, and still
+    /// lists the code-scanning alerts
+    #[value(name = "dependabot-off")]
+    DependabotOff,
 }
 
 /// A week of errors: a few bugs, each firing many times with different numbers in it.
@@ -122,6 +134,11 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
         (Some(_), None) => Some(ops_github::sim::SIM_REPO.to_string()),
         (_, given) => given.clone(),
     };
+    if let Some(g) = &github
+        && flags.fault == Some(Fault::DependabotOff)
+    {
+        g.disable_dependabot_alerts();
+    }
     if let Some(repo) = &repo {
         let client = github_client(&session, github.as_ref())?;
         review = review.auditor(Arc::new(DependencyAlerts::new(client, repo)?));
@@ -180,14 +197,26 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
             report.output::<ChangeCounts>("changes").is_some(),
         );
         let findings: Vec<AuditFinding> = report.output("security").unwrap_or_default();
-        session.check(
-            "the open Dependabot alert with a fix is in the review, worst first",
-            findings.first().is_some_and(|f| {
-                f.severity == Severity::Critical
-                    && f.resource.contains("lodash")
-                    && f.issue.contains("fix available")
-            }),
-        );
+        if flags.fault == Some(Fault::DependabotOff) {
+            session.check(
+                "the review says Dependabot alerts are off, and lists the code-scanning alerts",
+                findings
+                    .iter()
+                    .any(|f| f.resource.ends_with("dependabot alerts"))
+                    && findings
+                        .iter()
+                        .any(|f| f.resource.contains("code-scanning")),
+            );
+        } else {
+            session.check(
+                "the open Dependabot alert with a fix is in the review, worst first",
+                findings.first().is_some_and(|f| {
+                    f.severity == Severity::Critical
+                        && f.resource.contains("lodash")
+                        && f.issue.contains("fix available")
+                }),
+            );
+        }
         let archived = sim.object_names(&bucket);
         session.check("the week's errors are archived", archived.len() == 1);
     }

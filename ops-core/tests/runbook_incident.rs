@@ -145,11 +145,15 @@ async fn a_failing_channel_does_not_stop_the_others() {
         .with_clock(Arc::new(SimulatedClock::starting_at(
             "2026-02-14T03:00:00Z".parse().unwrap(),
         )));
-    let err = r
+    let declared = r
         .declare("DB failover", Priority::P1, "Writes fail")
         .await
-        .unwrap_err();
-    assert!(err.to_string().contains("rate limited"), "{err}");
+        .unwrap();
+    assert!(
+        declared.failed_deliveries[0].contains("rate limited"),
+        "{:?}",
+        declared.failed_deliveries
+    );
     assert!(
         sent_to(&log, "pager").is_empty(),
         "declaration goes to the first level only"
@@ -164,6 +168,7 @@ async fn a_failing_channel_does_not_stop_the_others() {
         resolved: None,
         escalated_to: 1,
         notified: Vec::new(),
+        failed_deliveries: Vec::new(),
         last_update: "2026-02-14T02:00:00Z".parse().unwrap(),
         timeline: vec![],
         root_cause: Some("failover script raced the health check".into()),
@@ -517,4 +522,47 @@ async fn the_postmortem_deadline_comes_from_the_priority() {
     let mut p2 = r.declare("Slow page", Priority::P2, "").await.unwrap();
     r.resolve(&mut p2, "cache warmed").await.unwrap();
     assert_eq!((p2.postmortem_due, p2.retrospective_due), (None, None));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_level_that_cannot_be_told_does_not_undeclare_the_incident() {
+    let log: Log = Arc::default();
+    let response = IncidentResponse::new(IncidentConfig::default())
+        .level("on-call", level("on-call", &log, true))
+        .level("team-lead", level("team-lead", &log, false))
+        .with_clock(Arc::new(SimulatedClock::starting_at(
+            "2026-02-14T03:00:00Z".parse().unwrap(),
+        )));
+    let inc = response
+        .declare("Checkout down", Priority::P0, "no orders")
+        .await
+        .expect("declared although its first level could not be told");
+    assert_eq!(
+        inc.failed_deliveries.len(),
+        1,
+        "{:?}",
+        inc.failed_deliveries
+    );
+    assert!(
+        inc.failed_deliveries[0].starts_with("on-call: "),
+        "{:?}",
+        inc.failed_deliveries
+    );
+    assert!(
+        inc.timeline
+            .iter()
+            .any(|e| e.text.starts_with("Could not notify on-call")),
+        "{:?}",
+        inc.timeline
+    );
+    assert_eq!(
+        sent_to(&log, "on-call"),
+        [NotificationEvent::Trigger],
+        "it was tried"
+    );
+    // A record written before the field existed still reads.
+    let mut json = serde_json::to_value(&inc).unwrap();
+    json.as_object_mut().unwrap().remove("failed_deliveries");
+    let back: Incident = serde_json::from_value(json).unwrap();
+    assert!(back.failed_deliveries.is_empty());
 }

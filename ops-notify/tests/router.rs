@@ -242,6 +242,7 @@ fn templates_carry_the_incident_key_and_event() {
         resolved: None,
         escalated_to: 0,
         notified: Vec::new(),
+        failed_deliveries: Vec::new(),
         last_update: declared_at,
         timeline: Vec::new(),
         root_cause: None,

@@ -50,6 +50,10 @@ pub struct Incident {
     /// before the escalation matrix: levels `0..=escalated_to`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notified: Vec<String>,
+    /// Deliveries that failed, as `level: error` (a status page that was down when the
+    /// incident was declared, say); each is in the timeline too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_deliveries: Vec<String>,
     /// When the last status update went out.
     pub last_update: DateTime<Utc>,
     /// What happened, in order.

@@ -325,13 +325,19 @@ impl IncidentResponse {
         for (name, n) in levels.iter().filter_map(|i| self.levels.get(*i)) {
             if let Err(e) = n.send(note).await {
                 tracing::error!(incident = %inc.id, level = %name, error = %e, "could not notify");
+                let line = format!("{name}: {e}");
+                inc.log(self.clock.now(), format!("Could not notify {line}"));
+                inc.failed_deliveries.push(line);
                 first.get_or_insert(e);
             }
         }
         first.map_or(Ok(()), Err)
     }
 
-    /// Declares an incident and notifies the first escalation level.
+    /// Declares an incident and notifies the first escalation level (and every level the
+    /// matrix tells at declaration). `Err` only for an invalid title or configuration: a level
+    /// that cannot be told does not undeclare the incident; it is recorded in
+    /// [`Incident::failed_deliveries`] and the timeline.
     pub async fn declare(&self, title: &str, priority: Priority, impact: &str) -> Result<Incident> {
         self.check()?;
         if title.trim().is_empty() {
@@ -348,6 +354,7 @@ impl IncidentResponse {
             resolved: None,
             escalated_to: 0,
             notified: Vec::new(),
+            failed_deliveries: Vec::new(),
             last_update: now,
             timeline: Vec::new(),
             root_cause: None,
@@ -382,7 +389,9 @@ impl IncidentResponse {
             .body(impact)
             .field("incident", &inc.id)
             .dedup_key(inc.key());
-        self.notify(&mut inc, &first, &note).await?;
+        // The incident is declared whether or not every level could be told: people act on
+        // it. A failed delivery is in `failed_deliveries` and the timeline.
+        let _ = self.notify(&mut inc, &first, &note).await;
         Ok(inc)
     }
 
