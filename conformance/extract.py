@@ -32,6 +32,7 @@ GOOGLE = {
         "run.projects.locations.services.get", "run.projects.locations.services.patch",
         "run.projects.locations.services.revisions.list",
         "run.projects.locations.services.revisions.get",
+        "run.projects.locations.services.revisions.delete",
         "run.projects.locations.operations.get", "run.projects.locations.operations.wait",
     ],
     "logging.v2": ["logging.entries.list"],

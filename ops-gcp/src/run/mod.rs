@@ -9,6 +9,7 @@
 //! | `gcloud run services update-traffic --to-latest` | [`CloudRun::route_all_to_latest`] |
 //! | `--min-instances / --max-instances / --cpu / --memory` | [`Deployer::scale`] |
 //! | emergency stop | [`Deployer::stop_serving`] |
+//! | review and prune old revisions (`gcloud run revisions delete`) | [`prune::PruneRevisions`] |
 //! | `gcloud run services update --update-env-vars / --update-secrets` | [`CloudRun::with_env_change`] then [`Deployer::deploy`] |
 //!
 //! **Configuration changes.** [`CloudRun::with_env_change`] gives a deployer whose deploys also
@@ -40,6 +41,7 @@
 pub mod env;
 mod health;
 pub mod model;
+pub mod prune;
 
 use std::time::Duration;
 

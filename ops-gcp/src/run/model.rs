@@ -215,6 +215,9 @@ impl Condition {
 pub struct Revision {
     /// `projects/P/locations/L/services/S/revisions/R`.
     pub name: String,
+    /// Concurrency token (a delete names it, so a changed revision is not deleted).
+    #[serde(default)]
+    pub etag: Option<String>,
     /// When it was created.
     #[serde(default)]
     pub create_time: Option<DateTime<Utc>>,

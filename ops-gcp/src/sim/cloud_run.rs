@@ -337,6 +337,7 @@ impl SimState {
         };
         json!({
             "name": rev.name,
+            "etag": self.revision_etag(&rev.name),
             "uid": format!("sim-{}", rev.name.rsplit('/').next().unwrap_or("")),
             "service": rev.service,
             "createTime": time(rev.created),

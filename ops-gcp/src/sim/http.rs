@@ -157,6 +157,7 @@ fn route(
                     state.list_revisions(name.trim_end_matches("/revisions"), query)
                 }
                 ("GET", ["services", _, "revisions", _]) => state.get_revision(&name),
+                ("DELETE", ["services", _, "revisions", _]) => state.delete_revision(&name, query),
                 ("GET", ["operations", _]) => state.get_operation(&name),
                 _ => google_error(
                     404,

@@ -33,6 +33,7 @@
 
 mod cloud_run;
 mod http;
+mod run_revisions;
 mod secret_manager;
 mod sql;
 mod storage;
@@ -315,6 +316,16 @@ impl GcpSim {
     /// How revisions running `image` behave from now on.
     pub fn set_behaviour(&self, image: &str, behaviour: Behaviour) {
         self.state().behaviours.insert(image.to_string(), behaviour);
+    }
+
+    /// Deletes a revision behind the client's back (someone else pruning at the same time).
+    pub fn delete_revision_now(&self, service: &str, revision: &str) {
+        let mut s = self.state();
+        let name = format!(
+            "projects/{}/locations/{}/services/{service}/revisions/{revision}",
+            s.project, s.region
+        );
+        s.revisions.remove(&name);
     }
 
     /// A revision whose environment sets `name` to `value` fails to start (a broken setting:
