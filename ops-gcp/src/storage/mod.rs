@@ -22,6 +22,7 @@
 //! `ops_core::adapters::SqliteIntegrityCheck` (feature `sqlite`), a `RestoreTest` that
 //! `BackupAndVerify` runs after each backup.
 
+pub mod cleanup;
 mod config;
 mod download;
 mod upload;
@@ -48,7 +49,7 @@ pub use config::{
 use wire::{Object, ObjectPage, RewriteResponse, SOURCE_KEY};
 
 /// The most objects one listing reads.
-const LIST_CAP: usize = 100_000;
+pub const LIST_CAP: usize = 100_000;
 
 /// Backups as objects in one bucket, below one prefix.
 ///
@@ -154,6 +155,30 @@ impl CloudStorage {
             ));
         }
         Ok(format!("{}{id}", self.prefix))
+    }
+
+    /// Every object of the bucket whose name starts with `prefix`, up to [`LIST_CAP`], and
+    /// whether the cap cut the listing short.
+    async fn list_objects(&self, prefix: &str) -> Result<(Vec<Object>, bool)> {
+        let objects = collect_pages(LIST_CAP, |token| {
+            let prefix = prefix.to_string();
+            async move {
+                let mut url = self
+                    .client
+                    .url(&self.api_root()?, &format!("b/{}/o", self.bucket))?;
+                url.query_pairs_mut()
+                    .append_pair("prefix", &prefix)
+                    .append_pair("maxResults", "1000");
+                if let Some(t) = &token {
+                    url.query_pairs_mut().append_pair("pageToken", t);
+                }
+                let page: ObjectPage = self.client.get("list_objects", url, &prefix).await?;
+                Ok((page.items, page.next_page_token))
+            }
+        })
+        .await?;
+        let truncated = objects.len() >= LIST_CAP;
+        Ok((objects, truncated))
     }
 
     /// The object `name` (any name in the bucket, not only backups).
@@ -366,23 +391,7 @@ impl BackupStore for CloudStorage {
 
     async fn list(&self, filter: &BackupFilter) -> Result<Vec<BackupInfo>> {
         let prefix = format!("{}{}", self.prefix, filter.prefix.as_deref().unwrap_or(""));
-        let objects = collect_pages(LIST_CAP, |token| {
-            let prefix = prefix.clone();
-            async move {
-                let mut url = self
-                    .client
-                    .url(&self.api_root()?, &format!("b/{}/o", self.bucket))?;
-                url.query_pairs_mut()
-                    .append_pair("prefix", &prefix)
-                    .append_pair("maxResults", "1000");
-                if let Some(t) = &token {
-                    url.query_pairs_mut().append_pair("pageToken", t);
-                }
-                let page: ObjectPage = self.client.get("list_objects", url, &prefix).await?;
-                Ok((page.items, page.next_page_token))
-            }
-        })
-        .await?;
+        let (objects, _) = self.list_objects(&prefix).await?;
         Ok(filter.apply(objects.iter().map(|o| self.info(o)).collect()))
     }
 
