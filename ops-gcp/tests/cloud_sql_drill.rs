@@ -300,3 +300,47 @@ async fn the_backup_configuration_is_checked_against_the_policy() {
     };
     assert!(BackupPolicyCheck::new(sql, bad).is_err());
 }
+
+#[tokio::test]
+async fn a_drill_to_a_timestamp_clones_that_moment_and_refuses_the_future() {
+    let (_sim, clock, sql, _cluster, counter) = fixture().await;
+    let runner = Runner::new().with_clock(clock.clone());
+    let before_migration = "2026-11-22T17:45:00Z".parse().unwrap();
+    let drill = RestoreDrill::new(
+        sql.clone(),
+        DrillConfig {
+            source: DrillSource::PointInTimeAt {
+                at: before_migration,
+            },
+            tables: tables(1),
+        },
+        counter.clone(),
+    );
+    let done = drill.run(&runner, Mode::Execute).await.unwrap();
+    assert_eq!(
+        done.report.outcome,
+        Some(RunOutcome::Succeeded),
+        "{}",
+        done.report.to_markdown()
+    );
+    let report = done.summary.unwrap();
+    assert!(
+        report
+            .restored
+            .starts_with("point in time 2026-11-22T17:45:00"),
+        "{report:?}"
+    );
+
+    let future = RestoreDrill::new(
+        sql,
+        DrillConfig {
+            source: DrillSource::PointInTimeAt {
+                at: "2027-01-01T00:00:00Z".parse().unwrap(),
+            },
+            tables: tables(1),
+        },
+        counter,
+    );
+    let done = future.run(&runner, Mode::Execute).await.unwrap();
+    assert!(done.report.to_markdown().contains("is in the future"));
+}

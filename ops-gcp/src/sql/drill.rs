@@ -215,6 +215,12 @@ pub enum DrillSource {
         #[serde(with = "human_duration")]
         ago: Duration,
     },
+    /// The database as it was at this moment (point-in-time recovery to a timestamp: just
+    /// before a bad migration, say).
+    PointInTimeAt {
+        /// The moment.
+        at: DateTime<Utc>,
+    },
 }
 
 /// A drill's settings.
@@ -342,6 +348,15 @@ impl RestoreDrill {
                                 let at = now - chrono::Duration::from_std(ago).unwrap_or_default();
                                 Ok((scratch, None, Some(at)))
                             }
+                            DrillSource::PointInTimeAt { at } if at > now => {
+                                Err(Error::invalid_input(
+                                    "gcp",
+                                    "restore_drill",
+                                    "source.at",
+                                    format!("{at} is in the future"),
+                                ))
+                            }
+                            DrillSource::PointInTimeAt { at } => Ok((scratch, None, Some(at))),
                         }
                     },
                 ))
