@@ -57,6 +57,8 @@ GOOGLE = {
     "cloudresourcemanager.v3": ["cloudresourcemanager.projects.getIamPolicy"],
     "iam.v1": [
         "iam.projects.serviceAccounts.list", "iam.projects.serviceAccounts.keys.list",
+        "iam.projects.serviceAccounts.keys.create", "iam.projects.serviceAccounts.keys.disable",
+        "iam.projects.serviceAccounts.keys.enable", "iam.projects.serviceAccounts.keys.delete",
     ],
 }
 

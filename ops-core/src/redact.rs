@@ -91,7 +91,13 @@ pub fn redact_body_shape(v: &mut Value) {
 }
 
 /// Whether a field or parameter named `name` carries secrets (`access_token`, `api_key`,
-/// `client_secret`, `signature`, …).
+/// `client_secret`, `signature`, …; not `privateKeyType` or `token_type`, which name kinds).
+///
+/// ```
+/// use ops_core::redact::is_secret_name;
+/// assert!(is_secret_name("privateKeyData") && is_secret_name("access_token"));
+/// assert!(!is_secret_name("privateKeyType") && !is_secret_name("token_type"));
+/// ```
 pub fn is_secret_name(name: &str) -> bool {
     is_secret_key(name, false)
 }
@@ -101,8 +107,15 @@ pub fn is_secret_name(name: &str) -> bool {
 /// `valueType`; `data`, not `databaseVersion`).
 fn is_secret_key(k: &str, body_keys: bool) -> bool {
     let k = k.to_ascii_lowercase();
+    if NAMES_NOT_SECRETS.contains(&k.as_str()) {
+        return false;
+    }
     SECRET_KEYS.iter().any(|s| k.contains(s)) || (body_keys && BODY_KEYS.contains(&k.as_str()))
 }
+
+/// Whole keys (lower case) that contain a secret's name but hold a kind, not a value:
+/// IAM's `privateKeyType` (`TYPE_GOOGLE_CREDENTIALS_FILE`), OAuth's `token_type` (`Bearer`).
+const NAMES_NOT_SECRETS: &[&str] = &["privatekeytype", "private_key_type", "token_type"];
 
 /// Masks, in place, every scalar under a key that names a secret, and credentials in strings.
 ///

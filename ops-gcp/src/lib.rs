@@ -9,6 +9,11 @@
 //! | Cloud SQL Admin v1 | [`CloudSql`] | `BackupStore` (managed backups) |
 //! | Secret Manager v1 | [`SecretManager`] | `SecretStore` |
 //! | Resource Manager v3, IAM v1 | [`ProjectAudit`] | `SecurityAuditor` |
+//! | IAM v1 keys | [`keys::ServiceAccountKeys`], [`keys::rotate::RotateServiceAccountKey`] | — (a runbook) |
+//!
+//! Runbooks of the seeds' Google Cloud chores: [`run::prune::PruneRevisions`],
+//! [`storage::cleanup::CleanupObjects`], [`sql::drill::RestoreDrill`] and
+//! [`sql::drill::BackupPolicyCheck`], [`keys::rotate::RotateServiceAccountKey`].
 //!
 //! Layout, the same in every provider crate: [`client`] (configuration, the authenticated
 //! client, the one error mapping, long-running operations), one module per service, and `sim`
@@ -45,6 +50,7 @@
 pub mod audit;
 pub mod auth;
 pub mod client;
+pub mod keys;
 pub mod logging;
 pub mod monitoring;
 pub mod run;

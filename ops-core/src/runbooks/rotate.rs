@@ -225,7 +225,7 @@ impl RotateSecret {
                     Ok(Action::new(
                         "Deployer::deploy",
                         json!({ "target": d.target(), "version": "(the serving version)" }),
-                        async move { redeploy(d.as_ref()).await },
+                        async move { redeploy_serving(d.as_ref()).await },
                     ))
                 })
                 .idempotent(),
@@ -305,8 +305,9 @@ impl super::Procedure for RotateSecret {
     }
 }
 
-/// Deploys the serving release's version again (a new release that reads current secrets).
-async fn redeploy(d: &dyn Deployer) -> Result<String> {
+/// Deploys the serving release's version again (a new release that reads current secrets):
+/// how a rotation makes a service pick up a new secret. Returns the new release's id.
+pub async fn redeploy_serving(d: &dyn Deployer) -> Result<String> {
     let state = d.current().await?;
     let primary = state
         .primary_release()

@@ -121,6 +121,27 @@ fn route(
             }
             state.list_time_series(query)
         }
+        (
+            _,
+            [
+                "v1",
+                "projects",
+                p,
+                "serviceAccounts",
+                email,
+                "keys",
+                rest @ ..,
+            ],
+        ) => {
+            if *p != state.project {
+                return google_error(
+                    403,
+                    "PERMISSION_DENIED",
+                    "Permission 'iam.serviceAccountKeys.list' denied.",
+                );
+            }
+            state.keys_route(method, email, rest, query)
+        }
         (_, ["v1", "projects", p, "instances" | "operations", ..]) => {
             if *p != state.project {
                 return google_error(

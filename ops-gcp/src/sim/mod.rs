@@ -33,6 +33,7 @@
 
 mod cloud_run;
 mod http;
+mod iam;
 mod run_revisions;
 mod secret_manager;
 mod sql;
@@ -142,6 +143,10 @@ struct SimState {
     /// Running instances per service (short name) from each time on.
     instance_history: Vec<(DateTime<Utc>, BTreeMap<String, u32>)>,
     behaviours: BTreeMap<String, Behaviour>,
+    /// Service accounts and their user-managed keys, by email.
+    service_accounts: BTreeMap<String, Vec<iam::SimKey>>,
+    /// Key creation answers 429 (the per-minute quota is spent).
+    key_quota_exhausted: bool,
     /// Environment settings a revision cannot start with: (name, value).
     crash_env: Vec<(String, String)>,
     custom_logs: Vec<telemetry::CustomLog>,
@@ -233,6 +238,8 @@ impl GcpSimBuilder {
             instance_history: Vec::new(),
             behaviours: BTreeMap::new(),
             crash_env: Vec::new(),
+            service_accounts: BTreeMap::new(),
+            key_quota_exhausted: false,
             custom_logs: Vec::new(),
             secrets: BTreeMap::new(),
             objects: BTreeMap::new(),
@@ -316,6 +323,37 @@ impl GcpSim {
     /// How revisions running `image` behave from now on.
     pub fn set_behaviour(&self, image: &str, behaviour: Behaviour) {
         self.state().behaviours.insert(image.to_string(), behaviour);
+    }
+
+    /// Creates a service account `email` with one user-managed key made `age` ago; returns the
+    /// key's id.
+    pub fn create_service_account(&self, email: &str, age: std::time::Duration) -> String {
+        let mut s = self.state();
+        let created = s.now() - chrono::Duration::from_std(age).unwrap_or_default();
+        let id = format!("{:040x}", fastrand::u128(..));
+        s.service_accounts.insert(
+            email.to_string(),
+            vec![iam::SimKey {
+                id: id.clone(),
+                created,
+                disabled: false,
+            }],
+        );
+        id
+    }
+
+    /// The account's keys: (id, disabled).
+    pub fn service_account_keys(&self, email: &str) -> Vec<(String, bool)> {
+        self.state()
+            .service_accounts
+            .get(email)
+            .map(|keys| keys.iter().map(|k| (k.id.clone(), k.disabled)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Key creation answers 429 RESOURCE_EXHAUSTED from now on (`false` lifts it).
+    pub fn exhaust_key_quota(&self, exhausted: bool) {
+        self.state().key_quota_exhausted = exhausted;
     }
 
     /// Deletes a revision behind the client's back (someone else pruning at the same time).
