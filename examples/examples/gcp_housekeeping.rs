@@ -1,14 +1,18 @@
 //! The monthly Google Cloud chores of seeds 000 and 002: review and prune old Cloud Run
 //! revisions (keeping what serves, what is tagged, the rollback target, the newest few and the
-//! young), report storage usage, and clean up old logs and checkpoints once the bucket holds
-//! more than a threshold. `--dry-run` lists what would go and how many bytes.
+//! young), rotate a service-account key (the new key file into Secret Manager, the service
+//! redeployed, the old key disabled and deleted after the grace period), report storage usage,
+//! and clean up old logs and checkpoints once the bucket holds more than a threshold.
+//! `--dry-run` lists what would go and how many bytes.
 //!
 //! ```sh
 //! cargo run -p ops-examples --example gcp_housekeeping                          # rehearsal
 //! cargo run -p ops-examples --example gcp_housekeeping -- --dry-run
 //! cargo run -p ops-examples --example gcp_housekeeping -- --fault revision-deleted-meanwhile
+//! cargo run -p ops-examples --example gcp_housekeeping -- --fault key-quota
 //! cargo run -p ops-examples --example gcp_housekeeping -- --live --project P --region R \
-//!     --service api --bucket app-data --clean logs/,checkpoints/
+//!     --service api --bucket app-data --clean logs/,checkpoints/ \
+//!     --service-account deployer@P.iam.gserviceaccount.com --key-secret deployer-key
 //! ```
 
 use std::process::ExitCode;
@@ -20,10 +24,13 @@ use ops_core::runbooks::Procedure;
 use ops_core::sim::{Fault as SimFault, Simulator};
 use ops_examples::providers::{gcp_client, gcp_sim};
 use ops_examples::{Common, Failure, GcpArgs, Session};
+use ops_gcp::keys::ServiceAccountKeys;
+use ops_gcp::keys::rotate::{KeyRotationConfig, RotateServiceAccountKey};
 use ops_gcp::run::prune::{PruneConfig, PruneRevisions};
 use ops_gcp::sim::Behaviour;
 use ops_gcp::storage::cleanup::{CleanupConfig, CleanupObjects};
-use ops_gcp::{CloudRun, CloudStorage};
+use ops_gcp::{CloudRun, CloudStorage, SecretManager};
+use std::sync::Arc;
 
 /// prune old Cloud Run revisions, report storage usage, clean up old logs and checkpoints
 #[derive(Parser)]
@@ -49,6 +56,12 @@ struct Flags {
     /// a rehearsal]
     #[arg(long)]
     above_bytes: Option<u64>,
+    /// the service account whose key is rotated
+    #[arg(long, default_value = "deployer@sim-project.iam.gserviceaccount.com")]
+    service_account: String,
+    /// the Secret Manager secret holding its key file
+    #[arg(long, default_value = "deployer-key")]
+    key_secret: String,
     /// revisions kept whatever they are [default: 5]
     #[arg(long)]
     keep_revisions: Option<usize>,
@@ -63,6 +76,10 @@ enum Fault {
     /// another job deletes a revision after the plan: it counts as gone, the rest are pruned
     #[value(name = "revision-deleted-meanwhile")]
     RevisionDeletedMeanwhile,
+    /// the key-creation quota is spent: the rotation fails and changes nothing, the old key
+    /// keeps working
+    #[value(name = "key-quota")]
+    KeyQuota,
 }
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -145,6 +162,30 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
         }
     }
 
+    // The service account's key.
+    let old_key = sim
+        .as_ref()
+        .map(|s| s.create_service_account(&flags.service_account, 95 * DAY));
+    if let Some(sim) = &sim
+        && flags.fault == Some(Fault::KeyQuota)
+    {
+        sim.exhaust_key_quota(true);
+    }
+    let rotation = RotateServiceAccountKey::new(
+        ServiceAccountKeys::new(client.clone(), &flags.service_account)?,
+        Arc::new(SecretManager::new(client.clone())),
+        &flags.key_secret,
+        KeyRotationConfig::default(),
+    )
+    .consumer(Arc::new(run.clone()));
+    let rotated = session.run(&rotation.runbook()?).await;
+    if let Some(made) = rotated.as_ref().and_then(|r| rotation.summary(r)) {
+        eprintln!(
+            "\nkey rotated: {} (secret version {})",
+            made.key, made.stored_version
+        );
+    }
+
     // Storage.
     let store = CloudStorage::new(client, &flags.bucket, "")?;
     let total = store.usage("").await?;
@@ -196,7 +237,19 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
             "old revisions are gone and the serving one stays",
             releases.len() < 13 && run.current().await?.serving,
         );
-        if flags.fault.is_some() {
+        let keys = sim.service_account_keys(&flags.service_account);
+        if flags.fault == Some(Fault::KeyQuota) {
+            session.check(
+                "the old key still works and no new key was left behind",
+                old_key.is_some_and(|old| keys == [(old, false)]),
+            );
+        } else {
+            session.check(
+                "one key is left, and it is the new one",
+                keys.len() == 1 && old_key.is_some_and(|old| keys[0].0 != old),
+            );
+        }
+        if flags.fault == Some(Fault::RevisionDeletedMeanwhile) {
             session.check(
                 "the revision deleted meanwhile counts as gone",
                 pruned

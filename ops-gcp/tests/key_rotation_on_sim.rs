@@ -57,6 +57,8 @@ async fn the_new_key_is_stored_rolled_out_and_the_old_one_retired() {
     let md = done.report.to_markdown();
     assert_eq!(done.report.outcome, Some(RunOutcome::Succeeded), "{md}");
     let made = done.summary.unwrap();
+    // Read back from the report, as a resumed run would: nothing it needs is masked.
+    assert_eq!(made.stored_version, "1");
     let new_id = ops_gcp::keys::rotate::key_id(&made.key);
     let keys = sim.service_account_keys(EMAIL);
     assert_eq!(keys, [(new_id.clone(), false)], "only the new key is left");

@@ -1,6 +1,6 @@
 //! Service-account keys (IAM v1): list the user-managed keys of an account, create one (its
 //! private key only ever as a [`SecretValue`]), disable, enable and delete — and
-//! [`rotate::RotateServiceAccountKey`], seed 000's monthly "rotate service account keys".
+//! [`rotate::RotateServiceAccountKey`], seed 002's monthly "rotate service account keys".
 
 pub mod rotate;
 

@@ -1,4 +1,5 @@
-//! Rotating a service-account key (seed 000, monthly): create a key, store its file as a new
+//! Rotating a service-account key (seed 002, monthly; seed 000's security audit finds the old
+//! ones): create a key, store its file as a new
 //! Secret Manager version, redeploy the consumers so they read it, wait the grace period,
 //! disable the old keys, and delete them. Every step that makes something undoes it when a
 //! later step fails: the new key is deleted and its secret version disabled, disabled old keys
@@ -75,7 +76,7 @@ pub struct RotatedKey {
     /// The new key's id, grouped ([`grouped_key_id`]; [`key_id`] gives it back).
     pub key: String,
     /// The secret version holding its file.
-    pub secret_version: String,
+    pub stored_version: String,
     /// When it was made.
     pub at: DateTime<Utc>,
 }
@@ -162,7 +163,7 @@ impl RotateServiceAccountKey {
                         match store.add_version(&secret, &new.file).await {
                             Ok(v) => Ok(RotatedKey {
                                 key: grouped_key_id(&id),
-                                secret_version: v.id,
+                                stored_version: v.id,
                                 at,
                             }),
                             Err(e) => {
@@ -180,10 +181,10 @@ impl RotateServiceAccountKey {
                     (keys_undo.clone(), store_undo.clone(), secret_undo.clone());
                 Ok(Action::new(
                     "DELETE keys/{new}, SecretStore::disable_version",
-                    json!({"key": made.key, "version": made.secret_version}),
+                    json!({"key": made.key, "version": made.stored_version}),
                     async move {
                         keys.delete(&key_id(&made.key)).await?;
-                        store.disable_version(&secret, &made.secret_version).await?;
+                        store.disable_version(&secret, &made.stored_version).await?;
                         Ok(())
                     },
                 ))
