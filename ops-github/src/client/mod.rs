@@ -6,6 +6,7 @@ mod conditional;
 mod error;
 mod pages;
 mod rate_limit;
+pub mod tail;
 
 use std::fmt;
 use std::sync::Arc;
@@ -412,9 +413,7 @@ impl GithubClient {
             .http
             .send_with(operation, self.http.get(url), &SendOptions::default())
             .await?;
-        let keep = keep_bytes.max(1);
-        let mut tail: Vec<u8> = Vec::with_capacity(keep.min(1 << 20) * 2);
-        let (mut read, mut dropped) = (0u64, false);
+        let mut tail = tail::Tail::new(keep_bytes);
         let io = |e: reqwest::Error| {
             Error::new(
                 "github",
@@ -426,28 +425,14 @@ impl GithubClient {
             )
         };
         while let Some(chunk) = resp.chunk().await.map_err(io)? {
-            read = read.saturating_add(chunk.len() as u64);
-            tail.extend_from_slice(&chunk);
-            if tail.len() > keep.saturating_mul(2) {
-                tail.drain(..tail.len() - keep);
-                dropped = true;
-            }
-            if read > MAX_DOWNLOAD {
+            tail.push(&chunk);
+            if tail.read() > MAX_DOWNLOAD {
                 break;
             }
         }
-        if tail.len() > keep {
-            tail.drain(..tail.len() - keep);
-            dropped = true;
-        }
-        let text = String::from_utf8_lossy(&tail);
-        let mut lines: Vec<&str> = text.lines().collect();
-        if dropped && !lines.is_empty() {
-            lines.remove(0); // cut mid-line
-        }
-        let from = lines.len().saturating_sub(max_lines);
-        let mut out: Vec<String> = lines[from..].iter().map(|l| l.to_string()).collect();
-        if read > MAX_DOWNLOAD {
+        let cut = tail.read() > MAX_DOWNLOAD;
+        let mut out = tail.lines(max_lines);
+        if cut {
             out.push(format!(
                 "[ops: the log is longer than {MAX_DOWNLOAD} bytes; this is the tail of its start]"
             ));
