@@ -52,7 +52,7 @@ GOOGLE = {
         "sql.backupRuns.insert", "sql.backupRuns.list", "sql.backupRuns.get",
         "sql.backupRuns.delete", "sql.instances.get", "sql.instances.restoreBackup",
         "sql.operations.get", "sql.instances.insert", "sql.instances.clone",
-        "sql.instances.delete",
+        "sql.instances.delete", "sql.instances.patch",
     ],
     "cloudresourcemanager.v3": ["cloudresourcemanager.projects.getIamPolicy"],
     "iam.v1": [

@@ -13,7 +13,8 @@
 //!
 //! Runbooks of the seeds' Google Cloud chores: [`run::prune::PruneRevisions`],
 //! [`storage::cleanup::CleanupObjects`], [`sql::drill::RestoreDrill`] and
-//! [`sql::drill::BackupPolicyCheck`], [`keys::rotate::RotateServiceAccountKey`].
+//! [`sql::drill::BackupPolicyCheck`], [`sql::sizing::RightSizeSql`],
+//! [`keys::rotate::RotateServiceAccountKey`].
 //!
 //! Layout, the same in every provider crate: [`client`] (configuration, the authenticated
 //! client, the one error mapping, long-running operations), one module per service, and `sim`

@@ -469,6 +469,21 @@ impl GcpSim {
         }
     }
 
+    /// The CPU and memory utilisation (0 to 1) a Cloud SQL instance's metrics report.
+    pub fn set_sql_usage(&self, instance: &str, cpu: f64, memory: f64) {
+        if let Some(i) = self.state().sql_instances.get_mut(instance) {
+            i.usage = Some((cpu, memory));
+        }
+    }
+
+    /// A Cloud SQL instance's tier and state.
+    pub fn sql_tier(&self, instance: &str) -> Option<(String, String)> {
+        self.state()
+            .sql_instances
+            .get(instance)
+            .map(|i| (i.tier.clone(), i.state.to_string()))
+    }
+
     /// The `(instance, backup run)` an instance was last restored from.
     pub fn sql_restored_from(&self, instance: &str) -> Option<(String, u64)> {
         self.state()

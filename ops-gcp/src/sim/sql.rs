@@ -23,6 +23,10 @@ pub(super) struct SimInstance {
     pub cloned_from: Option<(String, DateTime<Utc>)>,
     /// Its address.
     pub ip: String,
+    /// CPU and memory utilisation its metrics report (none: no data).
+    pub usage: Option<(f64, f64)>,
+    /// A tier change in progress: the new tier, set when its operation finishes.
+    pub pending_tier: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +63,8 @@ impl SimInstance {
             version: "POSTGRES_15".into(),
             cloned_from: None,
             ip,
+            usage: None,
+            pending_tier: None,
         }
     }
 }
@@ -174,6 +180,12 @@ impl SimState {
                 "DELETE_BACKUP" => inst.runs.retain(|r| Some(r.id) != op.backup_id),
                 "RESTORE_VOLUME" => inst.restored_from = op.restore_from.clone(),
                 "CREATE" | "CLONE" => inst.state = "RUNNABLE",
+                "UPDATE" => {
+                    if let Some(t) = inst.pending_tier.take() {
+                        inst.tier = t;
+                    }
+                    inst.state = "RUNNABLE";
+                }
                 "DELETE" => {
                     self.sql_instances.remove(&op.instance);
                 }
@@ -248,6 +260,20 @@ impl SimState {
                 None => not_found("instance"),
             },
             ("POST", ["instances"]) => self.insert_instance(body),
+            ("PATCH", ["instances", i]) => {
+                let Some(inst) = self.sql_instances.get_mut(*i) else {
+                    return not_found("instance");
+                };
+                if let Some(tier) = body.pointer("/settings/tier").and_then(Value::as_str) {
+                    if !tier.starts_with("db-") {
+                        return google_error(400, "INVALID_ARGUMENT", "Invalid tier.");
+                    }
+                    // A new tier restarts the instance: down until the operation ends.
+                    inst.pending_tier = Some(tier.to_string());
+                    inst.state = "MAINTENANCE";
+                }
+                self.start_sql_op("UPDATE", i, None, None, false)
+            }
             ("POST", ["instances", source, "clone"]) => self.clone_instance(source, body),
             ("DELETE", ["instances", i]) => {
                 if !self.sql_instances.contains_key(*i) {
@@ -369,6 +395,47 @@ impl SimState {
 }
 
 impl SimState {
+    /// Hourly points of a Cloud SQL utilisation metric for `db` (`project:instance`).
+    pub(super) fn sql_series(
+        &self,
+        metric: &str,
+        db: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Reply {
+        let instance = db.split_once(':').map(|(_, i)| i).unwrap_or(db);
+        let value = match (
+            self.sql_instances.get(instance).and_then(|i| i.usage),
+            metric,
+        ) {
+            (Some((cpu, _)), "cloudsql.googleapis.com/database/cpu/utilization") => Some(cpu),
+            (Some((_, mem)), "cloudsql.googleapis.com/database/memory/utilization") => Some(mem),
+            _ => None,
+        };
+        let Some(value) = value else {
+            return Reply::json(200, json!({"unit": "10^2.%"}));
+        };
+        let mut points = Vec::new();
+        let mut t = start;
+        while t < end {
+            let next = t + chrono::Duration::hours(1);
+            points.push(
+                json!({"interval": {"startTime": time(t), "endTime": time(next.min(end))},
+                               "value": {"doubleValue": value}}),
+            );
+            t = next;
+        }
+        points.reverse();
+        Reply::json(
+            200,
+            json!({"timeSeries": [{
+                "metric": {"type": metric},
+                "resource": {"type": "cloudsql_database", "labels": {"project_id": self.project, "database_id": db, "region": self.region}},
+                "metricKind": "GAUGE", "valueType": "DOUBLE", "points": points,
+            }], "unit": "10^2.%"}),
+        )
+    }
+
     fn insert_instance(&mut self, body: &Value) -> Reply {
         let name = body.get("name").and_then(Value::as_str).unwrap_or("");
         if name.is_empty()

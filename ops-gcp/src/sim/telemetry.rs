@@ -152,6 +152,12 @@ impl SimState {
                 "The alignment period and the per-series aligner must be given together.",
             );
         }
+        if let (Some(metric), Some(db)) = (
+            quoted_after(filter, "metric.type="),
+            quoted_after(filter, "resource.labels.database_id="),
+        ) {
+            return self.sql_series(&metric, &db, start, end);
+        }
         let (Some(metric), Some(service)) = (
             quoted_after(filter, "metric.type="),
             quoted_after(filter, "resource.labels.service_name="),

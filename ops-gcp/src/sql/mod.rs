@@ -10,6 +10,7 @@
 //! | `gcloud sql backups delete ID` | [`BackupStore::delete`] |
 //! | `gcloud sql instances describe I --format='value(settings.backupConfiguration)'` | [`CloudSql::backup_configuration`], [`drill::BackupPolicyCheck`] |
 //! | restore drill: `gcloud sql instances create` + `backups restore` + row counts + `instances delete` | [`drill::RestoreDrill`] |
+//! | downgrade an over-provisioned tier (`gcloud sql instances patch I --tier=…`) | [`sizing::RightSizeSql`] |
 //! | `gcloud sql instances clone I T --point-in-time=…` | [`CloudSql::clone_at`] (and a [`drill::DrillSource::PointInTime`] drill) |
 //!
 //! Every write returns a Cloud SQL operation (`PENDING` → `RUNNING` → `DONE`, with `error` on
@@ -19,6 +20,7 @@
 
 pub mod drill;
 pub mod instances;
+pub mod sizing;
 mod wire;
 
 use std::time::Duration;
