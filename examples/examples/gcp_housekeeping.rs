@@ -2,8 +2,9 @@
 //! revisions (keeping what serves, what is tagged, the rollback target, the newest few and the
 //! young), rotate a service-account key (the new key file into Secret Manager, the service
 //! redeployed, the old key disabled and deleted after the grace period), report storage usage,
-//! and clean up old logs and checkpoints once the bucket holds more than a threshold.
-//! `--dry-run` lists what would go and how many bytes.
+//! clean up old logs and checkpoints once the bucket holds more than a threshold, and
+//! right-size the Cloud SQL instance (a smaller tier for an idle database, after an approval,
+//! inside the Sunday maintenance window). `--dry-run` lists what would go and how many bytes.
 //!
 //! ```sh
 //! cargo run -p ops-examples --example gcp_housekeeping                          # rehearsal
@@ -28,6 +29,7 @@ use ops_gcp::keys::ServiceAccountKeys;
 use ops_gcp::keys::rotate::{KeyRotationConfig, RotateServiceAccountKey};
 use ops_gcp::run::prune::{PruneConfig, PruneRevisions};
 use ops_gcp::sim::Behaviour;
+use ops_gcp::sql::sizing::{RightSizeSql, SqlSizingConfig};
 use ops_gcp::storage::cleanup::{CleanupConfig, CleanupObjects};
 use ops_gcp::{CloudRun, CloudStorage, SecretManager};
 use std::sync::Arc;
@@ -62,6 +64,9 @@ struct Flags {
     /// the Secret Manager secret holding its key file
     #[arg(long, default_value = "deployer-key")]
     key_secret: String,
+    /// the Cloud SQL instance to right-size (left alone when not given; rehearsal: main-db)
+    #[arg(long, env = "OPS_SQL_INSTANCE")]
+    sql_instance: Option<String>,
     /// revisions kept whatever they are [default: 5]
     #[arg(long)]
     keep_revisions: Option<usize>,
@@ -270,5 +275,58 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
                     == 4,
         );
     }
+    // The database's tier, in the maintenance window the seed keeps for it.
+    let sql_instance = match (&sim, &flags.sql_instance) {
+        (Some(_), None) => Some("main-db".to_string()),
+        (_, given) => given.clone(),
+    };
+    if let Some(instance) = &sql_instance {
+        if let Some(sim) = &sim {
+            sim.create_sql_instance(instance, 1);
+            sim.set_sql_usage(instance, 0.12, 0.25);
+            // The window opens on Sunday at 02:00: the rehearsal waits for it.
+            let now = session.clock().now();
+            let window = sunday_window()?;
+            if let Some(at) = window.next_open(now)? {
+                session
+                    .clock()
+                    .sleep((at - now).to_std().unwrap_or_default())
+                    .await;
+            }
+        }
+        let sql = ops_gcp::CloudSql::new(
+            gcp_client(&session, &flags.gcp, sim.as_ref()).await?,
+            instance,
+        )?;
+        let sizing = RightSizeSql::new(sql, SqlSizingConfig::default(), vec![sunday_window()?]);
+        let report = session.run(&sizing.runbook()?).await;
+        if let Some(s) = report.as_ref().and_then(|r| sizing.summary(r)) {
+            eprintln!(
+                "\ndatabase {instance}: {} → {} ({})",
+                s.current,
+                s.suggested.as_deref().unwrap_or("unchanged"),
+                s.reason
+            );
+        }
+        if let Some(sim) = &sim
+            && !flags.common.dry_run
+        {
+            session.check(
+                "the idle database runs on the smaller tier",
+                sim.sql_tier(instance)
+                    == Some(("db-custom-1-3840".to_string(), "RUNNABLE".to_string())),
+            );
+        }
+    }
     Ok(session.finish().await)
+}
+
+/// Seed 001's database maintenance window: Sundays 02:00–04:00 UTC.
+fn sunday_window() -> Result<ops_core::calendar::Window, Failure> {
+    Ok(ops_core::calendar::Window::new(
+        "database-maintenance",
+        "0 2 * * SUN",
+        "UTC",
+        Duration::from_secs(2 * 3600),
+    )?)
 }

@@ -57,6 +57,12 @@ async fn an_idle_database_moves_to_a_smaller_tier_and_comes_back() {
         .with_approver(Arc::new(AutoApprove::default()));
 
     let plan = drill.run(&runner, Mode::DryRun).await.unwrap();
+    assert_eq!(
+        plan.report.outcome,
+        Some(RunOutcome::Planned),
+        "{}",
+        plan.report.to_markdown()
+    );
     let s = plan.summary.unwrap();
     assert_eq!(s.current, "db-custom-2-7680", "{s:?}");
     assert_eq!(s.suggested.as_deref(), Some("db-custom-1-3840"), "{s:?}");

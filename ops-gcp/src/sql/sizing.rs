@@ -410,11 +410,15 @@ impl RightSizeSql {
         let (sql, s_verify) = (self.sql.clone(), suggestion);
         rb = rb.step(Step::read("verify", move |ctx| {
             let s = ctx.get(&s_verify)?;
-            let (sql, clock) = (sql.clone(), ctx.clock().clone());
+            let (sql, clock, dry) = (sql.clone(), ctx.clock().clone(), ctx.is_dry_run());
             Ok(Action::new(
                 "GET instances/{instance}",
                 json!({"expect": s.suggested}),
                 async move {
+                    if dry {
+                        // Nothing was changed to wait for.
+                        return Ok("(dry run) nothing to wait for".to_string());
+                    }
                     let want = s.suggested.unwrap_or(s.current);
                     let polled = poll_until(
                         clock.as_ref(),
