@@ -2,6 +2,8 @@
 //! simulator, with a real PostgreSQL standing in for the restored instance's database: the
 //! rows are counted by SQL, not taken from the simulator.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +15,6 @@ use ops_core::engine::{Mode, RunOutcome, Runner};
 use ops_core::runbooks::Procedure;
 use ops_core::testkit;
 use ops_gcp::CloudSql;
-use ops_gcp::client::OperationPolling;
 use ops_gcp::sim::GcpSim;
 use ops_gcp::sql::drill::{
     BackupPolicy, BackupPolicyCheck, DrillConfig, DrillSource, RestoreDrill, RowCounter,
@@ -44,24 +45,7 @@ async fn fixture() -> (
     TestCluster,
     Arc<LocalDatabase>,
 ) {
-    let clock = Arc::new(ManualClock::starting_at(
-        "2026-11-23T09:00:00Z".parse().unwrap(),
-    ));
-    let sim = GcpSim::builder()
-        .clock(clock.clone())
-        .operation_delay(Duration::from_secs(90))
-        .start()
-        .await;
-    sim.create_sql_instance("main-db", 3);
-    let sql = CloudSql::new(sim.client().unwrap(), "main-db")
-        .unwrap()
-        .with_operations(
-            OperationPolling {
-                initial: Duration::from_secs(10),
-                max: Duration::from_secs(30),
-            },
-            Duration::from_secs(1800),
-        );
+    let (sim, clock, sql) = support::sql_sim(Duration::from_secs(90), 3).await;
     let cluster = tokio::task::spawn_blocking(TestCluster::start)
         .await
         .unwrap()

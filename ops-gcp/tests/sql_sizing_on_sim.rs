@@ -2,6 +2,8 @@
 //! smaller tier suggested for an idle database, the change approved, made inside the
 //! maintenance window and verified; refused outside it; nothing asked when the tier fits.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,31 +12,13 @@ use ops_core::clock::ManualClock;
 use ops_core::engine::{AutoApprove, DenyAll, Mode, RunOutcome, Runner};
 use ops_core::runbooks::Procedure;
 use ops_gcp::CloudSql;
-use ops_gcp::client::OperationPolling;
 use ops_gcp::sim::GcpSim;
 use ops_gcp::sql::sizing::{RightSizeSql, SqlSizingConfig};
 
-/// Monday 2026-11-23, 09:00 UTC.
+/// Monday 2026-11-23, 09:00 UTC; `main-db` at the given utilisation.
 async fn setup(cpu: f64, memory: f64) -> (GcpSim, Arc<ManualClock>, CloudSql) {
-    let clock = Arc::new(ManualClock::starting_at(
-        "2026-11-23T09:00:00Z".parse().unwrap(),
-    ));
-    let sim = GcpSim::builder()
-        .clock(clock.clone())
-        .operation_delay(Duration::from_secs(240))
-        .start()
-        .await;
-    sim.create_sql_instance("main-db", 1);
+    let (sim, clock, sql) = support::sql_sim(Duration::from_secs(240), 1).await;
     sim.set_sql_usage("main-db", cpu, memory);
-    let sql = CloudSql::new(sim.client().unwrap(), "main-db")
-        .unwrap()
-        .with_operations(
-            OperationPolling {
-                initial: Duration::from_secs(10),
-                max: Duration::from_secs(30),
-            },
-            Duration::from_secs(1800),
-        );
     (sim, clock, sql)
 }
 

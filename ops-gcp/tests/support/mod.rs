@@ -155,3 +155,29 @@ pub fn google_error(code: u16, status: &str, message: &str) -> Value {
 }
 
 pub mod fake_gcs;
+
+/// A simulator on a manual clock (Monday 2026-11-23, 09:00 UTC) whose operations take `delay`,
+/// holding the Cloud SQL instance `main-db` with `runs` daily backups, and a `CloudSql` of it
+/// polling every 10 to 30 s.
+pub async fn sql_sim(
+    delay: Duration,
+    runs: u32,
+) -> (ops_gcp::sim::GcpSim, Arc<ManualClock>, ops_gcp::CloudSql) {
+    let clock = clock();
+    let sim = ops_gcp::sim::GcpSim::builder()
+        .clock(clock.clone())
+        .operation_delay(delay)
+        .start()
+        .await;
+    sim.create_sql_instance("main-db", runs);
+    let sql = ops_gcp::CloudSql::new(sim.client().unwrap(), "main-db")
+        .unwrap()
+        .with_operations(
+            ops_gcp::client::OperationPolling {
+                initial: Duration::from_secs(10),
+                max: Duration::from_secs(30),
+            },
+            Duration::from_secs(1800),
+        );
+    (sim, clock, sql)
+}
