@@ -130,6 +130,12 @@ async fn an_acl_user_authenticates_with_its_name() {
         .password_from_secret(secrets("probe-pw-5a").await, "redis-password")
         .username("probe");
     testkit::health_probe(&probe, HealthStatus::Healthy).await;
+    // The same in the other order: the user named before the password.
+    let first = RedisProbe::new(server.address())
+        .unwrap()
+        .username("probe")
+        .password_from_secret(secrets("probe-pw-5a").await, "redis-password");
+    testkit::health_probe(&first, HealthStatus::Healthy).await;
     let probe = probe.username("nobody");
     let report = testkit::health_probe(&probe, HealthStatus::Unhealthy).await;
     assert!(detail(&report, "auth").contains("WRONGPASS"), "{report:?}");

@@ -52,7 +52,7 @@ pub use rollout::{
 };
 pub use rotate::{
     AddedVersion, AgeAuditConfig, AgedSecret, GenerateSecret, RotateConfig, RotateSecret,
-    SecretAge, ValidateSecret, redeploy_serving, secret_age_audit,
+    SecretAge, ValidateSecret, grace_step, redeploy_serving, secret_age_audit,
 };
 pub use security_audit::{SecurityAudit, SecurityReport};
 pub use shutdown::{

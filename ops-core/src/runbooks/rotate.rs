@@ -231,24 +231,8 @@ impl RotateSecret {
                 .idempotent(),
             );
         }
-        let grace = self.config.grace_period;
-        rb = rb.step(Step::read("grace", move |ctx| {
-            let added = ctx.get(&added)?;
-            let (clock, dry) = (ctx.clock().clone(), ctx.is_dry_run());
-            // Measured from when the version was added: a resumed run waits only the rest.
-            let end = chrono::Duration::from_std(grace)
-                .ok()
-                .and_then(|g| added.at.checked_add_signed(g))
-                .ok_or_else(|| {
-                    Error::invalid_input("runbook-config", "rotate", "grace_period", "too long")
-                })?;
-            Ok(Action::new("wait", json!({ "until": end }), async move {
-                let left = (end - clock.now()).to_std().unwrap_or_default();
-                if !dry {
-                    clock.sleep(left).await;
-                }
-                Ok(left.as_secs_f64())
-            }))
+        rb = rb.step(grace_step(self.config.grace_period, move |ctx| {
+            Ok(ctx.get(&added)?.at)
         }));
         let (store, secret, destroy) = (
             self.store.clone(),
@@ -303,6 +287,32 @@ impl super::Procedure for RotateSecret {
     fn summary(&self, _: &RunReport) -> Option<()> {
         Some(())
     }
+}
+
+/// The `grace` step of a rotation: waits until `grace` after the moment `since` reads from an
+/// earlier output (when the new value was made), so a resumed run waits only the rest; a dry
+/// run does not wait. Its output is the seconds that were left.
+pub fn grace_step<F>(grace: Duration, since: F) -> Step
+where
+    F: Fn(&crate::engine::StepContext) -> Result<DateTime<Utc>> + Send + Sync + 'static,
+{
+    Step::read("grace", move |ctx| {
+        let at = since(ctx)?;
+        let (clock, dry) = (ctx.clock().clone(), ctx.is_dry_run());
+        let end = chrono::Duration::from_std(grace)
+            .ok()
+            .and_then(|g| at.checked_add_signed(g))
+            .ok_or_else(|| {
+                Error::invalid_input("runbook-config", "rotate", "grace_period", "too long")
+            })?;
+        Ok(Action::new("wait", json!({ "until": end }), async move {
+            let left = (end - clock.now()).to_std().unwrap_or_default();
+            if !dry {
+                clock.sleep(left).await;
+            }
+            Ok(left.as_secs_f64())
+        }))
+    })
 }
 
 /// Deploys the serving release's version again (a new release that reads current secrets):

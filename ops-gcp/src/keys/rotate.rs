@@ -204,21 +204,12 @@ impl RotateServiceAccountKey {
                 .idempotent(),
             );
         }
-        let grace = self.config.grace_period;
         let made_grace = made.clone();
-        rb = rb.step(Step::read("grace", move |ctx| {
-            let made = ctx.get(&made_grace)?;
-            let (clock, dry) = (ctx.clock().clone(), ctx.is_dry_run());
-            // From when the key was made: a resumed run waits only the rest.
-            let end = made.at + chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
-            Ok(Action::new("wait", json!({"until": end}), async move {
-                let left = (end - clock.now()).to_std().unwrap_or_default();
-                if !dry {
-                    clock.sleep(left).await;
-                }
-                Ok(left.as_secs_f64())
-            }))
-        }));
+        // From when the key was made: a resumed run waits only the rest.
+        rb = rb.step(ops_core::runbooks::grace_step(
+            self.config.grace_period,
+            move |ctx| Ok(ctx.get(&made_grace)?.at),
+        ));
         let (keys, keys_undo, old_undo) = (self.keys.clone(), self.keys.clone(), old.clone());
         let old_disable = old.clone();
         rb = rb.step(

@@ -474,6 +474,22 @@ impl Procedure for RightSizeSql {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A tier name from the server: any text reads without a panic, and a tier it accepts
+        /// is valid, names itself back, and resizes only into valid tiers.
+        #[test]
+        fn tier_names_read_safely(name in "(db-custom-)?[0-9]{0,3}-?[0-9]{0,7}|.{0,30}") {
+            if let Some(t) = CustomTier::parse(&name) {
+                prop_assert!(t.valid());
+                prop_assert_eq!(CustomTier::parse(&t.name()), Some(t));
+                for next in [t.smaller(), t.larger()].into_iter().flatten() {
+                    prop_assert!(next.valid(), "{:?} → {:?}", t, next);
+                }
+            }
+        }
+    }
 
     #[test]
     fn custom_tiers_parse_and_move_within_the_rules() {

@@ -29,7 +29,6 @@ const MAX_INFO_FIELDS: usize = 512;
 /// Where the password comes from.
 #[derive(Clone)]
 struct Credentials {
-    username: Option<String>,
     store: Arc<dyn SecretStore>,
     secret: String,
 }
@@ -64,6 +63,7 @@ pub struct RedisProbe {
     name: String,
     address: String,
     credentials: Option<Credentials>,
+    username: Option<String>,
     timeout: Duration,
     memory_degraded_above: f64,
     min_hit_rate: Option<f64>,
@@ -108,6 +108,7 @@ impl RedisProbe {
             name: format!("redis {address}"),
             address: address.to_string(),
             credentials: None,
+            username: None,
             timeout: Duration::from_secs(5),
             memory_degraded_above: 0.9,
             min_hit_rate: None,
@@ -130,19 +131,16 @@ impl RedisProbe {
         secret: impl Into<String>,
     ) -> Self {
         self.credentials = Some(Credentials {
-            username: self.credentials.and_then(|c| c.username),
             store,
             secret: secret.into(),
         });
         self
     }
 
-    /// Authenticates as this ACL user (`AUTH username password`, Redis 6 and later); needs
-    /// [`RedisProbe::password_from_secret`].
+    /// Authenticates as this ACL user (`AUTH username password`, Redis 6 and later), with the
+    /// password of [`RedisProbe::password_from_secret`] (in either order; alone it sends nothing).
     pub fn username(mut self, username: impl Into<String>) -> Self {
-        if let Some(c) = &mut self.credentials {
-            c.username = Some(username.into());
-        }
+        self.username = Some(username.into());
         self
     }
 
@@ -181,7 +179,7 @@ impl RedisProbe {
             return Ok(None);
         };
         let read = c.store.read(&c.secret, &VersionRef::Latest).await?;
-        Ok(Some((c.username.clone(), read.value)))
+        Ok(Some((self.username.clone(), read.value)))
     }
 }
 
