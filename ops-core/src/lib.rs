@@ -5,8 +5,8 @@
 //! rotation, emergency shutdown, incidents) into typed, tested code.
 //!
 //! Layers, each using only those above it in this list (checked by `tests/layers.rs`):
-//! - [`error`], [`clock`], [`checksum`], [`redact`]: the error type, injected time, artifact
-//!   checksums, secret masking.
+//! - [`error`], [`clock`], [`checksum`], [`redact`], [`money`]: the error type, injected time,
+//!   artifact checksums, secret masking, exact amounts of money.
 //! - [`config`]: loading and validating configs (TOML, durations written for people, bounds).
 //! - [`contracts`]: the traits runbooks talk to ([`contracts::Deployer`],
 //!   [`contracts::BackupStore`], [`contracts::HealthProbe`], [`contracts::SecretStore`],
@@ -41,6 +41,7 @@ pub mod error;
 pub mod http;
 pub mod judge;
 pub mod memory;
+pub mod money;
 pub mod poll;
 pub mod presets;
 pub mod redact;

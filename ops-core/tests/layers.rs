@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// Layers, top first; modules in one layer may use each other.
 const LAYERS: &[&[&str]] = &[
-    &["error", "clock", "checksum", "redact"],
+    &["error", "clock", "checksum", "redact", "money"],
     &["config", "serde_duration"],
     &["contracts", "judge"],
     &["retry"],

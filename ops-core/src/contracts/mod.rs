@@ -4,6 +4,7 @@
 mod audit;
 mod backup;
 mod common;
+mod cost;
 mod deploy;
 mod health;
 mod incident;
@@ -16,6 +17,7 @@ mod secret;
 pub use audit::*;
 pub use backup::*;
 pub use common::*;
+pub use cost::*;
 pub use deploy::*;
 pub use health::*;
 pub use incident::*;
