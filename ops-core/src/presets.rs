@@ -33,9 +33,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::{RunbookConfig, from_toml_table};
 use crate::engine::ApprovalPolicy;
 use crate::runbooks::{
-    AgeAuditConfig, AlertsConfig, BackupVerifyConfig, DeployVerifyConfig, HealthCheckConfig,
-    IncidentConfig, RestoreConfig, RightSizeConfig, RollbackConfig, RolloutConfig, RotateConfig,
-    ShutdownConfig, WeeklyReviewConfig,
+    AgeAuditConfig, AlertsConfig, BackupVerifyConfig, CostReviewConfig, DeployVerifyConfig,
+    HealthCheckConfig, IncidentConfig, RestoreConfig, RightSizeConfig, RollbackConfig,
+    RolloutConfig, RotateConfig, ShutdownConfig, WeeklyReviewConfig,
 };
 use crate::schedule::ChangeCalendarConfig;
 use crate::{Error, Result};
@@ -105,6 +105,9 @@ pub struct Preset {
     /// The weekly review.
     #[serde(default)]
     pub weekly_review: WeeklyReviewConfig,
+    /// Cost reviews and the cost spike alert.
+    #[serde(default)]
+    pub cost: CostReviewConfig,
     /// Maintenance windows and freezes.
     #[serde(default)]
     pub change: ChangeCalendarConfig,
@@ -204,6 +207,7 @@ impl Preset {
         named("rotation", self.rotation.validate())?;
         named("secret_ages", self.secret_ages.validate())?;
         named("weekly_review", self.weekly_review.validate())?;
+        named("cost", self.cost.validate())?;
         named("change", self.change.validate())?;
         if let Some(a) = &self.approvals {
             named("approvals", a.validate())?;
@@ -297,5 +301,6 @@ sections! {
     RotateConfig => rotation,
     AgeAuditConfig => secret_ages,
     WeeklyReviewConfig => weekly_review,
+    CostReviewConfig => cost,
     ChangeCalendarConfig => change,
 }

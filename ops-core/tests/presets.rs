@@ -1,6 +1,7 @@
 //! Every seed preset loads and validates, and carries its seed's numbers (each checked value
 //! is quoted from the seed runbook beside it); overrides change one field and keep the rest.
 
+use ops_core::money::{Currency, Money};
 use std::time::Duration;
 
 use ops_core::contracts::{Metric, Priority, Severity};
@@ -97,6 +98,28 @@ fn code_developer_carries_seed_000s_numbers() {
     assert_eq!(p.backup.retention.daily, 30);
     // "Rotate secrets (every 90 days)".
     assert_eq!(p.secret_ages.max_age, Duration::from_secs(90 * 86_400));
+    // Alert 3: "Daily cost >$50 (2x normal)", P1; the mid-month review's expected shares.
+    let usd = |s: &str| Money::parse(Currency::USD, s).unwrap();
+    let spike = p.cost.spike.clone().unwrap();
+    assert_eq!(
+        (spike.above, spike.times_median),
+        (Some(usd("50")), Some(2.0))
+    );
+    assert_eq!(spike.severity, ops_core::contracts::Severity::Error);
+    let shares: Vec<(&str, f64, f64)> = p
+        .cost
+        .expected
+        .iter()
+        .map(|e| (e.service.as_str(), e.min_percent, e.max_percent))
+        .collect();
+    assert_eq!(
+        shares,
+        [
+            ("Cloud Run", 15.0, 25.0),
+            ("Cloud SQL", 20.0, 30.0),
+            ("Cloud Storage", 5.0, 10.0)
+        ]
+    );
 }
 
 #[test]

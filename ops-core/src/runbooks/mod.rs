@@ -6,6 +6,7 @@
 mod alerts;
 mod backup;
 mod common;
+mod cost;
 use crate::config;
 mod deploy;
 mod fingerprint;
@@ -32,6 +33,10 @@ pub use backup::{
     Retention,
 };
 pub use config::{MAX_AGE, MAX_WAIT, RunbookConfig, human_duration};
+pub use cost::{
+    BudgetCheck, BudgetPolicy, CostReview, CostReviewConfig, CostSpike, CostSpikeRule, CostSummary,
+    CostView, ExpectedShare, MonthProjection, ServiceCost, summarise,
+};
 pub use deploy::{DeployAndVerify, DeployStart, DeployVerifyConfig};
 pub use fingerprint::{ErrorGroup, ErrorGrouper, fingerprint, group_lines};
 pub use health_check::{HealthCheck, HealthCheckConfig, HealthSummary};
