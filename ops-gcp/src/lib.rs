@@ -10,6 +10,7 @@
 //! | Secret Manager v1 | [`SecretManager`] | `SecretStore` |
 //! | Resource Manager v3, IAM v1 | [`ProjectAudit`] | `SecurityAuditor` |
 //! | IAM v1 keys | [`keys::ServiceAccountKeys`], [`keys::rotate::RotateServiceAccountKey`] | — (a runbook) |
+//! | BigQuery v2 (billing export), Cloud Billing Budget v1 | [`billing::BillingExport`] | `CostSource` |
 //!
 //! Runbooks of the seeds' Google Cloud chores: [`run::prune::PruneRevisions`],
 //! [`storage::cleanup::CleanupObjects`], [`sql::drill::RestoreDrill`] and
@@ -50,6 +51,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod billing;
 pub mod client;
 pub mod keys;
 pub mod logging;

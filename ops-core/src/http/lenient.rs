@@ -47,6 +47,24 @@ pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     Ok(opt_whole_number(d)?.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
 }
 
+/// A protobuf `int64` as proto3's JSON mapping writes it, a decimal string (`"-12"`), or
+/// leniently as a JSON number. Text that is not a whole number in range is an error.
+pub fn int64_text<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Text(String),
+        Number(serde_json::Number),
+    }
+    match Either::deserialize(d)? {
+        Either::Text(t) => t
+            .trim()
+            .parse()
+            .map_err(|_| D::Error::custom(format!("{t:?} is not an int64"))),
+        Either::Number(n) => to_i64(n).map_err(D::Error::custom),
+    }
+}
+
 /// i64::MAX as f64 rounds up to 2^63, which is itself out of range.
 const LIMIT: f64 = 9_223_372_036_854_775_808.0;
 

@@ -35,9 +35,37 @@ pub struct RpcStatus {
     pub details: Vec<serde_json::Value>,
 }
 
+/// The older per-error `reason`s some APIs still send beside the status (BigQuery, Cloud
+/// Storage): `{"error":{"errors":[{"reason":"rateLimitExceeded",…}],…}}`.
+#[derive(Debug, Deserialize)]
+struct Reasons {
+    error: ReasonList,
+}
+
+#[derive(Debug, Deserialize)]
+struct ReasonList {
+    #[serde(default)]
+    errors: Vec<Reason>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Reason {
+    #[serde(default)]
+    reason: String,
+}
+
 /// Reads a Google error body; `None` leaves the response to the shared status mapping
 /// (throttling and outages, whose `Retry-After` it reads).
 pub fn parse_error(status: StatusCode, _headers: &HeaderMap, body: &[u8]) -> Option<ErrorKind> {
+    // BigQuery throttles with 403 PERMISSION_DENIED and a reason that says it is a limit.
+    if let Ok(r) = serde_json::from_slice::<Reasons>(body)
+        && r.error
+            .errors
+            .iter()
+            .any(|e| matches!(e.reason.as_str(), "rateLimitExceeded" | "quotaExceeded"))
+    {
+        return Some(ErrorKind::RateLimited { retry_after: None });
+    }
     let envelope: Envelope = serde_json::from_slice(body).ok()?;
     let name = envelope.error.status.clone()?;
     kind_for(&name, &envelope.error, Some(status))
@@ -223,6 +251,24 @@ mod tests {
                 after: std::time::Duration::ZERO
             }
         );
+    }
+
+    #[test]
+    fn bigquery_throttling_is_a_rate_limit_not_a_permission_error() {
+        // As BigQuery answers a spent query quota (its documented error table: 403 with
+        // reason quotaExceeded or rateLimitExceeded).
+        for reason in ["rateLimitExceeded", "quotaExceeded"] {
+            let body = format!(
+                r#"{{"error":{{"code":403,"message":"Exceeded rate limits","errors":[{{"message":"Exceeded rate limits","domain":"usageLimits","reason":"{reason}"}}],"status":"PERMISSION_DENIED"}}}}"#
+            );
+            assert_eq!(
+                parse(403, &body),
+                Some(ErrorKind::RateLimited { retry_after: None }),
+                "{reason}"
+            );
+        }
+        let denied = r#"{"error":{"code":403,"message":"Access Denied","errors":[{"reason":"accessDenied"}],"status":"PERMISSION_DENIED"}}"#;
+        assert_eq!(parse(403, denied), Some(ErrorKind::Forbidden));
     }
 
     #[test]

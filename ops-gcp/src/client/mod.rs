@@ -41,6 +41,10 @@ pub struct Endpoints {
     pub resource_manager: Url,
     /// IAM API (`https://iam.googleapis.com/`).
     pub iam: Url,
+    /// BigQuery API (`https://bigquery.googleapis.com/`).
+    pub bigquery: Url,
+    /// Cloud Billing Budget API (`https://billingbudgets.googleapis.com/`).
+    pub billing_budgets: Url,
 }
 
 impl Default for Endpoints {
@@ -55,6 +59,8 @@ impl Default for Endpoints {
             sql_admin: url("https://sqladmin.googleapis.com/"),
             resource_manager: url("https://cloudresourcemanager.googleapis.com/"),
             iam: url("https://iam.googleapis.com/"),
+            bigquery: url("https://bigquery.googleapis.com/"),
+            billing_budgets: url("https://billingbudgets.googleapis.com/"),
         }
     }
 }
@@ -72,7 +78,9 @@ impl Endpoints {
             storage: url.clone(),
             sql_admin: url.clone(),
             resource_manager: url.clone(),
-            iam: url,
+            iam: url.clone(),
+            bigquery: url.clone(),
+            billing_budgets: url,
         })
     }
 
@@ -161,6 +169,8 @@ impl Endpoints {
             ("sql_admin", &self.sql_admin),
             ("resource_manager", &self.resource_manager),
             ("iam", &self.iam),
+            ("bigquery", &self.bigquery),
+            ("billing_budgets", &self.billing_budgets),
         ];
         all.into_iter()
             .try_for_each(|(field, url)| check_base(field, url))

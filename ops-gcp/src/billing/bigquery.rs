@@ -1,0 +1,315 @@
+//! BigQuery `jobs.query` as the cost source needs it: one parameterised standard-SQL query,
+//! a job still running polled with `jobs.getQueryResults`, and every page of its rows.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use ops_core::http::SendOptions;
+use ops_core::poll::{Every, poll_until};
+use ops_core::retry::Idempotency;
+use ops_core::{Error, ErrorKind, Result};
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::GcpClient;
+
+/// The most rows one query returns before it is refused (400 days × 500 services).
+pub const MAX_ROWS: usize = 200_000;
+
+/// How long BigQuery holds each request open waiting for the job (its `timeoutMs`).
+const SERVER_WAIT_MS: u32 = 10_000;
+
+/// A named query parameter: `@name` in the SQL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryParam {
+    /// The name, without `@`.
+    pub name: &'static str,
+    /// Its standard SQL type (`STRING`, `DATE`).
+    pub kind: &'static str,
+    /// The value as text.
+    pub value: String,
+}
+
+/// The rows of a finished query, by column name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryRows {
+    /// Column names, in order.
+    pub columns: Vec<String>,
+    /// Each row's cells (`None` for NULL).
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
+impl QueryRows {
+    /// The position of column `name`; a missing column is a decode error.
+    pub fn column(&self, name: &str) -> Result<usize> {
+        self.columns.iter().position(|c| c == name).ok_or_else(|| {
+            decode(format!(
+                "the query's result has no column {name:?} (columns: {})",
+                self.columns.join(", ")
+            ))
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JobReference {
+    #[serde(default)]
+    job_id: String,
+    #[serde(default)]
+    location: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct Field {
+    #[serde(default)]
+    name: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct Schema {
+    #[serde(default)]
+    fields: Vec<Field>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct Row {
+    #[serde(default)]
+    f: Vec<Cell>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct Cell {
+    #[serde(default)]
+    v: Value,
+}
+
+/// The parts of `QueryResponse` and `GetQueryResultsResponse` read (they agree on these).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Reply {
+    #[serde(default)]
+    job_complete: Option<bool>,
+    #[serde(default)]
+    job_reference: Option<JobReference>,
+    #[serde(default)]
+    schema: Option<Schema>,
+    #[serde(default)]
+    rows: Vec<Row>,
+    #[serde(default)]
+    page_token: Option<String>,
+    #[serde(default)]
+    total_rows: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct QueryRequest<'a> {
+    query: &'a str,
+    use_legacy_sql: bool,
+    parameter_mode: &'static str,
+    query_parameters: Vec<Value>,
+    max_results: u32,
+    timeout_ms: u32,
+    request_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    location: Option<&'a str>,
+}
+
+fn decode(detail: String) -> Error {
+    Error::new("gcp", "bigquery_query", ErrorKind::Decode { detail })
+}
+
+/// How a query runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryOptions {
+    /// Rows per page (`maxResults`).
+    pub page_size: u32,
+    /// How long a running job is waited for.
+    pub deadline: Duration,
+    /// The dataset's location (`US`, `EU`, `europe-west1`), when not the default.
+    pub location: Option<String>,
+}
+
+/// Runs `sql` with `params` in `project` and returns every row.
+///
+/// The request carries a `requestId`, so BigQuery runs one job however often a lost reply makes
+/// it retry. A job not finished in the first reply (`jobComplete: false`) is polled with
+/// `jobs.getQueryResults` until it is, or until `options.deadline`; pages follow
+/// `pageToken`. More than [`MAX_ROWS`] rows is an error rather than an unbounded read.
+pub async fn query(
+    client: &GcpClient,
+    project: &str,
+    sql: &str,
+    params: &[QueryParam],
+    options: &QueryOptions,
+) -> Result<QueryRows> {
+    let url = client.url(
+        &client.config().endpoints.bigquery,
+        &format!("bigquery/v2/projects/{project}/queries"),
+    )?;
+    let body = QueryRequest {
+        query: sql,
+        use_legacy_sql: false,
+        parameter_mode: "NAMED",
+        query_parameters: params
+            .iter()
+            .map(|p| {
+                json!({ "name": p.name, "parameterType": { "type": p.kind },
+                        "parameterValue": { "value": p.value } })
+            })
+            .collect(),
+        max_results: options.page_size,
+        timeout_ms: SERVER_WAIT_MS,
+        request_id: format!("ops-{:032x}", fastrand::u128(..)),
+        location: options.location.as_deref(),
+    };
+    let send = SendOptions {
+        idempotency: Some(Idempotency::Idempotent),
+        ..SendOptions::default()
+    };
+    let first: Reply = client
+        .call("bigquery_query", Method::POST, url, Some(&body), &send)
+        .await?;
+    let job = first.job_reference.as_ref().map(|j| JobRef {
+        id: j.job_id.clone(),
+        location: j.location.clone().or(options.location.clone()),
+    });
+    let first = if first.job_complete == Some(true) {
+        first
+    } else {
+        let job = job
+            .clone()
+            .ok_or_else(|| decode("a job not complete without a jobReference".into()))?;
+        wait_for(client, project, &job, options).await?
+    };
+    collect(client, project, job.as_ref(), first, options).await
+}
+
+#[derive(Debug, Clone)]
+struct JobRef {
+    id: String,
+    location: Option<String>,
+}
+
+async fn results(
+    client: &GcpClient,
+    project: &str,
+    job: &JobRef,
+    page_token: Option<&str>,
+    page_size: u32,
+) -> Result<Reply> {
+    let mut url = client.url(
+        &client.config().endpoints.bigquery,
+        &format!("bigquery/v2/projects/{project}/queries/{}", job.id),
+    )?;
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("maxResults", &page_size.to_string());
+        q.append_pair("timeoutMs", &SERVER_WAIT_MS.to_string());
+        if let Some(l) = &job.location {
+            q.append_pair("location", l);
+        }
+        if let Some(t) = page_token {
+            q.append_pair("pageToken", t);
+        }
+    }
+    client.get("bigquery_get_query_results", url, &job.id).await
+}
+
+async fn wait_for(
+    client: &GcpClient,
+    project: &str,
+    job: &JobRef,
+    options: &QueryOptions,
+) -> Result<Reply> {
+    let first = results(client, project, job, None, options.page_size).await?;
+    poll_until(
+        client.clock().as_ref(),
+        options.deadline,
+        Every::growing(Duration::from_secs(1), Duration::from_secs(10)),
+        first,
+        |r: &Reply| Ok((r.job_complete == Some(true)).then(|| r.clone())),
+        |_| results(client, project, job, None, options.page_size),
+    )
+    .await?
+    .or_timeout("gcp", "bigquery_query", options.deadline)
+}
+
+async fn collect(
+    client: &GcpClient,
+    project: &str,
+    job: Option<&JobRef>,
+    first: Reply,
+    options: &QueryOptions,
+) -> Result<QueryRows> {
+    let columns: Vec<String> = first
+        .schema
+        .as_ref()
+        .map(|s| s.fields.iter().map(|f| f.name.clone()).collect())
+        .unwrap_or_default();
+    let total: Option<u64> = match &first.total_rows {
+        Some(t) => Some(
+            t.parse()
+                .map_err(|_| decode(format!("totalRows {t:?} is not a count")))?,
+        ),
+        None => None,
+    };
+    let mut out = QueryRows {
+        columns,
+        rows: Vec::new(),
+    };
+    let mut seen = BTreeSet::new();
+    let mut page = first;
+    loop {
+        for row in std::mem::take(&mut page.rows) {
+            if row.f.len() != out.columns.len() {
+                return Err(decode(format!(
+                    "a row of {} cells for {} columns",
+                    row.f.len(),
+                    out.columns.len()
+                )));
+            }
+            out.rows
+                .push(row.f.into_iter().map(cell).collect::<Result<_>>()?);
+            if out.rows.len() > MAX_ROWS {
+                return Err(Error::invalid_input(
+                    "gcp",
+                    "bigquery_query",
+                    "days",
+                    format!("more than {MAX_ROWS} rows: ask for fewer days"),
+                ));
+            }
+        }
+        let Some(token) = page.page_token.take().filter(|t| !t.is_empty()) else {
+            break;
+        };
+        if !seen.insert(token.clone()) {
+            return Err(decode("BigQuery sent the same page token twice".into()));
+        }
+        let job = job.ok_or_else(|| decode("a page token without a jobReference".into()))?;
+        page = results(client, project, job, Some(&token), options.page_size).await?;
+    }
+    if let Some(total) = total
+        && total != out.rows.len() as u64
+    {
+        return Err(decode(format!(
+            "totalRows says {total}, the pages held {}",
+            out.rows.len()
+        )));
+    }
+    Ok(out)
+}
+
+/// A scalar cell: text or NULL (the query selects no records or arrays).
+fn cell(c: Cell) -> Result<Option<String>> {
+    match c.v {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        other => Err(decode(format!(
+            "a cell that is not a scalar: {}",
+            other.to_string().chars().take(60).collect::<String>()
+        ))),
+    }
+}
