@@ -60,7 +60,17 @@ GOOGLE = {
         "iam.projects.serviceAccounts.keys.create", "iam.projects.serviceAccounts.keys.disable",
         "iam.projects.serviceAccounts.keys.enable", "iam.projects.serviceAccounts.keys.delete",
     ],
+    "bigquery.v2": ["bigquery.jobs.query", "bigquery.jobs.getQueryResults"],
+    "billingbudgets.v1": [
+        "billingbudgets.billingAccounts.budgets.list",
+        "billingbudgets.billingAccounts.budgets.get",
+        "billingbudgets.billingAccounts.budgets.patch",
+    ],
 }
+
+# Discovery documents `fetch-api-specs` does not fetch: read from the same wheel here.
+GOOGLE_EXTRA = ["bigquery.v2", "billingbudgets.v1"]
+GOOGLE_API_CLIENT = "google-api-python-client==2.202.0"
 
 # Documented in prose, not in the discovery document: the resumable-upload session
 # (https://cloud.google.com/storage/docs/performing-resumable-uploads). The session URI is the
@@ -136,7 +146,29 @@ def close_schemas(all_schemas, roots, convert):
     return keep
 
 
+def fetch_google_extra(specs):
+    """The discovery documents of GOOGLE_EXTRA, from the google-api-python-client wheel (as
+    fetch-api-specs reads the others), when SPECS/google lacks them."""
+    missing = [d for d in GOOGLE_EXTRA
+               if not os.path.exists(os.path.join(specs, "google", f"{d}.json"))]
+    if not missing:
+        return
+    import tempfile
+    import zipfile
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                        "--only-binary=:all:", "-d", tmp, GOOGLE_API_CLIENT], check=True)
+        wheel = next(os.path.join(tmp, f) for f in os.listdir(tmp) if f.endswith(".whl"))
+        os.makedirs(os.path.join(specs, "google"), exist_ok=True)
+        with zipfile.ZipFile(wheel) as z:
+            for d in missing:
+                data = z.read(f"googleapiclient/discovery_cache/documents/{d}.json")
+                with open(os.path.join(specs, "google", f"{d}.json"), "wb") as f:
+                    f.write(data)
+
+
 def extract_google(specs):
+    fetch_google_extra(specs)
     for doc, wanted in GOOGLE.items():
         d = json.load(open(os.path.join(specs, "google", f"{doc}.json")))
         base = "/" + d.get("servicePath", "")

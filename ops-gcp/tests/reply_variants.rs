@@ -122,3 +122,91 @@ async fn secret_versions_in_every_described_shape() {
         )
         .await;
 }
+
+fn cost_query_params() -> Vec<ops_gcp::billing::bigquery::QueryParam> {
+    vec![ops_gcp::billing::bigquery::QueryParam {
+        name: "project",
+        kind: "STRING",
+        value: "acme-prod".into(),
+    }]
+}
+
+fn query_options() -> ops_gcp::billing::bigquery::QueryOptions {
+    ops_gcp::billing::bigquery::QueryOptions {
+        page_size: 100,
+        deadline: std::time::Duration::from_secs(60),
+        location: None,
+    }
+}
+
+#[tokio::test]
+async fn bigquery_query_results_in_every_described_shape() {
+    use ops_gcp::billing::bigquery::query;
+    let d = vendored("google-bigquery.v2.json");
+    let finished = serde_json::json!({"jobComplete": true, "totalRows": "0",
+        "jobReference": {"projectId": "acme-prod", "jobId": "job_1"}});
+    // BigQuery always says whether the job is complete, and names the job it made (the client
+    // asks for a job: it sets no jobCreationMode).
+    let keep = ["jobComplete", "jobReference.jobId"];
+    Replay::new("POST", r"^/bigquery/v2/projects/acme-prod/queries$")
+        .also(
+            "GET",
+            r"^/bigquery/v2/projects/acme-prod/queries/[^/]+$",
+            finished.clone(),
+        )
+        .each(variants(&d, "QueryResponse", &keep), |base| async move {
+            let client = client_at(&base, clock());
+            query(
+                &client,
+                "acme-prod",
+                "SELECT 1",
+                &cost_query_params(),
+                &query_options(),
+            )
+            .await
+            .map(|_| ())
+        })
+        .await;
+    let running = serde_json::json!({"jobComplete": false,
+        "jobReference": {"projectId": "acme-prod", "jobId": "job_1"}});
+    Replay::new("GET", r"^/bigquery/v2/projects/acme-prod/queries/[^/]+$")
+        .then(finished)
+        .also(
+            "POST",
+            r"^/bigquery/v2/projects/acme-prod/queries$",
+            running,
+        )
+        .each(
+            variants(&d, "GetQueryResultsResponse", &["jobComplete"]),
+            |base| async move {
+                let client = client_at(&base, clock());
+                query(
+                    &client,
+                    "acme-prod",
+                    "SELECT 1",
+                    &cost_query_params(),
+                    &query_options(),
+                )
+                .await
+                .map(|_| ())
+            },
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn budgets_in_every_described_shape() {
+    use ops_gcp::billing::{BillingExport, BillingExportConfig};
+    let d = vendored("google-billingbudgets.v1.json");
+    Replay::new("GET", r"^/v1/billingAccounts/0123AB-4567CD-89EF01/budgets$")
+        .each(
+            variants(&d, "GoogleCloudBillingBudgetsV1ListBudgetsResponse", &[]),
+            |base| async move {
+                let config = BillingExportConfig::new("acme-prod.billing.gcp_billing_export_v1_X")
+                    .billing_account("0123AB-4567CD-89EF01");
+                let bill = BillingExport::new(client_at(&base, clock()), config).unwrap();
+                bill.budgets().await.map(|_| ())
+            },
+        )
+        .await;
+}

@@ -32,15 +32,31 @@ pub struct QueryParam {
 }
 
 /// The rows of a finished query, by column name.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct QueryRows {
     /// Column names, in order.
     pub columns: Vec<String>,
-    /// Each row's cells (`None` for NULL).
-    pub rows: Vec<Vec<Option<String>>>,
+    /// Each row's cells as sent: a string for a scalar, `null`, an object for a record, an
+    /// array for a repeated field.
+    pub rows: Vec<Vec<Value>>,
 }
 
 impl QueryRows {
+    /// The scalar in row `row`, column `column`: `None` for NULL; a record, an array or a
+    /// missing cell is a decode error (the caller's query selects scalars).
+    pub fn text(&self, row: usize, column: usize) -> Result<Option<&str>> {
+        match self.rows.get(row).and_then(|r| r.get(column)) {
+            Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(decode(format!(
+                "column {:?} holds {}, not a scalar",
+                self.columns.get(column).map_or("?", String::as_str),
+                other.to_string().chars().take(60).collect::<String>()
+            ))),
+            None => Err(decode(format!("row {row} has no column {column}"))),
+        }
+    }
+
     /// The position of column `name`; a missing column is a decode error.
     pub fn column(&self, name: &str) -> Result<usize> {
         self.columns.iter().position(|c| c == name).ok_or_else(|| {
@@ -249,13 +265,8 @@ async fn collect(
         .as_ref()
         .map(|s| s.fields.iter().map(|f| f.name.clone()).collect())
         .unwrap_or_default();
-    let total: Option<u64> = match &first.total_rows {
-        Some(t) => Some(
-            t.parse()
-                .map_err(|_| decode(format!("totalRows {t:?} is not a count")))?,
-        ),
-        None => None,
-    };
+    // A count that does not parse is not checked (the rows still are, by the caller).
+    let total: Option<u64> = first.total_rows.as_deref().and_then(|t| t.parse().ok());
     let mut out = QueryRows {
         columns,
         rows: Vec::new(),
@@ -264,15 +275,7 @@ async fn collect(
     let mut page = first;
     loop {
         for row in std::mem::take(&mut page.rows) {
-            if row.f.len() != out.columns.len() {
-                return Err(decode(format!(
-                    "a row of {} cells for {} columns",
-                    row.f.len(),
-                    out.columns.len()
-                )));
-            }
-            out.rows
-                .push(row.f.into_iter().map(cell).collect::<Result<_>>()?);
+            out.rows.push(row.f.into_iter().map(|c| c.v).collect());
             if out.rows.len() > MAX_ROWS {
                 return Err(Error::invalid_input(
                     "gcp",
@@ -294,22 +297,16 @@ async fn collect(
     if let Some(total) = total
         && total != out.rows.len() as u64
     {
-        return Err(decode(format!(
-            "totalRows says {total}, the pages held {}",
-            out.rows.len()
-        )));
+        // Rows lost between pages: never a result that looks whole.
+        return Err(Error::new(
+            "gcp",
+            "bigquery_query",
+            ErrorKind::Provider {
+                status: 200,
+                code: Some("incomplete_result".into()),
+                body_excerpt: format!("totalRows says {total}, the pages held {}", out.rows.len()),
+            },
+        ));
     }
     Ok(out)
-}
-
-/// A scalar cell: text or NULL (the query selects no records or arrays).
-fn cell(c: Cell) -> Result<Option<String>> {
-    match c.v {
-        Value::Null => Ok(None),
-        Value::String(s) => Ok(Some(s)),
-        other => Err(decode(format!(
-            "a cell that is not a scalar: {}",
-            other.to_string().chars().take(60).collect::<String>()
-        ))),
-    }
 }

@@ -240,9 +240,9 @@ fn lines_of(rows: &QueryRows, fallback: Currency) -> Result<(Currency, Vec<CostL
     let decode = |detail: String| Error::new("gcp", "billing_costs", ErrorKind::Decode { detail });
     let mut seen: Option<Currency> = None;
     let mut lines = Vec::with_capacity(rows.rows.len());
-    for row in &rows.rows {
-        let text = |i: usize| row.get(i).cloned().flatten();
-        let code = text(currency).ok_or_else(|| decode("a row without a currency".into()))?;
+    for i in 0..rows.rows.len() {
+        let text = |c: usize| rows.text(i, c).map(|t| t.map(str::to_owned));
+        let code = text(currency)?.ok_or_else(|| decode("a row without a currency".into()))?;
         let cur = Currency::parse(&code)?;
         match seen {
             None => seen = Some(cur),
@@ -254,16 +254,16 @@ fn lines_of(rows: &QueryRows, fallback: Currency) -> Result<(Currency, Vec<CostL
             }
             Some(_) => {}
         }
-        let day_text = text(day).ok_or_else(|| decode("a row without a day".into()))?;
+        let day_text = text(day)?.ok_or_else(|| decode("a row without a day".into()))?;
         let day = NaiveDate::parse_from_str(&day_text, "%Y-%m-%d")
             .map_err(|e| decode(format!("day {day_text:?}: {e}")))?;
-        let amount = |i: usize| match text(i) {
+        let amount = |c: usize| match text(c)? {
             Some(t) => Money::parse(cur, &t),
             None => Ok(Money::zero(cur)),
         };
         lines.push(CostLine {
             day,
-            service: text(service).unwrap_or_else(|| "(no service)".into()),
+            service: text(service)?.unwrap_or_else(|| "(no service)".into()),
             cost: amount(cost)?,
             credits: amount(credits)?,
         });

@@ -111,6 +111,21 @@ fn route(
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (method, segments.as_slice()) {
         ("POST", ["v2", "entries:list"]) => state.list_entries(body),
+        (_, ["bigquery", "v2", "projects", p, "queries", rest @ ..]) => {
+            if *p != state.project {
+                return google_error(
+                    403,
+                    "PERMISSION_DENIED",
+                    &format!(
+                        "Access Denied: Project {p}: User does not have bigquery.jobs.create permission in project {p}."
+                    ),
+                );
+            }
+            state.bigquery_route(method, rest, query, body)
+        }
+        (_, ["v1", "billingAccounts", account, "budgets", rest @ ..]) => {
+            state.budgets_route(method, account, rest, query, body)
+        }
         ("GET", ["v3", "projects", project, "timeSeries"]) => {
             if *project != state.project {
                 return google_error(

@@ -12,6 +12,9 @@
 //!   ([`GcpSim::cut_next_upload_after`]) and objects rot ([`GcpSim::corrupt_object`]). Secret
 //!   versions have states and etags. Cloud SQL backup runs and restores are operations that
 //!   finish `operation_delay` later.
+//! - The Cloud Billing export is a BigQuery table of usage lines ([`GcpSim::add_usage`]);
+//!   cost queries run as jobs that can stay running ([`GcpSim::hold_next_query`]) or be
+//!   throttled; budgets have etags ([`GcpSim::create_budget`]).
 //! - [`GcpSim::inject`] makes the next requests matching a path fail (status with
 //!   Retry-After, a stall, truncated JSON).
 //!
@@ -31,6 +34,7 @@
 //! # Ok(()) }
 //! ```
 
+mod billing;
 mod cloud_run;
 mod http;
 mod iam;
@@ -161,6 +165,7 @@ struct SimState {
     sql_ops: Vec<sql::SimSqlOp>,
     next_sql_id: u64,
     fail_next_sql_backup: bool,
+    billing: billing::Billing,
     ledger: Ledger,
 }
 
@@ -252,6 +257,7 @@ impl GcpSimBuilder {
             sql_ops: Vec::new(),
             next_sql_id: 1_763_000_000_000,
             fail_next_sql_backup: false,
+            billing: billing::Billing::default(),
             ledger: Ledger::default(),
         };
         let sim = SimServer::start(state).await;
@@ -490,6 +496,117 @@ impl GcpSim {
             .sql_instances
             .get(instance)
             .and_then(|i| i.restored_from.clone())
+    }
+}
+
+/// A usage line of the billing export, as [`GcpSim::add_usage`] takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usage<'a> {
+    /// The project it was used in.
+    pub project: &'a str,
+    /// The day (UTC) its usage started.
+    pub day: chrono::NaiveDate,
+    /// `service.description` (`Cloud Run`).
+    pub service: &'a str,
+    /// The currency code.
+    pub currency: &'a str,
+    /// The cost, as the export's `FLOAT64` prints it (`0.001234`, `1.5E-7`).
+    pub cost: &'a str,
+    /// The credits' amounts (negative).
+    pub credits: &'a [&'a str],
+}
+
+impl GcpSim {
+    /// Creates the export table `table` (`project.dataset.table`), empty.
+    pub fn create_billing_export(&self, table: &str) {
+        self.state()
+            .billing
+            .tables
+            .entry(table.to_string())
+            .or_default();
+    }
+
+    /// Adds a usage line to the export table `table` (creating it).
+    pub fn add_usage(&self, table: &str, usage: Usage<'_>) {
+        self.state()
+            .billing
+            .tables
+            .entry(table.to_string())
+            .or_default()
+            .push(billing::UsageLine {
+                project: usage.project.to_string(),
+                day: usage.day,
+                service: usage.service.to_string(),
+                currency: usage.currency.to_string(),
+                cost: usage.cost.to_string(),
+                credits: usage.credits.iter().map(|c| c.to_string()).collect(),
+            });
+    }
+
+    /// The next query's job is still running for `looks` reads of its results
+    /// (`jobComplete: false`), then finishes.
+    pub fn hold_next_query(&self, looks: u32) {
+        self.state().billing.pending_looks = looks;
+    }
+
+    /// The next `queries` queries answer 403 `rateLimitExceeded`, as BigQuery throttles.
+    pub fn throttle_queries(&self, queries: u32) {
+        self.state().billing.throttled = queries;
+    }
+
+    /// Every query answers 403 `quotaExceeded` from now on (`false` lifts it).
+    pub fn spend_query_quota(&self, spent: bool) {
+        self.state().billing.quota_spent = spent;
+    }
+
+    /// Creates a monthly budget of `amount` (`"700"`, `"99.5"`) in `currency` on billing
+    /// account `account`; returns its name (`billingAccounts/{account}/budgets/{id}`).
+    pub fn create_budget(
+        &self,
+        account: &str,
+        display_name: &str,
+        amount: &str,
+        currency: &str,
+    ) -> String {
+        let mut s = self.state();
+        s.billing.next_id += 1;
+        let name = format!(
+            "billingAccounts/{account}/budgets/{:08x}-sim",
+            s.billing.next_id
+        );
+        let (units, nanos) = ops_core::money::Currency::parse(currency)
+            .and_then(|c| ops_core::money::Money::parse(c, amount))
+            .and_then(|m| m.to_units_nanos())
+            .unwrap_or((0, 0));
+        s.billing.budgets.insert(
+            name.clone(),
+            billing::SimBudget {
+                display_name: display_name.to_string(),
+                currency: currency.to_string(),
+                units,
+                nanos,
+                etag: 1,
+            },
+        );
+        name
+    }
+
+    /// A budget's amount as `(units, nanos)`.
+    pub fn budget_amount(&self, name: &str) -> Option<(i64, i32)> {
+        self.state()
+            .billing
+            .budgets
+            .get(name)
+            .map(|b| (b.units, b.nanos))
+    }
+
+    /// Someone changes the budget in the console: a new amount and etag.
+    pub fn change_budget_now(&self, name: &str, units: i64) {
+        if let Some(b) = self.state().billing.budgets.get_mut(name) {
+            b.units = units;
+            b.nanos = 0;
+            b.etag += 1;
+        }
     }
 }
 
