@@ -230,6 +230,14 @@ fn mask_opaque_runs(word: &str, slash_joins: bool) -> String {
     let mut out = String::with_capacity(word.len());
     let mut run = String::new();
     let flush = |run: &mut String, out: &mut String| {
+        // A Google resource name (`billingAccounts/0123AB-4567CD-89EF01/budgets/b1`) is judged
+        // segment by segment, as a URL path is: its ids are short parts, not one token.
+        if slash_joins && is_resource_name(run) {
+            let judged: Vec<String> = run.split('/').map(|s| mask_opaque_runs(s, false)).collect();
+            out.push_str(&judged.join("/"));
+            run.clear();
+            return;
+        }
         // A long run with both letters and digits looks like a key or token, not a word —
         // unless it is a name made of short parts (`app-20261123-090000.dump`, a UUID): a
         // token has a long unbroken stretch somewhere.
@@ -257,6 +265,18 @@ fn mask_opaque_runs(word: &str, slash_joins: bool) -> String {
     }
     flush(&mut run, &mut out);
     out
+}
+
+/// The collections Google resource names start with.
+const RESOURCE_ROOTS: &[&str] = &[
+    "projects/",
+    "billingAccounts/",
+    "organizations/",
+    "folders/",
+];
+
+fn is_resource_name(run: &str) -> bool {
+    RESOURCE_ROOTS.iter().any(|r| run.starts_with(r)) && run.split('/').count() >= 2
 }
 
 fn truncate(s: &str, limit: usize) -> String {
@@ -316,6 +336,18 @@ mod tests {
             redact_text(hook),
             "https://hooks.slack.com/services/T0A1B2C3D/B0A1B2C3D/[REDACTED]"
         );
+    }
+
+    #[test]
+    fn resource_names_stay_readable_and_their_tokens_do_not() {
+        let budget = "billingAccounts/0123AB-4567CD-89EF01/budgets/4f1c2e0a-sim";
+        assert_eq!(redact_text(budget), budget);
+        let leaked = "projects/p/secrets/ghp_16C7e42F292c6912E7710c838347Ae178B4a/versions/1";
+        let masked = redact_text(leaked);
+        assert!(!masked.contains("ghp_16C7"), "{masked}");
+        assert!(masked.starts_with("projects/p/secrets/"), "{masked}");
+        // A token that merely contains a slash is still one token.
+        assert!(!redact_text("aGVsbG8gd29ybGQgaGVsbG8/d29ybGQgaGVsbG8gd29y").contains("aGVs"));
     }
 
     #[test]

@@ -289,3 +289,21 @@ fn configs_that_make_no_sense_are_refused() {
     .unwrap();
     assert_eq!(ok.spike.unwrap().above, Some(usd("50")));
 }
+
+#[tokio::test]
+async fn only_the_daily_check_pages_the_longer_reviews_report() {
+    let on_call = Arc::new(MemoryNotifier::new("on-call"));
+    let weekly = CostReviewConfig {
+        view: CostView::Weekly,
+        ..daily()
+    };
+    let s = CostReview::new("p", bill("30.5"), weekly)
+        .notifier(on_call.clone())
+        .run(&runner(), Mode::Execute)
+        .await
+        .unwrap()
+        .summary
+        .unwrap();
+    assert!(s.spike.is_some(), "reported");
+    assert!(on_call.sent().is_empty(), "not paged again");
+}

@@ -62,7 +62,8 @@ pub struct CostReviewConfig {
     /// The expected share of each named service.
     #[serde(default)]
     pub expected: Vec<ExpectedShare>,
-    /// The spike alert on the last day read.
+    /// The spike rule on the last day read: the daily view sends a spike to the notifiers,
+    /// the weekly and monthly views only report it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spike: Option<CostSpikeRule>,
     /// The budget the monthly review checks against its projection.
@@ -237,7 +238,9 @@ impl CostReview {
                 }));
             }
         }
-        if !self.notifiers.is_empty() && self.config.spike.is_some() {
+        // The daily check pages; the weekly and monthly reviews report a spike, once paged.
+        let pages = self.config.view == CostView::Daily && self.config.spike.is_some();
+        if !self.notifiers.is_empty() && pages {
             let (notifiers, target) = (self.notifiers.clone(), self.target.clone());
             rb = rb.step(Step::mutate("notify-spike", move |ctx| {
                 let s = ctx.get(&summary)?;
