@@ -307,3 +307,72 @@ async fn only_the_daily_check_pages_the_longer_reviews_report() {
     assert!(s.spike.is_some(), "reported");
     assert!(on_call.sent().is_empty(), "not paged again");
 }
+
+#[tokio::test]
+async fn the_daily_health_check_reads_yesterdays_cost_as_a_probe() {
+    let clock = Arc::new(SimulatedClock::starting_at(now()));
+    let normal = CostProbe::new(bill("5.25"), Some(seed_spike())).with_clock(clock.clone());
+    let report = normal.check().await.unwrap();
+    assert_eq!(report.status, HealthStatus::Healthy);
+    assert!(
+        report.checks[0]
+            .detail
+            .starts_with("25.00 USD on 2026-11-20 (Vertex AI 11.75 USD"),
+        "{}",
+        report.checks[0].detail
+    );
+    let spiked = CostProbe::new(bill("30.5"), Some(seed_spike())).with_clock(clock.clone());
+    let report = spiked.check().await.unwrap();
+    assert_eq!(report.status, HealthStatus::Degraded);
+    assert!(
+        report.checks[0].detail.contains("above 50.00 USD"),
+        "{}",
+        report.checks[0].detail
+    );
+
+    // A source that cannot answer degrades the check, it does not fail the health check.
+    let mut broken = MockCostSource::new();
+    broken.expect_name().return_const("broken".to_string());
+    broken
+        .expect_costs()
+        .returning(|_| Err(ops_core::Error::new("x", "costs", ErrorKind::Forbidden)));
+    let report = CostProbe::new(Arc::new(broken), None)
+        .with_clock(clock)
+        .check()
+        .await
+        .unwrap();
+    assert_eq!(report.status, HealthStatus::Degraded);
+    assert!(report.checks[0].detail.starts_with("cannot read costs"));
+
+    let check = HealthCheck::new("api", HealthCheckConfig::default()).probe(Arc::new(
+        CostProbe::new(bill("30.5"), Some(seed_spike()))
+            .with_clock(Arc::new(SimulatedClock::starting_at(now()))),
+    ));
+    let s = check
+        .run(&runner(), Mode::Execute)
+        .await
+        .unwrap()
+        .summary
+        .unwrap();
+    assert!(
+        s.findings
+            .iter()
+            .any(|f| format!("{f:?}").contains("above 50.00 USD")),
+        "{s:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_weekly_review_lists_the_weeks_cost_by_service() {
+    let logs = Arc::new(ops_core::memory::MemoryLogSource::new("api"));
+    let md = WeeklyReview::new("api", logs, WeeklyReviewConfig::default())
+        .costs(bill("5.25"))
+        .run(&runner(), Mode::Execute)
+        .await
+        .unwrap()
+        .summary
+        .unwrap();
+    assert!(md.contains("## Cost, 2026-11-14 to 2026-11-20"), "{md}");
+    assert!(md.contains("Total: **175.00 USD**"), "{md}");
+    assert!(md.contains("| Cloud SQL | 43.75 USD | 25.0 % |"), "{md}");
+}

@@ -17,8 +17,8 @@ use super::RunbookConfig;
 use super::config::{human_duration, invalid, positive};
 use super::fingerprint::{ErrorGroup, ErrorGrouper};
 use crate::contracts::{
-    AuditFinding, BackupStore, LogQuery, LogSeverity, LogSource, PutArtifact, SecurityAuditor,
-    Severity, TimeWindow, log_entries,
+    AuditFinding, BackupStore, CostSource, LogQuery, LogSeverity, LogSource, PutArtifact,
+    SecurityAuditor, Severity, TimeWindow, log_entries,
 };
 use crate::engine::{
     Action, Category, Journal, JournalFilter, RunOutcome, RunReport, Runbook, Step, run_summaries,
@@ -130,6 +130,7 @@ pub struct WeeklyReview {
     journal: Option<Arc<dyn Journal>>,
     archive: Option<Arc<dyn BackupStore>>,
     auditors: Vec<Arc<dyn SecurityAuditor>>,
+    costs: Option<Arc<dyn CostSource>>,
 }
 
 impl WeeklyReview {
@@ -146,7 +147,15 @@ impl WeeklyReview {
             journal: None,
             archive: None,
             auditors: Vec::new(),
+            costs: None,
         }
+    }
+
+    /// Adds the last 7 days' cost by service from `source` ("cost analysis (last 7 days)"),
+    /// through yesterday (billing data lags a day).
+    pub fn costs(mut self, source: Arc<dyn CostSource>) -> Self {
+        self.costs = Some(source);
+        self
     }
 
     /// Adds `auditor`'s findings to the review ("check dependency vulnerabilities": the
@@ -234,6 +243,25 @@ impl WeeklyReview {
                 ))
             }));
         }
+        if let Some(source) = self.costs.clone() {
+            rb = rb.step(Step::read("costs", move |ctx| {
+                let source = source.clone();
+                let today = ctx.clock().now().date_naive();
+                let last = today.pred_opt().unwrap_or(today);
+                let days = crate::contracts::DayRange::ending(last, 7)?;
+                Ok(Action::new(
+                    "CostSource::costs",
+                    json!({ "source": source.name(), "first": days.first(), "last": days.last() }),
+                    async move {
+                        let config = super::CostReviewConfig {
+                            view: super::CostView::Weekly,
+                            ..Default::default()
+                        };
+                        super::summarise(&source.costs(&days).await?, &config)
+                    },
+                ))
+            }));
+        }
         if let Some(store) = self.archive.clone() {
             let (logs, c, target) = (self.logs.clone(), self.config.clone(), self.target.clone());
             rb = rb.step(Step::mutate("archive", move |ctx| {
@@ -274,7 +302,13 @@ impl super::Procedure for WeeklyReview {
                 report.output("changes"),
                 report.output("security"),
                 self.config.top,
-            )
+            ) + &report
+                .output::<super::CostSummary>("costs")
+                .map(|c| {
+                    let (first, last) = (c.range.first(), c.range.last());
+                    format!("\n## Cost, {first} to {last}\n\n{}", c.body_markdown())
+                })
+                .unwrap_or_default()
         })
     }
 }

@@ -7,6 +7,7 @@
 //! Storage 5–10 %; project next month; update budget alerts) and alert 3, "daily cost > $50
 //! (2× normal) → notify on-call and finance, P1".
 
+mod probe;
 mod summary;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use chrono::{Days, NaiveDate};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+pub use probe::CostProbe;
 pub use summary::{
     BudgetCheck, CostSpike, CostSpikeRule, CostSummary, CostView, ExpectedShare, MonthProjection,
     ServiceCost, check_budget, days_to_read, project_month, service_shares, view_range,

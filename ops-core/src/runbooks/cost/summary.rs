@@ -132,10 +132,18 @@ impl CostSummary {
 
     /// A Markdown report for people.
     pub fn to_markdown(&self) -> String {
-        let mut md = format!(
-            "# Cost, {} to {}\n\nTotal: **{}**\n\n| Service | Cost | Share | Expected |\n|---|---|---|---|\n",
+        format!(
+            "# Cost, {} to {}\n\n{}",
             self.range.first(),
             self.range.last(),
+            self.body_markdown()
+        )
+    }
+
+    /// [`CostSummary::to_markdown`] without its heading, to go into another report.
+    pub fn body_markdown(&self) -> String {
+        let mut md = format!(
+            "Total: **{}**\n\n| Service | Cost | Share | Expected |\n|---|---|---|---|\n",
             self.total
         );
         for s in &self.services {
