@@ -228,3 +228,34 @@ async fn memory_metrics_source_passes_the_suite_and_tells_releases_apart() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn memory_costs_pass_the_cost_source_suite() {
+    use ops_core::contracts::{Budget, CostLine, DayRange};
+    use ops_core::memory::MemoryCosts;
+    use ops_core::money::{Currency, Money};
+    let usd = |s: &str| Money::parse(Currency::USD, s).unwrap();
+    let day = |d: u32| chrono::NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+    let costs = MemoryCosts::new(Currency::USD);
+    for d in 1..=10 {
+        costs.add_line(CostLine {
+            day: day(d),
+            service: "Cloud Run".into(),
+            cost: usd("1.1"),
+            credits: usd("-0.1"),
+        });
+    }
+    costs.add_budget(Budget {
+        id: "b1".into(),
+        display_name: "monthly".into(),
+        amount: Some(usd("100")),
+        thresholds_percent: vec![50.0, 100.0],
+        etag: None,
+    });
+    let fixture = testkit::CostFixture {
+        days: DayRange::new(day(1), day(10)).unwrap(),
+        total: usd("10"),
+        quiet: DayRange::new(day(11), day(20)).unwrap(),
+    };
+    testkit::cost_source(&costs, &fixture).await;
+}

@@ -6,9 +6,9 @@
 use ops_core::adapters::FsBackupStore;
 use ops_core::contracts::BackupStore;
 use ops_core::testkit::{
-    BackupFixture, Case, CaseFuture, backup_store_cases, check_case, check_cases, deployer_cases,
-    health_report_cases, log_source_cases, metrics_source_cases, notifier_cases,
-    secret_store_cases, security_auditor_cases,
+    BackupFixture, Case, CaseFuture, backup_store_cases, check_case, check_cases,
+    cost_source_cases, deployer_cases, health_report_cases, log_source_cases, metrics_source_cases,
+    notifier_cases, secret_store_cases, security_auditor_cases,
 };
 
 fn holds(_: &str, _: &()) -> CaseFuture<'static> {
@@ -151,6 +151,8 @@ fn the_contracts_behavior_docs_name_exactly_the_suites_cases() {
     assert_docs_name_exactly("src/contracts/metrics.rs", &metrics);
     let audit: Vec<&str> = security_auditor_cases().iter().map(|c| c.name).collect();
     assert_docs_name_exactly("src/contracts/audit.rs", &audit);
+    let costs: Vec<&str> = cost_source_cases().iter().map(|c| c.name).collect();
+    assert_docs_name_exactly("src/contracts/cost.rs", &costs);
     let health: Vec<&str> = health_report_cases().iter().map(|c| c.name).collect();
     assert_docs_name_exactly("src/contracts/health.rs", &health);
 }

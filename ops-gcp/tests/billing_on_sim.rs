@@ -227,3 +227,16 @@ async fn budgets_are_read_and_raised_under_their_etag() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn the_billing_export_passes_the_cost_source_suite() {
+    let (sim, _) = sim().await;
+    fill(&sim);
+    sim.create_budget(ACCOUNT, "acme monthly", "700", "USD");
+    let fixture = ops_core::testkit::CostFixture {
+        days: DayRange::new(day(20), day(22)).unwrap(),
+        total: usd("55.35"),
+        quiet: DayRange::new(day(1), day(19)).unwrap(),
+    };
+    ops_core::testkit::cost_source(&export(&sim, BillingExportConfig::new(TABLE)), &fixture).await;
+}

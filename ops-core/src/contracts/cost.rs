@@ -219,9 +219,17 @@ pub trait CostSource: Send + Sync {
     fn name(&self) -> &str;
 
     /// Cost per day and per service over `days`, credits included.
+    ///
+    /// # Behavior
+    /// - The answer covers exactly the days asked, in one currency, credits never positive,
+    ///   and its net total is the bill's (`costs_cover_the_days_asked_in_one_currency`).
+    /// - Days without usage cost zero, not nothing (`days_without_usage_cost_zero_not_nothing`).
     async fn costs(&self, days: &DayRange) -> Result<Costs>;
 
     /// The budgets on the bill; `Unsupported` where the source has none.
+    ///
+    /// # Behavior
+    /// Well-formed budgets, or `Unsupported` (`budgets_are_listed_or_unsupported`).
     async fn budgets(&self) -> Result<Vec<Budget>> {
         Err(Error::unsupported(
             self.name().to_string(),
@@ -232,6 +240,10 @@ pub trait CostSource: Send + Sync {
 
     /// Sets `budget`'s amount, guarded by its etag (a concurrent change is a `Conflict`);
     /// returns the budget as stored.
+    ///
+    /// # Behavior
+    /// The new amount reads back; an update under an etag that has since changed is a
+    /// `Conflict` (`a_budget_update_sticks_and_a_stale_one_is_a_conflict`).
     async fn set_budget_amount(&self, budget: &Budget, amount: &Money) -> Result<Budget> {
         let _ = (budget, amount);
         Err(Error::unsupported(

@@ -21,6 +21,7 @@
 
 mod backup_store;
 mod config_loader;
+mod cost_source;
 mod deployer;
 mod health_probe;
 mod journal;
@@ -34,6 +35,7 @@ mod security_auditor;
 
 pub use backup_store::{BackupFixture, backup_store, backup_store_cases};
 pub use config_loader::{config_loader, config_loader_from};
+pub use cost_source::{CostFixture, cost_source, cost_source_cases};
 pub use deployer::{DeployerFixture, deployer, deployer_cases};
 pub use health_probe::{HealthExpectation, health_probe, health_report_cases};
 pub use journal::{journal, journal_cases};
