@@ -228,7 +228,7 @@ impl Money {
     /// count, rounded half away from zero); `None` for none.
     pub fn median(amounts: &[Money]) -> Option<Money> {
         let mut sorted: Vec<Money> = amounts.to_vec();
-        sorted.sort_by(|a, b| a.nanos.cmp(&b.nanos));
+        sorted.sort_by_key(|a| a.nanos);
         let n = sorted.len();
         if n == 0 || sorted.iter().any(|m| m.currency != sorted[0].currency) {
             return None;

@@ -14,7 +14,8 @@
 //! let config = BillingExportConfig::new("billing-admin.billing.gcp_billing_export_v1_0123AB_4567CD_89EF01")
 //!     .billing_account("0123AB-4567CD-89EF01");
 //! let bill = BillingExport::new(client, config)?;
-//! let yesterday = chrono::Utc::now().date_naive().pred_opt().unwrap();
+//! use ops_core::clock::{Clock, SystemClock};
+//! let yesterday = SystemClock.now().date_naive().pred_opt().unwrap();
 //! let week = bill.costs(&DayRange::ending(yesterday, 7)?).await?;
 //! for (service, cost) in week.by_service()? {
 //!     println!("{service}: {cost}");

@@ -104,13 +104,13 @@ impl RunbookConfig for CostReviewConfig {
         if let Some(s) = &self.spike {
             s.validate()?;
         }
-        if let Some(b) = &self.budget {
-            if b.name.trim().is_empty() || !(0.0..=100.0).contains(&b.headroom_percent) {
-                return Err(invalid(
-                    "cost.budget",
-                    "a name, and headroom_percent from 0 to 100",
-                ));
-            }
+        if let Some(b) = &self.budget
+            && (b.name.trim().is_empty() || !(0.0..=100.0).contains(&b.headroom_percent))
+        {
+            return Err(invalid(
+                "cost.budget",
+                "a name, and headroom_percent from 0 to 100",
+            ));
         }
         Ok(())
     }
@@ -127,7 +127,8 @@ impl RunbookConfig for CostReviewConfig {
 /// use ops_core::money::{Currency, Money};
 /// use ops_core::runbooks::{CostReview, CostReviewConfig, CostView, Procedure};
 /// let costs = Arc::new(MemoryCosts::new(Currency::USD));
-/// let yesterday = chrono::Utc::now().date_naive().pred_opt().unwrap();
+/// use ops_core::clock::{Clock, SystemClock};
+/// let yesterday = SystemClock.now().date_naive().pred_opt().unwrap();
 /// costs.add(yesterday, "Cloud Run", Money::parse(Currency::USD, "12.5")?);
 /// let config = CostReviewConfig { view: CostView::Weekly, ..Default::default() };
 /// let done = CostReview::new("code-developer-prod", costs, config).run(&Runner::new(), Mode::Execute).await?;

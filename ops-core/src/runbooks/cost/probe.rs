@@ -24,7 +24,8 @@ use crate::contracts::{CheckResult, CostSource, HealthProbe, HealthReport, Healt
 /// use ops_core::money::{Currency, Money};
 /// use ops_core::runbooks::CostProbe;
 /// let costs = Arc::new(MemoryCosts::new(Currency::USD));
-/// let yesterday = chrono::Utc::now().date_naive().pred_opt().unwrap();
+/// use ops_core::clock::{Clock, SystemClock};
+/// let yesterday = SystemClock.now().date_naive().pred_opt().unwrap();
 /// costs.add(yesterday, "Cloud Run", Money::parse(Currency::USD, "12.5")?);
 /// let report = CostProbe::new(costs, None).check().await?;
 /// assert_eq!(report.status, HealthStatus::Healthy);
