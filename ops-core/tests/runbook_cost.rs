@@ -376,3 +376,74 @@ async fn the_weekly_review_lists_the_weeks_cost_by_service() {
     assert!(md.contains("Total: **175.00 USD**"), "{md}");
     assert!(md.contains("| Cloud SQL | 43.75 USD | 25.0 % |"), "{md}");
 }
+
+#[tokio::test]
+async fn the_daily_cost_is_a_metric_for_alerts_and_escalation() {
+    let metrics = CostMetrics::new(bill("30.5"));
+    let query = |name: &str, end: &str| MetricQuery {
+        metric: Metric::Named { name: name.into() },
+        window: TimeWindow::ending_at(end.parse().unwrap(), std::time::Duration::from_secs(3600))
+            .unwrap(),
+        release: None,
+        min_samples: 1,
+    };
+    // The window ends on the 21st: the last whole day is the 20th.
+    let r = metrics
+        .read(&query("daily_cost_usd", "2026-11-21T08:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(
+        r,
+        MetricReading::Value {
+            value: 50.25,
+            samples: 4
+        }
+    );
+    assert_eq!(
+        metrics
+            .read(&query(DAILY_COST, "2026-11-21T08:00:00Z"))
+            .await
+            .unwrap()
+            .value(),
+        Some(50.25)
+    );
+    let quiet = metrics
+        .read(&query(DAILY_COST, "2026-12-21T08:00:00Z"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(quiet, MetricReading::InsufficientData { samples: 0, .. }),
+        "{quiet:?}"
+    );
+    let eur = metrics
+        .read(&query("daily_cost_eur", "2026-11-21T08:00:00Z"))
+        .await
+        .unwrap_err();
+    assert!(eur.to_string().contains("not EUR"), "{eur}");
+    let other = metrics
+        .read(&query("queue_depth", "2026-11-21T08:00:00Z"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(other.kind(), ErrorKind::Unsupported { .. }),
+        "{other}"
+    );
+
+    // Seed 000's alert table can hold "daily cost > $50" as a rule on this metric.
+    let alerts = AlertsConfig::from_toml(
+        "[[rules]]\nrule = \"cost-spike\"\nmetric = \"named\"\nname = \"daily_cost_usd\"\ncritical = 50\nwindow = \"1h\"",
+    )
+    .unwrap();
+    let fired = ThresholdAlerts::new("p", Arc::new(metrics), alerts)
+        .run(&runner(), Mode::Execute)
+        .await
+        .unwrap()
+        .summary
+        .unwrap();
+    assert!(
+        fired
+            .iter()
+            .any(|a| a.rule == "cost-spike" && a.severity == Some(Severity::Critical)),
+        "{fired:?}"
+    );
+}

@@ -34,8 +34,9 @@ pub use backup::{
 };
 pub use config::{MAX_AGE, MAX_WAIT, RunbookConfig, human_duration};
 pub use cost::{
-    BudgetCheck, BudgetPolicy, CostProbe, CostReview, CostReviewConfig, CostSpike, CostSpikeRule,
-    CostSummary, CostView, ExpectedShare, MonthProjection, ServiceCost, summarise,
+    BudgetCheck, BudgetPolicy, CostMetrics, CostProbe, CostReview, CostReviewConfig, CostSpike,
+    CostSpikeRule, CostSummary, CostView, DAILY_COST, ExpectedShare, MonthProjection, ServiceCost,
+    summarise,
 };
 pub use deploy::{DeployAndVerify, DeployStart, DeployVerifyConfig};
 pub use fingerprint::{ErrorGroup, ErrorGrouper, fingerprint, group_lines};

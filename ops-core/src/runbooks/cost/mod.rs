@@ -7,6 +7,7 @@
 //! Storage 5–10 %; project next month; update budget alerts) and alert 3, "daily cost > $50
 //! (2× normal) → notify on-call and finance, P1".
 
+mod metrics;
 mod probe;
 mod summary;
 
@@ -16,6 +17,7 @@ use chrono::{Days, NaiveDate};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+pub use metrics::{CostMetrics, DAILY_COST};
 pub use probe::CostProbe;
 pub use summary::{
     BudgetCheck, CostSpike, CostSpikeRule, CostSummary, CostView, ExpectedShare, MonthProjection,
