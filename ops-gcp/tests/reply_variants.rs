@@ -131,6 +131,21 @@ fn cost_query_params() -> Vec<ops_gcp::billing::bigquery::QueryParam> {
     }]
 }
 
+/// One query against `base`, its rows dropped.
+async fn run_query(base: String) -> ops_core::Result<()> {
+    let client = client_at(&base, clock());
+    let options = query_options();
+    ops_gcp::billing::bigquery::query(
+        &client,
+        "acme-prod",
+        "SELECT 1",
+        &cost_query_params(),
+        &options,
+    )
+    .await
+    .map(|_| ())
+}
+
 fn query_options() -> ops_gcp::billing::bigquery::QueryOptions {
     ops_gcp::billing::bigquery::QueryOptions {
         page_size: 100,
@@ -141,7 +156,6 @@ fn query_options() -> ops_gcp::billing::bigquery::QueryOptions {
 
 #[tokio::test]
 async fn bigquery_query_results_in_every_described_shape() {
-    use ops_gcp::billing::bigquery::query;
     let d = vendored("google-bigquery.v2.json");
     let finished = serde_json::json!({"jobComplete": true, "totalRows": "0",
         "jobReference": {"projectId": "acme-prod", "jobId": "job_1"}});
@@ -154,18 +168,7 @@ async fn bigquery_query_results_in_every_described_shape() {
             r"^/bigquery/v2/projects/acme-prod/queries/[^/]+$",
             finished.clone(),
         )
-        .each(variants(&d, "QueryResponse", &keep), |base| async move {
-            let client = client_at(&base, clock());
-            query(
-                &client,
-                "acme-prod",
-                "SELECT 1",
-                &cost_query_params(),
-                &query_options(),
-            )
-            .await
-            .map(|_| ())
-        })
+        .each(variants(&d, "QueryResponse", &keep), run_query)
         .await;
     let running = serde_json::json!({"jobComplete": false,
         "jobReference": {"projectId": "acme-prod", "jobId": "job_1"}});
@@ -178,18 +181,7 @@ async fn bigquery_query_results_in_every_described_shape() {
         )
         .each(
             variants(&d, "GetQueryResultsResponse", &["jobComplete"]),
-            |base| async move {
-                let client = client_at(&base, clock());
-                query(
-                    &client,
-                    "acme-prod",
-                    "SELECT 1",
-                    &cost_query_params(),
-                    &query_options(),
-                )
-                .await
-                .map(|_| ())
-            },
+            run_query,
         )
         .await;
 }
