@@ -12,6 +12,8 @@
 //!   [`contracts::BackupStore`], [`contracts::HealthProbe`], [`contracts::SecretStore`],
 //!   [`contracts::Notifier`], [`contracts::LogSource`], [`contracts::MetricsSource`]) and the
 //!   data they share (an [`contracts::Incident`], a [`contracts::RestoreTest`]).
+//! - [`codec`]: backup artifacts compressed with zstd in the stream, decompressed and checked
+//!   on the way out.
 //! - [`judge`]: the canary judge, sequential tests over request, error and latency counts
 //!   (pure arithmetic).
 //! - [`retry`]: backoff with jitter, a total time cap, `Retry-After` honoured.
@@ -34,6 +36,7 @@ pub mod adapters;
 pub mod calendar;
 pub mod checksum;
 pub mod clock;
+pub mod codec;
 pub mod config;
 pub mod contracts;
 pub mod engine;

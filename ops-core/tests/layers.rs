@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["error", "clock", "checksum", "redact", "money"],
     &["config", "serde_duration"],
-    &["contracts", "judge"],
+    &["contracts", "judge", "codec"],
     &["retry"],
     &["http", "poll", "sim", "calendar"],
     &["adapters", "engine"],
