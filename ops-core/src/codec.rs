@@ -27,7 +27,7 @@ use async_compression::zstd::CParameter;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, BufReader, ReadBuf};
 
-use crate::contracts::ArtifactReader;
+use crate::contracts::{ArtifactReader, BackupInfo, BackupStore};
 use crate::{Error, ErrorKind, Result};
 
 /// The label naming the codec an artifact is stored with (`zstd`, `raw`).
@@ -258,6 +258,14 @@ pub fn decode(stored: ArtifactReader, codec: Codec, id: &str) -> (ArtifactReader
             (Box::pin(checked), counts)
         }
     }
+}
+
+/// The backup's bytes as they were before they were stored: [`BackupStore::get_artifact`]
+/// through the codec its labels name (what a restore feeds to `pg_restore` or writes as the
+/// SQLite file).
+pub async fn open_plain(store: &dyn BackupStore, info: &BackupInfo) -> Result<ArtifactReader> {
+    let codec = Codec::from_labels(&info.labels)?;
+    Ok(decode(store.get_artifact(&info.id).await?, codec, &info.id).0)
 }
 
 fn corrupt(id: &str, why: impl std::fmt::Display) -> std::io::Error {

@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
+
 use std::time::Duration;
+use tokio::io::AsyncReadExt as _;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -168,7 +170,8 @@ async fn a_verified_backup_is_kept_and_old_ones_pruned() {
     assert!(left.contains(&info.id), "the new backup is kept");
     let plan: PrunePlan = report.output("plan-prune").unwrap();
     assert_eq!(plan.delete.len(), 26);
-    assert_eq!(report.output::<u64>("verify-checksum"), Some(26));
+    let check: ArtifactCheck = report.output("verify-checksum").unwrap();
+    assert_eq!((check.stored_bytes, check.plain_bytes), (26, 26));
     // The check is recorded on the backup, and it is what a restore of "the latest" picks.
     let described = f.store.describe(&info.id).await.unwrap();
     assert!(described.verification.is_verified(), "{described:?}");
@@ -438,8 +441,89 @@ async fn a_streamed_artifact_is_named_by_stem_time_and_extension() {
     assert!(report.is_success(), "{}", report.summary());
     let info = info.unwrap();
     assert_eq!(info.id, "orders-20260901-003000.dump");
-    assert_eq!(info.size_bytes, Some(1_000_000));
     assert_eq!(info.source.as_deref(), Some("postgres://db/orders"));
+    // Compressed by default, and the labels say how; the check read it back whole.
+    assert!(info.size_bytes.unwrap() < 1_000, "{:?}", info.size_bytes);
+    assert_eq!(info.labels.get("codec").map(String::as_str), Some("zstd"));
+    assert_eq!(
+        info.labels.get("codec_level").map(String::as_str),
+        Some("3")
+    );
+    let check: ArtifactCheck = report.output("verify-checksum").unwrap();
+    assert_eq!(
+        (check.plain_bytes, check.codec.as_str()),
+        (1_000_000, "zstd-3")
+    );
+}
+
+#[tokio::test]
+async fn a_dry_run_plan_names_the_codec() {
+    let f = fixture(0).await;
+    let open: OpenArtifact = Arc::new(|| {
+        Box::pin(async { Ok(Box::pin(std::io::Cursor::new(vec![1u8; 10])) as ArtifactReader) })
+    });
+    let source = BackupSource::Artifact {
+        stem: "orders".into(),
+        extension: None,
+        source: None,
+        open,
+    };
+    let plan = BackupAndVerify::new(
+        "orders",
+        f.store.clone(),
+        source,
+        BackupVerifyConfig::default(),
+    )
+    .run(&runner(&f), Mode::DryRun)
+    .await
+    .unwrap()
+    .report;
+    let md = plan.to_markdown();
+    assert!(md.contains(r#""compression":"zstd-3""#), "{md}");
+}
+
+#[tokio::test]
+async fn a_raw_config_and_an_incompressible_stream_store_the_bytes_as_they_are() {
+    for (compression, data) in [
+        (ops_core::codec::Codec::Raw, vec![7u8; 100_000]),
+        (ops_core::codec::Codec::DEFAULT, {
+            let mut rng = fastrand::Rng::with_seed(3);
+            (0..100_000).map(|_| rng.u8(..)).collect()
+        }),
+    ] {
+        let f = fixture(0).await;
+        let bytes = data.clone();
+        let open: OpenArtifact = Arc::new(move || {
+            let bytes = bytes.clone();
+            Box::pin(async move { Ok(Box::pin(std::io::Cursor::new(bytes)) as ArtifactReader) })
+        });
+        let source = BackupSource::Artifact {
+            stem: "blob".into(),
+            extension: None,
+            source: None,
+            open,
+        };
+        let config = BackupVerifyConfig {
+            compression,
+            ..Default::default()
+        };
+        let done = BackupAndVerify::new("blob", f.store.clone(), source, config)
+            .run(&runner(&f), Mode::Execute)
+            .await
+            .unwrap();
+        let info = done.summary.unwrap();
+        assert_eq!(info.size_bytes, Some(100_000), "{compression:?}");
+        assert_eq!(info.labels.get("codec").map(String::as_str), Some("raw"));
+        let mut back = Vec::new();
+        f.store
+            .get_artifact(&info.id)
+            .await
+            .unwrap()
+            .read_to_end(&mut back)
+            .await
+            .unwrap();
+        assert_eq!(back, data);
+    }
 }
 
 #[tokio::test]

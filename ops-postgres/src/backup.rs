@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ops_core::clock::{SharedClock, system_clock};
+use ops_core::codec::Codec;
 use ops_core::contracts::{BackupInfo, BackupStore, PutArtifact, RestoreOutcome};
 use ops_core::contracts::{RestoreTest, backup_id};
 use ops_core::{Error, ErrorKind, Result};
@@ -65,6 +66,7 @@ struct Database {
     db: Postgres,
     tools: PgTools,
     clock: SharedClock,
+    codec: Codec,
 }
 
 impl Database {
@@ -73,11 +75,17 @@ impl Database {
             db,
             tools,
             clock: system_clock(),
+            codec: Codec::DEFAULT,
         }
     }
 
     fn with_clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    fn with_codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
         self
     }
 
@@ -131,6 +139,7 @@ impl Database {
             store,
             &request,
             Some(&snapshot),
+            self.codec,
             counted,
         )
         .await;
@@ -209,6 +218,7 @@ pub struct PgBackupStore {
     tools: PgTools,
     inner: Arc<dyn BackupStore>,
     clock: SharedClock,
+    codec: Codec,
     name: String,
 }
 
@@ -229,6 +239,7 @@ impl PgBackupStore {
             tools,
             inner,
             clock: system_clock(),
+            codec: Codec::DEFAULT,
             name,
         }
     }
@@ -239,13 +250,22 @@ impl PgBackupStore {
         self
     }
 
+    /// Dumps stored with `codec` (default zstd at level 3; `Codec::Raw`: `pg_dump -Fc`'s own
+    /// zlib, as before zstd). Restores read either, and dumps taken before this existed.
+    pub fn with_codec(mut self, codec: Codec) -> Result<Self> {
+        codec.validate()?;
+        self.codec = codec;
+        Ok(self)
+    }
+
     fn backups_of(&self, db: &str) -> Result<Database> {
         ops_core::contracts::validate_name("postgres", "backup", "database", db)?;
         Ok(Database::new(
             Postgres::new(self.server.config().with_dbname(db))?,
             self.tools.clone(),
         )
-        .with_clock(self.clock.clone()))
+        .with_clock(self.clock.clone())
+        .with_codec(self.codec))
     }
 
     /// The database backup `info` came from.

@@ -12,6 +12,7 @@ use std::pin::Pin;
 use std::process::Stdio;
 use std::task::{Context, Poll};
 
+use ops_core::codec::Codec;
 use ops_core::contracts::{ArtifactReader, BackupInfo, BackupStore, PutArtifact};
 use ops_core::{Error, ErrorKind, Result};
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
@@ -238,7 +239,16 @@ pub async fn dump_into(
     snapshot: Option<&str>,
 ) -> Result<BackupInfo> {
     let no_labels = async { Ok(BTreeMap::new()) };
-    dump_into_labelled(tools, db, store, request, snapshot, no_labels).await
+    dump_into_labelled(
+        tools,
+        db,
+        store,
+        request,
+        snapshot,
+        Codec::DEFAULT,
+        no_labels,
+    )
+    .await
 }
 
 /// The most of the dump held in memory while `late_labels` are still being worked out.
@@ -247,20 +257,31 @@ const PREFIX_CAP: usize = 8 * 1024 * 1024;
 /// [`dump_into`], with labels that take time to work out (row counts in the dump's snapshot)
 /// worked out while the dump runs: up to 8 MiB of its output wait in memory meanwhile (then
 /// `pg_dump` waits), and the write into the store starts once the labels are known.
+///
+/// With `codec` zstd, `pg_dump` writes its archive uncompressed (`-Z0`) and the stream is
+/// compressed with zstd on its way into the store ([`ops_core::codec`]): about a third of the
+/// size of `-Fc`'s zlib in the same time. With `Codec::Raw`, `pg_dump` compresses as it always
+/// did (zlib 6) and the store gets its output as it is.
 pub async fn dump_into_labelled<F>(
     tools: &PgTools,
     db: &PgConfig,
     store: &dyn BackupStore,
     request: &PutArtifact,
     snapshot: Option<&str>,
+    codec: Codec,
     late_labels: F,
 ) -> Result<BackupInfo>
 where
     F: std::future::Future<Output = Result<BTreeMap<String, String>>>,
 {
+    codec.validate()?;
     let dbname = db.settings().get_dbname().unwrap_or("postgres").to_string();
     let mut cmd = tools.command("pg_dump", db);
-    cmd.args(["--format=custom", "--compress=6", "--dbname"])
+    let own_compression = match codec {
+        Codec::Raw => "--compress=6",
+        Codec::Zstd { .. } => "--compress=0",
+    };
+    cmd.args(["--format=custom", own_compression, "--dbname"])
         .arg(dbname_conninfo(&dbname));
     if let Some(s) = snapshot {
         cmd.arg(format!("--snapshot={s}"));
@@ -306,8 +327,15 @@ where
     let mut request = request.clone();
     request.labels.extend(labels);
     let reader: ArtifactReader = Box::pin(std::io::Cursor::new(prefix).chain(dump));
-    let info = store.put_artifact(&request, reader).await?;
-    tracing::info!(db = %dbname, backup = %info.id, bytes = ?info.size_bytes, "pg_dump streamed into the store");
+    let encoded =
+        ops_core::codec::encode(reader, codec, ops_core::codec::default_threads()).await?;
+    request.labels.extend(encoded.codec.labels());
+    let info = store.put_artifact(&request, encoded.reader).await?;
+    tracing::info!(
+        db = %dbname, backup = %info.id, codec = %encoded.codec.describe(),
+        dumped = encoded.counts.plain(), stored = ?info.size_bytes,
+        "pg_dump streamed into the store"
+    );
     Ok(info)
 }
 
@@ -324,7 +352,10 @@ pub async fn restore_from(
         .get_dbname()
         .unwrap_or("postgres")
         .to_string();
-    let mut reader = store.get_artifact(id).await?;
+    // Decompressed on the way in (a dump written before compression as it is); a damaged
+    // frame ends the copy as a corrupt backup before pg_restore commits.
+    let info = store.describe(id).await?;
+    let mut reader = ops_core::codec::open_plain(store, &info).await?;
     let mut cmd = tools.command("pg_restore", target);
     // One transaction: if the backup fails its checksum at the end of the stream, pg_restore
     // is killed before it commits, and the target is as it was.

@@ -58,7 +58,7 @@ impl RestoreTest for SqliteIntegrityCheck {
     async fn check(&self, store: &dyn BackupStore, backup: &BackupInfo) -> Result<String> {
         let dir = tempfile::tempdir().map_err(|e| crate::error::from_io("sqlite", "tempdir", e))?;
         let path = dir.path().join("backup.db");
-        let mut reader = store.get_artifact(&backup.id).await?;
+        let mut reader = crate::codec::open_plain(store, backup).await?;
         let mut file = tokio::fs::File::create(&path)
             .await
             .map_err(|e| crate::error::from_io("sqlite", "write_copy", e))?;

@@ -18,6 +18,7 @@ use tokio::io::AsyncReadExt;
 use super::RunbookConfig;
 use super::config::invalid;
 use super::name_stem;
+use crate::codec::{self, Codec};
 pub use crate::contracts::RestoreTest;
 use crate::contracts::{
     ArtifactReader, BackupFilter, BackupInfo, BackupState, BackupStore, CreateBackup, PutArtifact,
@@ -126,6 +127,11 @@ pub struct BackupVerifyConfig {
     pub prune: Option<bool>,
     /// Which backups pruning may touch.
     pub prune_prefix: Option<String>,
+    /// How an artifact is stored (default zstd at level 3; an incompressible stream is stored
+    /// raw whatever this says): `compression = { codec = "zstd", level = 1 }`, or
+    /// `{ codec = "raw" }`. Backups the store takes itself ([`BackupSource::Create`]) are as
+    /// the store makes them.
+    pub compression: Codec,
 }
 
 impl BackupVerifyConfig {
@@ -149,7 +155,7 @@ impl RunbookConfig for BackupVerifyConfig {
         if let Some(prefix) = &self.prune_prefix {
             name_stem("prune_prefix", prefix)?;
         }
-        Ok(())
+        self.compression.validate()
     }
 }
 
@@ -252,6 +258,7 @@ impl BackupAndVerify {
     fn build(&self) -> Result<Runbook> {
         self.config.validate()?;
         let (store, source) = (self.store.clone(), self.source.clone());
+        let compression = self.config.compression;
         let mut rb = Runbook::new("backup-and-verify", &self.target)
             .with_category(crate::engine::Category::Backup);
         let backup: Output<BackupInfo> = rb.add_step(Step::mutate("backup", move |ctx| {
@@ -275,14 +282,15 @@ impl BackupAndVerify {
                         source,
                         labels: Default::default(),
                     };
-                    Ok(Action::new(
-                        "BackupStore::put_artifact",
-                        json!(req),
-                        async move {
-                            let data = open().await?;
-                            store.put_artifact(&req, data).await
-                        },
-                    ))
+                    let args = json!({ "request": req, "compression": compression.describe() });
+                    Ok(Action::new("BackupStore::put_artifact", args, async move {
+                        let data = open().await?;
+                        let encoded =
+                            codec::encode(data, compression, codec::default_threads()).await?;
+                        let mut req = req;
+                        req.labels.extend(encoded.codec.labels());
+                        store.put_artifact(&req, encoded.reader).await
+                    }))
                 }
             }
         }));
@@ -441,8 +449,20 @@ async fn record_verified(store: &dyn BackupStore, id: &str, at: DateTime<Utc>) -
     Ok(format!("{id} verified"))
 }
 
-/// Reads the whole backup back through the store's verifying reader.
-pub(crate) async fn verify(store: &dyn BackupStore, info: &BackupInfo) -> Result<u64> {
+/// What reading a backup back found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactCheck {
+    /// Bytes read from the store (through its checksum).
+    pub stored_bytes: u64,
+    /// Bytes after decompression (the length the artifact recorded, checked); the stored
+    /// bytes for a raw artifact or a backup the store made itself.
+    pub plain_bytes: u64,
+    /// How it is stored (`zstd-3`, `raw`).
+    pub codec: String,
+}
+
+/// Reads the whole backup back through the store's verifying reader, and through its codec.
+pub(crate) async fn verify(store: &dyn BackupStore, info: &BackupInfo) -> Result<ArtifactCheck> {
     if info.state != BackupState::Complete {
         return Err(super::common::failed(
             "backup state",
@@ -453,7 +473,12 @@ pub(crate) async fn verify(store: &dyn BackupStore, info: &BackupInfo) -> Result
         // Managed backups (Cloud SQL): the provider's own completion is the check available.
         let now = store.describe(&info.id).await?;
         return if now.state == BackupState::Complete {
-            Ok(now.size_bytes.unwrap_or(0))
+            let size = now.size_bytes.unwrap_or(0);
+            Ok(ArtifactCheck {
+                stored_bytes: size,
+                plain_bytes: size,
+                codec: "managed".into(),
+            })
         } else {
             Err(super::common::failed(
                 "backup state",
@@ -461,9 +486,9 @@ pub(crate) async fn verify(store: &dyn BackupStore, info: &BackupInfo) -> Result
             ))
         };
     }
-    let mut reader = store.get_artifact(&info.id).await?;
+    let codec = Codec::from_labels(&info.labels)?;
+    let (mut reader, counts) = codec::decode(store.get_artifact(&info.id).await?, codec, &info.id);
     let mut buf = vec![0u8; 256 * 1024];
-    let mut total = 0u64;
     loop {
         let n = reader
             .read(&mut buf)
@@ -472,8 +497,8 @@ pub(crate) async fn verify(store: &dyn BackupStore, info: &BackupInfo) -> Result
         if n == 0 {
             break;
         }
-        total += n as u64;
     }
+    let total = counts.stored();
     if let Some(size) = info.size_bytes
         && size != total
     {
@@ -486,5 +511,9 @@ pub(crate) async fn verify(store: &dyn BackupStore, info: &BackupInfo) -> Result
             },
         ));
     }
-    Ok(total)
+    Ok(ArtifactCheck {
+        stored_bytes: total,
+        plain_bytes: counts.plain(),
+        codec: codec.describe(),
+    })
 }

@@ -29,8 +29,8 @@ pub use alerts::{
     ThresholdAlerts, evaluate_alerts,
 };
 pub use backup::{
-    BackupAndVerify, BackupSource, BackupVerifyConfig, OpenArtifact, PrunePlan, RestoreTest,
-    Retention,
+    ArtifactCheck, BackupAndVerify, BackupSource, BackupVerifyConfig, OpenArtifact, PrunePlan,
+    RestoreTest, Retention,
 };
 pub use config::{MAX_AGE, MAX_WAIT, RunbookConfig, human_duration};
 pub use cost::{

@@ -32,6 +32,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use chrono::SecondsFormat;
+use ops_core::codec::Codec;
 use ops_core::contracts::{
     ArtifactReader, BackupCapabilities, BackupFilter, BackupInfo, BackupStore, CreateBackup,
     PutArtifact, RestoreOutcome, RestoreTarget, Verification,
@@ -447,21 +448,38 @@ impl BackupStore for CloudStorage {
         ] {
             keep.remove(key);
         }
+        // A compressed artifact is decompressed into a scratch object first (checked on the
+        // way: zstd's checksum and the recorded length), which is then copied over the target
+        // under the same guard as a raw one.
+        let codec = Codec::from_labels(&self.describe(id).await?.labels)?;
+        let scratch = match codec {
+            Codec::Raw => None,
+            Codec::Zstd { .. } => {
+                let name = self.object_name(&format!(".restore-{:016x}", fastrand::u64(..)))?;
+                let plain = ops_core::codec::decode(self.get_artifact(id).await?, codec, id).0;
+                Some(self.upload(&name, &BTreeMap::new(), plain).await?)
+            }
+        };
+        let source = scratch.as_ref().unwrap_or(&backup);
         let restored = self
-            .rewrite(&backup.name, &backup.generation, &target_name, &precondition, Some(&keep))
+            .rewrite(&source.name, &source.generation, &target_name, &precondition, Some(&keep))
             .await
             .map_err(|e| match e.kind() {
                 ErrorKind::Conflict { .. } => Error::new("gcp", "restore", ErrorKind::Conflict {
                     detail: format!("{target_name} changed after the pre-restore copy; nothing was overwritten"),
                 }),
                 _ => e,
-            })?;
-        if restored.checksum().is_none() || restored.checksum() != backup.checksum() {
+            });
+        if let Some(s) = &scratch {
+            self.discard(s).await;
+        }
+        let restored = restored?;
+        if restored.checksum().is_none() || restored.checksum() != source.checksum() {
             return Err(Error::new(
                 "gcp",
                 "restore",
                 ErrorKind::ChecksumMismatch {
-                    expected: fmt_checksum(&backup),
+                    expected: fmt_checksum(source),
                     actual: fmt_checksum(&restored),
                 },
             ));

@@ -100,7 +100,7 @@ impl CloudStorage {
 
     /// Deletes `object` at its generation, logging (not returning) a failure: the caller is
     /// already reporting the error that made the object unwanted.
-    async fn discard(&self, object: &Object) {
+    pub(super) async fn discard(&self, object: &Object) {
         if let Err(e) = self
             .delete_object(&object.name, Some(&object.generation))
             .await

@@ -336,7 +336,8 @@ impl BackupStore for FsBackupStore {
             .unwrap_or_else(|| PathBuf::from("."));
         let tmp = parent.join(format!(".restore-{:016x}", fastrand::u64(..)));
         let copied = async {
-            let mut reader = self.get_artifact(id).await?;
+            // Decompressed on the way (an artifact written before compression as it is).
+            let mut reader = crate::codec::open_plain(self, &info).await?;
             let mut file = fs::File::create(&tmp)
                 .await
                 .map_err(|e| io_err(op, &tmp, &e))?;
