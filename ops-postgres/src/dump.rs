@@ -391,6 +391,18 @@ pub async fn restore_from(
             let status = child.wait().await.ok();
             let why = stderr.await.unwrap_or_default();
             let status = status.map_or("stopped".to_string(), |s| s.to_string());
+            // Garbage from a damaged artifact can stop pg_restore before the damage is
+            // detected (zstd checks a frame at its end, the store its checksum at the end):
+            // read the rest, and a damaged backup is named as such.
+            if let Err(damage) = tokio::io::copy(&mut reader, &mut tokio::io::sink()).await {
+                let damage = ops_core::error::from_io("postgres", "restore_read", damage);
+                if matches!(
+                    damage.kind(),
+                    ErrorKind::VerificationFailed { .. } | ErrorKind::ChecksumMismatch { .. }
+                ) {
+                    return Err(damage);
+                }
+            }
             return Err(restore_failed(id, &status, &why));
         }
         Err(e) => {

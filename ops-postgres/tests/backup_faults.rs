@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use ops_core::ErrorKind;
 use ops_core::adapters::FsBackupStore;
+use ops_core::codec::Codec;
 use ops_core::contracts::{BackupStore, CreateBackup, PutArtifact, RestoreTarget};
 use ops_core::engine::{FileRunLock, LockWait, Mode, RunOutcome, Runner, StepStatus};
 use ops_core::runbooks::Finished;
@@ -210,7 +211,10 @@ async fn a_corrupt_dump_is_named_corrupt_with_pg_restores_own_reason() {
     let db = seeded(&cluster, "rot").await;
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FsBackupStore::open(dir.path()).await.unwrap());
-    let backups = PgBackupStore::new(db, tools(), store.clone());
+    // pg_dump's own compression, as before zstd: the damage is inside its archive.
+    let backups = PgBackupStore::new(db, tools(), store.clone())
+        .with_codec(Codec::Raw)
+        .unwrap();
     backups
         .backup("rot", Some("good.dump".into()), BTreeMap::new())
         .await
@@ -247,6 +251,103 @@ async fn a_corrupt_dump_is_named_corrupt_with_pg_restores_own_reason() {
         "pg_restore's own reason: {text}"
     );
     assert!(!text.contains("Broken pipe"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zstd_dumps_are_smaller_restore_whole_and_a_damaged_frame_is_a_corrupt_backup() {
+    let cluster = TestCluster::start().unwrap_or_else(|e| panic!("{e}"));
+    let db = seeded(&cluster, "zs").await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FsBackupStore::open(dir.path()).await.unwrap());
+    let zstd = PgBackupStore::new(db.clone(), tools(), store.clone());
+    let zlib = PgBackupStore::new(db, tools(), store.clone())
+        .with_codec(Codec::Raw)
+        .unwrap();
+    let small = zstd
+        .backup("zs", Some("zstd.dump".into()), BTreeMap::new())
+        .await
+        .unwrap();
+    let old = zlib
+        .backup("zs", Some("zlib.dump".into()), BTreeMap::new())
+        .await
+        .unwrap();
+    assert_eq!(small.labels.get("codec").map(String::as_str), Some("zstd"));
+    assert!(
+        small.size_bytes.unwrap() < old.size_bytes.unwrap(),
+        "zstd {:?} < pg_dump -Fc {:?}",
+        small.size_bytes,
+        old.size_bytes
+    );
+    // Both restore, the zstd one through the decompressing stage.
+    for (id, target) in [("zstd.dump", "zs_a"), ("zlib.dump", "zs_b")] {
+        cluster.database(target).await.unwrap();
+        zstd.restore_into(id, target, false).await.unwrap();
+        let copy = cluster.database_pool(target).unwrap();
+        assert_eq!(
+            row_counts(&copy).await.unwrap().get("public.events"),
+            Some(&20_000),
+            "{id}"
+        );
+    }
+    // A dump written before compression existed: no codec label at all.
+    let mut bytes = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(
+        &mut store.get_artifact("zlib.dump").await.unwrap(),
+        &mut bytes,
+    )
+    .await
+    .unwrap();
+    let legacy = PutArtifact {
+        id: "legacy.dump".into(),
+        source: Some("postgres:zs".into()),
+        labels: BTreeMap::new(),
+    };
+    store
+        .put_artifact(&legacy, Box::pin(std::io::Cursor::new(bytes)))
+        .await
+        .unwrap();
+    cluster.database("zs_c").await.unwrap();
+    zstd.restore_into("legacy.dump", "zs_c", false)
+        .await
+        .unwrap();
+
+    // A zstd dump damaged before it was stored (its store checksum matches): the frame check
+    // names it corrupt, and the target is untouched.
+    let mut bytes = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(
+        &mut store.get_artifact("zstd.dump").await.unwrap(),
+        &mut bytes,
+    )
+    .await
+    .unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x5a;
+    let rotten = PutArtifact {
+        id: "rotten-zstd.dump".into(),
+        source: Some("postgres:zs".into()),
+        labels: small.labels.clone(),
+    };
+    store
+        .put_artifact(&rotten, Box::pin(std::io::Cursor::new(bytes)))
+        .await
+        .unwrap();
+    let target = cluster.database("zs_d").await.unwrap();
+    let err = zstd
+        .restore_into("rotten-zstd.dump", "zs_d", false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::VerificationFailed { .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("corrupt backup rotten-zstd.dump"),
+        "{err}"
+    );
+    assert!(
+        row_counts(&target).await.unwrap().is_empty(),
+        "nothing was committed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
