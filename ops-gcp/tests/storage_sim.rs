@@ -263,3 +263,80 @@ async fn upload_waits_follow_the_retry_policy() {
         "nothing half-written lists"
     );
 }
+
+#[tokio::test]
+async fn a_compressed_artifact_restores_decompressed_and_leaves_no_scratch_object() {
+    use ops_core::codec::{Codec, encode};
+    let (sim, _) = sim().await;
+    let store = store(&sim);
+    let plain = b"SQLite format 3\0"
+        .iter()
+        .copied()
+        .chain(bytes(3 * 1024 * 1024))
+        .collect::<Vec<u8>>();
+    let put = |id: &str, labels| PutArtifact {
+        id: id.into(),
+        source: Some("data/app.db".into()),
+        labels,
+    };
+    let encoded = encode(
+        Box::pin(std::io::Cursor::new(plain.clone())),
+        Codec::DEFAULT,
+        1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(encoded.codec, Codec::DEFAULT);
+    let labels = encoded.codec.labels();
+    let info = store
+        .put_artifact(&put("app.db.zst", labels.clone()), encoded.reader)
+        .await
+        .unwrap();
+    assert!(info.size_bytes.unwrap() < plain.len() as u64 / 4);
+    let out = store
+        .restore(&info.id, &RestoreTarget::Other("restored/app.db".into()))
+        .await
+        .unwrap();
+    assert_eq!(out.bytes, Some(plain.len() as u64));
+    assert_eq!(sim.object_data(BUCKET, "restored/app.db").unwrap(), plain);
+    let left: Vec<String> = sim
+        .object_names(BUCKET)
+        .into_iter()
+        .filter(|n| n.contains(".restore-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // Damaged before it was stored (its checksum matches): refused, the target untouched.
+    let mut stored = Vec::new();
+    store
+        .get_artifact(&info.id)
+        .await
+        .unwrap()
+        .read_to_end(&mut stored)
+        .await
+        .unwrap();
+    let half = stored.len() / 2;
+    stored[half] ^= 0x5a;
+    let rotten = store
+        .put_artifact(
+            &put("rotten.zst", labels),
+            Box::pin(std::io::Cursor::new(stored)),
+        )
+        .await
+        .unwrap();
+    let err = store
+        .restore(&rotten.id, &RestoreTarget::Other("restored/app.db".into()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::VerificationFailed { .. }),
+        "{err}"
+    );
+    assert_eq!(sim.object_data(BUCKET, "restored/app.db").unwrap(), plain);
+    let left: Vec<String> = sim
+        .object_names(BUCKET)
+        .into_iter()
+        .filter(|n| n.contains(".restore-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
