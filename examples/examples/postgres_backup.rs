@@ -94,8 +94,15 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
     let tools = PgTools::find().map_err(Failure::usage)?;
     // One store: it takes the dump into Cloud Storage and, as the restore test, restores it
     // into a scratch database and counts the rows.
-    let pg =
-        Arc::new(PgBackupStore::new(db.clone(), tools, Arc::new(gcs)).with_clock(session.clock()));
+    let config = session.config::<BackupVerifyConfig>(flags.config.as_deref())?;
+    // pg_dump writes its archive uncompressed and the stream is zstd-compressed on the way
+    // (`compression` in the config; `{ codec = "raw" }` keeps pg_dump's own zlib).
+    let pg = Arc::new(
+        PgBackupStore::new(db.clone(), tools, Arc::new(gcs))
+            .with_clock(session.clock())
+            .with_codec(config.compression)?,
+    );
+    eprintln!("dumps stored as {}", config.compression.describe());
     let store: Arc<dyn BackupStore> = pg.clone();
 
     let source = BackupSource::Create(CreateBackup {
@@ -103,15 +110,21 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
         name: None,
         labels: Default::default(),
     });
-    let run = BackupAndVerify::new(
-        &name,
-        store,
-        source,
-        session.config::<BackupVerifyConfig>(flags.config.as_deref())?,
-    )
-    .restore_test(pg);
+    let run = BackupAndVerify::new(&name, store, source, config).restore_test(pg);
     let runbook = run.runbook()?;
     let report = session.run(&runbook).await;
+    if let Some(check) = report
+        .as_ref()
+        .and_then(|r| r.output::<ops_core::runbooks::ArtifactCheck>("verify-checksum"))
+    {
+        eprintln!(
+            "stored {} bytes as {} for a {}-byte dump ({:.2}× its size), read back whole",
+            check.stored_bytes,
+            check.codec,
+            check.plain_bytes,
+            check.stored_bytes as f64 / check.plain_bytes.max(1) as f64
+        );
+    }
 
     if let (Some(sim), Some(report)) = (&sim, &report)
         && !flags.common.dry_run
