@@ -23,9 +23,11 @@ use std::task::{Context, Poll};
 
 use async_compression::Level;
 use async_compression::tokio::bufread::{ZstdDecoder, ZstdEncoder};
+use async_compression::tokio::write::ZstdEncoder as ZstdWriteEncoder;
 use async_compression::zstd::CParameter;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncReadExt, BufReader, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream, ReadBuf};
+use tokio::task::JoinHandle;
 
 use crate::contracts::{ArtifactReader, BackupInfo, BackupStore};
 use crate::{Error, ErrorKind, Result};
@@ -41,6 +43,8 @@ pub const DEFAULT_LEVEL: i32 = 3;
 pub const PROBE_BYTES: usize = 1 << 20;
 /// The most zstd worker threads used.
 pub const MAX_THREADS: u32 = 8;
+/// The pipe between a stage's task and its reader.
+const PIPE_BYTES: usize = 1 << 20;
 
 /// The end frame: a zstd skippable frame (magic 0x184D2A5E, 12 bytes) of `OPSZ` and the
 /// uncompressed length, little-endian. Decoders skip it; [`decode`] reads it.
@@ -207,13 +211,28 @@ pub async fn encode(mut input: ArtifactReader, codec: Codec, threads: u32) -> Re
     if threads > 0 {
         params.push(CParameter::nb_workers(threads.min(MAX_THREADS)));
     }
-    let plain = Counting::plain(input, counts.clone());
-    let encoder = ZstdEncoder::with_quality_and_params(
-        BufReader::with_capacity(256 * 1024, plain),
-        Level::Precise(level),
-        &params,
-    );
-    let with_end = encoder.chain(EndFrame {
+    let plain_counts = counts.clone();
+    // The compression runs as a task of its own, so it overlaps with whatever consumes the
+    // stream (an upload, a file). It writes into zstd's streaming encoder and never flushes
+    // before the end: a flush whenever the source is momentarily empty (what a read-side
+    // encoder does) cuts zstd's jobs short, costing a third of the ratio and every bit of
+    // multi-threading.
+    let compressed = spawn_pipe(move |pipe| async move {
+        let mut encoder =
+            ZstdWriteEncoder::with_quality_and_params(pipe, Level::Precise(level), &params);
+        let mut input = input;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = input.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            plain_counts.plain.fetch_add(n as u64, Ordering::Relaxed);
+            encoder.write_all(&buf[..n]).await?;
+        }
+        encoder.shutdown().await
+    });
+    let with_end = compressed.chain(EndFrame {
         counts: counts.clone(),
         bytes: None,
         at: 0,
@@ -223,6 +242,66 @@ pub async fn encode(mut input: ArtifactReader, codec: Codec, threads: u32) -> Re
         codec,
         counts,
     })
+}
+
+/// The bytes `work` writes into its pipe, read while it runs as its own task; an error of the
+/// work (or its panic) is the reader's error at the end, in place of the end.
+fn spawn_pipe<F, Fut>(work: F) -> ArtifactReader
+where
+    F: FnOnce(DuplexStream) -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    let (writer, reader) = tokio::io::duplex(PIPE_BYTES);
+    let task = tokio::spawn(work(writer));
+    Box::pin(Joined {
+        reader,
+        task: Some(task),
+    })
+}
+
+/// A pipe's reading end, and the task writing into it.
+struct Joined {
+    reader: DuplexStream,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl AsyncRead for Joined {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.reader).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) if buf.filled().len() == before && buf.remaining() > 0 => {
+                // The writer is gone: the end, or the error that ended the work.
+                let Some(task) = self.task.as_mut() else {
+                    return Poll::Ready(Ok(()));
+                };
+                let joined = match Pin::new(task).poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(joined) => joined,
+                };
+                self.task = None;
+                Poll::Ready(match joined {
+                    Ok(result) => result,
+                    Err(e) => Err(std::io::Error::other(format!(
+                        "the stream's task failed: {e}"
+                    ))),
+                })
+            }
+            other => other,
+        }
+    }
+}
+
+impl Drop for Joined {
+    fn drop(&mut self) {
+        // A reader given up early: the work stops (its next write would fail anyway).
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
 }
 
 /// Whether zstd at level 1 saves at least 5 % of `probe`.
@@ -249,13 +328,25 @@ pub fn decode(stored: ArtifactReader, codec: Codec, id: &str) -> (ArtifactReader
             };
             let mut decoder = ZstdDecoder::new(BufReader::with_capacity(256 * 1024, tail));
             decoder.multiple_members(true);
-            let checked = Checked {
+            let mut checked = Checked {
                 decoder,
                 counts: counts.clone(),
                 id: id.to_string(),
                 done: false,
             };
-            (Box::pin(checked), counts)
+            // Decompressing as its own task overlaps with the consumer (pg_restore's pipe).
+            let plain = spawn_pipe(move |mut pipe| async move {
+                let mut buf = vec![0u8; 256 * 1024];
+                loop {
+                    let n = checked.read(&mut buf).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    pipe.write_all(&buf[..n]).await?;
+                }
+                pipe.shutdown().await
+            });
+            (plain, counts)
         }
     }
 }
@@ -280,7 +371,7 @@ fn corrupt(id: &str, why: impl std::fmt::Display) -> std::io::Error {
     .into()
 }
 
-/// Counts bytes passing through as plain, stored, or both (a raw artifact).
+/// Counts bytes passing through as stored, or as both plain and stored (a raw artifact).
 struct Counting<R> {
     inner: R,
     counts: Arc<Counts>,
@@ -289,15 +380,6 @@ struct Counting<R> {
 }
 
 impl<R> Counting<R> {
-    fn plain(inner: R, counts: Arc<Counts>) -> Self {
-        Self {
-            inner,
-            counts,
-            plain: true,
-            stored: false,
-        }
-    }
-
     fn stored(inner: R, counts: Arc<Counts>) -> Self {
         Self {
             inner,
