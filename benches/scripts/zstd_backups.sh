@@ -48,9 +48,11 @@ done
 
 echo "## restores"
 for i in $(seq "$rounds"); do
-  "$bin/psql" -q "$url" -c "CREATE DATABASE r_bare_$i" -c "CREATE DATABASE r_ops_$i"
+  # A CHECKPOINT before each: otherwise one restore pays for writing out the one before it.
+  "$bin/psql" -q "$url" -c "CREATE DATABASE r_bare_$i" -c "CREATE DATABASE r_ops_$i" -c CHECKPOINT
   measure "pg_restore file.dump" "$bin/pg_restore" --no-owner --exit-on-error --single-transaction \
     -d "$base/r_bare_$i?sslmode=disable" "$work/plain.dump"
+  "$bin/psql" -q "$url" -c CHECKPOINT
   measure "ops from zstd-3" target/release/pg_restore_stream "$db_url" "$work/z3" "r_ops_$i"
   "$bin/psql" -q "$url" -c "DROP DATABASE r_bare_$i" -c "DROP DATABASE r_ops_$i"
 done

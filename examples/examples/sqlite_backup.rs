@@ -144,6 +144,17 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
         let runbook = run.runbook()?;
         let report = session.run(&runbook).await;
         backup = report.as_ref().and_then(|r| r.output("backup"));
+        // Cloud Storage copies the database server-side: no byte passes through here, so it
+        // is stored as it is (compression applies to streamed artifacts).
+        if let Some(check) = report
+            .as_ref()
+            .and_then(|r| r.output::<ops_core::runbooks::ArtifactCheck>("verify-checksum"))
+        {
+            eprintln!(
+                "stored {} bytes as {} (a server-side copy in Cloud Storage), read back whole",
+                check.stored_bytes, check.codec
+            );
+        }
         if session.rehearsal() && flags.fault.is_some() && !flags.common.dry_run {
             let step = |name: &str| {
                 report

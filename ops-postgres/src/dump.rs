@@ -381,7 +381,11 @@ pub async fn restore_from(
         .take()
         .ok_or_else(|| tool_error("pg_restore", "no stdin".into()))?;
     // A checksum failure surfaces here, and pg_restore is stopped before it commits more.
-    let copied = tokio::io::copy(&mut reader, &mut stdin).await;
+    // A 1 MiB pipe and 1 MiB writes: an uncompressed archive is hundreds of megabytes, and a
+    // 64 KiB pipe fed 8 KiB at a time wakes pg_restore (and us) tens of thousands of times.
+    // Best effort: a smaller pipe only costs wake-ups.
+    let _ = rustix::pipe::fcntl_setpipe_size(&stdin, PIPE_BYTES);
+    let copied = copy_large(&mut reader, &mut stdin).await;
     drop(stdin);
     let copied = match copied {
         Ok(n) => n,
@@ -419,6 +423,28 @@ pub async fn restore_from(
         return Err(restore_failed(id, &status.to_string(), &why));
     }
     Ok(copied)
+}
+
+/// The pipe into pg_restore, and the size of the writes into it.
+const PIPE_BYTES: usize = 1 << 20;
+
+/// Copies `reader` into `writer` in writes of up to [`PIPE_BYTES`]; the bytes copied.
+async fn copy_large(
+    reader: &mut ArtifactReader,
+    writer: &mut tokio::process::ChildStdin,
+) -> std::io::Result<u64> {
+    use tokio::io::AsyncWriteExt;
+    let mut buf = vec![0u8; PIPE_BYTES];
+    let mut total = 0u64;
+    loop {
+        // Fill the buffer as far as the stream gives without waiting long: bigger writes.
+        let n = reader.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(total);
+        }
+        writer.write_all(&buf[..n]).await?;
+        total += n as u64;
+    }
 }
 
 /// What pg_restore says when the archive itself is damaged (not the target or the server).
