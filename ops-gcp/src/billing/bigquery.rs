@@ -137,6 +137,19 @@ fn decode(detail: String) -> Error {
     Error::new("gcp", "bigquery_query", ErrorKind::Decode { detail })
 }
 
+/// A reply that cannot be the whole result: an error, never rows that look complete.
+fn incomplete(detail: &str) -> Error {
+    Error::new(
+        "gcp",
+        "bigquery_query",
+        ErrorKind::Provider {
+            status: 200,
+            code: Some("incomplete_result".into()),
+            body_excerpt: detail.to_string(),
+        },
+    )
+}
+
 /// How a query runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryOptions {
@@ -188,16 +201,21 @@ pub async fn query(
     let first: Reply = client
         .call("bigquery_query", Method::POST, url, Some(&body), &send)
         .await?;
-    let job = first.job_reference.as_ref().map(|j| JobRef {
-        id: j.job_id.clone(),
-        location: j.location.clone().or(options.location.clone()),
-    });
+    // An empty id names no job (a URL with it would ask for the job list).
+    let job = first
+        .job_reference
+        .as_ref()
+        .filter(|j| !j.job_id.trim().is_empty())
+        .map(|j| JobRef {
+            id: j.job_id.clone(),
+            location: j.location.clone().or(options.location.clone()),
+        });
     let first = if first.job_complete == Some(true) {
         first
     } else {
         let job = job
             .clone()
-            .ok_or_else(|| decode("a job not complete without a jobReference".into()))?;
+            .ok_or_else(|| incomplete("a job not complete, and no job named to wait for"))?;
         wait_for(client, project, &job, options).await?
     };
     collect(client, project, job.as_ref(), first, options).await
@@ -291,22 +309,18 @@ async fn collect(
         if !seen.insert(token.clone()) {
             return Err(decode("BigQuery sent the same page token twice".into()));
         }
-        let job = job.ok_or_else(|| decode("a page token without a jobReference".into()))?;
+        let job =
+            job.ok_or_else(|| incomplete("more pages, and no job named to read them from"))?;
         page = results(client, project, job, Some(&token), options.page_size).await?;
     }
     if let Some(total) = total
         && total != out.rows.len() as u64
     {
         // Rows lost between pages: never a result that looks whole.
-        return Err(Error::new(
-            "gcp",
-            "bigquery_query",
-            ErrorKind::Provider {
-                status: 200,
-                code: Some("incomplete_result".into()),
-                body_excerpt: format!("totalRows says {total}, the pages held {}", out.rows.len()),
-            },
-        ));
+        return Err(incomplete(&format!(
+            "totalRows says {total}, the pages held {}",
+            out.rows.len()
+        )));
     }
     Ok(out)
 }
