@@ -194,6 +194,14 @@ impl Clock for ScaledClock {
     }
 }
 
+/// Runs `fut` with a deadline in real time (tokio's timer); `None` when the deadline passed
+/// first. For waits on a peer over a real socket (a Redis, a TCP port): how long the peer takes
+/// has nothing to do with the injected clock, which may run 600 times faster in a rehearsal or
+/// not at all in a test. (HTTP gets the same from reqwest's own timeout.)
+pub async fn peer_timeout<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
+    tokio::time::timeout(limit, fut).await.ok()
+}
+
 /// Runs `fut` with a deadline measured on `clock`; `None` when the deadline passed first.
 pub async fn timeout<F: Future>(clock: &dyn Clock, limit: Duration, fut: F) -> Option<F::Output> {
     tokio::select! {

@@ -54,13 +54,13 @@ impl TcpProbe {
         self
     }
 
-    /// The connect deadline.
+    /// The connect deadline, in real time (the peer does not run on the injected clock).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
-    /// Uses this clock for the deadline, latency and timestamps.
+    /// Uses this clock for latency and timestamps.
     pub fn with_clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
@@ -77,7 +77,7 @@ impl HealthProbe for TcpProbe {
         let observed_at = self.clock.now();
         let start = self.clock.instant();
         let connect = tokio::net::TcpStream::connect(self.address.as_str());
-        let outcome = crate::clock::timeout(self.clock.as_ref(), self.timeout, connect).await;
+        let outcome = crate::clock::peer_timeout(self.timeout, connect).await;
         let latency = self.clock.instant().saturating_duration_since(start);
         let (status, detail) = match outcome {
             Some(Ok(_)) => (

@@ -144,7 +144,8 @@ impl RedisProbe {
         self
     }
 
-    /// Gives up (unhealthy) when the exchange takes longer than this.
+    /// Gives up (unhealthy) when the exchange takes longer than this, in real time (the server
+    /// does not run on the injected clock).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -168,7 +169,7 @@ impl RedisProbe {
         self
     }
 
-    /// Uses this clock for latency, timestamps and the timeout.
+    /// Uses this clock for latency and timestamps.
     pub fn with_clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
@@ -440,7 +441,7 @@ impl HealthProbe for RedisProbe {
         let observed_at = self.clock.now();
         let start = self.clock.instant();
         let exchange = self.exchange(credentials.as_ref());
-        let findings = crate::clock::timeout(self.clock.as_ref(), self.timeout, exchange)
+        let findings = crate::clock::peer_timeout(self.timeout, exchange)
             .await
             .unwrap_or_else(|| {
                 vec![finding(
