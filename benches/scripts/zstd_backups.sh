@@ -6,11 +6,14 @@
 # codec stage (which stores an incompressible stream raw). Each line: wall time, CPU seconds
 # (user + system of the process and its children: pg_dump, pg_restore), peak RSS, and what the
 # tool printed (bytes). Usage:
-#   bash benches/scripts/zstd_backups.sh [SCALE] [ROUNDS] [GIB]
+#   bash benches/scripts/zstd_backups.sh [SCALE] [ROUNDS] [GIB] [PARTS]
+# PARTS is any of `dumps restores files` (all three by default); the restores need the dumps'
+# artifacts, so `restores` alone still makes one of each, unmeasured.
 set -euo pipefail
 scale=${1:-70}
 rounds=${2:-2}
 gib=${3:-1}
+parts=${4:-dumps restores files}
 cd "$(dirname "$0")/../.."
 cargo build --release -q -p ops-benches --bin pg_cluster_server --bin pg_dump_stream \
   --bin pg_restore_stream --bin codec_file
@@ -38,6 +41,9 @@ measure() { # label command...
     "$(echo "$user + $sys" | bc -l)" "$(echo "$kib / 1024" | bc -l)" "$(tail -1 "$work/out")"
 }
 
+want() { [[ " $parts " == *" $1 "* ]]; }
+
+if want dumps; then
 echo "## dumps"
 for i in $(seq "$rounds"); do
   rm -rf "$work"/z3 "$work"/z1; mkdir -p "$work"/z3 "$work"/z1
@@ -45,17 +51,34 @@ for i in $(seq "$rounds"); do
   measure "ops zstd-3 (default)" target/release/pg_dump_stream "$db_url" "$work/z3" zstd-3
   measure "ops zstd-1" target/release/pg_dump_stream "$db_url" "$work/z1" zstd-1
 done
+else
+  mkdir -p "$work"/z3
+  "$bin/pg_dump" -Fc --compress=6 -d "$db_url" > "$work/plain.dump"
+  target/release/pg_dump_stream "$db_url" "$work/z3" zstd-3 > /dev/null
+fi
+
+if want restores; then
 
 echo "## restores"
-for i in $(seq "$rounds"); do
-  # A CHECKPOINT before each: otherwise one restore pays for writing out the one before it.
-  "$bin/psql" -q "$url" -c "CREATE DATABASE r_bare_$i" -c "CREATE DATABASE r_ops_$i" -c CHECKPOINT
+restore_bare() {
+  "$bin/psql" -q "$url" -c "CREATE DATABASE r_bare" -c CHECKPOINT
   measure "pg_restore file.dump" "$bin/pg_restore" --no-owner --exit-on-error --single-transaction \
-    -d "$base/r_bare_$i?sslmode=disable" "$work/plain.dump"
-  "$bin/psql" -q "$url" -c CHECKPOINT
-  measure "ops from zstd-3" target/release/pg_restore_stream "$db_url" "$work/z3" "r_ops_$i"
-  "$bin/psql" -q "$url" -c "DROP DATABASE r_bare_$i" -c "DROP DATABASE r_ops_$i"
+    -d "$base/r_bare?sslmode=disable" "$work/plain.dump"
+  "$bin/psql" -q "$url" -c "DROP DATABASE r_bare"
+}
+restore_ops() {
+  "$bin/psql" -q "$url" -c "CREATE DATABASE r_ops" -c CHECKPOINT
+  measure "ops from zstd-3" target/release/pg_restore_stream "$db_url" "$work/z3" r_ops
+  "$bin/psql" -q "$url" -c "DROP DATABASE r_ops"
+}
+# A CHECKPOINT before each: otherwise one restore pays for writing out the one before it.
+# The order alternates between rounds, so neither side always follows the other.
+for i in $(seq "$rounds"); do
+  if (( i % 2 )); then restore_bare; restore_ops; else restore_ops; restore_bare; fi
 done
+fi
+
+want files || exit 0
 
 echo "## files of $gib GiB"
 head -c "$((gib * 1024 * 1024 * 1024))" /dev/urandom > "$work/random.bin"
