@@ -308,10 +308,28 @@ async fn only_the_daily_check_pages_the_longer_reviews_report() {
     assert!(on_call.sent().is_empty(), "not paged again");
 }
 
+#[test]
+fn a_cost_probe_refuses_an_invalid_spike_rule_when_it_is_made() {
+    let rule = CostSpikeRule {
+        times_median: Some(0.5),
+        ..seed_spike()
+    };
+    let err = CostProbe::new(bill("5.25"), Some(rule))
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(err.kind(), ErrorKind::InvalidInput { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("times_median"), "{err}");
+}
+
 #[tokio::test]
 async fn the_daily_health_check_reads_yesterdays_cost_as_a_probe() {
     let clock = Arc::new(SimulatedClock::starting_at(now()));
-    let normal = CostProbe::new(bill("5.25"), Some(seed_spike())).with_clock(clock.clone());
+    let normal = CostProbe::new(bill("5.25"), Some(seed_spike()))
+        .unwrap()
+        .with_clock(clock.clone());
     let report = normal.check().await.unwrap();
     assert_eq!(report.status, HealthStatus::Healthy);
     assert!(
@@ -321,7 +339,9 @@ async fn the_daily_health_check_reads_yesterdays_cost_as_a_probe() {
         "{}",
         report.checks[0].detail
     );
-    let spiked = CostProbe::new(bill("30.5"), Some(seed_spike())).with_clock(clock.clone());
+    let spiked = CostProbe::new(bill("30.5"), Some(seed_spike()))
+        .unwrap()
+        .with_clock(clock.clone());
     let report = spiked.check().await.unwrap();
     assert_eq!(report.status, HealthStatus::Degraded);
     assert!(
@@ -337,6 +357,7 @@ async fn the_daily_health_check_reads_yesterdays_cost_as_a_probe() {
         .expect_costs()
         .returning(|_| Err(ops_core::Error::new("x", "costs", ErrorKind::Forbidden)));
     let report = CostProbe::new(Arc::new(broken), None)
+        .unwrap()
         .with_clock(clock)
         .check()
         .await
@@ -346,6 +367,7 @@ async fn the_daily_health_check_reads_yesterdays_cost_as_a_probe() {
 
     let check = HealthCheck::new("api", HealthCheckConfig::default()).probe(Arc::new(
         CostProbe::new(bill("30.5"), Some(seed_spike()))
+            .unwrap()
             .with_clock(Arc::new(SimulatedClock::starting_at(now()))),
     ));
     let s = check

@@ -240,3 +240,39 @@ async fn the_billing_export_passes_the_cost_source_suite() {
     };
     ops_core::testkit::cost_source(&export(&sim, BillingExportConfig::new(TABLE)), &fixture).await;
 }
+
+/// A reply whose rows do not fit the question (a day not asked for) is a decode error: a
+/// server's mistake is never summed into a cost.
+#[tokio::test]
+async fn a_row_for_a_day_not_asked_for_is_a_decode_error() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    let field = |name: &str, kind: &str| serde_json::json!({"name": name, "type": kind});
+    let row = |v: [&str; 5]| serde_json::json!({"f": v.iter().map(|x| serde_json::json!({"v": x})).collect::<Vec<_>>()});
+    Mock::given(method("POST"))
+        .and(path("/bigquery/v2/projects/acme-prod/queries"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "kind": "bigquery#queryResponse",
+            "jobComplete": true,
+            "totalRows": "2",
+            "schema": {"fields": [
+                field("day", "DATE"), field("service", "STRING"), field("currency", "STRING"),
+                field("cost", "NUMERIC"), field("credits", "NUMERIC"),
+            ]},
+            "rows": [
+                row(["2026-11-02", "Cloud Run", "USD", "1.5", "0"]),
+                row(["2026-10-31", "Cloud Run", "USD", "9.5", "0"]),
+            ],
+        })))
+        .mount(&server)
+        .await;
+    let client = support::client_at(&server.uri(), support::clock());
+    let bill = BillingExport::new(client, BillingExportConfig::new(TABLE)).unwrap();
+    let err = bill
+        .costs(&DayRange::new(day(1), day(7)).unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Decode { .. }), "{err}");
+    assert!(err.to_string().contains("2026-10-31"), "{err}");
+}

@@ -312,16 +312,16 @@ impl CostSource for BillingExport {
         .await
         .map_err(|e| self.missing_export(e))?;
         let (currency, lines) = lines_of(&rows, self.config.currency)?;
-        if let Some(l) = lines.iter().find(|l| !days.contains(l.day)) {
-            return Err(Error::new(
+        // A row outside the days asked for is the reply's fault, not the caller's.
+        Costs::new(*days, currency, lines).map_err(|e| {
+            Error::new(
                 "gcp",
                 "billing_costs",
                 ErrorKind::Decode {
-                    detail: format!("a row for {}, outside the days asked for", l.day),
+                    detail: format!("the export's rows do not fit the days asked for: {e}"),
                 },
-            ));
-        }
-        Costs::new(*days, currency, lines)
+            )
+        })
     }
 
     async fn budgets(&self) -> Result<Vec<Budget>> {

@@ -451,7 +451,7 @@ impl BackupStore for CloudStorage {
         // A compressed artifact is decompressed into a scratch object first (checked on the
         // way: zstd's checksum and the recorded length), which is then copied over the target
         // under the same guard as a raw one.
-        let codec = Codec::from_labels(&self.describe(id).await?.labels)?;
+        let codec = Codec::from_labels(&self.info(&backup).labels)?;
         let scratch = match codec {
             Codec::Raw => None,
             Codec::Zstd { .. } => {

@@ -27,7 +27,7 @@ use crate::contracts::{CheckResult, CostSource, HealthProbe, HealthReport, Healt
 /// use ops_core::clock::{Clock, SystemClock};
 /// let yesterday = SystemClock.now().date_naive().pred_opt().unwrap();
 /// costs.add(yesterday, "Cloud Run", Money::parse(Currency::USD, "12.5")?);
-/// let report = CostProbe::new(costs, None).check().await?;
+/// let report = CostProbe::new(costs, None)?.check().await?;
 /// assert_eq!(report.status, HealthStatus::Healthy);
 /// assert!(report.checks[0].detail.starts_with("12.50 USD"));
 /// # Ok(()) }
@@ -41,14 +41,18 @@ pub struct CostProbe {
 }
 
 impl CostProbe {
-    /// Yesterday's cost from `source`, judged by `spike` when given.
-    pub fn new(source: Arc<dyn CostSource>, spike: Option<CostSpikeRule>) -> Self {
-        Self {
+    /// Yesterday's cost from `source`, judged by `spike` when given; an invalid rule is
+    /// refused here (`InvalidInput`), not at every check.
+    pub fn new(source: Arc<dyn CostSource>, spike: Option<CostSpikeRule>) -> Result<Self> {
+        if let Some(rule) = &spike {
+            rule.validate()?;
+        }
+        Ok(Self {
             name: format!("cost:{}", source.name()),
             source,
             spike,
             clock: system_clock(),
-        }
+        })
     }
 
     /// The same probe on `clock` (what "yesterday" is).
@@ -65,9 +69,6 @@ impl CostProbe {
             spike: self.spike.clone(),
             ..Default::default()
         };
-        if let Some(rule) = &self.spike {
-            rule.validate()?;
-        }
         let days = days_to_read(CostView::Daily, self.spike.as_ref(), last)?;
         let s = summarise(&self.source.costs(&days).await?, &config)?;
         let services: Vec<String> = s
