@@ -480,6 +480,23 @@ async fn a_dry_run_plan_names_the_codec() {
     .report;
     let md = plan.to_markdown();
     assert!(md.contains(r#""compression":"zstd-3""#), "{md}");
+
+    // A backup the store takes itself: the plan says how the store keeps it.
+    let plan = BackupAndVerify::new(
+        "orders",
+        f.store.clone(),
+        create_source(&f),
+        BackupVerifyConfig::default(),
+    )
+    .run(&runner(&f), Mode::DryRun)
+    .await
+    .unwrap()
+    .report;
+    let md = plan.to_markdown();
+    assert!(
+        md.contains(r#""compression":"raw (a copy of the file)""#),
+        "{md}"
+    );
 }
 
 #[tokio::test]

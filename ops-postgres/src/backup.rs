@@ -347,6 +347,13 @@ impl BackupStore for PgBackupStore {
         &self.name
     }
 
+    fn created_as(&self) -> Option<String> {
+        Some(match self.codec {
+            Codec::Raw => "pg_dump -Fc (its own zlib)".into(),
+            c => format!("{} (pg_dump -Fc -Z0, then zstd)", c.describe()),
+        })
+    }
+
     fn capabilities(&self) -> ops_core::contracts::BackupCapabilities {
         ops_core::contracts::BackupCapabilities {
             create: true,

@@ -41,6 +41,11 @@ async fn a_dump_streams_into_the_store_verifies_and_restores() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FsBackupStore::open(dir.path()).await.unwrap());
     let backups = PgBackupStore::new(db.clone(), tools(), store.clone());
+    // What dry-run plans say the backup will be.
+    assert_eq!(
+        backups.created_as().as_deref(),
+        Some("zstd-3 (pg_dump -Fc -Z0, then zstd)")
+    );
 
     let info = backups
         .backup("shop", Some("shop-1.dump".into()), BTreeMap::new())

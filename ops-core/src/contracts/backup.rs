@@ -261,6 +261,12 @@ pub trait BackupStore: Send + Sync {
     fn name(&self) -> &str;
     /// What this store supports.
     fn capabilities(&self) -> BackupCapabilities;
+    /// How [`BackupStore::create`] stores what it takes, named in dry-run plans and reports
+    /// (`zstd-3 (pg_dump -Fc -Z0, then zstd)`, `raw`, `server-side`); `None` (the default)
+    /// when the store does not say.
+    fn created_as(&self) -> Option<String> {
+        None
+    }
     /// Takes a backup of `request.source`.
     ///
     /// # Behavior

@@ -265,7 +265,12 @@ impl BackupAndVerify {
             let store = store.clone();
             match source.clone() {
                 BackupSource::Create(req) => {
-                    Ok(Action::new("BackupStore::create", json!(req), async move {
+                    // The plan says how the store will keep it (the store chooses).
+                    let mut args = json!(req);
+                    if let (Some(how), Some(map)) = (store.created_as(), args.as_object_mut()) {
+                        map.insert("compression".into(), json!(how));
+                    }
+                    Ok(Action::new("BackupStore::create", args, async move {
                         store.create(&req).await
                     }))
                 }

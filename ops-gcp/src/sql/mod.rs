@@ -178,6 +178,11 @@ impl BackupStore for CloudSql {
         &self.name
     }
 
+    /// Cloud SQL's own backup, taken and kept by the service.
+    fn created_as(&self) -> Option<String> {
+        Some("server-side (a Cloud SQL backup run)".into())
+    }
+
     fn capabilities(&self) -> BackupCapabilities {
         BackupCapabilities {
             verification: false,

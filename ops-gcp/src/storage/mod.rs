@@ -316,6 +316,11 @@ impl BackupStore for CloudStorage {
         &self.name
     }
 
+    /// A server-side copy of the object, as it is.
+    fn created_as(&self) -> Option<String> {
+        Some("raw (a server-side copy of the object)".into())
+    }
+
     fn capabilities(&self) -> BackupCapabilities {
         BackupCapabilities {
             create: true,

@@ -194,6 +194,11 @@ impl BackupStore for FsBackupStore {
         &self.name
     }
 
+    /// A copy of the file as it is (a runbook's artifact step compresses, `create` does not).
+    fn created_as(&self) -> Option<String> {
+        Some("raw (a copy of the file)".into())
+    }
+
     fn capabilities(&self) -> BackupCapabilities {
         BackupCapabilities {
             create: true,
