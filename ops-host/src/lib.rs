@@ -7,4 +7,5 @@
 //! command deployer, nginx-weighted canaries and the access-log metrics of issue 28 are to
 //! come.
 
+pub mod lines;
 pub mod logfile;

@@ -4,7 +4,6 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -14,11 +13,8 @@ use ops_core::{Error, ErrorKind, Result};
 
 use super::LogFilesConfig;
 use super::line::{ParsedLine, parse_line};
+use crate::lines;
 
-/// The bytes read from a plain file at a time, backwards.
-const CHUNK: usize = 256 * 1024;
-/// A line longer than this is skipped (it is no log line a person wrote).
-pub(crate) const MAX_LINE: usize = 1 << 20;
 /// The continuation lines kept for one entry (a stack trace); the rest are cut.
 const MAX_ENTRY: usize = 64 * 1024;
 
@@ -164,82 +160,39 @@ impl Pending {
 }
 
 /// Reads `file` from its end; each entry goes to `keep` (newest first) until `keep` says it
-/// is older than the window. True when it did (older files need not be read). The last line
-/// is left out while it has no newline (it is being written).
+/// is older than the window. True when it did (older files need not be read).
 fn read_backwards(
     config: &LogFilesConfig,
     mut file: File,
     len: u64,
     keep: &mut dyn FnMut(ParsedLine, u64) -> Result<bool>,
 ) -> std::result::Result<bool, ReadError> {
-    let mut pos = len;
-    // The start of a line whose end was read already (it came with the chunk after this one).
-    let mut carry: Vec<u8> = Vec::new();
-    // The bytes after the chunk's last newline are dropped: at first the unterminated last
-    // line, later the rest of an overlong one.
-    let mut drop_tail = true;
     let mut pending = Pending::default();
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        let take = usize::try_from(pos.min(CHUNK as u64)).unwrap_or(CHUNK);
-        let start = pos - take as u64;
-        file.seek(SeekFrom::Start(start))?;
-        file.read_exact(&mut buf[..take])?;
-        let mut joined = Vec::with_capacity(take + carry.len());
-        joined.extend_from_slice(&buf[..take]);
-        joined.append(&mut carry);
-        if drop_tail {
-            match joined.iter().rposition(|&c| c == b'\n') {
-                Some(i) => {
-                    joined.truncate(i + 1);
-                    drop_tail = false;
-                }
-                None => joined.clear(),
+    let mut failure = None;
+    let stopped = lines::backwards(&mut file, len, &mut |raw, offset| {
+        let text = String::from_utf8_lossy(raw);
+        match parse_line(&text, config.format, config.zone) {
+            Some(mut parsed) => {
+                pending.attach(&mut parsed, true);
+                keep(parsed, offset).unwrap_or_else(|e| {
+                    failure = Some(e);
+                    false
+                })
+            }
+            None => {
+                pending.push(&text);
+                true
             }
         }
-        // Whole lines are those after the first newline, unless this is the file's start.
-        let cut = if start == 0 {
-            0
-        } else {
-            joined
-                .iter()
-                .position(|&c| c == b'\n')
-                .map_or(joined.len(), |i| i + 1)
-        };
-        let mut lines = Vec::new();
-        let mut at = cut;
-        for piece in joined[cut..].split_inclusive(|&c| c == b'\n') {
-            lines.push((at, piece));
-            at += piece.len();
-        }
-        for (at, piece) in lines.into_iter().rev() {
-            let raw = piece.strip_suffix(b"\n").unwrap_or(piece);
-            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-            let text = String::from_utf8_lossy(raw);
-            match parse_line(&text, config.format, config.zone) {
-                Some(mut parsed) => {
-                    pending.attach(&mut parsed, true);
-                    if !keep(parsed, start + at as u64).map_err(ReadError::Stop)? {
-                        return Ok(true);
-                    }
-                }
-                None => pending.push(&text),
-            }
-        }
-        carry = joined[..cut].to_vec();
-        if carry.len() > MAX_LINE {
-            carry.clear();
-            drop_tail = true;
-        }
-        if start == 0 {
-            return Ok(false);
-        }
-        pos = start;
+    })?;
+    match failure {
+        Some(e) => Err(ReadError::Stop(e)),
+        None => Ok(stopped),
     }
 }
 
 /// Reads a gzip file from its start; every entry goes to `keep`. True when the file's newest
-/// entry is older than the window. A damaged or cut gzip file gives the entries before the
+/// entry is older than `stop_before`. A damaged or cut gzip file gives the entries before the
 /// damage, with a warning.
 fn read_forwards(
     config: &LogFilesConfig,
@@ -248,58 +201,39 @@ fn read_forwards(
     stop_before: DateTime<Utc>,
     keep: &mut dyn FnMut(ParsedLine, u64) -> Result<bool>,
 ) -> Result<bool> {
-    let mut decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
-    let mut buf = vec![0u8; CHUNK];
-    let mut line: Vec<u8> = Vec::new();
-    let mut skipping_long = false;
-    let mut offset = 0u64;
-    let mut line_offset = 0u64;
+    let decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
     let mut current: Option<(ParsedLine, u64)> = None;
     let mut pending = Pending::default();
     let mut newest: Option<DateTime<Utc>> = None;
-    let mut emit = |parsed: Option<(ParsedLine, u64)>, pending: &mut Pending| -> Result<()> {
-        if let Some((mut p, at)) = parsed {
+    let mut failure = None;
+    let mut emit = |entry: Option<(ParsedLine, u64)>, pending: &mut Pending| -> Result<()> {
+        if let Some((mut p, at)) = entry {
             pending.attach(&mut p, false);
             newest = Some(newest.map_or(p.timestamp, |n| n.max(p.timestamp)));
             keep(p, at)?;
         }
         Ok(())
     };
-    loop {
-        let n = match decoder.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "a damaged gzip log: read up to the damage");
-                break;
-            }
-        };
-        for &c in &buf[..n] {
-            offset += 1;
-            if c != b'\n' {
-                if line.len() < MAX_LINE {
-                    line.push(c);
-                } else {
-                    skipping_long = true;
-                }
-                continue;
-            }
-            if !std::mem::take(&mut skipping_long) {
-                let raw = line.strip_suffix(b"\r").unwrap_or(&line);
-                let text = String::from_utf8_lossy(raw);
-                match parse_line(&text, config.format, config.zone) {
-                    Some(parsed) => {
-                        let before = current.replace((parsed, line_offset));
-                        emit(before, &mut pending)?;
-                    }
-                    None if current.is_some() => pending.push(&text),
-                    None => {}
+    let read = lines::forwards(decoder, &mut |raw, offset| {
+        let text = String::from_utf8_lossy(raw);
+        match parse_line(&text, config.format, config.zone) {
+            Some(parsed) => {
+                let before = current.replace((parsed, offset));
+                if let Err(e) = emit(before, &mut pending) {
+                    failure = Some(e);
+                    return false;
                 }
             }
-            line.clear();
-            line_offset = offset;
+            None if current.is_some() => pending.push(&text),
+            None => {}
         }
+        true
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    if let Err(e) = read {
+        tracing::warn!(file = %path.display(), error = %e, "a damaged gzip log: read up to the damage");
     }
     emit(current.take(), &mut pending)?;
     Ok(newest.is_some_and(|n| n < stop_before))
