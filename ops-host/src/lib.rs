@@ -7,5 +7,6 @@
 //! command deployer, nginx-weighted canaries and the access-log metrics of issue 28 are to
 //! come.
 
+pub mod access_log;
 pub mod lines;
 pub mod logfile;

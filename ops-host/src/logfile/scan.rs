@@ -2,10 +2,8 @@
 //! from its end backwards (only the window's tail is read), a gzip file forwards. A file met
 //! twice (renamed by a rotation while the query ran) is read once, by its inode.
 
-use std::collections::HashSet;
 use std::fs::File;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use ops_core::contracts::{LogEntry, LogQuery};
@@ -21,25 +19,6 @@ const MAX_ENTRY: usize = 64 * 1024;
 /// An entry with its place: (file rank, oldest file lowest; byte offset in the file).
 pub(crate) type Placed = (LogEntry, (usize, u64));
 
-/// The files of the log, newest first: the log itself, then `.1` or `.1.gz`, `.2` … up to
-/// `max_rotated`.
-pub(crate) fn rotation(path: &Path, max_rotated: u32) -> Vec<PathBuf> {
-    let mut files = vec![path.to_path_buf()];
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    for n in 1..=max_rotated {
-        for suffix in ["", ".gz"] {
-            let p = path.with_file_name(format!("{name}.{n}{suffix}"));
-            if p.exists() {
-                files.push(p);
-            }
-        }
-    }
-    files
-}
-
 /// Every entry matching `query` (its page token aside), in no particular order, with its
 /// place; at most `config.max_entries`, else `InvalidInput`. With `enough`, it stops once that
 /// many are found.
@@ -48,30 +27,30 @@ pub(crate) fn collect(
     query: &LogQuery,
     enough: Option<usize>,
 ) -> Result<Vec<Placed>> {
-    let files = rotation(&config.path, config.max_rotated);
+    let files = lines::open_rotations(&config.path, config.max_rotated).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::new(
+                "host",
+                "log_files",
+                ErrorKind::NotFound {
+                    resource: format!("log file {}", config.path.display()),
+                },
+            )
+        } else {
+            io_error(&config.path, e)
+        }
+    })?;
     let ranks = files.len();
-    let mut seen = HashSet::new();
     let mut found = Vec::new();
-    let mut opened = 0usize;
     // Lines may be a little out of order (several processes write one file): reading stops
     // only at a line this much older than the window.
     let stop_before = query.window.start - config.disorder;
-    for (index, path) in files.iter().enumerate() {
+    for (index, log) in files.into_iter().enumerate() {
         if enough.is_some_and(|n| found.len() >= n) {
             break;
         }
-        let file = match File::open(path) {
-            Ok(f) => f,
-            // Rotated away between the listing and the open: its lines are in the next file.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(io_error(path, e)),
-        };
-        let meta = file.metadata().map_err(|e| io_error(path, e))?;
-        if !seen.insert((meta.dev(), meta.ino())) {
-            continue;
-        }
-        opened += 1;
         let rank = ranks - index;
+        let path = log.path.as_path();
         let mut keep = |parsed: ParsedLine, offset: u64| -> Result<bool> {
             if parsed.timestamp < stop_before {
                 return Ok(false);
@@ -88,24 +67,14 @@ pub(crate) fn collect(
             }
             Ok(true)
         };
-        let gz = path.extension().is_some_and(|e| e == "gz");
-        let reached_older = if gz {
-            read_forwards(config, file, path, stop_before, &mut keep)?
+        let reached_older = if log.gzip {
+            read_forwards(config, log.file, path, stop_before, &mut keep)?
         } else {
-            read_backwards(config, file, meta.len(), &mut keep).map_err(|e| io_error(path, e))?
+            read_backwards(config, log.file, log.len, &mut keep).map_err(|e| io_error(path, e))?
         };
         if reached_older {
             break;
         }
-    }
-    if opened == 0 {
-        return Err(Error::new(
-            "host",
-            "log_files",
-            ErrorKind::NotFound {
-                resource: format!("log file {}", config.path.display()),
-            },
-        ));
     }
     Ok(found)
 }
