@@ -300,6 +300,23 @@ fn configs_out_of_range_name_their_field() {
     }
 }
 
+/// Found by the property test below: one arm 10¹⁶ times the other rounds a probability to
+/// one, and `0 · ln(0/0)` was NaN evidence.
+#[test]
+fn an_arm_vastly_larger_than_the_other_gives_no_nan_evidence() {
+    let mut j = SequentialJudge::new(JudgeConfig::default()).unwrap();
+    for (canary, baseline) in [
+        ((2_348_042_088_179_042_431, 0), (257, 0)),
+        ((2_348_042_088_179_042_431, 5), (257, 3)),
+        ((257, 3), (u64::MAX / 2, 7)),
+    ] {
+        let look = j.observe(&interval(canary, baseline, 0.0)).unwrap();
+        for t in &look.tests {
+            assert!(!t.log10_evidence.is_nan(), "{t:?}");
+        }
+    }
+}
+
 proptest::proptest! {
     /// Any counts: a look or a typed error, never a panic; evidence is never NaN.
     #[test]

@@ -71,16 +71,42 @@ impl RateRatioEvidence {
         }
         let theta0 = theta(self.rho0, s);
         let (ec, eb) = (canary.events as f64, baseline.events as f64);
-        for ((r, _), acc) in self.grid.iter().zip(self.log_lr.iter_mut()) {
+        let steps = self.grid.iter().map(|(r, _)| {
             let theta1 = theta(self.rho0 * r, s);
-            *acc += ec * (theta1 / theta0).ln() + eb * ((1.0 - theta1) / (1.0 - theta0)).ln();
-        }
+            weighted_ln(ec, theta1 / theta0) + weighted_ln(eb, (1.0 - theta1) / (1.0 - theta0))
+        });
+        add_steps(&mut self.log_lr, steps);
     }
 
     /// The natural log of the evidence (the mixture's likelihood ratio).
     pub fn log_evidence(&self) -> f64 {
         log_mixture(&self.grid, &self.log_lr)
     }
+}
+
+/// `events · ln(ratio)`, and zero without events: `0 · ln 0` and `0 · ln(0/0)` (a share so
+/// near 0 or 1 that a probability rounds to it) are no evidence, not NaN.
+fn weighted_ln(events: f64, ratio: f64) -> f64 {
+    if events == 0.0 {
+        0.0
+    } else {
+        events * ratio.ln()
+    }
+}
+
+/// Adds one interval's `steps` (one per alternative) to `log_lr`, or nothing when rounding
+/// made one of them NaN: an interval that cannot be computed carries no evidence, and NaN
+/// must never reach a decision.
+fn add_steps(log_lr: &mut [f64], steps: impl Iterator<Item = f64>) {
+    let next: Vec<f64> = log_lr
+        .iter()
+        .zip(steps)
+        .map(|(acc, step)| acc + step)
+        .collect();
+    if next.iter().any(|x| x.is_nan()) {
+        return;
+    }
+    log_lr.copy_from_slice(&next);
 }
 
 /// Evidence that the canary's share of requests is not the share the traffic split gives it
@@ -119,11 +145,12 @@ impl SampleRatioEvidence {
         }
         let (nc, nb) = (canary_requests as f64, baseline_requests as f64);
         let odds = share / (1.0 - share);
-        for ((kappa, _), acc) in self.grid.iter().zip(self.log_lr.iter_mut()) {
+        let steps = self.grid.iter().map(|(kappa, _)| {
             let shifted = odds * kappa.exp();
             let q = shifted / (1.0 + shifted);
-            *acc += nc * (q / share).ln() + nb * ((1.0 - q) / (1.0 - share)).ln();
-        }
+            weighted_ln(nc, q / share) + weighted_ln(nb, (1.0 - q) / (1.0 - share))
+        });
+        add_steps(&mut self.log_lr, steps);
     }
 
     /// The natural log of the evidence.
@@ -165,11 +192,12 @@ impl AboveLevelEvidence {
             return;
         }
         let (e, rest) = (events as f64, (exposure - events) as f64);
-        for ((r, _), acc) in self.grid.iter().zip(self.log_lr.iter_mut()) {
+        let steps = self.grid.iter().map(|(r, _)| {
             // Halfway to certainty at most: the ratio stays finite.
             let p1 = (p0 * r).min((1.0 + p0) / 2.0);
-            *acc += e * (p1 / p0).ln() + rest * ((1.0 - p1) / (1.0 - p0)).ln();
-        }
+            weighted_ln(e, p1 / p0) + weighted_ln(rest, (1.0 - p1) / (1.0 - p0))
+        });
+        add_steps(&mut self.log_lr, steps);
     }
 
     /// The natural log of the evidence.
