@@ -10,3 +10,4 @@
 pub mod access_log;
 pub mod lines;
 pub mod logfile;
+pub mod nginx;
