@@ -195,6 +195,14 @@ impl Nginx {
     /// Writes `split`, checks the configuration (`nginx -t`; refused: the previous file is put
     /// back and the error says why) and reloads nginx, waiting until new workers run.
     pub async fn set_split(&self, split: &TrafficSplit) -> Result<SplitPlan> {
+        let plan = self.write_split(split).await?;
+        self.reload().await?;
+        Ok(plan)
+    }
+
+    /// Writes `split` and checks the configuration, without a reload (before nginx first
+    /// starts, or to apply several changes with one reload). A refused file is put back.
+    pub async fn write_split(&self, split: &TrafficSplit) -> Result<SplitPlan> {
         let plan = self.plan(split)?;
         let path = &self.config.upstream_file;
         let previous = match tokio::fs::read(path).await {
@@ -215,7 +223,6 @@ impl Nginx {
             }
             return Err(refused);
         }
-        self.reload().await?;
         Ok(plan)
     }
 
@@ -235,8 +242,10 @@ impl Nginx {
         ))
     }
 
-    /// `nginx -s reload`, then waits until the master runs a worker it did not run before
-    /// (the new configuration takes the new connections from then on).
+    /// `nginx -s reload`, then waits until the new configuration takes every new connection:
+    /// the master runs a worker it did not run before, and each old worker has exited or is
+    /// shutting down (nginx retitles it before it closes its listening sockets; until then it
+    /// still accepts connections under the old weights).
     pub async fn reload(&self) -> Result<()> {
         let master = self.master_pid().await?;
         let before = children(master);
@@ -247,7 +256,12 @@ impl Nginx {
         let wait = async {
             loop {
                 let now = children(master);
-                if now.iter().any(|pid| !before.contains(pid)) {
+                let fresh = now.iter().any(|pid| !before.contains(pid));
+                let old_serving = now
+                    .iter()
+                    .filter(|pid| before.contains(pid))
+                    .any(|pid| !is_shutting_down(*pid));
+                if fresh && !old_serving {
                     return;
                 }
                 self.clock.sleep(Duration::from_millis(20)).await;
@@ -277,6 +291,16 @@ impl Nginx {
                 },
             )
         })?;
+        if text.trim().is_empty() {
+            // nginx empties it as it exits.
+            return Err(Error::new(
+                "host",
+                "nginx",
+                ErrorKind::NotFound {
+                    resource: format!("a running nginx (pid file {} is empty)", path.display()),
+                },
+            ));
+        }
         let pid: u32 = text.trim().parse().map_err(|_| {
             Error::new(
                 "host",
@@ -337,6 +361,15 @@ fn children(pid: u32) -> HashSet<u32> {
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|child| parent_of(*child) == Some(pid))
         .collect()
+}
+
+/// Whether nginx process `pid` has retitled itself `worker process is shutting down` (or is
+/// gone).
+fn is_shutting_down(pid: u32) -> bool {
+    match std::fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(title) => String::from_utf8_lossy(&title).contains("shutting down"),
+        Err(_) => true,
+    }
 }
 
 /// The parent of `pid`, from `/proc/PID/stat` (after the `)` that ends the command name).
