@@ -11,3 +11,4 @@ pub mod access_log;
 pub mod lines;
 pub mod logfile;
 pub mod nginx;
+pub mod pm2;

@@ -206,7 +206,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #![proptest_config(ProptestConfig::with_cases(500))]
 
         #[test]
         fn any_line_is_a_request_or_not_never_a_panic(line in proptest::collection::vec(any::<u8>(), 0..200)) {
