@@ -8,6 +8,7 @@
 //! come.
 
 pub mod access_log;
+pub mod command;
 pub mod lines;
 pub mod logfile;
 pub mod nginx;
