@@ -9,6 +9,7 @@
 
 pub mod access_log;
 pub mod command;
+mod exit;
 pub mod lines;
 pub mod logfile;
 pub mod nginx;

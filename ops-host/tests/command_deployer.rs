@@ -86,18 +86,19 @@ fn config(tool: &Path) -> CommandDeployerConfig {
     }
 }
 
+/// The Godel seed's stable and canary versions.
+fn seed_versions() -> DeployerFixture {
+    DeployerFixture {
+        version_a: "v2.0.0".into(),
+        version_b: "v2.1.0".into(),
+    }
+}
+
 #[tokio::test]
 async fn a_teams_deploy_scripts_pass_the_deployer_suite() {
     let (_dir, tool) = tool_dir();
     let deployer = CommandDeployer::new(config(&tool)).unwrap();
-    testkit::deployer(
-        &deployer,
-        &DeployerFixture {
-            version_a: "v2.0.0".into(),
-            version_b: "v2.1.0".into(),
-        },
-    )
-    .await;
+    testkit::deployer(&deployer, &seed_versions()).await;
 }
 
 #[tokio::test]
@@ -109,14 +110,7 @@ async fn a_switch_only_script_and_no_stop_command_make_those_unsupported() {
         ..config(&tool)
     })
     .unwrap();
-    testkit::deployer(
-        &deployer,
-        &DeployerFixture {
-            version_a: "v2.0.0".into(),
-            version_b: "v2.1.0".into(),
-        },
-    )
-    .await;
+    testkit::deployer(&deployer, &seed_versions()).await;
 }
 
 #[tokio::test]

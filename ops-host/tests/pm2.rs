@@ -66,6 +66,17 @@ impl Pm2UnderTest {
         self.pm2.run(&args).await.unwrap();
     }
 
+    /// A probe of the process `name`.
+    fn probe_of(&self, name: &str) -> Pm2Probe {
+        Pm2Probe::new(
+            self.pm2.clone(),
+            Pm2ProbeConfig {
+                processes: vec![name.into()],
+                ..Pm2ProbeConfig::default()
+            },
+        )
+    }
+
     /// Waits until `name` has `status` (pm2 changes it on its own time).
     async fn until(&self, name: &str, status: Pm2Status) {
         for _ in 0..1500 {
@@ -104,13 +115,7 @@ async fn an_online_process_is_healthy_and_a_restart_between_checks_is_seen() {
     let t = Pm2UnderTest::new();
     t.start("healthy.js", "api", &[]).await;
     t.until("api", Pm2Status::Online).await;
-    let probe = Pm2Probe::new(
-        t.pm2.clone(),
-        Pm2ProbeConfig {
-            processes: vec!["api".into()],
-            ..Pm2ProbeConfig::default()
-        },
-    );
+    let probe = t.probe_of("api");
     let report = probe.check().await.unwrap();
     assert_eq!(report.status, HealthStatus::Healthy, "{report:?}");
     assert!(
@@ -159,13 +164,7 @@ async fn a_killed_daemon_and_a_missing_process_are_unhealthy() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let probe = Pm2Probe::new(
-        t.pm2.clone(),
-        Pm2ProbeConfig {
-            processes: vec!["api".into()],
-            ..Pm2ProbeConfig::default()
-        },
-    );
+    let probe = t.probe_of("api");
     let report = probe.check().await.unwrap();
     assert_eq!(report.status, HealthStatus::Unhealthy, "{report:?}");
     assert!(

@@ -10,8 +10,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Standard output kept at most (a status or release list in JSON).
 pub const MAX_STDOUT: usize = 4 << 20;
-/// The end of standard error kept for an error message.
-const STDERR_TAIL: usize = 8 << 10;
+/// Standard error kept while it is read (its end goes into errors).
+const STDERR_KEEP: usize = 8 << 10;
 
 /// What a command printed.
 #[derive(Debug, Clone)]
@@ -80,21 +80,8 @@ pub async fn run(
     };
     let (stdout, stdout_cut) = stdout.await.unwrap_or_default();
     let (stderr, _) = stderr.await.unwrap_or_default();
-    let stderr = tail(&stderr);
     if !status.success() {
-        return Err(Error::new(
-            "host",
-            op,
-            ErrorKind::Provider {
-                status: 0,
-                code: Some(
-                    status
-                        .code()
-                        .map_or("killed by a signal".into(), |c| format!("exit {c}")),
-                ),
-                body_excerpt: format!("{}: {stderr}", argv.join(" ")),
-            },
-        ));
+        return Err(crate::exit::failed(op, &argv.join(" "), status, &stderr));
     }
     if stdout_cut {
         return Err(Error::new(
@@ -105,7 +92,10 @@ pub async fn run(
             },
         ));
     }
-    Ok(Output { stdout, stderr })
+    Ok(Output {
+        stdout,
+        stderr: crate::exit::stderr_tail(&stderr),
+    })
 }
 
 /// Everything `from` gives, keeping at most `cap` bytes (the first for stdout; stderr keeps
@@ -124,8 +114,8 @@ async fn read_bounded(from: Option<impl AsyncRead + Unpin>, cap: usize) -> (Vec<
                 if cap == usize::MAX {
                     out.extend_from_slice(&buf[..n]);
                     // Only the end is kept: drop the front as it grows.
-                    if out.len() > 4 * STDERR_TAIL {
-                        out.drain(..out.len() - STDERR_TAIL);
+                    if out.len() > 4 * STDERR_KEEP {
+                        out.drain(..out.len() - STDERR_KEEP);
                     }
                 } else if out.len() + n <= cap {
                     out.extend_from_slice(&buf[..n]);
@@ -135,10 +125,4 @@ async fn read_bounded(from: Option<impl AsyncRead + Unpin>, cap: usize) -> (Vec<
             }
         }
     }
-}
-
-/// The end of `bytes` as text, secrets masked.
-fn tail(bytes: &[u8]) -> String {
-    let start = bytes.len().saturating_sub(STDERR_TAIL);
-    ops_core::redact::redact_text(String::from_utf8_lossy(&bytes[start..]).trim())
 }

@@ -237,7 +237,7 @@ impl Nginx {
             "nginx",
             ErrorKind::VerificationFailed {
                 check: "nginx -t".into(),
-                detail: ops_core::redact::redact_text(String::from_utf8_lossy(&out.stderr).trim()),
+                detail: crate::exit::stderr_tail(&out.stderr),
             },
         ))
     }
@@ -251,7 +251,12 @@ impl Nginx {
         let before = children(master);
         let out = self.run(&["-s", "reload"]).await?;
         if !out.status.success() {
-            return Err(tool_failed("nginx -s reload", &out));
+            return Err(crate::exit::failed(
+                "nginx",
+                "nginx -s reload",
+                out.status,
+                &out.stderr,
+            ));
         }
         let wait = async {
             loop {
@@ -400,23 +405,4 @@ async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 fn file_error(path: &Path, e: std::io::Error) -> Error {
     tracing::debug!(file = %path.display(), "nginx include file");
     ops_core::error::from_io("host", "nginx", e)
-}
-
-fn tool_failed(what: &str, out: &std::process::Output) -> Error {
-    Error::new(
-        "host",
-        "nginx",
-        ErrorKind::Provider {
-            status: 0,
-            code: Some(
-                out.status
-                    .code()
-                    .map_or("signal".into(), |c| format!("exit {c}")),
-            ),
-            body_excerpt: format!(
-                "{what}: {}",
-                ops_core::redact::redact_text(String::from_utf8_lossy(&out.stderr).trim())
-            ),
-        },
-    )
 }

@@ -93,23 +93,8 @@ impl Pm2 {
         if out.status.success() {
             return Ok(out.stdout);
         }
-        Err(Error::new(
-            "host",
-            "pm2",
-            ErrorKind::Provider {
-                status: 0,
-                code: Some(
-                    out.status
-                        .code()
-                        .map_or("signal".into(), |c| format!("exit {c}")),
-                ),
-                body_excerpt: format!(
-                    "pm2 {}: {}",
-                    args.first().copied().unwrap_or(""),
-                    ops_core::redact::redact_text(String::from_utf8_lossy(&out.stderr).trim())
-                ),
-            },
-        ))
+        let what = format!("pm2 {}", args.first().copied().unwrap_or(""));
+        Err(crate::exit::failed("pm2", &what, out.status, &out.stderr))
     }
 
     /// The processes pm2 runs (`pm2 jlist`); starts pm2's daemon when it is not running.

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use ops_core::Result;
@@ -10,6 +11,17 @@ use ops_core::contracts::{CheckResult, HealthProbe, HealthReport, HealthStatus};
 
 use super::{Pm2, Pm2Process, Pm2Status};
 
+/// How a process's restarts moved.
+#[derive(Debug, Clone, Copy)]
+enum Restarts {
+    /// By this many since the probe's last check.
+    Rose(u64),
+    /// First looked at, and last started this long ago (within the window).
+    RecentlyRestarted(Duration),
+    /// Neither.
+    Steady,
+}
+
 /// What the probe looks at.
 #[derive(Debug, Clone)]
 pub struct Pm2ProbeConfig {
@@ -17,6 +29,9 @@ pub struct Pm2ProbeConfig {
     pub processes: Vec<String>,
     /// Degraded when memory is above this share of pm2's `max_memory_restart` (default 0.9).
     pub memory_degraded_above: f64,
+    /// On the probe's first look at a process, a restart this recent is degraded (default 5
+    /// minutes); later looks compare with the restarts seen before.
+    pub recent_restart: Duration,
 }
 
 impl Default for Pm2ProbeConfig {
@@ -24,6 +39,7 @@ impl Default for Pm2ProbeConfig {
         Self {
             processes: Vec::new(),
             memory_degraded_above: 0.9,
+            recent_restart: Duration::from_secs(300),
         }
     }
 }
@@ -31,8 +47,8 @@ impl Default for Pm2ProbeConfig {
 /// Each process pm2 runs as a check:
 /// - `online` is healthy; `launching` and `stopping` are degraded; `stopped`, `errored` and a
 ///   process pm2 does not know are unhealthy;
-/// - restarts that rose since the probe's last check, or any pm2 counts as unstable (a crash
-///   loop), are degraded;
+/// - restarts that rose since the probe's last check are degraded, and so is, at its first look
+///   at a process, a restart within [`Pm2ProbeConfig::recent_restart`] (a crash loop seen once);
 /// - memory above [`Pm2ProbeConfig::memory_degraded_above`] of pm2's limit is degraded (pm2
 ///   restarts the process at the limit).
 #[derive(Clone)]
@@ -62,7 +78,7 @@ impl Pm2Probe {
         self
     }
 
-    fn judge(&self, p: &Pm2Process, rose_by: u64) -> (HealthStatus, String) {
+    fn judge(&self, p: &Pm2Process, rose_by: Restarts) -> (HealthStatus, String) {
         let mut status = match p.status {
             Pm2Status::Online => HealthStatus::Healthy,
             Pm2Status::Launching | Pm2Status::Stopping => HealthStatus::Degraded,
@@ -76,12 +92,16 @@ impl Pm2Probe {
             detail.push_str(" (pm2 gave up restarting it)");
         }
         detail.push_str(&format!(", {} restarts", p.restarts));
-        if rose_by > 0 || p.unstable_restarts > 0 {
-            status = status.max(HealthStatus::Degraded);
-            detail.push_str(&format!(
-                " ({rose_by} since the last check, {} unstable)",
-                p.unstable_restarts
-            ));
+        match rose_by {
+            Restarts::Rose(n) => {
+                status = status.max(HealthStatus::Degraded);
+                detail.push_str(&format!(" ({n} since the last check)"));
+            }
+            Restarts::RecentlyRestarted(ago) => {
+                status = status.max(HealthStatus::Degraded);
+                detail.push_str(&format!(" (the last {}s ago)", ago.as_secs()));
+            }
+            Restarts::Steady => {}
         }
         detail.push_str(&format!(", {} MiB", p.memory_bytes >> 20));
         if let Some(limit) = p.memory_limit_bytes.filter(|l| *l > 0) {
@@ -150,8 +170,19 @@ impl HealthProbe for Pm2Probe {
             for p in mine {
                 let key = format!("{}#{}", p.name, p.pm_id);
                 let before = last.insert(key, p.restarts);
-                let rose_by = before.map_or(0, |b| p.restarts.saturating_sub(b));
-                let (status, detail) = self.judge(p, rose_by);
+                let since_start = p
+                    .started_at
+                    .and_then(|t| (observed_at - t).to_std().ok())
+                    .unwrap_or(Duration::MAX);
+                let restarts = match before {
+                    Some(b) if p.restarts > b => Restarts::Rose(p.restarts - b),
+                    // A first look: a restart within the window counts (a crash loop seen once).
+                    None if p.restarts > 0 && since_start < self.config.recent_restart => {
+                        Restarts::RecentlyRestarted(since_start)
+                    }
+                    _ => Restarts::Steady,
+                };
+                let (status, detail) = self.judge(p, restarts);
                 checks.push(check(
                     format!("pm2 {} #{}", p.name, p.pm_id),
                     status,
