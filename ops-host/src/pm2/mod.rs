@@ -1,9 +1,11 @@
 //! pm2, driven through its command line: the processes it runs (`pm2 jlist`, decoded in
-//! [`jlist`]) and [`Pm2Probe`], their health. Arguments go to pm2 as argv, never through a
+//! [`jlist`]), [`Pm2Probe`], their health, and [`Pm2Releases`], releases on disk served by pm2
+//! as a `Deployer`. Arguments go to pm2 as argv, never through a
 //! shell; a missing pm2 is `NotFound` saying how to install it.
 
 pub mod jlist;
 mod probe;
+mod releases;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,6 +14,7 @@ use ops_core::{Error, ErrorKind, Result};
 
 pub use jlist::{Pm2Process, Pm2Status};
 pub use probe::{Pm2Probe, Pm2ProbeConfig};
+pub use releases::{Pm2Releases, Pm2ReleasesConfig};
 
 /// How to run pm2.
 #[derive(Debug, Clone)]
@@ -68,8 +71,15 @@ impl Pm2 {
     /// Runs `pm2 ARGS…`; its standard output when it exits 0, else a `Provider` error with its
     /// standard error (redacted).
     pub async fn run(&self, args: &[&str]) -> Result<Vec<u8>> {
+        self.run_with_env(args, &[]).await
+    }
+
+    /// [`Pm2::run`] with `env` added to pm2's environment (which `pm2 start` and
+    /// `--update-env` hand to the app).
+    pub async fn run_with_env(&self, args: &[&str], env: &[(String, String)]) -> Result<Vec<u8>> {
         let mut cmd = tokio::process::Command::new(&self.bin);
         cmd.args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true);
         if let Some(home) = &self.config.home {

@@ -1,0 +1,3 @@
+//! Shared set-up of the tests on real programs.
+
+pub mod pm2;
