@@ -13,15 +13,26 @@
 /// The `log_format` to declare in nginx's `http` block; its name is `ops_canary`.
 pub const LOG_FORMAT: &str = r#"log_format ops_canary '$msec $status $request_time "$upstream_addr" "$upstream_status" "$upstream_response_time"';"#;
 
-/// One upstream attempt of a request.
+/// One upstream attempt of a request; its status and time are read only when asked for (a
+/// scan for one release skips the others' attempts unread).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attempt<'a> {
     /// The server tried (`127.0.0.1:3001`, or a socket path).
     pub addr: &'a [u8],
+    status: &'a [u8],
+    time: &'a [u8],
+}
+
+impl Attempt<'_> {
     /// Its status; `None` when nginx logged `-` (no answer).
-    pub status: Option<u16>,
+    pub fn status(&self) -> Option<u16> {
+        parse_u16(self.status)
+    }
+
     /// Its response time in milliseconds; `None` for `-`.
-    pub millis: Option<u64>,
+    pub fn millis(&self) -> Option<u64> {
+        seconds_to_millis(self.time)
+    }
 }
 
 /// One request: when it ended, what the client got, how long it took, and its attempts.
@@ -31,8 +42,7 @@ pub struct Request<'a> {
     pub at_ms: i64,
     /// The status sent to the client.
     pub status: u16,
-    /// `$request_time` in milliseconds.
-    pub millis: u64,
+    request_time: &'a [u8],
     addrs: &'a [u8],
     statuses: &'a [u8],
     times: &'a [u8],
@@ -41,43 +51,68 @@ pub struct Request<'a> {
 impl<'a> Request<'a> {
     /// The upstream attempts, in the order nginx made them (none when nginx answered itself).
     pub fn attempts(&self) -> impl Iterator<Item = Attempt<'a>> + 'a {
-        let mut statuses = split_list(self.statuses);
-        let mut times = split_list(self.times);
-        split_list(self.addrs)
-            .filter(|a| *a != b"-")
-            .map(move |addr| Attempt {
-                addr,
-                status: statuses.next().and_then(parse_u16),
-                millis: times.next().and_then(seconds_to_millis),
-            })
+        // Most requests make one attempt: no list to split.
+        let single = !self.addrs.iter().any(|&c| c == b',' || c == b' ');
+        let one = single.then(|| Attempt {
+            addr: self.addrs,
+            status: trim_spaces(self.statuses),
+            time: trim_spaces(self.times),
+        });
+        let (mut statuses, mut times) = (List(Some(self.statuses)), List(Some(self.times)));
+        let many = List((!single).then_some(self.addrs)).map(move |addr| Attempt {
+            addr,
+            status: statuses.next().unwrap_or(b"-"),
+            time: times.next().unwrap_or(b"-"),
+        });
+        // Zipped before filtering, so a `-` keeps the lists in step.
+        one.into_iter().chain(many).filter(|a| a.addr != b"-")
+    }
+
+    /// `$request_time` in milliseconds; `None` if nginx wrote something else.
+    pub fn millis(&self) -> Option<u64> {
+        seconds_to_millis(self.request_time)
     }
 }
 
-/// nginx joins attempts with `, ` and internal redirects with ` : `.
-fn split_list(field: &[u8]) -> impl Iterator<Item = &[u8]> {
-    field
-        .split(|&c| c == b',')
-        .flat_map(split_redirects)
-        .map(trim_spaces)
-        .filter(|p| !p.is_empty())
-}
+/// The items of an nginx list: joined with `, ` (attempts) and ` : ` (internal redirects),
+/// trimmed, empty ones left out.
+struct List<'a>(Option<&'a [u8]>);
 
-/// ` : ` separates groups (an address holds `:` without spaces around it).
-fn split_redirects(part: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = Some(part);
-    std::iter::from_fn(move || {
-        let r = rest?;
-        match memchr::memmem::find(r, b" : ") {
-            Some(i) => {
-                rest = Some(&r[i + 3..]);
-                Some(&r[..i])
+impl<'a> Iterator for List<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        loop {
+            let r = self.0?;
+            // One pass over a short field: a separator is `,` or ` : ` (an address holds `:`
+            // without spaces around it).
+            let mut cut = None;
+            for (i, &c) in r.iter().enumerate() {
+                if c == b',' {
+                    cut = Some((i, 1));
+                    break;
+                }
+                if c == b' ' && r.get(i + 1) == Some(&b':') && r.get(i + 2) == Some(&b' ') {
+                    cut = Some((i, 3));
+                    break;
+                }
             }
-            None => {
-                rest = None;
-                Some(r)
+            let item = match cut {
+                Some((i, len)) => {
+                    self.0 = Some(&r[i + len..]);
+                    &r[..i]
+                }
+                None => {
+                    self.0 = None;
+                    r
+                }
+            };
+            let item = trim_spaces(item);
+            if !item.is_empty() {
+                return Some(item);
             }
         }
-    })
+    }
 }
 
 fn trim_spaces(b: &[u8]) -> &[u8] {
@@ -87,46 +122,63 @@ fn trim_spaces(b: &[u8]) -> &[u8] {
 }
 
 fn parse_u16(b: &[u8]) -> Option<u16> {
-    if b.is_empty() || b.len() > 5 || !b.iter().all(u8::is_ascii_digit) {
+    if b.is_empty() || b.len() > 5 {
         return None;
     }
-    std::str::from_utf8(b).ok()?.parse().ok()
+    let n = b.iter().try_fold(0u32, |acc, &c| {
+        c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+    })?;
+    u16::try_from(n).ok()
 }
 
 /// `12.345` seconds (nginx writes milliseconds) as whole milliseconds, further digits cut;
-/// `None` for `-` or anything else. At most 12 digits of seconds (no overflow).
+/// `None` for `-` or anything else. At most 12 digits of seconds and 9 of fraction (no
+/// overflow). One pass: it runs for every line of a large log.
 fn seconds_to_millis(b: &[u8]) -> Option<u64> {
-    let (whole, frac) = match memchr::memchr(b'.', b) {
-        Some(i) => (&b[..i], &b[i + 1..]),
-        None => (b, &b[..0]),
-    };
-    let all_digits = |d: &[u8]| d.iter().all(u8::is_ascii_digit);
-    if whole.is_empty()
-        || whole.len() > 12
-        || frac.len() > 9
-        || !all_digits(whole)
-        || !all_digits(frac)
-    {
+    let mut whole = 0u64;
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if c == b'.' {
+            break;
+        }
+        let d = c.wrapping_sub(b'0');
+        if d > 9 || i >= 12 {
+            return None;
+        }
+        whole = whole * 10 + u64::from(d);
+        i += 1;
+    }
+    if i == 0 {
         return None;
     }
-    let value = |d: &[u8]| {
-        d.iter()
-            .fold(0u64, |acc, &c| acc * 10 + u64::from(c - b'0'))
-    };
-    let mut millis = value(whole) * 1000;
-    for (i, &c) in frac.iter().take(3).enumerate() {
-        millis += u64::from(c - b'0') * [100, 10, 1][i];
+    let mut millis = whole * 1000;
+    if let Some(frac) = b.get(i + 1..) {
+        if frac.len() > 9 {
+            return None;
+        }
+        let mut scale = 100;
+        for &c in frac {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            millis += u64::from(d) * scale;
+            scale /= 10;
+        }
     }
     Some(millis)
 }
 
 /// Parses one line of [`LOG_FORMAT`]; `None` for any other line.
 pub fn parse(line: &[u8]) -> Option<Request<'_>> {
-    let mut fields = line.splitn(4, |&c| c == b' ');
-    let msec = fields.next()?;
-    let status = parse_u16(fields.next()?)?;
-    let millis = seconds_to_millis(fields.next()?)?;
-    let rest = fields.next()?;
+    let (msec, rest) = word(line)?;
+    let (status, rest) = word(rest)?;
+    let (request_time, rest) = word(rest)?;
+    let status = parse_u16(status)?;
+    // Read when asked for; a shape check keeps other lines out.
+    if !request_time.first().is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
     let at_ms = i64::try_from(seconds_to_millis(msec)?).ok()?;
     let (addrs, rest) = quoted(rest)?;
     let (statuses, rest) = quoted(rest.strip_prefix(b" ")?)?;
@@ -137,17 +189,23 @@ pub fn parse(line: &[u8]) -> Option<Request<'_>> {
     Some(Request {
         at_ms,
         status,
-        millis,
+        request_time,
         addrs,
         statuses,
         times,
     })
 }
 
+/// The word before the first space of `b`, and what follows that space.
+fn word(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    let i = b.iter().position(|&c| c == b' ')?;
+    Some((&b[..i], &b[i + 1..]))
+}
+
 /// `"…"` at the start of `b`: its inside and what follows it.
 fn quoted(b: &[u8]) -> Option<(&[u8], &[u8])> {
     let inner = b.strip_prefix(b"\"")?;
-    let end = memchr::memchr(b'"', inner)?;
+    let end = inner.iter().position(|&c| c == b'"')?;
     Some((&inner[..end], &inner[end + 1..]))
 }
 
@@ -159,16 +217,15 @@ mod tests {
     #[test]
     fn a_request_served_by_stable() {
         let r = parse(br#"1796040001.123 200 0.015 "127.0.0.1:3001" "200" "0.014""#).unwrap();
-        assert_eq!((r.at_ms, r.status, r.millis), (1_796_040_001_123, 200, 15));
-        let a: Vec<Attempt<'_>> = r.attempts().collect();
         assert_eq!(
-            a,
-            vec![Attempt {
-                addr: b"127.0.0.1:3001",
-                status: Some(200),
-                millis: Some(14)
-            }]
+            (r.at_ms, r.status, r.millis()),
+            (1_796_040_001_123, 200, Some(15))
         );
+        let a: Vec<(&[u8], Option<u16>, Option<u64>)> = r
+            .attempts()
+            .map(|a| (a.addr, a.status(), a.millis()))
+            .collect();
+        assert_eq!(a, vec![(&b"127.0.0.1:3001"[..], Some(200), Some(14))]);
     }
 
     #[test]
@@ -177,7 +234,7 @@ mod tests {
         let r = parse(line).unwrap();
         let a: Vec<(Vec<u8>, Option<u16>, Option<u64>)> = r
             .attempts()
-            .map(|a| (a.addr.to_vec(), a.status, a.millis))
+            .map(|a| (a.addr.to_vec(), a.status(), a.millis()))
             .collect();
         assert_eq!(
             a,
@@ -232,8 +289,8 @@ mod tests {
             let r = parse(line.as_bytes()).unwrap();
             prop_assert_eq!(r.at_ms, (secs * 1000 + ms) as i64);
             prop_assert_eq!(r.status, status);
-            prop_assert_eq!(r.millis, 1234);
-            let got: Vec<(Option<u16>, Option<u64>)> = r.attempts().map(|a| (a.status, a.millis)).collect();
+            prop_assert_eq!(r.millis(), Some(1234));
+            let got: Vec<(Option<u16>, Option<u64>)> = r.attempts().map(|a| (a.status(), a.millis())).collect();
             let want: Vec<(Option<u16>, Option<u64>)> = attempts.iter().map(|(_, s, t)| (*s, *t)).collect();
             prop_assert_eq!(got, want);
         }
