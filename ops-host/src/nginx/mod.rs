@@ -159,6 +159,19 @@ impl Nginx {
         self
     }
 
+    /// The same nginx with `releases` served by their servers (releases that come and go, as a
+    /// canary's do).
+    pub fn with_releases(&self, releases: BTreeMap<String, Vec<String>>) -> Result<Self> {
+        let mut config = self.config.clone();
+        config.releases = releases;
+        config.validate()?;
+        Ok(Self {
+            config,
+            bin: self.bin.clone(),
+            clock: self.clock.clone(),
+        })
+    }
+
     /// The configuration.
     pub fn config(&self) -> &NginxConfig {
         &self.config

@@ -3,6 +3,7 @@
 //! as a `Deployer`. Arguments go to pm2 as argv, never through a
 //! shell; a missing pm2 is `NotFound` saying how to install it.
 
+mod canary;
 pub mod jlist;
 mod probe;
 mod releases;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use ops_core::{Error, ErrorKind, Result};
 
+pub use canary::{Pm2Canary, Pm2CanaryConfig};
 pub use jlist::{Pm2Process, Pm2Status};
 pub use probe::{Pm2Probe, Pm2ProbeConfig};
 pub use releases::{Pm2Releases, Pm2ReleasesConfig};

@@ -1,3 +1,4 @@
 //! Shared set-up of the tests on real programs.
 
+pub mod nginx;
 pub mod pm2;
