@@ -65,6 +65,7 @@ async fn a_killed_daemon_and_a_missing_process_are_unhealthy() {
     let t = Pm2UnderTest::new();
     t.start("healthy.js", "api", &[]).await;
     t.until("api", Pm2Status::Online).await;
+    let app_pid = t.pm2.processes().await.unwrap()[0].pid;
     // The daemon dies (SIGKILL): a new one knows nothing of the app it ran.
     let pid = std::fs::read_to_string(t.dir.path().join("pm2-home/pm2.pid")).unwrap();
     let killed = std::process::Command::new("kill")
@@ -79,6 +80,10 @@ async fn a_killed_daemon_and_a_missing_process_are_unhealthy() {
         detail(&report, "api").contains("pm2 runs no process of that name"),
         "{report:?}"
     );
+    // The app the dead daemon left behind.
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &app_pid.to_string()])
+        .status();
 }
 
 #[tokio::test]

@@ -9,7 +9,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use ops_core::ErrorKind;
-use ops_core::contracts::{DeployRequest, Deployer, InitialTraffic, TrafficSplit};
+use ops_core::clock::{Clock, SystemClock};
+use ops_core::contracts::{
+    DeployRequest, Deployer, InitialTraffic, MetricsSource, TimeWindow, TrafficSplit,
+};
 use ops_core::testkit::{self, DeployerFixture};
 use ops_host::nginx::Nginx;
 use ops_host::pm2::{Pm2Canary, Pm2CanaryConfig};
@@ -95,6 +98,19 @@ async fn the_seeds_canary_stages_are_in_force_at_nginx() {
             "{seen:?}"
         );
     }
+    // nginx's access log, read per release: what the judge compares (1 + 5 + 25 canary
+    // requests of the 300 above, the rest on stable).
+    let metrics = d.metrics(n.path("access.log"));
+    let window = TimeWindow::new(
+        SystemClock.now() - chrono::Duration::minutes(5),
+        SystemClock.now() + chrono::Duration::minutes(1),
+    )
+    .unwrap();
+    let c = metrics.counts(&canary.id, &window).await.unwrap();
+    assert_eq!((c.requests, c.errors), (31, 0));
+    let s = metrics.counts(&stable.id, &window).await.unwrap();
+    assert_eq!((s.requests, s.errors), (269, 0));
+
     // Two slots, both taking traffic: no room for a third release, and nothing changes.
     let err = d.deploy(&DeployRequest::new("v2.0.0")).await.unwrap_err();
     assert!(matches!(err.kind(), ErrorKind::Conflict { .. }), "{err}");

@@ -25,12 +25,14 @@ use chrono::{DateTime, Utc};
 use ops_core::clock::{SharedClock, system_clock};
 use ops_core::contracts::{
     DeployRequest, Deployer, DeployerCapabilities, HealthProbe, HealthStatus, InitialTraffic,
-    Release, ReleaseState, ServiceState, TrafficAllocation, TrafficSplit,
+    MetricQuery, MetricReading, MetricsSource, Release, ReleaseState, RequestCounts, ServiceState,
+    TimeWindow, TrafficAllocation, TrafficSplit,
 };
 use ops_core::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 
 use super::{Pm2, Pm2Status};
+use crate::access_log::{AccessLog, AccessLogConfig};
 use crate::nginx::Nginx;
 
 /// The app, its slots and its releases.
@@ -278,6 +280,56 @@ impl Pm2Canary {
             }
             self.clock.sleep(Duration::from_millis(200)).await;
         }
+    }
+}
+
+impl Pm2Canary {
+    /// The requests each release served, from nginx's access log at `access_log` (written in
+    /// [`crate::access_log::LOG_FORMAT`]): what the canary judge compares. A release is found
+    /// by the slot it runs in.
+    pub fn metrics(&self, access_log: impl Into<PathBuf>) -> SlotMetrics {
+        SlotMetrics {
+            deployer: self.clone(),
+            base: AccessLogConfig::new(access_log),
+        }
+    }
+}
+
+/// [`AccessLog`] for the releases of a [`Pm2Canary`]: see [`Pm2Canary::metrics`].
+#[derive(Clone)]
+pub struct SlotMetrics {
+    deployer: Pm2Canary,
+    base: AccessLogConfig,
+}
+
+impl SlotMetrics {
+    /// The access log with each release in a slot mapped to its server.
+    async fn log(&self) -> Result<AccessLog> {
+        let slots = self.deployer.slots().await?;
+        let mut config = self.base.clone();
+        for (i, s) in &slots.slots {
+            if *i < self.deployer.config.ports.len() {
+                config
+                    .releases
+                    .insert(s.id.clone(), vec![self.deployer.server(*i)]);
+            }
+        }
+        AccessLog::new("nginx", config)
+    }
+}
+
+#[async_trait]
+impl MetricsSource for SlotMetrics {
+    fn name(&self) -> &str {
+        "nginx"
+    }
+
+    async fn read(&self, query: &MetricQuery) -> Result<MetricReading> {
+        self.log().await?.read(query).await
+    }
+
+    async fn counts(&self, release: &str, window: &TimeWindow) -> Result<RequestCounts> {
+        self.log().await?.counts(release, window).await
     }
 }
 

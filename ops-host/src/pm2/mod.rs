@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use ops_core::{Error, ErrorKind, Result};
 
-pub use canary::{Pm2Canary, Pm2CanaryConfig};
+pub use canary::{Pm2Canary, Pm2CanaryConfig, SlotMetrics};
 pub use jlist::{Pm2Process, Pm2Status};
 pub use probe::{Pm2Probe, Pm2ProbeConfig};
 pub use releases::{Pm2Releases, Pm2ReleasesConfig};
