@@ -23,4 +23,4 @@ mod session;
 
 pub use args::{Common, GcpArgs, Parsed, parse};
 pub use failure::{EXIT_CHECK_FAILED, EXIT_RUN_FAILED, EXIT_USAGE, Failure};
-pub use session::{ConsoleApprover, Session, env_var, run};
+pub use session::{ConsoleApprover, Session, env_var, run, run_in_real_time};

@@ -45,8 +45,32 @@ where
     F: clap::Parser,
     Fut: std::future::Future<Output = Result<ExitCode, Failure>>,
 {
+    run_with(body, false).await
+}
+
+/// [`run`] on the real clock whatever `--speed` says: for a rehearsal on real programs (nginx,
+/// pm2) whose own timestamps and timers cannot be sped up.
+pub async fn run_in_real_time<F, Fut>(body: impl FnOnce(Session, F) -> Fut) -> ExitCode
+where
+    F: clap::Parser,
+    Fut: std::future::Future<Output = Result<ExitCode, Failure>>,
+{
+    run_with(body, true).await
+}
+
+async fn run_with<F, Fut>(body: impl FnOnce(Session, F) -> Fut, real_time: bool) -> ExitCode
+where
+    F: clap::Parser,
+    Fut: std::future::Future<Output = Result<ExitCode, Failure>>,
+{
     let name = F::command().get_name().to_string();
-    let outcome = match crate::args::parse::<F>(std::env::args_os()) {
+    let parsed = crate::args::parse::<F>(std::env::args_os()).map(|mut p| {
+        if real_time {
+            p.common.speed = 1.0;
+        }
+        p
+    });
+    let outcome = match parsed {
         Ok(parsed) => match Session::start(&parsed).await {
             Ok(session) => body(session, parsed.flags).await,
             Err(e) => Err(e),
@@ -137,7 +161,7 @@ impl Session {
         let (args, name) = (parsed.common.clone(), parsed.name.clone());
         let logs = LogCapture::default();
         logs.init(&name);
-        let clock: SharedClock = if args.live {
+        let clock: SharedClock = if args.live || args.speed == 1.0 {
             Arc::new(SystemClock)
         } else {
             let c =
