@@ -6,6 +6,7 @@
 mod support;
 
 use ops_core::contracts::{HealthProbe, HealthReport, HealthStatus};
+use ops_core::testkit;
 use ops_host::pm2::{Pm2, Pm2Config, Pm2Probe, Pm2ProbeConfig, Pm2Status};
 use support::pm2::Pm2UnderTest;
 
@@ -24,8 +25,7 @@ async fn an_online_process_is_healthy_and_a_restart_between_checks_is_seen() {
     t.start("healthy.js", "api", &[]).await;
     t.until("api", Pm2Status::Online).await;
     let probe = t.probe_of("api");
-    let report = probe.check().await.unwrap();
-    assert_eq!(report.status, HealthStatus::Healthy, "{report:?}");
+    let report = testkit::health_probe(&probe, HealthStatus::Healthy).await;
     assert!(
         detail(&report, "api").contains("online, 0 restarts"),
         "{report:?}"
@@ -51,8 +51,7 @@ async fn a_crash_loop_ends_errored_and_unhealthy() {
         .await;
     t.until("worker", Pm2Status::Errored).await;
     let probe = Pm2Probe::new(t.pm2.clone(), Pm2ProbeConfig::default());
-    let report = probe.check().await.unwrap();
-    assert_eq!(report.status, HealthStatus::Unhealthy, "{report:?}");
+    let report = testkit::health_probe(&probe, HealthStatus::Unhealthy).await;
     let d = detail(&report, "worker");
     assert!(
         d.starts_with("Unhealthy: errored (pm2 gave up restarting it)"),
@@ -103,4 +102,58 @@ async fn no_pm2_program_is_an_unhealthy_check_saying_how_to_install_it() {
         report.checks[0].detail.contains("npm install"),
         "{report:?}"
     );
+}
+
+/// pm2's own error log (with `--time`, its timestamps) read by `LogFiles`: the seed's
+/// `tail -1000 logs/error.log | grep ERROR`.
+#[tokio::test]
+async fn pm2s_own_error_log_reads_as_a_log_source() {
+    use ops_core::contracts::{LogQuery, LogSeverity, LogSource, TimeWindow};
+    use ops_host::logfile::{LogFiles, LogFilesConfig};
+    let t = Pm2UnderTest::new();
+    t.start("crash.js", "worker", &["--max-restarts", "2", "--time"])
+        .await;
+    t.until("worker", Pm2Status::Errored).await;
+    // Each start wrote one line; pm2 writes its logs on its own time: wait for all of them
+    // (grep's count of the file is the reference).
+    let restarts = t.pm2.processes().await.unwrap()[0].restarts;
+    let path = t.dir.path().join("pm2-home/logs/worker-error.log");
+    let lines = |p: &std::path::Path| {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("cannot connect"))
+            .count() as u64
+    };
+    for _ in 0..500 {
+        if lines(&path) > restarts {
+            break;
+        }
+        ops_core::clock::Clock::sleep(
+            &ops_core::clock::SystemClock,
+            std::time::Duration::from_millis(20),
+        )
+        .await;
+    }
+    let want = lines(&path);
+    assert_eq!(want, restarts + 1, "one line a start");
+    let mut config = LogFilesConfig::new(&path);
+    config.default_severity = LogSeverity::Error;
+    let logs = LogFiles::new("worker", config).unwrap();
+    let now = ops_core::clock::Clock::now(&ops_core::clock::SystemClock);
+    let window = TimeWindow::new(
+        now - chrono::Duration::hours(1),
+        now + chrono::Duration::minutes(1),
+    )
+    .unwrap();
+    let q = LogQuery::new(window).min_severity(LogSeverity::Error);
+    let page = logs.query_page(&q).await.unwrap();
+    assert_eq!(page.entries.len() as u64, want, "{page:?}");
+    assert!(
+        page.entries
+            .iter()
+            .all(|e| e.message == "Error: cannot connect to the database"),
+        "{page:?}"
+    );
+    assert_eq!(logs.count(&q, 100).await.unwrap(), want);
 }

@@ -156,3 +156,45 @@ async fn versions_that_name_no_release_directory_are_refused() {
         .unwrap_err();
     assert!(matches!(err.kind(), ErrorKind::NotFound { .. }), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_restart_and_prune_keep_what_a_rollback_needs() {
+    let t = Pm2UnderTest::new();
+    let root = t.dir.path().join("app");
+    for v in ["v1.9.0", "v2.0.0", "v2.1.0", "v2.2.0"] {
+        release(&root, v);
+    }
+    let port = free_port();
+    let d = deployer(&t, port);
+    for v in ["v1.9.0", "v2.0.0", "v2.1.0"] {
+        d.deploy(&DeployRequest {
+            traffic: InitialTraffic::All,
+            ..DeployRequest::new(v)
+        })
+        .await
+        .unwrap();
+    }
+    assert!(get(port).await.contains("v2.1.0"));
+
+    // The seed's emergency restart, then its rollback to the release before.
+    let state = d.restart(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(state.primary_release(), Some("v2.1.0"));
+    let state = d.rollback(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(state.primary_release(), Some("v2.0.0"));
+    assert!(get(port).await.contains("v2.0.0"));
+
+    // Keep 2: v2.2.0 was never deployed but is newest on disk; the serving release and the one
+    // before it stay whatever their age.
+    let plan = d.prune_plan(2).await.unwrap();
+    assert!(!plan.contains(&"v2.0.0".to_string()), "{plan:?}");
+    assert!(!plan.contains(&"v2.1.0".to_string()), "{plan:?}");
+    assert!(plan.contains(&"v1.9.0".to_string()), "{plan:?}");
+    assert!(
+        root.join("releases/v1.9.0").exists(),
+        "a plan deletes nothing"
+    );
+    let gone = d.prune(2).await.unwrap();
+    assert_eq!(gone, plan);
+    assert!(!root.join("releases/v1.9.0").exists());
+    assert!(root.join("releases/v2.0.0").exists() && root.join("releases/v2.1.0").exists());
+}

@@ -165,7 +165,11 @@ impl Pm2Releases {
     async fn record(&self, version: &str) -> Result<()> {
         let mut d = self.deployed().await?;
         d.at.insert(version.to_string(), self.clock.now());
-        let bytes = serde_json::to_vec_pretty(&d).map_err(|e| bad("state", e.to_string()))?;
+        self.write_deployed(&d).await
+    }
+
+    async fn write_deployed(&self, d: &Deployed) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(d).map_err(|e| bad("state", e.to_string()))?;
         let tmp = self.config.root.join(".ops-releases.json.tmp");
         tokio::fs::write(&tmp, bytes).await.map_err(Self::io)?;
         tokio::fs::rename(&tmp, self.config.state_file())
@@ -353,6 +357,91 @@ impl Pm2Releases {
     }
 }
 
+impl Pm2Releases {
+    /// Back to the release deployed before the one serving (the seed's `rollback:emergency`
+    /// without naming a version); `NotFound` when there is none.
+    pub async fn rollback(&self, deadline: Duration) -> Result<ServiceState> {
+        let current = self.current_version().await?;
+        let previous = self
+            .releases()
+            .await?
+            .into_iter()
+            .filter(|r| Some(&r.id) != current.as_ref())
+            .find(|r| r.labels.contains_key("deployed"));
+        let previous = match previous {
+            Some(r) => r,
+            None => previous_missing()?,
+        };
+        self.serve(&previous.id, deadline).await?;
+        self.record(&previous.id).await?;
+        self.current().await
+    }
+
+    /// The emergency restart (`pm2 restart`), waiting until the app is started again.
+    pub async fn restart(&self, deadline: Duration) -> Result<ServiceState> {
+        let env: Vec<(String, String)> = self.config.env.clone().into_iter().collect();
+        self.pm2
+            .run_with_env(&["restart", &self.config.app, "--update-env"], &env)
+            .await?;
+        self.wait_started(deadline).await.map_err(|why| {
+            Error::new(
+                "host",
+                "pm2_releases",
+                ErrorKind::VerificationFailed {
+                    check: format!("{} restarted", self.config.app),
+                    detail: why,
+                },
+            )
+        })?;
+        self.current().await
+    }
+
+    /// The release directories pruning would delete: all but the newest `keep` (at least 2),
+    /// never the one serving nor the one deployed before it (the rollback's target). What a
+    /// dry run shows.
+    pub async fn prune_plan(&self, keep: usize) -> Result<Vec<String>> {
+        let current = self.current_version().await?;
+        let releases = self.releases().await?;
+        let previous = releases
+            .iter()
+            .find(|r| Some(&r.id) != current.as_ref())
+            .map(|r| r.id.clone());
+        Ok(releases
+            .into_iter()
+            .skip(keep.max(2))
+            .map(|r| r.id)
+            .filter(|id| Some(id) != current.as_ref() && Some(id) != previous.as_ref())
+            .collect())
+    }
+
+    /// Deletes the directories [`Pm2Releases::prune_plan`] names; the ones deleted.
+    pub async fn prune(&self, keep: usize) -> Result<Vec<String>> {
+        let doomed = self.prune_plan(keep).await?;
+        for version in &doomed {
+            check_version(version)?;
+            tokio::fs::remove_dir_all(self.config.releases_dir().join(version))
+                .await
+                .map_err(Self::io)?;
+        }
+        let mut d = self.deployed().await?;
+        for version in &doomed {
+            d.at.remove(version);
+        }
+        self.write_deployed(&d).await?;
+        Ok(doomed)
+    }
+}
+
+fn previous_missing<T>() -> Result<T> {
+    Err(Error::new(
+        "host",
+        "pm2_releases",
+        ErrorKind::NotFound {
+            resource: "a release deployed before the one serving".into(),
+        },
+    ))
+}
+
 #[async_trait]
 impl Deployer for Pm2Releases {
     fn target(&self) -> &str {
@@ -412,8 +501,11 @@ impl Deployer for Pm2Releases {
             }
             let modified = entry.metadata().await.map_err(Self::io)?.modified().ok();
             let mut r = self.release_of(&name, &deployed).await?;
-            if r.created_at.is_none() {
-                r.created_at = modified.map(DateTime::<Utc>::from);
+            match r.created_at {
+                Some(_) => {
+                    r.labels.insert("deployed".into(), "true".into());
+                }
+                None => r.created_at = modified.map(DateTime::<Utc>::from),
             }
             out.push(r);
         }
