@@ -9,7 +9,8 @@ use std::path::PathBuf;
 
 use ops_core::ErrorKind;
 use ops_core::clock::{Clock, SystemClock};
-use ops_core::contracts::{MetricsSource, TimeWindow, TrafficSplit};
+use ops_core::contracts::{Metric, MetricQuery, MetricsSource, TimeWindow, TrafficSplit};
+use ops_core::testkit::{self, CountsFixture, MetricsFixture};
 use ops_host::access_log::{AccessLog, AccessLogConfig};
 use ops_host::nginx::Nginx;
 use support::nginx::{NginxUnderTest, backend};
@@ -71,6 +72,31 @@ async fn splits_are_in_force_at_the_backends_and_in_nginxs_access_log() {
     assert_eq!((counts.requests, counts.errors), (130, 0));
     let counts = log.counts("v2.0.0", &window).await.unwrap();
     assert_eq!((counts.requests, counts.errors), (270, 0));
+    // And the metrics suite on what nginx wrote: 400 requests, none failed.
+    let all = MetricQuery {
+        metric: Metric::ErrorRatio,
+        window,
+        release: None,
+        min_samples: 100,
+    };
+    let canary_share = MetricQuery {
+        release: Some("v2.1.0".into()),
+        ..all.clone()
+    };
+    testkit::metrics_source(
+        &log,
+        &MetricsFixture {
+            cases: vec![(all, 0.0), (canary_share, 0.0)],
+            tolerance: 0.0,
+            counts: Some(CountsFixture {
+                release: "v2.1.0".into(),
+                window,
+                requests: 130,
+                errors: 0,
+            }),
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
