@@ -157,3 +157,62 @@ async fn pm2s_own_error_log_reads_as_a_log_source() {
     );
     assert_eq!(logs.count(&q, 100).await.unwrap(), want);
 }
+
+/// The log source suite on the out log a real pm2 wrote (`--time`) for an app logging at
+/// several levels.
+#[tokio::test]
+async fn pm2s_out_log_passes_the_log_source_suite() {
+    use ops_core::contracts::{LogEntry, TimeWindow};
+    use ops_core::testkit::LogFixture;
+    use ops_host::logfile::{LogFiles, LogFilesConfig, level_word};
+    let lines = [
+        "INFO started on port 3000",
+        "DEBUG cache warmed",
+        "WARN slow query: 1200 ms",
+        "ERROR payment failed: card declined",
+        "INFO ready",
+        "CRITICAL disk almost full",
+    ];
+    let t = Pm2UnderTest::new();
+    let script = lines
+        .iter()
+        .map(|l| format!("console.log({l:?});"))
+        .collect::<String>();
+    std::fs::write(
+        t.dir.path().join("levels.js"),
+        format!("{script}\nsetInterval(() => {{}}, 1000);\n"),
+    )
+    .unwrap();
+    t.start("levels.js", "levels", &["--time"]).await;
+    let path = t.dir.path().join("pm2-home/logs/levels-out.log");
+    for _ in 0..500 {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if text.lines().count() >= lines.len() {
+            break;
+        }
+        ops_core::clock::Clock::sleep(
+            &ops_core::clock::SystemClock,
+            std::time::Duration::from_millis(20),
+        )
+        .await;
+    }
+    let now = ops_core::clock::Clock::now(&ops_core::clock::SystemClock);
+    let window = TimeWindow::new(
+        now - chrono::Duration::hours(1),
+        now + chrono::Duration::minutes(1),
+    )
+    .unwrap();
+    let expected = lines
+        .iter()
+        .map(|l| LogEntry {
+            timestamp: now,
+            severity: level_word(l.split(' ').next().unwrap()).unwrap(),
+            message: l.to_string(),
+            payload: None,
+            release: None,
+            labels: Default::default(),
+        })
+        .collect();
+    let logs = LogFiles::new("levels", LogFilesConfig::new(&path)).unwrap();
+    testkit::log_source(&logs, &LogFixture { window, expected }).await;
+}
