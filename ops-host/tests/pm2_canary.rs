@@ -13,7 +13,7 @@ use ops_core::clock::{Clock, SystemClock};
 use ops_core::contracts::{
     DeployRequest, Deployer, InitialTraffic, MetricsSource, TimeWindow, TrafficSplit,
 };
-use ops_core::testkit::{self, DeployerFixture};
+use ops_core::testkit;
 use ops_host::nginx::Nginx;
 use ops_host::pm2::{Pm2Canary, Pm2CanaryConfig};
 use support::nginx::{NginxUnderTest, free_port};
@@ -66,14 +66,7 @@ async fn stack(slots: usize) -> (Pm2UnderTest, NginxUnderTest, Pm2Canary) {
 async fn releases_in_pm2_slots_behind_nginx_pass_the_deployer_suite() {
     // Three slots: the suite deploys while a split holds two of them.
     let (_pm2, _nginx, d) = stack(3).await;
-    testkit::deployer(
-        &d,
-        &DeployerFixture {
-            version_a: "v2.0.0".into(),
-            version_b: "v2.1.0".into(),
-        },
-    )
-    .await;
+    testkit::deployer(&d, &support::seed_versions()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,18 +10,11 @@ use std::time::Duration;
 
 use ops_core::ErrorKind;
 use ops_core::contracts::{DeployRequest, Deployer, InitialTraffic, TrafficSplit};
-use ops_core::testkit::{self, DeployerFixture};
+use ops_core::testkit;
 use ops_host::pm2::{Pm2Releases, Pm2ReleasesConfig};
+use support::nginx::free_port;
 use support::pm2::Pm2UnderTest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `releases/<version>/server.js` answering `{"status":"healthy","version":…}`.
 fn release(root: &Path, version: &str) {
@@ -79,14 +72,7 @@ async fn releases_served_by_pm2_pass_the_deployer_suite() {
     release(&root, "v2.1.0");
     let port = free_port();
     let d = deployer(&t, port);
-    testkit::deployer(
-        &d,
-        &DeployerFixture {
-            version_a: "v2.0.0".into(),
-            version_b: "v2.1.0".into(),
-        },
-    )
-    .await;
+    testkit::deployer(&d, &support::seed_versions()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
