@@ -300,3 +300,48 @@ async fn backups_with_awkward_names_round_trip() {
             .is_empty()
     );
 }
+
+/// A zstd artifact (as the backup runbook stores it) restores as the plain bytes onto its
+/// target on a Cloud Storage we did not write, and the scratch object it decompresses into is
+/// gone afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compressed_artifact_restores_plain_and_leaves_no_scratch_object() {
+    use ops_core::codec::{self, Codec};
+    let gcs = FakeGcs::start(&[BUCKET]).await;
+    let store = CloudStorage::new(gcs.client(), BUCKET, "backup/").unwrap();
+    // 3 MiB of an event table's text: compresses well.
+    let plain: Vec<u8> = (0..40_000)
+        .flat_map(|i| format!("{i},order.created,2026-11-30T12:00:00Z,{}\n", i % 977).into_bytes())
+        .collect();
+    let encoded = codec::encode(
+        Box::pin(std::io::Cursor::new(plain.clone())),
+        Codec::DEFAULT,
+        1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(encoded.codec, Codec::DEFAULT, "text is stored compressed");
+    let mut request = put("app-20261130-120000.db");
+    request.labels = encoded.codec.labels();
+    let info = store.put_artifact(&request, encoded.reader).await.unwrap();
+    assert!(
+        info.size_bytes.unwrap() < plain.len() as u64 / 4,
+        "{:?}",
+        info.size_bytes
+    );
+
+    let out = store
+        .restore(
+            "app-20261130-120000.db",
+            &RestoreTarget::Other("data/app.db".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.bytes, Some(plain.len() as u64));
+    assert!(gcs.get_object(BUCKET, "data/app.db").await.unwrap() == plain);
+    let names = gcs.object_names(BUCKET).await;
+    assert!(
+        !names.iter().any(|n| n.contains(".restore-")),
+        "no scratch object left: {names:?}"
+    );
+}

@@ -140,6 +140,47 @@ impl FakeGcs {
         assert!(r.status().is_success(), "upload {name}: {}", r.status());
     }
 
+    /// The object `name`'s bytes, `None` when there is none (read with the emulator's plain
+    /// media download, not through the code under test).
+    pub async fn get_object(&self, bucket: &str, name: &str) -> Option<Vec<u8>> {
+        let r = reqwest::Client::new()
+            .get(format!(
+                "{}/storage/v1/b/{bucket}/o/{}",
+                self.url,
+                urlencode(name)
+            ))
+            .query(&[("alt", "media")])
+            .send()
+            .await
+            .expect("media download");
+        if r.status() == reqwest::StatusCode::NOT_FOUND {
+            return None;
+        }
+        assert!(r.status().is_success(), "download {name}: {}", r.status());
+        Some(r.bytes().await.expect("its bytes").to_vec())
+    }
+
+    /// The names of the objects in `bucket` (the emulator's own listing).
+    pub async fn object_names(&self, bucket: &str) -> Vec<String> {
+        let r: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/storage/v1/b/{bucket}/o", self.url))
+            .send()
+            .await
+            .expect("listing")
+            .json()
+            .await
+            .expect("a JSON listing");
+        r["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|o| o["name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// A client whose storage endpoint is `base` (the server itself, or a proxy before it).
     pub fn client_at(base: &str) -> GcpClient {
         let mut config = GcpConfig::new("acme-prod", "europe-west1");
@@ -167,4 +208,16 @@ impl Drop for FakeGcs {
         drop(self.child.stdin.take());
         let _ = self.child.wait();
     }
+}
+
+/// A path segment, percent-encoded (object names hold `/`).
+fn urlencode(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
