@@ -270,7 +270,14 @@ fn split_values(split: &TrafficSplit) -> Result<BTreeMap<&'static str, String>> 
     let (release, percent, stable) = match a.as_slice() {
         [only] => (only.release.clone(), only.percent, String::new()),
         [small, large] => (small.release.clone(), small.percent, large.release.clone()),
-        _ => unreachable!("a split has one or two releases here"),
+        _ => {
+            return Err(Error::invalid_input(
+                "host",
+                "command_deployer",
+                "split",
+                "names no release",
+            ));
+        }
     };
     Ok(BTreeMap::from([
         ("release", release),

@@ -13,7 +13,7 @@ mod scan;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, FixedOffset, Offset, Utc};
 use ops_core::contracts::{LogEntry, LogPage, LogQuery, LogSeverity, LogSource};
 use ops_core::{Error, Result};
 
@@ -49,7 +49,7 @@ impl LogFilesConfig {
         Self {
             path: path.into(),
             format: LineFormat::Auto,
-            zone: FixedOffset::east_opt(0).unwrap_or_else(|| unreachable!("0 is a valid offset")),
+            zone: chrono::Utc.fix(),
             default_severity: LogSeverity::Default,
             release: None,
             max_rotated: 9,
