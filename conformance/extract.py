@@ -357,7 +357,7 @@ VERCEL = [
     "deploymentsGetDeploymentEvents", "projectsGetProject", "projectsRequestPromote",
     "projectsRequestRollback", "projectsFilterProjectEnvs", "projectsCreateProjectEnv",
     "projectsGetProjectEnv", "projectsEditProjectEnv", "projectsRemoveProjectEnv",
-    "projectsPauseProject", "projectsUnpauseProject",
+    "projectsPauseProject", "projectsUnpauseProject", "logsGetRuntimeLogs",
 ]
 
 TS_TYPES = {"string": "string", "number": "number", "boolean": "boolean"}
@@ -433,7 +433,7 @@ def extract_vercel(specs):
         if not os.path.exists(path_):
             sys.exit(f"vercel: no {func}")
         text = open(path_).read()
-        path = re.search(r'pathToFunc\("([^"]+)"', text).group(1)
+        path = re.search(r'pathToFunc\(\s*"([^"]+)"', text).group(1)
         method = re.search(r'method: "(\w+)"', text).group(1)
         query_names = re.findall(r'^\s+"(\w+)": payload\.', text.split("encodeFormQuery", 1)[1]
                                  if "encodeFormQuery" in text else "", re.M)
@@ -457,7 +457,7 @@ def extract_vercel(specs):
             if raw:
                 body = ts_union_schema(models, raw)
         # The success reply's type, as the SDK decodes it (`M.json(200, XResponseBody$inboundSchema)`).
-        reply = re.search(r"M\.json\(20\d, (\w+)\$inboundSchema\)", text)
+        reply = re.search(r"M\.json\(20\d, (\w+)\$inboundSchema[,)]", text)
         response = None
         if reply:
             response = reply.group(1)

@@ -165,6 +165,26 @@ impl VercelClient {
         self.http.call_json(&self.auth, request).await
     }
 
+    /// GET a streamed body (`accept` names its media type): the response once its status is a
+    /// success, its body left to read as it arrives. Retried like any GET before the body.
+    pub async fn stream(
+        &self,
+        operation: &'static str,
+        url: Url,
+        resource: &str,
+        accept: &'static str,
+    ) -> Result<reqwest::Response> {
+        let request = self
+            .auth
+            .authorize(self.http.get(url).header(reqwest::header::ACCEPT, accept))
+            .await?;
+        let options = SendOptions {
+            resource: Some(resource.to_string()),
+            ..SendOptions::default()
+        };
+        self.http.send_with(operation, request, &options).await
+    }
+
     /// GET and decode.
     pub async fn get<T: DeserializeOwned>(
         &self,

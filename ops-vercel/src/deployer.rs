@@ -8,7 +8,7 @@
 //! | `vercel deploy --prod` / redeploy | [`Deployer::deploy`] |
 //! | `vercel promote D` | [`Deployer::set_traffic`] (100 % to a newer deployment) |
 //! | `vercel rollback D` | [`Deployer::set_traffic`] (100 % to an earlier production deployment), [`VercelDeployer::rollback_to`] |
-//! | `vercel logs D` (build output) | [`VercelDeployer::build_events`] |
+//! | `vercel logs D` (build output) | [`VercelDeployer::build_events`], [`crate::VercelLogs`] |
 //! | pause the project | [`Deployer::stop_serving`] |
 //!
 //! Vercel serves one production deployment: a split across deployments is
@@ -43,6 +43,20 @@ pub struct GitRepo {
     pub repo: String,
     /// Branch used when deploying a bare commit SHA.
     pub branch: String,
+}
+
+/// A deployment id (`dpl_…`) or hostname goes into a URL path: only a plain name (letters,
+/// digits, `.`, `_`, `-`), so it can never step out of its path.
+pub(crate) fn check_deployment_id(operation: &'static str, id: &str) -> Result<()> {
+    match ops_core::contracts::plain_name_problem(id, 255) {
+        Some(reason) => Err(Error::invalid_input(
+            "vercel",
+            operation,
+            "deployment",
+            reason,
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The deployments of one Vercel project.
@@ -99,17 +113,59 @@ impl VercelDeployer {
 
     /// One deployment.
     pub async fn deployment(&self, id: &str) -> Result<Deployment> {
-        ops_core::contracts::validate_name("vercel", "deployment", "id", id)?;
+        check_deployment_id("get_deployment", id)?;
         let url = self.client.url(&format!("v13/deployments/{id}"))?;
         self.client.get("get_deployment", url, id).await
     }
 
+    /// The project's id or name, as configured.
+    pub fn project_name(&self) -> &str {
+        &self.project
+    }
+
     /// The last `limit` build events of a deployment, oldest first (for failure reports).
     pub async fn build_events(&self, id: &str, limit: u32) -> Result<Vec<Event>> {
+        self.events(
+            id,
+            &[
+                ("direction", "backward".into()),
+                ("limit", limit.to_string()),
+            ],
+        )
+        .await
+    }
+
+    /// Every build event of a deployment from `since` (inclusive) to `until`, oldest first.
+    pub async fn events_between(
+        &self,
+        id: &str,
+        since: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Event>> {
+        let (since, until) = (since.timestamp_millis(), until.timestamp_millis());
+        let mut events = self
+            .events(
+                id,
+                &[
+                    ("direction", "forward".into()),
+                    ("follow", "0".into()),
+                    ("limit", "-1".into()),
+                    ("since", since.to_string()),
+                    ("until", until.to_string()),
+                ],
+            )
+            .await?;
+        // The bounds as this crate means them, whatever the server's inclusivity.
+        events.retain(|e| e.at().is_some_and(|t| since <= t && t < until));
+        Ok(events)
+    }
+
+    async fn events(&self, id: &str, query: &[(&str, String)]) -> Result<Vec<Event>> {
+        check_deployment_id("get_deployment_events", id)?;
         let mut url = self.client.url(&format!("v3/deployments/{id}/events"))?;
-        url.query_pairs_mut()
-            .append_pair("direction", "backward")
-            .append_pair("limit", &limit.to_string());
+        for (k, v) in query {
+            url.query_pairs_mut().append_pair(k, v);
+        }
         // The SDK's reply type allows an array (whose `null` items are skipped) or one event.
         #[derive(serde::Deserialize)]
         #[serde(untagged)]

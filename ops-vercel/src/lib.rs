@@ -48,6 +48,7 @@ pub mod client;
 pub mod deployer;
 pub mod env;
 pub mod health;
+pub mod logs;
 pub mod model;
 #[cfg(feature = "sim")]
 pub mod sim;
@@ -56,3 +57,4 @@ pub use client::{VercelClient, VercelConfig};
 pub use deployer::{GitRepo, VercelDeployer};
 pub use env::VercelEnv;
 pub use health::VercelHealth;
+pub use logs::{VercelLogs, VercelLogsConfig, VercelRequests};

@@ -305,6 +305,9 @@ pub struct Event {
     /// The line, in the shapes that carry it at the top level.
     #[serde(default)]
     pub text: Option<String>,
+    /// The event's id, in the shapes that carry it at the top level.
+    #[serde(default)]
+    pub id: Option<String>,
     /// `error` or `warning`, when set.
     #[serde(default)]
     pub level: Option<String>,
@@ -319,6 +322,9 @@ pub struct EventPayload {
     /// The line.
     #[serde(default)]
     pub text: Option<String>,
+    /// The event's id.
+    #[serde(default)]
+    pub id: Option<String>,
     /// When (ms).
     #[serde(
         default,
@@ -333,6 +339,13 @@ impl Event {
         self.text
             .as_deref()
             .or_else(|| self.payload.as_ref()?.text.as_deref())
+    }
+
+    /// The event's id, wherever its shape puts it.
+    pub fn event_id(&self) -> Option<&str> {
+        self.id
+            .as_deref()
+            .or_else(|| self.payload.as_ref()?.id.as_deref())
     }
 
     /// When it happened, wherever its shape puts it.

@@ -21,6 +21,7 @@
 //! ```
 
 mod env;
+mod logs;
 mod render;
 mod routes;
 
@@ -85,6 +86,10 @@ struct State {
     deployments: Vec<SimDeployment>,
     envs: Vec<SimEnv>,
     failing_refs: BTreeSet<String>,
+    /// Runtime-log rows per deployment.
+    runtime: BTreeMap<String, Vec<serde_json::Value>>,
+    /// The site answers 500 (its request rows say so too).
+    site_fails: bool,
     ledger: Ledger,
 }
 
@@ -127,6 +132,8 @@ impl VercelSimBuilder {
             deployments: Vec::new(),
             envs: Vec::new(),
             failing_refs: BTreeSet::new(),
+            runtime: BTreeMap::new(),
+            site_fails: false,
             ledger: Ledger::default(),
         };
         let first = state.new_deployment(
@@ -219,6 +226,45 @@ impl VercelSim {
             created: now,
             updated: now,
         });
+    }
+
+    /// A request `deployment` served now at `path` with `status`, in its runtime logs (one
+    /// `request` row, and an `error` row from the function for a server error).
+    pub fn log_request(&self, deployment: &str, path: &str, status: u16) {
+        let mut s = self.state();
+        let now = s.clock.now();
+        let line = format!("GET {path} {status}");
+        s.log_row(
+            deployment,
+            now,
+            "info",
+            "request",
+            &line,
+            Some((path, status)),
+        );
+        if status >= 500 {
+            let msg = format!("Error: handler for {path} threw");
+            s.log_row(
+                deployment,
+                now,
+                "error",
+                "serverless",
+                &msg,
+                Some((path, status)),
+            );
+        }
+    }
+
+    /// A line `deployment`'s function logged now at `level` (`info`, `warning`, `error`, …).
+    pub fn log_line(&self, deployment: &str, level: &str, message: &str) {
+        let mut s = self.state();
+        let now = s.clock.now();
+        s.log_row(deployment, now, level, "serverless", message, None);
+    }
+
+    /// From now on the site (`GET /`) answers 500, or again 200 with `false`.
+    pub fn fail_site(&self, fails: bool) {
+        self.state().site_fails = fails;
     }
 
     /// The current value of an environment variable for `target`.

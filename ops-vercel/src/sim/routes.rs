@@ -240,6 +240,23 @@ impl State {
                     events.push(Value::Null);
                     events.push(json!({"type": "stderr", "created": t + 4, "payload": {"text": "Error: Command \"npm run build\" exited with 1", "deploymentId": d.id, "id": "e4", "serial": "4", "date": t + 4, "created": t + 4}}));
                 }
+                // `since` and `until` bound the time (both inclusive, as the SDK leaves it
+                // open), `direction` orders, `limit` (-1: all) cuts.
+                let at = |e: &Value| e.get("created").and_then(Value::as_i64);
+                let bound = |k: &str| query.get(k).and_then(|v| v.parse::<i64>().ok());
+                let (since, until) = (bound("since"), bound("until"));
+                events.retain(|e| {
+                    e.is_null()
+                        || at(e).is_some_and(|t| {
+                            since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u)
+                        })
+                });
+                if query.get("direction").map(String::as_str) == Some("backward") {
+                    events.reverse();
+                }
+                if let Some(limit) = bound("limit").and_then(|l| usize::try_from(l).ok()) {
+                    events.truncate(limit);
+                }
                 (200, json!(events))
             }
             ("POST", ["v10", "projects", p, "promote", id]) if project_ok(p) => {
@@ -353,8 +370,19 @@ fn respond(s: &mut State, req: &Request) -> ResponseTemplate {
     let path = req.url.path().to_string();
     let now = s.clock.now();
     if method == "GET" && path == "/" {
-        // The simulated site itself, for health probes.
-        return ResponseTemplate::new(200).set_body_string("<!doctype html><title>site</title>");
+        // The simulated site itself, for health probes; production logs the request.
+        let status = if s.site_fails { 500 } else { 200 };
+        if let Some(prod) = s.production.clone() {
+            s.log_row(
+                &prod,
+                now,
+                "info",
+                "request",
+                "GET / from the site",
+                Some(("/", status)),
+            );
+        }
+        return ResponseTemplate::new(status).set_body_string("<!doctype html><title>site</title>");
     }
     let auth = req
         .headers
@@ -379,6 +407,9 @@ fn respond(s: &mut State, req: &Request) -> ResponseTemplate {
             404,
             json!({"error": {"code": "not_found", "message": "Project not found"}}),
         );
+    }
+    if let Some(t) = s.runtime_logs(&method, &path) {
+        return t;
     }
     let body: Value = if req.body.is_empty() {
         Value::Null
