@@ -37,8 +37,12 @@ pub enum ErrorKind {
     #[error("unauthorized")]
     Unauthorized,
     /// Credentials are valid but lack the permission.
-    #[error("forbidden")]
-    Forbidden,
+    #[error("forbidden{}", fmt_detail(detail))]
+    Forbidden {
+        /// What was refused, as the provider says it (the missing permission, or verb and
+        /// resource); empty when it says nothing.
+        detail: String,
+    },
     /// The provider throttled us.
     #[error("rate limited{}", fmt_after(*retry_after))]
     RateLimited {
@@ -136,6 +140,14 @@ pub enum ErrorKind {
     },
 }
 
+fn fmt_detail(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
+    }
+}
+
 fn fmt_after(d: Option<Duration>) -> String {
     d.map(|d| format!(" (retry after {d:?})"))
         .unwrap_or_default()
@@ -193,7 +205,7 @@ impl ErrorKind {
             ErrorKind::AlreadyExists { .. } => "already_exists",
             ErrorKind::Conflict { .. } => "conflict",
             ErrorKind::Unauthorized => "unauthorized",
-            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::Forbidden { .. } => "forbidden",
             ErrorKind::RateLimited { .. } => "rate_limited",
             ErrorKind::Unavailable { .. } => "unavailable",
             ErrorKind::Timeout { .. } => "timeout",
@@ -283,6 +295,21 @@ impl Error {
             operation,
             ErrorKind::Unsupported {
                 capability: capability.into(),
+            },
+        )
+    }
+
+    /// Shorthand for an [`ErrorKind::Forbidden`] error saying what was refused.
+    pub fn forbidden(
+        provider: impl Into<Cow<'static, str>>,
+        operation: impl Into<Cow<'static, str>>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self::new(
+            provider,
+            operation,
+            ErrorKind::Forbidden {
+                detail: detail.into(),
             },
         )
     }

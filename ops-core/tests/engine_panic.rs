@@ -135,7 +135,9 @@ async fn a_panicking_compensation_is_recorded_and_the_others_still_run() {
                 Err::<(), _>(ops_core::Error::new(
                     "test",
                     "fails",
-                    ops_core::ErrorKind::Forbidden,
+                    ops_core::ErrorKind::Forbidden {
+                        detail: "no".into(),
+                    },
                 ))
             }))
         }));

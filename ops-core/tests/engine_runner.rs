@@ -235,7 +235,13 @@ async fn compensations_run_in_reverse_and_a_failed_one_is_reported() {
                 Ok(Action::new(format!("undo {name}"), json!({}), async move {
                     order.lock().unwrap().push(name);
                     if fail_undo {
-                        Err(Error::new("test", "undo", ErrorKind::Forbidden))
+                        Err(Error::new(
+                            "test",
+                            "undo",
+                            ErrorKind::Forbidden {
+                                detail: String::new(),
+                            },
+                        ))
                     } else {
                         Ok(())
                     }

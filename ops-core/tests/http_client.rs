@@ -123,7 +123,7 @@ async fn permanent_statuses_are_typed_and_not_retried() {
     type Check = fn(&ErrorKind) -> bool;
     let cases: [(u16, Check); 5] = [
         (401, |k| matches!(k, ErrorKind::Unauthorized)),
-        (403, |k| matches!(k, ErrorKind::Forbidden)),
+        (403, |k| matches!(k, ErrorKind::Forbidden { .. })),
         (
             404,
             |k| matches!(k, ErrorKind::NotFound { resource } if resource == "/v1/things/a"),

@@ -138,7 +138,7 @@ async fn webhook_errors_are_typed_and_never_show_the_url() {
                 as fn(&ErrorKind) -> bool,
         ),
         (404, |k| matches!(k, ErrorKind::NotFound { .. })),
-        (403, |k| matches!(k, ErrorKind::Forbidden)),
+        (403, |k| matches!(k, ErrorKind::Forbidden { .. })),
     ] {
         let server = MockServer::start().await;
         Mock::given(method("POST"))

@@ -353,9 +353,15 @@ async fn the_daily_health_check_reads_yesterdays_cost_as_a_probe() {
     // A source that cannot answer degrades the check, it does not fail the health check.
     let mut broken = MockCostSource::new();
     broken.expect_name().return_const("broken".to_string());
-    broken
-        .expect_costs()
-        .returning(|_| Err(ops_core::Error::new("x", "costs", ErrorKind::Forbidden)));
+    broken.expect_costs().returning(|_| {
+        Err(ops_core::Error::new(
+            "x",
+            "costs",
+            ErrorKind::Forbidden {
+                detail: String::new(),
+            },
+        ))
+    });
     let report = CostProbe::new(Arc::new(broken), None)
         .unwrap()
         .with_clock(clock)

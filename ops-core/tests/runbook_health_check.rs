@@ -220,8 +220,15 @@ async fn a_database_that_cannot_be_reached_is_critical() {
 async fn a_failing_log_source_is_reported_not_fatal() {
     let mut logs = MockLogSource::new();
     logs.expect_name().return_const("logs".to_string());
-    logs.expect_count()
-        .returning(|_, _| Err(Error::new("gcp-logging", "count", ErrorKind::Forbidden)));
+    logs.expect_count().returning(|_, _| {
+        Err(Error::new(
+            "gcp-logging",
+            "count",
+            ErrorKind::Forbidden {
+                detail: String::new(),
+            },
+        ))
+    });
     let c = HealthCheck::new("api", HealthCheckConfig::default())
         .probe(probe("api", HealthStatus::Healthy))
         .logs(Arc::new(logs))

@@ -56,7 +56,12 @@ async fn combines_auditors_and_secret_ages_worst_first() {
                 finding(Severity::Warning, "editor on ci@"),
             ]),
         ))
-        .auditor(auditor("github", Err(ErrorKind::Forbidden)))
+        .auditor(auditor(
+            "github",
+            Err(ErrorKind::Forbidden {
+                detail: "no".into(),
+            }),
+        ))
         .secrets(store)
         .run(&runner, Mode::Execute)
         .await

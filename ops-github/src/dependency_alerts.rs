@@ -288,7 +288,11 @@ impl DependencyAlerts {
 
     /// A feature that is off or not set up answers 403 or 404: a finding, not a failure.
     fn switched_off(&self, e: &ops_core::Error, what: &str, advice: &str) -> Option<AuditFinding> {
-        matches!(e.kind(), ErrorKind::Forbidden | ErrorKind::NotFound { .. }).then(|| {
+        matches!(
+            e.kind(),
+            ErrorKind::Forbidden { .. } | ErrorKind::NotFound { .. }
+        )
+        .then(|| {
             self.finding(
                 Severity::Warning,
                 what.to_string(),

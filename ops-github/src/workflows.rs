@@ -279,6 +279,6 @@ impl Workflows {
 fn is_log_gone(e: &Error) -> bool {
     matches!(
         e.kind(),
-        ErrorKind::NotFound { .. } | ErrorKind::Forbidden | ErrorKind::Provider { .. }
+        ErrorKind::NotFound { .. } | ErrorKind::Forbidden { .. } | ErrorKind::Provider { .. }
     )
 }

@@ -656,7 +656,7 @@ async fn the_fault_matrix_gives_typed_errors_and_retries_only_what_is_safe() {
             403,
             vec![],
             json!({"message": "Resource not accessible by personal access token"}),
-            |k| matches!(k, ErrorKind::Forbidden),
+            |k| matches!(k, ErrorKind::Forbidden { .. }),
         ),
         (404, vec![], json!({"message": "Not Found"}), |k| {
             matches!(k, ErrorKind::NotFound { .. })

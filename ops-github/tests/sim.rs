@@ -80,7 +80,7 @@ async fn a_failed_run_is_an_error_and_a_rerun_of_failed_jobs_recovers() {
     assert!(
         matches!(
             again.as_ref().map_err(|e| e.kind()),
-            Err(ErrorKind::Forbidden)
+            Err(ErrorKind::Forbidden { .. })
         ),
         "a successful run is not eligible for a re-run: {again:?}"
     );

@@ -26,7 +26,9 @@ pub fn pg_error(operation: &'static str, e: &tokio_postgres::Error) -> Error {
         {
             ErrorKind::Unauthorized
         }
-        c if c == SqlState::INSUFFICIENT_PRIVILEGE.code() => ErrorKind::Forbidden,
+        c if c == SqlState::INSUFFICIENT_PRIVILEGE.code() => ErrorKind::Forbidden {
+            detail: message.clone(),
+        },
         c if c == SqlState::INVALID_CATALOG_NAME.code()
             || c == SqlState::UNDEFINED_TABLE.code()
             || c == SqlState::UNDEFINED_OBJECT.code() =>

@@ -228,7 +228,7 @@ pub fn parse_error(status: StatusCode, _headers: &HeaderMap, body: &[u8]) -> Opt
         }),
         (404, _) => Some(ErrorKind::NotFound { resource: message }),
         (401, _) => Some(ErrorKind::Unauthorized),
-        (403, _) => Some(ErrorKind::Forbidden),
+        (403, _) => Some(ErrorKind::Forbidden { detail: message }),
         (s, code) if s >= 500 => Some(ErrorKind::Provider {
             status: s,
             code: (!code.is_empty()).then(|| code.to_string()),
@@ -272,13 +272,13 @@ mod tests {
             ),
             None
         );
-        assert_eq!(
+        assert!(matches!(
             parse(
                 403,
                 r#"{"error":{"code":"forbidden","message":"Not authorized"}}"#
             ),
-            Some(ErrorKind::Forbidden)
-        );
+            Some(ErrorKind::Forbidden { .. })
+        ));
         let c = VercelConfig::new("vc_secret_token_value");
         assert!(!format!("{c:?}").contains("vc_secret"));
     }

@@ -35,7 +35,7 @@ pub fn error_for_status(
         401 => ErrorKind::Unauthorized,
         // GitHub's secondary rate limit is a 403 with retry-after (or no remaining quota).
         403 if throttled_403 => ErrorKind::RateLimited { retry_after: wait },
-        403 => ErrorKind::Forbidden,
+        403 => ErrorKind::Forbidden { detail: excerpt() },
         404 | 410 => ErrorKind::NotFound {
             resource: resource.to_string(),
         },
@@ -165,7 +165,7 @@ mod tests {
     #[test]
     fn statuses_map_to_kinds() {
         assert_eq!(map(401, &[], ""), ErrorKind::Unauthorized);
-        assert_eq!(map(403, &[], ""), ErrorKind::Forbidden);
+        assert!(matches!(map(403, &[], ""), ErrorKind::Forbidden { .. }));
         assert_eq!(
             map(403, &[("retry-after", "60")], ""),
             ErrorKind::RateLimited {

@@ -61,7 +61,9 @@ async fn gives_up_after_max_attempts_with_last_error() {
 async fn does_not_retry_permanent_errors() {
     for kind in [
         ErrorKind::Unauthorized,
-        ErrorKind::Forbidden,
+        ErrorKind::Forbidden {
+            detail: String::new(),
+        },
         ErrorKind::NotFound {
             resource: "x".into(),
         },

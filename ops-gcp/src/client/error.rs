@@ -101,7 +101,9 @@ fn kind_for(name: &str, error: &RpcStatus, http: Option<StatusCode>) -> Option<E
         "NOT_FOUND" => ErrorKind::NotFound {
             resource: message(error),
         },
-        "PERMISSION_DENIED" => ErrorKind::Forbidden,
+        "PERMISSION_DENIED" => ErrorKind::Forbidden {
+            detail: message(error),
+        },
         "UNAUTHENTICATED" => ErrorKind::Unauthorized,
         // With an HTTP response, the shared mapping reads Retry-After for these.
         "RESOURCE_EXHAUSTED" | "UNAVAILABLE" if http.is_some() => return None,
@@ -200,7 +202,7 @@ mod tests {
         ));
         assert!(matches!(
             parse(403, &body(403, "PERMISSION_DENIED", "denied")),
-            Some(ErrorKind::Forbidden)
+            Some(ErrorKind::Forbidden { .. })
         ));
         // Throttling is left to the shared mapping, which reads Retry-After.
         assert_eq!(parse(429, &body(429, "RESOURCE_EXHAUSTED", "quota")), None);
@@ -268,7 +270,10 @@ mod tests {
             );
         }
         let denied = r#"{"error":{"code":403,"message":"Access Denied","errors":[{"reason":"accessDenied"}],"status":"PERMISSION_DENIED"}}"#;
-        assert_eq!(parse(403, denied), Some(ErrorKind::Forbidden));
+        assert!(matches!(
+            parse(403, denied),
+            Some(ErrorKind::Forbidden { .. })
+        ));
     }
 
     #[test]

@@ -146,7 +146,7 @@ impl SqlOperation {
             "INSTANCE_NOT_RUNNING" | "OPERATION_CONFLICT" | "INSTANCE_ALREADY_RESTORING" => {
                 ErrorKind::Conflict { detail }
             }
-            "NOT_AUTHORIZED" => ErrorKind::Forbidden,
+            "NOT_AUTHORIZED" => ErrorKind::Forbidden { detail },
             // Failed on the server after it was accepted.
             code => ErrorKind::Provider {
                 status: 500,

@@ -74,7 +74,9 @@ pub fn parse_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Opti
             retry_after: Some(SECONDARY_LIMIT_WAIT),
         }),
         401 => Some(ErrorKind::Unauthorized),
-        403 => Some(ErrorKind::Forbidden),
+        403 => Some(ErrorKind::Forbidden {
+            detail: message.clone(),
+        }),
         409 => Some(ErrorKind::Conflict {
             detail: if message.is_empty() {
                 "conflict".into()
@@ -153,14 +155,14 @@ mod tests {
             })
         );
         assert_eq!(parse(403, &[("retry-after", "30")], secondary), None);
-        assert_eq!(
+        assert!(matches!(
             parse(
                 403,
                 &[],
                 r#"{"message":"Resource not accessible by integration"}"#
             ),
-            Some(ErrorKind::Forbidden)
-        );
+            Some(ErrorKind::Forbidden { .. })
+        ));
         assert_eq!(
             parse(401, &[], r#"{"message":"Bad credentials"}"#),
             Some(ErrorKind::Unauthorized)

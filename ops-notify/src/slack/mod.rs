@@ -41,7 +41,7 @@ fn parse_webhook_error(status: StatusCode, _: &HeaderMap, body: &[u8]) -> Option
             field: "payload".into(),
             reason: code,
         },
-        (403, _) => ErrorKind::Forbidden,
+        (403, _) => ErrorKind::Forbidden { detail: code },
         (404, _) | (410, _) => ErrorKind::NotFound {
             resource: format!("slack webhook ({code})"),
         },
@@ -61,7 +61,9 @@ pub fn api_error(operation: &'static str, code: &str) -> Error {
             ErrorKind::Unauthorized
         }
         "missing_scope" | "not_in_channel" | "restricted_action" | "ekm_access_denied" => {
-            ErrorKind::Forbidden
+            ErrorKind::Forbidden {
+                detail: format!("slack: {code}"),
+            }
         }
         "channel_not_found" | "thread_not_found" | "message_not_found" => ErrorKind::NotFound {
             resource: format!("slack: {code}"),
