@@ -234,6 +234,7 @@ async fn the_default_validate_runs_local_checks() {
                 traffic_split: false,
                 scale: false,
                 stop_serving: false,
+                deploy_without_traffic: true,
             }
         }
         async fn current(&self) -> Result<ServiceState> {

@@ -403,6 +403,7 @@ impl Deployer for WorkflowDeployer {
             traffic_split: false,
             scale: false,
             stop_serving: false,
+            deploy_without_traffic: true,
         }
     }
 

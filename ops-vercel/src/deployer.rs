@@ -403,6 +403,7 @@ impl Deployer for VercelDeployer {
             traffic_split: false,
             scale: false,
             stop_serving: true,
+            deploy_without_traffic: true,
         }
     }
 

@@ -336,6 +336,15 @@ pub struct DeployerCapabilities {
     pub scale: bool,
     /// [`Deployer::stop_serving`].
     pub stop_serving: bool,
+    /// A deploy with [`InitialTraffic::None`]: a ready release that serves nothing yet (a
+    /// Cloud Run revision without traffic, a Vercel preview). Without it, every release
+    /// serves once rolled out (a Kubernetes Deployment), and such a deploy is `Unsupported`.
+    #[serde(default = "yes")]
+    pub deploy_without_traffic: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Releases, traffic and scale of one target service.
@@ -374,8 +383,10 @@ pub trait Deployer: Send + Sync {
     /// # Behavior
     /// - Returns the release once ready, with its version; with all traffic it takes the
     ///   traffic (`a_deploy_with_all_traffic_is_ready_and_takes_the_traffic`), with none it
-    ///   leaves traffic alone (`a_deploy_without_traffic_leaves_traffic_alone`). The same
-    ///   version deployed again is a new release.
+    ///   leaves traffic alone (`a_deploy_without_traffic_leaves_traffic_alone`), or is
+    ///   `Unsupported` without [`DeployerCapabilities::deploy_without_traffic`]
+    ///   (`a_deploy_without_traffic_without_the_capability_is_unsupported`). The same version
+    ///   deployed again is a new release.
     /// - An empty version is `InvalidInput` (`an_empty_version_is_invalid_input`).
     async fn deploy(&self, request: &DeployRequest) -> Result<Release>;
     /// Sets the traffic split; unknown releases are rejected.

@@ -86,6 +86,35 @@ impl Default for HttpConfig {
     }
 }
 
+/// TLS beyond the web's roots: a private certificate authority and a client certificate.
+#[derive(Clone, Default)]
+pub struct TlsOptions {
+    /// Root certificates trusted besides the built-in ones, DER-encoded.
+    pub root_certs_der: Vec<Vec<u8>>,
+    /// Root certificates trusted besides the built-in ones, as PEM bundles.
+    pub root_certs_pem: Vec<Vec<u8>>,
+    /// A client certificate and its private key, PEM, one after the other (kept secret).
+    pub identity_pem: Option<secrecy::SecretSlice<u8>>,
+    /// Skip checking the server's certificate (a kubeconfig's `insecure-skip-tls-verify`).
+    pub accept_invalid_certs: bool,
+}
+
+impl std::fmt::Debug for TlsOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsOptions")
+            .field(
+                "root_certs",
+                &(self.root_certs_der.len() + self.root_certs_pem.len()),
+            )
+            .field(
+                "identity",
+                &self.identity_pem.as_ref().map(|_| "[redacted]"),
+            )
+            .field("accept_invalid_certs", &self.accept_invalid_certs)
+            .finish()
+    }
+}
+
 /// What a send accepts beyond the defaults.
 #[derive(Debug, Clone, Default)]
 pub struct SendOptions {
@@ -131,19 +160,64 @@ impl std::fmt::Debug for HttpClient {
 impl HttpClient {
     /// A client for `provider` (used in errors), set up from `config`.
     pub fn new(provider: impl Into<Cow<'static, str>>, config: &HttpConfig) -> Result<Self> {
+        Self::with_tls(provider, config, &TlsOptions::default())
+    }
+
+    /// A client that also trusts `tls`'s roots and presents its client certificate (a
+    /// Kubernetes API server, an internal service).
+    pub fn with_tls(
+        provider: impl Into<Cow<'static, str>>,
+        config: &HttpConfig,
+        tls: &TlsOptions,
+    ) -> Result<Self> {
         let provider = provider.into();
         config.retry.validate()?;
-        let inner = reqwest::Client::builder()
+        let invalid = |field: &str, reason: String| {
+            Error::invalid_input(provider.clone(), "http_client", field, reason)
+        };
+        let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)
             .user_agent(&config.user_agent)
             .gzip(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| {
-                Error::invalid_input(provider.clone(), "http_client", "config", e.to_string())
-            })?;
+            .redirect(reqwest::redirect::Policy::none());
+        for der in &tls.root_certs_der {
+            let cert = reqwest::Certificate::from_der(der)
+                .map_err(|e| invalid("root_certs_der", e.to_string()))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        for pem in &tls.root_certs_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| invalid("root_certs_pem", e.to_string()))?;
+            if certs.is_empty() {
+                return Err(invalid("root_certs_pem", "holds no certificate".into()));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if let Some(identity) = &tls.identity_pem {
+            use secrecy::ExposeSecret;
+            // reqwest's error text about a key names no key material.
+            let identity = reqwest::Identity::from_pem(identity.expose_secret())
+                .map_err(|e| invalid("identity_pem", e.to_string()))?;
+            builder = builder.identity(identity);
+        }
+        if tls.accept_invalid_certs {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        // reqwest reads certificates only here: say which setting, with the cause.
+        let inner = builder.build().map_err(|e| {
+            let cause =
+                std::error::Error::source(&e).map_or_else(|| e.to_string(), |c| c.to_string());
+            let field = if tls.root_certs_der.is_empty() {
+                "config"
+            } else {
+                "config (root_certs_der?)"
+            };
+            invalid(field, cause)
+        })?;
         Ok(Self {
             inner,
             provider,
@@ -472,4 +546,47 @@ async fn read_prefix(mut resp: Response, limit: usize) -> Vec<u8> {
         }
     }
     body
+}
+
+#[cfg(test)]
+mod tls_tests {
+    use super::*;
+
+    #[test]
+    fn unusable_tls_material_is_invalid_input_and_never_shown() {
+        let key = b"-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1tYXRlcmlhbA==\n-----END PRIVATE KEY-----\n";
+        let tls = TlsOptions {
+            identity_pem: Some(key.to_vec().into()),
+            ..TlsOptions::default()
+        };
+        assert!(!format!("{tls:?}").contains("c2VjcmV0"));
+        let e = HttpClient::with_tls("t", &HttpConfig::default(), &tls).unwrap_err();
+        assert!(
+            matches!(e.kind(), ErrorKind::InvalidInput { field, .. } if field == "identity_pem"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("c2VjcmV0"), "{e}");
+        for (tls, field) in [
+            (
+                TlsOptions {
+                    root_certs_pem: vec![b"not a certificate".to_vec()],
+                    ..Default::default()
+                },
+                "root_certs_pem",
+            ),
+            (
+                TlsOptions {
+                    root_certs_der: vec![vec![0x30, 0x03, 0x02]],
+                    ..Default::default()
+                },
+                "config (root_certs_der?)",
+            ),
+        ] {
+            let e = HttpClient::with_tls("t", &HttpConfig::default(), &tls).unwrap_err();
+            assert!(
+                matches!(e.kind(), ErrorKind::InvalidInput { field: f, .. } if f == field),
+                "{e}"
+            );
+        }
+    }
 }

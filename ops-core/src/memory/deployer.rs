@@ -102,6 +102,7 @@ impl Deployer for MemoryDeployer {
             traffic_split: true,
             scale: true,
             stop_serving: true,
+            deploy_without_traffic: true,
         }
     }
 

@@ -28,7 +28,8 @@ pub fn deployer_cases() -> Vec<Case<dyn Deployer, DeployerFixture>> {
         an_empty_version_is_invalid_input unless always,
         min_above_max_is_invalid_before_anything_runs unless always,
         a_deploy_with_all_traffic_is_ready_and_takes_the_traffic unless always,
-        a_deploy_without_traffic_leaves_traffic_alone unless always,
+        a_deploy_without_traffic_leaves_traffic_alone unless without_dark_deploy,
+        a_deploy_without_traffic_without_the_capability_is_unsupported unless with_dark_deploy,
         a_split_is_in_force_and_a_refused_one_changes_nothing unless without_split,
         a_split_without_the_capability_is_unsupported unless with_split,
         all_traffic_moves_to_one_release unless always,
@@ -65,7 +66,17 @@ fn with_stop(d: &dyn Deployer) -> Option<&'static str> {
     d.capabilities().stop_serving.then_some("it stops serving")
 }
 
-/// A with all traffic, then B with none.
+fn without_dark_deploy(d: &dyn Deployer) -> Option<&'static str> {
+    (!d.capabilities().deploy_without_traffic).then_some("every release it deploys serves")
+}
+fn with_dark_deploy(d: &dyn Deployer) -> Option<&'static str> {
+    d.capabilities()
+        .deploy_without_traffic
+        .then_some("it deploys without traffic")
+}
+
+/// A with all traffic, then B ready without traffic: deployed with none, or, where every
+/// release serves once deployed, deployed with all and the traffic moved back to A.
 async fn stable_and_canary(deployer: &dyn Deployer, f: &DeployerFixture) -> (Release, Release) {
     let a = expect_ok(
         "deploy A with all traffic",
@@ -76,11 +87,41 @@ async fn stable_and_canary(deployer: &dyn Deployer, f: &DeployerFixture) -> (Rel
             })
             .await,
     );
+    if deployer.capabilities().deploy_without_traffic {
+        let b = expect_ok(
+            "deploy B with no traffic",
+            deployer.deploy(&DeployRequest::new(&f.version_b)).await,
+        );
+        return (a, b);
+    }
     let b = expect_ok(
-        "deploy B with no traffic",
-        deployer.deploy(&DeployRequest::new(&f.version_b)).await,
+        "deploy B (it takes the traffic)",
+        deployer
+            .deploy(&DeployRequest {
+                traffic: InitialTraffic::All,
+                ..DeployRequest::new(&f.version_b)
+            })
+            .await,
+    );
+    let back = TrafficSplit::all_to(a.id.as_str()).expect("a split");
+    let state = expect_ok("all traffic back to A", deployer.set_traffic(&back).await);
+    assert_eq!(
+        state.primary_release(),
+        Some(a.id.as_str()),
+        "traffic moves back to A"
     );
     (a, b)
+}
+
+async fn a_deploy_without_traffic_without_the_capability_is_unsupported(
+    deployer: &dyn Deployer,
+    f: &DeployerFixture,
+) {
+    expect_kind(
+        "a deploy without traffic, without the capability",
+        deployer.deploy(&DeployRequest::new(&f.version_b)).await,
+        |k| matches!(k, ErrorKind::Unsupported { .. }),
+    );
 }
 
 /// 10 % to `canary`, 90 % to `stable`.

@@ -452,6 +452,7 @@ impl Deployer for CloudRun {
             traffic_split: true,
             scale: true,
             stop_serving: true,
+            deploy_without_traffic: true,
         }
     }
 

@@ -297,6 +297,7 @@ impl Deployer for CommandDeployer {
             traffic_split: self.config.splits,
             scale: false,
             stop_serving: self.config.stop.is_some(),
+            deploy_without_traffic: true,
         }
     }
 

@@ -344,6 +344,7 @@ impl Deployer for Pm2Canary {
             traffic_split: true,
             scale: false,
             stop_serving: false,
+            deploy_without_traffic: true,
         }
     }
 

@@ -453,6 +453,7 @@ impl Deployer for Pm2Releases {
             traffic_split: false,
             scale: false,
             stop_serving: true,
+            deploy_without_traffic: true,
         }
     }
 
