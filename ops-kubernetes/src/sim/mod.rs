@@ -1,0 +1,295 @@
+//! A stateful fake of the Kubernetes API on loopback, serving the real paths so the crate's own
+//! client runs against it: Deployments whose template changes make ReplicaSets with revisions
+//! (and bring old ones back on undo), pods that become ready after a while, or crash, get
+//! OOM-killed or fail to pull their image when the image says so (`…crash-loop…`, `…oom…`,
+//! `…image-pull…`), the deployment controller's status and conditions (with the progress
+//! deadline), HorizontalPodAutoscalers, `resourceVersion` conflicts, `dryRun=All`, paged lists
+//! whose `continue` token can expire (410), and injected faults (403 from RBAC, 429 with
+//! `Retry-After`, 500, delays, cut bodies).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> ops_core::Result<()> {
+//! use std::time::Duration;
+//! use ops_core::contracts::{Deployer, DeployRequest, InitialTraffic};
+//! use ops_kubernetes::sim::KubeSim;
+//!
+//! let sim = KubeSim::builder().pod_ready_after(Duration::from_millis(20)).start().await;
+//! sim.add_deployment("event-stream", "registry.local/event-stream:1.0.0", 2);
+//! let d = sim.deployment("event-stream")?.polling(Duration::from_millis(10));
+//! let r = d.deploy(&DeployRequest { traffic: InitialTraffic::All, ..DeployRequest::new("registry.local/event-stream:1.1.0") }).await?;
+//! assert_eq!(d.current().await?.primary_release(), Some(r.id.as_str()));
+//! # Ok(()) }
+//! ```
+
+mod controller;
+mod routes;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use ops_core::Result;
+use ops_core::clock::{SharedClock, system_clock};
+use serde_json::json;
+
+pub use ops_core::sim::{Fault, Simulator};
+use ops_core::sim::{Ledger, SimServer};
+
+use crate::client::{KubeClient, KubeConfig};
+use crate::deployment::KubeDeployment;
+
+/// The token the simulator accepts.
+pub const SIM_TOKEN: &str = "kube-sim-token";
+/// The namespace it serves.
+pub const SIM_NAMESPACE: &str = "default";
+
+/// What a pod's image makes of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Ready after the builder's `pod_ready_after`.
+    Healthy,
+    /// Exits at once, again and again: `CrashLoopBackOff`.
+    CrashLoop,
+    /// Killed for memory at start, again and again: `CrashLoopBackOff`, last state
+    /// `OOMKilled`.
+    OomKilled,
+    /// Its image cannot be pulled: `ErrImagePull`, then `ImagePullBackOff`.
+    ImagePull,
+}
+
+#[derive(Debug, Clone)]
+struct SimPod {
+    name: String,
+    set: String,
+    labels: BTreeMap<String, String>,
+    containers: Vec<(String, String)>,
+    created: DateTime<Utc>,
+    fate: Fate,
+}
+
+impl SimPod {
+    fn ready(&self, now: DateTime<Utc>, after: Duration) -> bool {
+        self.fate == Fate::Healthy && self.age(now) >= after
+    }
+
+    fn age(&self, now: DateTime<Utc>) -> Duration {
+        (now - self.created).to_std().unwrap_or_default()
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    clock: SharedClock,
+    pod_ready_after: Duration,
+    rv: u64,
+    deployments: BTreeMap<String, Deployment>,
+    replica_sets: Vec<k8s_openapi::api::apps::v1::ReplicaSet>,
+    pods: Vec<SimPod>,
+    hpas: BTreeMap<String, HorizontalPodAutoscaler>,
+    progress_since: BTreeMap<String, DateTime<Utc>>,
+    image_faults: Vec<(String, Fate)>,
+    /// Continue tokens to refuse with 410 Gone.
+    expire_continues: u32,
+    /// Another operator's replicas edit, applied just before the next Deployment `PUT`.
+    edit_before_put: Option<(String, i32)>,
+    ledger: Ledger,
+}
+
+impl State {
+    fn next_rv(&mut self) -> String {
+        self.rv = self.rv.saturating_add(1);
+        self.rv.to_string()
+    }
+
+    fn edit_replicas(&mut self, name: &str, replicas: i32) {
+        let rv = self.next_rv();
+        if let Some(d) = self.deployments.get_mut(name) {
+            if let Some(spec) = d.spec.as_mut() {
+                spec.replicas = Some(replicas);
+            }
+            d.metadata.generation = Some(d.metadata.generation.unwrap_or(1) + 1);
+            d.metadata.resource_version = Some(rv);
+        }
+    }
+}
+
+/// Builds a [`KubeSim`].
+#[derive(Debug)]
+pub struct KubeSimBuilder {
+    clock: SharedClock,
+    pod_ready_after: Duration,
+}
+
+impl KubeSimBuilder {
+    /// The clock pods age on (share it with the client).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// How long a healthy pod takes to become ready (default 5 s).
+    pub fn pod_ready_after(mut self, d: Duration) -> Self {
+        self.pod_ready_after = d;
+        self
+    }
+
+    /// Starts the server with an empty namespace.
+    pub async fn start(self) -> KubeSim {
+        KubeSim {
+            sim: SimServer::start(State {
+                clock: self.clock,
+                pod_ready_after: self.pod_ready_after,
+                rv: 1000,
+                deployments: BTreeMap::new(),
+                replica_sets: Vec::new(),
+                pods: Vec::new(),
+                hpas: BTreeMap::new(),
+                progress_since: BTreeMap::new(),
+                image_faults: Vec::new(),
+                expire_continues: 0,
+                edit_before_put: None,
+                ledger: Ledger::default(),
+            })
+            .await,
+        }
+    }
+}
+
+/// A running simulator.
+#[derive(Debug)]
+pub struct KubeSim {
+    sim: SimServer<State>,
+}
+
+impl KubeSim {
+    /// A builder.
+    pub fn builder() -> KubeSimBuilder {
+        KubeSimBuilder {
+            clock: system_clock(),
+            pod_ready_after: Duration::from_secs(5),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.sim.state()
+    }
+
+    /// The API server's URL.
+    pub fn uri(&self) -> String {
+        self.sim.uri()
+    }
+
+    /// A config for the simulator: its token, the `default` namespace.
+    pub fn config(&self) -> Result<KubeConfig> {
+        Ok(KubeConfig::new(&self.sim.uri(), SIM_NAMESPACE)?.token(SIM_TOKEN))
+    }
+
+    /// A client on the simulator's clock.
+    pub fn client(&self) -> Result<KubeClient> {
+        let clock = self.state().clock.clone();
+        Ok(KubeClient::new(self.config()?)?.with_clock(clock))
+    }
+
+    /// A [`KubeDeployment`] for `name`.
+    pub fn deployment(&self, name: &str) -> Result<KubeDeployment> {
+        KubeDeployment::new(self.client()?, name)
+    }
+
+    /// Creates a Deployment `name` (selector `app: name`, one container `app` running
+    /// `image`), rolled out at once: its pods are ready.
+    pub fn add_deployment(&self, name: &str, image: &str, replicas: i32) {
+        let mut s = self.state();
+        let now = s.clock.now();
+        let rv = s.next_rv();
+        let d: Deployment = serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": SIM_NAMESPACE, "uid": format!("uid-{name}"),
+                         "generation": 1, "resourceVersion": rv,
+                         "creationTimestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                         "labels": {"app": name}},
+            "spec": {"replicas": replicas, "progressDeadlineSeconds": 600, "revisionHistoryLimit": 10,
+                     "selector": {"matchLabels": {"app": name}},
+                     "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": "app", "image": image,
+                                                           "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+                                                           "resources": {"requests": {"cpu": "250m", "memory": "256Mi"},
+                                                                         "limits": {"memory": "256Mi"}}}]}}},
+            "status": {}
+        }))
+        .unwrap_or_default();
+        s.deployments.insert(name.to_string(), d);
+        s.reconcile();
+        // Already rolled out: its first pods were started long ago.
+        let after = s.pod_ready_after;
+        for p in &mut s.pods {
+            p.created -= chrono::Duration::from_std(after).unwrap_or_default();
+        }
+        s.reconcile();
+    }
+
+    /// Gives Deployment `name` a HorizontalPodAutoscaler from `min` to `max` replicas.
+    pub fn add_hpa(&self, name: &str, min: i32, max: i32) {
+        let mut s = self.state();
+        let rv = s.next_rv();
+        let hpa: HorizontalPodAutoscaler = serde_json::from_value(json!({
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": name, "namespace": SIM_NAMESPACE, "resourceVersion": rv},
+            "spec": {"minReplicas": min, "maxReplicas": max,
+                     "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}}
+        }))
+        .unwrap_or_default();
+        s.hpas.insert(name.to_string(), hpa);
+    }
+
+    /// Pods whose image contains `image_part` meet `fate` from now on.
+    pub fn image_fault(&self, image_part: &str, fate: Fate) {
+        self.state()
+            .image_faults
+            .push((image_part.to_string(), fate));
+    }
+
+    /// The next `n` list requests with a `continue` token get 410 Gone (the token expired).
+    pub fn expire_continue_tokens(&self, n: u32) {
+        self.state().expire_continues = n;
+    }
+
+    /// Deployment `name` as the server has it now.
+    pub fn get_deployment(&self, name: &str) -> Option<Deployment> {
+        let mut s = self.state();
+        s.reconcile();
+        s.deployments.get(name).cloned()
+    }
+
+    /// Changes Deployment `name`'s replicas behind the client's back (another operator's
+    /// edit): a new generation and resourceVersion.
+    pub fn edit_replicas(&self, name: &str, replicas: i32) {
+        self.state().edit_replicas(name, replicas);
+    }
+
+    /// Another operator's replicas edit lands between the client's next read and its write.
+    pub fn edit_replicas_before_next_write(&self, name: &str, replicas: i32) {
+        self.state().edit_before_put = Some((name.to_string(), replicas));
+    }
+
+    /// Names of the pods of Deployment `name`'s ReplicaSets.
+    pub fn pod_names(&self, name: &str) -> Vec<String> {
+        let mut s = self.state();
+        s.reconcile();
+        let prefix = format!("{name}-");
+        s.pods
+            .iter()
+            .filter(|p| p.set.starts_with(&prefix))
+            .map(|p| p.name.clone())
+            .collect()
+    }
+}
+
+impl Simulator for KubeSim {
+    fn with_ledger<R>(&self, f: impl FnOnce(&mut Ledger) -> R) -> R {
+        self.sim.with_ledger(f)
+    }
+}

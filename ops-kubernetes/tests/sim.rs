@@ -1,0 +1,360 @@
+//! The deployer suite and `kubectl rollout` behaviour against the Kubernetes simulator, with its
+//! faults: stalled rollouts (crash loop, OOM kill, image pull), conflicts, RBAC, throttling,
+//! expired list tokens, cut bodies.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ops_core::ErrorKind;
+use ops_core::clock::{Clock, ManualClock};
+use ops_core::contracts::*;
+use ops_core::sim::Simulator;
+use ops_core::testkit;
+use ops_kubernetes::KubeDeployment;
+use ops_kubernetes::rollout::Rollout;
+use ops_kubernetes::sim::{Fault, KubeSim};
+
+const IMAGE: &str = "registry.local/event-stream";
+
+fn t0() -> DateTime<Utc> {
+    "2026-12-01T09:00:00Z".parse().unwrap()
+}
+
+async fn sim() -> (KubeSim, Arc<ManualClock>, KubeDeployment) {
+    let clock = Arc::new(ManualClock::starting_at(t0()));
+    let sim = KubeSim::builder()
+        .clock(clock.clone())
+        .pod_ready_after(Duration::from_secs(5))
+        .start()
+        .await;
+    sim.add_deployment("event-stream", &format!("{IMAGE}:1.0.0"), 3);
+    let d = sim
+        .deployment("event-stream")
+        .unwrap()
+        .repository(IMAGE)
+        .polling(Duration::from_secs(2));
+    (sim, clock, d)
+}
+
+fn all(version: &str) -> DeployRequest {
+    DeployRequest {
+        traffic: InitialTraffic::All,
+        deadline: Duration::from_secs(120),
+        ..DeployRequest::new(version)
+    }
+}
+
+#[tokio::test]
+async fn a_deployment_passes_the_deployer_suite() {
+    let (sim, _, d) = sim().await;
+    sim.add_hpa("event-stream", 2, 6);
+    testkit::deployer(
+        &d,
+        &testkit::DeployerFixture {
+            version_a: "1.1.0".into(),
+            version_b: "1.2.0".into(),
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_deploy_rolls_out_and_undo_brings_the_previous_revision_back() {
+    let (sim, _, d) = sim().await;
+    let first = d
+        .current()
+        .await
+        .unwrap()
+        .primary_release()
+        .unwrap()
+        .to_string();
+    let r = d.deploy(&all("1.1.0")).await.unwrap();
+    assert_eq!(r.version, "1.1.0");
+    assert_eq!(r.labels["revision"], "2");
+    let state = d.current().await.unwrap();
+    assert_eq!(
+        state.traffic,
+        vec![TrafficAllocation {
+            release: r.id.clone(),
+            percent: 100
+        }]
+    );
+    assert_eq!(
+        state.etag,
+        sim.get_deployment("event-stream")
+            .unwrap()
+            .metadata
+            .resource_version
+    );
+    assert_eq!(d.rollout_status().await.unwrap().rollout, Rollout::Complete);
+
+    // `kubectl rollout undo`: the first ReplicaSet again, now revision 3.
+    let back = d.undo(None, Duration::from_secs(120)).await.unwrap();
+    assert_eq!(back.id, first);
+    assert_eq!(back.labels["revision"], "3");
+    assert_eq!(
+        d.current().await.unwrap().primary_release(),
+        Some(first.as_str())
+    );
+    let releases = d.releases().await.unwrap();
+    assert_eq!(
+        releases.len(),
+        2,
+        "undo makes no new ReplicaSet: {releases:?}"
+    );
+    // `--to-revision` of a revision that does not exist.
+    let e = d.undo(Some(42), Duration::from_secs(60)).await.unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::NotFound { .. }), "{e}");
+
+    // `kubectl rollout restart`: a new revision of the same version.
+    let restarted = d.restart(Duration::from_secs(120)).await.unwrap();
+    assert_ne!(restarted.id, first);
+    assert_eq!(restarted.version, format!("{IMAGE}:1.0.0"));
+    let image = |name: &str| {
+        sim.get_deployment(name)
+            .unwrap()
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+            .containers[0]
+            .image
+            .clone()
+            .unwrap()
+    };
+    assert_eq!(image("event-stream"), format!("{IMAGE}:1.0.0"));
+}
+
+/// Each stalled rollout fails naming the new pods' reason, and moving the traffic back to the
+/// release before it (the automatic rollback) restores service.
+#[tokio::test]
+async fn stalled_rollouts_name_their_reason_and_roll_back() {
+    for (tag, reason) in [
+        ("1.1.0-crash-loop", "CrashLoopBackOff"),
+        ("1.1.0-oom", "OOMKilled"),
+        ("1.1.0-image-pull", "ImagePullBackOff"),
+    ] {
+        let (_sim, clock, d) = sim().await;
+        let stable = d
+            .current()
+            .await
+            .unwrap()
+            .primary_release()
+            .unwrap()
+            .to_string();
+        let started = clock.now();
+        let e = d.deploy(&all(tag)).await.unwrap_err();
+        assert!(
+            matches!(e.kind(), ErrorKind::VerificationFailed { .. }),
+            "{tag}: {e}"
+        );
+        assert!(e.to_string().contains(reason), "{tag}: {e}");
+        assert!(
+            clock.now() - started < chrono::Duration::seconds(60),
+            "{tag}: a back-off fails at once, not at the deadline"
+        );
+        // The old pods still serve while the new ones fail.
+        let state = d.current().await.unwrap();
+        assert_eq!(state.primary_release(), Some(stable.as_str()), "{tag}");
+        let failed = d
+            .releases()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|r| r.version == tag)
+            .unwrap();
+        assert_eq!(failed.state, ReleaseState::Failed, "{tag}");
+        let back = d
+            .set_traffic(&TrafficSplit::all_to(stable.as_str()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            back.traffic,
+            vec![TrafficAllocation {
+                release: stable.clone(),
+                percent: 100
+            }],
+            "{tag}"
+        );
+        assert_eq!(
+            d.rollout_status().await.unwrap().rollout,
+            Rollout::Complete,
+            "{tag}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn waiting_out_a_back_off_ends_at_the_progress_deadline() {
+    let (_sim, _, d) = sim().await;
+    let d = d.wait_out_back_off(true);
+    let e = d
+        .deploy(&DeployRequest {
+            deadline: Duration::from_secs(900),
+            ..all("1.1.0-crash-loop")
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("exceeded its progress deadline"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("CrashLoopBackOff"), "{e}");
+}
+
+#[tokio::test]
+async fn conflicts_of_status_are_retried_and_someone_elses_edit_is_not_overwritten() {
+    let (sim, _, d) = sim().await;
+    // A 409 with nothing changed but status: written again.
+    sim.inject(
+        Some("PUT"),
+        "/deployments/event-stream",
+        1,
+        Fault::Status {
+            status: 409,
+            retry_after: None,
+        },
+    );
+    d.deploy(&all("1.1.0")).await.unwrap();
+    // Another operator scales between our read and our write: a Conflict, and their edit stays.
+    sim.edit_replicas_before_next_write("event-stream", 5);
+    let e = d.deploy(&all("1.2.0")).await.unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::Conflict { .. }), "{e}");
+    let now = sim.get_deployment("event-stream").unwrap();
+    assert_eq!(now.spec.as_ref().unwrap().replicas, Some(5));
+    assert!(
+        now.spec.unwrap().template.spec.unwrap().containers[0]
+            .image
+            .as_deref()
+            .unwrap()
+            .ends_with("1.1.0")
+    );
+}
+
+#[tokio::test]
+async fn rbac_throttling_expired_lists_and_cut_bodies_are_typed() {
+    let (sim, clock, d) = sim().await;
+    sim.inject(
+        Some("PUT"),
+        "/deployments/",
+        1,
+        Fault::Status {
+            status: 403,
+            retry_after: None,
+        },
+    );
+    let e = d.deploy(&all("1.1.0")).await.unwrap_err();
+    match e.kind() {
+        ErrorKind::Forbidden { detail } => {
+            assert!(
+                detail.contains("cannot update resource \"deployments\""),
+                "{detail}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // API priority and fairness: 429 with Retry-After, waited on the clock and retried.
+    sim.inject(
+        Some("GET"),
+        "/deployments/",
+        1,
+        Fault::Status {
+            status: 429,
+            retry_after: Some(3),
+        },
+    );
+    let before = clock.now();
+    d.current().await.unwrap();
+    assert!(
+        clock.now() - before >= chrono::Duration::seconds(3),
+        "Retry-After is honoured"
+    );
+    // A body that is not the JSON it claims is a typed decode error, never a guess.
+    sim.inject(Some("GET"), "/deployments/", 1, Fault::TruncatedJson);
+    let e = d.current().await.unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::Decode { .. }), "{e}");
+    // An expired continue token restarts the list: every ReplicaSet once.
+    d.deploy(&all("1.1.0")).await.unwrap();
+    d.deploy(&all("1.2.0")).await.unwrap();
+    let paged = KubeDeployment::new(sim.client().unwrap().page_size(1), "event-stream").unwrap();
+    sim.expire_continue_tokens(1);
+    let releases = paged.releases().await.unwrap();
+    assert_eq!(releases.len(), 3, "{releases:?}");
+    sim.expire_continue_tokens(5);
+    let e = paged.releases().await.unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::Conflict { .. }), "{e}");
+}
+
+#[tokio::test]
+async fn a_dry_run_deploy_is_checked_by_the_server_and_changes_nothing() {
+    let (sim, _, d) = sim().await;
+    let before = sim.get_deployment("event-stream").unwrap();
+    let mutations = sim.mutations();
+    let v = d
+        .validate(&DeployAction::Deploy(all("1.1.0")))
+        .await
+        .unwrap();
+    assert_eq!(v, Validation::ValidatedByProvider);
+    assert_eq!(sim.mutations(), mutations);
+    assert_eq!(
+        sim.get_deployment("event-stream")
+            .unwrap()
+            .metadata
+            .resource_version,
+        before.metadata.resource_version
+    );
+    assert!(sim.requests().iter().any(|r| r.contains("dryRun=All")));
+}
+
+#[tokio::test]
+async fn scale_sets_replicas_resources_and_stop_restores() {
+    let (sim, _, d) = sim().await;
+    let state = d
+        .scale(&ScaleSpec {
+            min_instances: Some(5),
+            max_instances: Some(5),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(state.scale.as_ref().unwrap().max_instances, Some(5));
+    assert_eq!(sim.pod_names("event-stream").len(), 5);
+    // "If OOM: scale up": more memory is a new revision.
+    let state = d
+        .scale(&ScaleSpec {
+            memory: Some("512Mi".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(state.scale.unwrap().memory.as_deref(), Some("512Mi"));
+    // A range needs an autoscaler.
+    let e = d
+        .scale(&ScaleSpec {
+            min_instances: Some(2),
+            max_instances: Some(8),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::InvalidInput { .. }), "{e}");
+    let stopped = d.stop_serving().await.unwrap();
+    assert!(!stopped.serving && sim.pod_names("event-stream").is_empty());
+    let latest = d.releases().await.unwrap()[0].id.clone();
+    let resumed = d
+        .set_traffic(&TrafficSplit::all_to(latest.as_str()).unwrap())
+        .await
+        .unwrap();
+    assert!(resumed.serving);
+    assert_eq!(
+        sim.pod_names("event-stream").len(),
+        5,
+        "replicas before the stop come back"
+    );
+    for bad in ["Event-Stream", "a/b", "../x", ""] {
+        let e = KubeDeployment::new(sim.client().unwrap(), bad).unwrap_err();
+        assert!(matches!(e.kind(), ErrorKind::InvalidInput { .. }), "{bad}");
+    }
+}
