@@ -17,9 +17,11 @@
 
 pub mod client;
 pub mod deployment;
+pub mod health;
 pub mod rollout;
 #[cfg(feature = "sim")]
 pub mod sim;
 
 pub use client::{KubeClient, KubeConfig};
 pub use deployment::KubeDeployment;
+pub use health::KubeHealth;

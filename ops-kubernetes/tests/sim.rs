@@ -11,9 +11,9 @@ use ops_core::clock::{Clock, ManualClock};
 use ops_core::contracts::*;
 use ops_core::sim::Simulator;
 use ops_core::testkit;
-use ops_kubernetes::KubeDeployment;
 use ops_kubernetes::rollout::Rollout;
 use ops_kubernetes::sim::{Fault, KubeSim};
+use ops_kubernetes::{KubeDeployment, KubeHealth};
 
 const IMAGE: &str = "registry.local/event-stream";
 
@@ -357,4 +357,35 @@ async fn scale_sets_replicas_resources_and_stop_restores() {
         let e = KubeDeployment::new(sim.client().unwrap(), bad).unwrap_err();
         assert!(matches!(e.kind(), ErrorKind::InvalidInput { .. }), "{bad}");
     }
+}
+
+#[tokio::test]
+async fn health_reads_replicas_rollout_and_pod_reasons() {
+    let (sim, _, d) = sim().await;
+    let healthy = testkit::health_probe(&KubeHealth::new(d.clone()), HealthStatus::Healthy).await;
+    assert!(
+        healthy
+            .checks
+            .iter()
+            .any(|c| c.detail == "3 of 3 replicas available"),
+        "{healthy:?}"
+    );
+    // A failed rollout over serving pods: degraded, naming the new pods' reason.
+    let _ = d.deploy(&all("1.1.0-crash-loop")).await.unwrap_err();
+    let degraded = testkit::health_probe(&KubeHealth::new(d.clone()), HealthStatus::Degraded).await;
+    assert!(
+        degraded
+            .checks
+            .iter()
+            .any(|c| c.detail.contains("CrashLoopBackOff")),
+        "{degraded:?}"
+    );
+    // Nothing serving, every pod OOM-killed: unhealthy, and the report says OOMKilled.
+    sim.add_deployment("worker", "registry.local/worker:2.0-oom", 2);
+    let worker = sim.deployment("worker").unwrap();
+    let down = testkit::health_probe(&KubeHealth::new(worker), HealthStatus::Unhealthy).await;
+    assert!(
+        down.checks.iter().any(|c| c.detail.contains("OOMKilled")),
+        "{down:?}"
+    );
 }

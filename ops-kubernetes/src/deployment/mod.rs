@@ -14,7 +14,7 @@
 //! the same when `undo` brings one back; the revision number does not). Traffic is in
 //! proportion to each ReplicaSet's ready pods, which is what the Service spreads over. Every
 //! release a Deployment rolls out takes the traffic, so a deploy without traffic and traffic
-//! splits are `Unsupported` here (see [`crate::canary`] for those).
+//! splits are `Unsupported` here: a canary needs a second Deployment or an `HTTPRoute`.
 //!
 //! Every write is a `PUT` of the object as read, with its `resourceVersion`: a concurrent
 //! change is a typed `Conflict`, never overwritten. A rollout is followed the way
