@@ -43,6 +43,7 @@ pub mod engine;
 pub mod error;
 pub mod http;
 pub mod judge;
+pub mod log_line;
 pub mod memory;
 pub mod money;
 pub mod poll;

@@ -7,7 +7,6 @@
 //! runs loses nothing and repeats nothing: files are told apart by inode, and pages continue
 //! from the last entry's time, not from a position in a file.
 
-mod line;
 mod scan;
 
 use std::path::PathBuf;
@@ -17,7 +16,7 @@ use chrono::{DateTime, FixedOffset, Offset, Utc};
 use ops_core::contracts::{LogEntry, LogPage, LogQuery, LogSeverity, LogSource};
 use ops_core::{Error, Result};
 
-pub use line::{LineFormat, ParsedLine, level_word, parse_line, parse_timestamp};
+pub use ops_core::log_line::{LineFormat, ParsedLine, level_word, parse_line, parse_timestamp};
 
 /// Where the log is and how its lines are written.
 #[derive(Debug, Clone)]

@@ -10,8 +10,8 @@ use ops_core::contracts::{LogEntry, LogQuery};
 use ops_core::{Error, ErrorKind, Result};
 
 use super::LogFilesConfig;
-use super::line::{ParsedLine, parse_line};
 use crate::lines;
+use ops_core::log_line::{ParsedLine, parse_line};
 
 /// The continuation lines kept for one entry (a stack trace); the rest are cut.
 const MAX_ENTRY: usize = 64 * 1024;

@@ -1,4 +1,5 @@
-//! One line of a log file read as time, severity and text.
+//! One log line read as time, severity and text: the lines of a log file (`ops-host`), of a
+//! pod's log (`ops-kubernetes`), of any process that writes its own format.
 //!
 //! Plain lines start with a timestamp, optionally in brackets: RFC 3339
 //! (`2026-11-30T12:00:00.123Z`), `2026-11-30 12:00:00,123` (log4j, Python), `2026/11/30 12:00:00`
@@ -11,8 +12,8 @@
 //! Anything else (a stack trace's next line) has no timestamp and continues the entry before
 //! it. No input makes the parser panic; property tests keep it so.
 
+use crate::contracts::LogSeverity;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
-use ops_core::contracts::LogSeverity;
 use serde_json::Value;
 
 /// How the lines of a file are written.
