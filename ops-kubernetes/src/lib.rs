@@ -18,6 +18,7 @@
 pub mod client;
 pub mod deployment;
 pub mod health;
+pub mod logs;
 pub mod rollout;
 #[cfg(feature = "sim")]
 pub mod sim;
@@ -25,3 +26,4 @@ pub mod sim;
 pub use client::{KubeClient, KubeConfig};
 pub use deployment::KubeDeployment;
 pub use health::KubeHealth;
+pub use logs::KubeLogs;

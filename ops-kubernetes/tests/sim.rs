@@ -13,7 +13,7 @@ use ops_core::sim::Simulator;
 use ops_core::testkit;
 use ops_kubernetes::rollout::Rollout;
 use ops_kubernetes::sim::{Fault, KubeSim};
-use ops_kubernetes::{KubeDeployment, KubeHealth};
+use ops_kubernetes::{KubeDeployment, KubeHealth, KubeLogs};
 
 const IMAGE: &str = "registry.local/event-stream";
 
@@ -388,4 +388,111 @@ async fn health_reads_replicas_rollout_and_pod_reasons() {
         down.checks.iter().any(|c| c.detail.contains("OOMKilled")),
         "{down:?}"
     );
+}
+
+#[tokio::test]
+async fn pod_logs_pass_the_log_source_suite() {
+    let (sim, clock, _) = sim().await;
+    sim.add_deployment("api", "registry.local/api:3.1.0", 1);
+    let t = |s: i64| t0() + chrono::Duration::seconds(s);
+    for (s, line) in [
+        (1, "ERROR redis: connect ECONNREFUSED 10.0.0.12:6379"),
+        (2, r#"{"level":40,"msg":"retrying redis in 2s"}"#),
+        (3, "INFO redis connected"),
+    ] {
+        clock.sleep(Duration::from_secs(1)).await;
+        assert_eq!(clock.now(), t(s));
+        sim.log_line("api", line);
+    }
+    let rs = KubeDeployment::new(sim.client().unwrap(), "api")
+        .unwrap()
+        .releases()
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    let entry = |at, severity, message: &str| LogEntry {
+        timestamp: at,
+        severity,
+        message: message.into(),
+        payload: None,
+        release: Some(rs.clone()),
+        labels: Default::default(),
+    };
+    let expected = vec![
+        entry(
+            t(-5) + chrono::Duration::milliseconds(1),
+            LogSeverity::Info,
+            "INFO starting registry.local/api:3.1.0",
+        ),
+        entry(t(0), LogSeverity::Info, "INFO listening on :8080"),
+        entry(
+            t(1),
+            LogSeverity::Error,
+            "ERROR redis: connect ECONNREFUSED 10.0.0.12:6379",
+        ),
+        entry(t(2), LogSeverity::Warning, "retrying redis in 2s"),
+        entry(t(3), LogSeverity::Info, "INFO redis connected"),
+    ];
+    let window = TimeWindow::new(t(-3600), t(4)).unwrap();
+    let logs = KubeLogs::new(sim.client().unwrap(), "app=api").unwrap();
+    testkit::log_source(&logs, &testkit::LogFixture { window, expected }).await;
+    let e = KubeLogs::new(sim.client().unwrap(), "app=api&x=y").unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::InvalidInput { .. }), "{e}");
+}
+
+/// The seed's `kubectl logs -l app=event-stream --tail=100 | grep ERROR`, on a crash loop: the
+/// errors of the new pods, their previous instances included; a pod whose image cannot be
+/// pulled has no log and is skipped.
+#[tokio::test]
+async fn error_lines_of_crashing_pods_are_found() {
+    let (_sim, clock, d) = sim().await;
+    let start = clock.now();
+    let _ = d.deploy(&all("1.1.0-crash-loop")).await.unwrap_err();
+    let logs = KubeLogs::new(d.client().clone(), "app=event-stream")
+        .unwrap()
+        .tail_lines(100);
+    let window = TimeWindow::new(
+        start - chrono::Duration::minutes(5),
+        clock.now() + chrono::Duration::seconds(1),
+    )
+    .unwrap();
+    let errors = logs
+        .query_page(&LogQuery::new(window).min_severity(LogSeverity::Error))
+        .await
+        .unwrap();
+    assert!(!errors.entries.is_empty());
+    assert!(
+        errors
+            .entries
+            .iter()
+            .all(|e| e.severity >= LogSeverity::Error)
+    );
+    assert!(
+        errors
+            .entries
+            .iter()
+            .any(|e| e.message.contains("ECONNREFUSED")),
+        "{errors:?}"
+    );
+    let bad = d.releases().await.unwrap()[0].id.clone();
+    assert!(
+        errors
+            .entries
+            .iter()
+            .all(|e| e.release.as_deref() == Some(bad.as_str()))
+    );
+    assert!(
+        errors
+            .entries
+            .iter()
+            .any(|e| e.labels["pod"].starts_with(&bad))
+    );
+    // Pods that never started: no log, no error.
+    let _ = d
+        .set_traffic(&TrafficSplit::all_to(d.releases().await.unwrap()[1].id.as_str()).unwrap())
+        .await
+        .unwrap();
+    let _ = d.deploy(&all("1.2.0-image-pull")).await.unwrap_err();
+    logs.query_page(&LogQuery::new(window)).await.unwrap();
 }

@@ -23,6 +23,7 @@
 //! ```
 
 mod controller;
+mod logs;
 mod routes;
 
 use std::collections::BTreeMap;
@@ -93,6 +94,8 @@ struct State {
     image_faults: Vec<(String, Fate)>,
     /// Continue tokens to refuse with 410 Gone.
     expire_continues: u32,
+    /// Lines tests added, per pod.
+    extra_logs: BTreeMap<String, Vec<(DateTime<Utc>, String)>>,
     /// Another operator's replicas edit, applied just before the next Deployment `PUT`.
     edit_before_put: Option<(String, i32)>,
     ledger: Ledger,
@@ -151,6 +154,7 @@ impl KubeSimBuilder {
                 image_faults: Vec::new(),
                 expire_continues: 0,
                 edit_before_put: None,
+                extra_logs: BTreeMap::new(),
                 ledger: Ledger::default(),
             })
             .await,
@@ -273,6 +277,26 @@ impl KubeSim {
     /// Another operator's replicas edit lands between the client's next read and its write.
     pub fn edit_replicas_before_next_write(&self, name: &str, replicas: i32) {
         self.state().edit_before_put = Some((name.to_string(), replicas));
+    }
+
+    /// Every pod of Deployment `name` writes `line` now.
+    pub fn log_line(&self, name: &str, line: &str) {
+        let mut s = self.state();
+        s.reconcile();
+        let now = s.clock.now();
+        let prefix = format!("{name}-");
+        let pods: Vec<String> = s
+            .pods
+            .iter()
+            .filter(|p| p.set.starts_with(&prefix))
+            .map(|p| p.name.clone())
+            .collect();
+        for p in pods {
+            s.extra_logs
+                .entry(p)
+                .or_default()
+                .push((now, line.to_string()));
+        }
     }
 
     /// Names of the pods of Deployment `name`'s ReplicaSets.

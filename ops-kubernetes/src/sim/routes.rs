@@ -382,6 +382,22 @@ impl SimApi for State {
             return json_template(code, body);
         }
         let query: BTreeMap<String, String> = req.url.query_pairs().into_owned().collect();
+        let seg: Vec<&str> = req.url.path().trim_start_matches('/').split('/').collect();
+        if let ("GET", ["api", "v1", "namespaces", ns, "pods", pod, "log"]) =
+            (req.method.as_str(), seg.as_slice())
+            && *ns == SIM_NAMESPACE
+        {
+            self.reconcile();
+            let (code, body) = self.pod_log(pod, &query);
+            let kind = if code == 200 {
+                "text/plain"
+            } else {
+                "application/json"
+            };
+            return ResponseTemplate::new(code)
+                .insert_header("content-type", kind)
+                .set_body_string(body);
+        }
         let (code, body) = self.route(req.method.as_str(), req.url.path(), &query, &req.body);
         json_template(code, body)
     }
