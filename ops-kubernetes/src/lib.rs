@@ -20,6 +20,7 @@ pub mod deployment;
 pub mod health;
 pub mod logs;
 pub mod rollout;
+pub mod secrets;
 #[cfg(feature = "sim")]
 pub mod sim;
 
@@ -27,3 +28,4 @@ pub use client::{KubeClient, KubeConfig};
 pub use deployment::KubeDeployment;
 pub use health::KubeHealth;
 pub use logs::KubeLogs;
+pub use secrets::KubeSecrets;

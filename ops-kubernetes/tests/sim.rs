@@ -12,8 +12,8 @@ use ops_core::contracts::*;
 use ops_core::sim::Simulator;
 use ops_core::testkit;
 use ops_kubernetes::rollout::Rollout;
-use ops_kubernetes::sim::{Fault, KubeSim};
-use ops_kubernetes::{KubeDeployment, KubeHealth, KubeLogs};
+use ops_kubernetes::sim::{Fault, KubeSim, SIM_TOKEN};
+use ops_kubernetes::{KubeDeployment, KubeHealth, KubeLogs, KubeSecrets};
 
 const IMAGE: &str = "registry.local/event-stream";
 
@@ -495,4 +495,76 @@ async fn error_lines_of_crashing_pods_are_found() {
         .unwrap();
     let _ = d.deploy(&all("1.2.0-image-pull")).await.unwrap_err();
     logs.query_page(&LogQuery::new(window)).await.unwrap();
+}
+
+#[tokio::test]
+async fn secrets_pass_the_secret_store_suite_and_never_leak() {
+    let (sim, _, d) = sim().await;
+    sim.put_secret(
+        "redis",
+        &[("password", "s3cr3t-redis-pass"), ("username", "default")],
+    );
+    sim.put_secret("api-key", &[("key", "k-1234567890")]);
+    let store = KubeSecrets::new(sim.client().unwrap());
+    testkit::secret_store(
+        &store,
+        &testkit::SecretFixture {
+            existing: vec![
+                (
+                    "redis/password".into(),
+                    SecretValue::from("s3cr3t-redis-pass"),
+                ),
+                ("api-key/key".into(), SecretValue::from("k-1234567890")),
+            ],
+            scratch: "scratch/value".into(),
+            missing: "no-such-secret/x".into(),
+        },
+    )
+    .await;
+    // "Verify Redis credentials in secrets", then a rotation: the other key is kept, and the
+    // pods are rolled to read the new value.
+    let read = store
+        .read("redis/password", &VersionRef::Latest)
+        .await
+        .unwrap();
+    assert_eq!(read.value.expose_str().unwrap(), "s3cr3t-redis-pass");
+    store
+        .add_version("redis/password", &SecretValue::from("n3w-redis-pass"))
+        .await
+        .unwrap();
+    assert_eq!(
+        sim.secret_value("redis", "password").unwrap(),
+        b"n3w-redis-pass"
+    );
+    assert_eq!(sim.secret_value("redis", "username").unwrap(), b"default");
+    let before = d.releases().await.unwrap().len();
+    d.restart(Duration::from_secs(120)).await.unwrap();
+    assert_eq!(d.releases().await.unwrap().len(), before + 1);
+    // A Secret with one key may be named alone; with several, the key is needed.
+    let only = store.read("api-key", &VersionRef::Latest).await.unwrap();
+    assert_eq!(only.value.expose_str().unwrap(), "k-1234567890");
+    let e = store.read("redis", &VersionRef::Latest).await.unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::InvalidInput { .. }), "{e}");
+    assert!(!e.to_string().contains("n3w"), "{e}");
+    // A concurrent write between read and write is a conflict, not a lost update.
+    sim.inject(
+        Some("PUT"),
+        "/secrets/redis",
+        1,
+        Fault::Status {
+            status: 409,
+            retry_after: None,
+        },
+    );
+    let e = store
+        .add_version("redis/password", &SecretValue::from("third-pass"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::Conflict { .. }), "{e}");
+    assert!(!e.to_string().contains("third-pass"), "{e}");
+    let shown = format!("{store:?}");
+    assert!(
+        !shown.contains("n3w-redis-pass") && !shown.contains(SIM_TOKEN),
+        "{shown}"
+    );
 }

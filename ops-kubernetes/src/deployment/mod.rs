@@ -23,7 +23,7 @@
 //! back-off that cannot heal by waiting end the wait at once unless
 //! [`KubeDeployment::wait_out_back_off`] says otherwise.
 
-mod view;
+pub(crate) mod view;
 
 use std::time::Duration;
 

@@ -94,6 +94,8 @@ struct State {
     image_faults: Vec<(String, Fate)>,
     /// Continue tokens to refuse with 410 Gone.
     expire_continues: u32,
+    /// Secrets, as the API server stores them (`data` in base64).
+    secrets: BTreeMap<String, serde_json::Value>,
     /// Lines tests added, per pod.
     extra_logs: BTreeMap<String, Vec<(DateTime<Utc>, String)>>,
     /// Another operator's replicas edit, applied just before the next Deployment `PUT`.
@@ -155,6 +157,7 @@ impl KubeSimBuilder {
                 expire_continues: 0,
                 edit_before_put: None,
                 extra_logs: BTreeMap::new(),
+                secrets: BTreeMap::new(),
                 ledger: Ledger::default(),
             })
             .await,
@@ -277,6 +280,44 @@ impl KubeSim {
     /// Another operator's replicas edit lands between the client's next read and its write.
     pub fn edit_replicas_before_next_write(&self, name: &str, replicas: i32) {
         self.state().edit_before_put = Some((name.to_string(), replicas));
+    }
+
+    /// Creates (or replaces) the Opaque Secret `name` with `data`.
+    pub fn put_secret(&self, name: &str, data: &[(&str, &str)]) {
+        use base64::Engine;
+        let mut s = self.state();
+        let rv = s.next_rv();
+        let now = s.clock.now();
+        let data: serde_json::Map<String, serde_json::Value> = data
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    json!(base64::engine::general_purpose::STANDARD.encode(v)),
+                )
+            })
+            .collect();
+        s.secrets.insert(
+            name.to_string(),
+            json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "data": data,
+                   "metadata": {"name": name, "namespace": SIM_NAMESPACE, "resourceVersion": rv,
+                                "uid": format!("uid-secret-{name}"),
+                                "creationTimestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)}}),
+        );
+    }
+
+    /// The decoded value of key `key` of Secret `name`.
+    pub fn secret_value(&self, name: &str, key: &str) -> Option<Vec<u8>> {
+        use base64::Engine;
+        let s = self.state();
+        let text = s
+            .secrets
+            .get(name)?
+            .get("data")?
+            .get(key)?
+            .as_str()?
+            .to_string();
+        base64::engine::general_purpose::STANDARD.decode(text).ok()
     }
 
     /// Every pod of Deployment `name` writes `line` now.

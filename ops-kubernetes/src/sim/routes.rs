@@ -95,7 +95,7 @@ impl State {
         }
         (
             200,
-            json!({"kind": format!("{kind}List"), "apiVersion": if kind == "Pod" { "v1" } else { "apps/v1" },
+            json!({"kind": format!("{kind}List"), "apiVersion": if matches!(kind, "Pod" | "Secret") { "v1" } else { "apps/v1" },
                      "metadata": metadata, "items": page}),
         )
     }
@@ -227,6 +227,95 @@ impl State {
         }
     }
 
+    /// `POST` (create) or `PUT` (replace, with the stored resourceVersion) of a Secret: its
+    /// `data` must be base64.
+    fn write_secret(&mut self, name: Option<&str>, body: &[u8], dry_run: bool) -> (u16, Value) {
+        use base64::Engine;
+        let Ok(mut v) = serde_json::from_slice::<Value>(body) else {
+            return status(400, "BadRequest", "the body is not JSON", json!({}));
+        };
+        let Some(obj_name) = v
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+        else {
+            return status(
+                422,
+                "Invalid",
+                "Secret \"\" is invalid: metadata.name: Required value",
+                json!({"causes": [{"field": "metadata.name"}]}),
+            );
+        };
+        let bad_data = v.get("data").and_then(Value::as_object).is_some_and(|d| {
+            d.values().any(|x| {
+                x.as_str()
+                    .is_none_or(|t| base64::engine::general_purpose::STANDARD.decode(t).is_err())
+            })
+        });
+        if bad_data {
+            return status(
+                400,
+                "BadRequest",
+                "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data",
+                json!({}),
+            );
+        }
+        match name {
+            None if self.secrets.contains_key(&obj_name) => {
+                return status(
+                    409,
+                    "AlreadyExists",
+                    &format!("secrets \"{obj_name}\" already exists"),
+                    json!({"name": obj_name, "kind": "secrets"}),
+                );
+            }
+            Some(n) => {
+                if n != obj_name {
+                    return status(
+                        400,
+                        "BadRequest",
+                        "the name of the object does not match the name on the URL",
+                        json!({}),
+                    );
+                }
+                let Some(stored) = self.secrets.get(n) else {
+                    return not_found("secrets", "", n);
+                };
+                if v.pointer("/metadata/resourceVersion")
+                    != stored.pointer("/metadata/resourceVersion")
+                {
+                    return status(
+                        409,
+                        "Conflict",
+                        &format!(
+                            "Operation cannot be fulfilled on secrets \"{n}\": the object has been modified; please apply your changes to the latest version and try again"
+                        ),
+                        json!({"name": n, "kind": "secrets"}),
+                    );
+                }
+                v["metadata"]["creationTimestamp"] =
+                    stored["metadata"]["creationTimestamp"].clone();
+                v["metadata"]["uid"] = stored["metadata"]["uid"].clone();
+            }
+            None => {
+                v["metadata"]["creationTimestamp"] = json!(
+                    self.clock
+                        .now()
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                );
+                v["metadata"]["uid"] = json!(format!("uid-secret-{obj_name}"));
+            }
+        }
+        v["metadata"]["namespace"] = json!(SIM_NAMESPACE);
+        if dry_run {
+            return (if name.is_some() { 200 } else { 201 }, v);
+        }
+        v["metadata"]["resourceVersion"] = json!(self.next_rv());
+        self.secrets.insert(obj_name, v.clone());
+        self.ledger.mutated();
+        (if name.is_some() { 200 } else { 201 }, v)
+    }
+
     fn put_hpa(&mut self, name: &str, body: &[u8]) -> (u16, Value) {
         let Some(stored) = self.hpas.get(name).cloned() else {
             return not_found("horizontalpodautoscalers", "autoscaling", name);
@@ -356,6 +445,22 @@ impl State {
                     name,
                 ],
             ) => self.put_hpa(name, body),
+            ("GET", ["api", "v1", "namespaces", _, "secrets"]) => {
+                let items: Vec<Value> = self.secrets.values().cloned().collect();
+                self.list("Secret", items, query)
+            }
+            ("GET", ["api", "v1", "namespaces", _, "secrets", name]) => {
+                match self.secrets.get(*name) {
+                    Some(v) => (200, v.clone()),
+                    None => not_found("secrets", "", name),
+                }
+            }
+            ("POST", ["api", "v1", "namespaces", _, "secrets"]) => {
+                self.write_secret(None, body, dry_run)
+            }
+            ("PUT", ["api", "v1", "namespaces", _, "secrets", name]) => {
+                self.write_secret(Some(name), body, dry_run)
+            }
             _ => status(
                 404,
                 "NotFound",
