@@ -19,6 +19,8 @@ pub mod client;
 pub mod deployment;
 pub mod health;
 pub mod logs;
+pub mod quantity;
+pub mod recover;
 pub mod rollout;
 pub mod secrets;
 #[cfg(feature = "sim")]
@@ -28,4 +30,5 @@ pub use client::{KubeClient, KubeConfig};
 pub use deployment::KubeDeployment;
 pub use health::KubeHealth;
 pub use logs::KubeLogs;
+pub use recover::{RecoverConfig, RecoverDeployment};
 pub use secrets::KubeSecrets;

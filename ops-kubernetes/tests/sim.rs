@@ -9,11 +9,16 @@ use chrono::{DateTime, Utc};
 use ops_core::ErrorKind;
 use ops_core::clock::{Clock, ManualClock};
 use ops_core::contracts::*;
+use ops_core::engine::{Mode, Runner};
+use ops_core::runbooks::Procedure;
 use ops_core::sim::Simulator;
 use ops_core::testkit;
+use ops_kubernetes::recover::{Recovery, Remedy};
 use ops_kubernetes::rollout::Rollout;
 use ops_kubernetes::sim::{Fault, KubeSim, SIM_TOKEN};
-use ops_kubernetes::{KubeDeployment, KubeHealth, KubeLogs, KubeSecrets};
+use ops_kubernetes::{
+    KubeDeployment, KubeHealth, KubeLogs, KubeSecrets, RecoverConfig, RecoverDeployment,
+};
 
 const IMAGE: &str = "registry.local/event-stream";
 
@@ -567,4 +572,131 @@ async fn secrets_pass_the_secret_store_suite_and_never_leak() {
         !shown.contains("n3w-redis-pass") && !shown.contains(SIM_TOKEN),
         "{shown}"
     );
+}
+
+async fn recover(
+    d: &KubeDeployment,
+    clock: &Arc<ManualClock>,
+    mode: Mode,
+) -> ops_core::runbooks::Finished<Recovery> {
+    let logs = KubeLogs::new(d.client().clone(), "app=event-stream").unwrap();
+    RecoverDeployment::new(d.clone(), logs, RecoverConfig::default())
+        .run(&Runner::new().with_clock(clock.clone()), mode)
+        .await
+        .unwrap()
+}
+
+fn remedy(r: &Recovery, step: &str) -> Remedy {
+    r.remedies
+        .iter()
+        .find(|(s, _)| s == step)
+        .map(|(_, r)| r.clone())
+        .unwrap()
+}
+
+/// The seed's Event Stream Failure procedure on each failure it names.
+#[tokio::test]
+async fn the_event_stream_failure_procedure_takes_the_remedy_each_failure_needs() {
+    // Healthy: nothing to do.
+    let (_sim, clock, d) = sim().await;
+    let done = recover(&d, &clock, Mode::Execute).await;
+    assert!(done.is_success(), "{:?}", done.report);
+    let r = done.summary.unwrap();
+    assert!(
+        r.remedies.iter().all(|(_, x)| *x == Remedy::NotNeeded),
+        "{r:?}"
+    );
+
+    // OOM kills: more memory, the same release, no rollback.
+    let (oom_sim, clock, d) = sim().await;
+    let _ = d.deploy(&all("1.1.0-oom")).await.unwrap_err();
+    let planned = recover(&d, &clock, Mode::DryRun).await;
+    assert!(planned.is_success(), "{:?}", planned.report);
+    assert_eq!(
+        oom_sim
+            .get_deployment("event-stream")
+            .unwrap()
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+            .containers[0]
+            .resources
+            .as_ref()
+            .unwrap()
+            .limits
+            .as_ref()
+            .unwrap()["memory"]
+            .0,
+        "256Mi",
+        "a dry run changes nothing"
+    );
+    let done = recover(&d, &clock, Mode::Execute).await;
+    assert!(done.is_success(), "{:?}", done.report);
+    let r = done.summary.unwrap();
+    assert!(r.diagnosis.oom_killed, "{r:?}");
+    assert_eq!(
+        remedy(&r, "more-memory"),
+        Remedy::Done("memory limit raised to 512Mi".into())
+    );
+    assert_eq!(remedy(&r, "undo"), Remedy::NotNeeded);
+    assert_eq!(
+        d.current().await.unwrap().scale.unwrap().memory.as_deref(),
+        Some("512Mi"),
+        "request and limit are raised"
+    );
+    assert!(
+        d.releases().await.unwrap()[0]
+            .version
+            .ends_with("1.1.0-oom")
+    );
+
+    // A crash loop or an image that cannot be pulled: a restart does not help, undo does.
+    for tag in ["1.1.0-crash-loop", "1.1.0-image-pull"] {
+        let (_sim, clock, d) = sim().await;
+        let _ = d.deploy(&all(tag)).await.unwrap_err();
+        let done = recover(&d, &clock, Mode::Execute).await;
+        assert!(done.is_success(), "{tag}: {:?}", done.report);
+        let r = done.summary.unwrap();
+        assert!(!r.diagnosis.back_off.is_empty(), "{tag}: {r:?}");
+        assert!(
+            matches!(remedy(&r, "restart"), Remedy::Failed(_)),
+            "{tag}: {r:?}"
+        );
+        assert!(
+            matches!(remedy(&r, "undo"), Remedy::Done(ref m) if m.contains("1.0.0")),
+            "{tag}: {r:?}"
+        );
+        assert_eq!(d.rollout_status().await.unwrap().rollout, Rollout::Complete);
+    }
+    let (_sim, clock, d) = sim().await;
+    let _ = d.deploy(&all("1.1.0-crash-loop")).await.unwrap_err();
+    let done = recover(&d, &clock, Mode::Execute).await;
+    assert!(
+        done.summary
+            .unwrap()
+            .diagnosis
+            .first_errors
+            .iter()
+            .any(|e| e.contains("ECONNREFUSED"))
+    );
+}
+
+#[tokio::test]
+async fn a_service_down_with_nothing_to_roll_back_to_fails_the_run() {
+    let (sim, clock, _) = sim().await;
+    sim.add_deployment("worker", "registry.local/worker:1.0-crash-loop", 2);
+    let d = sim
+        .deployment("worker")
+        .unwrap()
+        .polling(Duration::from_secs(2));
+    let logs = KubeLogs::new(d.client().clone(), "app=worker").unwrap();
+    let done = RecoverDeployment::new(d, logs, RecoverConfig::default())
+        .run(&Runner::new().with_clock(clock.clone()), Mode::Execute)
+        .await
+        .unwrap();
+    assert!(!done.is_success());
+    let r = done.summary.unwrap();
+    assert!(r.diagnosis.down && r.diagnosis.error_lines > 0, "{r:?}");
 }

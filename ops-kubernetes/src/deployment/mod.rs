@@ -390,6 +390,36 @@ impl KubeDeployment {
         self.run_release(&name, deadline).await
     }
 
+    /// Back to the newest revision that runs another version than the current one and is not
+    /// failing: what "roll back to the previous deployment" means when restarts have added
+    /// revisions of the same version (where `undo` would bring back the one before the
+    /// restart).
+    pub async fn roll_back(&self, deadline: Duration) -> Result<Release> {
+        let d = self.get().await?;
+        let sets = self.replica_sets(&d).await?;
+        let current = view::current(&d, &sets)
+            .map(|rs| release_of(rs, self.container.as_deref(), ReleaseState::Ready));
+        let releases = self.releases_now().await?;
+        let target = releases
+            .iter()
+            .filter(|r| {
+                current
+                    .as_ref()
+                    .is_none_or(|c| r.id != c.id && r.version != c.version)
+            })
+            .find(|r| r.state != ReleaseState::Failed)
+            .ok_or_else(|| {
+                Error::new(
+                    PROVIDER,
+                    "roll_back",
+                    ErrorKind::NotFound {
+                        resource: format!("an earlier version of {} to roll back to", self.target),
+                    },
+                )
+            })?;
+        self.run_release(&target.id, deadline).await
+    }
+
     /// Makes the ReplicaSet `id` the Deployment's template again (and restores replicas after
     /// a stop), then follows the rollout.
     async fn run_release(&self, id: &str, deadline: Duration) -> Result<Release> {
