@@ -512,6 +512,143 @@ def extract_slack_replies(specs):
     write("slack-web-api.json", fixture)
 
 
+# Kubernetes: the operations from the Kubernetes project's own client, generated from the
+# official OpenAPI description (PyPI `kubernetes`, sdist: `client/api/*_api.py`), and the schemas
+# from the same description as JSON Schema (PyPI `kubernetes-validate`, `_definitions.json` of
+# the cluster version ops-kubernetes builds against, strict: no unknown fields).
+KUBERNETES_CLIENT = "kubernetes==37.0.2"
+KUBERNETES_VALIDATE = "kubernetes-validate==1.37.0"
+KUBERNETES_SCHEMAS = "v1.33.0-local-strict"
+KUBERNETES_OPS = {
+    "apps_v1_api.py": ["read_namespaced_deployment", "replace_namespaced_deployment",
+                       "list_namespaced_replica_set"],
+    "core_v1_api.py": ["list_namespaced_pod", "read_namespaced_pod_log", "list_namespaced_secret",
+                       "read_namespaced_secret", "create_namespaced_secret",
+                       "replace_namespaced_secret"],
+    "autoscaling_v2_api.py": ["read_namespaced_horizontal_pod_autoscaler",
+                              "replace_namespaced_horizontal_pod_autoscaler"],
+}
+
+
+def fetch_kubernetes(specs):
+    """The two packages into SPECS/kubernetes, when it lacks them."""
+    import tarfile
+    import tempfile
+    import zipfile
+    out = os.path.join(specs, "kubernetes")
+    if os.path.exists(os.path.join(out, "_definitions.json")):
+        return out
+    os.makedirs(os.path.join(out, "api"), exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                        "--no-binary=:all:", "-d", tmp, KUBERNETES_CLIENT], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                        "--only-binary=:all:", "-d", tmp, KUBERNETES_VALIDATE], check=True)
+        sdist = next(os.path.join(tmp, f) for f in os.listdir(tmp) if f.endswith(".tar.gz"))
+        with tarfile.open(sdist) as t:
+            for m in t.getmembers():
+                base = os.path.basename(m.name)
+                if "/kubernetes/client/api/" in m.name and base in KUBERNETES_OPS:
+                    with open(os.path.join(out, "api", base), "wb") as f:
+                        f.write(t.extractfile(m).read())
+        wheel = next(os.path.join(tmp, f) for f in os.listdir(tmp) if f.endswith(".whl"))
+        with zipfile.ZipFile(wheel) as z:
+            data = z.read(f"kubernetes_validate/kubernetes-json-schema/{KUBERNETES_SCHEMAS}/_definitions.json")
+            with open(os.path.join(out, "_definitions.json"), "wb") as f:
+                f.write(data)
+    return out
+
+
+def k8s_schema(node, field=None):
+    """A `_definitions.json` node in the fixture's schema form, as the OpenAPI description it
+    was converted from has it: the converter's additions are taken out again, a `null` in
+    every optional field's type (the API server omits empty fields; the description has no
+    nulls) and an `enum` pinning `apiVersion` and `kind` (the description has
+    `x-kubernetes-group-version-kind` instead)."""
+    if not isinstance(node, dict):
+        return {}
+    out = {}
+    if "$ref" in node:
+        return {"$ref": node["$ref"].split("/")[-1]}
+    kind = node.get("type")
+    if isinstance(kind, list):
+        kinds = [k for k in kind if k != "null"]
+        kind = kinds[0] if len(kinds) == 1 else None
+    if kind:
+        out["type"] = kind
+    for key in ("format", "enum", "required"):
+        if key in node and not (key == "enum" and field in ("apiVersion", "kind")):
+            out[key] = node[key]
+    if "properties" in node:
+        out["properties"] = {k: k8s_schema(v, k) for k, v in node["properties"].items()}
+        out.setdefault("type", "object")
+    if "items" in node:
+        out["items"] = k8s_schema(node["items"])
+    if "additionalProperties" in node:
+        ap = node["additionalProperties"]
+        out["additionalProperties"] = ap if isinstance(ap, bool) else k8s_schema(ap)
+    for key in ("oneOf", "anyOf", "allOf"):
+        if key in node:
+            out[key] = [k8s_schema(x) for x in node[key]]
+    if out.get("type") == "object" and "properties" not in out and "additionalProperties" not in out:
+        out["additionalProperties"] = True
+    return out
+
+
+def k8s_type_name(py_name, defs):
+    """`V1Deployment` → `io.k8s.api.apps.v1.Deployment`: the one definition of that version and
+    kind; `None` for `str` and anything ambiguous."""
+    m = re.match(r"^(V\d+(?:alpha\d+|beta\d+)?)(\w+)$", py_name or "")
+    if not m:
+        return None
+    version, kind = m.group(1).lower(), m.group(2)
+    found = [k for k in defs if k.endswith(f".{version}.{kind}")]
+    return found[0] if len(found) == 1 else None
+
+
+def extract_kubernetes(specs):
+    src = fetch_kubernetes(specs)
+    defs = json.load(open(os.path.join(src, "_definitions.json")))["$defs"]
+    ops, roots = [], set()
+    for fname, names in KUBERNETES_OPS.items():
+        text = open(os.path.join(src, "api", fname)).read()
+        for name in names:
+            ser = re.search(r"def _" + name + r"_serialize\((.*?)\n    def ", text, re.S)
+            if not ser:
+                sys.exit(f"kubernetes: no {name} in {fname}")
+            body_text = ser.group(1)
+            method = re.search(r"method='(\w+)'", body_text).group(1)
+            path = re.search(r"resource_path='([^']+)'", body_text).group(1)
+            query = {q: {"type": "any"} for q in re.findall(r"_query_params\.append\(\('(\w+)'", body_text)}
+            sig = re.search(r"def " + name + r"\(\s*self,(.*?)\)\s*->\s*(\w+):", text, re.S)
+            body = None
+            if sig and re.search(r"\n\s+body: (\w+)", sig.group(1)):
+                body_type = k8s_type_name(re.search(r"\n\s+body: (\w+)", sig.group(1)).group(1), defs)
+                if body_type:
+                    body = body_type
+                    roots.add(body_type)
+            response = k8s_type_name(sig.group(2) if sig else None, defs)
+            if response:
+                roots.add(response)
+            ops.append({"id": name, "method": method, "path": path, "query": query,
+                        "body": body, "response": response})
+    schemas, todo = {}, list(roots)
+    while todo:
+        n = todo.pop()
+        if n in schemas or n not in defs:
+            continue
+        schemas[n] = k8s_schema(defs[n])
+        todo.extend(re.findall(r'"\$ref": "([^"]+)"', json.dumps(schemas[n])))
+    write("kubernetes-api.json", {
+        "source": f"Kubernetes API: operations from the project's generated client ({KUBERNETES_CLIENT}), "
+                  f"schemas from its OpenAPI description as JSON Schema ({KUBERNETES_VALIDATE}, {KUBERNETES_SCHEMAS})",
+        "provider": "kubernetes",
+        "global_query": {"pretty": {"type": "string"}},
+        "operations": ops,
+        "schemas": schemas,
+    })
+
+
 def write(name, fixture):
     path = os.path.join(OUT, name)
     with open(path, "w") as f:
@@ -528,3 +665,4 @@ if __name__ == "__main__":
     extract_github(specs)
     extract_vercel(specs)
     extract_slack_replies(specs)
+    extract_kubernetes(specs)

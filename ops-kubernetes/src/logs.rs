@@ -1,5 +1,5 @@
 //! Pod logs as a [`LogSource`]: `kubectl logs -l app=event-stream --all-containers
-//! --timestamps --since-time=…`, across the selector's pods and their containers, with the
+//! --timestamps --since=…`, across the selector's pods and their containers, with the
 //! previous instance of a restarted container (`--previous`), so "pod logs with ERROR" and the
 //! weekly review read Kubernetes the way they read Cloud Logging.
 //!
@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 use k8s_openapi::api::core::v1::Pod;
 use ops_core::contracts::{LogEntry, LogPage, LogQuery, LogSeverity, LogSource};
 use ops_core::log_line::{LineFormat, level_word, parse_line, parse_timestamp};
@@ -80,12 +80,15 @@ impl KubeLogs {
             "api/v1/namespaces/{}/pods/{pod}/log",
             self.client.namespace()
         );
-        let since = since.to_rfc3339_opts(SecondsFormat::Secs, true);
+        // `sinceSeconds`, the parameter the API describes (kubectl's `--since-time` is not
+        // one): from the window's start to now, at least a second.
+        let now = self.client.clock().now();
+        let since = (now - since).num_seconds().max(1).to_string();
         let tail = self.tail_lines.to_string();
         let mut query = vec![
             ("container", container),
             ("timestamps", "true"),
-            ("sinceTime", since.as_str()),
+            ("sinceSeconds", since.as_str()),
             ("tailLines", tail.as_str()),
         ];
         if previous {

@@ -141,7 +141,10 @@ pub(super) fn record_reply(
     headers: &reqwest::header::HeaderMap,
     body: &[u8],
 ) {
-    if sink().is_none() || !headers.contains_key(SIMULATOR_HEADER) {
+    // Only success replies have a described shape; a status the caller accepts besides them
+    // (a 308 to resume an upload, a 410 for an expired list) is an error body.
+    if sink().is_none() || !headers.contains_key(SIMULATOR_HEADER) || !(200..300).contains(&status)
+    {
         return;
     }
     let Ok(mut reply) = serde_json::from_slice::<serde_json::Value>(body) else {

@@ -189,7 +189,7 @@ impl KubeClient {
         resource: &str,
     ) -> Result<T> {
         let request = JsonRequest::get(operation, url).resource(resource);
-        self.http.call_json(&self.auth, request).await
+        decode(operation, self.http.call_json(&self.auth, request).await?)
     }
 
     /// A write (`PUT`, `POST`, `PATCH` with `content_type`) and its decoded reply. A `PUT`
@@ -207,7 +207,7 @@ impl KubeClient {
         if let Some(ct) = content_type {
             request = request.header(CONTENT_TYPE, HeaderValue::from_static(ct));
         }
-        self.http.call_json(&self.auth, request).await
+        decode(operation, self.http.call_json(&self.auth, request).await?)
     }
 
     /// DELETE.
@@ -280,7 +280,7 @@ impl KubeClient {
                 token = None;
                 continue;
             }
-            let page: Page<T> = reply.json(PROVIDER, operation)?;
+            let page: Page<T> = decode(operation, reply.json(PROVIDER, operation)?)?;
             items.extend(page.items);
             match page.metadata.continue_.filter(|c| !c.is_empty()) {
                 Some(next) => token = Some(next),
@@ -295,6 +295,31 @@ impl KubeClient {
             },
         ))
     }
+}
+
+/// Decodes a reply into `T` after taking out `apiVersion` and `kind` (of the object and of a
+/// list's items): the path asked already fixes them, and k8s-openapi refuses any value but its
+/// own where the description allows any string.
+fn decode<T: DeserializeOwned>(operation: &'static str, mut v: serde_json::Value) -> Result<T> {
+    fn strip(v: &mut serde_json::Value) {
+        if let Some(o) = v.as_object_mut() {
+            o.remove("apiVersion");
+            o.remove("kind");
+            if let Some(items) = o.get_mut("items").and_then(serde_json::Value::as_array_mut) {
+                items.iter_mut().for_each(strip);
+            }
+        }
+    }
+    strip(&mut v);
+    serde_json::from_value(v).map_err(|e| {
+        Error::new(
+            PROVIDER,
+            operation,
+            ErrorKind::Decode {
+                detail: e.to_string(),
+            },
+        )
+    })
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Pod logs in the simulator: what each pod's fate makes it write, lines a test adds, served
-//! as the kubelet serves them (`timestamps`, `sinceTime`, `tailLines`, `previous`, and a 400
+//! as the kubelet serves them (`timestamps`, `sinceSeconds`, `tailLines`, `previous`, and a 400
 //! for a container that never started).
 
 use std::collections::BTreeMap;
@@ -92,7 +92,10 @@ impl State {
                 "previous terminated container \"{container}\" in pod \"{pod}\" not found"
             ));
         }
-        let since: Option<DateTime<Utc>> = query.get("sinceTime").and_then(|s| s.parse().ok());
+        let since: Option<DateTime<Utc>> = query
+            .get("sinceSeconds")
+            .and_then(|s| s.parse::<i64>().ok())
+            .map(|s| now - chrono::Duration::seconds(s));
         let mut lines: Vec<(DateTime<Utc>, String)> = self
             .lines_of(p, now, previous)
             .into_iter()
