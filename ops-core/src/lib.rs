@@ -48,6 +48,7 @@ pub mod memory;
 pub mod money;
 pub mod poll;
 pub mod presets;
+pub mod quantity;
 pub mod redact;
 pub mod retry;
 pub mod runbooks;

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 /// Layers, top first; modules in one layer may use each other.
 const LAYERS: &[&[&str]] = &[
-    &["error", "clock", "checksum", "redact", "money"],
+    &["error", "clock", "checksum", "redact", "money", "quantity"],
     &["config", "serde_duration"],
-    &["contracts", "judge", "codec"],
+    &["contracts", "judge", "codec", "log_line"],
     &["retry"],
     &["http", "poll", "sim", "calendar"],
     &["adapters", "engine"],

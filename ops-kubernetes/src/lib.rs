@@ -19,7 +19,6 @@ pub mod client;
 pub mod deployment;
 pub mod health;
 pub mod logs;
-pub mod quantity;
 pub mod recover;
 pub mod rollout;
 pub mod secrets;

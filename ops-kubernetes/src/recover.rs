@@ -30,9 +30,9 @@ use ops_core::runbooks::Procedure;
 use ops_core::{Error, ErrorKind};
 
 use crate::client::PROVIDER;
-use crate::quantity::{bytes_of, format_bytes};
 use crate::rollout::problems_of;
 use crate::{KubeDeployment, KubeHealth, KubeLogs, KubeSecrets};
+use ops_core::quantity::{bytes_of, format_bytes};
 
 /// Settings of [`RecoverDeployment`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

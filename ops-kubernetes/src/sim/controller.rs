@@ -272,7 +272,7 @@ impl State {
                             .get("memory")
                             .cloned()
                     })
-                    .and_then(|q| crate::quantity::bytes_of(&q.0));
+                    .and_then(|q| ops_core::quantity::bytes_of(&q.0));
                 let fate = match self.fate_of(&image) {
                     // A leak that a bigger limit holds: `…oom…` images need 512Mi.
                     Fate::OomKilled if memory.is_some_and(|m| m >= OOM_NEEDS) => Fate::Healthy,

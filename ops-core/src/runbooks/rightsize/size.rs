@@ -51,25 +51,12 @@ pub fn cpu_cores(q: &str) -> Option<f64> {
     (v.is_finite() && v > 0.0).then_some(v)
 }
 
-/// The value of a memory quantity in bytes (`"512Mi"`, `"4Gi"`, `"1G"`, `"1048576"`).
+/// The value of a memory quantity in bytes (`"512Mi"`, `"4Gi"`, `"1G"`, `"1048576"`), as
+/// [`crate::quantity::bytes_of`] reads it; `None` for zero.
 pub fn memory_bytes(q: &str) -> Option<f64> {
-    const UNITS: [(&str, f64); 8] = [
-        ("Ki", 1024.0),
-        ("Mi", 1048576.0),
-        ("Gi", 1073741824.0),
-        ("Ti", 1099511627776.0),
-        ("k", 1e3),
-        ("M", 1e6),
-        ("G", 1e9),
-        ("T", 1e12),
-    ];
-    let q = q.trim();
-    let (number, factor) = UNITS
-        .iter()
-        .find_map(|(u, f)| q.strip_suffix(u).map(|n| (n, *f)))
-        .unwrap_or((q, 1.0));
-    let v = number.parse::<f64>().ok()? * factor;
-    (v.is_finite() && v > 0.0).then_some(v)
+    crate::quantity::bytes_of(q)
+        .filter(|b| *b > 0)
+        .map(|b| b as f64)
 }
 
 /// Checks that `steps` parse and strictly increase.

@@ -1,4 +1,4 @@
-//! Memory quantities as Kubernetes writes them (`256Mi`, `1Gi`, `512M`, `1e9`, `134217728`),
+//! Memory quantities as Kubernetes and Cloud Run write them (`256Mi`, `1Gi`, `512M`, `1e9`, `134217728`),
 //! read to bytes and written back in binary units, with checked arithmetic.
 
 /// The bytes `q` means; `None` for anything that is not a memory quantity, or more than
