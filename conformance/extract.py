@@ -632,7 +632,36 @@ def extract_kubernetes(specs):
                 roots.add(response)
             ops.append({"id": name, "method": method, "path": path, "query": query,
                         "body": body, "response": response})
-    schemas, todo = {}, list(roots)
+    # metrics.k8s.io is served by metrics-server, outside the core description: its list
+    # operation and types as the Kubernetes reference generated from k8s.io/metrics writes them
+    # (kubernetes/website, docs/reference/external-api/metrics.v1beta1.md): PodMetrics requires
+    # timestamp, window and containers; ContainerMetrics requires name and usage.
+    list_query = next(o["query"] for o in ops if o["id"] == "list_namespaced_pod")
+    ops.append({"id": "metrics.list_namespaced_pod_metrics", "method": "GET",
+                "path": "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods",
+                "query": list_query, "body": None,
+                "response": "io.k8s.metrics.pkg.apis.metrics.v1beta1.PodMetricsList"})
+    metrics_schemas = {
+        "io.k8s.metrics.pkg.apis.metrics.v1beta1.PodMetricsList": {
+            "type": "object", "required": ["items"],
+            "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                           "metadata": {"$ref": "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta"},
+                           "items": {"type": "array", "items": {"$ref": "io.k8s.metrics.pkg.apis.metrics.v1beta1.PodMetrics"}}}},
+        "io.k8s.metrics.pkg.apis.metrics.v1beta1.PodMetrics": {
+            "type": "object", "required": ["timestamp", "window", "containers"],
+            "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                           "metadata": {"$ref": "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"},
+                           "timestamp": {"$ref": "io.k8s.apimachinery.pkg.apis.meta.v1.Time"},
+                           "window": {"type": "string"},
+                           "containers": {"type": "array", "items": {"$ref": "io.k8s.metrics.pkg.apis.metrics.v1beta1.ContainerMetrics"}}}},
+        "io.k8s.metrics.pkg.apis.metrics.v1beta1.ContainerMetrics": {
+            "type": "object", "required": ["name", "usage"],
+            "properties": {"name": {"type": "string"},
+                           "usage": {"type": "object", "additionalProperties": {"$ref": "io.k8s.apimachinery.pkg.api.resource.Quantity"}}}},
+    }
+    roots |= {"io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta", "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+              "io.k8s.apimachinery.pkg.apis.meta.v1.Time", "io.k8s.apimachinery.pkg.api.resource.Quantity"}
+    schemas, todo = dict(metrics_schemas), list(roots)
     while todo:
         n = todo.pop()
         if n in schemas or n not in defs:

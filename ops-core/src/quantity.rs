@@ -53,6 +53,23 @@ pub fn bytes_of(q: &str) -> Option<u64> {
     Some(bytes)
 }
 
+/// The cores a CPU quantity means: `2`, `0.5`, `500m`, and metrics-server's `250000u` and
+/// `1234567n`; `None` for anything else, a negative or a non-finite value.
+pub fn cores_of(q: &str) -> Option<f64> {
+    let q = q.trim();
+    let (number, scale) = match q.char_indices().last()? {
+        (i, 'n') => (&q[..i], 1e-9),
+        (i, 'u') => (&q[..i], 1e-6),
+        (i, 'm') => (&q[..i], 1e-3),
+        _ => (q, 1.0),
+    };
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return None;
+    }
+    let v = number.parse::<f64>().ok()? * scale;
+    v.is_finite().then_some(v)
+}
+
 /// `bytes` in the largest binary unit that divides it (`512Mi`, `3Gi`), else in `Mi` rounded
 /// up (a limit is never lowered by the writing), else bytes.
 pub fn format_bytes(bytes: u64) -> String {
@@ -96,6 +113,13 @@ mod tests {
         assert_eq!(format_bytes(2 << 30), "2Gi");
         assert_eq!(format_bytes((1 << 20) + 1), "2Mi");
         assert_eq!(format_bytes(1000), "1000");
+        assert_eq!(cores_of("500m"), Some(0.5));
+        assert_eq!(cores_of("2"), Some(2.0));
+        assert!((cores_of("250000000n").unwrap() - 0.25).abs() < 1e-12);
+        assert!((cores_of("1500u").unwrap() - 0.0015).abs() < 1e-12);
+        for bad in ["", "m", "-1", "1e3m", "abc", "1.2.3"] {
+            assert_eq!(cores_of(bad), None, "{bad}");
+        }
     }
 
     proptest! {

@@ -266,10 +266,18 @@ impl SecretStore for KubeSecrets {
                     }
                 }
                 data.insert(key.to_string(), json!(encoded));
+                // Labels and annotations as read; absent ones stay absent (never `null`).
+                let mut metadata =
+                    json!({"name": name, "resourceVersion": obj.metadata.resource_version});
+                if let Some(labels) = &obj.metadata.labels {
+                    metadata["labels"] = json!(labels);
+                }
+                if let Some(notes) = &obj.metadata.annotations {
+                    metadata["annotations"] = json!(notes);
+                }
                 let body = json!({
                     "apiVersion": "v1", "kind": "Secret",
-                    "metadata": {"name": name, "resourceVersion": obj.metadata.resource_version,
-                                 "labels": obj.metadata.labels, "annotations": obj.metadata.annotations},
+                    "metadata": metadata,
                     "type": obj.kind.unwrap_or_else(|| "Opaque".into()),
                     "data": data,
                 });

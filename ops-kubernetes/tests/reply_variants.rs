@@ -11,7 +11,7 @@ use ops_conformance::replies::variants;
 use ops_conformance::{Description, vendored};
 use ops_core::clock::ManualClock;
 use ops_core::contracts::*;
-use ops_kubernetes::{KubeClient, KubeConfig, KubeDeployment, KubeLogs, KubeSecrets};
+use ops_kubernetes::{KubeClient, KubeConfig, KubeDeployment, KubeLogs, KubeMetrics, KubeSecrets};
 use serde_json::{Value, json};
 
 fn client(base: &str) -> KubeClient {
@@ -104,6 +104,45 @@ async fn pods_and_secrets_in_every_described_shape() {
                     .list_secrets()
                     .await
                     .map(|_| ())
+            },
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn pod_metrics_in_every_described_shape() {
+    let window = TimeWindow::new(
+        "2026-12-01T08:00:00Z".parse().unwrap(),
+        "2026-12-01T09:00:00Z".parse().unwrap(),
+    )
+    .unwrap();
+    Replay::new("GET", r"^/apis/metrics.k8s.io/v1beta1/namespaces/web/pods$")
+        .then(json!({"items": [], "metadata": {}}))
+        .also(
+            "GET",
+            r"^/apis/apps/v1/namespaces/web/deployments/api$",
+            deployment(),
+        )
+        .also(
+            "GET",
+            r"^/apis/apps/v1/namespaces/web/replicasets$",
+            json!({"items": [], "metadata": {}}),
+        )
+        .each(
+            variants(
+                &d(),
+                "io.k8s.metrics.pkg.apis.metrics.v1beta1.PodMetricsList",
+                &[],
+            ),
+            move |base| async move {
+                let m = KubeMetrics::new(KubeDeployment::new(client(&base), "api").unwrap());
+                let q = MetricQuery {
+                    metric: Metric::CpuUtilisation,
+                    window,
+                    release: None,
+                    min_samples: 1,
+                };
+                m.read(&q).await.map(|_| ())
             },
         )
         .await;

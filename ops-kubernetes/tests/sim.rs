@@ -17,7 +17,8 @@ use ops_kubernetes::recover::{Recovery, Remedy};
 use ops_kubernetes::rollout::Rollout;
 use ops_kubernetes::sim::{Fault, KubeSim, SIM_TOKEN};
 use ops_kubernetes::{
-    KubeDeployment, KubeHealth, KubeLogs, KubeSecrets, RecoverConfig, RecoverDeployment,
+    KubeDeployment, KubeHealth, KubeLogs, KubeMetrics, KubeSecrets, RecoverConfig,
+    RecoverDeployment,
 };
 
 const IMAGE: &str = "registry.local/event-stream";
@@ -699,4 +700,70 @@ async fn a_service_down_with_nothing_to_roll_back_to_fails_the_run() {
     assert!(!done.is_success());
     let r = done.summary.unwrap();
     assert!(r.diagnosis.down && r.diagnosis.error_lines > 0, "{r:?}");
+}
+
+/// `kubectl top pods` as utilisation, and the right-size runbook on it: memory near its limit
+/// gets the next memory step, and utilisation after the change is under the target.
+#[tokio::test]
+async fn utilisation_from_metrics_server_drives_right_sizing() {
+    let (sim, clock, d) = sim().await;
+    sim.set_usage("event-stream", "200m", "128Mi");
+    let metrics = KubeMetrics::new(d.clone());
+    let window = TimeWindow::ending_at(clock.now(), Duration::from_secs(3600)).unwrap();
+    let read = |metric| MetricQuery {
+        metric,
+        window,
+        release: None,
+        min_samples: 3,
+    };
+    let value = |r: MetricReading| match r {
+        MetricReading::Value { value, samples: 3 } => value,
+        other => panic!("{other:?}"),
+    };
+    let cpu = value(metrics.read(&read(Metric::CpuUtilisation)).await.unwrap());
+    assert!((cpu - 0.8).abs() < 1e-9, "{cpu}");
+    let memory = value(
+        metrics
+            .read(&read(Metric::MemoryUtilisation))
+            .await
+            .unwrap(),
+    );
+    assert!((memory - 0.5).abs() < 1e-9, "{memory}");
+    let few = metrics
+        .read(&MetricQuery {
+            min_samples: 4,
+            ..read(Metric::CpuUtilisation)
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(few, MetricReading::InsufficientData { samples: 3, .. }),
+        "{few:?}"
+    );
+    let e = metrics.read(&read(Metric::ErrorRatio)).await.unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::Unsupported { .. }), "{e}");
+
+    // Memory at 94 % of its limit: the right-size runbook takes the next step, 512Mi.
+    sim.set_usage("event-stream", "100m", "240Mi");
+    let config = ops_core::runbooks::RightSizeConfig {
+        memory_steps: vec!["256Mi".into(), "512Mi".into(), "1Gi".into()],
+        ..Default::default()
+    };
+    let done =
+        ops_core::runbooks::RightSize::new(Arc::new(d.clone()), Arc::new(metrics.clone()), config)
+            .run(&Runner::new().with_clock(clock.clone()), Mode::Execute)
+            .await
+            .unwrap();
+    assert!(done.is_success(), "{:?}", done.report);
+    assert_eq!(
+        d.current().await.unwrap().scale.unwrap().memory.as_deref(),
+        Some("512Mi")
+    );
+
+    sim.without_metrics_server();
+    let e = metrics
+        .read(&read(Metric::CpuUtilisation))
+        .await
+        .unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::Unsupported { .. }), "{e}");
 }

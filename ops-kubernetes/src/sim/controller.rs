@@ -298,6 +298,7 @@ impl State {
                                     .collect()
                             })
                             .unwrap_or_default(),
+                        spec: serde_json::to_value(&template.spec).unwrap_or_default(),
                         created: now,
                         fate,
                     });

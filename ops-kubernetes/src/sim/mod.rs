@@ -67,6 +67,8 @@ struct SimPod {
     set: String,
     labels: BTreeMap<String, String>,
     containers: Vec<(String, String)>,
+    /// The pod's spec, as its template had it (resources included).
+    spec: serde_json::Value,
     created: DateTime<Utc>,
     fate: Fate,
 }
@@ -94,6 +96,10 @@ struct State {
     image_faults: Vec<(String, Fate)>,
     /// Continue tokens to refuse with 410 Gone.
     expire_continues: u32,
+    /// Per Deployment, each pod's CPU and memory use as metrics-server reports them.
+    usage: BTreeMap<String, (String, String)>,
+    /// metrics-server is installed (default).
+    metrics_server: bool,
     /// Secrets, as the API server stores them (`data` in base64).
     secrets: BTreeMap<String, serde_json::Value>,
     /// Lines tests added, per pod.
@@ -158,6 +164,8 @@ impl KubeSimBuilder {
                 edit_before_put: None,
                 extra_logs: BTreeMap::new(),
                 secrets: BTreeMap::new(),
+                usage: BTreeMap::new(),
+                metrics_server: true,
                 ledger: Ledger::default(),
             })
             .await,
@@ -318,6 +326,19 @@ impl KubeSim {
             .as_str()?
             .to_string();
         base64::engine::general_purpose::STANDARD.decode(text).ok()
+    }
+
+    /// Each pod of Deployment `name` uses `cpu` (`800m`) and `memory` (`230Mi`) from now on, as
+    /// metrics-server reports it (default `100m` and `100Mi`).
+    pub fn set_usage(&self, name: &str, cpu: &str, memory: &str) {
+        self.state()
+            .usage
+            .insert(name.to_string(), (cpu.to_string(), memory.to_string()));
+    }
+
+    /// The cluster has no metrics-server: `metrics.k8s.io` answers 404.
+    pub fn without_metrics_server(&self) {
+        self.state().metrics_server = false;
     }
 
     /// Every pod of Deployment `name` writes `line` now.

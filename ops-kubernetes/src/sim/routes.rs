@@ -139,7 +139,7 @@ impl State {
                          "creationTimestamp": k8s_time(p.created),
                          "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": p.set,
                                               "uid": format!("uid-{}", p.set), "controller": true}]},
-            "spec": {"containers": p.containers.iter().map(|(n, i)| json!({"name": n, "image": i})).collect::<Vec<_>>()},
+            "spec": p.spec,
             "status": {"phase": if ready || started { "Running" } else { "Pending" },
                        "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
                        "containerStatuses": statuses}
@@ -445,6 +445,47 @@ impl State {
                     name,
                 ],
             ) => self.put_hpa(name, body),
+            (
+                "GET",
+                [
+                    "apis",
+                    "metrics.k8s.io",
+                    "v1beta1",
+                    "namespaces",
+                    ns,
+                    "pods",
+                ],
+            ) => {
+                if !self.metrics_server || *ns != SIM_NAMESPACE {
+                    return status(
+                        404,
+                        "NotFound",
+                        "the server could not find the requested resource",
+                        json!({}),
+                    );
+                }
+                let items: Vec<Value> = self
+                    .pods
+                    .iter()
+                    .filter(|p| selects(query.get("labelSelector"), &p.labels))
+                    .map(|p| {
+                        let (cpu, memory) = self
+                            .usage
+                            .iter()
+                            .find(|(d, _)| p.set.starts_with(&format!("{d}-")))
+                            .map(|(_, u)| u.clone())
+                            .unwrap_or_else(|| ("100m".into(), "100Mi".into()));
+                        json!({"metadata": {"name": p.name, "namespace": SIM_NAMESPACE, "labels": p.labels,
+                                            "creationTimestamp": k8s_time(now)},
+                               "timestamp": k8s_time(now), "window": "15s",
+                               "containers": p.containers.iter().map(|(n, _)| json!({"name": n, "usage": {"cpu": cpu, "memory": memory}})).collect::<Vec<_>>()})
+                    })
+                    .collect();
+                (
+                    200,
+                    json!({"kind": "PodMetricsList", "apiVersion": "metrics.k8s.io/v1beta1", "metadata": {}, "items": items}),
+                )
+            }
             ("GET", ["api", "v1", "namespaces", _, "secrets"]) => {
                 let items: Vec<Value> = self.secrets.values().cloned().collect();
                 self.list("Secret", items, query)

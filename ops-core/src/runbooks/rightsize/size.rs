@@ -41,14 +41,10 @@ impl Change {
     }
 }
 
-/// The value of a CPU quantity in cores (`"500m"` → 0.5, `"2"` → 2).
+/// The value of a CPU quantity in cores (`"500m"` → 0.5, `"2"` → 2), as
+/// [`crate::quantity::cores_of`] reads it; `None` for zero.
 pub fn cpu_cores(q: &str) -> Option<f64> {
-    let q = q.trim();
-    let v = match q.strip_suffix('m') {
-        Some(milli) => milli.parse::<f64>().ok()? / 1000.0,
-        None => q.parse::<f64>().ok()?,
-    };
-    (v.is_finite() && v > 0.0).then_some(v)
+    crate::quantity::cores_of(q).filter(|v| *v > 0.0)
 }
 
 /// The value of a memory quantity in bytes (`"512Mi"`, `"4Gi"`, `"1G"`, `"1048576"`), as
