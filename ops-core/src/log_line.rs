@@ -68,8 +68,9 @@ fn parse_plain(line: &str, zone: FixedOffset) -> Option<ParsedLine> {
     })
 }
 
-/// The first level word among the first four words of `text`.
-fn severity_in_words(text: &str) -> Option<LogSeverity> {
+/// The first level word among the first four words of `text` (`ERROR`, `[warn]`,
+/// `level=info`).
+pub fn severity_in_words(text: &str) -> Option<LogSeverity> {
     text.split([' ', '\t'])
         .filter(|w| !w.is_empty())
         .take(4)
@@ -113,19 +114,26 @@ fn level_number(n: f64) -> Option<LogSeverity> {
     })
 }
 
+/// The level a JSON log object states in `level`, `severity`, `lvl` or `log.level`: a word,
+/// or pino's numbers.
+pub fn severity_of_json(value: &Value) -> Option<LogSeverity> {
+    let object = value.as_object()?;
+    ["level", "severity", "lvl", "log.level"]
+        .iter()
+        .find_map(|k| match object.get(*k)? {
+            Value::String(s) => level_word(s.trim()),
+            Value::Number(n) => level_number(n.as_f64()?),
+            _ => None,
+        })
+}
+
 fn parse_json(line: &str, zone: FixedOffset) -> Option<ParsedLine> {
     let value: Value = serde_json::from_str(line.trim_end()).ok()?;
     let object = value.as_object()?;
     let timestamp = ["time", "timestamp", "ts", "@timestamp", "date"]
         .iter()
         .find_map(|k| object.get(*k).and_then(|v| json_time(v, zone)))?;
-    let severity = ["level", "severity", "lvl", "log.level"]
-        .iter()
-        .find_map(|k| match object.get(*k)? {
-            Value::String(s) => level_word(s.trim()),
-            Value::Number(n) => level_number(n.as_f64()?),
-            _ => None,
-        });
+    let severity = severity_of_json(&value);
     let message = ["msg", "message", "text"]
         .iter()
         .find_map(|k| object.get(*k).and_then(Value::as_str))

@@ -14,8 +14,10 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, Utc};
 use k8s_openapi::api::core::v1::Pod;
-use ops_core::contracts::{LogEntry, LogPage, LogQuery, LogSeverity, LogSource};
-use ops_core::log_line::{LineFormat, level_word, parse_line, parse_timestamp};
+use ops_core::contracts::{LogEntry, LogPage, LogQuery, LogSeverity, LogSource, page_in_memory};
+use ops_core::log_line::{
+    LineFormat, parse_line, parse_timestamp, severity_in_words, severity_of_json,
+};
 use ops_core::{Error, ErrorKind, Result};
 
 use crate::client::{KubeClient, PROVIDER};
@@ -117,19 +119,12 @@ pub fn entry_of(
     let (severity, message, payload) = match parsed {
         Some(p) => (p.severity, p.message, p.payload),
         None => {
-            let severity = text
-                .split([' ', '\t'])
-                .filter(|w| !w.is_empty())
-                .take(4)
-                .find_map(|w| {
-                    let w = w.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '=');
-                    level_word(w.rsplit('=').next().unwrap_or(w))
-                });
+            let severity = severity_in_words(text);
             let json: Option<serde_json::Value> = text
                 .starts_with('{')
                 .then(|| serde_json::from_str(text).ok())
                 .flatten();
-            let severity = severity.or_else(|| json_severity(json.as_ref()));
+            let severity = severity.or_else(|| json.as_ref().and_then(severity_of_json));
             // A JSON line without a time of its own: its message field, as for one with.
             let message = json
                 .as_ref()
@@ -152,41 +147,6 @@ pub fn entry_of(
     })
 }
 
-/// The level of a JSON line without a time of its own (pino's numbers, or a word).
-fn json_severity(v: Option<&serde_json::Value>) -> Option<LogSeverity> {
-    let o = v?.as_object()?;
-    ["level", "severity", "lvl"]
-        .iter()
-        .find_map(|k| match o.get(*k)? {
-            serde_json::Value::String(s) => level_word(s.trim()),
-            serde_json::Value::Number(n) => {
-                let n = n.as_f64()?;
-                Some(match n {
-                    n if n >= 60.0 => LogSeverity::Critical,
-                    n if n >= 50.0 => LogSeverity::Error,
-                    n if n >= 40.0 => LogSeverity::Warning,
-                    n if n >= 30.0 => LogSeverity::Info,
-                    _ => LogSeverity::Debug,
-                })
-            }
-            _ => None,
-        })
-}
-
-fn parse_token(token: &str) -> Result<(i64, String)> {
-    token
-        .split_once('~')
-        .and_then(|(t, k)| Some((t.parse().ok()?, k.to_string())))
-        .ok_or_else(|| {
-            Error::invalid_input(
-                PROVIDER,
-                "logs",
-                "page_token",
-                "not a token this source gave",
-            )
-        })
-}
-
 #[async_trait]
 impl LogSource for KubeLogs {
     fn name(&self) -> &str {
@@ -195,8 +155,7 @@ impl LogSource for KubeLogs {
 
     async fn query_page(&self, query: &LogQuery) -> Result<LogPage> {
         query.validate()?;
-        let after = query.page_token.as_deref().map(parse_token).transpose()?;
-        let mut all: Vec<(i64, String, LogEntry)> = Vec::new();
+        let mut all: Vec<(String, LogEntry)> = Vec::new();
         for pod in self.pods().await? {
             let name = pod.metadata.name.clone().unwrap_or_default();
             let owner = pod
@@ -240,30 +199,12 @@ impl LogSource for KubeLogs {
                         let Some(e) = entry_of(line, owner.as_deref(), &labels) else {
                             continue;
                         };
-                        let nanos = e.timestamp.timestamp_nanos_opt().unwrap_or(i64::MAX);
-                        let key = format!("{name}/{container}/{instance}/{i:08}");
-                        all.push((nanos, key, e));
+                        all.push((format!("{name}/{container}/{instance}/{i:08}"), e));
                     }
                 }
             }
         }
-        all.retain(|(t, key, e)| {
-            query.matches(e)
-                && after
-                    .as_ref()
-                    .is_none_or(|(at, k)| (*t, key.as_str()) > (*at, k.as_str()))
-        });
-        all.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        let size = query.page_size as usize;
-        let next_page_token = (all.len() > size)
-            .then(|| all.get(size.saturating_sub(1)))
-            .flatten()
-            .map(|(t, k, _)| format!("{t}~{k}"));
-        all.truncate(size);
-        Ok(LogPage {
-            entries: all.into_iter().map(|(_, _, e)| e).collect(),
-            next_page_token,
-        })
+        page_in_memory(&self.name, query, all)
     }
 }
 

@@ -163,6 +163,75 @@ pub trait LogSource: Send + Sync {
     }
 }
 
+/// Pages entries a source holds in memory (read from files, streams or an API without paging
+/// of its own): those `query` matches, ordered by time then `key` (unique per entry and stable
+/// between calls), `query.page_size` at a time. The page token is the last entry returned
+/// (`<nanoseconds>~<key>`), so entries that arrive between pages are neither lost nor repeated.
+/// A token this function did not make is `InvalidInput` naming `source`.
+///
+/// ```
+/// use ops_core::contracts::{LogEntry, LogQuery, LogSeverity, TimeWindow, page_in_memory};
+/// let at = |s| chrono::DateTime::from_timestamp(s, 0).unwrap();
+/// let entry = |s, m: &str| LogEntry { timestamp: at(s), severity: LogSeverity::Info,
+///     message: m.into(), payload: None, release: None, labels: Default::default() };
+/// let all = vec![("b".to_string(), entry(2, "two")), ("a".to_string(), entry(1, "one"))];
+/// let q = LogQuery { page_size: 1, ..LogQuery::new(TimeWindow::new(at(0), at(9)).unwrap()) };
+/// let first = page_in_memory("demo", &q, all.clone()).unwrap();
+/// assert_eq!(first.entries[0].message, "one");
+/// let q = LogQuery { page_token: first.next_page_token, ..q };
+/// assert_eq!(page_in_memory("demo", &q, all).unwrap().entries[0].message, "two");
+/// ```
+pub fn page_in_memory(
+    source: &str,
+    query: &LogQuery,
+    entries: Vec<(String, LogEntry)>,
+) -> Result<LogPage> {
+    query.validate()?;
+    let after = match query.page_token.as_deref() {
+        None => None,
+        Some(token) => Some(
+            token
+                .split_once('~')
+                .and_then(|(t, k)| Some((t.parse::<i64>().ok()?, k.to_string())))
+                .ok_or_else(|| {
+                    Error::invalid_input(
+                        source.to_string(),
+                        "query_page",
+                        "page_token",
+                        "not a token this source gave",
+                    )
+                })?,
+        ),
+    };
+    let mut all: Vec<(i64, String, LogEntry)> = entries
+        .into_iter()
+        .map(|(key, e)| {
+            (
+                e.timestamp.timestamp_nanos_opt().unwrap_or(i64::MAX),
+                key,
+                e,
+            )
+        })
+        .filter(|(t, key, e)| {
+            query.matches(e)
+                && after
+                    .as_ref()
+                    .is_none_or(|(at, k)| (*t, key.as_str()) > (*at, k.as_str()))
+        })
+        .collect();
+    all.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let size = query.page_size as usize;
+    let next_page_token = (all.len() > size)
+        .then(|| all.get(size.saturating_sub(1)))
+        .flatten()
+        .map(|(t, k, _)| format!("{t}~{k}"));
+    all.truncate(size);
+    Ok(LogPage {
+        entries: all.into_iter().map(|(_, _, e)| e).collect(),
+        next_page_token,
+    })
+}
+
 /// All entries matching `query`, page by page, stopping after `cap` entries.
 pub fn log_entries<'a>(
     source: &'a dyn LogSource,

@@ -30,7 +30,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ops_core::clock::peer_timeout;
 use ops_core::contracts::{
-    Deployer, LogEntry, LogPage, LogQuery, LogSeverity, LogSource, TimeWindow,
+    Deployer, LogEntry, LogPage, LogQuery, LogSeverity, LogSource, TimeWindow, page_in_memory,
 };
 use ops_core::http::error_for_transport;
 use ops_core::{Error, Result};
@@ -278,25 +278,6 @@ fn build_entry(e: &Event, deployment: &str) -> Option<LogEntry> {
     })
 }
 
-/// A page token: the last entry returned, as `<ms>~<key>`.
-fn token_of(ms: i64, key: &str) -> String {
-    format!("{ms}~{key}")
-}
-
-fn parse_token(token: &str) -> Result<(i64, String)> {
-    token
-        .split_once('~')
-        .and_then(|(ms, key)| Some((ms.parse().ok()?, key.to_string())))
-        .ok_or_else(|| {
-            Error::invalid_input(
-                "vercel",
-                "logs",
-                "page_token",
-                "not a token this source gave",
-            )
-        })
-}
-
 #[async_trait]
 impl LogSource for VercelLogs {
     fn name(&self) -> &str {
@@ -305,68 +286,34 @@ impl LogSource for VercelLogs {
 
     async fn query_page(&self, query: &LogQuery) -> Result<LogPage> {
         query.validate()?;
-        let after = query.page_token.as_deref().map(parse_token).transpose()?;
-        let mut all: Vec<(i64, String, LogEntry)> = Vec::new();
+        // Only the first page reads the live stream; later pages page what was kept.
+        let first_page = query.page_token.is_none();
+        let mut all: Vec<(String, LogEntry)> = Vec::new();
         for deployment in self.deployments(query.release.as_deref()).await? {
             if self.config.runtime {
-                if after.is_none() {
+                if first_page {
                     self.follow(&deployment).await?;
                 }
                 for row in self.kept_rows(&deployment, &query.window) {
                     if let Some(entry) = row.entry(&deployment) {
                         let key = format!("r:{deployment}:{}", row.row_id);
-                        all.push((entry.timestamp.timestamp_millis(), key, entry));
+                        all.push((key, entry));
                     }
                 }
             }
             if self.config.build_output {
                 for (key, entry) in self.build_entries(&deployment, &query.window).await? {
-                    all.push((
-                        entry.timestamp.timestamp_millis(),
-                        format!("{key}:{deployment}"),
-                        entry,
-                    ));
+                    all.push((format!("{key}:{deployment}"), entry));
                 }
             }
         }
-        all.retain(|(ms, key, e)| {
-            query.matches(e)
-                && after
-                    .as_ref()
-                    .is_none_or(|(t, k)| (*ms, key.as_str()) > (*t, k.as_str()))
-        });
-        all.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        let size = query.page_size as usize;
-        let next_page_token = (all.len() > size)
-            .then(|| all.get(size.saturating_sub(1)))
-            .flatten()
-            .map(|(ms, key, _)| token_of(*ms, key));
-        all.truncate(size);
-        Ok(LogPage {
-            entries: all.into_iter().map(|(_, _, e)| e).collect(),
-            next_page_token,
-        })
+        page_in_memory(&self.name, query, all)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tokens_read_back_and_garbage_is_invalid_input() {
-        assert_eq!(
-            parse_token(&token_of(12, "r:dpl_1:a~b")).unwrap(),
-            (12, "r:dpl_1:a~b".to_string())
-        );
-        for bad in ["", "x~y", "12", "~k"] {
-            let e = parse_token(bad).unwrap_err();
-            assert!(
-                matches!(e.kind(), ops_core::ErrorKind::InvalidInput { .. }),
-                "{bad}"
-            );
-        }
-    }
 
     #[test]
     fn build_events_read_their_level_or_type() {
