@@ -1,11 +1,13 @@
 //! Vercel: deploy `main` to production and verify it (the production deployment READY, the site
-//! answering), rolling back instantly to the previous production deployment on any failure.
+//! answering, no ERROR in its runtime logs for the watch period), rolling back instantly to the
+//! previous production deployment on any failure.
 //! `--rollback` runs the instant rollback on its own: production back to the previous READY
 //! deployment at once, then verified.
 //!
 //! ```sh
 //! cargo run -p ops-examples --example vercel_deploy                         # rehearsal
 //! cargo run -p ops-examples --example vercel_deploy -- --fault build-fails
+//! cargo run -p ops-examples --example vercel_deploy -- --fault errors-after-deploy
 //! cargo run -p ops-examples --example vercel_deploy -- --rollback
 //! VERCEL_TOKEN=… cargo run -p ops-examples --example vercel_deploy -- --live --project site \
 //!     --repo acme/site --ref main
@@ -25,7 +27,7 @@ use ops_core::runbooks::{
 };
 use ops_examples::providers::{vercel_client, vercel_sim};
 use ops_examples::{Common, Failure, Session};
-use ops_vercel::{GitRepo, VercelDeployer, VercelHealth};
+use ops_vercel::{GitRepo, VercelDeployer, VercelHealth, VercelLogs, VercelLogsConfig};
 
 /// deploy a git ref to Vercel production and verify it; instant rollback on failure
 #[derive(Parser)]
@@ -59,6 +61,9 @@ enum Fault {
     /// the build fails: production never moves
     #[value(name = "build-fails")]
     BuildFails,
+    /// the new deployment builds but fails requests: its runtime logs show errors
+    #[value(name = "errors-after-deploy")]
+    ErrorsAfterDeploy,
 }
 
 #[tokio::main]
@@ -114,18 +119,21 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
         return Ok(session.finish().await);
     }
 
-    if let Some(sim) = &sim
-        && flags.fault == Some(Fault::BuildFails)
-    {
-        sim.fail_builds_of(git_ref);
+    match (&sim, flags.fault) {
+        (Some(sim), Some(Fault::BuildFails)) => sim.fail_builds_of(git_ref),
+        (Some(sim), Some(Fault::ErrorsAfterDeploy)) => sim.fail_requests_of(git_ref),
+        _ => {}
     }
+    // The new deployment's build output and live runtime logs, watched for errors.
+    let logs = VercelLogs::new((*deployer).clone(), VercelLogsConfig::default())?;
     let before = deployer.current().await?;
     let deploy = DeployAndVerify::new(
         git_ref,
         deployer.clone(),
         session.config::<DeployVerifyConfig>(flags.config.as_deref())?,
     )
-    .probe(probe);
+    .probe(probe)
+    .logs(Arc::new(logs));
     let runbook = deploy.runbook()?;
     let Some(report) = session.run(&runbook).await else {
         return Ok(session.finish().await);

@@ -36,7 +36,7 @@ impl State {
     }
 
     /// `GET /v1/projects/{p}/deployments/{d}/runtime-logs`, when `path` is that route.
-    pub(super) fn runtime_logs(&self, method: &str, path: &str) -> Option<ResponseTemplate> {
+    pub(super) fn runtime_logs(&mut self, method: &str, path: &str) -> Option<ResponseTemplate> {
         let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let ["v1", "projects", p, "deployments", d, "runtime-logs"] = seg.as_slice() else {
             return None;
@@ -50,6 +50,30 @@ impl State {
         } else if self.find(d).is_none() {
             error(404, "not_found", "Deployment was not found")
         } else {
+            let erroring = self.find(d).is_some_and(|dep| {
+                dep.meta
+                    .get("githubCommitRef")
+                    .is_some_and(|r| self.erroring_refs.contains(r))
+            });
+            if erroring && let Some(id) = self.find(d).map(|dep| dep.id.clone()) {
+                let now = self.clock.now();
+                self.log_row(
+                    &id,
+                    now,
+                    "info",
+                    "request",
+                    "GET /api/events 500",
+                    Some(("/api/events", 500)),
+                );
+                self.log_row(
+                    &id,
+                    now,
+                    "error",
+                    "serverless",
+                    "Error: redis: connect ECONNREFUSED",
+                    Some(("/api/events", 500)),
+                );
+            }
             let rows = self.runtime.get(*d).map(Vec::as_slice).unwrap_or_default();
             let mut body = String::new();
             for r in rows {

@@ -90,6 +90,8 @@ struct State {
     runtime: BTreeMap<String, Vec<serde_json::Value>>,
     /// The site answers 500 (its request rows say so too).
     site_fails: bool,
+    /// Deployments of these git refs log a failed request each time their logs are read.
+    erroring_refs: BTreeSet<String>,
     ledger: Ledger,
 }
 
@@ -134,6 +136,7 @@ impl VercelSimBuilder {
             failing_refs: BTreeSet::new(),
             runtime: BTreeMap::new(),
             site_fails: false,
+            erroring_refs: BTreeSet::new(),
             ledger: Ledger::default(),
         };
         let first = state.new_deployment(
@@ -260,6 +263,12 @@ impl VercelSim {
         let mut s = self.state();
         let now = s.clock.now();
         s.log_row(deployment, now, level, "serverless", message, None);
+    }
+
+    /// Deployments of `git_ref` fail requests once running: each read of their runtime logs
+    /// finds a new 500 and its error line.
+    pub fn fail_requests_of(&self, git_ref: &str) {
+        self.state().erroring_refs.insert(git_ref.to_string());
     }
 
     /// From now on the site (`GET /`) answers 500, or again 200 with `false`.
