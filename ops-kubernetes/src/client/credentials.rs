@@ -316,6 +316,23 @@ fn identity_pem(auth: &kube::config::AuthInfo) -> Result<Option<Vec<u8>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // Whatever a plugin prints gives a token or a typed error, never a panic.
+        #[test]
+        fn any_plugin_output_is_a_token_or_a_typed_error(out in proptest::collection::vec(any::<u8>(), 0..300), token in "\\PC{0,40}") {
+            let _ = read_exec_credential(&out);
+            let printed = serde_json::json!({"status": {"token": token}}).to_string();
+            match read_exec_credential(printed.as_bytes()) {
+                Ok(t) => prop_assert_eq!(t.secret(), token.as_str()),
+                Err(e) => {
+                    let typed = matches!(e.kind(), ErrorKind::InvalidInput { .. });
+                    prop_assert!(typed && token.trim().is_empty(), "{}", e);
+                }
+            }
+        }
+    }
 
     #[test]
     fn exec_credentials_read_their_token_or_say_why_not() {

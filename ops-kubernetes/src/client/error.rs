@@ -97,6 +97,23 @@ pub fn parse_error(status: StatusCode, _headers: &HeaderMap, body: &[u8]) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // Any status and body give a kind or `None`, never a panic; a 403 always keeps the
+        // body's message, redacted.
+        #[test]
+        fn any_reply_maps_without_panic(code in 400u16..600, reason in "[A-Za-z]{0,20}", message in "\\PC{0,120}", junk in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let status = StatusCode::from_u16(code).unwrap();
+            let _ = parse_error(status, &HeaderMap::new(), &junk);
+            let body = serde_json::json!({"kind": "Status", "reason": reason, "message": message, "code": code}).to_string();
+            let kind = parse_error(status, &HeaderMap::new(), body.as_bytes());
+            if code == 403 {
+                let keeps = matches!(kind, Some(ErrorKind::Forbidden { .. }));
+                prop_assert!(keeps || reason == "AlreadyExists" || reason == "Conflict");
+            }
+        }
+    }
 
     fn parse(code: u16, body: &str) -> Option<ErrorKind> {
         parse_error(
