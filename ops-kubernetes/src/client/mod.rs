@@ -216,7 +216,8 @@ impl KubeClient {
         self.http.exchange(&self.auth, &request).await.map(|_| ())
     }
 
-    /// A plain-text GET (pod logs), at most `max_bytes` kept from its start.
+    /// A plain-text GET (pod logs): the whole body, up to the HTTP client's buffered-body cap
+    /// (32 MiB; `tailLines` keeps logs well under it).
     pub async fn text(&self, operation: &'static str, url: Url, resource: &str) -> Result<String> {
         let request = JsonRequest::get(operation, url).resource(resource);
         let reply = self.http.exchange(&self.auth, &request).await?;

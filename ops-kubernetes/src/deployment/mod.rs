@@ -58,6 +58,7 @@ pub struct KubeDeployment {
     repository: Option<String>,
     poll: Duration,
     wait_out_back_off: bool,
+    rollout_deadline: Duration,
 }
 
 /// Where a rollout stands, and what its new pods say.
@@ -83,6 +84,7 @@ impl KubeDeployment {
             repository: None,
             poll: Duration::from_secs(2),
             wait_out_back_off: false,
+            rollout_deadline: Duration::from_secs(600),
         })
     }
 
@@ -102,6 +104,13 @@ impl KubeDeployment {
     /// How often a rollout is looked at (default 2 s).
     pub fn polling(mut self, every: Duration) -> Self {
         self.poll = every;
+        self
+    }
+
+    /// How long a rollout started by a traffic move, a scale or a stop may take (default 10
+    /// minutes; a deploy takes its request's deadline).
+    pub fn rollout_deadline(mut self, deadline: Duration) -> Self {
+        self.rollout_deadline = deadline;
         self
     }
 
@@ -746,7 +755,7 @@ impl Deployer for KubeDeployment {
                 "traffic splits on one Deployment (use a canary Deployment or an HTTPRoute)",
             ));
         };
-        self.run_release(&only.release, Duration::from_secs(600))
+        self.run_release(&only.release, self.rollout_deadline)
             .await?;
         self.current().await
     }
@@ -831,7 +840,7 @@ impl Deployer for KubeDeployment {
             })
             .await?;
         }
-        self.wait_for_rollout(Duration::from_secs(600)).await?;
+        self.wait_for_rollout(self.rollout_deadline).await?;
         self.current().await
     }
 
@@ -849,7 +858,7 @@ impl Deployer for KubeDeployment {
             Ok(())
         })
         .await?;
-        self.wait_for_rollout(Duration::from_secs(600)).await?;
+        self.wait_for_rollout(self.rollout_deadline).await?;
         self.current().await
     }
 
