@@ -15,6 +15,7 @@
 //! Cold build cost: k8s-openapi compiles every API type of one Kubernetes version (about
 //! 30 s of CPU in a debug build); kube contributes only its `config` feature.
 
+pub mod canary;
 pub mod client;
 pub mod deployment;
 pub mod health;
@@ -26,6 +27,7 @@ pub mod secrets;
 #[cfg(feature = "sim")]
 pub mod sim;
 
+pub use canary::{CanaryMetrics, CanaryTraffic, KubeCanary};
 pub use client::{KubeClient, KubeConfig};
 pub use deployment::KubeDeployment;
 pub use health::KubeHealth;

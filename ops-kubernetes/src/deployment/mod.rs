@@ -273,7 +273,7 @@ impl KubeDeployment {
     ///   change is applied to the fresh object and written again, at most three times;
     /// - its spec or annotations changed (someone else's edit): the `Conflict` is returned,
     ///   and nothing is overwritten.
-    async fn update(
+    pub(crate) async fn update(
         &self,
         operation: &'static str,
         dry_run: bool,
@@ -325,7 +325,7 @@ impl KubeDeployment {
         ))
     }
 
-    fn image_for(&self, version: &str) -> Result<String> {
+    pub(crate) fn image_for(&self, version: &str) -> Result<String> {
         if version.contains([':', '@', '/']) {
             return Ok(version.to_string());
         }
@@ -340,7 +340,13 @@ impl KubeDeployment {
         }
     }
 
-    fn set_image(&self, d: &mut Deployment, image: &str, version: &str, stamp: &str) -> Result<()> {
+    pub(crate) fn set_image(
+        &self,
+        d: &mut Deployment,
+        image: &str,
+        version: &str,
+        stamp: &str,
+    ) -> Result<()> {
         let template = &mut spec_mut(d)?.template;
         let containers = &mut template
             .spec
@@ -363,7 +369,7 @@ impl KubeDeployment {
         Ok(())
     }
 
-    fn stamp(&self) -> String {
+    pub(crate) fn stamp(&self) -> String {
         self.client
             .clock()
             .now()
@@ -504,16 +510,21 @@ impl KubeDeployment {
     /// `kubectl scale --replicas=N`, the rollout followed (0 is a stop: see
     /// [`Deployer::stop_serving`]).
     pub async fn set_replicas(&self, replicas: u32, deadline: Duration) -> Result<ServiceState> {
-        let n = i32::try_from(replicas).map_err(|_| {
-            Error::invalid_input(PROVIDER, "scale", "replicas", "more than 2^31 - 1")
-        })?;
+        self.write_replicas("replicas", replicas).await?;
+        self.wait_for_rollout(deadline).await?;
+        self.current().await
+    }
+
+    /// Writes `spec.replicas` (the rollout is not followed); `field` names the input in the
+    /// error when `n` is above what the API takes (2^31 - 1).
+    pub(crate) async fn write_replicas(&self, field: &str, n: u32) -> Result<Deployment> {
+        let n = i32::try_from(n)
+            .map_err(|_| Error::invalid_input(PROVIDER, "scale", field, "more than 2^31 - 1"))?;
         self.update("scale", false, |d| {
             spec_mut(d)?.replicas = Some(n);
             Ok(())
         })
-        .await?;
-        self.wait_for_rollout(deadline).await?;
-        self.current().await
+        .await
     }
 
     /// `kubectl rollout pause` (`true`) or `resume` (`false`).
@@ -594,7 +605,9 @@ impl KubeDeployment {
     }
 }
 
-fn spec_mut(d: &mut Deployment) -> Result<&mut k8s_openapi::api::apps::v1::DeploymentSpec> {
+pub(crate) fn spec_mut(
+    d: &mut Deployment,
+) -> Result<&mut k8s_openapi::api::apps::v1::DeploymentSpec> {
     d.spec.as_mut().ok_or_else(|| {
         Error::new(
             PROVIDER,
@@ -634,7 +647,7 @@ fn with_problems(why: String, problems: &[PodProblem]) -> String {
 }
 
 /// The Deployment's `matchLabels` as a label selector (`app=web,tier=api`).
-fn selector_of(d: &Deployment) -> Option<String> {
+pub(crate) fn selector_of(d: &Deployment) -> Option<String> {
     let labels = d.spec.as_ref()?.selector.match_labels.as_ref()?;
     let mut parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
     parts.sort();
@@ -799,14 +812,7 @@ impl Deployer for KubeDeployment {
             }
             self.put_hpa(&hpa).await?;
         } else if let Some(n) = fixed {
-            let n = i32::try_from(n).map_err(|_| {
-                Error::invalid_input(PROVIDER, "scale", "max_instances", "too large")
-            })?;
-            self.update("scale", false, |d| {
-                spec_mut(d)?.replicas = Some(n);
-                Ok(())
-            })
-            .await?;
+            self.write_replicas("max_instances", n).await?;
         }
         if spec.cpu.is_some() || spec.memory.is_some() {
             let (cpu, memory) = (spec.cpu.clone(), spec.memory.clone());

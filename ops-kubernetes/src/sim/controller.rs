@@ -57,6 +57,7 @@ impl State {
         for name in self.deployments.keys().cloned().collect::<Vec<_>>() {
             self.write_status(&name, now);
         }
+        self.account_requests();
     }
 
     fn owned_sets(&self, d: &Deployment) -> Vec<usize> {

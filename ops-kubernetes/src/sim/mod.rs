@@ -25,6 +25,7 @@
 mod controller;
 mod logs;
 mod routes;
+mod traffic;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -106,6 +107,17 @@ struct State {
     extra_logs: BTreeMap<String, Vec<(DateTime<Utc>, String)>>,
     /// Another operator's replicas edit, applied just before the next Deployment `PUT`.
     edit_before_put: Option<(String, i32)>,
+    /// Services by name, as stored.
+    services: BTreeMap<String, serde_json::Value>,
+    /// HTTPRoutes by name, as stored.
+    routes: BTreeMap<String, serde_json::Value>,
+    /// A gateway controller accepts routes (default).
+    gateway_controller: bool,
+    /// Requests per second sent to each front (a Service or an HTTPRoute).
+    traffic: BTreeMap<String, f64>,
+    /// Per Deployment, the requests it served over time.
+    served: BTreeMap<String, Vec<traffic::Segment>>,
+    load_faults: Vec<traffic::LoadFault>,
     ledger: Ledger,
 }
 
@@ -166,6 +178,12 @@ impl KubeSimBuilder {
                 secrets: BTreeMap::new(),
                 usage: BTreeMap::new(),
                 metrics_server: true,
+                services: BTreeMap::new(),
+                routes: BTreeMap::new(),
+                gateway_controller: true,
+                traffic: BTreeMap::new(),
+                served: BTreeMap::new(),
+                load_faults: Vec::new(),
                 ledger: Ledger::default(),
             })
             .await,
@@ -216,6 +234,19 @@ impl KubeSim {
     /// Creates a Deployment `name` (selector `app: name`, one container `app` running
     /// `image`), rolled out at once: its pods are ready.
     pub fn add_deployment(&self, name: &str, image: &str, replicas: i32) {
+        self.add_deployment_labelled(name, image, replicas, &[("app", name)]);
+    }
+
+    /// [`KubeSim::add_deployment`] with `labels` as its selector and its pods' labels (a
+    /// canary's slot: `app: web, track: canary`).
+    pub fn add_deployment_labelled(
+        &self,
+        name: &str,
+        image: &str,
+        replicas: i32,
+        labels: &[(&str, &str)],
+    ) {
+        let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
         let mut s = self.state();
         let now = s.clock.now();
         let rv = s.next_rv();
@@ -224,11 +255,11 @@ impl KubeSim {
             "metadata": {"name": name, "namespace": SIM_NAMESPACE, "uid": format!("uid-{name}"),
                          "generation": 1, "resourceVersion": rv,
                          "creationTimestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                         "labels": {"app": name}},
+                         "labels": labels},
             "spec": {"replicas": replicas, "progressDeadlineSeconds": 600, "revisionHistoryLimit": 10,
-                     "selector": {"matchLabels": {"app": name}},
+                     "selector": {"matchLabels": labels},
                      "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
-                     "template": {"metadata": {"labels": {"app": name}},
+                     "template": {"metadata": {"labels": labels},
                                   "spec": {"containers": [{"name": "app", "image": image,
                                                            "ports": [{"containerPort": 8080, "protocol": "TCP"}],
                                                            "resources": {"requests": {"cpu": "250m", "memory": "256Mi"},
@@ -244,6 +275,91 @@ impl KubeSim {
             p.created -= chrono::Duration::from_std(after).unwrap_or_default();
         }
         s.reconcile();
+    }
+
+    /// Creates the Service `name` over the pods `selector` picks (port 80 to 8080).
+    pub fn add_service(&self, name: &str, selector: &[(&str, &str)]) {
+        let selector: BTreeMap<&str, &str> = selector.iter().copied().collect();
+        let mut s = self.state();
+        let rv = s.next_rv();
+        let now = s.clock.now();
+        s.services.insert(
+            name.to_string(),
+            json!({"apiVersion": "v1", "kind": "Service",
+                   "metadata": {"name": name, "namespace": SIM_NAMESPACE, "resourceVersion": rv,
+                                "uid": format!("uid-service-{name}"),
+                                "creationTimestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)},
+                   "spec": {"selector": selector, "type": "ClusterIP",
+                            "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]}}),
+        );
+        s.account_requests();
+    }
+
+    /// Creates the HTTPRoute `name` of Gateway `gateway`, one rule sending to `backends`
+    /// (Service name and weight).
+    pub fn add_http_route(&self, name: &str, backends: &[(&str, i64)]) {
+        let mut s = self.state();
+        let now = s.clock.now();
+        let refs: Vec<serde_json::Value> = backends
+            .iter()
+            .map(|(service, weight)| json!({"kind": "Service", "name": service, "port": 80, "weight": weight}))
+            .collect();
+        let route = json!({"apiVersion": traffic::GATEWAY_API, "kind": "HTTPRoute",
+            "metadata": {"name": name, "namespace": SIM_NAMESPACE, "generation": 1,
+                         "uid": format!("uid-route-{name}"),
+                         "creationTimestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)},
+            "spec": {"parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gateway"}],
+                     "hostnames": [format!("{name}.example.test")],
+                     "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                                "backendRefs": refs}]}});
+        s.store_route(name, route);
+        s.account_requests();
+    }
+
+    /// HTTPRoute `name` as the server has it now.
+    pub fn get_http_route(&self, name: &str) -> Option<serde_json::Value> {
+        self.state().routes.get(name).cloned()
+    }
+
+    /// No gateway controller runs: routes get no status, so none is ever accepted.
+    pub fn without_gateway_controller(&self) {
+        self.state().gateway_controller = false;
+    }
+
+    /// `per_second` requests arrive at `front` (a Service or an HTTPRoute) from now on, spread
+    /// over the ready pods behind it as the Service or the route's weights spread them.
+    pub fn send_traffic(&self, front: &str, per_second: f64) {
+        let mut s = self.state();
+        s.reconcile();
+        s.traffic.insert(front.to_string(), per_second.max(0.0));
+        s.account_requests();
+    }
+
+    /// Pods of an image containing `image_part` fail `ratio` (0 to 1) of their requests while
+    /// they take at least `from_share` % of a front's traffic: a bug that hides under light
+    /// load.
+    pub fn failing_from_share(&self, image_part: &str, from_share: u8, ratio: f64) {
+        let mut s = self.state();
+        s.load_faults.push(traffic::LoadFault {
+            image_part: image_part.to_string(),
+            from_share: f64::from(from_share),
+            ratio: ratio.clamp(0.0, 1.0),
+        });
+        s.account_requests();
+    }
+
+    /// Requests and failed requests Deployment `name`'s pods served between `from` and `to`
+    /// (rounded down).
+    pub fn requests_served(
+        &self,
+        name: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> (u64, u64) {
+        let mut s = self.state();
+        s.reconcile();
+        let (requests, errors) = s.served_between(name, from, to);
+        (requests.max(0.0) as u64, errors.max(0.0) as u64)
     }
 
     /// Gives Deployment `name` a HorizontalPodAutoscaler from `min` to `max` replicas.

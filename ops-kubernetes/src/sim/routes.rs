@@ -21,7 +21,7 @@ pub(super) fn status(code: u16, reason: &str, message: &str, details: Value) -> 
     )
 }
 
-fn not_found(kind: &str, group: &str, name: &str) -> (u16, Value) {
+pub(super) fn not_found(kind: &str, group: &str, name: &str) -> (u16, Value) {
     let full = if group.is_empty() {
         kind.to_string()
     } else {
@@ -31,6 +31,23 @@ fn not_found(kind: &str, group: &str, name: &str) -> (u16, Value) {
         404,
         "NotFound",
         &format!("{full} \"{name}\" not found"),
+        json!({"name": name, "group": group, "kind": kind}),
+    )
+}
+
+/// The API server's 409 for a write with a stale `resourceVersion`.
+pub(super) fn conflict(kind: &str, group: &str, name: &str) -> (u16, Value) {
+    let full = if group.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}.{group}")
+    };
+    status(
+        409,
+        "Conflict",
+        &format!(
+            "Operation cannot be fulfilled on {full} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+        ),
         json!({"name": name, "group": group, "kind": kind}),
     )
 }
@@ -175,14 +192,7 @@ impl State {
             );
         }
         if d.metadata.resource_version != stored.metadata.resource_version {
-            return status(
-                409,
-                "Conflict",
-                &format!(
-                    "Operation cannot be fulfilled on deployments.apps \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
-                ),
-                json!({"name": name, "group": "apps", "kind": "deployments"}),
-            );
+            return conflict("deployments", "apps", name);
         }
         let containers = d
             .spec
@@ -284,14 +294,7 @@ impl State {
                 if v.pointer("/metadata/resourceVersion")
                     != stored.pointer("/metadata/resourceVersion")
                 {
-                    return status(
-                        409,
-                        "Conflict",
-                        &format!(
-                            "Operation cannot be fulfilled on secrets \"{n}\": the object has been modified; please apply your changes to the latest version and try again"
-                        ),
-                        json!({"name": n, "kind": "secrets"}),
-                    );
+                    return conflict("secrets", "", n);
                 }
                 v["metadata"]["creationTimestamp"] =
                     stored["metadata"]["creationTimestamp"].clone();
@@ -332,14 +335,7 @@ impl State {
             }
         };
         if h.metadata.resource_version != stored.metadata.resource_version {
-            return status(
-                409,
-                "Conflict",
-                &format!(
-                    "Operation cannot be fulfilled on horizontalpodautoscalers.autoscaling \"{name}\": the object has been modified"
-                ),
-                json!({}),
-            );
+            return conflict("horizontalpodautoscalers", "autoscaling", name);
         }
         let spec = h.spec.clone().unwrap_or_default();
         if spec
@@ -374,10 +370,17 @@ impl State {
             (_, ["apis", "apps", "v1", "namespaces", ns, ..])
             | (_, ["api", "v1", "namespaces", ns, ..])
             | (_, ["apis", "autoscaling", "v2", "namespaces", ns, ..])
-                if *ns != SIM_NAMESPACE =>
-            {
-                not_found("namespaces", "", ns)
-            }
+            | (
+                _,
+                [
+                    "apis",
+                    "gateway.networking.k8s.io",
+                    "v1",
+                    "namespaces",
+                    ns,
+                    ..,
+                ],
+            ) if *ns != SIM_NAMESPACE => not_found("namespaces", "", ns),
             ("GET", ["apis", "apps", "v1", "namespaces", _, "deployments", name]) => {
                 match self.deployments.get(*name) {
                     Some(d) => (200, serde_json::to_value(d).unwrap_or_default()),
@@ -486,6 +489,39 @@ impl State {
                     json!({"kind": "PodMetricsList", "apiVersion": "metrics.k8s.io/v1beta1", "metadata": {}, "items": items}),
                 )
             }
+            ("GET", ["api", "v1", "namespaces", _, "services", name]) => {
+                match self.services.get(*name) {
+                    Some(v) => (200, v.clone()),
+                    None => not_found("services", "", name),
+                }
+            }
+            (
+                "GET",
+                [
+                    "apis",
+                    "gateway.networking.k8s.io",
+                    "v1",
+                    "namespaces",
+                    _,
+                    "httproutes",
+                    name,
+                ],
+            ) => match self.routes.get(*name) {
+                Some(v) => (200, v.clone()),
+                None => not_found("httproutes", "gateway.networking.k8s.io", name),
+            },
+            (
+                "PUT",
+                [
+                    "apis",
+                    "gateway.networking.k8s.io",
+                    "v1",
+                    "namespaces",
+                    _,
+                    "httproutes",
+                    name,
+                ],
+            ) => self.put_route(name, body, dry_run),
             ("GET", ["api", "v1", "namespaces", _, "secrets"]) => {
                 let items: Vec<Value> = self.secrets.values().cloned().collect();
                 self.list("Secret", items, query)
