@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 
+import k8s_models
 import ts_types
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "descriptions")
@@ -523,6 +524,7 @@ KUBERNETES_OPS = {
     "apps_v1_api.py": ["read_namespaced_deployment", "replace_namespaced_deployment",
                        "list_namespaced_replica_set"],
     "core_v1_api.py": ["list_namespaced_pod", "read_namespaced_pod_log", "list_namespaced_secret",
+                       "read_namespaced_service",
                        "read_namespaced_secret", "create_namespaced_secret",
                        "replace_namespaced_secret"],
     "autoscaling_v2_api.py": ["read_namespaced_horizontal_pod_autoscaler",
@@ -556,6 +558,27 @@ def fetch_kubernetes(specs):
             data = z.read(f"kubernetes_validate/kubernetes-json-schema/{KUBERNETES_SCHEMAS}/_definitions.json")
             with open(os.path.join(out, "_definitions.json"), "wb") as f:
                 f.write(data)
+    return out
+
+
+def fetch_gateway_api(specs):
+    """The Gateway API's generated declarations into SPECS/kubernetes/gateway-api (npm)."""
+    import tarfile
+    import tempfile
+    out = os.path.join(specs, "kubernetes", "gateway-api")
+    if os.path.exists(os.path.join(out, "HTTPRoute.d.ts")):
+        return out
+    os.makedirs(out, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["npm", "pack", "--silent", "--pack-destination", tmp, k8s_models.PACKAGE],
+                       check=True, stdout=subprocess.DEVNULL)
+        tgz = next(os.path.join(tmp, f) for f in os.listdir(tmp) if f.endswith(".tgz"))
+        with tarfile.open(tgz) as t:
+            for m in t.getmembers():
+                prefix = "package/gateway.networking.k8s.io/v1/"
+                if m.name.startswith(prefix) and m.name.endswith(".d.ts"):
+                    with open(os.path.join(out, m.name[len(prefix):]), "wb") as f:
+                        f.write(t.extractfile(m).read())
     return out
 
 
@@ -659,6 +682,20 @@ def extract_kubernetes(specs):
             "properties": {"name": {"type": "string"},
                            "usage": {"type": "object", "additionalProperties": {"$ref": "io.k8s.apimachinery.pkg.api.resource.Quantity"}}}},
     }
+    # The Gateway API (gateway.networking.k8s.io/v1) is served by the same API server handlers
+    # as any custom resource: the query parameters of the built-in read and replace.
+    gateway = k8s_models.Models(fetch_gateway_api(specs))
+    gateway.load("HTTPRoute")
+    route = k8s_models.PREFIX + "HTTPRoute"
+    path = "/apis/gateway.networking.k8s.io/v1/namespaces/{namespace}/httproutes/{name}"
+    ops.append({"id": "gateway.read_namespaced_http_route", "method": "GET", "path": path,
+                "query": next(o["query"] for o in ops if o["id"] == "read_namespaced_deployment"),
+                "body": None, "response": route})
+    ops.append({"id": "gateway.replace_namespaced_http_route", "method": "PUT", "path": path,
+                "query": next(o["query"] for o in ops if o["id"] == "replace_namespaced_deployment"),
+                "body": route, "response": route})
+    metrics_schemas.update(gateway.schemas)
+    roots |= {"io.k8s.apimachinery.pkg.apis.meta.v1.Condition"}
     roots |= {"io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta", "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
               "io.k8s.apimachinery.pkg.apis.meta.v1.Time", "io.k8s.apimachinery.pkg.api.resource.Quantity"}
     schemas, todo = dict(metrics_schemas), list(roots)
@@ -670,7 +707,8 @@ def extract_kubernetes(specs):
         todo.extend(re.findall(r'"\$ref": "([^"]+)"', json.dumps(schemas[n])))
     write("kubernetes-api.json", {
         "source": f"Kubernetes API: operations from the project's generated client ({KUBERNETES_CLIENT}), "
-                  f"schemas from its OpenAPI description as JSON Schema ({KUBERNETES_VALIDATE}, {KUBERNETES_SCHEMAS})",
+                  f"schemas from its OpenAPI description as JSON Schema ({KUBERNETES_VALIDATE}, {KUBERNETES_SCHEMAS}); "
+                  f"Gateway API HTTPRoute from the declarations generated from its CRDs ({k8s_models.PACKAGE})",
         "provider": "kubernetes",
         "global_query": {"pretty": {"type": "string"}},
         "operations": ops,

@@ -147,3 +147,43 @@ async fn pod_metrics_in_every_described_shape() {
         )
         .await;
 }
+
+#[tokio::test]
+async fn http_routes_in_every_described_shape() {
+    let slot = |track: &str| {
+        let mut d = deployment();
+        d["metadata"]["name"] = json!(format!("web-{track}"));
+        d["spec"]["selector"]["matchLabels"] = json!({"app": "web", "track": track});
+        d["spec"]["template"]["metadata"]["labels"] = json!({"app": "web", "track": track});
+        d
+    };
+    Replay::new(
+        "GET",
+        r"^/apis/gateway.networking.k8s.io/v1/namespaces/web/httproutes/web$",
+    )
+    .also(
+        "GET",
+        r"^/apis/apps/v1/namespaces/web/deployments/web-blue$",
+        slot("blue"),
+    )
+    .also(
+        "GET",
+        r"^/apis/apps/v1/namespaces/web/deployments/web-green$",
+        slot("green"),
+    )
+    .each(
+        variants(&d(), "io.k8s.sigs.gateway-api.apis.v1.HTTPRoute", &[]),
+        |base| async move {
+            let canary = ops_kubernetes::KubeCanary::http_route(
+                client(&base),
+                "web",
+                &[("web-blue", "web-blue"), ("web-green", "web-green")],
+            )
+            .unwrap();
+            let route = canary.route().await?;
+            let _ = route.readiness();
+            canary.current().await.map(|_| ())
+        },
+    )
+    .await;
+}
