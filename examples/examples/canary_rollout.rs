@@ -4,15 +4,32 @@
 //! traffic goes back on the stable revision at the look that finds a regression.
 //! `--blue-green` runs 0 % → 10 % → 100 % instead.
 //!
+//! `--kubernetes` runs the same runbook on Kubernetes ([`KubeCanary`]): the release goes into
+//! the idle one of two slot Deployments (`api-blue`, `api-green`) and the weights of an
+//! `HTTPRoute` split the traffic; `--replica-ratio N` splits by replicas behind one Service
+//! instead (N replicas in all, so shares move in steps of 100/N %: the stages are 25 → 50 →
+//! 100 % for N = 4). The judge reads each slot's requests from Prometheus.
+//!
 //! ```sh
 //! cargo run -p ops-examples --example canary_rollout                            # rehearsal
 //! cargo run -p ops-examples --example canary_rollout -- --fault error-rate-at-25
 //! cargo run -p ops-examples --example canary_rollout -- --live --project P --region R \
 //!     --service api --image europe-docker.pkg.dev/P/app/api:1.1
+//! cargo run -p ops-examples --example canary_rollout -- --kubernetes --fault error-rate-at-25
+//! cargo run -p ops-examples --example canary_rollout -- --kubernetes --replica-ratio 4
+//! cargo run -p ops-examples --example canary_rollout -- --kubernetes --live --namespace prod \
+//!     --service api --image registry.example/api:1.1 --prometheus http://prometheus:9090
 //! ```
 //!
-//! A rehearsal runs against the Google Cloud simulator on a clock 600 times faster than real
-//! time, so the 105 minutes of bakes take about ten seconds.
+//! On Kubernetes the slots are `SERVICE-blue` and `SERVICE-green`, each with a Service of the
+//! same name, routed by the `HTTPRoute` `SERVICE`; with a replica ratio, the Service
+//! `SERVICE` selects both slots' pods. Prometheus counts each slot's requests by pod name:
+//! `sum(increase(http_requests_total{namespace="NS",pod=~"SLOT-[a-z0-9]+-[a-z0-9]+"}[WINDOW]))`,
+//! the same with `code=~"5.."` for the errors, and the errors over the requests for the error
+//! ratio.
+//!
+//! A rehearsal runs against the Google Cloud (or Kubernetes and Prometheus) simulator on a
+//! clock 600 times faster than real time, so the 105 minutes of bakes take about ten seconds.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,15 +38,19 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use std::sync::Arc;
 
-use ops_core::contracts::Deployer;
+use ops_core::contracts::{Deployer, MetricsSource};
 use ops_core::runbooks::Procedure;
 use ops_core::runbooks::{
-    Analysis, JudgedBy, Rollout, RolloutConfig, RolloutSummary, Strategy, Verdict,
+    Analysis, JudgedBy, Rollout, RolloutConfig, RolloutSummary, Stage, Strategy, Verdict,
 };
-use ops_examples::providers::{gcp_client, gcp_sim};
+use ops_examples::providers::{gcp_client, gcp_sim, prometheus_over_kube_sim};
 use ops_examples::{Common, Failure, GcpArgs, Session};
 use ops_gcp::sim::Behaviour;
 use ops_gcp::{CloudMonitoring, CloudRun};
+use ops_kubernetes::canary::deployment_of;
+use ops_kubernetes::sim::KubeSim;
+use ops_kubernetes::{KubeCanary, KubeClient, KubeConfig};
+use ops_prometheus::{PromQueries, Prometheus, PrometheusConfig};
 
 /// roll a new image out in stages, judged by Cloud Monitoring, rolled back on failure
 #[derive(Parser)]
@@ -39,7 +60,7 @@ struct Flags {
     common: Common,
     #[command(flatten)]
     gcp: GcpArgs,
-    /// the Cloud Run service
+    /// the Cloud Run service (on Kubernetes: the app, naming its slots, Services and route)
     #[arg(long, env = "OPS_SERVICE", default_value = "api")]
     service: String,
     /// the image to roll out
@@ -54,6 +75,28 @@ struct Flags {
     /// inject a named failure into the rehearsal
     #[arg(long, value_enum, value_name = "NAME")]
     fault: Option<Fault>,
+    /// on Kubernetes: slot Deployments SERVICE-blue and SERVICE-green, HTTPRoute SERVICE
+    #[arg(long, conflicts_with_all = ["project", "region"])]
+    kubernetes: bool,
+    /// on Kubernetes: split by replicas behind the Service SERVICE, N in all
+    #[arg(long, value_name = "N", requires = "kubernetes")]
+    replica_ratio: Option<u32>,
+    /// on Kubernetes: the namespace (default: the kubeconfig context's)
+    #[arg(long, requires = "kubernetes")]
+    namespace: Option<String>,
+    /// on Kubernetes with --live: the Prometheus that counts each slot's requests
+    #[arg(long, value_name = "URL", requires = "kubernetes")]
+    prometheus: Option<String>,
+}
+
+/// Where the rollout runs.
+struct Platform {
+    deployer: Arc<dyn Deployer>,
+    metrics: Arc<dyn MetricsSource>,
+    /// Failed requests a release served (rehearsals).
+    failed_requests: Box<dyn Fn(&str) -> f64>,
+    /// Kept running for the rollout.
+    _sims: Vec<Box<dyn std::any::Any>>,
 }
 
 /// The failures a rehearsal can inject.
@@ -66,6 +109,8 @@ enum Fault {
 
 /// What the stable revision runs in a rehearsal.
 const STABLE_IMAGE: &str = "registry.example/api:1.0";
+/// Where a bare version's image is (`1.1` → `registry.example/api:1.1`).
+const IMAGE_REPOSITORY: &str = "registry.example/api";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -73,28 +118,22 @@ async fn main() -> ExitCode {
 }
 
 async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure> {
-    let service = flags.service.clone();
     let image = flags.image.clone();
     let mut config: RolloutConfig = session.config(flags.config.as_deref())?;
     if flags.blue_green {
         config.strategy = Strategy::BlueGreen;
         config.stages = None;
     }
-
-    let sim = gcp_sim(&session, &flags.gcp).await;
-    if let Some(sim) = &sim {
-        sim.create_service(&service, STABLE_IMAGE);
-        if flags.fault == Some(Fault::ErrorRateAt25) {
-            // A bug that hides under light load: fine at 1 % and 5 %, failing at 25 %.
-            sim.set_behaviour(&image, Behaviour::failing_from_share(25, 0.08));
-        }
-    }
-    let client = gcp_client(&session, &flags.gcp, sim.as_ref()).await?;
-    let run = Arc::new(CloudRun::new(client.clone(), &service)?);
-    let metrics = Arc::new(CloudMonitoring::new(client, &service)?);
+    let platform = if flags.kubernetes {
+        on_kubernetes(&session, &flags, &mut config).await?
+    } else {
+        on_cloud_run(&session, &flags).await?
+    };
+    let run = platform.deployer.clone();
     let stable = run.current().await?;
 
-    let rollout = Rollout::new(&image, run.clone(), metrics, config);
+    let stages = config.stages();
+    let rollout = Rollout::new(&image, run.clone(), platform.metrics.clone(), config);
     let runbook = rollout.runbook()?;
     let Some(report) = session.run(&runbook).await else {
         return Ok(session.finish().await);
@@ -114,38 +153,49 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
             .output::<ops_core::contracts::Release>("deploy")
             .map(|r| r.id);
         if flags.fault.is_some() {
-            // The watched bake failed at a look; every look is in the evidence.
-            let failed_at_25 = report.evidence.iter().any(|e| {
-                e.step == "bake-25"
+            // The bug shows from 25 %: the first stage at 25 % or more fails at a look; every
+            // look is in the evidence.
+            let (before, at): (Vec<u8>, Vec<u8>) = stages
+                .iter()
+                .filter(|s| !s.bake.is_zero())
+                .map(|s| s.percent)
+                .partition(|p| *p < 25);
+            let at = at.first().copied().unwrap_or(25);
+            let bake = format!("bake-{at}");
+            let failed_there = report.evidence.iter().any(|e| {
+                e.step == bake
                     && e.value["decision"] == "fail"
                     && e.value["why"]
                         .as_str()
                         .is_some_and(|w| w.starts_with("errors"))
             });
             session.check(
-                "the judge aborted the 25 % bake on the errors",
-                failed_at_25,
+                &format!("the judge aborted the {at} % bake on the errors"),
+                failed_there,
             );
-            let bake = report.steps.iter().find(|s| s.name == "bake-25");
-            let took = bake.and_then(|s| s.duration).unwrap_or(Duration::MAX);
-            let (_, failed) = match (&sim, &new_release) {
-                (Some(sim), Some(id)) => sim.served_by(id),
-                _ => (0.0, f64::INFINITY),
-            };
+            let took = report
+                .steps
+                .iter()
+                .find(|s| s.name == bake)
+                .and_then(|s| s.duration)
+                .unwrap_or(Duration::MAX);
+            let failed = new_release
+                .as_deref()
+                .map_or(f64::INFINITY, |id| (platform.failed_requests)(id));
             eprintln!(
-                "  caught {}s into the 25 % stage; {failed:.0} failed requests reached users",
+                "  caught {}s into the {at} % stage; {failed:.0} failed requests reached users",
                 took.as_secs()
             );
             session.check(
-                "caught within 3 minutes of the 25 % stage",
+                &format!("caught within 3 minutes of the {at} % stage"),
                 took <= Duration::from_secs(180),
             );
             session.check("at most 100 failed requests reached users", failed <= 100.0);
             session.check(
-                "the analyses at 1 % and 5 % passed",
-                ["analyze-1", "analyze-5"].iter().all(|s| {
+                "the analyses of the stages below 25 % passed",
+                before.iter().all(|p| {
                     report
-                        .output::<Analysis>(s)
+                        .output::<Analysis>(&format!("analyze-{p}"))
                         .is_some_and(|a| a.verdict == Verdict::Pass)
                 }),
             );
@@ -171,4 +221,163 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
         }
     }
     Ok(session.finish().await)
+}
+
+/// Cloud Run and Cloud Monitoring (the Google Cloud simulator in a rehearsal).
+async fn on_cloud_run(session: &Session, flags: &Flags) -> Result<Platform, Failure> {
+    let sim = gcp_sim(session, &flags.gcp).await;
+    if let Some(sim) = &sim {
+        sim.create_service(&flags.service, STABLE_IMAGE);
+        if flags.fault == Some(Fault::ErrorRateAt25) {
+            // A bug that hides under light load: fine at 1 % and 5 %, failing at 25 %.
+            sim.set_behaviour(&flags.image, Behaviour::failing_from_share(25, 0.08));
+        }
+    }
+    let client = gcp_client(session, &flags.gcp, sim.as_ref()).await?;
+    let run = Arc::new(CloudRun::new(client.clone(), &flags.service)?);
+    let metrics = Arc::new(CloudMonitoring::new(client, &flags.service)?);
+    let sim = sim.map(Arc::new);
+    let counted = sim.clone();
+    Ok(Platform {
+        deployer: run,
+        metrics,
+        failed_requests: Box::new(move |id| {
+            counted
+                .as_ref()
+                .map_or(f64::INFINITY, |s| s.served_by(id).1)
+        }),
+        _sims: sim
+            .into_iter()
+            .map(|s| Box::new(s) as Box<dyn std::any::Any>)
+            .collect(),
+    })
+}
+
+/// Requests per second the rehearsal's users send.
+const KUBE_RPS: f64 = 20.0;
+
+/// Two slot Deployments split by an HTTPRoute or a replica ratio, judged from Prometheus (the
+/// Kubernetes and Prometheus simulators in a rehearsal).
+async fn on_kubernetes(
+    session: &Session,
+    flags: &Flags,
+    config: &mut RolloutConfig,
+) -> Result<Platform, Failure> {
+    let app = flags.service.as_str();
+    ops_kubernetes::client::check_name("flags", "service", app)
+        .map_err(|e| Failure::usage(format!("--service: {e}")))?;
+    let (blue, green) = (format!("{app}-blue"), format!("{app}-green"));
+    let sim = if session.rehearsal() {
+        let sim = KubeSim::builder().clock(session.clock()).start().await;
+        let total = flags.replica_ratio.unwrap_or(3);
+        let replicas = i32::try_from(total)
+            .map_err(|_| Failure::usage("--replica-ratio: at most 2^31 - 1"))?;
+        for (slot, n) in [(&blue, replicas), (&green, 0)] {
+            let track = slot.rsplit('-').next().unwrap_or("blue");
+            sim.add_deployment_labelled(slot, STABLE_IMAGE, n, &[("app", app), ("track", track)]);
+            sim.add_service(slot, &[("app", app), ("track", track)]);
+        }
+        let front = if flags.replica_ratio.is_some() {
+            sim.add_service(app, &[("app", app)]);
+            app
+        } else {
+            sim.add_http_route(app, &[(&blue, 100), (&green, 0)]);
+            app
+        };
+        sim.send_traffic(front, KUBE_RPS);
+        if flags.fault == Some(Fault::ErrorRateAt25) {
+            sim.failing_from_share(&flags.image, 25, 0.08);
+        }
+        Some(Arc::new(sim))
+    } else {
+        None
+    };
+    let client = match &sim {
+        Some(sim) => sim.client()?,
+        None => {
+            let mut config = KubeConfig::infer().await.map_err(|e| {
+                Failure::usage(format!(
+                    "no cluster to reach ({e}): set KUBECONFIG or run inside a pod"
+                ))
+            })?;
+            if let Some(ns) = &flags.namespace {
+                config = config.namespace(ns)?;
+            }
+            KubeClient::new(config)?.with_clock(session.clock())
+        }
+    };
+    let namespace = client.namespace().to_string();
+    let canary = match flags.replica_ratio {
+        Some(n) => KubeCanary::replica_ratio(client, app, &[&blue, &green], n)
+            .map_err(|e| Failure::usage(format!("--replica-ratio: {e}")))?,
+        None => KubeCanary::http_route(client, app, &[(&blue, &blue), (&green, &green)])?,
+    };
+    if flags.replica_ratio == Some(4) && flags.config.is_none() && !flags.blue_green {
+        // Four replicas give 25 % steps: the seed's 1 % and 5 % stages cannot be represented.
+        let m = |n: u64| Duration::from_secs(n * 60);
+        config.stages = Some(vec![
+            Stage::new(25, m(15)),
+            Stage::new(50, m(30)),
+            Stage::new(100, m(0)),
+        ]);
+    }
+    if let Some(p) = config
+        .stages()
+        .iter()
+        .map(|s| s.percent)
+        .find(|p| !canary.can_give(*p))
+    {
+        return Err(Failure::usage(format!(
+            "a {p} % stage cannot be given by {} replicas: give stages in the config that are whole pods, or more replicas",
+            flags.replica_ratio.unwrap_or(0)
+        )));
+    }
+
+    // Each slot's requests, counted by pod name (`SLOT-<template hash>-<pod hash>`).
+    let pods = format!(r#"namespace="{namespace}",pod=~"$release-[a-z0-9]+-[a-z0-9]+""#);
+    let requests = format!("sum(increase(http_requests_total{{{pods}}}[$window]))");
+    let errors = format!(r#"sum(increase(http_requests_total{{{pods},code=~"5.."}}[$window]))"#);
+    let queries = PromQueries {
+        error_ratio: format!("{errors} / {requests}"),
+        requests,
+        errors,
+        ..PromQueries::default()
+    };
+    let (prometheus_config, prometheus_sim) = match &sim {
+        Some(sim) => {
+            let prom = prometheus_over_kube_sim(sim.clone()).await;
+            (PrometheusConfig::new(&prom.uri(), queries)?, Some(prom))
+        }
+        None => {
+            let url = flags.prometheus.as_deref().ok_or_else(|| {
+                Failure::usage(
+                    "--kubernetes --live needs --prometheus URL: the judge counts requests there",
+                )
+            })?;
+            (PrometheusConfig::new(url, queries)?, None)
+        }
+    };
+    let prometheus = Prometheus::new(prometheus_config)?.with_clock(session.clock());
+    let metrics = Arc::new(canary.metrics(Arc::new(prometheus)));
+    let canary = canary
+        .repository(IMAGE_REPOSITORY)
+        .polling(Duration::from_secs(2));
+    let (counted, clock) = (sim.clone(), session.clock());
+    let start = clock.now();
+    let mut sims: Vec<Box<dyn std::any::Any>> = Vec::new();
+    if let Some(s) = sim {
+        sims.push(Box::new(s));
+    }
+    if let Some(p) = prometheus_sim {
+        sims.push(Box::new(p));
+    }
+    Ok(Platform {
+        deployer: Arc::new(canary),
+        metrics,
+        failed_requests: Box::new(move |id| match &counted {
+            Some(s) => s.requests_served(deployment_of(id), start, clock.now()).1 as f64,
+            None => f64::INFINITY,
+        }),
+        _sims: sims,
+    })
 }

@@ -190,3 +190,32 @@ pub async fn postgres(
     let config = PgConfig::new(url).map_err(Failure::usage)?;
     Ok((Postgres::new(config)?, None))
 }
+
+/// A Prometheus simulator that counts each Deployment's requests from the Kubernetes
+/// simulator: a query `…pod=~"DEPLOYMENT-…"…[Ns]…` is answered with the requests (with
+/// `code=~"5.."`, the failed ones) the Deployment's pods served in the N seconds up to the
+/// query's time; `errors / requests` with their ratio (rehearsals of a Kubernetes canary).
+pub async fn prometheus_over_kube_sim(
+    kube: Arc<ops_kubernetes::sim::KubeSim>,
+) -> ops_prometheus::sim::PrometheusSim {
+    let prom = ops_prometheus::sim::PrometheusSim::start().await;
+    prom.answer_with(Box::new(move |query, time| {
+        let deployment = query.split("pod=~\"").nth(1)?.split("-[a-z0-9]+").next()?;
+        let secs: i64 = query.rsplit_once('[')?.1.split_once("s]")?.0.parse().ok()?;
+        let end = chrono::DateTime::from_timestamp(time as i64, 0)?;
+        let (requests, errors) =
+            kube.requests_served(deployment, end - chrono::Duration::seconds(secs), end);
+        let n = if query.contains(") / sum(") {
+            if requests == 0 {
+                return Some(Vec::new());
+            }
+            errors as f64 / requests as f64
+        } else if query.contains("code=~\"5..\"") {
+            errors as f64
+        } else {
+            requests as f64
+        };
+        Some(vec![(Default::default(), n)])
+    }));
+    prom
+}

@@ -594,3 +594,121 @@ async fn the_summary_leads_with_why_and_lists_every_look() {
     assert_eq!(look_rows, looks, "one row per look");
     assert_eq!(summary.lines().len(), 3);
 }
+
+/// A source that counts requests and errors but has no latency (Prometheus without a latency
+/// query, Vercel's request log), or, with `ratios: false`, can read nothing at all.
+struct NoLatency {
+    inner: Arc<MemoryMetricsSource>,
+    ratios: bool,
+    counts: bool,
+}
+
+#[async_trait::async_trait]
+impl MetricsSource for NoLatency {
+    fn name(&self) -> &str {
+        "no-latency"
+    }
+    async fn read(&self, query: &MetricQuery) -> ops_core::Result<MetricReading> {
+        match query.metric {
+            Metric::ErrorRatio if self.ratios => self.inner.read(query).await,
+            _ => Err(ops_core::Error::unsupported(
+                "no-latency",
+                "read",
+                "latency: no durations in this source",
+            )),
+        }
+    }
+    async fn counts(&self, release: &str, window: &TimeWindow) -> ops_core::Result<RequestCounts> {
+        if !self.counts {
+            return Err(ops_core::Error::unsupported(
+                "no-latency",
+                "counts",
+                "counts",
+            ));
+        }
+        let mut c = self.inner.counts(release, window).await?;
+        c.latency = None;
+        Ok(c)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_source_without_latency_is_judged_on_errors_and_says_what_it_could_not_measure() {
+    for counts in [true, false] {
+        let w = world(0.0, 0, 120.0, true).await;
+        let source = NoLatency {
+            inner: w.metrics.clone(),
+            ratios: true,
+            counts,
+        };
+        let report = Rollout::new(
+            "api:1.1",
+            w.deployer.clone(),
+            Arc::new(source),
+            RolloutConfig::default(),
+        )
+        .run(&runner(&w), Mode::Execute)
+        .await
+        .unwrap();
+        assert_eq!(
+            report.outcome,
+            Some(RunOutcome::Succeeded),
+            "counts {counts}: {}",
+            report.summary()
+        );
+        let analysis = report.output::<Analysis>("analyze-25").unwrap();
+        let latency = analysis
+            .metrics
+            .iter()
+            .find(|m| m.metric == RolloutMetric::LatencyP95)
+            .unwrap();
+        assert!(
+            latency.value.is_none()
+                && latency
+                    .unsupported
+                    .as_deref()
+                    .is_some_and(|u| u.contains("no durations")),
+            "{latency:?}"
+        );
+        let errors = analysis
+            .metrics
+            .iter()
+            .find(|m| m.metric == RolloutMetric::ErrorRate)
+            .unwrap();
+        assert!(
+            errors.unsupported.is_none() && errors.value == Some(0.0),
+            "{errors:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_source_that_can_measure_nothing_fails_the_stage_never_passes_it() {
+    let w = world(0.0, 0, 120.0, true).await;
+    let source = NoLatency {
+        inner: w.metrics.clone(),
+        ratios: false,
+        counts: false,
+    };
+    let report = Rollout::new(
+        "api:1.1",
+        w.deployer.clone(),
+        Arc::new(source),
+        RolloutConfig::default(),
+    )
+    .run(&runner(&w), Mode::Execute)
+    .await
+    .unwrap();
+    assert_eq!(
+        report.outcome,
+        Some(RunOutcome::Failed),
+        "{}",
+        report.summary()
+    );
+    assert_eq!(status(&report, "analyze-1"), StepStatus::Failed);
+    assert_eq!(
+        primary(&w).await,
+        "api-00001",
+        "traffic back on the stable release"
+    );
+}

@@ -1,6 +1,8 @@
 //! Kubernetes provider for `ops`: a Deployment as a [`Deployer`](ops_core::contracts::Deployer)
 //! the way `kubectl rollout` drives it ([`KubeDeployment`]: set image and follow the rollout,
-//! undo, restart, scale, pause), and a simulator of the API (feature `sim`).
+//! undo, restart, scale, pause), canary and blue-green releases split between slot Deployments
+//! by Gateway API weights or a replica ratio ([`KubeCanary`]), and a simulator of the API
+//! (feature `sim`).
 //!
 //! Configuration comes from a kubeconfig or the pod's service account, read by kube-rs's own
 //! loader ([`KubeConfig::infer`]); requests and replies are k8s-openapi's types, generated

@@ -10,13 +10,28 @@ pub use ops_core::sim::{Fault, Simulator};
 /// Series answering one query: labels and value.
 pub type Series = Vec<(BTreeMap<String, String>, f64)>;
 
-#[derive(Debug, Default)]
+/// Answers a query (its text, and the evaluation time in unix seconds) from live data; `None`
+/// leaves it to the configured answers.
+pub type Responder = Box<dyn Fn(&str, f64) -> Option<Series> + Send + Sync>;
+
+#[derive(Default)]
 struct State {
     answers: BTreeMap<String, Series>,
+    responder: Option<Responder>,
     ledger: Ledger,
     queries: Vec<String>,
     /// No data before this unix time (scraping started then).
     data_since: f64,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("answers", &self.answers.len())
+            .field("responder", &self.responder.is_some())
+            .field("queries", &self.queries.len())
+            .finish()
+    }
 }
 
 /// A running fake Prometheus.
@@ -86,7 +101,8 @@ fn respond(s: &mut State, req: &Request) -> ResponseTemplate {
     let result: Vec<Value> = match path.as_str() {
         "/api/v1/query" => {
             let t: f64 = q.get("time").and_then(|t| t.parse().ok()).unwrap_or(0.0);
-            series
+            let live = s.responder.as_ref().and_then(|f| f(&query, t));
+            live.unwrap_or(series)
                 .iter()
                 .map(|(l, v)| json!({"metric": l, "value": [t, fmt(*v)]}))
                 .collect()
@@ -148,6 +164,12 @@ impl PrometheusSim {
     /// `query` returns these series.
     pub fn answer_series(&self, query: &str, series: Series) {
         self.state().answers.insert(query.to_string(), series);
+    }
+
+    /// Instant queries are first put to `responder` (live data: a simulator's counters), then
+    /// to the configured answers.
+    pub fn answer_with(&self, responder: Responder) {
+        self.state().responder = Some(responder);
     }
 
     /// Answers nothing for times before `unix_secs` (when scraping started).

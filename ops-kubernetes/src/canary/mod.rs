@@ -44,7 +44,7 @@ use ops_core::poll::{Every, Polled, poll_until};
 use ops_core::{Error, ErrorKind, Result};
 use reqwest::Method;
 
-pub use metrics::CanaryMetrics;
+pub use metrics::{CanaryMetrics, deployment_of};
 pub use route::{HttpRoute, RouteReadiness};
 
 use crate::client::{KubeClient, PROVIDER, check_name};

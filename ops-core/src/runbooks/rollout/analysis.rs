@@ -5,10 +5,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{OnFailure, OnInconclusive, RolloutConfig, RolloutMetric, Thresholds};
-use crate::Result;
 use crate::contracts::{Metric, MetricQuery, MetricReading, MetricsSource, TimeWindow};
 use crate::engine::StepContext;
 use crate::runbooks::common::failed;
+use crate::{ErrorKind, Result};
 
 /// How one metric or one stage judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -37,6 +37,11 @@ pub struct MetricResult {
     pub verdict: Verdict,
     /// Evaluated only: does not count towards the stage's verdict.
     pub dry_run: bool,
+    /// The source cannot measure it (its `Unsupported` reason: Prometheus without a latency
+    /// query, Vercel's request log without durations): reported, and it counts towards no
+    /// verdict. A stage the source can measure nothing of is an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsupported: Option<String>,
 }
 
 /// A stage's analysis.
@@ -82,6 +87,7 @@ pub(super) async fn measure(
     window: TimeWindow,
 ) -> Result<Vec<MetricResult>> {
     let mut out = Vec::new();
+    let mut unsupported = None;
     for (metric, query, t) in [
         (
             RolloutMetric::ErrorRate,
@@ -100,21 +106,44 @@ pub(super) async fn measure(
             release: Some(release.to_string()),
             min_samples: config.min_requests,
         };
-        let (value, samples, verdict) = match metrics.read(&q).await? {
-            MetricReading::Value { value, samples } => (Some(value), samples, judge(value, t)),
-            MetricReading::InsufficientData { samples, .. } => {
+        let dry_run = config.dry_run_metrics.contains(&metric);
+        let (value, samples, verdict) = match metrics.read(&q).await {
+            Ok(MetricReading::Value { value, samples }) => (Some(value), samples, judge(value, t)),
+            Ok(MetricReading::InsufficientData { samples, .. }) => {
                 (None, samples, Verdict::Inconclusive)
             }
+            Err(e) if matches!(e.kind(), ErrorKind::Unsupported { .. }) => {
+                out.push(MetricResult {
+                    metric,
+                    value: None,
+                    samples: 0,
+                    verdict: Verdict::Inconclusive,
+                    dry_run,
+                    unsupported: Some(e.to_string()),
+                });
+                unsupported = Some(e);
+                continue;
+            }
+            Err(e) => return Err(e),
         };
         out.push(MetricResult {
             metric,
             value,
             samples,
             verdict,
-            dry_run: config.dry_run_metrics.contains(&metric),
+            dry_run,
+            unsupported: None,
         });
     }
-    Ok(out)
+    match unsupported {
+        Some(e) if out.iter().all(|m| m.unsupported.is_some()) => Err(e),
+        _ => Ok(out),
+    }
+}
+
+/// Whether a reading counts towards a stage's verdict.
+pub(super) fn counts(m: &MetricResult) -> bool {
+    !m.dry_run && m.unsupported.is_none()
 }
 
 pub(super) async fn analyse(
@@ -131,7 +160,7 @@ pub(super) async fn analyse(
         let results = measure(metrics, config, release, window).await?;
         let verdict = results
             .iter()
-            .filter(|m| !m.dry_run)
+            .filter(|m| counts(m))
             .map(|m| m.verdict)
             .max()
             .unwrap_or(Verdict::Pass);

@@ -410,13 +410,18 @@ impl Rollout {
                 Step::mutate(format!("traffic-{p}"), move |ctx| {
                     let canary = ctx.get(&canary)?;
                     let split = TrafficSplit::new([(canary.id, p), (ctx.get(&s)?, 100 - p)])?;
-                    let (d, at) = (d.clone(), ctx.clock().now());
+                    let (d, clock) = (d.clone(), ctx.clock().clone());
                     Ok(Action::new(
                         "Deployer::set_traffic",
                         json!(split),
                         async move {
                             d.set_traffic(&split).await?;
-                            Ok(StageStart { percent: p, at })
+                            // The stage starts once its split is in force: a move that rolls
+                            // pods out (a replica ratio) is not judged at the old shares.
+                            Ok(StageStart {
+                                percent: p,
+                                at: clock.now(),
+                            })
                         },
                     ))
                 })
