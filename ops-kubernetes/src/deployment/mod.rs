@@ -23,20 +23,20 @@
 //! back-off that cannot heal by waiting end the wait at once unless
 //! [`KubeDeployment::wait_out_back_off`] says otherwise.
 
+mod history;
+mod scale;
 pub(crate) mod view;
+mod wait;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Pod, ResourceRequirements};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::api::core::v1::Pod;
 use ops_core::contracts::{
     DeployAction, DeployRequest, Deployer, DeployerCapabilities, InitialTraffic, Release,
     ReleaseState, ScaleSpec, ServiceState, TrafficSplit, Validation,
 };
-use ops_core::poll::{Every, poll_until};
 use ops_core::{Error, ErrorKind, Result};
 use reqwest::Method;
 
@@ -175,97 +175,6 @@ impl KubeDeployment {
             .await
     }
 
-    /// `kubectl rollout status`, with the current revision's pod problems.
-    pub async fn rollout_status(&self) -> Result<RolloutStatus> {
-        let d = self.get().await?;
-        self.status_of(&d).await
-    }
-
-    async fn status_of(&self, d: &Deployment) -> Result<RolloutStatus> {
-        let rollout = rollout_of(d);
-        let mut problems = Vec::new();
-        if rollout != Rollout::Complete {
-            let sets = self.replica_sets(d).await?;
-            if let Some(rs) = view::current(d, &sets) {
-                for pod in self.pods_of(rs).await? {
-                    problems.extend(problems_of(&pod));
-                }
-            }
-        }
-        Ok(RolloutStatus { rollout, problems })
-    }
-
-    /// Waits until the rollout completes; a stalled one (progress deadline exceeded, new pods
-    /// in a back-off, or `deadline` passed) is `VerificationFailed` naming why.
-    pub async fn wait_for_rollout(&self, deadline: Duration) -> Result<Deployment> {
-        let clock = self.client.clock().clone();
-        let fail = |detail: String| {
-            Error::new(
-                PROVIDER,
-                "rollout_status",
-                ErrorKind::VerificationFailed {
-                    check: format!("rollout of {}", self.target),
-                    detail,
-                },
-            )
-        };
-        let first = self.get().await?;
-        let polled = poll_until(
-            clock.as_ref(),
-            deadline,
-            Every::fixed(self.poll),
-            (first, None::<RolloutStatus>),
-            |(d, status)| {
-                let Some(status) = status else {
-                    return Ok(None);
-                };
-                match &status.rollout {
-                    Rollout::Complete => Ok(Some(d.clone())),
-                    Rollout::DeadlineExceeded(why) => {
-                        Err(fail(with_problems(why.clone(), &status.problems)))
-                    }
-                    _ if !self.wait_out_back_off
-                        && status.problems.iter().any(PodProblem::is_fatal) =>
-                    {
-                        Err(fail(with_problems(
-                            "new pods cannot start".into(),
-                            &status.problems,
-                        )))
-                    }
-                    _ => Ok(None),
-                }
-            },
-            |(d, status)| async move {
-                // The first look reads the pods of the state just fetched; later looks read anew.
-                let d = if status.is_none() {
-                    d
-                } else {
-                    self.get().await?
-                };
-                let status = self.status_of(&d).await?;
-                Ok((d, Some(status)))
-            },
-        )
-        .await?;
-        match polled {
-            ops_core::poll::Polled::Done(d) => Ok(d),
-            ops_core::poll::Polled::TimedOut((_, status)) => {
-                let status = status.unwrap_or(RolloutStatus {
-                    rollout: Rollout::NotObserved,
-                    problems: Vec::new(),
-                });
-                let why = match status.rollout {
-                    Rollout::Progressing(m) => m,
-                    other => format!("{other:?}"),
-                };
-                Err(fail(with_problems(
-                    format!("not complete after {deadline:?}: {why}"),
-                    &status.problems,
-                )))
-            }
-        }
-    }
-
     /// Reads the Deployment, applies `change`, and writes it back with its resourceVersion
     /// (server-side `dryRun=All` when `dry_run`). On `Conflict` the object is read again:
     /// - it already shows the change (our own write, retried after a lost reply): written;
@@ -376,137 +285,6 @@ impl KubeDeployment {
             .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
     }
 
-    /// `kubectl rollout undo`: the pod template of `revision` (the previous one with `None`)
-    /// written back, then its rollout followed.
-    pub async fn undo(&self, revision: Option<i64>, deadline: Duration) -> Result<Release> {
-        let d = self.get().await?;
-        let sets = self.replica_sets(&d).await?;
-        let current = view::revision_of(&d.metadata);
-        let target = match revision {
-            Some(r) => sets.iter().find(|rs| view::revision_of(&rs.metadata) == r),
-            None => sets
-                .iter()
-                .filter(|rs| view::revision_of(&rs.metadata) < current)
-                .max_by_key(|rs| view::revision_of(&rs.metadata)),
-        }
-        .ok_or_else(|| {
-            Error::new(
-                PROVIDER,
-                "undo",
-                ErrorKind::NotFound {
-                    resource: match revision {
-                        Some(r) => format!("revision {r} of {}", self.target),
-                        None => format!("a revision of {} before {current}", self.target),
-                    },
-                },
-            )
-        })?;
-        let name = target.metadata.name.clone().unwrap_or_default();
-        self.run_release(&name, deadline).await
-    }
-
-    /// Back to the newest revision that runs another version than the current one and is not
-    /// failing: what "roll back to the previous deployment" means when restarts have added
-    /// revisions of the same version (where `undo` would bring back the one before the
-    /// restart).
-    pub async fn roll_back(&self, deadline: Duration) -> Result<Release> {
-        let d = self.get().await?;
-        let sets = self.replica_sets(&d).await?;
-        let current = view::current(&d, &sets)
-            .map(|rs| release_of(rs, self.container.as_deref(), ReleaseState::Ready));
-        let releases = self.releases_now().await?;
-        let target = releases
-            .iter()
-            .filter(|r| {
-                current
-                    .as_ref()
-                    .is_none_or(|c| r.id != c.id && r.version != c.version)
-            })
-            .find(|r| r.state != ReleaseState::Failed)
-            .ok_or_else(|| {
-                Error::new(
-                    PROVIDER,
-                    "roll_back",
-                    ErrorKind::NotFound {
-                        resource: format!("an earlier version of {} to roll back to", self.target),
-                    },
-                )
-            })?;
-        self.run_release(&target.id, deadline).await
-    }
-
-    /// Makes the ReplicaSet `id` the Deployment's template again (and restores replicas after
-    /// a stop), then follows the rollout.
-    async fn run_release(&self, id: &str, deadline: Duration) -> Result<Release> {
-        let d = self.get().await?;
-        let sets = self.replica_sets(&d).await?;
-        let rs = sets
-            .iter()
-            .find(|rs| rs.metadata.name.as_deref() == Some(id))
-            .ok_or_else(|| {
-                Error::new(
-                    PROVIDER,
-                    "set_traffic",
-                    ErrorKind::NotFound {
-                        resource: format!("release {id} of {}", self.target),
-                    },
-                )
-            })?;
-        let template = view::template_for_undo(rs).ok_or_else(|| no_containers(&self.target))?;
-        self.update("undo", false, |d| {
-            let before = replicas_before_stop(d);
-            let spec = spec_mut(d)?;
-            spec.template = template.clone();
-            if spec.replicas == Some(0) {
-                spec.replicas = Some(before);
-            }
-            Ok(())
-        })
-        .await?;
-        self.wait_for_rollout(deadline).await?;
-        self.release(id).await
-    }
-
-    async fn release(&self, id: &str) -> Result<Release> {
-        self.releases_now()
-            .await?
-            .into_iter()
-            .find(|r| r.id == id)
-            .ok_or_else(|| {
-                Error::new(
-                    PROVIDER,
-                    "releases",
-                    ErrorKind::NotFound {
-                        resource: format!("release {id} of {}", self.target),
-                    },
-                )
-            })
-    }
-
-    /// `kubectl rollout restart`: every pod replaced, one revision later, the rollout followed.
-    pub async fn restart(&self, deadline: Duration) -> Result<Release> {
-        let stamp = self.stamp();
-        self.update("restart", false, |d| {
-            spec_mut(d)?
-                .template
-                .metadata
-                .get_or_insert_with(Default::default)
-                .annotations
-                .get_or_insert_with(Default::default)
-                .insert(RESTARTED_AT.into(), stamp.clone());
-            Ok(())
-        })
-        .await?;
-        let d = self.wait_for_rollout(deadline).await?;
-        let sets = self.replica_sets(&d).await?;
-        let rs = view::current(&d, &sets).ok_or_else(|| no_containers(&self.target))?;
-        Ok(release_of(
-            rs,
-            self.container.as_deref(),
-            ReleaseState::Ready,
-        ))
-    }
-
     /// `kubectl scale --replicas=N`, the rollout followed (0 is a stop: see
     /// [`Deployer::stop_serving`]).
     pub async fn set_replicas(&self, replicas: u32, deadline: Duration) -> Result<ServiceState> {
@@ -575,33 +353,6 @@ impl KubeDeployment {
             out.push(release_of(rs, self.container.as_deref(), state));
         }
         Ok(out)
-    }
-
-    async fn hpa(&self) -> Result<Option<HorizontalPodAutoscaler>> {
-        let path = format!(
-            "apis/autoscaling/v2/namespaces/{}/horizontalpodautoscalers/{}",
-            self.client.namespace(),
-            self.name
-        );
-        let url = self.client.url(&path, &[])?;
-        match self.client.get("get_hpa", url, &self.target).await {
-            Ok(h) => Ok(Some(h)),
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    async fn put_hpa(&self, hpa: &HorizontalPodAutoscaler) -> Result<()> {
-        let path = format!(
-            "apis/autoscaling/v2/namespaces/{}/horizontalpodautoscalers/{}",
-            self.client.namespace(),
-            self.name
-        );
-        let url = self.client.url(&path, &[])?;
-        self.client
-            .write::<_, HorizontalPodAutoscaler>("update_hpa", Method::PUT, url, hpa, None)
-            .await
-            .map(|_| ())
     }
 }
 
@@ -777,77 +528,7 @@ impl Deployer for KubeDeployment {
     /// Deployment's HorizontalPodAutoscaler (a range), CPU and memory requests of the
     /// container (a new revision). A range without an autoscaler is `InvalidInput`.
     async fn scale(&self, spec: &ScaleSpec) -> Result<ServiceState> {
-        spec.validate()?;
-        let fixed = match (spec.min_instances, spec.max_instances) {
-            (Some(a), Some(b)) if a == b => Some(a),
-            (Some(a), None) | (None, Some(a)) => Some(a),
-            (None, None) => None,
-            (Some(_), Some(_)) => None,
-        };
-        let range =
-            matches!((spec.min_instances, spec.max_instances), (Some(a), Some(b)) if a != b);
-        if range || (fixed.is_some() && self.hpa().await?.is_some()) {
-            let Some(mut hpa) = self.hpa().await? else {
-                return Err(Error::invalid_input(
-                    PROVIDER,
-                    "scale",
-                    "min_instances",
-                    format!(
-                        "{} has no HorizontalPodAutoscaler: a range needs one; give min_instances = max_instances for a fixed count",
-                        self.target
-                    ),
-                ));
-            };
-            let s = hpa.spec.get_or_insert_with(Default::default);
-            let to_i32 = |n: u32| {
-                i32::try_from(n).map_err(|_| {
-                    Error::invalid_input(PROVIDER, "scale", "max_instances", "too large")
-                })
-            };
-            if let Some(min) = spec.min_instances {
-                s.min_replicas = Some(to_i32(min.max(1))?);
-            }
-            if let Some(max) = spec.max_instances {
-                s.max_replicas = to_i32(max)?;
-            }
-            self.put_hpa(&hpa).await?;
-        } else if let Some(n) = fixed {
-            self.write_replicas("max_instances", n).await?;
-        }
-        if spec.cpu.is_some() || spec.memory.is_some() {
-            let (cpu, memory) = (spec.cpu.clone(), spec.memory.clone());
-            let container = self.container.clone();
-            self.update("scale", false, |d| {
-                let pod = spec_mut(d)?
-                    .template
-                    .spec
-                    .as_mut()
-                    .ok_or_else(|| no_containers(&self.target))?;
-                let c = match &container {
-                    Some(n) => pod.containers.iter_mut().find(|c| &c.name == n),
-                    None => pod.containers.first_mut(),
-                }
-                .ok_or_else(|| no_containers(&self.target))?;
-                let r = c
-                    .resources
-                    .get_or_insert_with(ResourceRequirements::default);
-                let requests = r.requests.get_or_insert_with(Default::default);
-                if let Some(cpu) = &cpu {
-                    requests.insert("cpu".into(), Quantity(cpu.clone()));
-                }
-                if let Some(m) = &memory {
-                    requests.insert("memory".into(), Quantity(m.clone()));
-                    // Memory is not compressible: the limit follows the request.
-                    r.limits
-                        .get_or_insert_with(Default::default)
-                        .insert("memory".into(), Quantity(m.clone()));
-                }
-                Ok(())
-            })
-            .await?;
-        }
-        self.wait_for_rollout(self.rollout_deadline).await?;
-        self.current().await
+        self.scale_to(spec).await
     }
 
     /// Scales to zero, remembering the replicas for [`Deployer::set_traffic`] to restore.
