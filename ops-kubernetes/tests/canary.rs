@@ -372,6 +372,39 @@ async fn route_weights_are_exact_and_the_rest_of_the_route_is_kept() {
 }
 
 #[tokio::test]
+async fn a_route_write_keeps_others_edits_and_retries_over_the_controllers() {
+    let (sim, _, canary) = by_route().await;
+    let stable = canary.current().await.unwrap();
+    let stable = stable.primary_release().unwrap().to_string();
+    let b = canary.deploy(&dark("1.1.0")).await.unwrap();
+    let split = TrafficSplit::new([(b.id.as_str(), 10), (stable.as_str(), 90)]).unwrap();
+
+    // Another operator edits the route between our read and our write: a Conflict, and
+    // their edit stands with the old weights.
+    sim.edit_route_before_next_write("web", true);
+    let err = canary.set_traffic(&split).await.unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::Conflict { .. })
+            && err.to_string().contains("changed by someone else"),
+        "{err}"
+    );
+    let route = sim.get_http_route("web").unwrap();
+    assert_eq!(route["spec"]["hostnames"].as_array().unwrap().len(), 2);
+    assert_eq!(route["spec"]["rules"][0]["backendRefs"][0]["weight"], 100);
+
+    // The controller rewrites only the status meanwhile: written again, and in force.
+    sim.edit_route_before_next_write("web", false);
+    let state = canary.set_traffic(&split).await.unwrap();
+    assert_eq!((pct(&state, &b.id), pct(&state, &stable)), (10, 90));
+    let route = sim.get_http_route("web").unwrap();
+    assert_eq!(
+        route["spec"]["hostnames"].as_array().unwrap().len(),
+        2,
+        "their edit kept"
+    );
+}
+
+#[tokio::test]
 async fn a_route_the_gateway_cannot_program_is_an_error_naming_why() {
     let (sim, _, canary) = by_route().await;
     let stable = canary.current().await.unwrap();

@@ -107,6 +107,9 @@ struct State {
     extra_logs: BTreeMap<String, Vec<(DateTime<Utc>, String)>>,
     /// Another operator's replicas edit, applied just before the next Deployment `PUT`.
     edit_before_put: Option<(String, i32)>,
+    /// Someone else's write to an HTTPRoute just before the next route `PUT`: its name, and
+    /// whether it changes the spec (another operator) or only the status (the controller).
+    route_edit_before_put: Option<(String, bool)>,
     /// Services by name, as stored.
     services: BTreeMap<String, serde_json::Value>,
     /// HTTPRoutes by name, as stored.
@@ -178,6 +181,7 @@ impl KubeSimBuilder {
                 secrets: BTreeMap::new(),
                 usage: BTreeMap::new(),
                 metrics_server: true,
+                route_edit_before_put: None,
                 services: BTreeMap::new(),
                 routes: BTreeMap::new(),
                 gateway_controller: true,
@@ -321,6 +325,12 @@ impl KubeSim {
         self.state().routes.get(name).cloned()
     }
 
+    /// Someone writes HTTPRoute `name` between the client's next read and its write: another
+    /// operator adding a hostname (`spec`), or the gateway controller rewriting its status.
+    pub fn edit_route_before_next_write(&self, name: &str, spec: bool) {
+        self.state().route_edit_before_put = Some((name.to_string(), spec));
+    }
+
     /// No gateway controller runs: routes get no status, so none is ever accepted.
     pub fn without_gateway_controller(&self) {
         self.state().gateway_controller = false;
@@ -462,11 +472,10 @@ impl KubeSim {
         let mut s = self.state();
         s.reconcile();
         let now = s.clock.now();
-        let prefix = format!("{name}-");
         let pods: Vec<String> = s
             .pods
             .iter()
-            .filter(|p| p.set.starts_with(&prefix))
+            .filter(|p| traffic::deployment_of(&p.set) == name)
             .map(|p| p.name.clone())
             .collect();
         for p in pods {
@@ -481,10 +490,9 @@ impl KubeSim {
     pub fn pod_names(&self, name: &str) -> Vec<String> {
         let mut s = self.state();
         s.reconcile();
-        let prefix = format!("{name}-");
         s.pods
             .iter()
-            .filter(|p| p.set.starts_with(&prefix))
+            .filter(|p| traffic::deployment_of(&p.set) == name)
             .map(|p| p.name.clone())
             .collect()
     }

@@ -475,7 +475,7 @@ impl State {
                         let (cpu, memory) = self
                             .usage
                             .iter()
-                            .find(|(d, _)| p.set.starts_with(&format!("{d}-")))
+                            .find(|(d, _)| super::traffic::deployment_of(&p.set) == d.as_str())
                             .map(|(_, u)| u.clone())
                             .unwrap_or_else(|| ("100m".into(), "100Mi".into()));
                         json!({"metadata": {"name": p.name, "namespace": SIM_NAMESPACE, "labels": p.labels,

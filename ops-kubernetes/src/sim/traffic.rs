@@ -36,7 +36,7 @@ pub(super) struct Segment {
 }
 
 /// The deployment a pod belongs to: its ReplicaSet's name less the template hash.
-fn deployment_of(set: &str) -> &str {
+pub(super) fn deployment_of(set: &str) -> &str {
     set.rsplit_once('-').map_or(set, |(d, _)| d)
 }
 
@@ -235,6 +235,23 @@ impl State {
     /// A `PUT` of an HTTPRoute: the object must carry the stored `resourceVersion` and valid
     /// weights; the server keeps its own status, and the spec moves the generation.
     pub(super) fn put_route(&mut self, name: &str, body: &[u8], dry_run: bool) -> (u16, Value) {
+        if let Some((edited, spec)) = self.route_edit_before_put.take()
+            && let Some(mut route) = self.routes.get(&edited).cloned()
+        {
+            if spec {
+                let generation = route
+                    .pointer("/metadata/generation")
+                    .and_then(Value::as_i64);
+                route["metadata"]["generation"] = json!(generation.unwrap_or(1) + 1);
+                if let Some(hosts) = route
+                    .pointer_mut("/spec/hostnames")
+                    .and_then(Value::as_array_mut)
+                {
+                    hosts.push(json!("added-by-someone-else.example.test"));
+                }
+            }
+            self.store_route(&edited, route);
+        }
         let Some(stored) = self.routes.get(name).cloned() else {
             return not_found("httproutes", "gateway.networking.k8s.io", name);
         };
