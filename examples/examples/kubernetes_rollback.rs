@@ -10,6 +10,7 @@
 //! cargo run -p ops-examples --example kubernetes_rollback -- --fault oom
 //! cargo run -p ops-examples --example kubernetes_rollback -- --fault image-pull
 //! cargo run -p ops-examples --example kubernetes_rollback -- --fault crash-loop --dry-run
+//! cargo run -p ops-examples --example kubernetes_rollback -- --preset monkeytown  # seed 004's numbers
 //! cargo run -p ops-examples --example kubernetes_rollback -- --live --deployment event-stream \
 //!     --namespace prod --secret redis/password     # kubeconfig's current context
 //! ```
@@ -49,6 +50,9 @@ struct Flags {
     /// a Secret key that must hold a value, SECRET/KEY (repeatable; rehearsal: redis/password)
     #[arg(long = "secret", value_name = "SECRET/KEY")]
     secrets: Vec<String>,
+    /// the runbook config, TOML (defaults, or --preset's `[providers.kubernetes.recover]`)
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     /// inject a named failure into the rehearsal
     #[arg(long, value_enum, value_name = "NAME")]
     fault: Option<Fault>,
@@ -86,6 +90,7 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
             &[
                 ("password", "rehearsal-redis-password"),
                 ("username", "default"),
+                ("url", "redis://default:rehearsal-redis-password@redis:6379"),
             ],
         );
         Some(sim)
@@ -127,14 +132,12 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
         .selector
         .clone()
         .unwrap_or_else(|| format!("app={}", flags.deployment));
-    let mut secrets = flags.secrets.clone();
-    if sim.is_some() && secrets.is_empty() {
-        secrets.push("redis/password".into());
+    let mut config: RecoverConfig = session.config(flags.config.as_deref())?;
+    if !flags.secrets.is_empty() {
+        config.required_secrets = flags.secrets.clone();
+    } else if sim.is_some() && config.required_secrets.is_empty() {
+        config.required_secrets.push("redis/password".into());
     }
-    let config = RecoverConfig {
-        required_secrets: secrets,
-        ..RecoverConfig::default()
-    };
     let recover = RecoverDeployment::new(
         deployment.clone(),
         KubeLogs::new(client.clone(), &selector)?,

@@ -32,6 +32,7 @@ use ops_core::{Error, ErrorKind};
 use crate::client::PROVIDER;
 use crate::rollout::problems_of;
 use crate::{KubeDeployment, KubeHealth, KubeLogs, KubeSecrets};
+use ops_core::config::RunbookConfig as _;
 use ops_core::quantity::{bytes_of, format_bytes};
 
 /// Settings of [`RecoverDeployment`].
@@ -67,7 +68,7 @@ impl Default for RecoverConfig {
     }
 }
 
-impl RecoverConfig {
+impl ops_core::config::RunbookConfig for RecoverConfig {
     fn validate(&self) -> Result<()> {
         let bad = |field: &str, reason: &str| {
             Err(Error::invalid_input("runbook", "recover", field, reason))
@@ -85,6 +86,15 @@ impl RecoverConfig {
             );
         }
         Ok(())
+    }
+}
+
+/// Seed 004's numbers are under `[providers.kubernetes.recover]` in the `monkeytown` preset.
+impl ops_core::presets::PresetSection for RecoverConfig {
+    const SECTION: &'static str = "providers.kubernetes.recover";
+
+    fn from_preset(preset: &ops_core::presets::Preset) -> Result<Self> {
+        preset.provider("kubernetes.recover")
     }
 }
 

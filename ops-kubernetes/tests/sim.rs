@@ -767,3 +767,21 @@ async fn utilisation_from_metrics_server_drives_right_sizing() {
         .unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::Unsupported { .. }), "{e}");
 }
+
+#[test]
+fn the_monkeytown_preset_carries_seed_004s_recovery_numbers() {
+    let c: RecoverConfig = ops_core::presets::Preset::section("monkeytown", "").unwrap();
+    assert_eq!(c.log_lines, 100, "kubectl logs --tail=100");
+    assert_eq!(
+        c.rollout_deadline,
+        Duration::from_secs(300),
+        "RTO 5 minutes"
+    );
+    assert_eq!(c.required_secrets, ["redis/url"]);
+    let bad = ops_core::presets::Preset::section::<RecoverConfig>(
+        "monkeytown",
+        "[providers.kubernetes.recover]\nmemory_factor = 1",
+    )
+    .unwrap_err();
+    assert!(bad.to_string().contains("memory_factor"), "{bad}");
+}
