@@ -29,7 +29,7 @@ pub mod secrets;
 #[cfg(feature = "sim")]
 pub mod sim;
 
-pub use canary::{CanaryMetrics, CanaryTraffic, KubeCanary};
+pub use canary::{CanaryMetrics, CanaryTraffic, HttpRoute, KubeCanary};
 pub use client::{KubeClient, KubeConfig};
 pub use deployment::KubeDeployment;
 pub use health::KubeHealth;

@@ -487,4 +487,51 @@ proptest! {
             Err(e) => prop_assert!(e.to_string().contains("steps of")),
         }
     }
+
+    /// Any counts (ready pods, route weights up to u64::MAX): whole percentages that sum to
+    /// 100 over the non-zero ones, and none for a zero count.
+    #[test]
+    fn shares_of_any_counts(counts in proptest::collection::vec(any::<u64>(), 0..6)) {
+        let named: Vec<(String, u64)> =
+            counts.iter().enumerate().map(|(i, n)| (format!("r{i}"), *n)).collect();
+        let out = ops_kubernetes::deployment::shares(&named);
+        if counts.iter().all(|n| *n == 0) {
+            prop_assert!(out.is_empty());
+        } else {
+            prop_assert_eq!(out.iter().map(|a| u32::from(a.percent)).sum::<u32>(), 100);
+            for a in &out {
+                let i: usize = a.release[1..].parse().unwrap();
+                prop_assert!(counts[i] > 0);
+            }
+        }
+    }
+
+    /// Any JSON as an HTTPRoute reply: decoded or refused, and a decoded one reads its
+    /// weights and readiness without panicking.
+    #[test]
+    fn any_route_reply_reads_without_panic(
+        weights in proptest::collection::vec(proptest::option::of(any::<i64>()), 0..5),
+        generation in proptest::option::of(any::<i64>()),
+        observed in proptest::option::of(any::<i64>()),
+        status in "(True|False|Unknown|)",
+    ) {
+        let refs: Vec<serde_json::Value> = weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| serde_json::json!({"name": format!("s{}", i % 2), "weight": w}))
+            .collect();
+        let reply = serde_json::json!({
+            "metadata": {"generation": generation},
+            "spec": {"rules": [{"backendRefs": refs}]},
+            "status": {"parents": [{"conditions": [
+                {"type": "Accepted", "status": status, "observedGeneration": observed},
+                {"type": "ResolvedRefs", "status": status}]}]}
+        });
+        if let Ok(route) = serde_json::from_value::<ops_kubernetes::HttpRoute>(reply) {
+            let w = route.weights(0, "default");
+            prop_assert!(w.len() <= 2);
+            let _ = route.readiness();
+            let _ = route.weights(7, "default");
+        }
+    }
 }

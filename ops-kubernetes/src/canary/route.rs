@@ -153,7 +153,8 @@ impl HttpRoute {
         {
             if b.is_service(&b.name, namespace) {
                 let w = u64::try_from(b.weight.unwrap_or(1)).unwrap_or(0);
-                *out.entry(b.name.clone()).or_insert(0) += w;
+                let sum = out.entry(b.name.clone()).or_insert(0u64);
+                *sum = sum.saturating_add(w);
             }
         }
         out

@@ -125,16 +125,20 @@ pub fn traffic_of(sets: &[ReplicaSet]) -> Vec<TrafficAllocation> {
 
 /// Whole percentages of `counts` summing to 100, by largest remainder (ties to the first).
 pub fn shares(counts: &[(String, u64)]) -> Vec<TrafficAllocation> {
-    let total: u64 = counts.iter().map(|(_, n)| *n).sum();
+    // In u128: any counts (weights a server sends) fit without overflow.
+    let total: u128 = counts.iter().map(|(_, n)| u128::from(*n)).sum();
     if total == 0 {
         return Vec::new();
     }
-    let mut parts: Vec<(usize, u64, u64)> = counts
+    let mut parts: Vec<(usize, u128, u128)> = counts
         .iter()
         .enumerate()
-        .map(|(i, (_, n))| (i, n * 100 / total, n * 100 % total))
+        .map(|(i, (_, n))| {
+            let n = u128::from(*n) * 100;
+            (i, n / total, n % total)
+        })
         .collect();
-    let given: u64 = parts.iter().map(|p| p.1).sum();
+    let given: u128 = parts.iter().map(|p| p.1).sum();
     let mut order: Vec<usize> = (0..parts.len()).collect();
     order.sort_by(|a, b| parts[*b].2.cmp(&parts[*a].2).then(a.cmp(b)));
     for i in order
