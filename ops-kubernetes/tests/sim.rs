@@ -785,3 +785,46 @@ fn the_monkeytown_preset_carries_seed_004s_recovery_numbers() {
     .unwrap_err();
     assert!(bad.to_string().contains("memory_factor"), "{bad}");
 }
+
+#[tokio::test]
+async fn a_rotation_writes_the_secret_then_rolls_the_deployment_that_reads_it() {
+    use ops_core::runbooks::{GenerateSecret, RotateConfig, RotateSecret};
+    let (sim, clock, d) = sim().await;
+    sim.put_secret(
+        "redis",
+        &[("password", "old-pass"), ("username", "default")],
+    );
+    let serving = d.current().await.unwrap();
+    let serving = serving.primary_release().unwrap().to_string();
+    let generate: GenerateSecret =
+        Arc::new(|| Box::pin(async { Ok(SecretValue::from("rotated-pass")) }));
+    let report = RotateSecret::new(
+        Arc::new(KubeSecrets::new(sim.client().unwrap())),
+        "redis/password",
+        generate,
+        RotateConfig::default(),
+    )
+    .consumer(Arc::new(d.clone()))
+    .run(&Runner::new().with_clock(clock.clone()), Mode::Execute)
+    .await
+    .unwrap();
+    assert!(report.is_success(), "{}", report.summary());
+    assert_eq!(
+        sim.secret_value("redis", "password").unwrap(),
+        b"rotated-pass"
+    );
+    assert_eq!(sim.secret_value("redis", "username").unwrap(), b"default");
+    // New pods read the new value: a new ReplicaSet of the same version serves.
+    let now = d.current().await.unwrap();
+    let now = now.primary_release().unwrap().to_string();
+    assert_ne!(now, serving);
+    let releases = d.releases().await.unwrap();
+    let version = |id: &str| {
+        releases
+            .iter()
+            .find(|r| r.id == id)
+            .map(|r| r.version.clone())
+    };
+    assert_eq!(version(&now), version(&serving));
+    assert!(!format!("{report:?}").contains("rotated-pass"));
+}
