@@ -43,13 +43,13 @@ use ops_core::runbooks::Procedure;
 use ops_core::runbooks::{
     Analysis, JudgedBy, Rollout, RolloutConfig, RolloutSummary, Stage, Strategy, Verdict,
 };
-use ops_examples::providers::{gcp_client, gcp_sim, prometheus_over_kube_sim};
+use ops_examples::providers::{gcp_client, gcp_sim, kube_client, prometheus_over_kube_sim};
 use ops_examples::{Common, Failure, GcpArgs, Session};
 use ops_gcp::sim::Behaviour;
 use ops_gcp::{CloudMonitoring, CloudRun};
+use ops_kubernetes::KubeCanary;
 use ops_kubernetes::canary::deployment_of;
 use ops_kubernetes::sim::KubeSim;
-use ops_kubernetes::{KubeCanary, KubeClient, KubeConfig};
 use ops_prometheus::{PromQueries, Prometheus, PrometheusConfig};
 
 /// roll a new image out in stages, judged by Cloud Monitoring, rolled back on failure
@@ -292,20 +292,7 @@ async fn on_kubernetes(
     } else {
         None
     };
-    let client = match &sim {
-        Some(sim) => sim.client()?,
-        None => {
-            let mut config = KubeConfig::infer().await.map_err(|e| {
-                Failure::usage(format!(
-                    "no cluster to reach ({e}): set KUBECONFIG or run inside a pod"
-                ))
-            })?;
-            if let Some(ns) = &flags.namespace {
-                config = config.namespace(ns)?;
-            }
-            KubeClient::new(config)?.with_clock(session.clock())
-        }
-    };
+    let client = kube_client(session, sim.as_deref(), flags.namespace.as_deref()).await?;
     let namespace = client.namespace().to_string();
     let canary = match flags.replica_ratio {
         Some(n) => KubeCanary::replica_ratio(client, app, &[&blue, &green], n)

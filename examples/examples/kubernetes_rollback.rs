@@ -25,12 +25,11 @@ use clap::{Parser, ValueEnum};
 
 use ops_core::contracts::{DeployRequest, Deployer, InitialTraffic};
 use ops_core::runbooks::Procedure;
+use ops_examples::providers::kube_client;
 use ops_examples::{Common, Failure, Session};
 use ops_kubernetes::recover::{Recovery, Remedy};
 use ops_kubernetes::sim::KubeSim;
-use ops_kubernetes::{
-    KubeClient, KubeConfig, KubeDeployment, KubeLogs, KubeSecrets, RecoverConfig, RecoverDeployment,
-};
+use ops_kubernetes::{KubeDeployment, KubeLogs, KubeSecrets, RecoverConfig, RecoverDeployment};
 
 /// diagnose a failing Deployment and take the remedy it needs: more memory, a restart, a rollback
 #[derive(Parser)]
@@ -97,20 +96,7 @@ async fn example(mut session: Session, flags: Flags) -> Result<ExitCode, Failure
     } else {
         None
     };
-    let client = match &sim {
-        Some(sim) => sim.client()?,
-        None => {
-            let mut config = KubeConfig::infer().await.map_err(|e| {
-                Failure::usage(format!(
-                    "no cluster to reach ({e}): set KUBECONFIG or run inside a pod"
-                ))
-            })?;
-            if let Some(ns) = &flags.namespace {
-                config = config.namespace(ns)?;
-            }
-            KubeClient::new(config)?.with_clock(session.clock())
-        }
-    };
+    let client = kube_client(&session, sim.as_ref(), flags.namespace.as_deref()).await?;
     let deployment = KubeDeployment::new(client.clone(), &flags.deployment)?;
     if let (Some(_), Some(fault)) = (&sim, flags.fault) {
         // The incident: a release that fails as the fault says, rolled out over the stable one.

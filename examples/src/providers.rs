@@ -219,3 +219,24 @@ pub async fn prometheus_over_kube_sim(
     }));
     prom
 }
+
+/// A Kubernetes client: the simulator's, or (with `--live`) the kubeconfig's current context
+/// or the pod's service account, in `namespace` when given.
+pub async fn kube_client(
+    session: &Session,
+    sim: Option<&ops_kubernetes::sim::KubeSim>,
+    namespace: Option<&str>,
+) -> Result<ops_kubernetes::KubeClient, Failure> {
+    if let Some(sim) = sim {
+        return Ok(sim.client()?);
+    }
+    let mut config = ops_kubernetes::KubeConfig::infer().await.map_err(|e| {
+        Failure::usage(format!(
+            "no cluster to reach ({e}): set KUBECONFIG or run inside a pod"
+        ))
+    })?;
+    if let Some(ns) = namespace {
+        config = config.namespace(ns)?;
+    }
+    Ok(ops_kubernetes::KubeClient::new(config)?.with_clock(session.clock()))
+}

@@ -632,6 +632,19 @@ impl MetricsSource for NoLatency {
     }
 }
 
+/// The default rollout of api:1.1, judged by `source`.
+async fn roll_out_judged_by(w: &World, source: NoLatency) -> Finished<RolloutSummary> {
+    Rollout::new(
+        "api:1.1",
+        w.deployer.clone(),
+        Arc::new(source),
+        RolloutConfig::default(),
+    )
+    .run(&runner(w), Mode::Execute)
+    .await
+    .unwrap()
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_source_without_latency_is_judged_on_errors_and_says_what_it_could_not_measure() {
     for counts in [true, false] {
@@ -641,15 +654,7 @@ async fn a_source_without_latency_is_judged_on_errors_and_says_what_it_could_not
             ratios: true,
             counts,
         };
-        let report = Rollout::new(
-            "api:1.1",
-            w.deployer.clone(),
-            Arc::new(source),
-            RolloutConfig::default(),
-        )
-        .run(&runner(&w), Mode::Execute)
-        .await
-        .unwrap();
+        let report = roll_out_judged_by(&w, source).await;
         assert_eq!(
             report.outcome,
             Some(RunOutcome::Succeeded),
@@ -690,15 +695,7 @@ async fn a_source_that_can_measure_nothing_fails_the_stage_never_passes_it() {
         ratios: false,
         counts: false,
     };
-    let report = Rollout::new(
-        "api:1.1",
-        w.deployer.clone(),
-        Arc::new(source),
-        RolloutConfig::default(),
-    )
-    .run(&runner(&w), Mode::Execute)
-    .await
-    .unwrap();
+    let report = roll_out_judged_by(&w, source).await;
     assert_eq!(
         report.outcome,
         Some(RunOutcome::Failed),

@@ -148,56 +148,27 @@ impl KubeCanary {
             route.status = None;
             Ok(())
         };
-        let mut base = self.route().await?;
-        let mut written = false;
-        for _ in 0..3 {
-            let mut route = base.clone();
-            change(&mut route)?;
-            let mut body = serde_json::to_value(&route).map_err(|e| bad("route", e.to_string()))?;
-            body["apiVersion"] = route::GATEWAY_API_VERSION.into();
-            body["kind"] = "HTTPRoute".into();
-            match self
-                .client
-                .write::<_, HttpRoute>("replace_http_route", Method::PUT, url.clone(), &body, None)
-                .await
-            {
-                Ok(_) => {
-                    written = true;
-                    break;
-                }
-                Err(e) if matches!(e.kind(), ErrorKind::Conflict { .. }) => {
-                    let fresh = self.route().await?;
-                    let mut again = fresh.clone();
-                    change(&mut again)?;
-                    if again.spec == fresh.spec {
-                        written = true;
-                        break;
-                    }
-                    if fresh.spec != base.spec {
-                        return Err(Error::new(
-                            PROVIDER,
-                            "set_traffic",
-                            ErrorKind::Conflict {
-                                detail: format!(
-                                    "httproute {name} was changed by someone else meanwhile ({e}); nothing was written"
-                                ),
-                            },
-                        ));
-                    }
-                    base = fresh;
-                }
-                Err(e) => return Err(e),
+        let write = |route: HttpRoute| {
+            let url = url.clone();
+            async move {
+                let mut body =
+                    serde_json::to_value(&route).map_err(|e| bad("route", e.to_string()))?;
+                body["apiVersion"] = route::GATEWAY_API_VERSION.into();
+                body["kind"] = "HTTPRoute".into();
+                self.client
+                    .write("replace_http_route", Method::PUT, url, &body, None)
+                    .await
             }
-        }
-        if !written {
-            return Err(Error::new(
-                PROVIDER,
-                "set_traffic",
-                ErrorKind::Conflict {
-                    detail: format!("httproute {name} kept changing: three writes refused"),
-                },
-            ));
-        }
+        };
+        crate::client::replace(
+            "set_traffic",
+            &format!("httproute {name}"),
+            || self.route(),
+            write,
+            change,
+            |a: &HttpRoute, b: &HttpRoute| a.spec == b.spec,
+        )
+        .await?;
         self.wait_for_route(name).await
     }
 

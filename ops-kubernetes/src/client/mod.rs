@@ -4,6 +4,7 @@
 
 mod credentials;
 mod error;
+mod replace;
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use url::Url;
 
 pub use credentials::{Credentials, ExecPlugin};
 pub use error::{ApiStatus, StatusCause, StatusDetails, parse_error};
+pub(crate) use replace::replace;
 
 /// The provider name in errors.
 pub(crate) const PROVIDER: &str = "kubernetes";

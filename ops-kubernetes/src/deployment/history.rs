@@ -129,13 +129,6 @@ impl KubeDeployment {
             Ok(())
         })
         .await?;
-        let d = self.wait_for_rollout(deadline).await?;
-        let sets = self.replica_sets(&d).await?;
-        let rs = view::current(&d, &sets).ok_or_else(|| no_containers(&self.target))?;
-        Ok(release_of(
-            rs,
-            self.container.as_deref(),
-            ReleaseState::Ready,
-        ))
+        self.rolled_out(deadline).await
     }
 }

@@ -176,12 +176,9 @@ impl KubeDeployment {
     }
 
     /// Reads the Deployment, applies `change`, and writes it back with its resourceVersion
-    /// (server-side `dryRun=All` when `dry_run`). On `Conflict` the object is read again:
-    /// - it already shows the change (our own write, retried after a lost reply): written;
-    /// - only its status moved (the controller writes status all through a rollout): the
-    ///   change is applied to the fresh object and written again, at most three times;
-    /// - its spec or annotations changed (someone else's edit): the `Conflict` is returned,
-    ///   and nothing is overwritten.
+    /// (server-side `dryRun=All` when `dry_run`, written once). A conflict is handled as
+    /// [`crate::client::replace`] says: a status-only change is written over, someone else's
+    /// edit of the spec or annotations is a `Conflict` that overwrites nothing.
     pub(crate) async fn update(
         &self,
         operation: &'static str,
@@ -190,48 +187,30 @@ impl KubeDeployment {
     ) -> Result<Deployment> {
         let query: &[(&str, &str)] = if dry_run { &[("dryRun", "All")] } else { &[] };
         let url = self.client.url(&self.path(), query)?;
-        let mut base = self.get().await?;
-        for _ in 0..3 {
-            let mut d = base.clone();
+        let write = |d: Deployment| {
+            let url = url.clone();
+            async move {
+                self.client
+                    .write(operation, Method::PUT, url, &d, None)
+                    .await
+            }
+        };
+        if dry_run {
+            let mut d = self.get().await?;
             change(&mut d)?;
-            let err = match self
-                .client
-                .write(operation, Method::PUT, url.clone(), &d, None)
-                .await
-            {
-                Err(e) if matches!(e.kind(), ErrorKind::Conflict { .. }) && !dry_run => e,
-                other => return other,
-            };
-            let fresh = self.get().await?;
-            let mut again = fresh.clone();
-            change(&mut again)?;
-            let same = |a: &Deployment, b: &Deployment| {
-                a.spec == b.spec && a.metadata.annotations == b.metadata.annotations
-            };
-            if same(&again, &fresh) {
-                return Ok(fresh);
-            }
-            if !same(&fresh, &base) {
-                return Err(Error::new(
-                    PROVIDER,
-                    operation,
-                    ErrorKind::Conflict {
-                        detail: format!(
-                            "{} was changed by someone else meanwhile ({err}); nothing was written",
-                            self.target
-                        ),
-                    },
-                ));
-            }
-            base = fresh;
+            return write(d).await;
         }
-        Err(Error::new(
-            PROVIDER,
+        crate::client::replace(
             operation,
-            ErrorKind::Conflict {
-                detail: format!("{} kept changing: three writes refused", self.target),
+            &self.target,
+            || self.get(),
+            write,
+            change,
+            |a: &Deployment, b: &Deployment| {
+                a.spec == b.spec && a.metadata.annotations == b.metadata.annotations
             },
-        ))
+        )
+        .await
     }
 
     pub(crate) fn image_for(&self, version: &str) -> Result<String> {
@@ -499,14 +478,7 @@ impl Deployer for KubeDeployment {
         })
         .await?;
         tracing::info!(target = %self.target, %image, "rolling out");
-        let d = self.wait_for_rollout(request.deadline).await?;
-        let sets = self.replica_sets(&d).await?;
-        let rs = view::current(&d, &sets).ok_or_else(|| no_containers(&self.target))?;
-        Ok(release_of(
-            rs,
-            self.container.as_deref(),
-            ReleaseState::Ready,
-        ))
+        self.rolled_out(request.deadline).await
     }
 
     /// All traffic to one release: its template written back (`kubectl rollout undo

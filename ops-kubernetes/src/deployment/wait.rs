@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use ops_core::contracts::{Release, ReleaseState};
 use ops_core::poll::{Every, poll_until};
 use ops_core::{Error, ErrorKind, Result};
 
@@ -97,5 +98,17 @@ impl KubeDeployment {
                 )))
             }
         }
+    }
+
+    /// Follows the rollout to its end: the release now running.
+    pub(super) async fn rolled_out(&self, deadline: Duration) -> Result<Release> {
+        let d = self.wait_for_rollout(deadline).await?;
+        let sets = self.replica_sets(&d).await?;
+        let rs = view::current(&d, &sets).ok_or_else(|| no_containers(&self.target))?;
+        Ok(release_of(
+            rs,
+            self.container.as_deref(),
+            ReleaseState::Ready,
+        ))
     }
 }

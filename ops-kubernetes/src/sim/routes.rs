@@ -21,12 +21,17 @@ pub(super) fn status(code: u16, reason: &str, message: &str, details: Value) -> 
     )
 }
 
-pub(super) fn not_found(kind: &str, group: &str, name: &str) -> (u16, Value) {
-    let full = if group.is_empty() {
+/// `deployments.apps`, `secrets`: a resource as the API server's messages name it.
+fn full_kind(kind: &str, group: &str) -> String {
+    if group.is_empty() {
         kind.to_string()
     } else {
         format!("{kind}.{group}")
-    };
+    }
+}
+
+pub(super) fn not_found(kind: &str, group: &str, name: &str) -> (u16, Value) {
+    let full = full_kind(kind, group);
     status(
         404,
         "NotFound",
@@ -37,11 +42,7 @@ pub(super) fn not_found(kind: &str, group: &str, name: &str) -> (u16, Value) {
 
 /// The API server's 409 for a write with a stale `resourceVersion`.
 pub(super) fn conflict(kind: &str, group: &str, name: &str) -> (u16, Value) {
-    let full = if group.is_empty() {
-        kind.to_string()
-    } else {
-        format!("{kind}.{group}")
-    };
+    let full = full_kind(kind, group);
     status(
         409,
         "Conflict",
