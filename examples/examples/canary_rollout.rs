@@ -4,6 +4,11 @@
 //! traffic goes back on the stable revision at the look that finds a regression.
 //! `--blue-green` runs 0 % → 10 % → 100 % instead.
 //!
+//! It replaces seed 003's *Canary Deployment Steps* (1 → 5 → 25 → 100 %, watching the error
+//! rate and latency at each stage, rolling back on a regression) and the *Blue-Green
+//! Deployment* of seeds 000 and 002; `--kubernetes` gives seed 004's Kubernetes service the
+//! same procedure.
+//!
 //! `--kubernetes` runs the same runbook on Kubernetes ([`KubeCanary`]): the release goes into
 //! the idle one of two slot Deployments (`api-blue`, `api-green`) and the weights of an
 //! `HTTPRoute` split the traffic; `--replica-ratio N` splits by replicas behind one Service
