@@ -348,6 +348,13 @@ async fn route_weights_are_exact_and_the_rest_of_the_route_is_kept() {
     assert_eq!(pct(&canary.current().await.unwrap(), &b.id), 0);
 
     let one = TrafficSplit::new([(b.id.as_str(), 1), (stable.as_str(), 99)]).unwrap();
+    // Checked by the API server first, changing nothing.
+    let checked = canary
+        .validate(&DeployAction::SetTraffic(one.clone()))
+        .await
+        .unwrap();
+    assert_eq!(checked, Validation::ValidatedByProvider);
+    assert_eq!(sim.get_http_route("web").unwrap()["spec"], before["spec"]);
     let state = canary.set_traffic(&one).await.unwrap();
     assert_eq!((pct(&state, &b.id), pct(&state, &stable)), (1, 99));
     let after = sim.get_http_route("web").unwrap();

@@ -583,7 +583,8 @@ impl Deployer for KubeCanary {
     }
 
     /// A deploy is checked by the API server (`dryRun=All`) on the slot it would go to; a
-    /// traffic move is checked against the slots and, with a replica ratio, the replicas.
+    /// traffic move against the slots, then by the API server with the route's new weights
+    /// (`dryRun=All`), or with a replica ratio against the replicas.
     async fn validate(&self, action: &DeployAction) -> Result<Validation> {
         ops_core::contracts::validate_locally(action)?;
         match action {
@@ -603,10 +604,16 @@ impl Deployer for KubeCanary {
             DeployAction::SetTraffic(split) => {
                 let views = self.views().await?;
                 let percent = Self::split_by_slot(&views, split)?;
-                if let CanaryTraffic::ReplicaRatio { replicas, .. } = &self.traffic {
-                    replicas_for(&percent, *replicas)?;
+                match &self.traffic {
+                    CanaryTraffic::ReplicaRatio { replicas, .. } => {
+                        replicas_for(&percent, *replicas)?;
+                        Ok(Validation::CheckedLocally)
+                    }
+                    CanaryTraffic::HttpRoute { .. } => {
+                        self.write_weights(&percent, true).await?;
+                        Ok(Validation::ValidatedByProvider)
+                    }
                 }
-                Ok(Validation::CheckedLocally)
             }
             _ => Ok(Validation::CheckedLocally),
         }

@@ -79,7 +79,7 @@ impl KubeCanary {
                             .await?;
                     }
                 }
-                self.write_weights(percent).await
+                self.write_weights(percent, false).await
             }
         }
     }
@@ -108,7 +108,8 @@ impl KubeCanary {
     }
 
     /// Writes `percent` per slot as the route's weights, then waits until the gateway has it.
-    async fn write_weights(&self, percent: &[u8]) -> Result<()> {
+    /// With `dry_run`, the API server checks the write (`dryRun=All`) and nothing changes.
+    pub(super) async fn write_weights(&self, percent: &[u8], dry_run: bool) -> Result<()> {
         let CanaryTraffic::HttpRoute {
             route: name,
             rule,
@@ -118,7 +119,8 @@ impl KubeCanary {
         else {
             return Ok(());
         };
-        let url = self.client.url(&self.route_path(name), &[])?;
+        let query: &[(&str, &str)] = if dry_run { &[("dryRun", "All")] } else { &[] };
+        let url = self.client.url(&self.route_path(name), query)?;
         let namespace = self.client.namespace().to_string();
         let change = |route: &mut HttpRoute| -> Result<()> {
             let r = route
@@ -160,6 +162,11 @@ impl KubeCanary {
                     .await
             }
         };
+        if dry_run {
+            let mut route = self.route().await?;
+            change(&mut route)?;
+            return write(route).await.map(|_| ());
+        }
         crate::client::replace(
             "set_traffic",
             &format!("httproute {name}"),
