@@ -288,6 +288,38 @@ async fn a_dry_run_moves_no_traffic() {
     assert_eq!(primary(&d).await, "api-00003");
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_dry_run_of_rolling_back_a_broken_service_plans_its_verification() {
+    // The service is broken now; that is why it is rolled back. A dry run cannot verify a
+    // rollback it did not make: the verification is planned, not failed on today's state.
+    let d = service().await;
+    let report = Rollback::new(RollbackTo::Previous, d.clone(), RollbackConfig::default())
+        .probe(probe(false))
+        .run(&Runner::new(), Mode::DryRun)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.outcome,
+        Some(RunOutcome::Planned),
+        "{}",
+        report.summary()
+    );
+    let planned: Vec<&str> = report.planned.iter().map(|p| p.step.as_str()).collect();
+    assert!(planned.contains(&"verify"), "{planned:?}");
+    // Executed, the same verification runs and fails on a broken result.
+    let report = Rollback::new(RollbackTo::Previous, d.clone(), RollbackConfig::default())
+        .probe(probe(false))
+        .run(&Runner::new(), Mode::Execute)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.outcome,
+        Some(RunOutcome::Failed),
+        "{}",
+        report.summary()
+    );
+}
+
 #[test]
 fn config() {
     let c = RollbackConfig::from_toml("").unwrap();

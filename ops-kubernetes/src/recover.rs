@@ -370,9 +370,10 @@ impl RecoverDeployment {
             ))
         }));
         let m = me.clone();
-        // Planned, not run, in a dry run: it checks what the remedies made of the service.
+        // Planned, not run, in a dry run that planned remedies: it checks what they made of
+        // the service.
         rb = rb.step(
-            Step::mutate("verify", move |_| {
+            Step::read("verify", move |_| {
                 let m = m.clone();
                 Ok(Action::new("KubeHealth::check", json!({}), async move {
                     let report = KubeHealth::new(m.deployment.clone()).check().await?;
@@ -395,7 +396,7 @@ impl RecoverDeployment {
                     Ok(report.status)
                 }))
             })
-            .idempotent(),
+            .verifies_changes(),
         );
         Ok(rb)
     }

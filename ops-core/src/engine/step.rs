@@ -128,6 +128,8 @@ pub struct Step {
     pub(crate) deadline: Option<Duration>,
     pub(crate) build: BuildAction,
     pub(crate) compensation: Option<BuildAction>,
+    /// Checks what the run's changes did: see [`Step::verifies_changes`].
+    pub(crate) verifies_changes: bool,
 }
 
 impl Step {
@@ -159,7 +161,17 @@ impl Step {
             deadline: None,
             build: Arc::new(build),
             compensation: None,
+            verifies_changes: false,
         }
+    }
+
+    /// Marks a read as checking what the run's changes did (a health check after a deploy or
+    /// a rollback). In a dry run where an earlier change was only planned, it is planned too:
+    /// what it would check has not happened, and the state it would find instead (the
+    /// unhealthy service a rollback is about to fix) says nothing about the plan.
+    pub fn verifies_changes(mut self) -> Self {
+        self.verifies_changes = true;
+        self
     }
 
     /// Marks a mutation as safe to run twice (retried after ambiguous failures, re-run on

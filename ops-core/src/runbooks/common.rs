@@ -143,7 +143,8 @@ where
     })
 }
 
-/// A step that fails with `VerificationFailed` unless every probe is healthy.
+/// A step that fails with `VerificationFailed` unless every probe is healthy: it verifies the
+/// run's changes, so a dry run that planned them plans it too.
 pub(crate) fn verify_step(name: &str, probes: Vec<Arc<dyn HealthProbe>>) -> Step {
     Step::read(name, move |_| {
         let probes = probes.clone();
@@ -153,6 +154,7 @@ pub(crate) fn verify_step(name: &str, probes: Vec<Arc<dyn HealthProbe>>) -> Step
             async move { require_healthy(&probes).await },
         ))
     })
+    .verifies_changes()
 }
 
 /// The `deploy` step deploy-and-verify and the rollout share: deploys `request` (output: the

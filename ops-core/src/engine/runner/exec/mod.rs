@@ -81,6 +81,8 @@ pub(super) struct Exec<'a> {
     fence: Mutex<Option<u64>>,
     /// Set when the run lock was lost: (key, fencing token, why).
     lock_lost: Mutex<Option<(String, Option<u64>, String)>>,
+    /// A dry run has planned a change: later verifications of changes are planned too.
+    planned_change: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -135,6 +137,7 @@ impl<'a> Exec<'a> {
             journal_failure: Mutex::new(None),
             fence: Mutex::new(None),
             lock_lost: Mutex::new(None),
+            planned_change: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -390,7 +393,8 @@ impl<'a> Exec<'a> {
             index: self.index[&step.name],
             step: step.name.clone(),
         });
-        if self.dry() && step.kind.mutates() {
+        let unverifiable = step.verifies_changes && self.planned_change.load(Ordering::SeqCst);
+        if self.dry() && (step.kind.mutates() || unverifiable) {
             let built = build_caught(&step.build, &self.ctx(&step.name, 1), &step.name);
             return self.plan(step, built).await;
         }
@@ -426,6 +430,9 @@ impl<'a> Exec<'a> {
             },
             Err(e) => return self.fail(step, 1, Duration::ZERO, e).await,
         };
+        if step.kind.mutates() {
+            self.planned_change.store(true, Ordering::SeqCst);
+        }
         self.record(EventKind::StepPlanned { action })
             .await
             .map_err(Stop::Fatal)?;
