@@ -53,6 +53,18 @@ pub(super) fn conflict(kind: &str, group: &str, name: &str) -> (u16, Value) {
     )
 }
 
+/// A request body as a `kind` object, or the API server's 400 for one that is not.
+fn decode_body<T: serde::de::DeserializeOwned>(body: &[u8], kind: &str) -> Result<T, (u16, Value)> {
+    serde_json::from_slice(body).map_err(|e| {
+        status(
+            400,
+            "BadRequest",
+            &format!("the body is not a {kind}: {e}"),
+            json!({}),
+        )
+    })
+}
+
 /// Whether `labels` match an equality selector (`a=b,c=d`).
 fn selects(selector: Option<&String>, labels: &BTreeMap<String, String>) -> bool {
     selector.is_none_or(|sel| {
@@ -173,16 +185,9 @@ impl State {
         let Some(stored) = self.deployments.get(name).cloned() else {
             return not_found("deployments", "apps", name);
         };
-        let mut d: Deployment = match serde_json::from_slice(body) {
+        let mut d: Deployment = match decode_body(body, "Deployment") {
             Ok(d) => d,
-            Err(e) => {
-                return status(
-                    400,
-                    "BadRequest",
-                    &format!("the body is not a Deployment: {e}"),
-                    json!({}),
-                );
-            }
+            Err(refused) => return refused,
         };
         if d.metadata.name.as_deref() != Some(name) {
             return status(
@@ -324,16 +329,9 @@ impl State {
         let Some(stored) = self.hpas.get(name).cloned() else {
             return not_found("horizontalpodautoscalers", "autoscaling", name);
         };
-        let mut h: HorizontalPodAutoscaler = match serde_json::from_slice(body) {
+        let mut h: HorizontalPodAutoscaler = match decode_body(body, "HorizontalPodAutoscaler") {
             Ok(h) => h,
-            Err(e) => {
-                return status(
-                    400,
-                    "BadRequest",
-                    &format!("the body is not a HorizontalPodAutoscaler: {e}"),
-                    json!({}),
-                );
-            }
+            Err(refused) => return refused,
         };
         if h.metadata.resource_version != stored.metadata.resource_version {
             return conflict("horizontalpodautoscalers", "autoscaling", name);
